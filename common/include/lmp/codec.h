@@ -1,0 +1,78 @@
+/* Avro codec: canonical form, fingerprints, single-object framing, JSON input. */
+#ifndef LMP_CODEC_H
+#define LMP_CODEC_H
+
+#include <avro.h>
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lmp/buf.h"
+
+/* Single-object encoding: 2 marker bytes, 8-byte little-endian fingerprint, body. */
+#define LMP_SOE_HEADER_LEN 10
+/* The largest message body the decoder accepts; Avro-C trusts encoded lengths. */
+#define LMP_MAX_MESSAGE_BYTES (1024 * 1024)
+
+/* Parsing Canonical Form of a schema given as JSON text (Avro spec, "Schema
+ * Resolution / Parsing Canonical Form"). *out is malloc'd. */
+int lmp_avro_canonical_form(const char *schema_json, char **out, char *err, size_t errlen);
+int lmp_avro_canonical_form_json(json_t *schema, struct lmp_buf *out, char *err, size_t errlen);
+
+/* CRC-64-AVRO (Rabin) fingerprint of bytes, as the spec defines it. */
+uint64_t lmp_avro_crc64(const void *p, size_t n);
+
+/* One event type's schema, loaded from schemas/. */
+struct lmp_schema {
+  char *name;             /* event type, e.g. "onboarding.requested" (the file's stem) */
+  char *full_name;        /* Avro full name, e.g. "lmp.onboarding.OnboardingRequested" */
+  char *json;             /* the schema with references to other files inlined */
+  char *canonical;        /* its Parsing Canonical Form */
+  uint64_t fingerprint;   /* CRC-64-AVRO of canonical */
+  avro_schema_t avro;     /* parsed by Avro-C */
+  avro_value_iface_t *iface; /* generic value class for this schema */
+};
+
+struct lmp_schemas;
+
+/* Loads every schema of a {name,text} table (see embed.h); references between files
+ * by full name are inlined so each schema stands alone. */
+int lmp_schemas_new(struct lmp_schemas **out, char *err, size_t errlen);
+void lmp_schemas_free(struct lmp_schemas *s);
+const struct lmp_schema *lmp_schemas_get(const struct lmp_schemas *s, const char *event_type);
+const struct lmp_schema *lmp_schemas_by_fingerprint(const struct lmp_schemas *s, uint64_t fp);
+size_t lmp_schemas_count(const struct lmp_schemas *s);
+const struct lmp_schema *lmp_schemas_at(const struct lmp_schemas *s, size_t i);
+
+/* Walks an Avro binary body against a schema without allocating, checking that every
+ * length, count, union branch and enum index fits in what is left of the input.
+ * Returns 0 when the whole input is exactly one value. */
+int lmp_avro_check(avro_schema_t schema, const void *body, size_t len, char *err, size_t errlen);
+
+/* Frames a value: appends the single-object header and binary body to out. */
+int lmp_avro_encode(const struct lmp_schema *schema, avro_value_t *value, struct lmp_buf *out);
+
+/* Decodes a framed message. On success *schema is the writer's schema and *value a
+ * new generic value the caller releases with avro_value_decref. */
+int lmp_avro_decode(const struct lmp_schemas *s, const void *msg, size_t len,
+                    const struct lmp_schema **schema, avro_value_t *value, char *err,
+                    size_t errlen);
+
+/* Sets an Avro value from plain JSON: records as objects, enums as symbol strings,
+ * unions as null, a bare value of one branch, or Avro's {"type": value} form. */
+int lmp_avro_from_json(avro_value_t *value, json_t *json, char *err, size_t errlen);
+/* Plain JSON for an Avro value (the inverse of lmp_avro_from_json). */
+json_t *lmp_avro_to_json(avro_value_t *value);
+
+/* Small accessors for handlers; missing or mistyped fields return defaults. */
+const char *lmp_av_str(avro_value_t *rec, const char *field);   /* NULL when absent or null */
+int32_t lmp_av_int(avro_value_t *rec, const char *field);
+int lmp_av_bool(avro_value_t *rec, const char *field);          /* -1 when null */
+int lmp_av_enum(avro_value_t *rec, const char *field);          /* symbol index, -1 */
+const char *lmp_av_enum_name(avro_value_t *rec, const char *field);
+/* Field of a record, with a union's current branch resolved; 0 when found non-null. */
+int lmp_av_field(avro_value_t *rec, const char *field, avro_value_t *out);
+int lmp_av_set_str(avro_value_t *rec, const char *field, const char *s);
+int lmp_av_set_long(avro_value_t *rec, const char *field, int64_t v);
+
+#endif

@@ -1,0 +1,69 @@
+/* Configuration as declarative tables: defaults, bounds, file, then environment. */
+#ifndef LMP_CONFIG_H
+#define LMP_CONFIG_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+enum lmp_conf_type {
+  LMP_CONF_STR,  /* char *; max = longest accepted length */
+  LMP_CONF_INT,  /* int; min..max inclusive */
+  LMP_CONF_BOOL, /* int 0/1; true/false/yes/no/on/off/1/0 */
+  LMP_CONF_LIST, /* char ** NULL-terminated; comma-separated text */
+};
+
+struct lmp_conf_entry {
+  const char *name;        /* "kafka.brokers"; environment LMP_KAFKA_BROKERS */
+  enum lmp_conf_type type;
+  size_t offset;           /* of the field in the settings struct */
+  long long min, max;      /* bounds, see the types */
+  const char *def;         /* default, as the text a file would hold */
+  const char *help;        /* one line for the example file */
+};
+
+/* One table and the struct its offsets point into; a NULL entries ends an array. */
+struct lmp_conf_table {
+  const struct lmp_conf_entry *entries;
+  size_t n;
+  void *base;
+};
+
+/* Applies defaults, then the file (when path is not NULL), then LMP_* variables of
+ * env. On error, err names the source (file and line, or variable) and the value. */
+int lmp_config_load(const struct lmp_conf_table *tables, const char *path, char **env,
+                    char *err, size_t errlen);
+/* Sets one setting by name from text. */
+int lmp_config_set(const struct lmp_conf_table *tables, const char *name, const char *value,
+                   char *err, size_t errlen);
+void lmp_config_free(const struct lmp_conf_table *tables);
+/* Writes a commented example file holding every setting with its default. */
+void lmp_config_write_example(const struct lmp_conf_table *tables, FILE *f);
+
+/* Settings every daemon has. */
+struct lmp_config {
+  char *kafka_brokers;       /* bootstrap servers */
+  char *group_id;            /* consumer group; empty means lmp-<service> */
+  char *topic_prefix;        /* topics are <prefix><event type> */
+  char *dead_letter_topic;   /* where poison messages go */
+  int partitions;            /* partition count lmpctl creates topics with */
+  char *pg_host;
+  int pg_port;
+  char *pg_user;
+  char *pg_password;
+  char *pg_database;         /* empty means lmp_<service> */
+  int pg_connect_timeout_s;
+  char *http_bind;
+  int http_port;             /* 0 disables the health/metrics endpoint */
+  int batch_max;             /* messages per database transaction */
+  int retry_initial_ms;      /* first backoff after a transient fault */
+  int retry_max_ms;          /* backoff ceiling */
+  int max_poll_interval_ms;  /* Kafka consumer liveness bound */
+  int shutdown_timeout_ms;   /* how long SIGTERM waits for the flush */
+  int outbox_sweep_ms;       /* how often rows left by a crash are republished */
+  char *log_level;
+};
+
+extern const struct lmp_conf_entry lmp_config_entries[];
+extern const size_t lmp_config_entries_n;
+
+#endif

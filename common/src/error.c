@@ -1,0 +1,21 @@
+/* Text for the common library's error codes. */
+#include "lmp/error.h"
+
+const char *lmp_strerror(int err) {
+  switch (err) {
+  case LMP_OK: return "success";
+  case LMP_ENOMEM: return "out of memory";
+  case LMP_EINVAL: return "invalid argument";
+  case LMP_EFRAME: return "not an Avro single-object message";
+  case LMP_ESCHEMA: return "unknown schema";
+  case LMP_EDECODE: return "Avro body does not match its schema";
+  case LMP_ETOOBIG: return "input too large";
+  case LMP_EDB: return "database error";
+  case LMP_EKAFKA: return "Kafka error";
+  case LMP_EIO: return "I/O error";
+  case LMP_ECONFIG: return "invalid configuration";
+  case LMP_EREJECT: return "invalid event";
+  case LMP_EFATAL: return "fatal error";
+  default: return "unknown error";
+  }
+}

@@ -1,0 +1,63 @@
+/* Structured logs: one JSON object per line on stderr. */
+#include "lmp/log.h"
+
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "lmp/error.h"
+
+static const char *const level_names[] = {"debug", "info", "warn", "error"};
+static char service_name[64] = "lmp";
+static enum lmp_log_level min_level = LMP_LOG_INFO;
+
+int lmp_log_level_parse(const char *name, enum lmp_log_level *out) {
+  for (int i = 0; i < 4; i++)
+    if (strcmp(name, level_names[i]) == 0) {
+      *out = (enum lmp_log_level)i;
+      return 0;
+    }
+  return LMP_ECONFIG;
+}
+
+int lmp_log_init(const char *service, const char *level) {
+  snprintf(service_name, sizeof(service_name), "%s", service);
+  return level ? lmp_log_level_parse(level, &min_level) : 0;
+}
+
+void lmp_log(enum lmp_log_level level, const char *request_id, const char *fmt, ...) {
+  if (level < min_level)
+    return;
+  char msg[2048];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof(msg), fmt, ap);
+  va_end(ap);
+
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  struct tm tm;
+  gmtime_r(&ts.tv_sec, &tm);
+  char when[64];
+  snprintf(when, sizeof(when), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
+           tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
+
+  json_t *o = json_pack("{s:s, s:s, s:s}", "ts", when, "level", level_names[level], "service",
+                        service_name);
+  if (o == NULL)
+    return;
+  if (request_id && *request_id)
+    json_object_set_new(o, "request_id", json_string(request_id));
+  /* msg may hold bytes from untrusted input; jansson refuses invalid UTF-8. */
+  json_t *m = json_string(msg);
+  json_object_set_new(o, "msg", m ? m : json_string("(message not valid UTF-8)"));
+  char *line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+  json_decref(o);
+  if (line) {
+    fprintf(stderr, "%s\n", line);
+    free(line);
+  }
+}

@@ -1,0 +1,53 @@
+/* Prometheus rendering of the runtime's counters. */
+#include "lmp/metrics.h"
+
+static const double bucket_le[LMP_LATENCY_BUCKETS] = {0.001, 0.0025, 0.005, 0.01, 0.025,
+                                                      0.05,  0.1,    0.25,  1.0,  5.0};
+
+void lmp_metrics_observe_batch(struct lmp_metrics *m, uint64_t micros) {
+  int i = 0;
+  while (i < LMP_LATENCY_BUCKETS && (double)micros / 1e6 > bucket_le[i])
+    i++;
+  atomic_fetch_add(&m->latency_bucket[i], 1);
+  atomic_fetch_add(&m->latency_sum_us, micros);
+  atomic_fetch_add(&m->batches, 1);
+}
+
+#define COUNTER(name, help, v)                                                              \
+  r = r ? r : lmp_buf_printf(out, "# HELP lmp_" name " " help "\n# TYPE lmp_" name " counter\n" \
+                             "lmp_" name "{service=\"%s\"} %llu\n", service,                  \
+                             (unsigned long long)atomic_load(&(v)))
+#define GAUGE(name, help, v)                                                                \
+  r = r ? r : lmp_buf_printf(out, "# HELP lmp_" name " " help "\n# TYPE lmp_" name " gauge\n" \
+                             "lmp_" name "{service=\"%s\"} %lld\n", service, (long long)(v))
+
+int lmp_metrics_render(struct lmp_metrics *m, const char *service, struct lmp_buf *out) {
+  int r = 0;
+  COUNTER("consumed_total", "Messages consumed from Kafka.", m->consumed);
+  COUNTER("applied_total", "Events applied by the service handler.", m->applied);
+  COUNTER("duplicates_total", "Redelivered events skipped by the inbox.", m->duplicates);
+  COUNTER("produced_total", "Events acknowledged by Kafka.", m->produced);
+  COUNTER("dead_lettered_total", "Messages sent to the dead-letter topic.", m->dead_lettered);
+  COUNTER("failed_batches_total", "Batches rolled back by a transient fault and retried.", m->failed_batches);
+  COUNTER("publish_failures_total", "Event deliveries that failed and were retried.", m->publish_failures);
+  GAUGE("outbox_backlog", "Events committed to the outbox and not yet acknowledged.", atomic_load(&m->outbox_backlog));
+  GAUGE("consumer_lag", "Messages behind the end of the assigned partitions (-1 unknown).", atomic_load(&m->consumer_lag));
+  GAUGE("up", "1 when the database and the broker are reachable.", atomic_load(&m->db_up) && atomic_load(&m->kafka_up));
+  r = r ? r : lmp_buf_printf(out, "# HELP lmp_batch_duration_seconds Time from consuming a batch to committing its offsets.\n"
+                                  "# TYPE lmp_batch_duration_seconds histogram\n");
+  uint64_t cum = 0;
+  for (int i = 0; i <= LMP_LATENCY_BUCKETS; i++) {
+    cum += atomic_load(&m->latency_bucket[i]);
+    if (i < LMP_LATENCY_BUCKETS)
+      r = r ? r : lmp_buf_printf(out, "lmp_batch_duration_seconds_bucket{service=\"%s\",le=\"%g\"} %llu\n",
+                                 service, bucket_le[i], (unsigned long long)cum);
+    else
+      r = r ? r : lmp_buf_printf(out, "lmp_batch_duration_seconds_bucket{service=\"%s\",le=\"+Inf\"} %llu\n",
+                                 service, (unsigned long long)cum);
+  }
+  r = r ? r : lmp_buf_printf(out, "lmp_batch_duration_seconds_sum{service=\"%s\"} %.6f\n"
+                                  "lmp_batch_duration_seconds_count{service=\"%s\"} %llu\n",
+                             service, (double)atomic_load(&m->latency_sum_us) / 1e6, service,
+                             (unsigned long long)cum);
+  return r;
+}

@@ -1,0 +1,410 @@
+/* lmpctl: submit onboarding requests as a frontend would, ask their status, and
+ * administer topics and schemas. */
+#include <curl/curl.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <librdkafka/rdkafka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <uuid/uuid.h>
+
+#include "lmp/codec.h"
+#include "lmp/config.h"
+#include "lmp/error.h"
+#include "lmp/runtime.h"
+
+extern char **environ;
+
+static struct lmp_config cfg;
+static char *intake_url;
+
+static const struct lmp_conf_entry ctl_conf[] = {
+    {"intake.url", LMP_CONF_STR, 0, 1, 1024, "http://127.0.0.1:18081", "intake's HTTP address, for status"},
+};
+
+static int usage(void) {
+  fprintf(stderr,
+          "usage: lmpctl COMMAND [options]\n"
+          "  submit FILE.json [--new-id] [--set path=text]... [--wait SECONDS]\n"
+          "        publish an onboarding request, as a web frontend does; --wait prints the outcome\n"
+          "  status ID                 where onboarding ID is, with its stages\n"
+          "  topics create [--partitions N] [--wait SECONDS]\n"
+          "                            create every event topic and the dead-letter topic\n"
+          "  topics list               the topics lmpctl would create\n"
+          "  schema [EVENT_TYPE]       print a schema, its canonical form and fingerprint\n"
+          "  encode EVENT_TYPE FILE.json  write the framed Avro message to stdout\n"
+          "Settings come from -c FILE, $LMP_CONFIG or LMP_* variables (LMP_KAFKA_BROKERS, LMP_INTAKE_URL).\n");
+  return 2;
+}
+
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void die(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fprintf(stderr, "lmpctl: ");
+  vfprintf(stderr, fmt, ap);
+  fputc('\n', stderr);
+  va_end(ap);
+  exit(1);
+}
+
+static struct lmp_schemas *schemas(void) {
+  static struct lmp_schemas *s;
+  char err[400];
+  if (s == NULL && lmp_schemas_new(&s, err, sizeof(err)) < 0)
+    die("schemas: %s", err);
+  return s;
+}
+
+static int is_event(const struct lmp_schema *s) { return strchr(s->name, '.') != NULL; }
+
+/* ---- topics ------------------------------------------------------------------------ */
+
+static rd_kafka_t *admin_client(void) {
+  char err[512];
+  rd_kafka_conf_t *c = rd_kafka_conf_new();
+  if (rd_kafka_conf_set(c, "bootstrap.servers", cfg.kafka_brokers, err, sizeof(err)))
+    die("%s", err);
+  rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, sizeof(err));
+  if (rk == NULL)
+    die("kafka: %s", err);
+  return rk; /* c is owned by rk now */
+}
+
+static int topics_create(int partitions, int wait_s) {
+  struct lmp_schemas *s = schemas();
+  rd_kafka_t *rk = admin_client();
+  size_t n = 0;
+  rd_kafka_NewTopic_t *topics[64];
+  char names[64][300];
+  char err[256];
+  for (size_t i = 0; i < lmp_schemas_count(s) && n < 63; i++) {
+    if (!is_event(lmp_schemas_at(s, i)))
+      continue;
+    lmp_topic_name(&cfg, lmp_schemas_at(s, i)->name, names[n], sizeof(names[n]));
+    topics[n] = rd_kafka_NewTopic_new(names[n], partitions, 1, err, sizeof(err));
+    n++;
+  }
+  snprintf(names[n], sizeof(names[n]), "%s", cfg.dead_letter_topic);
+  topics[n] = rd_kafka_NewTopic_new(names[n], partitions, 1, err, sizeof(err));
+  n++;
+  int rc = 1;
+  time_t deadline = time(NULL) + wait_s;
+  do {
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    rd_kafka_AdminOptions_t *opt = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+    rd_kafka_AdminOptions_set_operation_timeout(opt, 10000, err, sizeof(err));
+    rd_kafka_AdminOptions_set_request_timeout(opt, 10000, err, sizeof(err));
+    rd_kafka_CreateTopics(rk, topics, n, opt, q);
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 15000);
+    int retry = 0;
+    if (ev == NULL || rd_kafka_event_error(ev)) {
+      fprintf(stderr, "lmpctl: create topics: %s\n", ev ? rd_kafka_event_error_string(ev) : "timed out");
+      retry = 1;
+    } else {
+      size_t cnt;
+      const rd_kafka_topic_result_t **res =
+          rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &cnt);
+      rc = 0;
+      for (size_t i = 0; i < cnt; i++) {
+        rd_kafka_resp_err_t e = rd_kafka_topic_result_error(res[i]);
+        if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
+          printf("created %s (%d partitions)\n", rd_kafka_topic_result_name(res[i]), partitions);
+        else if (e == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
+          printf("exists  %s\n", rd_kafka_topic_result_name(res[i]));
+        else {
+          fprintf(stderr, "lmpctl: %s: %s\n", rd_kafka_topic_result_name(res[i]),
+                  rd_kafka_topic_result_error_string(res[i]));
+          rc = 1;
+          retry = 1;
+        }
+      }
+    }
+    if (ev)
+      rd_kafka_event_destroy(ev);
+    rd_kafka_AdminOptions_destroy(opt);
+    rd_kafka_queue_destroy(q);
+    if (!retry)
+      break;
+    sleep(1);
+  } while (time(NULL) < deadline);
+  for (size_t i = 0; i < n; i++)
+    rd_kafka_NewTopic_destroy(topics[i]);
+  rd_kafka_destroy(rk);
+  return rc;
+}
+
+/* ---- submit ------------------------------------------------------------------------ */
+
+/* --set a.b.c=text: set a string inside the request JSON. */
+static void set_path(json_t *root, const char *assign) {
+  const char *eq = strchr(assign, '=');
+  if (eq == NULL)
+    die("--set needs path=value, got '%s'", assign);
+  char *path = strndup(assign, (size_t)(eq - assign));
+  json_t *node = root;
+  char *save = NULL, *tok = strtok_r(path, ".", &save);
+  while (tok) {
+    char *next = strtok_r(NULL, ".", &save);
+    if (next == NULL) {
+      json_object_set_new(node, tok, json_string(eq + 1));
+    } else {
+      json_t *child = json_object_get(node, tok);
+      if (!json_is_object(child))
+        die("--set: '%s' is not an object in the request", tok);
+      node = child;
+    }
+    tok = next;
+  }
+  free(path);
+}
+
+static json_t *http_get_json(const char *url, long *status) {
+  CURL *c = curl_easy_init();
+  char *body = NULL;
+  size_t len = 0;
+  FILE *mem = open_memstream(&body, &len);
+  curl_easy_setopt(c, CURLOPT_URL, url);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, mem);
+  curl_easy_setopt(c, CURLOPT_TIMEOUT, 5L);
+  CURLcode cr = curl_easy_perform(c);
+  fclose(mem);
+  *status = 0;
+  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
+  curl_easy_cleanup(c);
+  json_t *j = cr == CURLE_OK ? json_loadb(body, len, 0, NULL) : NULL;
+  free(body);
+  return j;
+}
+
+static int print_status(const char *id, int wait_s, int quiet_missing) {
+  char url[1200];
+  snprintf(url, sizeof(url), "%s/v1/onboardings/%s", intake_url, id);
+  time_t deadline = time(NULL) + wait_s;
+  for (;;) {
+    long st;
+    json_t *j = http_get_json(url, &st);
+    if (j && st == 200) {
+      json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+      putchar('\n');
+      const char *s = json_string_value(json_object_get(j, "status"));
+      int rc = s && strcmp(s, "rejected") == 0 ? 3 : 0;
+      json_decref(j);
+      return rc;
+    }
+    json_decref(j);
+    if (time(NULL) >= deadline) {
+      if (!quiet_missing)
+        fprintf(stderr, "lmpctl: no status for %s at %s (HTTP %ld)\n", id, intake_url, st);
+      return 1;
+    }
+    usleep(200 * 1000);
+  }
+}
+
+static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
+  *(rd_kafka_resp_err_t *)m->_private = m->err;
+}
+
+static int submit(const char *file, int new_id, char **sets, int nsets, int wait_s) {
+  json_error_t jerr;
+  json_t *j = json_load_file(file, 0, &jerr);
+  if (j == NULL) {
+    fprintf(stderr, "lmpctl: %s:%d: %s\n", file, jerr.line, jerr.text);
+    return 1;
+  }
+  if (new_id) {
+    char id[37];
+    uuid_t u;
+    uuid_generate(u);
+    uuid_unparse_lower(u, id);
+    json_object_set_new(j, "request_id", json_string(id));
+    json_object_set_new(j, "submitted_at", json_integer((json_int_t)time(NULL) * 1000));
+  }
+  for (int i = 0; i < nsets; i++)
+    set_path(j, sets[i]);
+  const struct lmp_schema *s = lmp_schemas_get(schemas(), "onboarding.requested");
+  avro_value_t v;
+  char err[400];
+  avro_generic_value_new(s->iface, &v);
+  if (lmp_avro_from_json(&v, j, err, sizeof(err)) < 0) {
+    fprintf(stderr, "lmpctl: %s: %s\n", file, err);
+    return 1;
+  }
+  struct lmp_buf msg = {0};
+  lmp_avro_encode(s, &v, &msg);
+  avro_value_decref(&v);
+  char *id = strdup(json_string_value(json_object_get(j, "request_id")) ?: "");
+  json_decref(j);
+
+  char topic[300], event_id[37], trace[64];
+  uuid_t u;
+  uuid_generate(u);
+  uuid_unparse_lower(u, event_id);
+  unsigned char r[24];
+  uuid_generate_random(u);
+  memcpy(r, u, 16);
+  uuid_generate_random(u);
+  memcpy(r + 16, u, 8);
+  int k = snprintf(trace, sizeof(trace), "00-");
+  for (int i = 0; i < 24; i++)
+    k += snprintf(trace + k, sizeof(trace) - (size_t)k, "%s%02x", i == 16 ? "-" : "", r[i]);
+  snprintf(trace + k, sizeof(trace) - (size_t)k, "-01");
+  lmp_topic_name(&cfg, "onboarding.requested", topic, sizeof(topic));
+
+  char cerr[256];
+  rd_kafka_conf_t *c = rd_kafka_conf_new();
+  rd_kafka_conf_set(c, "bootstrap.servers", cfg.kafka_brokers, cerr, sizeof(cerr));
+  rd_kafka_conf_set(c, "enable.idempotence", "true", cerr, sizeof(cerr));
+  rd_kafka_conf_set(c, "message.timeout.ms", "30000", cerr, sizeof(cerr));
+  rd_kafka_conf_set_dr_msg_cb(c, dr_cb);
+  rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, cerr, sizeof(cerr));
+  if (rk == NULL)
+    die("kafka: %s", cerr);
+  rd_kafka_resp_err_t delivered = RD_KAFKA_RESP_ERR__IN_PROGRESS;
+  rd_kafka_resp_err_t e = rd_kafka_producev(
+      rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(id, strlen(id)), RD_KAFKA_V_VALUE(msg.data, msg.len),
+      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADER("event_id", event_id, -1),
+      RD_KAFKA_V_HEADER("event_type", "onboarding.requested", -1),
+      RD_KAFKA_V_HEADER("correlation_id", id, -1), RD_KAFKA_V_HEADER("traceparent", trace, -1),
+      RD_KAFKA_V_HEADER("content_type", "application/vnd.apache.avro+single-object", -1),
+      RD_KAFKA_V_OPAQUE(&delivered), RD_KAFKA_V_END);
+  if (e)
+    die("produce: %s", rd_kafka_err2str(e));
+  while (delivered == RD_KAFKA_RESP_ERR__IN_PROGRESS)
+    rd_kafka_poll(rk, 100);
+  rd_kafka_destroy(rk);
+  lmp_buf_free(&msg);
+  if (delivered) {
+    fprintf(stderr, "lmpctl: request %s not delivered: %s\n", id, rd_kafka_err2str(delivered));
+    free(id);
+    return 1;
+  }
+  fprintf(stderr, "submitted %s to %s\n", id, topic);
+  int rc = 0;
+  if (wait_s > 0)
+    rc = print_status(id, wait_s, 0);
+  else
+    printf("%s\n", id);
+  free(id);
+  return rc;
+}
+
+/* ---- schema / encode -------------------------------------------------------------- */
+
+static int schema_cmd(const char *name) {
+  struct lmp_schemas *s = schemas();
+  for (size_t i = 0; i < lmp_schemas_count(s); i++) {
+    const struct lmp_schema *sc = lmp_schemas_at(s, i);
+    if (name && strcmp(sc->name, name) != 0)
+      continue;
+    if (name) {
+      printf("%s\n", sc->json);
+      fprintf(stderr, "canonical: %s\nfingerprint: %016llx\n", sc->canonical,
+              (unsigned long long)sc->fingerprint);
+      return 0;
+    }
+    printf("%-24s %016llx %s\n", sc->name, (unsigned long long)sc->fingerprint, sc->full_name);
+  }
+  if (name)
+    die("no schema named %s", name);
+  return 0;
+}
+
+static int encode_cmd(const char *type, const char *file) {
+  const struct lmp_schema *s = lmp_schemas_get(schemas(), type);
+  if (s == NULL)
+    die("no schema named %s", type);
+  json_error_t jerr;
+  json_t *j = json_load_file(file, 0, &jerr);
+  if (j == NULL)
+    die("cannot read JSON: %s", jerr.text);
+  avro_value_t v;
+  char err[400];
+  avro_generic_value_new(s->iface, &v);
+  if (lmp_avro_from_json(&v, j, err, sizeof(err)) < 0)
+    die("%s", err);
+  struct lmp_buf b = {0};
+  lmp_avro_encode(s, &v, &b);
+  fwrite(b.data, 1, b.len, stdout);
+  lmp_buf_free(&b);
+  avro_value_decref(&v);
+  json_decref(j);
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  static const struct option opts[] = {
+      {"config", required_argument, NULL, 'c'}, {"new-id", no_argument, NULL, 'n'},
+      {"set", required_argument, NULL, 's'},    {"wait", required_argument, NULL, 'w'},
+      {"partitions", required_argument, NULL, 'p'}, {"help", no_argument, NULL, 'h'},
+      {NULL, 0, NULL, 0}};
+  const char *path = getenv("LMP_CONFIG");
+  int new_id = 0, wait_s = 0, partitions = 0, nsets = 0, o;
+  char *sets[32];
+  while ((o = getopt_long(argc, argv, "+c:h", opts, NULL)) != -1) {
+    switch (o) {
+    case 'c': path = optarg; break;
+    case 'n': new_id = 1; break;
+    case 's': if (nsets < 32) sets[nsets++] = optarg; break;
+    case 'w': wait_s = atoi(optarg); break;
+    case 'p': partitions = atoi(optarg); break;
+    default: return usage();
+    }
+  }
+  /* Options may also follow the command and its arguments. */
+  int nargs = 0;
+  char *args[8];
+  for (int i = optind; i < argc; i++) {
+    if (argv[i][0] == '-' && argv[i][1] == '-') {
+      const char *a = argv[i] + 2;
+      if (strcmp(a, "new-id") == 0) new_id = 1;
+      else if (strcmp(a, "set") == 0 && i + 1 < argc) { if (nsets < 32) sets[nsets++] = argv[++i]; }
+      else if (strcmp(a, "wait") == 0 && i + 1 < argc) wait_s = atoi(argv[++i]);
+      else if (strcmp(a, "partitions") == 0 && i + 1 < argc) partitions = atoi(argv[++i]);
+      else return usage();
+    } else if (nargs < 8) {
+      args[nargs++] = argv[i];
+    }
+  }
+  if (nargs == 0)
+    return usage();
+  struct lmp_conf_table tables[] = {{lmp_config_entries, lmp_config_entries_n, &cfg},
+                                    {ctl_conf, 1, &intake_url},
+                                    {NULL, 0, NULL}};
+  char err[600];
+  if (lmp_config_load(tables, path && *path ? path : NULL, environ, err, sizeof(err)) < 0) {
+    fprintf(stderr, "lmpctl: configuration: %s\n", err);
+    return 2;
+  }
+  int rc;
+  const char *cmd = args[0];
+  if (strcmp(cmd, "submit") == 0 && nargs == 2)
+    rc = submit(args[1], new_id, sets, nsets, wait_s);
+  else if (strcmp(cmd, "status") == 0 && nargs == 2)
+    rc = print_status(args[1], wait_s, 0);
+  else if (strcmp(cmd, "topics") == 0 && nargs == 2 && strcmp(args[1], "create") == 0)
+    rc = topics_create(partitions > 0 ? partitions : cfg.partitions, wait_s > 0 ? wait_s : 30);
+  else if (strcmp(cmd, "topics") == 0 && nargs == 2 && strcmp(args[1], "list") == 0) {
+    for (size_t i = 0; i < lmp_schemas_count(schemas()); i++)
+      if (is_event(lmp_schemas_at(schemas(), i))) {
+        char t[300];
+        lmp_topic_name(&cfg, lmp_schemas_at(schemas(), i)->name, t, sizeof(t));
+        printf("%s\n", t);
+      }
+    printf("%s\n", cfg.dead_letter_topic);
+    rc = 0;
+  } else if (strcmp(cmd, "schema") == 0 && nargs <= 2)
+    rc = schema_cmd(nargs == 2 ? args[1] : NULL);
+  else if (strcmp(cmd, "encode") == 0 && nargs == 3)
+    rc = encode_cmd(args[1], args[2]);
+  else
+    rc = usage();
+  lmp_schemas_free(schemas());
+  lmp_config_free(tables);
+  return rc;
+}
