@@ -1,0 +1,127 @@
+/* Configuration: defaults, file, environment, and every kind of bad value. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "lmp/config.h"
+#include "lmp/error.h"
+
+struct svc {
+  char **regions;
+  int enabled;
+};
+static const struct lmp_conf_entry svc_entries[] = {
+    {"svc.enabled", LMP_CONF_BOOL, offsetof(struct svc, enabled), 0, 1, "false", "a switch"},
+    {"svc.regions", LMP_CONF_LIST, offsetof(struct svc, regions), 1, 3, "a,b", "some regions"},
+};
+
+static struct lmp_config cfg;
+static struct svc sv;
+static struct lmp_conf_table tables[] = {{lmp_config_entries, 0, &cfg}, {svc_entries, 2, &sv}, {NULL, 0, NULL}};
+
+static int setup(void **state) {
+  tables[0].n = lmp_config_entries_n;
+  return 0;
+}
+
+static int teardown_each(void **state) {
+  lmp_config_free(tables);
+  return 0;
+}
+
+static char *write_file(const char *text) {
+  static char path[64];
+  snprintf(path, sizeof(path), "/tmp/lmp-test-config-XXXXXX");
+  int fd = mkstemp(path);
+  assert_true(fd >= 0);
+  assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+  close(fd);
+  return path;
+}
+
+static void defaults(void **state) {
+  char err[300];
+  assert_int_equal(lmp_config_load(tables, NULL, NULL, err, sizeof(err)), 0);
+  assert_string_equal(cfg.kafka_brokers, "127.0.0.1:19092");
+  assert_int_equal(cfg.pg_port, 15432);
+  assert_int_equal(cfg.batch_max, 500);
+  assert_int_equal(sv.enabled, 0);
+  assert_string_equal(sv.regions[0], "a");
+  assert_string_equal(sv.regions[1], "b");
+  assert_null(sv.regions[2]);
+}
+
+static void file_then_environment(void **state) {
+  char *path = write_file("# comment\n\n kafka.brokers = k1:9092,k2:9092 \nbatch.max=42\n"
+                          "svc.enabled = yes\nsvc.regions = x , y, z\n");
+  char *env[] = {"LMP_BATCH_MAX=7", "HOME=/root", "LMP_PG_HOST=db.internal", NULL};
+  char err[300];
+  assert_int_equal(lmp_config_load(tables, path, env, err, sizeof(err)), 0);
+  assert_string_equal(cfg.kafka_brokers, "k1:9092,k2:9092");
+  assert_int_equal(cfg.batch_max, 7); /* environment wins over the file */
+  assert_string_equal(cfg.pg_host, "db.internal");
+  assert_int_equal(sv.enabled, 1);
+  assert_string_equal(sv.regions[2], "z");
+  unlink(path);
+}
+
+static void bad_values(void **state) {
+  static const struct {
+    const char *file;
+    const char *env;
+    const char *want;
+  } cases[] = {
+      {"nonsense = 1\n", NULL, ":1: unknown setting 'nonsense'"},
+      {"batch.max = many\n", NULL, "batch.max: 'many' is not an integer"},
+      {"batch.max = 0\n", NULL, "batch.max: 0 is not in 1..10000"},
+      {"batch.max = 99999999999999999999\n", NULL, "is not an integer"},
+      {"\n\njust words\n", NULL, ":3: expected 'name = value'"},
+      {"svc.enabled = maybe\n", NULL, "svc.enabled: 'maybe' is not true or false"},
+      {"svc.regions = a,b,c,d\n", NULL, "svc.regions: needs 1..3"},
+      {"svc.regions = ,\n", NULL, "svc.regions: needs 1..3"},
+      {"pg.user = \n", NULL, "pg.user: length must be 1..63"},
+      {"", "LMP_HTTP_PORT=70000", "LMP_HTTP_PORT: http.port: 70000 is not in 0..65535"},
+      {"", "LMP_PG_PORT=", "LMP_PG_PORT: pg.port: '' is not an integer"},
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    char *path = write_file(cases[i].file);
+    char *env[] = {(char *)(uintptr_t)cases[i].env, NULL};
+    char err[300] = "";
+    assert_int_equal(lmp_config_load(tables, path, env, err, sizeof(err)), LMP_ECONFIG);
+    if (strstr(err, cases[i].want) == NULL)
+      fail_msg("case %zu: error '%s' lacks '%s'", i, err, cases[i].want);
+    unlink(path);
+    lmp_config_free(tables);
+  }
+  char err[300];
+  assert_int_equal(lmp_config_load(tables, "/nonexistent/lmp.conf", NULL, err, sizeof(err)), LMP_ECONFIG);
+  assert_non_null(strstr(err, "cannot open"));
+}
+
+static void example_file_loads_back(void **state) {
+  char path[] = "/tmp/lmp-test-example-XXXXXX";
+  int fd = mkstemp(path);
+  FILE *f = fdopen(fd, "w");
+  lmp_config_write_example(tables, f);
+  fclose(f);
+  char err[300];
+  assert_int_equal(lmp_config_load(tables, path, NULL, err, sizeof(err)), 0);
+  unlink(path);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_teardown(defaults, teardown_each),
+      cmocka_unit_test_teardown(file_then_environment, teardown_each),
+      cmocka_unit_test_teardown(bad_values, teardown_each),
+      cmocka_unit_test_teardown(example_file_loads_back, teardown_each),
+  };
+  return cmocka_run_group_tests(tests, setup, NULL);
+}

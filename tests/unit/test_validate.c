@@ -1,0 +1,248 @@
+/* Every rule of the onboarding form, one mutation of a valid request at a time. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "intake.h"
+#include "lmp/codec.h"
+
+static struct lmp_schemas *S;
+static struct intake_rules rules;
+static char *regions[] = {"ca-central-1", "us-east-1", NULL};
+static char *skus[] = {"NS-100", "NS-500", NULL};
+
+static int setup(void **state) {
+  char err[300];
+  rules = (struct intake_rules){regions, skus, 200, 1000000, 50};
+  return lmp_schemas_new(&S, err, sizeof(err));
+}
+
+static int teardown(void **state) {
+  lmp_schemas_free(S);
+  return 0;
+}
+
+static json_t *example(const char *name) {
+  char path[512];
+  snprintf(path, sizeof(path), "%s/deploy/examples/%s", LMP_SOURCE_DIR, name);
+  json_t *j = json_load_file(path, 0, NULL);
+  assert_non_null(j);
+  return j;
+}
+
+/* Sets (or with value NULL deletes) the node at a path such as a.b[2].c. */
+static void mutate(json_t *root, const char *path, json_t *value) {
+  char *p = strdup(path), *save = NULL;
+  json_t *node = root;
+  char *tok = strtok_r(p, ".", &save);
+  while (tok) {
+    char *next = strtok_r(NULL, ".", &save);
+    char *br = strchr(tok, '[');
+    size_t idx = 0;
+    if (br) {
+      idx = strtoul(br + 1, NULL, 10);
+      *br = '\0';
+    }
+    if (next == NULL && !br) {
+      if (value)
+        json_object_set_new(node, tok, value);
+      else
+        json_object_del(node, tok);
+      break;
+    }
+    node = json_object_get(node, tok);
+    if (br) {
+      if (next == NULL) {
+        json_array_set_new(node, idx, value);
+        break;
+      }
+      node = json_array_get(node, idx);
+    }
+    assert_non_null(node);
+    tok = next;
+  }
+  free(p);
+}
+
+static void validate_json(json_t *j, struct intake_findings *f) {
+  const struct lmp_schema *s = lmp_schemas_get(S, "onboarding.requested");
+  avro_value_t v;
+  char err[300] = "";
+  avro_generic_value_new(s->iface, &v);
+  if (lmp_avro_from_json(&v, j, err, sizeof(err)) != 0)
+    fail_msg("test request does not fit the schema: %s", err);
+  struct intake_request r;
+  assert_int_equal(intake_request_read(&v, &r), 0);
+  assert_int_equal(intake_validate(&r, &rules, f), 0);
+  intake_request_clear(&r);
+  avro_value_decref(&v);
+}
+
+struct rule_case {
+  const char *base;     /* example file */
+  const char *path;     /* what to change */
+  const char *value;    /* JSON text; NULL deletes the field */
+  const char *errors;   /* expected error codes, space-separated, in order; "" = valid */
+  const char *warning;  /* a warning that must be present, or NULL */
+};
+
+#define PHYS "physical-complete.json"
+#define VIRT "virtual-core.json"
+#define CLOUD "cloud-only.json"
+
+static const struct rule_case cases[] = {
+    {PHYS, NULL, NULL, "", NULL},
+    {VIRT, NULL, NULL, "", NULL},
+    {CLOUD, NULL, NULL, "", NULL},
+    {PHYS, "request_id", "\"not-a-uuid\"", "BAD_REQUEST_ID", NULL},
+    {PHYS, "partner_id", "\"\"", "BAD_PARTNER_ID", NULL},
+    {PHYS, "partner_id", "\"north wind\"", "BAD_PARTNER_ID", NULL},
+    {PHYS, "submitted_by", "\"alex@localhost\"", "BAD_EMAIL", NULL},
+    {PHYS, "breach_or_incident", "null", "BREACH_QUESTION_UNANSWERED", NULL},
+    {PHYS, "breach_or_incident", "true", "BREACH_OR_INCIDENT", NULL},
+    {PHYS, "confirmed", "false", "NOT_CONFIRMED", NULL},
+    {PHYS, "customer.legal_name", "\"\"", "LEGAL_NAME_REQUIRED", NULL},
+    {PHYS, "customer.legal_name", "\"   \\t \"", "LEGAL_NAME_REQUIRED", NULL},
+    {PHYS, "customer.legal_name", "\"Acme\\u0007 Corp\"", "LEGAL_NAME_INVALID", NULL},
+    {PHYS, "customer.legal_name", "LONG201", "LEGAL_NAME_TOO_LONG", NULL},
+    {PHYS, "customer.legal_name", "ACCENTS200", "", NULL}, /* 400 bytes, 200 characters */
+    {PHYS, "customer.web_site", "\"ftp://files.example.com\"", "BAD_WEB_SITE", NULL},
+    {PHYS, "customer.web_site", "\"not a site\"", "BAD_WEB_SITE", NULL},
+    {PHYS, "customer.web_site", "\"localhost\"", "BAD_WEB_SITE", NULL},
+    {PHYS, "customer.web_site", "\"http://example.com/about?x=1\"", "", NULL},
+    {PHYS, "customer.web_site", "null", "", NULL},
+    {PHYS, "customer.sub_partner_id", "\"partner-northwind\"", "BAD_SUB_PARTNER", NULL},
+    {PHYS, "customer.sub_partner_id", "\"bad id!\"", "BAD_SUB_PARTNER", NULL},
+    {PHYS, "customer.sub_partner_id", "\"partner-eastwind\"", "", NULL},
+    {PHYS, "customer.portal_admin_email", "\"\"", "BAD_ADMIN_EMAIL", NULL},
+    {PHYS, "customer.portal_admin_email", "\"a..b@example.com\"", "BAD_ADMIN_EMAIL", NULL},
+    {PHYS, "customer.portal_admin_email", "\"a@-example.com\"", "BAD_ADMIN_EMAIL", NULL},
+    {PHYS, "customer.portal_admin_email", "\"a@example.c\"", "BAD_ADMIN_EMAIL", NULL},
+    {PHYS, "customer.portal_admin_email", "\"first.last+mdr@sub.example.co.uk\"", "", NULL},
+    {PHYS, "users.tier", "0", "TIER_USERS_REQUIRED", NULL},
+    {PHYS, "users.tier", "-5", "NEGATIVE_COUNT", NULL},
+    {PHYS, "users.tier", "2147483647", "COUNT_TOO_LARGE", NULL},
+    {PHYS, "users.cloud", "-1", "NEGATIVE_COUNT", NULL},
+    {PHYS, "users.sat", "-1", "NEGATIVE_COUNT", NULL},
+    {PHYS, "users.sat", "1000001", "COUNT_TOO_LARGE", NULL},
+    {PHYS, "license", "\"MDR_CORE\"", "SAT_REQUIRES_COMPLETE", NULL},
+    {CLOUD, "users.tier", "5", "TIER_USERS_WITH_CLOUD_LICENSE", NULL},
+    {CLOUD, "users.cloud", "0", "CLOUD_USERS_REQUIRED", NULL},
+    {CLOUD, "users.sat", "3", "SAT_REQUIRES_COMPLETE", NULL},
+    {CLOUD, "deployment", "{\"kind\": \"VIRTUAL\", \"hosting_region\": \"us-east-1\"}", "CLOUD_HAS_NO_APPLIANCE", NULL},
+    {PHYS, "deployment", "null", "DEPLOYMENT_REQUIRED", NULL},
+    {VIRT, "deployment.hosting_region", "null", "HOSTING_REGION_REQUIRED", NULL},
+    {VIRT, "deployment.hosting_region", "\"mars-north-1\"", "UNKNOWN_HOSTING_REGION", NULL},
+    {VIRT, "deployment.appliances", "[{\"role\": \"PRIMARY\", \"sku\": \"NS-100\", \"ship_to\": \"partner-default\"}]",
+     "VIRTUAL_HAS_NO_APPLIANCES", NULL},
+    {VIRT, "users.tier", "10", "", "VIRTUAL_FOR_LARGE_CUSTOMER"},
+    {PHYS, "deployment.appliances[1].sku", "\"NS-9999\"", "UNKNOWN_SKU", NULL},
+    {PHYS, "deployment.appliances[2].ship_to", "null", "APPLIANCE_WITHOUT_ADDRESS", "ADDRESS_UNUSED"},
+    {PHYS, "deployment.appliances[2].ship_to", "\"\"", "APPLIANCE_WITHOUT_ADDRESS", "ADDRESS_UNUSED"},
+    {PHYS, "deployment.appliances[2].ship_to", "\"moon-base\"", "UNKNOWN_ADDRESS_REF", "ADDRESS_UNUSED"},
+    {PHYS, "deployment.appliances[2].ship_to", "\"partner-default\"", "", "ADDRESS_UNUSED"},
+    {PHYS, "deployment.appliances[0].role", "\"SENSOR\"", "PRIMARY_APPLIANCE_REQUIRED", NULL},
+    {PHYS, "deployment.appliances[1].role", "\"PRIMARY\"", "MULTIPLE_PRIMARY_APPLIANCES", NULL},
+    {PHYS, "deployment.appliances", "[]", "PRIMARY_APPLIANCE_REQUIRED", "ADDRESS_UNUSED"},
+    {PHYS, "deployment.appliances", "MANY51", "TOO_MANY_APPLIANCES", NULL},
+    {PHYS, "deployment.addresses[0].country", "\"XX\"", "BAD_COUNTRY", NULL},
+    {PHYS, "deployment.addresses[0].country", "\"ca\"", "BAD_COUNTRY", NULL},
+    {PHYS, "deployment.addresses[0].country", "\"CAN\"", "BAD_COUNTRY", NULL},
+    {PHYS, "deployment.addresses[0].line1", "\"\"", "REQUIRED", NULL},
+    {PHYS, "deployment.addresses[0].postal_code", "\" \"", "REQUIRED", NULL},
+    {PHYS, "deployment.addresses[1].city", "LONG201", "TOO_LONG", NULL},
+    {PHYS, "deployment.addresses[1].ref", "\"head-office\"", "UNKNOWN_ADDRESS_REF DUPLICATE_ADDRESS_REF", NULL},
+    {PHYS, "deployment.addresses[1].ref", "\"partner-default\"", "UNKNOWN_ADDRESS_REF BAD_ADDRESS_REF", NULL},
+    {PHYS, "deployment.hosting_region", "\"ca-central-1\"", "", "HOSTING_REGION_IGNORED"},
+};
+
+static json_t *special_value(const char *v) {
+  if (strcmp(v, "LONG201") == 0) {
+    char s[202];
+    memset(s, 'a', 201);
+    s[201] = '\0';
+    return json_string(s);
+  }
+  if (strcmp(v, "ACCENTS200") == 0) {
+    char s[401];
+    for (int i = 0; i < 200; i++)
+      memcpy(s + 2 * i, "\xc3\xa9", 2);
+    s[400] = '\0';
+    return json_string(s);
+  }
+  if (strcmp(v, "MANY51") == 0) {
+    json_t *a = json_array();
+    for (int i = 0; i < 51; i++)
+      json_array_append_new(a, json_pack("{s:s, s:s, s:s}", "role", i ? "SENSOR" : "PRIMARY", "sku",
+                                         "NS-100", "ship_to", "head-office"));
+    return a;
+  }
+  json_t *j = json_loads(v, JSON_DECODE_ANY, NULL);
+  assert_non_null(j);
+  return j;
+}
+
+static void every_rule(void **state) {
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    const struct rule_case *c = &cases[i];
+    json_t *j = example(c->base);
+    if (c->path)
+      mutate(j, c->path, c->value ? special_value(c->value) : NULL);
+    struct intake_findings f = {0};
+    validate_json(j, &f);
+    char got[400] = "";
+    for (size_t k = 0; k < f.nerrors; k++)
+      snprintf(got + strlen(got), sizeof(got) - strlen(got), "%s%s", k ? " " : "", f.errors[k].code);
+    if (strcmp(got, c->errors) != 0)
+      fail_msg("case %zu (%s %s=%s): errors '%s', want '%s'", i, c->base, c->path ? c->path : "-",
+               c->value ? c->value : "(deleted)", got, c->errors);
+    for (size_t k = 0; k < f.nerrors; k++) {
+      assert_true(strlen(f.errors[k].message) > 10); /* a sentence for the partner */
+      assert_true(strlen(f.errors[k].field) > 0);
+    }
+    if (c->warning) {
+      int found = 0;
+      for (size_t k = 0; k < f.nwarnings; k++)
+        found |= strcmp(f.warnings[k].code, c->warning) == 0;
+      if (!found)
+        fail_msg("case %zu: warning %s missing", i, c->warning);
+    }
+    intake_findings_clear(&f);
+    json_decref(j);
+  }
+}
+
+static void syntax_helpers(void **state) {
+  int n = 0;
+  for (char a = 'A'; a <= 'Z'; a++)
+    for (char b = 'A'; b <= 'Z'; b++)
+      n += intake_country_ok((char[]){a, b, 0});
+  assert_int_equal(n, 249);
+  assert_true(intake_uuid_ok("0b7f6c1e-4a57-4c2e-9a54-6f1d7a0c0001"));
+  assert_false(intake_uuid_ok("0b7f6c1e-4a57-4c2e-9a54-6f1d7a0c000"));
+  assert_false(intake_uuid_ok("0b7f6c1e04a57-4c2e-9a54-6f1d7a0c0001"));
+  assert_true(intake_web_site_ok("example.com"));
+  assert_true(intake_web_site_ok("HTTPS://Example.COM:8443/x"));
+  assert_false(intake_web_site_ok("javascript:alert(1)"));
+  assert_false(intake_web_site_ok("http://exa mple.com"));
+  assert_false(intake_email_ok(NULL));
+  assert_false(intake_email_ok("@example.com"));
+  assert_false(intake_email_ok("a@b@example.com"));
+  char *t = intake_trim("  Acme  Corp \n");
+  assert_string_equal(t, "Acme  Corp");
+  free(t);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(every_rule),
+      cmocka_unit_test(syntax_helpers),
+  };
+  return cmocka_run_group_tests(tests, setup, teardown);
+}
