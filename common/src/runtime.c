@@ -276,6 +276,9 @@ static int inbox_add(struct lmp_tx *tx, const char *event_id, const rd_kafka_mes
   return 0;
 }
 
+/* The largest copy of a poison message the dead-letter topic receives. */
+#define DEAD_LETTER_MAX_BYTES (256 * 1024)
+
 /* Keeps the message, its headers and the reason: nothing is dropped silently. */
 static int dead_letter(struct lmp_tx *tx, const rd_kafka_message_t *m, const char *code,
                        const char *why) {
@@ -288,15 +291,17 @@ static int dead_letter(struct lmp_tx *tx, const rd_kafka_message_t *m, const cha
   row->event_id = strdup(id);
   row->topic = strdup(rt->cfg.dead_letter_topic);
   row->key = m->key ? strndup(m->key, m->key_len) : NULL;
-  row->len = m->len;
-  row->value = malloc(m->len ? m->len : 1);
+  /* The source topic keeps the original; a copy too large to publish would stall
+   * the partition, so an oversized one is cut and says so. */
+  row->len = m->len > DEAD_LETTER_MAX_BYTES ? DEAD_LETTER_MAX_BYTES : m->len;
+  row->value = malloc(row->len ? row->len : 1);
   row->headers = json_object();
   if (row->event_id == NULL || row->topic == NULL || row->value == NULL || row->headers == NULL) {
     rows_truncate(tx->b, tx->b->nrows - 1);
     return LMP_ENOMEM;
   }
-  if (m->len)
-    memcpy(row->value, m->payload, m->len);
+  if (row->len)
+    memcpy(row->value, m->payload, row->len);
   rd_kafka_headers_t *h = NULL;
   if (rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR) {
     const char *name;
@@ -319,6 +324,11 @@ static int dead_letter(struct lmp_tx *tx, const rd_kafka_message_t *m, const cha
   json_object_set_new(row->headers, "source_partition", json_string(part));
   json_object_set_new(row->headers, "source_offset", json_string(off));
   json_object_set_new(row->headers, "source_service", json_string(rt->svc->name));
+  if (row->len < m->len) {
+    char size[24];
+    snprintf(size, sizeof(size), "%zu", m->len);
+    json_object_set_new(row->headers, "dlq_truncated_from", json_string(size));
+  }
   tx->b->dead++;
   lmp_warn(tx->ev ? tx->ev->correlation_id : NULL, "dead-letter %s[%d]@%lld: %s: %s",
            rd_kafka_topic_name(m->rkt), (int)m->partition, (long long)m->offset, code, why);
@@ -888,6 +898,13 @@ static void commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
              rd_kafka_err2str(err));
 }
 
+/* librdkafka's own log lines, as structured lines (called from its threads). */
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
+  enum lmp_log_level l = level <= 3 ? LMP_LOG_ERROR : level <= 5 ? LMP_LOG_WARN
+                       : level == 6 ? LMP_LOG_INFO : LMP_LOG_DEBUG;
+  lmp_log(l, NULL, "librdkafka %s: %s: %s", rd_kafka_name(rk), fac, buf);
+}
+
 static int kset(rd_kafka_conf_t *c, const char *k, const char *v, char *err, size_t errlen) {
   if (rd_kafka_conf_set(c, k, v, err, errlen) != RD_KAFKA_CONF_OK)
     return LMP_ECONFIG;
@@ -922,6 +939,7 @@ static int kafka_start(struct rt *rt, char *err, size_t errlen) {
   }
   rd_kafka_conf_set_opaque(c, rt);
   rd_kafka_conf_set_error_cb(c, error_cb);
+  rd_kafka_conf_set_log_cb(c, log_cb);
   rd_kafka_conf_set_stats_cb(c, stats_cb);
   rd_kafka_conf_set_rebalance_cb(c, rebalance_cb);
   rd_kafka_conf_set_offset_commit_cb(c, commit_cb);
@@ -948,6 +966,7 @@ static int kafka_start(struct rt *rt, char *err, size_t errlen) {
   }
   rd_kafka_conf_set_opaque(c, rt);
   rd_kafka_conf_set_error_cb(c, error_cb);
+  rd_kafka_conf_set_log_cb(c, log_cb);
   rd_kafka_conf_set_stats_cb(c, stats_cb);
   rd_kafka_conf_set_dr_msg_cb(c, dr_cb);
   rt->producer = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, errlen);

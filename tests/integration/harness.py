@@ -1,0 +1,271 @@
+"""Shared helpers of the integration tests: a private namespace (topics under their
+own prefix, a fresh database) on the real broker and PostgreSQL of the test stack,
+daemons started as real processes, and an Avro client written with fastavro, an
+off-the-shelf library that shares no code with the daemons."""
+
+import io
+import json
+import os
+import random
+import signal
+import socket
+import string
+import struct
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+
+import fastavro
+import psycopg
+from confluent_kafka import Consumer, Producer, TopicPartition
+from fastavro.schema import expand_schema, fingerprint, parse_schema, to_parsing_canonical_form
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD = os.environ.get("LMP_BUILD_DIR", os.path.join(ROOT, "build"))
+BROKERS = os.environ.get("LMP_KAFKA_BROKERS", "127.0.0.1:29092")
+PG_PORT = int(os.environ.get("LMP_PG_PORT", "25432"))
+EXAMPLES = os.path.join(ROOT, "deploy", "examples")
+
+
+class Failure(Exception):
+    pass
+
+
+def check(cond, msg):
+    if not cond:
+        raise Failure(msg)
+
+
+def log(*a):
+    print(*a, flush=True)
+
+
+# ---- schemas, read from schemas/ with fastavro alone ----------------------------
+
+def load_schemas():
+    """Every .avsc of schemas/, with references to other files expanded."""
+    raw = {}
+    for f in sorted(os.listdir(os.path.join(ROOT, "schemas"))):
+        if f.endswith(".avsc"):
+            with open(os.path.join(ROOT, "schemas", f)) as fh:
+                raw[f[:-5]] = json.load(fh)
+    named = {}
+    # Standalone types first, so events may refer to them.
+    pending = dict(raw)
+    parsed = {}
+    for _ in range(len(pending) + 1):
+        for name, s in list(pending.items()):
+            try:
+                parsed[name] = parse_schema(s, named_schemas=named)
+                del pending[name]
+            except Exception:
+                pass
+    check(not pending, f"schemas that do not parse: {list(pending)}")
+    out = {}
+    for name, p in parsed.items():
+        full = expand_schema(p)
+        canon = to_parsing_canonical_form(full)
+        # fastavro spells the fingerprint as its little-endian bytes, as framed on the wire.
+        fp = int.from_bytes(bytes.fromhex(fingerprint(canon, "CRC-64-AVRO")), "little")
+        out[name] = {"schema": parse_schema(full, _write_hint=False), "canonical": canon, "fp": fp}
+    return out
+
+
+SCHEMAS = load_schemas()
+BY_FP = {v["fp"]: k for k, v in SCHEMAS.items()}
+
+
+def encode(event_type, record):
+    s = SCHEMAS[event_type]
+    buf = io.BytesIO()
+    buf.write(b"\xc3\x01" + struct.pack("<Q", s["fp"]))
+    fastavro.schemaless_writer(buf, s["schema"], record)
+    return buf.getvalue()
+
+
+def decode(data):
+    check(data[:2] == b"\xc3\x01", f"not single-object encoded: {data[:12]!r}")
+    fp = struct.unpack("<Q", data[2:10])[0]
+    check(fp in BY_FP, f"unknown fingerprint {fp:016x}")
+    name = BY_FP[fp]
+    return name, fastavro.schemaless_reader(io.BytesIO(data[10:]), SCHEMAS[name]["schema"])
+
+
+def example(name, **changes):
+    """An example request with a fresh id, optionally changed."""
+    with open(os.path.join(EXAMPLES, name)) as fh:
+        r = json.load(fh)
+    r["request_id"] = str(uuid.uuid4())
+    r["submitted_at"] = int(time.time() * 1000)
+    r["customer"]["legal_name"] += " " + r["request_id"][:8]
+    for k, v in changes.items():
+        r[k] = v
+    return r
+
+
+# ---- a private namespace on the shared stack -----------------------------------
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Namespace:
+    def __init__(self, name):
+        tag = "".join(random.choices(string.ascii_lowercase + string.digits, k=6))
+        self.prefix = f"it.{name}.{tag}."
+        self.dlq = self.prefix + "dead-letter"
+        self.db = f"it_{name}_{tag}"
+        self.procs = []
+        with psycopg.connect(host="127.0.0.1", port=PG_PORT, user="lmp", dbname="postgres",
+                             autocommit=True) as c:
+            c.execute(f'CREATE DATABASE "{self.db}"')
+        out = subprocess.run([os.path.join(BUILD, "tools", "lmpctl"), "topics", "create", "--wait", "60"],
+                             env=self.env(), capture_output=True, text=True, timeout=90)
+        check(out.returncode == 0, f"topics create failed: {out.stderr}")
+        self.producer = Producer({"bootstrap.servers": BROKERS, "enable.idempotence": True,
+                                  "message.max.bytes": 2000000})
+
+    def topic(self, event_type):
+        return self.prefix + event_type
+
+    def env(self, **extra):
+        e = dict(os.environ)
+        e.update({
+            "LMP_KAFKA_BROKERS": BROKERS,
+            "LMP_KAFKA_TOPIC_PREFIX": self.prefix,
+            "LMP_DEAD_LETTER_TOPIC": self.dlq,
+            "LMP_PG_PORT": str(PG_PORT),
+            "LMP_PG_DATABASE": self.db,
+            "LMP_KAFKA_GROUP_ID": "lmp-intake-" + self.prefix,
+            "LMP_OUTBOX_SWEEP_MS": "1000",
+        })
+        e.update({k: str(v) for k, v in extra.items()})
+        return e
+
+    def sql(self, query, *args):
+        with psycopg.connect(host="127.0.0.1", port=PG_PORT, user="lmp", dbname=self.db) as c:
+            return c.execute(query, args).fetchall()
+
+    # -- daemons --
+    def start(self, service="intake", wait_ready=True, **env):
+        port = free_port()
+        logf = open(os.path.join(BUILD, "Testing", f"{self.db}-{service}-{len(self.procs)}.log"), "w")
+        p = subprocess.Popen([os.path.join(BUILD, "services", service, f"lmp-{service}")],
+                             env=self.env(LMP_HTTP_PORT=port, **env), stdout=logf, stderr=logf)
+        p.http = f"http://127.0.0.1:{port}"
+        p.logfile = logf.name
+        self.procs.append(p)
+        if wait_ready:
+            self.wait_ready(p)
+        return p
+
+    def wait_ready(self, p, timeout=60):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            check(p.poll() is None, f"daemon exited with {p.returncode}, see {p.logfile}")
+            code, _ = http_get(p.http + "/readyz")
+            if code == 200:
+                return
+            time.sleep(0.2)
+        raise Failure(f"daemon not ready after {timeout}s, see {p.logfile}")
+
+    def close(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(20)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+        self.producer.flush(10)
+
+    # -- Kafka --
+    def publish(self, event_type, record=None, key=None, raw=None, headers=None, flush=True):
+        value = raw if raw is not None else encode(event_type, record)
+        if key is None and record is not None:
+            key = record.get("request_id")
+        h = {"event_id": str(uuid.uuid4()), "event_type": event_type,
+             "correlation_id": key or "", "traceparent":
+             f"00-{uuid.uuid4().hex}-{uuid.uuid4().hex[:16]}-01"}
+        if headers is not None:
+            h = headers
+        self.producer.produce(self.topic(event_type) if not event_type.startswith(self.prefix) else event_type,
+                              value=value, key=key, headers=list(h.items()))
+        if flush:
+            check(self.producer.flush(30) == 0, "publish not acknowledged")
+        return h
+
+    def consume(self, topic, count, timeout=60):
+        """All messages of a topic from the beginning, until count or timeout."""
+        c = Consumer({"bootstrap.servers": BROKERS, "group.id": "it-reader-" + str(uuid.uuid4()),
+                      "auto.offset.reset": "earliest", "enable.auto.commit": False})
+        c.subscribe([topic if topic.startswith(self.prefix) else self.topic(topic)])
+        out = []
+        deadline = time.time() + timeout
+        try:
+            while len(out) < count and time.time() < deadline:
+                m = c.poll(0.5)
+                if m is None or m.error():
+                    continue
+                out.append(m)
+        finally:
+            c.close()
+        return out
+
+    def group_lag(self, group, topic, partitions=6):
+        c = Consumer({"bootstrap.servers": BROKERS, "group.id": group, "enable.auto.commit": False})
+        tps = [TopicPartition(self.topic(topic), p) for p in range(partitions)]
+        committed = c.committed(tps, timeout=10)
+        lag = 0
+        for tp in committed:
+            lo, hi = c.get_watermark_offsets(tp, timeout=10)
+            lag += hi - (tp.offset if tp.offset >= 0 else lo)
+        c.close()
+        return lag
+
+
+def headers(msg):
+    return {k: (v.decode() if v is not None else None) for k, v in (msg.headers() or [])}
+
+
+def http_get(url):
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+    except OSError:
+        return 0, ""
+
+
+def wait_for(what, fn, timeout=60, interval=0.2):
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        last = fn()
+        if last:
+            return last
+        time.sleep(interval)
+    raise Failure(f"timed out waiting for {what} (last: {last!r})")
+
+
+def run(test):
+    """Runs one test function with a fresh namespace; exit status for CTest."""
+    ns = Namespace(test.__name__.replace("test_", ""))
+    try:
+        test(ns)
+        log(f"PASS {test.__name__}")
+        return 0
+    except Failure as e:
+        log(f"FAIL {test.__name__}: {e}")
+        for p in ns.procs:
+            log(f"--- {p.logfile} (tail)")
+            with open(p.logfile) as fh:
+                log("".join(fh.readlines()[-30:]))
+        return 1
+    finally:
+        ns.close()

@@ -1,0 +1,50 @@
+"""The same request twice is one onboarding; the same event redelivered is applied
+once; the same id with other content is refused; legal names are unique per partner
+regardless of case."""
+import copy
+import sys
+
+from harness import check, decode, example, run, wait_for
+
+
+def test_duplicates(ns):
+    ns.start()
+    r = example("virtual-core.json")
+    # A frontend retry: same request, new event id.
+    ns.publish("onboarding.requested", r)
+    ns.publish("onboarding.requested", r)
+    # A redelivery of the very same event (same event id header).
+    h = ns.publish("onboarding.requested", r)
+    ns.publish("onboarding.requested", r, headers=h)
+    # Same id, different content.
+    other = copy.deepcopy(r)
+    other["users"]["tier"] = 9
+    ns.publish("onboarding.requested", other)
+    # Another onboarding whose legal name differs only by case and spaces.
+    twin = example("virtual-core.json")
+    twin["customer"]["legal_name"] = "  " + r["customer"]["legal_name"].upper() + " "
+    ns.publish("onboarding.requested", twin)
+
+    # Six messages, five distinct events: the redelivery never reaches the handler.
+    wait_for("all five events applied", lambda: ns.sql(
+        "SELECT count(*) FROM lmp_inbox")[0][0] == 5)
+    rows = ns.sql("SELECT status, duplicates, conflicts FROM onboardings WHERE onboarding_id = %s",
+                  r["request_id"])
+    check(rows == [("accepted", 2, 1)], f"one onboarding, two duplicates ignored, one conflict: {rows}")
+    check(ns.sql("SELECT count(*) FROM customer_accounts")[0][0] == 1, "one account")
+
+    acc = ns.consume("onboarding.accepted", 2, timeout=10)
+    check(len(acc) == 1, f"exactly one accepted event, got {len(acc)}")
+    rej = ns.consume("onboarding.rejected", 2, timeout=30)
+    reasons = sorted((decode(m.value())[1]["onboarding_id"], decode(m.value())[1]["reasons"][0]["code"])
+                     for m in rej)
+    check(reasons == sorted([(r["request_id"], "REQUEST_ID_CONFLICT"),
+                             (twin["request_id"], "LEGAL_NAME_TAKEN")]), reasons)
+    # The conflict did not change the original onboarding.
+    stored = ns.sql("SELECT request->'users'->>'tier' FROM onboardings WHERE onboarding_id = %s",
+                    r["request_id"])
+    check(stored == [("8",)], stored)
+
+
+if __name__ == "__main__":
+    sys.exit(run(test_duplicates))

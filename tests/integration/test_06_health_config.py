@@ -1,0 +1,58 @@
+"""Health, readiness and metrics endpoints; a bad setting stops the daemon with a
+clear message; an unreachable database turns readiness off and is logged."""
+import os
+import subprocess
+import sys
+
+from harness import BUILD, check, example, http_get, run, wait_for
+
+
+def test_health_config(ns):
+    exe = os.path.join(BUILD, "services", "intake", "lmp-intake")
+    for env, want in [({"LMP_HTTP_PORT": "70000"}, "http.port: 70000 is not in 0..65535"),
+                      ({"LMP_BATCH_MAX": "lots"}, "batch.max: 'lots' is not an integer"),
+                      ({"LMP_LOG_LEVEL": "loud"}, "log.level"),
+                      ({"LMP_INTAKE_HOSTING_REGIONS": ""}, "intake.hosting_regions: needs 1..100")]:
+        out = subprocess.run([exe], env=ns.env(**env), capture_output=True, text=True, timeout=10)
+        check(out.returncode == 2, f"{env}: exit {out.returncode}")
+        check(want in out.stderr, f"{env}: stderr {out.stderr!r} lacks {want!r}")
+    out = subprocess.run([exe, "-c", "/nonexistent.conf"], env=ns.env(), capture_output=True, text=True)
+    check(out.returncode == 2 and "cannot open" in out.stderr, out.stderr)
+    out = subprocess.run([exe, "--print-config"], capture_output=True, text=True)
+    check(out.returncode == 0 and "# kafka.brokers = 127.0.0.1:19092" in out.stdout, "example config")
+
+    p = ns.start()
+    check(http_get(p.http + "/healthz")[0] == 200, "healthz")
+    code, body = http_get(p.http + "/readyz")
+    check(code == 200 and '"ready":true' in body, body)
+    ns.publish("onboarding.requested", example("virtual-core.json"))
+    ns.publish("onboarding.requested", raw=b"junk")
+
+    def metrics():
+        code, text = http_get(p.http + "/metrics")
+        vals = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                k, v = line.rsplit(" ", 1)
+                vals[k] = float(v)
+        return vals if vals.get('lmp_consumed_total{service="intake"}', 0) >= 2 and \
+            vals.get('lmp_produced_total{service="intake"}', 0) >= 2 else None
+    m = wait_for("metrics to count both messages", metrics)
+    check(m['lmp_dead_lettered_total{service="intake"}'] == 1, m)
+    check(m['lmp_applied_total{service="intake"}'] == 1, m)
+    check(m['lmp_batch_duration_seconds_count{service="intake"}'] >= 1, m)
+    check('lmp_consumer_lag{service="intake"}' in m, m)
+    code, body = http_get(p.http + "/v1/onboardings/nope")
+    check(code == 404, f"unknown onboarding: {code}")
+
+    # A database that cannot be reached: not ready, and said so in the log.
+    q = ns.start(wait_ready=False, LMP_PG_PORT=1, LMP_KAFKA_GROUP_ID="other-" + ns.prefix)
+    wait_for("not-ready on a dead database", lambda: http_get(q.http + "/readyz")[0] == 503)
+    code, body = http_get(q.http + "/readyz")
+    check('"database":"unreachable"' in body, body)
+    with open(q.logfile) as fh:
+        wait_for("a log line naming the database", lambda: "database" in open(q.logfile).read())
+
+
+if __name__ == "__main__":
+    sys.exit(run(test_health_config))
