@@ -31,7 +31,7 @@ static int usage(void) {
           "usage: lmpctl COMMAND [options]\n"
           "  submit FILE.json [--new-id] [--set path=text]... [--wait SECONDS]\n"
           "        publish an onboarding request, as a web frontend does; --wait prints the outcome\n"
-          "  status ID                 where onboarding ID is, with its stages\n"
+          "  status ID [--json]        where onboarding ID is, with its stages\n"
           "  topics create [--partitions N] [--wait SECONDS]\n"
           "                            create every event topic and the dead-letter topic\n"
           "  topics list               the topics lmpctl would create\n"
@@ -181,6 +181,48 @@ static json_t *http_get_json(const char *url, long *status) {
   return j;
 }
 
+static int as_json; /* --json: print intake's answer as is */
+
+static void print_issues(const char *title, json_t *list) {
+  if (json_array_size(list) == 0)
+    return;
+  printf("  %s:\n", title);
+  size_t i;
+  json_t *it;
+  json_array_foreach(list, i, it)
+    printf("    %-28s %-34s %s\n", json_string_value(json_object_get(it, "code")),
+           json_string_value(json_object_get(it, "field")),
+           json_string_value(json_object_get(it, "message")));
+}
+
+static void print_human(json_t *j) {
+  const char *status = json_string_value(json_object_get(j, "status"));
+  char up[32];
+  size_t k = 0;
+  for (; status && status[k] && k < sizeof(up) - 1; k++)
+    up[k] = (char)(status[k] >= 'a' && status[k] <= 'z' ? status[k] - 32 : status[k]);
+  up[k] = '\0';
+  printf("onboarding %s  %s\n", json_string_value(json_object_get(j, "onboarding_id")), up);
+  printf("  partner   %s   license %s\n", json_string_value(json_object_get(j, "partner_id")),
+         json_string_value(json_object_get(j, "license")));
+  printf("  account   %s\n", json_string_value(json_object_get(j, "account_name")));
+  if (json_is_string(json_object_get(j, "customer_id")))
+    printf("  customer  %s\n", json_string_value(json_object_get(j, "customer_id")));
+  print_issues("reasons", json_object_get(j, "reasons"));
+  print_issues("warnings", json_object_get(j, "warnings"));
+  json_int_t dup = json_integer_value(json_object_get(j, "duplicates"));
+  json_int_t conf = json_integer_value(json_object_get(j, "conflicts"));
+  if (dup || conf)
+    printf("  resubmitted %lld times identically, %lld times with other content (refused)\n",
+           (long long)dup, (long long)conf);
+  printf("  stages:\n");
+  size_t i;
+  json_t *st;
+  json_array_foreach(json_object_get(j, "stages"), i, st)
+    printf("    %s  %s\n", json_string_value(json_object_get(st, "at")),
+           json_string_value(json_object_get(st, "stage")));
+}
+
 static int print_status(const char *id, int wait_s, int quiet_missing) {
   char url[1200];
   snprintf(url, sizeof(url), "%s/v1/onboardings/%s", intake_url, id);
@@ -189,8 +231,12 @@ static int print_status(const char *id, int wait_s, int quiet_missing) {
     long st;
     json_t *j = http_get_json(url, &st);
     if (j && st == 200) {
-      json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-      putchar('\n');
+      if (as_json) {
+        json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        putchar('\n');
+      } else {
+        print_human(j);
+      }
       const char *s = json_string_value(json_object_get(j, "status"));
       int rc = s && strcmp(s, "rejected") == 0 ? 3 : 0;
       json_decref(j);
@@ -342,6 +388,7 @@ int main(int argc, char **argv) {
       {"config", required_argument, NULL, 'c'}, {"new-id", no_argument, NULL, 'n'},
       {"set", required_argument, NULL, 's'},    {"wait", required_argument, NULL, 'w'},
       {"partitions", required_argument, NULL, 'p'}, {"help", no_argument, NULL, 'h'},
+      {"json", no_argument, NULL, 'j'},
       {NULL, 0, NULL, 0}};
   const char *path = getenv("LMP_CONFIG");
   int new_id = 0, wait_s = 0, partitions = 0, nsets = 0, o;
@@ -353,6 +400,7 @@ int main(int argc, char **argv) {
     case 's': if (nsets < 32) sets[nsets++] = optarg; break;
     case 'w': wait_s = atoi(optarg); break;
     case 'p': partitions = atoi(optarg); break;
+    case 'j': as_json = 1; break;
     default: return usage();
     }
   }
@@ -363,6 +411,7 @@ int main(int argc, char **argv) {
     if (argv[i][0] == '-' && argv[i][1] == '-') {
       const char *a = argv[i] + 2;
       if (strcmp(a, "new-id") == 0) new_id = 1;
+      else if (strcmp(a, "json") == 0) as_json = 1;
       else if (strcmp(a, "set") == 0 && i + 1 < argc) { if (nsets < 32) sets[nsets++] = argv[++i]; }
       else if (strcmp(a, "wait") == 0 && i + 1 < argc) wait_s = atoi(argv[++i]);
       else if (strcmp(a, "partitions") == 0 && i + 1 < argc) partitions = atoi(argv[++i]);

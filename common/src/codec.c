@@ -398,7 +398,7 @@ static int union_from_json(avro_value_t *v, json_t *j, struct lmp_buf *path, cha
 }
 
 static int has_null_branch(avro_schema_t s) {
-  if (avro_typeof(s) != AVRO_UNION)
+  if (s == NULL || avro_typeof(s) != AVRO_UNION)
     return -1;
   for (size_t i = 0; i < avro_schema_union_size(s); i++)
     if (avro_typeof(avro_schema_union_branch(s, (int)i)) == AVRO_NULL)

@@ -26,8 +26,8 @@ static const char countries[] =
 int intake_country_ok(const char *s) {
   if (s == NULL || strlen(s) != 2 || !isupper((unsigned char)s[0]) || !isupper((unsigned char)s[1]))
     return 0;
-  for (const char *p = countries; *p; p += 3)
-    if (p[0] == s[0] && p[1] == s[1])
+  for (size_t i = 0; i + 2 < sizeof(countries); i += 3)
+    if (countries[i] == s[0] && countries[i + 1] == s[1])
       return 1;
   return 0;
 }

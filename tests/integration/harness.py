@@ -174,14 +174,26 @@ class Namespace:
         raise Failure(f"daemon not ready after {timeout}s, see {p.logfile}")
 
     def close(self):
+        """Stops every daemon with SIGTERM; returns the problems seen: a daemon that
+        did not drain cleanly, or a sanitizer report in any daemon's log."""
+        problems = []
         for p in self.procs:
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
                 try:
-                    p.wait(20)
+                    if p.wait(30) != 0:
+                        problems.append(f"{p.logfile}: exit status {p.returncode} after SIGTERM")
                 except subprocess.TimeoutExpired:
                     p.kill()
+                    problems.append(f"{p.logfile}: did not stop within 30 s of SIGTERM")
+        for p in self.procs:
+            with open(p.logfile, errors="replace") as fh:
+                text = fh.read()
+            for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
+                if marker in text:
+                    problems.append(f"{p.logfile}: {marker}")
         self.producer.flush(10)
+        return problems
 
     # -- Kafka --
     def publish(self, event_type, record=None, key=None, raw=None, headers=None, flush=True):
@@ -256,16 +268,20 @@ def wait_for(what, fn, timeout=60, interval=0.2):
 def run(test):
     """Runs one test function with a fresh namespace; exit status for CTest."""
     ns = Namespace(test.__name__.replace("test_", ""))
+    failure = None
     try:
         test(ns)
+    except Failure as e:
+        failure = str(e)
+    problems = ns.close()
+    if failure is None and problems:
+        failure = "; ".join(problems)
+    if failure is None:
         log(f"PASS {test.__name__}")
         return 0
-    except Failure as e:
-        log(f"FAIL {test.__name__}: {e}")
-        for p in ns.procs:
-            log(f"--- {p.logfile} (tail)")
-            with open(p.logfile) as fh:
-                log("".join(fh.readlines()[-30:]))
-        return 1
-    finally:
-        ns.close()
+    log(f"FAIL {test.__name__}: {failure}")
+    for p in ns.procs:
+        log(f"--- {p.logfile} (tail)")
+        with open(p.logfile, errors="replace") as fh:
+            log("".join(fh.readlines()[-30:]))
+    return 1
