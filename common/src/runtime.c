@@ -1072,10 +1072,11 @@ static void signal_cb(uv_signal_t *s, int signum) {
 
 static void usage(const char *prog, const struct lmp_service *svc) {
   fprintf(stderr,
-          "usage: %s [-c FILE] [--print-config]\n"
+          "usage: %s [-c FILE] [--print-config] [--check-config]\n"
           "  The %s daemon of the LMP onboarding backend.\n"
           "  -c, --config FILE   settings file (default: $LMP_CONFIG, else built-in defaults)\n"
           "  --print-config      print every setting with its default and exit\n"
+          "  --check-config      validate the settings and exit (0 when valid)\n"
           "  Each setting may also be given as an environment variable LMP_<NAME>.\n",
           prog, svc->name);
 }
@@ -1086,9 +1087,10 @@ int lmp_service_main(const struct lmp_service *svc, int argc, char **argv) {
   memset(rt, 0, sizeof(*rt));
   rt->svc = svc;
   const char *path = getenv("LMP_CONFIG");
-  int print = 0;
+  int print = 0, check_only = 0;
   static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
                                        {"print-config", no_argument, NULL, 'p'},
+                                       {"check-config", no_argument, NULL, 'k'},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
   int o;
@@ -1096,6 +1098,7 @@ int lmp_service_main(const struct lmp_service *svc, int argc, char **argv) {
     switch (o) {
     case 'c': path = optarg; break;
     case 'p': print = 1; break;
+    case 'k': check_only = 1; break;
     case 'h': usage(argv[0], svc); return 0;
     default: usage(argv[0], svc); return 2;
     }
@@ -1124,6 +1127,11 @@ int lmp_service_main(const struct lmp_service *svc, int argc, char **argv) {
     fprintf(stderr, "lmp-%s: configuration: %s\n", svc->name, err);
     lmp_config_free(tables);
     return 2;
+  }
+  if (check_only) {
+    printf("lmp-%s: configuration is valid\n", svc->name);
+    lmp_config_free(tables);
+    return 0;
   }
   snprintf(rt->group, sizeof(rt->group), "%s", *rt->cfg.group_id ? rt->cfg.group_id : "");
   if (!*rt->group)

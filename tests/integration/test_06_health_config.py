@@ -1,6 +1,7 @@
 """Health, readiness and metrics endpoints; a bad setting stops the daemon with a
 clear message; an unreachable database turns readiness off and is logged."""
 import os
+import re
 import subprocess
 import sys
 
@@ -20,6 +21,20 @@ def test_health_config(ns):
     check(out.returncode == 2 and "cannot open" in out.stderr, out.stderr)
     out = subprocess.run([exe, "--print-config"], capture_output=True, text=True)
     check(out.returncode == 0 and "# kafka.brokers = 127.0.0.1:19092" in out.stdout, "example config")
+    example_file = os.path.join(os.path.dirname(__file__), "..", "..", "deploy", "config", "intake.conf.example")
+    with open(example_file) as fh:
+        check(fh.read() == out.stdout, "deploy/config/intake.conf.example is stale: regenerate it "
+                                       "with lmp-intake --print-config")
+    # The example file, uncommented, is a valid configuration.
+    conf = os.path.join(BUILD, "Testing", ns.db + ".conf")
+    with open(conf, "w") as fh:
+        fh.write(re.sub(r"(?m)^# ([a-z_]+\.[a-z_.]+ = )", r"\1", out.stdout))
+    out = subprocess.run([exe, "-c", conf, "--check-config"], capture_output=True, text=True)
+    check(out.returncode == 0 and "valid" in out.stdout, f"uncommented example: {out.stderr}")
+    with open(conf, "a") as fh:
+        fh.write("intake.max_appliances = 0\n")
+    out = subprocess.run([exe, "-c", conf, "--check-config"], capture_output=True, text=True)
+    check(out.returncode == 2 and "intake.max_appliances: 0 is not in 1..1000" in out.stderr, out.stderr)
 
     p = ns.start()
     check(http_get(p.http + "/healthz")[0] == 200, "healthz")
