@@ -20,22 +20,44 @@
 extern char **environ;
 
 static struct lmp_config cfg;
-static char *intake_url;
 
+/* Where each daemon's HTTP endpoint is. */
+static struct urls {
+  char *allocation, *fulfilment, *intake, *notifier, *shipping;
+} urls;
+#define U(f) offsetof(struct urls, f)
 static const struct lmp_conf_entry ctl_conf[] = {
-    {"intake.url", LMP_CONF_STR, 0, 1, 1024, "http://127.0.0.1:18081", "intake's HTTP address, for status"},
+    {"allocation.url", LMP_CONF_STR, U(allocation), 1, 1024, "http://127.0.0.1:18082", "allocation's HTTP address"},
+    {"fulfilment.url", LMP_CONF_STR, U(fulfilment), 1, 1024, "http://127.0.0.1:18083", "fulfilment's HTTP address"},
+    {"intake.url", LMP_CONF_STR, U(intake), 1, 1024, "http://127.0.0.1:18081", "intake's HTTP address"},
+    {"notifier.url", LMP_CONF_STR, U(notifier), 1, 1024, "http://127.0.0.1:18085", "notifier's HTTP address"},
+    {"shipping.url", LMP_CONF_STR, U(shipping), 1, 1024, "http://127.0.0.1:18084", "shipping's HTTP address"},
 };
+#define intake_url (urls.intake)
+
+static const char *service_url(const char *name) {
+  if (strcmp(name, "allocation") == 0) return urls.allocation;
+  if (strcmp(name, "fulfilment") == 0) return urls.fulfilment;
+  if (strcmp(name, "intake") == 0) return urls.intake;
+  if (strcmp(name, "notifier") == 0) return urls.notifier;
+  if (strcmp(name, "shipping") == 0) return urls.shipping;
+  return NULL;
+}
 
 static int usage(void) {
   fprintf(stderr,
           "usage: lmpctl COMMAND [options]\n"
           "  submit FILE.json [--new-id] [--set path=text]... [--wait SECONDS]\n"
-          "        publish an onboarding request, as a web frontend does; --wait prints the outcome\n"
+          "        publish an onboarding request, as a web frontend does; --wait prints the final outcome\n"
           "  status ID [--json]        where onboarding ID is, with its stages\n"
           "  topics create [--partitions N] [--wait SECONDS]\n"
           "                            create every event topic and the dead-letter topic\n"
           "  topics list               the topics lmpctl would create\n"
           "  schema [EVENT_TYPE]       print a schema, its canonical form and fingerprint\n"
+          "  admin load FILE.json      send each daemon its reference data (see deploy/demo-data.json)\n"
+          "  admin get DAEMON PATH     GET a daemon's admin or status route, e.g. allocation /v1/pools/P\n"
+          "  dispatch SHIPMENT ONBOARDING CARRIER TRACKING\n"
+          "                            report a shipment dispatched, as a warehouse system does\n"
           "  encode EVENT_TYPE FILE.json  write the framed Avro message to stdout\n"
           "Settings come from -c FILE, $LMP_CONFIG or LMP_* variables (LMP_KAFKA_BROKERS, LMP_INTAKE_URL).\n");
   return 2;
@@ -163,12 +185,18 @@ static void set_path(json_t *root, const char *assign) {
   free(path);
 }
 
-static json_t *http_get_json(const char *url, long *status) {
+static json_t *http_json(const char *url, const char *post, long *status) {
   CURL *c = curl_easy_init();
   char *body = NULL;
   size_t len = 0;
   FILE *mem = open_memstream(&body, &len);
+  struct curl_slist *h = NULL;
   curl_easy_setopt(c, CURLOPT_URL, url);
+  if (post) {
+    h = curl_slist_append(NULL, "Content-Type: application/json");
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, post);
+  }
   curl_easy_setopt(c, CURLOPT_WRITEDATA, mem);
   curl_easy_setopt(c, CURLOPT_TIMEOUT, 5L);
   CURLcode cr = curl_easy_perform(c);
@@ -176,6 +204,7 @@ static json_t *http_get_json(const char *url, long *status) {
   *status = 0;
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
   curl_easy_cleanup(c);
+  curl_slist_free_all(h);
   json_t *j = cr == CURLE_OK ? json_loadb(body, len, 0, NULL) : NULL;
   free(body);
   return j;
@@ -218,27 +247,45 @@ static void print_human(json_t *j) {
   printf("  stages:\n");
   size_t i;
   json_t *st;
-  json_array_foreach(json_object_get(j, "stages"), i, st)
-    printf("    %s  %s\n", json_string_value(json_object_get(st, "at")),
+  json_array_foreach(json_object_get(j, "stages"), i, st) {
+    json_t *d = json_object_get(st, "detail");
+    printf("    %s  %-22s", json_string_value(json_object_get(st, "at")),
            json_string_value(json_object_get(st, "stage")));
+    if (json_object_get(d, "tracking_number"))
+      printf(" %s %s", json_string_value(json_object_get(d, "carrier")),
+             json_string_value(json_object_get(d, "tracking_number")));
+    else if (json_is_integer(json_object_get(d, "shipments")))
+      printf(" %lld shipment(s)", (long long)json_integer_value(json_object_get(d, "shipments")));
+    else if (json_is_string(json_object_get(d, "stage")))
+      printf(" at %s", json_string_value(json_object_get(d, "stage")));
+    putchar('\n');
+  }
 }
 
+static int terminal(const char *status) {
+  return status && (strcmp(status, "confirmed") == 0 || strcmp(status, "rejected") == 0 ||
+                    strcmp(status, "failed") == 0);
+}
+
+/* Prints an onboarding's status; with wait_s, first waits up to that long for a
+ * final outcome. Exit status: 0 confirmed (or not final yet), 3 rejected, 4 failed,
+ * 1 unknown. */
 static int print_status(const char *id, int wait_s, int quiet_missing) {
   char url[1200];
   snprintf(url, sizeof(url), "%s/v1/onboardings/%s", intake_url, id);
   time_t deadline = time(NULL) + wait_s;
   for (;;) {
     long st;
-    json_t *j = http_get_json(url, &st);
-    if (j && st == 200) {
+    json_t *j = http_json(url, NULL, &st);
+    const char *s = j && st == 200 ? json_string_value(json_object_get(j, "status")) : NULL;
+    if (s && (terminal(s) || time(NULL) >= deadline)) {
       if (as_json) {
         json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
         putchar('\n');
       } else {
         print_human(j);
       }
-      const char *s = json_string_value(json_object_get(j, "status"));
-      int rc = s && strcmp(s, "rejected") == 0 ? 3 : 0;
+      int rc = strcmp(s, "rejected") == 0 ? 3 : strcmp(s, "failed") == 0 ? 4 : 0;
       json_decref(j);
       return rc;
     }
@@ -254,6 +301,53 @@ static int print_status(const char *id, int wait_s, int quiet_missing) {
 
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
   *(rd_kafka_resp_err_t *)m->_private = m->err;
+}
+
+/* Publishes one framed event, as a frontend or warehouse would: keyed, with the
+ * standard headers, acknowledged by the broker before returning. */
+static int produce(const char *event_type, const char *key, const void *value, size_t len) {
+  char topic[300], event_id[37], trace[64];
+  uuid_t u;
+  uuid_generate(u);
+  uuid_unparse_lower(u, event_id);
+  unsigned char r[24];
+  uuid_generate_random(u);
+  memcpy(r, u, 16);
+  uuid_generate_random(u);
+  memcpy(r + 16, u, 8);
+  int k = snprintf(trace, sizeof(trace), "00-");
+  for (int i = 0; i < 24; i++)
+    k += snprintf(trace + k, sizeof(trace) - (size_t)k, "%s%02x", i == 16 ? "-" : "", r[i]);
+  snprintf(trace + k, sizeof(trace) - (size_t)k, "-01");
+  lmp_topic_name(&cfg, event_type, topic, sizeof(topic));
+
+  char cerr[256];
+  rd_kafka_conf_t *c = rd_kafka_conf_new();
+  rd_kafka_conf_set(c, "bootstrap.servers", cfg.kafka_brokers, cerr, sizeof(cerr));
+  rd_kafka_conf_set(c, "enable.idempotence", "true", cerr, sizeof(cerr));
+  rd_kafka_conf_set(c, "message.timeout.ms", "30000", cerr, sizeof(cerr));
+  rd_kafka_conf_set_dr_msg_cb(c, dr_cb);
+  rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, cerr, sizeof(cerr));
+  if (rk == NULL)
+    die("kafka: %s", cerr);
+  rd_kafka_resp_err_t delivered = RD_KAFKA_RESP_ERR__IN_PROGRESS;
+  rd_kafka_resp_err_t e = rd_kafka_producev(
+      rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE((void *)(uintptr_t)value, len),
+      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADER("event_id", event_id, -1),
+      RD_KAFKA_V_HEADER("event_type", event_type, -1), RD_KAFKA_V_HEADER("correlation_id", key, -1),
+      RD_KAFKA_V_HEADER("traceparent", trace, -1),
+      RD_KAFKA_V_HEADER("content_type", "application/vnd.apache.avro+single-object", -1),
+      RD_KAFKA_V_OPAQUE(&delivered), RD_KAFKA_V_END);
+  if (e)
+    die("produce: %s", rd_kafka_err2str(e));
+  while (delivered == RD_KAFKA_RESP_ERR__IN_PROGRESS)
+    rd_kafka_poll(rk, 100);
+  rd_kafka_destroy(rk);
+  if (delivered) {
+    fprintf(stderr, "lmpctl: %s %s not delivered: %s\n", event_type, key, rd_kafka_err2str(delivered));
+    return 1;
+  }
+  return 0;
 }
 
 static int submit(const char *file, int new_id, char **sets, int nsets, int wait_s) {
@@ -287,56 +381,87 @@ static int submit(const char *file, int new_id, char **sets, int nsets, int wait
   char *id = strdup(json_string_value(json_object_get(j, "request_id")) ?: "");
   json_decref(j);
 
-  char topic[300], event_id[37], trace[64];
-  uuid_t u;
-  uuid_generate(u);
-  uuid_unparse_lower(u, event_id);
-  unsigned char r[24];
-  uuid_generate_random(u);
-  memcpy(r, u, 16);
-  uuid_generate_random(u);
-  memcpy(r + 16, u, 8);
-  int k = snprintf(trace, sizeof(trace), "00-");
-  for (int i = 0; i < 24; i++)
-    k += snprintf(trace + k, sizeof(trace) - (size_t)k, "%s%02x", i == 16 ? "-" : "", r[i]);
-  snprintf(trace + k, sizeof(trace) - (size_t)k, "-01");
-  lmp_topic_name(&cfg, "onboarding.requested", topic, sizeof(topic));
-
-  char cerr[256];
-  rd_kafka_conf_t *c = rd_kafka_conf_new();
-  rd_kafka_conf_set(c, "bootstrap.servers", cfg.kafka_brokers, cerr, sizeof(cerr));
-  rd_kafka_conf_set(c, "enable.idempotence", "true", cerr, sizeof(cerr));
-  rd_kafka_conf_set(c, "message.timeout.ms", "30000", cerr, sizeof(cerr));
-  rd_kafka_conf_set_dr_msg_cb(c, dr_cb);
-  rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, cerr, sizeof(cerr));
-  if (rk == NULL)
-    die("kafka: %s", cerr);
-  rd_kafka_resp_err_t delivered = RD_KAFKA_RESP_ERR__IN_PROGRESS;
-  rd_kafka_resp_err_t e = rd_kafka_producev(
-      rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(id, strlen(id)), RD_KAFKA_V_VALUE(msg.data, msg.len),
-      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADER("event_id", event_id, -1),
-      RD_KAFKA_V_HEADER("event_type", "onboarding.requested", -1),
-      RD_KAFKA_V_HEADER("correlation_id", id, -1), RD_KAFKA_V_HEADER("traceparent", trace, -1),
-      RD_KAFKA_V_HEADER("content_type", "application/vnd.apache.avro+single-object", -1),
-      RD_KAFKA_V_OPAQUE(&delivered), RD_KAFKA_V_END);
-  if (e)
-    die("produce: %s", rd_kafka_err2str(e));
-  while (delivered == RD_KAFKA_RESP_ERR__IN_PROGRESS)
-    rd_kafka_poll(rk, 100);
-  rd_kafka_destroy(rk);
+  int rc = produce("onboarding.requested", id, msg.data, msg.len);
   lmp_buf_free(&msg);
-  if (delivered) {
-    fprintf(stderr, "lmpctl: request %s not delivered: %s\n", id, rd_kafka_err2str(delivered));
+  if (rc) {
     free(id);
     return 1;
   }
-  fprintf(stderr, "submitted %s to %s\n", id, topic);
-  int rc = 0;
+  fprintf(stderr, "submitted %s\n", id);
   if (wait_s > 0)
     rc = print_status(id, wait_s, 0);
   else
     printf("%s\n", id);
   free(id);
+  return rc;
+}
+
+/* ---- admin ------------------------------------------------------------------------- */
+
+/* Sends each daemon its section of a reference-data file. */
+static int admin_load(const char *file) {
+  json_error_t e;
+  json_t *j = json_load_file(file, 0, &e);
+  if (j == NULL)
+    die("%s:%d: %s", file, e.line, e.text);
+  int rc = 0;
+  const char *name;
+  json_t *section;
+  json_object_foreach(j, name, section) {
+    const char *base = service_url(name);
+    if (base == NULL)
+      die("%s: '%s' is not a daemon with reference data", file, name);
+    char url[1200];
+    snprintf(url, sizeof(url), "%s/v1/admin/load", base);
+    char *body = json_dumps(section, JSON_COMPACT);
+    long st;
+    json_t *res = http_json(url, body, &st);
+    free(body);
+    if (st == 200) {
+      printf("loaded %s\n", name);
+    } else {
+      fprintf(stderr, "lmpctl: %s (%s): HTTP %ld %s\n", name, url, st,
+              res ? json_string_value(json_object_get(res, "error")) : "(no answer)");
+      rc = 1;
+    }
+    json_decref(res);
+  }
+  json_decref(j);
+  return rc;
+}
+
+static int admin_get(const char *service, const char *path) {
+  const char *base = service_url(service);
+  if (base == NULL)
+    die("no daemon named %s", service);
+  char url[1200];
+  snprintf(url, sizeof(url), "%s%s", base, path);
+  long st;
+  json_t *res = http_json(url, NULL, &st);
+  if (res)
+    json_dumpf(res, stdout, JSON_INDENT(2));
+  putchar('\n');
+  json_decref(res);
+  return st == 200 ? 0 : 1;
+}
+
+/* As a warehouse system would: report a shipment dispatched. */
+static int dispatch(const char *shipment_id, const char *onboarding_id, const char *carrier,
+                    const char *tracking) {
+  const struct lmp_schema *s = lmp_schemas_get(schemas(), "shipment.dispatched");
+  avro_value_t v;
+  avro_generic_value_new(s->iface, &v);
+  lmp_av_set_str(&v, "shipment_id", shipment_id);
+  lmp_av_set_str(&v, "carrier", carrier);
+  lmp_av_set_str(&v, "tracking_number", tracking);
+  lmp_av_set_long(&v, "dispatched_at", (int64_t)time(NULL) * 1000);
+  struct lmp_buf msg = {0};
+  lmp_avro_encode(s, &v, &msg);
+  avro_value_decref(&v);
+  int rc = produce("shipment.dispatched", onboarding_id, msg.data, msg.len);
+  lmp_buf_free(&msg);
+  if (rc == 0)
+    printf("dispatched %s with %s, tracking %s\n", shipment_id, carrier, tracking);
   return rc;
 }
 
@@ -423,7 +548,7 @@ int main(int argc, char **argv) {
   if (nargs == 0)
     return usage();
   struct lmp_conf_table tables[] = {{lmp_config_entries, lmp_config_entries_n, &cfg},
-                                    {ctl_conf, 1, &intake_url},
+                                    {ctl_conf, sizeof(ctl_conf) / sizeof(ctl_conf[0]), &urls},
                                     {NULL, 0, NULL}};
   char err[600];
   if (lmp_config_load(tables, path && *path ? path : NULL, environ, err, sizeof(err)) < 0) {
@@ -449,6 +574,12 @@ int main(int argc, char **argv) {
     rc = 0;
   } else if (strcmp(cmd, "schema") == 0 && nargs <= 2)
     rc = schema_cmd(nargs == 2 ? args[1] : NULL);
+  else if (strcmp(cmd, "admin") == 0 && nargs == 3 && strcmp(args[1], "load") == 0)
+    rc = admin_load(args[2]);
+  else if (strcmp(cmd, "admin") == 0 && nargs == 4 && strcmp(args[1], "get") == 0)
+    rc = admin_get(args[2], args[3]);
+  else if (strcmp(cmd, "dispatch") == 0 && nargs == 5)
+    rc = dispatch(args[1], args[2], args[3], args[4]);
   else if (strcmp(cmd, "encode") == 0 && nargs == 3)
     rc = encode_cmd(args[1], args[2]);
   else

@@ -618,6 +618,98 @@ json_t *lmp_avro_to_json(avro_value_t *v) {
   }
 }
 
+/* ---- Structural copy ---------------------------------------------------------------- */
+
+static avro_schema_t resolve_link(avro_schema_t s) {
+  while (s && avro_typeof(s) == AVRO_LINK)
+    s = avro_schema_link_target(s);
+  return s;
+}
+
+static const char *type_key(avro_schema_t s) {
+  s = resolve_link(s);
+  if (s == NULL)
+    return "";
+  avro_type_t t = avro_typeof(s);
+  return (t == AVRO_RECORD || t == AVRO_ENUM || t == AVRO_FIXED) ? avro_schema_name(s) : avro_schema_type_name(s);
+}
+
+int lmp_avro_copy(avro_value_t *dst, avro_value_t *src) {
+  avro_type_t st = avro_value_get_type(src), dt = avro_value_get_type(dst);
+  if (dt == AVRO_UNION) {
+    avro_value_t sb = *src, db;
+    if (st == AVRO_UNION && avro_value_get_current_branch(src, &sb) != 0)
+      return LMP_EINVAL;
+    const char *want = type_key(avro_value_get_schema(&sb));
+    avro_schema_t u = avro_value_get_schema(dst);
+    for (size_t i = 0; i < avro_schema_union_size(u); i++)
+      if (strcmp(type_key(avro_schema_union_branch(u, (int)i)), want) == 0)
+        return avro_value_set_branch(dst, (int)i, &db) ? LMP_EINVAL : lmp_avro_copy(&db, &sb);
+    return LMP_EINVAL;
+  }
+  if (st == AVRO_UNION) {
+    avro_value_t sb;
+    return avro_value_get_current_branch(src, &sb) ? LMP_EINVAL : lmp_avro_copy(dst, &sb);
+  }
+  if (st != dt)
+    return LMP_EINVAL;
+  switch (st) {
+  case AVRO_RECORD: {
+    size_t n = 0;
+    avro_value_get_size(dst, &n);
+    for (size_t i = 0; i < n; i++) {
+      avro_value_t df, sf;
+      const char *name = NULL;
+      if (avro_value_get_by_index(dst, i, &df, &name) || avro_value_get_by_name(src, name, &sf, NULL))
+        return LMP_EINVAL;
+      int r = lmp_avro_copy(&df, &sf);
+      if (r < 0)
+        return r;
+    }
+    return 0;
+  }
+  case AVRO_ARRAY: {
+    size_t n = 0;
+    avro_value_get_size(src, &n);
+    avro_value_reset(dst);
+    for (size_t i = 0; i < n; i++) {
+      avro_value_t se, de;
+      if (avro_value_get_by_index(src, i, &se, NULL) || avro_value_append(dst, &de, NULL))
+        return LMP_ENOMEM;
+      int r = lmp_avro_copy(&de, &se);
+      if (r < 0)
+        return r;
+    }
+    return 0;
+  }
+  case AVRO_MAP: {
+    size_t n = 0;
+    avro_value_get_size(src, &n);
+    avro_value_reset(dst);
+    for (size_t i = 0; i < n; i++) {
+      avro_value_t se, de;
+      const char *key = NULL;
+      if (avro_value_get_by_index(src, i, &se, &key) || avro_value_add(dst, key, &de, NULL, NULL))
+        return LMP_ENOMEM;
+      int r = lmp_avro_copy(&de, &se);
+      if (r < 0)
+        return r;
+    }
+    return 0;
+  }
+  case AVRO_ENUM: {
+    int idx;
+    avro_value_get_enum(src, &idx);
+    const char *sym = avro_schema_enum_get(avro_value_get_schema(src), idx);
+    int di = sym ? avro_schema_enum_get_by_name(avro_value_get_schema(dst), sym) : -1;
+    return di >= 0 && avro_value_set_enum(dst, di) == 0 ? 0 : LMP_EINVAL;
+  }
+  default:
+    /* Primitives and fixed: the library's own copy, whose schemas are equal here. */
+    return avro_value_copy(dst, src) == 0 ? 0 : LMP_EINVAL;
+  }
+}
+
 /* ---- Accessors ------------------------------------------------------------------ */
 
 int lmp_av_field(avro_value_t *rec, const char *field, avro_value_t *out) {

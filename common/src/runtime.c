@@ -38,6 +38,7 @@ struct batch {
   rd_kafka_message_t **msgs; /* owned; destroyed when the batch ends */
   size_t n;
   int sweep;                 /* an outbox sweep instead of consumed messages */
+  int tick;                  /* the service's periodic work instead of messages */
   int sweep_age_ms;
   struct outrow *rows;
   size_t nrows, caprows;
@@ -63,7 +64,7 @@ struct rt {
   rd_kafka_queue_t *cq, *pq;
   int cpipe[2], ppipe[2];
   uv_poll_t cpoll, ppoll;
-  uv_timer_t tick, retry, sweep, deadline;
+  uv_timer_t tick, retry, sweep, deadline, svc_tick;
   uv_signal_t sigterm, sigint;
   uv_work_t work;
   struct lmp_db db;          /* the worker's connection */
@@ -495,6 +496,11 @@ static int run_batch(struct rt *rt, struct batch *b) {
   }
   if (b->sweep && (r = sweep_rows(&tx, b->sweep_age_ms)) < 0)
     goto fail;
+  if (b->tick && (r = rt->svc->tick(&tx)) < 0) {
+    if (r == LMP_EDB)
+      snprintf(b->err, sizeof(b->err), "tick: %s", rt->db.err);
+    goto fail;
+  }
   for (size_t i = 0; i < b->n; i++)
     if ((r = apply_message(&tx, b->msgs[i])) < 0)
       goto fail;
@@ -718,7 +724,8 @@ static void publish_rows(struct rt *rt) {
   }
 }
 
-static void start_batch(struct rt *rt, rd_kafka_message_t **msgs, size_t n, int sweep, int age_ms) {
+static void start_batch(struct rt *rt, rd_kafka_message_t **msgs, size_t n, int sweep, int age_ms,
+                        int tick) {
   struct batch *b = calloc(1, sizeof(*b));
   if (b == NULL) {
     lmp_error(NULL, "out of memory for a batch");
@@ -731,6 +738,7 @@ static void start_batch(struct rt *rt, rd_kafka_message_t **msgs, size_t n, int 
   b->n = n;
   b->sweep = sweep;
   b->sweep_age_ms = age_ms;
+  b->tick = tick;
   b->started_ns = now_ns();
   rt->cur = b;
   start_work(rt);
@@ -761,7 +769,7 @@ static void consume_next(struct rt *rt) {
   }
   atomic_fetch_add(&rt->m.consumed, n);
   atomic_store(&rt->m.kafka_up, 1);
-  start_batch(rt, msgs, n, 0, 0);
+  start_batch(rt, msgs, n, 0, 0, 0);
 }
 
 static void drain_pipe(int fd) {
@@ -790,7 +798,14 @@ static void sweep_cb(uv_timer_t *t) {
    * so rows another instance is publishing right now are left to it. */
   int age = rt->first_sweep_done ? rt->cfg.outbox_sweep_ms : 0;
   rt->first_sweep_done = 1;
-  start_batch(rt, NULL, 0, 1, age);
+  start_batch(rt, NULL, 0, 1, age, 0);
+}
+
+static void svc_tick_cb(uv_timer_t *t) {
+  struct rt *rt = t->data;
+  if (rt->state != RT_IDLE || rt->draining || rt->closing || !atomic_load(&rt->m.migrated))
+    return;
+  start_batch(rt, NULL, 0, 0, 0, 1);
 }
 
 /* Once a second: heartbeat, and keep the consumer inside max.poll.interval.ms while a
@@ -1038,6 +1053,7 @@ static void finish_shutdown(struct rt *rt) {
   close_handle((uv_handle_t *)&rt->tick);
   close_handle((uv_handle_t *)&rt->retry);
   close_handle((uv_handle_t *)&rt->sweep);
+  close_handle((uv_handle_t *)&rt->svc_tick);
   close_handle((uv_handle_t *)&rt->deadline);
   close_handle((uv_handle_t *)&rt->sigterm);
   close_handle((uv_handle_t *)&rt->sigint);
@@ -1063,6 +1079,7 @@ static void signal_cb(uv_signal_t *s, int signum) {
   atomic_store(&rt->m.draining, 1);
   lmp_info(NULL, "%s: draining", strsignal(signum));
   uv_timer_stop(&rt->sweep);
+  uv_timer_stop(&rt->svc_tick);
   if (rt->state == RT_IDLE) {
     finish_shutdown(rt);
     return;
@@ -1157,9 +1174,10 @@ int lmp_service_main(const struct lmp_service *svc, int argc, char **argv) {
   uv_timer_init(rt->loop, &rt->retry);
   uv_timer_init(rt->loop, &rt->sweep);
   uv_timer_init(rt->loop, &rt->deadline);
+  uv_timer_init(rt->loop, &rt->svc_tick);
   uv_signal_init(rt->loop, &rt->sigterm);
   uv_signal_init(rt->loop, &rt->sigint);
-  rt->tick.data = rt->retry.data = rt->sweep.data = rt->deadline.data = rt;
+  rt->tick.data = rt->retry.data = rt->sweep.data = rt->deadline.data = rt->svc_tick.data = rt;
   rt->sigterm.data = rt->sigint.data = rt;
   uv_signal_start(&rt->sigterm, signal_cb, SIGTERM);
   uv_signal_start(&rt->sigint, signal_cb, SIGINT);
@@ -1182,6 +1200,8 @@ int lmp_service_main(const struct lmp_service *svc, int argc, char **argv) {
       uv_timer_start(&rt->tick, tick_cb, 1000, 1000);
       /* The first sweep migrates the database and republishes what a crash left. */
       uv_timer_start(&rt->sweep, sweep_cb, 0, (uint64_t)rt->cfg.outbox_sweep_ms);
+      if (svc->tick)
+        uv_timer_start(&rt->svc_tick, svc_tick_cb, (uint64_t)svc->tick_ms, (uint64_t)svc->tick_ms);
     }
   }
   uv_run(rt->loop, UV_RUN_DEFAULT);

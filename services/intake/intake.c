@@ -69,6 +69,8 @@ static int record_stage(struct lmp_tx *tx, const char *id, const char *stage, js
   return r;
 }
 
+static int on_request(struct lmp_tx *tx, const struct lmp_event *ev);
+
 static int emit_rejected(struct lmp_tx *tx, const char *id, const char *partner,
                          const struct intake_findings *f) {
   avro_value_t v;
@@ -95,7 +97,7 @@ static int emit_accepted(struct lmp_tx *tx, const char *id, const char *customer
       (r = lmp_av_set_str(&v, "customer_id", customer_id)) == 0 &&
       (r = lmp_av_set_str(&v, "account_name", account_name)) == 0 &&
       (r = avro_value_get_by_name(&v, "request", &req, NULL) ? LMP_EINVAL : 0) == 0 &&
-      (r = avro_value_copy(&req, request) ? LMP_EINVAL : 0) == 0 &&
+      (r = lmp_avro_copy(&req, request)) == 0 &&
       (r = set_issues(&v, "warnings", f->warnings, f->nwarnings)) == 0 &&
       (r = lmp_av_set_long(&v, "accepted_at", now_millis())) == 0)
     r = lmp_tx_emit(tx, "onboarding.accepted", id, &v);
@@ -138,7 +140,78 @@ static int seen_before(struct lmp_tx *tx, const char *id, const char *partner, c
   return 1;
 }
 
+/* Each later stage's event moves the status forward, never back; every event is a
+ * stage with its time, so the status API tells the whole story. */
+static const struct {
+  const char *event_type;
+  const char *status;
+} lifecycle[] = {
+    {"onboarding.users-allocated", "users_allocated"},
+    {"onboarding.appliances-provisioned", "appliances_provisioned"},
+    {"onboarding.shipping-completed", "shipping_arranged"},
+    {"onboarding.confirmed", "confirmed"},
+    {"onboarding.failed", "failed"},
+    {"onboarding.shipment-dispatched", NULL}, /* a stage, not a status */
+};
+
+#define STATUS_ORDER "ARRAY['accepted','users_allocated','appliances_provisioned','shipping_arranged','confirmed','failed']"
+
+static json_t *stage_detail(const struct lmp_event *ev) {
+  avro_value_t v;
+  const char *t = ev->schema->name;
+  if (strcmp(t, "onboarding.failed") == 0) {
+    json_t *reasons = lmp_av_field(ev->value, "reasons", &v) == 0 ? lmp_avro_to_json(&v) : json_array();
+    return json_pack("{s:s?, s:o}", "stage", lmp_av_str(ev->value, "stage"), "reasons", reasons);
+  }
+  if (strcmp(t, "onboarding.users-allocated") == 0 && lmp_av_field(ev->value, "allocations", &v) == 0)
+    return json_pack("{s:o}", "allocations", lmp_avro_to_json(&v));
+  if (strcmp(t, "onboarding.appliances-provisioned") == 0 && lmp_av_field(ev->value, "appliances", &v) == 0)
+    return json_pack("{s:o}", "appliances", lmp_avro_to_json(&v));
+  if (strcmp(t, "onboarding.shipping-completed") == 0 && lmp_av_field(ev->value, "shipments", &v) == 0) {
+    size_t n = 0;
+    avro_value_get_size(&v, &n);
+    return json_pack("{s:I}", "shipments", (json_int_t)n);
+  }
+  if (strcmp(t, "onboarding.shipment-dispatched") == 0)
+    return json_pack("{s:s?, s:s?, s:s?}", "shipment_id", lmp_av_str(ev->value, "shipment_id"), "carrier",
+                     lmp_av_str(ev->value, "carrier"), "tracking_number", lmp_av_str(ev->value, "tracking_number"));
+  return json_object();
+}
+
+static int on_lifecycle(struct lmp_tx *tx, const struct lmp_event *ev, const char *status) {
+  const char *id = lmp_av_str(ev->value, "onboarding_id");
+  if (id == NULL)
+    return LMP_EREJECT;
+  json_t *detail = stage_detail(ev);
+  int r = detail ? record_stage(tx, id, strrchr(ev->schema->name, '.') + 1, detail, ev->event_id) : LMP_ENOMEM;
+  char *reasons = NULL;
+  if (r == 0 && status) {
+    json_t *rj = json_object_get(detail, "reasons");
+    reasons = json_dumps(rj ? rj : json_array(), JSON_COMPACT);
+    const char *p[] = {id, status, reasons, rj ? "t" : "f"};
+    PGresult *res = lmp_tx_exec(tx, "UPDATE onboardings SET status = $2, updated_at = now(), "
+                                    "reasons = CASE WHEN $4::bool THEN $3::jsonb ELSE reasons END "
+                                    "WHERE onboarding_id = $1 AND array_position(" STATUS_ORDER ", status) < "
+                                    "array_position(" STATUS_ORDER ", $2::text) RETURNING 1", 4, p);
+    if (res == NULL)
+      r = LMP_EDB;
+    else if (PQntuples(res) == 1)
+      lmp_info(id, "status %s", status);
+    PQclear(res);
+  }
+  free(reasons);
+  json_decref(detail);
+  return r;
+}
+
 int intake_handle(struct lmp_tx *tx, const struct lmp_event *ev) {
+  for (size_t i = 0; i < sizeof(lifecycle) / sizeof(lifecycle[0]); i++)
+    if (strcmp(ev->schema->name, lifecycle[i].event_type) == 0)
+      return on_lifecycle(tx, ev, lifecycle[i].status);
+  return on_request(tx, ev);
+}
+
+static int on_request(struct lmp_tx *tx, const struct lmp_event *ev) {
   struct intake *in = lmp_tx_ctx(tx);
   struct intake_request req;
   struct intake_findings f = {0};
@@ -223,6 +296,9 @@ out:
   return r;
 }
 
+/* Timestamps in the status API: UTC, milliseconds, always the same width. */
+#define UTC(col) "to_char(" #col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+
 /* GET /v1/onboardings/{id}: where an onboarding is, with every stage it passed. */
 int intake_http(void *ctx, PGconn *db, const char *method, const char *path, const char *body,
                 size_t body_len, int *status, struct lmp_buf *out) {
@@ -242,9 +318,9 @@ int intake_http(void *ctx, PGconn *db, const char *method, const char *path, con
       "SELECT json_build_object('onboarding_id', o.onboarding_id, 'status', o.status, "
       "'partner_id', o.partner_id, 'license', o.license, 'account_name', o.account_name, "
       "'customer_id', o.customer_id, 'reasons', o.reasons, 'warnings', o.warnings, "
-      "'duplicates', o.duplicates, 'conflicts', o.conflicts, 'created_at', o.created_at, "
-      "'updated_at', o.updated_at, 'stages', COALESCE((SELECT json_agg(json_build_object("
-      "'stage', s.stage, 'at', s.at, 'detail', s.detail) ORDER BY s.at) FROM onboarding_stages s "
+      "'duplicates', o.duplicates, 'conflicts', o.conflicts, 'created_at', " UTC(o.created_at) ", "
+      "'updated_at', " UTC(o.updated_at) ", 'stages', COALESCE((SELECT json_agg(json_build_object("
+      "'stage', s.stage, 'at', " UTC(s.at) ", 'detail', s.detail) ORDER BY s.at) FROM onboarding_stages s "
       "WHERE s.onboarding_id = o.onboarding_id), '[]'))::text FROM onboardings o WHERE o.onboarding_id = $1",
       1, NULL, p, NULL, NULL, 0);
   if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {

@@ -1,7 +1,10 @@
 /* lmp-intake: the entry of the flow. Parse, configure, run, drain. */
 #include "intake.h"
 
-static const char *const consumes[] = {"onboarding.requested", NULL};
+static const char *const consumes[] = {
+    "onboarding.requested",          "onboarding.users-allocated", "onboarding.appliances-provisioned",
+    "onboarding.shipping-completed", "onboarding.shipment-dispatched", "onboarding.confirmed",
+    "onboarding.failed",             NULL};
 
 int main(int argc, char **argv) {
   static struct intake in;

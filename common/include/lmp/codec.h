@@ -64,6 +64,11 @@ int lmp_avro_from_json(avro_value_t *value, json_t *json, char *err, size_t errl
 /* Plain JSON for an Avro value (the inverse of lmp_avro_from_json). */
 json_t *lmp_avro_to_json(avro_value_t *value);
 
+/* Copies src into dst by structure: record fields by name, enums by symbol, union
+ * branches by type name. Unlike avro_value_copy it does not need the two schemas to
+ * be the same object graph (a named type inlined in one and referenced in another). */
+int lmp_avro_copy(avro_value_t *dst, avro_value_t *src);
+
 /* Small accessors for handlers; missing or mistyped fields return defaults. */
 const char *lmp_av_str(avro_value_t *rec, const char *field);   /* NULL when absent or null */
 int32_t lmp_av_int(avro_value_t *rec, const char *field);

@@ -57,6 +57,10 @@ struct lmp_service {
   void *conf_base;
   int (*configured)(void *ctx, char *err, size_t errlen); /* validates its settings */
   lmp_http_fn http;
+  /* Optional periodic work in its own transaction (mail sending, say), every tick_ms
+   * while no batch is in flight. Returns like handle; emitted events are published. */
+  int (*tick)(struct lmp_tx *tx);
+  int tick_ms;
   void *ctx;
 };
 

@@ -1,0 +1,72 @@
+/* Allocation's admin routes: partners, license shares and pools. */
+#include <stdio.h>
+#include <string.h>
+
+#include "allocation.h"
+#include "lmp/admin.h"
+
+/* POST /v1/admin/load {"partners": [{partner_id, name, shares_with: [...]}],
+ *                      "pools": [{partner_id, product, total}]}
+ * Upserts everything in one transaction; a pool total below what is already
+ * allocated is refused by the pools' CHECK. */
+static int load(PGconn *db, const char *body, size_t len, int *status, struct lmp_buf *out) {
+  json_t *j = lmp_admin_body(body, len, status, out);
+  if (j == NULL)
+    return 0;
+  char err[512] = "";
+  size_t i, k;
+  json_t *it, *sub;
+  lmp_admin_exec(db, "BEGIN", 0, NULL, err, sizeof(err));
+  json_array_foreach(json_object_get(j, "partners"), i, it) {
+    const char *p[] = {lmp_admin_str(it, "partner_id"), lmp_admin_str(it, "name") ?: ""};
+    if (p[0] == NULL)
+      snprintf(err, sizeof(err), "partners[%zu]: partner_id is required", i);
+    lmp_admin_exec(db, "INSERT INTO partners(partner_id, name) VALUES ($1, $2) "
+                       "ON CONFLICT (partner_id) DO UPDATE SET name = EXCLUDED.name", 2, p, err, sizeof(err));
+  }
+  json_array_foreach(json_object_get(j, "partners"), i, it) {
+    json_array_foreach(json_object_get(it, "shares_with"), k, sub) {
+      const char *p[] = {lmp_admin_str(it, "partner_id"), json_string_value(sub)};
+      lmp_admin_exec(db, "INSERT INTO license_shares VALUES ($1, $2) ON CONFLICT DO NOTHING", 2, p, err,
+                     sizeof(err));
+    }
+  }
+  json_array_foreach(json_object_get(j, "pools"), i, it) {
+    char total[24];
+    snprintf(total, sizeof(total), "%lld", (long long)json_integer_value(json_object_get(it, "total")));
+    const char *p[] = {lmp_admin_str(it, "partner_id"), lmp_admin_str(it, "product"), total};
+    if (p[0] == NULL || p[1] == NULL || !json_is_integer(json_object_get(it, "total")))
+      snprintf(err, sizeof(err), "pools[%zu]: partner_id, product and an integer total are required", i);
+    lmp_admin_exec(db, "INSERT INTO pools(partner_id, product, total) VALUES ($1, $2, $3::int) "
+                       "ON CONFLICT (partner_id, product) DO UPDATE SET total = EXCLUDED.total",
+                   3, p, err, sizeof(err));
+  }
+  json_decref(j);
+  return lmp_admin_finish(db, err, status, out);
+}
+
+int allocation_http(void *ctx, PGconn *db, const char *method, const char *path, const char *body,
+                    size_t body_len, int *status, struct lmp_buf *out) {
+  if (db == NULL) {
+    *status = 503;
+    return lmp_buf_puts(out, "{\"error\":\"database unavailable\"}");
+  }
+  if (strcmp(method, "POST") == 0 && strcmp(path, "/v1/admin/load") == 0)
+    return load(db, body, body_len, status, out);
+  if (strcmp(method, "GET") == 0 && strncmp(path, "/v1/pools/", 10) == 0) {
+    const char *p[] = {path + 10};
+    return lmp_admin_json(db, "SELECT json_agg(json_build_object('product', product, 'total', total, "
+                              "'allocated', allocated, 'available', total - allocated) ORDER BY product)::text "
+                              "FROM pools WHERE partner_id = $1", 1, p, status, out);
+  }
+  if (strcmp(method, "GET") == 0 && strncmp(path, "/v1/onboardings/", 16) == 0) {
+    const char *p[] = {path + 16};
+    return lmp_admin_json(db, "SELECT json_build_object('onboarding_id', o.onboarding_id, 'status', o.status, "
+                              "'reasons', o.reasons, 'allocations', COALESCE((SELECT json_agg(json_build_object("
+                              "'product', a.product, 'users', a.users)) FROM allocations a "
+                              "WHERE a.onboarding_id = o.onboarding_id), '[]'))::text "
+                              "FROM onboardings o WHERE o.onboarding_id = $1", 1, p, status, out);
+  }
+  *status = 404;
+  return lmp_buf_puts(out, "{\"error\":\"not found\"}");
+}

@@ -1,0 +1,204 @@
+/* On onboarding.accepted, draw every product's users from the partner's pools in one
+ * step or not at all; on onboarding.failed, give them back. */
+#include "allocation.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lmp/error.h"
+#include "lmp/events.h"
+#include "lmp/log.h"
+
+#define STAGE "allocation"
+
+/* In a fixed order, so two allocations lock pool rows in the same order. */
+static const char *const products[] = {"MDR_CORE", "MDR_COMPLETE", "MDR_CLOUD", "BEAUCERON_SAT"};
+static const char *const product_names[] = {"MDR Core", "MDR Complete", "MDR Cloud", "Beauceron SAT"};
+
+struct need {
+  int product; /* index into products */
+  int users;
+};
+
+static int fail(struct lmp_tx *tx, const char *id, const char *partner, struct lmp_reason *rs,
+                size_t n, avro_value_t *onboarding) {
+  json_t *a = json_array();
+  for (size_t i = 0; i < n; i++)
+    json_array_append_new(a, json_pack("{s:s, s:s}", "code", rs[i].code, "message", rs[i].message));
+  char *reasons = json_dumps(a, JSON_COMPACT);
+  json_decref(a);
+  const char *p[] = {id, partner, reasons};
+  int r = reasons ? lmp_tx_command(tx, "INSERT INTO onboardings(onboarding_id, partner_id, status, reasons) "
+                                       "VALUES ($1, $2, 'refused', $3::jsonb)", 3, p)
+                  : LMP_ENOMEM;
+  free(reasons);
+  lmp_info(id, "refused: %s", rs[0].message);
+  return r ? r : lmp_emit_failed(tx, id, partner, STAGE, rs, n, onboarding);
+}
+
+/* 1 when the query returns a row. */
+static int exists(struct lmp_tx *tx, const char *sql, int n, const char *const *p, int *found) {
+  PGresult *res = lmp_tx_exec(tx, sql, n, p);
+  if (res == NULL)
+    return LMP_EDB;
+  *found = PQntuples(res) > 0;
+  PQclear(res);
+  return 0;
+}
+
+static int on_accepted(struct lmp_tx *tx, const struct lmp_event *ev) {
+  avro_value_t *acc = ev->value, req, cust, users;
+  const char *id = lmp_av_str(acc, "onboarding_id");
+  if (id == NULL || lmp_av_field(acc, "request", &req) < 0 || lmp_av_field(&req, "customer", &cust) < 0 ||
+      lmp_av_field(&req, "users", &users) < 0)
+    return LMP_EREJECT;
+  const char *partner = lmp_av_str(&req, "partner_id");
+  const char *sub = lmp_av_str(&cust, "sub_partner_id");
+  int license = lmp_av_enum(&req, "license");
+  const char *p1[] = {id};
+  int found, r;
+  if ((r = exists(tx, "SELECT 1 FROM onboardings WHERE onboarding_id = $1", 1, p1, &found)) < 0)
+    return r;
+  if (found) {
+    lmp_info(id, "already allocated or refused; nothing to do");
+    return 0;
+  }
+
+  struct lmp_reason rs[4];
+  size_t nr = 0;
+  const char *p2[] = {partner, sub};
+  if ((r = exists(tx, "SELECT 1 FROM partners WHERE partner_id = $1", 1, p2, &found)) < 0)
+    return r;
+  if (!found) {
+    rs[0] = (struct lmp_reason){"UNKNOWN_PARTNER", "partner_id", ""};
+    snprintf(rs[0].message, sizeof(rs[0].message), "Partner '%.64s' holds no volume license.", partner);
+    return fail(tx, id, partner, rs, 1, acc);
+  }
+  if (sub && *sub) {
+    if ((r = exists(tx, "SELECT 1 FROM partners WHERE partner_id = $2", 2, p2, &found)) < 0)
+      return r;
+    if (!found) {
+      rs[0] = (struct lmp_reason){"UNKNOWN_SUB_PARTNER", "customer.sub_partner_id", ""};
+      snprintf(rs[0].message, sizeof(rs[0].message), "Sub-partner '%.64s' is not a known partner.", sub);
+      return fail(tx, id, partner, rs, 1, acc);
+    }
+    if ((r = exists(tx, "SELECT 1 FROM license_shares WHERE partner_id = $1 AND sub_partner_id = $2",
+                    2, p2, &found)) < 0)
+      return r;
+    if (!found) {
+      rs[0] = (struct lmp_reason){"SUB_PARTNER_NOT_SHARING", "customer.sub_partner_id", ""};
+      snprintf(rs[0].message, sizeof(rs[0].message),
+               "Sub-partner '%.64s' does not share %.64s's volume license.", sub, partner);
+      return fail(tx, id, partner, rs, 1, acc);
+    }
+  }
+
+  struct need needs[4];
+  size_t nn = 0;
+  int tier = lmp_av_int(&users, "tier"), cloud = lmp_av_int(&users, "cloud"), sat = lmp_av_int(&users, "sat");
+  if (license == 0 && tier > 0)
+    needs[nn++] = (struct need){0, tier};
+  if (license == 1 && tier > 0)
+    needs[nn++] = (struct need){1, tier};
+  if (cloud > 0)
+    needs[nn++] = (struct need){2, cloud};
+  if (sat > 0)
+    needs[nn++] = (struct need){3, sat};
+
+  /* All or nothing: a savepoint around the pools, rolled back on any shortfall. */
+  if ((r = lmp_tx_command(tx, "SAVEPOINT allocate", 0, NULL)) < 0)
+    return r;
+  for (size_t i = 0; i < nn; i++) {
+    char n[16];
+    snprintf(n, sizeof(n), "%d", needs[i].users);
+    const char *p[] = {partner, products[needs[i].product], n};
+    PGresult *res = lmp_tx_exec(tx, "UPDATE pools SET allocated = allocated + $3::int "
+                                    "WHERE partner_id = $1 AND product = $2 AND allocated + $3::int <= total "
+                                    "RETURNING 1", 3, p);
+    if (res == NULL)
+      return LMP_EDB;
+    int ok = PQntuples(res) == 1;
+    PQclear(res);
+    if (ok)
+      continue;
+    res = lmp_tx_exec(tx, "SELECT total - allocated FROM pools WHERE partner_id = $1 AND product = $2", 2, p);
+    if (res == NULL)
+      return LMP_EDB;
+    long avail = PQntuples(res) ? strtol(PQgetvalue(res, 0, 0), NULL, 10) : 0;
+    PQclear(res);
+    rs[nr] = (struct lmp_reason){"INSUFFICIENT_USERS", "users", ""};
+    snprintf(rs[nr].message, sizeof(rs[nr].message),
+             "%s: %d users requested, %ld available on %.64s's license.", product_names[needs[i].product],
+             needs[i].users, avail, partner);
+    nr++;
+  }
+  if (nr) {
+    if ((r = lmp_tx_command(tx, "ROLLBACK TO SAVEPOINT allocate", 0, NULL)) < 0)
+      return r;
+    return fail(tx, id, partner, rs, nr, acc);
+  }
+  const char *p3[] = {id, partner};
+  if ((r = lmp_tx_command(tx, "INSERT INTO onboardings(onboarding_id, partner_id, status) "
+                              "VALUES ($1, $2, 'allocated')", 2, p3)) < 0)
+    return r;
+
+  avro_value_t out, arr;
+  if ((r = lmp_tx_value(tx, "onboarding.users-allocated", &out)) < 0)
+    return r;
+  r = lmp_av_set_str(&out, "onboarding_id", id);
+  if (r == 0)
+    r = lmp_av_copy_field(&out, "onboarding", acc);
+  if (r == 0)
+    r = avro_value_get_by_name(&out, "allocations", &arr, NULL) ? LMP_EINVAL : 0;
+  for (size_t i = 0; r == 0 && i < nn; i++) {
+    char n[16];
+    snprintf(n, sizeof(n), "%d", needs[i].users);
+    const char *p[] = {id, partner, products[needs[i].product], n};
+    r = lmp_tx_command(tx, "INSERT INTO allocations(onboarding_id, partner_id, product, users) "
+                           "VALUES ($1, $2, $3, $4::int)", 4, p);
+    avro_value_t e, f;
+    if (r == 0 && (avro_value_append(&arr, &e, NULL) || avro_value_get_by_name(&e, "product", &f, NULL) ||
+                   avro_value_set_enum(&f, needs[i].product) || lmp_av_set_int(&e, "users", needs[i].users)))
+      r = LMP_ENOMEM;
+  }
+  if (r == 0)
+    r = lmp_av_set_long(&out, "allocated_at", lmp_now_ms());
+  if (r == 0)
+    r = lmp_tx_emit(tx, "onboarding.users-allocated", id, &out);
+  avro_value_decref(&out);
+  if (r == 0)
+    lmp_info(id, "allocated %zu products for %s", nn, partner);
+  return r;
+}
+
+/* Compensation: a later stage failed, so the users go back to the pools, once. */
+static int on_failed(struct lmp_tx *tx, const struct lmp_event *ev) {
+  const char *id = lmp_av_str(ev->value, "onboarding_id");
+  const char *stage = lmp_av_str(ev->value, "stage");
+  if (id == NULL || stage == NULL)
+    return LMP_EREJECT;
+  if (strcmp(stage, STAGE) == 0)
+    return 0; /* our own refusal: nothing was taken */
+  const char *p[] = {id};
+  PGresult *res = lmp_tx_exec(tx, "UPDATE onboardings SET status = 'released', updated_at = now() "
+                                  "WHERE onboarding_id = $1 AND status = 'allocated' RETURNING 1", 1, p);
+  if (res == NULL)
+    return LMP_EDB;
+  int had = PQntuples(res) == 1;
+  PQclear(res);
+  if (!had)
+    return 0;
+  int r = lmp_tx_command(tx, "UPDATE pools p SET allocated = p.allocated - a.users FROM allocations a "
+                             "WHERE a.onboarding_id = $1 AND p.partner_id = a.partner_id AND p.product = a.product",
+                         1, p);
+  if (r == 0)
+    lmp_info(id, "released the users: %s failed", stage);
+  return r;
+}
+
+int allocation_handle(struct lmp_tx *tx, const struct lmp_event *ev) {
+  if (strcmp(ev->schema->name, "onboarding.accepted") == 0)
+    return on_accepted(tx, ev);
+  return on_failed(tx, ev);
+}

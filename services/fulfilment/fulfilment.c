@@ -1,0 +1,212 @@
+/* On users-allocated, reserve units or provision a virtual appliance, then emit
+ * appliances-provisioned; on a later failure, give them back. */
+#include "fulfilment.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uuid/uuid.h>
+
+#include "lmp/error.h"
+#include "lmp/events.h"
+#include "lmp/log.h"
+
+#define STAGE "appliance-fulfilment"
+
+static int record(struct lmp_tx *tx, const char *id, const char *status, const struct lmp_reason *rs, size_t n) {
+  json_t *a = json_array();
+  for (size_t i = 0; i < n; i++)
+    json_array_append_new(a, json_pack("{s:s, s:s}", "code", rs[i].code, "message", rs[i].message));
+  char *reasons = json_dumps(a, JSON_COMPACT);
+  json_decref(a);
+  const char *p[] = {id, status, reasons};
+  int r = reasons ? lmp_tx_command(tx, "INSERT INTO onboardings(onboarding_id, status, reasons) "
+                                       "VALUES ($1, $2, $3::jsonb)", 3, p)
+                  : LMP_ENOMEM;
+  free(reasons);
+  return r;
+}
+
+static int refuse(struct lmp_tx *tx, const char *id, const char *partner, struct lmp_reason *rs,
+                  size_t n, avro_value_t *onboarding) {
+  int r = lmp_tx_command(tx, "ROLLBACK TO SAVEPOINT provision", 0, NULL);
+  if (r == 0)
+    r = record(tx, id, "refused", rs, n);
+  lmp_info(id, "refused: %s", rs[0].message);
+  return r ? r : lmp_emit_failed(tx, id, partner, STAGE, rs, n, onboarding);
+}
+
+static int append_unit(avro_value_t *arr, int role, const char *sku, const char *serial,
+                       const char *virtual_id, const char *region, const char *ship_to) {
+  avro_value_t e, f;
+  if (avro_value_append(arr, &e, NULL) || avro_value_get_by_name(&e, "role", &f, NULL) ||
+      avro_value_set_enum(&f, role) || lmp_av_set_str(&e, "sku", sku) || lmp_av_set_str(&e, "serial", serial) ||
+      lmp_av_set_str(&e, "virtual_id", virtual_id) || lmp_av_set_str(&e, "hosting_region", region) ||
+      lmp_av_set_str(&e, "ship_to", ship_to))
+    return LMP_ENOMEM;
+  return 0;
+}
+
+/* Takes one available unit of sku. Locked rows that another transaction frees in the
+ * meantime are skipped by the first try, so it tries again while any remain. */
+static int take_unit(struct lmp_tx *tx, const char *id, const char *sku, char *serial, size_t len) {
+  const char *p[] = {id, sku};
+  for (int attempt = 0; attempt < 5; attempt++) {
+    PGresult *res = lmp_tx_exec(tx, "UPDATE units SET status = 'reserved', onboarding_id = $1, reserved_at = now() "
+                                    "WHERE serial = (SELECT serial FROM units WHERE sku = $2 AND status = 'available' "
+                                    "ORDER BY serial LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING serial", 2, p);
+    if (res == NULL)
+      return LMP_EDB;
+    if (PQntuples(res) == 1) {
+      snprintf(serial, len, "%s", PQgetvalue(res, 0, 0));
+      PQclear(res);
+      return 1;
+    }
+    PQclear(res);
+    const char *p2[] = {sku};
+    res = lmp_tx_exec(tx, "SELECT 1 FROM units WHERE sku = $1 AND status = 'available' LIMIT 1", 1, p2);
+    if (res == NULL)
+      return LMP_EDB;
+    int any = PQntuples(res) > 0;
+    PQclear(res);
+    if (!any)
+      return 0;
+  }
+  return LMP_EDB; /* contention: retry the batch */
+}
+
+static int on_allocated(struct lmp_tx *tx, const struct lmp_event *ev) {
+  avro_value_t *in = ev->value, acc, req, dep, apps, allocs;
+  const char *id = lmp_av_str(in, "onboarding_id");
+  if (id == NULL || lmp_av_field(in, "onboarding", &acc) < 0 || lmp_av_field(&acc, "request", &req) < 0 ||
+      lmp_av_field(in, "allocations", &allocs) < 0)
+    return LMP_EREJECT;
+  const char *partner = lmp_av_str(&req, "partner_id");
+  const char *p1[] = {id};
+  PGresult *res = lmp_tx_exec(tx, "SELECT 1 FROM onboardings WHERE onboarding_id = $1", 1, p1);
+  if (res == NULL)
+    return LMP_EDB;
+  int seen = PQntuples(res) > 0;
+  PQclear(res);
+  if (seen)
+    return 0;
+
+  avro_value_t out, units;
+  int r = lmp_tx_value(tx, "onboarding.appliances-provisioned", &out);
+  if (r < 0)
+    return r;
+  if ((r = lmp_tx_command(tx, "SAVEPOINT provision", 0, NULL)) < 0 ||
+      (r = avro_value_get_by_name(&out, "appliances", &units, NULL) ? LMP_EINVAL : 0) < 0)
+    goto out;
+  struct lmp_reason rs[8];
+  size_t nr = 0;
+  if (lmp_av_field(&req, "deployment", &dep) == 0) {
+    int kind = lmp_av_enum(&dep, "kind");
+    const char *region = lmp_av_str(&dep, "hosting_region");
+    if (kind == 0) { /* VIRTUAL */
+      const char *p[] = {region ? region : ""};
+      if ((res = lmp_tx_exec(tx, "SELECT 1 FROM hosting_regions WHERE region = $1", 1, p)) == NULL) {
+        r = LMP_EDB;
+        goto out;
+      }
+      int known = PQntuples(res) > 0;
+      PQclear(res);
+      if (!known) {
+        rs[0] = (struct lmp_reason){"UNKNOWN_HOSTING_REGION", "deployment.hosting_region", ""};
+        snprintf(rs[0].message, sizeof(rs[0].message), "Hosting region '%.40s' cannot host appliances.", p[0]);
+        r = refuse(tx, id, partner, rs, 1, &acc);
+        goto out;
+      }
+      char vid[37];
+      uuid_t u;
+      uuid_generate(u);
+      uuid_unparse_lower(u, vid);
+      const char *p2[] = {vid, id, region};
+      if ((r = lmp_tx_command(tx, "INSERT INTO virtual_appliances(appliance_id, onboarding_id, region, status) "
+                                  "VALUES ($1, $2, $3, 'provisioned')", 3, p2)) < 0 ||
+          (r = append_unit(&units, 0, "VIRTUAL", NULL, vid, region, NULL)) < 0)
+        goto out;
+    } else if (avro_value_get_by_name(&dep, "appliances", &apps, NULL) == 0) {
+      size_t n = 0;
+      avro_value_get_size(&apps, &n);
+      for (size_t i = 0; i < n; i++) {
+        avro_value_t a;
+        avro_value_get_by_index(&apps, i, &a, NULL);
+        const char *sku = lmp_av_str(&a, "sku");
+        const char *p[] = {sku ? sku : ""};
+        if ((res = lmp_tx_exec(tx, "SELECT 1 FROM skus WHERE sku = $1", 1, p)) == NULL) {
+          r = LMP_EDB;
+          goto out;
+        }
+        int known = PQntuples(res) > 0;
+        PQclear(res);
+        char serial[128];
+        int got = known ? take_unit(tx, id, p[0], serial, sizeof(serial)) : 0;
+        if (got < 0) {
+          r = got;
+          goto out;
+        }
+        if (got)
+          r = append_unit(&units, lmp_av_enum(&a, "role"), p[0], serial, NULL, NULL, lmp_av_str(&a, "ship_to"));
+        else if (nr < 8) {
+          rs[nr] = (struct lmp_reason){known ? "OUT_OF_STOCK" : "UNKNOWN_SKU", "deployment.appliances", ""};
+          snprintf(rs[nr].message, sizeof(rs[nr].message),
+                   known ? "No %.40s appliance is in stock for appliance %zu." : "SKU '%.40s' of appliance %zu is not in the catalogue.",
+                   p[0], i + 1);
+          nr++;
+        }
+        if (r < 0)
+          goto out;
+      }
+    }
+  }
+  if (nr) {
+    r = refuse(tx, id, partner, rs, nr, &acc);
+    goto out;
+  }
+  size_t nunits = 0;
+  avro_value_get_size(&units, &nunits);
+  if ((r = record(tx, id, "provisioned", NULL, 0)) < 0 || (r = lmp_av_set_str(&out, "onboarding_id", id)) < 0 ||
+      (r = lmp_av_copy_field(&out, "onboarding", &acc)) < 0 ||
+      (r = lmp_av_copy_field(&out, "allocations", &allocs)) < 0 ||
+      (r = lmp_av_set_long(&out, "provisioned_at", lmp_now_ms())) < 0)
+    goto out;
+  r = lmp_tx_emit(tx, "onboarding.appliances-provisioned", id, &out);
+  if (r == 0)
+    lmp_info(id, "provisioned %zu appliances", nunits);
+out:
+  avro_value_decref(&out);
+  return r;
+}
+
+/* Compensation: units back to stock, the virtual appliance released, once. */
+static int on_failed(struct lmp_tx *tx, const struct lmp_event *ev) {
+  const char *id = lmp_av_str(ev->value, "onboarding_id");
+  const char *stage = lmp_av_str(ev->value, "stage");
+  if (id == NULL || stage == NULL)
+    return LMP_EREJECT;
+  if (strcmp(stage, STAGE) == 0)
+    return 0;
+  const char *p[] = {id};
+  PGresult *res = lmp_tx_exec(tx, "UPDATE onboardings SET status = 'released', updated_at = now() "
+                                  "WHERE onboarding_id = $1 AND status = 'provisioned' RETURNING 1", 1, p);
+  if (res == NULL)
+    return LMP_EDB;
+  int had = PQntuples(res) == 1;
+  PQclear(res);
+  if (!had)
+    return 0;
+  int r = lmp_tx_command(tx, "UPDATE units SET status = 'available', onboarding_id = NULL, reserved_at = NULL "
+                             "WHERE onboarding_id = $1", 1, p);
+  if (r == 0)
+    r = lmp_tx_command(tx, "UPDATE virtual_appliances SET status = 'released' WHERE onboarding_id = $1", 1, p);
+  if (r == 0)
+    lmp_info(id, "released the appliances: %s failed", stage);
+  return r;
+}
+
+int fulfilment_handle(struct lmp_tx *tx, const struct lmp_event *ev) {
+  if (strcmp(ev->schema->name, "onboarding.users-allocated") == 0)
+    return on_allocated(tx, ev);
+  return on_failed(tx, ev);
+}

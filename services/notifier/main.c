@@ -1,0 +1,28 @@
+/* lmp-notifier: mails to partners and administrators. Parse, configure, run, drain. */
+#include <curl/curl.h>
+
+#include "notifier.h"
+
+static const char *const consumes[] = {"onboarding.shipping-completed", "onboarding.failed",
+                                       "onboarding.shipment-dispatched", NULL};
+
+int main(int argc, char **argv) {
+  static struct notifier n;
+  curl_global_init(CURL_GLOBAL_DEFAULT);
+  const struct lmp_service svc = {
+      .name = "notifier",
+      .consumes = consumes,
+      .migrations = notifier_migrations,
+      .handle = notifier_handle,
+      .conf = notifier_conf,
+      .conf_n = notifier_conf_n,
+      .conf_base = &n,
+      .http = notifier_http,
+      .tick = notifier_tick,
+      .tick_ms = 250,
+      .ctx = &n,
+  };
+  int rc = lmp_service_main(&svc, argc, argv);
+  curl_global_cleanup();
+  return rc;
+}

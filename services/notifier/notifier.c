@@ -1,0 +1,281 @@
+/* On shipping-completed, owe the partner a confirmation and the administrator an
+ * invitation; on failed, a failure notice; on a dispatch, the tracking. A periodic
+ * tick sends what is owed and, once both onboarding mails are out, emits confirmed. */
+#include "notifier.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lmp/codec.h"
+#include "lmp/error.h"
+#include "lmp/events.h"
+#include "lmp/log.h"
+
+#define N(field) offsetof(struct notifier, field)
+
+const struct lmp_conf_entry notifier_conf[] = {
+    {"notifier.from_address", LMP_CONF_STR, N(from_address), 3, 254, "onboarding@lmp.example.com", "sender of every mail"},
+    {"notifier.from_name", LMP_CONF_STR, N(from_name), 0, 100, "License Management Portal", "sender's display name"},
+    {"notifier.per_tick", LMP_CONF_INT, N(per_tick), 1, 1000, "50", "mails sent per tick at most"},
+    {"notifier.retry_max_s", LMP_CONF_INT, N(retry_max_s), 1, 86400, "300", "longest wait before retrying a mail"},
+    {"notifier.smtp_timeout_s", LMP_CONF_INT, N(smtp_timeout_s), 1, 300, "10", "SMTP connect timeout"},
+    {"notifier.smtp_url", LMP_CONF_STR, N(smtp_url), 7, 1024, "smtp://127.0.0.1:2525", "SMTP server, smtp://host:port"},
+    {"notifier.template_dir", LMP_CONF_STR, N(template_dir), 0, 1024, "", "folder of <kind>.txt mail templates; empty: built in"},
+};
+const size_t notifier_conf_n = sizeof(notifier_conf) / sizeof(notifier_conf[0]);
+
+/* Owes one mail: rendered now, stored with the state change, sent by the tick. */
+static int owe(struct lmp_tx *tx, const char *id, const char *kind, const char *template,
+               const char *to, json_t *vars) {
+  struct notifier *n = lmp_tx_ctx(tx);
+  char *subject = NULL, *body = NULL;
+  int r = notifier_render(n, template, vars, &subject, &body);
+  if (r < 0) {
+    lmp_error(id, "template %s cannot be rendered", template);
+    return r;
+  }
+  const char *p[] = {id, kind, to, subject, body};
+  r = lmp_tx_command(tx, "INSERT INTO mails(onboarding_id, kind, recipient, subject, body) "
+                         "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING", 5, p);
+  free(subject);
+  free(body);
+  return r;
+}
+
+static const char *license_name(const char *symbol) {
+  if (symbol == NULL) return "";
+  if (strcmp(symbol, "MDR_CORE") == 0) return "MDR Core";
+  if (strcmp(symbol, "MDR_COMPLETE") == 0) return "MDR Complete";
+  if (strcmp(symbol, "MDR_CLOUD") == 0) return "MDR Cloud";
+  if (strcmp(symbol, "BEAUCERON_SAT") == 0) return "Beauceron SAT";
+  return symbol;
+}
+
+static int on_completed(struct lmp_tx *tx, const struct lmp_event *ev) {
+  avro_value_t *in = ev->value, acc, req, cust, ships, apps, allocs;
+  const char *id = lmp_av_str(in, "onboarding_id");
+  if (id == NULL || lmp_av_field(in, "onboarding", &acc) < 0 || lmp_av_field(&acc, "request", &req) < 0 ||
+      lmp_av_field(&req, "customer", &cust) < 0 || lmp_av_field(in, "shipments", &ships) < 0 ||
+      lmp_av_field(in, "appliances", &apps) < 0 || lmp_av_field(in, "allocations", &allocs) < 0)
+    return LMP_EREJECT;
+  const char *partner_email = lmp_av_str(&req, "submitted_by");
+  const char *admin = lmp_av_str(&cust, "portal_admin_email");
+  size_t nships = 0, napps = 0, nallocs = 0;
+  avro_value_get_size(&ships, &nships);
+  avro_value_get_size(&apps, &napps);
+  avro_value_get_size(&allocs, &nallocs);
+  struct lmp_buf users = {0}, appl = {0};
+  lmp_buf_puts(&users, "");
+  lmp_buf_puts(&appl, napps ? "" : "none");
+  for (size_t i = 0; i < nallocs; i++) {
+    avro_value_t a;
+    avro_value_get_by_index(&allocs, i, &a, NULL);
+    lmp_buf_printf(&users, "%s%d %s", i ? ", " : "", lmp_av_int(&a, "users"),
+                   license_name(lmp_av_enum_name(&a, "product")));
+  }
+  for (size_t i = 0; i < napps; i++) {
+    avro_value_t a;
+    avro_value_get_by_index(&apps, i, &a, NULL);
+    const char *serial = lmp_av_str(&a, "serial");
+    lmp_buf_printf(&appl, "%s%s %s", i ? ", " : "", lmp_av_str(&a, "sku"),
+                   serial ? serial : lmp_av_str(&a, "hosting_region") ? lmp_av_str(&a, "hosting_region") : "");
+  }
+  json_t *vars = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I}",
+                           "onboarding_id", id, "account_name", lmp_av_str(&acc, "account_name"),
+                           "customer_id", lmp_av_str(&acc, "customer_id"), "partner_id",
+                           lmp_av_str(&req, "partner_id"), "admin_email", admin, "license",
+                           license_name(lmp_av_enum_name(&req, "license")), "users", users.data,
+                           "appliances", appl.data, "shipments", (json_int_t)nships);
+  lmp_buf_free(&users);
+  lmp_buf_free(&appl);
+  if (vars == NULL)
+    return LMP_ENOMEM;
+  int r = owe(tx, id, "confirmation", "confirmation", partner_email, vars);
+  if (r == 0)
+    r = owe(tx, id, "invitation", "invitation", admin, vars);
+  json_decref(vars);
+  char count[16];
+  snprintf(count, sizeof(count), "%zu", nships);
+  const char *p[] = {id, lmp_av_str(&acc, "customer_id"), lmp_av_str(&req, "partner_id"),
+                     lmp_av_str(&acc, "account_name"), count};
+  if (r == 0)
+    r = lmp_tx_command(tx, "INSERT INTO confirmations(onboarding_id, customer_id, partner_id, account_name, shipments) "
+                           "VALUES ($1, $2, $3, $4, $5::int) ON CONFLICT DO NOTHING", 5, p);
+  return r;
+}
+
+static int on_failed(struct lmp_tx *tx, const struct lmp_event *ev) {
+  avro_value_t acc, req, reasons;
+  const char *id = lmp_av_str(ev->value, "onboarding_id");
+  if (id == NULL || lmp_av_field(ev->value, "reasons", &reasons) < 0)
+    return LMP_EREJECT;
+  if (lmp_av_field(ev->value, "onboarding", &acc) < 0 || lmp_av_field(&acc, "request", &req) < 0) {
+    lmp_warn(id, "failure of an onboarding without its request: nobody to tell");
+    return 0;
+  }
+  struct lmp_buf text = {0};
+  size_t n = 0;
+  avro_value_get_size(&reasons, &n);
+  lmp_buf_puts(&text, "");
+  for (size_t i = 0; i < n; i++) {
+    avro_value_t it;
+    avro_value_get_by_index(&reasons, i, &it, NULL);
+    lmp_buf_printf(&text, "  - %s: %s\n", lmp_av_str(&it, "code"), lmp_av_str(&it, "message"));
+  }
+  json_t *vars = json_pack("{s:s, s:s, s:s, s:s}", "onboarding_id", id, "account_name",
+                           lmp_av_str(&acc, "account_name"), "stage", lmp_av_str(ev->value, "stage"),
+                           "reasons", text.data);
+  lmp_buf_free(&text);
+  if (vars == NULL)
+    return LMP_ENOMEM;
+  int r = owe(tx, id, "failure", "failure", lmp_av_str(&req, "submitted_by"), vars);
+  json_decref(vars);
+  return r;
+}
+
+static int on_dispatched(struct lmp_tx *tx, const struct lmp_event *ev) {
+  avro_value_t *in = ev->value, addr, items;
+  const char *id = lmp_av_str(in, "onboarding_id"), *sid = lmp_av_str(in, "shipment_id");
+  if (id == NULL || sid == NULL || lmp_av_field(in, "address", &addr) < 0 || lmp_av_field(in, "items", &items) < 0)
+    return LMP_EREJECT;
+  struct lmp_buf where = {0}, what = {0};
+  lmp_buf_printf(&where, "%s, %s, %s %s, %s", lmp_av_str(&addr, "recipient"), lmp_av_str(&addr, "line1"),
+                 lmp_av_str(&addr, "city"), lmp_av_str(&addr, "postal_code"), lmp_av_str(&addr, "country"));
+  size_t n = 0;
+  avro_value_get_size(&items, &n);
+  lmp_buf_puts(&what, "");
+  for (size_t i = 0; i < n; i++) {
+    avro_value_t it;
+    avro_value_get_by_index(&items, i, &it, NULL);
+    lmp_buf_printf(&what, "%s%s %s", i ? ", " : "", lmp_av_str(&it, "sku"), lmp_av_str(&it, "serial"));
+  }
+  json_t *vars = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "account_name", lmp_av_str(in, "account_name"),
+                           "carrier", lmp_av_str(in, "carrier"), "tracking_number",
+                           lmp_av_str(in, "tracking_number"), "address", where.data, "items", what.data,
+                           "onboarding_id", id);
+  lmp_buf_free(&where);
+  lmp_buf_free(&what);
+  if (vars == NULL)
+    return LMP_ENOMEM;
+  char kind[80];
+  snprintf(kind, sizeof(kind), "dispatch:%s", sid);
+  int r = owe(tx, id, kind, "dispatch", lmp_av_str(in, "partner_email"), vars);
+  json_decref(vars);
+  return r;
+}
+
+int notifier_handle(struct lmp_tx *tx, const struct lmp_event *ev) {
+  const char *t = ev->schema->name;
+  if (strcmp(t, "onboarding.shipping-completed") == 0)
+    return on_completed(tx, ev);
+  if (strcmp(t, "onboarding.failed") == 0)
+    return on_failed(tx, ev);
+  return on_dispatched(tx, ev);
+}
+
+/* Sends what is due. A mail that fails waits longer each time (up to retry_max_s)
+ * while the others go out; SKIP LOCKED lets several notifiers share the work. */
+static int send_due(struct lmp_tx *tx, struct notifier *n) {
+  char limit[16];
+  snprintf(limit, sizeof(limit), "%d", n->per_tick);
+  const char *p[] = {limit};
+  PGresult *res = lmp_tx_exec(tx, "SELECT onboarding_id, kind, recipient, subject, body, attempts FROM mails "
+                                  "WHERE status = 'pending' AND next_attempt_at <= now() "
+                                  "ORDER BY next_attempt_at LIMIT $1::int FOR UPDATE SKIP LOCKED", 1, p);
+  if (res == NULL)
+    return LMP_EDB;
+  int r = 0;
+  for (int i = 0; r == 0 && i < PQntuples(res); i++) {
+    const char *id = PQgetvalue(res, i, 0), *kind = PQgetvalue(res, i, 1);
+    char msgid[300], err[512];
+    snprintf(msgid, sizeof(msgid), "%s.%s@lmp-onboarding", id, kind);
+    for (char *c = msgid; *c; c++)
+      if (*c == ':')
+        *c = '.';
+    err[0] = '\0';
+    int sent = notifier_send(n, PQgetvalue(res, i, 2), PQgetvalue(res, i, 3), PQgetvalue(res, i, 4), msgid,
+                             err, sizeof(err)) == 0;
+    if (sent) {
+      const char *q[] = {id, kind};
+      r = lmp_tx_command(tx, "UPDATE mails SET status = 'sent', sent_at = now(), attempts = attempts + 1, "
+                             "last_error = NULL WHERE onboarding_id = $1 AND kind = $2", 2, q);
+      lmp_info(id, "mail %s sent to %s", kind, PQgetvalue(res, i, 2));
+    } else {
+      long attempts = strtol(PQgetvalue(res, i, 5), NULL, 10) + 1;
+      long wait = attempts < 20 ? (1L << attempts) : n->retry_max_s;
+      if (wait > n->retry_max_s)
+        wait = n->retry_max_s;
+      char w[24];
+      snprintf(w, sizeof(w), "%ld", wait);
+      const char *q[] = {id, kind, err, w};
+      r = lmp_tx_command(tx, "UPDATE mails SET attempts = attempts + 1, last_error = $3, "
+                             "next_attempt_at = now() + $4::int * interval '1 second' "
+                             "WHERE onboarding_id = $1 AND kind = $2", 4, q);
+      lmp_warn(id, "mail %s not sent (attempt %ld, next in %ld s): %s", kind, attempts, wait, err);
+    }
+  }
+  PQclear(res);
+  return r;
+}
+
+/* Onboardings whose confirmation and invitation are both out get their confirmed event. */
+static int confirm_ready(struct lmp_tx *tx) {
+  PGresult *res = lmp_tx_exec(tx, "SELECT c.onboarding_id, c.customer_id, c.partner_id, c.account_name, c.shipments "
+                                  "FROM confirmations c WHERE c.confirmed_at IS NULL AND "
+                                  "(SELECT count(*) FROM mails m WHERE m.onboarding_id = c.onboarding_id AND "
+                                  "m.kind IN ('confirmation', 'invitation') AND m.status = 'sent') = 2 "
+                                  "LIMIT 500 FOR UPDATE SKIP LOCKED", 0, NULL);
+  if (res == NULL)
+    return LMP_EDB;
+  int r = 0;
+  for (int i = 0; r == 0 && i < PQntuples(res); i++) {
+    const char *id = PQgetvalue(res, i, 0);
+    avro_value_t v;
+    if ((r = lmp_tx_value(tx, "onboarding.confirmed", &v)) < 0)
+      break;
+    r = lmp_av_set_str(&v, "onboarding_id", id);
+    if (r == 0) r = lmp_av_set_str(&v, "customer_id", PQgetvalue(res, i, 1));
+    if (r == 0) r = lmp_av_set_str(&v, "partner_id", PQgetvalue(res, i, 2));
+    if (r == 0) r = lmp_av_set_str(&v, "account_name", PQgetvalue(res, i, 3));
+    if (r == 0) r = lmp_av_set_int(&v, "shipments", (int32_t)strtol(PQgetvalue(res, i, 4), NULL, 10));
+    if (r == 0) r = lmp_av_set_long(&v, "confirmed_at", lmp_now_ms());
+    if (r == 0) r = lmp_tx_emit(tx, "onboarding.confirmed", id, &v);
+    avro_value_decref(&v);
+    const char *q[] = {id};
+    if (r == 0)
+      r = lmp_tx_command(tx, "UPDATE confirmations SET confirmed_at = now() WHERE onboarding_id = $1", 1, q);
+    if (r == 0)
+      lmp_info(id, "confirmed");
+  }
+  PQclear(res);
+  return r;
+}
+
+int notifier_tick(struct lmp_tx *tx) {
+  struct notifier *n = lmp_tx_ctx(tx);
+  int r = send_due(tx, n);
+  return r ? r : confirm_ready(tx);
+}
+
+int notifier_http(void *ctx, PGconn *db, const char *method, const char *path, const char *body,
+                  size_t body_len, int *status, struct lmp_buf *out) {
+  if (db == NULL) {
+    *status = 503;
+    return lmp_buf_puts(out, "{\"error\":\"database unavailable\"}");
+  }
+  if (strcmp(method, "GET") == 0 && strncmp(path, "/v1/onboardings/", 16) == 0) {
+    const char *p[] = {path + 16};
+    PGresult *res = PQexecParams(db, "SELECT json_agg(json_build_object('kind', kind, 'recipient', recipient, "
+                                     "'status', status, 'attempts', attempts, 'last_error', last_error, "
+                                     "'sent_at', sent_at) ORDER BY created_at)::text FROM mails WHERE onboarding_id = $1",
+                                 1, NULL, p, NULL, NULL, 0);
+    int ok = res && PQresultStatus(res) == PGRES_TUPLES_OK && !PQgetisnull(res, 0, 0);
+    *status = ok ? 200 : 404;
+    int r = lmp_buf_puts(out, ok ? PQgetvalue(res, 0, 0) : "{\"error\":\"not found\"}");
+    PQclear(res);
+    return r;
+  }
+  *status = 404;
+  return lmp_buf_puts(out, "{\"error\":\"not found\"}");
+}
