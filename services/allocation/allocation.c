@@ -76,7 +76,8 @@ static int on_accepted(struct lmp_tx *tx, const struct lmp_event *ev) {
     return fail(tx, id, partner, rs, 1, acc);
   }
   if (sub && *sub) {
-    if ((r = exists(tx, "SELECT 1 FROM partners WHERE partner_id = $2", 2, p2, &found)) < 0)
+    const char *p3[] = {sub};
+    if ((r = exists(tx, "SELECT 1 FROM partners WHERE partner_id = $1", 1, p3, &found)) < 0)
       return r;
     if (!found) {
       rs[0] = (struct lmp_reason){"UNKNOWN_SUB_PARTNER", "customer.sub_partner_id", ""};

@@ -187,7 +187,7 @@ static int on_lifecycle(struct lmp_tx *tx, const struct lmp_event *ev, const cha
   char *reasons = NULL;
   if (r == 0 && status) {
     json_t *rj = json_object_get(detail, "reasons");
-    reasons = json_dumps(rj ? rj : json_array(), JSON_COMPACT);
+    reasons = rj ? json_dumps(rj, JSON_COMPACT) : strdup("[]");
     const char *p[] = {id, status, reasons, rj ? "t" : "f"};
     PGresult *res = lmp_tx_exec(tx, "UPDATE onboardings SET status = $2, updated_at = now(), "
                                     "reasons = CASE WHEN $4::bool THEN $3::jsonb ELSE reasons END "

@@ -3,6 +3,8 @@ own prefix, a fresh database) on the real broker and PostgreSQL of the test stac
 daemons started as real processes, and an Avro client written with fastavro, an
 off-the-shelf library that shares no code with the daemons."""
 
+import email
+import email.policy
 import io
 import json
 import os
@@ -20,12 +22,16 @@ import uuid
 import fastavro
 import psycopg
 from confluent_kafka import Consumer, Producer, TopicPartition
-from fastavro.schema import expand_schema, fingerprint, parse_schema, to_parsing_canonical_form
+from fastavro.schema import fingerprint, parse_schema, to_parsing_canonical_form
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.environ.get("LMP_BUILD_DIR", os.path.join(ROOT, "build"))
 BROKERS = os.environ.get("LMP_KAFKA_BROKERS", "127.0.0.1:29092")
 PG_PORT = int(os.environ.get("LMP_PG_PORT", "25432"))
+SMTP_PORT = int(os.environ.get("LMP_SMTP_PORT", "22525"))
+MAILDIR = os.path.join(os.environ.get("LMP_STACK_DIR", os.path.join(BUILD, "stack")), "maildir", "new")
+SERVICES = ["intake", "allocation", "fulfilment", "shipping", "notifier"]
+DEMO_DATA = os.path.join(ROOT, "deploy", "demo-data.json")
 EXAMPLES = os.path.join(ROOT, "deploy", "examples")
 
 
@@ -44,32 +50,83 @@ def log(*a):
 
 # ---- schemas, read from schemas/ with fastavro alone ----------------------------
 
+PRIMITIVES = {"null", "boolean", "int", "long", "float", "double", "bytes", "string"}
+NAMED = {"record", "error", "enum", "fixed"}
+
+
+def _full(name, ns):
+    return name if "." in name or not ns else f"{ns}.{name}"
+
+
+def _collect(s, ns, defs):
+    """Every named type a schema defines, by full name."""
+    if isinstance(s, list):
+        for b in s:
+            _collect(b, ns, defs)
+    elif isinstance(s, dict):
+        t = s.get("type")
+        if isinstance(t, (dict, list)):
+            _collect(t, ns, defs)
+        elif t in NAMED:
+            full = _full(s["name"], s.get("namespace", ns))
+            defs[full] = s
+            inner = full.rpartition(".")[0]
+            for f in s.get("fields", []):
+                _collect(f["type"], inner, defs)
+        elif t == "array":
+            _collect(s["items"], ns, defs)
+        elif t == "map":
+            _collect(s["values"], ns, defs)
+
+
+def _expand(s, ns, defs, seen):
+    """The schema made self-contained: a type of another file is defined where it
+    is first used, and referred to by full name after that."""
+    if isinstance(s, str):
+        if s in PRIMITIVES:
+            return s
+        full = _full(s, ns)
+        if full in seen or full not in defs:
+            return full
+        d = dict(defs[full], name=full)
+        d.pop("namespace", None)
+        return _expand(d, "", defs, seen)
+    if isinstance(s, list):
+        return [_expand(b, ns, defs, seen) for b in s]
+    s = dict(s)
+    t = s.get("type")
+    if isinstance(t, (dict, list)) or (isinstance(t, str) and t not in PRIMITIVES | NAMED | {"array", "map"}):
+        s["type"] = _expand(t, ns, defs, seen)
+    elif t in NAMED:
+        full = _full(s["name"], s.get("namespace", ns))
+        seen.add(full)
+        inner = full.rpartition(".")[0]
+        if "fields" in s:
+            s["fields"] = [dict(f, type=_expand(f["type"], inner, defs, seen)) for f in s["fields"]]
+    elif t == "array":
+        s["items"] = _expand(s["items"], ns, defs, seen)
+    elif t == "map":
+        s["values"] = _expand(s["values"], ns, defs, seen)
+    return s
+
+
 def load_schemas():
-    """Every .avsc of schemas/, with references to other files expanded."""
-    raw = {}
+    """Every .avsc of schemas/, made self-contained; canonical form and fingerprint
+    are fastavro's own."""
+    raw, defs = {}, {}
     for f in sorted(os.listdir(os.path.join(ROOT, "schemas"))):
         if f.endswith(".avsc"):
             with open(os.path.join(ROOT, "schemas", f)) as fh:
                 raw[f[:-5]] = json.load(fh)
-    named = {}
-    # Standalone types first, so events may refer to them.
-    pending = dict(raw)
-    parsed = {}
-    for _ in range(len(pending) + 1):
-        for name, s in list(pending.items()):
-            try:
-                parsed[name] = parse_schema(s, named_schemas=named)
-                del pending[name]
-            except Exception:
-                pass
-    check(not pending, f"schemas that do not parse: {list(pending)}")
+            _collect(raw[f[:-5]], "", defs)
     out = {}
-    for name, p in parsed.items():
-        full = expand_schema(p)
-        canon = to_parsing_canonical_form(full)
+    for name, s in raw.items():
+        full = _expand(s, "", defs, set())
+        parsed = parse_schema(full, _write_hint=False)
+        canon = to_parsing_canonical_form(parsed)
         # fastavro spells the fingerprint as its little-endian bytes, as framed on the wire.
         fp = int.from_bytes(bytes.fromhex(fingerprint(canon, "CRC-64-AVRO")), "little")
-        out[name] = {"schema": parse_schema(full, _write_hint=False), "canonical": canon, "fp": fp}
+        out[name] = {"schema": parsed, "canonical": canon, "fp": fp}
     return out
 
 
@@ -120,9 +177,11 @@ class Namespace:
         self.dlq = self.prefix + "dead-letter"
         self.db = f"it_{name}_{tag}"
         self.procs = []
+        self.http = {}
         with psycopg.connect(host="127.0.0.1", port=PG_PORT, user="lmp", dbname="postgres",
                              autocommit=True) as c:
-            c.execute(f'CREATE DATABASE "{self.db}"')
+            for service in SERVICES:
+                c.execute(f'CREATE DATABASE "{self.dbname(service)}"')
         out = subprocess.run([os.path.join(BUILD, "tools", "lmpctl"), "topics", "create", "--wait", "60"],
                              env=self.env(), capture_output=True, text=True, timeout=90)
         check(out.returncode == 0, f"topics create failed: {out.stderr}")
@@ -132,31 +191,62 @@ class Namespace:
     def topic(self, event_type):
         return self.prefix + event_type
 
-    def env(self, **extra):
+    def dbname(self, service):
+        return self.db if service == "intake" else f"{self.db}_{service}"
+
+    def env(self, service="intake", **extra):
         e = dict(os.environ)
         e.update({
             "LMP_KAFKA_BROKERS": BROKERS,
             "LMP_KAFKA_TOPIC_PREFIX": self.prefix,
             "LMP_DEAD_LETTER_TOPIC": self.dlq,
             "LMP_PG_PORT": str(PG_PORT),
-            "LMP_PG_DATABASE": self.db,
-            "LMP_KAFKA_GROUP_ID": "lmp-intake-" + self.prefix,
+            "LMP_PG_DATABASE": self.dbname(service),
+            "LMP_KAFKA_GROUP_ID": f"lmp-{service}-" + self.prefix,
             "LMP_OUTBOX_SWEEP_MS": "1000",
+            "LMP_NOTIFIER_SMTP_URL": f"smtp://127.0.0.1:{SMTP_PORT}",
         })
+        for svc, url in self.http.items():
+            e[f"LMP_{svc.upper()}_URL"] = url
         e.update({k: str(v) for k, v in extra.items()})
         return e
 
-    def sql(self, query, *args):
-        with psycopg.connect(host="127.0.0.1", port=PG_PORT, user="lmp", dbname=self.db) as c:
+    def sql(self, query, *args, service="intake"):
+        with psycopg.connect(host="127.0.0.1", port=PG_PORT, user="lmp", dbname=self.dbname(service)) as c:
             return c.execute(query, args).fetchall()
+
+    def start_all(self, load=DEMO_DATA, **env):
+        """Every daemon of the flow, with the reference data loaded."""
+        for service in SERVICES:
+            self.start(service, **env)
+        if load:
+            with open(load) as fh:
+                data = json.load(fh)
+            for service, section in data.items():
+                code, body = http_post(self.http[service] + "/v1/admin/load", section)
+                check(code == 200, f"loading {service}: {code} {body}")
+
+    def mails(self, onboarding_id=None):
+        """Mails the SMTP server received (for one onboarding), as email messages."""
+        out = []
+        if not os.path.isdir(MAILDIR):
+            return out
+        for f in sorted(os.listdir(MAILDIR)):
+            with open(os.path.join(MAILDIR, f), "rb") as fh:
+                m = email.message_from_bytes(fh.read(), policy=email.policy.default)
+            if onboarding_id is None or onboarding_id in (m["Message-ID"] or ""):
+                out.append(m)
+        return out
 
     # -- daemons --
     def start(self, service="intake", wait_ready=True, **env):
         port = free_port()
         logf = open(os.path.join(BUILD, "Testing", f"{self.db}-{service}-{len(self.procs)}.log"), "w")
         p = subprocess.Popen([os.path.join(BUILD, "services", service, f"lmp-{service}")],
-                             env=self.env(LMP_HTTP_PORT=port, **env), stdout=logf, stderr=logf)
+                             env=self.env(service, LMP_HTTP_PORT=port, **env), stdout=logf, stderr=logf)
         p.http = f"http://127.0.0.1:{port}"
+        p.service = service
+        self.http.setdefault(service, p.http)
         p.logfile = logf.name
         self.procs.append(p)
         if wait_ready:
@@ -244,6 +334,16 @@ def headers(msg):
     return {k: (v.decode() if v is not None else None) for k, v in (msg.headers() or [])}
 
 
+def http_post(url, obj):
+    req = urllib.request.Request(url, data=json.dumps(obj).encode(), method="POST",
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
 def http_get(url):
     try:
         with urllib.request.urlopen(url, timeout=5) as r:
@@ -267,7 +367,7 @@ def wait_for(what, fn, timeout=60, interval=0.2):
 
 def run(test):
     """Runs one test function with a fresh namespace; exit status for CTest."""
-    ns = Namespace(test.__name__.replace("test_", ""))
+    ns = Namespace(test.__name__.replace("test_", "")[:20])
     failure = None
     try:
         test(ns)

@@ -1,0 +1,81 @@
+"""Whole onboardings through all five daemons: a virtual MDR Core, a physical MDR
+Complete with SAT and cloud users and three appliances at two addresses, and an MDR
+Cloud one. Every daemon's tables, the events on the topics and the mails received
+by the SMTP server are checked."""
+import sys
+
+from harness import check, decode, example, headers, run, wait_for
+
+
+def status(ns, oid):
+    rows = ns.sql("SELECT status FROM onboardings WHERE onboarding_id = %s", oid)
+    return rows[0][0] if rows else None
+
+
+def test_flow(ns):
+    ns.start_all()
+    virt = example("virtual-core.json")
+    phys = example("physical-complete.json")
+    cloud = example("cloud-only.json")
+    for r in (virt, phys, cloud):
+        ns.publish("onboarding.requested", r)
+    ids = [r["request_id"] for r in (virt, phys, cloud)]
+    wait_for("three confirmed onboardings",
+             lambda: all(status(ns, i) == "confirmed" for i in ids), timeout=90)
+
+    # intake: every stage, in order
+    for i in ids:
+        stages = [s for (s,) in ns.sql("SELECT stage FROM onboarding_stages WHERE onboarding_id = %s ORDER BY at", i)]
+        check(stages == ["accepted", "users-allocated", "appliances-provisioned", "shipping-completed",
+                         "confirmed"], f"{i}: {stages}")
+
+    # allocation: what each drew, and the pools
+    allocs = ns.sql("SELECT onboarding_id, product, users FROM allocations ORDER BY 1, 2", service="allocation")
+    want = sorted([(virt["request_id"], "MDR_CORE", 8), (phys["request_id"], "BEAUCERON_SAT", 120),
+                   (phys["request_id"], "MDR_CLOUD", 25), (phys["request_id"], "MDR_COMPLETE", 120),
+                   (cloud["request_id"], "MDR_CLOUD", 40)])
+    check(sorted(allocs) == want, allocs)
+    pools = dict(ns.sql("SELECT product, allocated FROM pools WHERE partner_id = 'partner-northwind'",
+                        service="allocation"))
+    check(pools == {"MDR_CORE": 8, "MDR_COMPLETE": 120, "MDR_CLOUD": 65, "BEAUCERON_SAT": 120}, pools)
+
+    # fulfilment: one virtual appliance, three reserved units
+    va = ns.sql("SELECT onboarding_id, region, status FROM virtual_appliances", service="fulfilment")
+    check(va == [(virt["request_id"], "ca-central-1", "provisioned")], va)
+    units = ns.sql("SELECT sku, onboarding_id FROM units WHERE status = 'reserved' ORDER BY sku",
+                   service="fulfilment")
+    check(sorted(units) == sorted([("NS-100", phys["request_id"]), ("NS-100", phys["request_id"]),
+                                   ("NS-500", phys["request_id"])]), units)
+
+    # shipping: two shipments for the physical one (head office: 2 units, warehouse: 1)
+    ships = ns.sql("SELECT s.address->>'city', count(*) FROM shipments s JOIN shipment_items i USING (shipment_id) "
+                   "GROUP BY 1 ORDER BY 1", service="shipping")
+    check(ships == [("Dartmouth", 1), ("Halifax", 2)], ships)
+    reqs = ns.consume("shipment.requested", 2)
+    check(len(reqs) == 2, f"{len(reqs)} shipment requests for the warehouse")
+    for m in reqs:
+        name, ev = decode(m.value())
+        check(name == "shipment.requested" and ev["onboarding_id"] == phys["request_id"], ev)
+        check(all(it["serial"] for it in ev["items"]) and ev["address"]["country"] == "CA", ev)
+        check(m.key().decode() == phys["request_id"], "keyed by onboarding")
+        check(headers(m)["correlation_id"] == phys["request_id"], "correlation id carried through")
+
+    # notifier and the SMTP server: a confirmation and an invitation each, nothing else
+    for r in (virt, phys, cloud):
+        i = r["request_id"]
+        mails = wait_for(f"two mails for {i}", lambda: (lambda m: m if len(m) >= 2 else None)(ns.mails(i)))
+        by_to = {m["To"].addresses[0].addr_spec: m for m in mails}
+        check(len(mails) == 2, f"{i}: {len(mails)} mails")
+        check(set(by_to) == {r["submitted_by"], r["customer"]["portal_admin_email"]}, list(by_to))
+        conf = by_to[r["submitted_by"]]
+        check(r["customer"]["legal_name"] in conf["Subject"], conf["Subject"])
+        check(i in conf.get_content(), "the confirmation names the onboarding")
+    sent = ns.sql("SELECT kind, count(*) FROM mails WHERE status = 'sent' GROUP BY 1 ORDER BY 1", service="notifier")
+    check(sent == [("confirmation", 3), ("invitation", 3)], sent)
+    confirmed = ns.consume("onboarding.confirmed", 3)
+    check(sorted(decode(m.value())[1]["onboarding_id"] for m in confirmed) == sorted(ids), "confirmed events")
+    check(ns.consume(ns.dlq, 1, timeout=3) == [], "nothing dead-lettered")
+
+
+if __name__ == "__main__":
+    sys.exit(run(test_flow))

@@ -1,0 +1,84 @@
+"""Onboardings that cannot complete leave nothing behind: a breach is rejected with
+nothing allocated; a shortfall fails at allocation naming product, requested and
+available; an appliance out of stock after allocation returns the pool exactly to
+where it was; unknown and non-sharing sub-partners are refused; each partner is told."""
+import json
+import sys
+
+from harness import check, decode, example, http_post, run, wait_for
+
+
+def outcome(ns, oid):
+    rows = ns.sql("SELECT status, reasons FROM onboardings WHERE onboarding_id = %s", oid)
+    return rows[0] if rows and rows[0][0] in ("rejected", "failed", "confirmed") else None
+
+
+def pools(ns):
+    return dict(ns.sql("SELECT partner_id || '/' || product, allocated FROM pools", service="allocation"))
+
+
+def test_failures(ns):
+    # intake's catalogue names a SKU of which fulfilment will hold a single unit.
+    ns.start_all(LMP_INTAKE_APPLIANCE_SKUS="NS-100,NS-500,NS-1000,NS-2000")
+    code, body = http_post(ns.http["fulfilment"] + "/v1/admin/load",
+                           {"skus": [{"sku": "NS-2000", "description": "scarce"}],
+                            "inventory": [{"sku": "NS-2000", "serials": ["SCARCE-1"]}]})
+    check(code == 200, body)
+    before = pools(ns)
+
+    breach = example("virtual-core.json", breach_or_incident=True)
+    short = example("virtual-core.json", partner_id="partner-southwind")
+    short["users"]["tier"] = 51
+    short["submitted_by"] = "ops@southwind.example.com"
+    stock = example("physical-complete.json")
+    stock["deployment"]["appliances"][1]["sku"] = "NS-2000"
+    stock["deployment"]["appliances"][2]["sku"] = "NS-2000"
+    unknown_sub = example("virtual-core.json")
+    unknown_sub["customer"]["sub_partner_id"] = "partner-nowhere"
+    not_sharing = example("virtual-core.json")
+    not_sharing["customer"]["sub_partner_id"] = "partner-southwind"
+    cases = [breach, short, stock, unknown_sub, not_sharing]
+    for r in cases:
+        ns.publish("onboarding.requested", r)
+
+    got = {r["request_id"]: wait_for("an outcome", lambda r=r: outcome(ns, r["request_id"]), timeout=60)
+           for r in cases}
+    st, reasons = got[breach["request_id"]]
+    check(st == "rejected" and reasons[0]["code"] == "BREACH_OR_INCIDENT", got[breach["request_id"]])
+    check(ns.sql("SELECT count(*) FROM onboardings WHERE onboarding_id = %s", breach["request_id"],
+                 service="allocation")[0][0] == 0, "a rejected request never reaches allocation")
+
+    st, reasons = got[short["request_id"]]
+    check(st == "failed" and reasons[0]["code"] == "INSUFFICIENT_USERS", got[short["request_id"]])
+    check("MDR Core: 51 users requested, 50 available" in reasons[0]["message"], reasons[0]["message"])
+
+    st, reasons = got[stock["request_id"]]
+    check(st == "failed" and reasons[0]["code"] == "OUT_OF_STOCK", got[stock["request_id"]])
+    check("NS-2000" in reasons[0]["message"], reasons[0]["message"])
+
+    check(got[unknown_sub["request_id"]][1][0]["code"] == "UNKNOWN_SUB_PARTNER", got[unknown_sub["request_id"]])
+    check(got[not_sharing["request_id"]][1][0]["code"] == "SUB_PARTNER_NOT_SHARING", got[not_sharing["request_id"]])
+
+    # Compensation: the out-of-stock onboarding's users went back, exactly.
+    wait_for("allocation released", lambda: ns.sql(
+        "SELECT status FROM onboardings WHERE onboarding_id = %s", stock["request_id"],
+        service="allocation") == [("released",)])
+    check(pools(ns) == before, f"pools after: {pools(ns)}, before: {before}")
+    check(ns.sql("SELECT count(*) FROM units WHERE status = 'reserved'", service="fulfilment")[0][0] == 0,
+          "no unit stays reserved")
+    check(ns.sql("SELECT status FROM units WHERE serial = 'SCARCE-1'", service="fulfilment") == [("available",)],
+          "the one scarce unit reserved before the shortfall was rolled back")
+
+    # Each failed onboarding's partner is told, once, with the reasons.
+    for r in (short, stock, unknown_sub, not_sharing):
+        mails = wait_for("a failure notice", lambda r=r: ns.mails(r["request_id"]) or None)
+        check(len(mails) == 1 and mails[0]["To"].addresses[0].addr_spec == r["submitted_by"], mails)
+        check("not completed" in mails[0]["Subject"], mails[0]["Subject"])
+    check(ns.mails(breach["request_id"]) == [], "a rejection by intake sends no mail")
+    failed = ns.consume("onboarding.failed", 4)
+    stages = sorted(decode(m.value())[1]["stage"] for m in failed)
+    check(stages == ["allocation", "allocation", "allocation", "appliance-fulfilment"], stages)
+
+
+if __name__ == "__main__":
+    sys.exit(run(test_failures))
