@@ -21,10 +21,14 @@ def test_health_config(ns):
     check(out.returncode == 2 and "cannot open" in out.stderr, out.stderr)
     out = subprocess.run([exe, "--print-config"], capture_output=True, text=True)
     check(out.returncode == 0 and "# kafka.brokers = 127.0.0.1:19092" in out.stdout, "example config")
-    example_file = os.path.join(os.path.dirname(__file__), "..", "..", "deploy", "config", "intake.conf.example")
-    with open(example_file) as fh:
-        check(fh.read() == out.stdout, "deploy/config/intake.conf.example is stale: regenerate it "
-                                       "with lmp-intake --print-config")
+    for service in ("intake", "allocation", "fulfilment", "shipping", "notifier"):
+        printed = subprocess.run([os.path.join(BUILD, "services", service, f"lmp-{service}"), "--print-config"],
+                                 capture_output=True, text=True).stdout
+        example_file = os.path.join(os.path.dirname(__file__), "..", "..", "deploy", "config",
+                                    f"{service}.conf.example")
+        with open(example_file) as fh:
+            check(fh.read() == printed, f"deploy/config/{service}.conf.example is stale: regenerate it "
+                                        f"with lmp-{service} --print-config")
     # The example file, uncommented, is a valid configuration.
     conf = os.path.join(BUILD, "Testing", ns.db + ".conf")
     with open(conf, "w") as fh:
