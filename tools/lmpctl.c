@@ -332,7 +332,8 @@ static int produce(const char *event_type, const char *key, const void *value, s
     die("kafka: %s", cerr);
   rd_kafka_resp_err_t delivered = RD_KAFKA_RESP_ERR__IN_PROGRESS;
   rd_kafka_resp_err_t e = rd_kafka_producev(
-      rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE((void *)(uintptr_t)value, len),
+      rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY((void *)(uintptr_t)key, strlen(key)),
+      RD_KAFKA_V_VALUE((void *)(uintptr_t)value, len),
       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADER("event_id", event_id, -1),
       RD_KAFKA_V_HEADER("event_type", event_type, -1), RD_KAFKA_V_HEADER("correlation_id", key, -1),
       RD_KAFKA_V_HEADER("traceparent", trace, -1),

@@ -698,7 +698,7 @@ int lmp_avro_copy(avro_value_t *dst, avro_value_t *src) {
     return 0;
   }
   case AVRO_ENUM: {
-    int idx;
+    int idx = 0;
     avro_value_get_enum(src, &idx);
     const char *sym = avro_schema_enum_get(avro_value_get_schema(src), idx);
     int di = sym ? avro_schema_enum_get_by_name(avro_value_get_schema(dst), sym) : -1;
