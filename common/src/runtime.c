@@ -204,6 +204,13 @@ int lmp_tx_command(struct lmp_tx *tx, const char *sql, int nparams, const char *
 
 void *lmp_tx_ctx(struct lmp_tx *tx) { return tx->rt->svc->ctx; }
 
+int lmp_tx_checkpoint(struct lmp_tx *tx) {
+  if (!tx->b->tick || tx->b->n)
+    return LMP_EINVAL; /* a consumed batch commits once, with its inbox */
+  int r = lmp_tx_command(tx, "COMMIT", 0, NULL);
+  return r ? r : lmp_tx_command(tx, "BEGIN", 0, NULL);
+}
+
 int lmp_tx_value(struct lmp_tx *tx, const char *event_type, avro_value_t *out) {
   const struct lmp_schema *s = lmp_schemas_get(tx->rt->schemas, event_type);
   if (s == NULL)

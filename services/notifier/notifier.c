@@ -174,35 +174,40 @@ int notifier_handle(struct lmp_tx *tx, const struct lmp_event *ev) {
   return on_dispatched(tx, ev);
 }
 
-/* Sends what is due. A mail that fails waits longer each time (up to retry_max_s)
- * while the others go out; SKIP LOCKED lets several notifiers share the work. */
+/* Sends what is due, one mail per transaction: each is locked (SKIP LOCKED lets
+ * several notifiers share the work), sent, and recorded before the next, so a crash
+ * re-sends at most the one mail in flight. A mail that fails waits longer each time
+ * (up to retry_max_s) while the others go out. */
 static int send_due(struct lmp_tx *tx, struct notifier *n) {
-  char limit[16];
-  snprintf(limit, sizeof(limit), "%d", n->per_tick);
-  const char *p[] = {limit};
-  PGresult *res = lmp_tx_exec(tx, "SELECT onboarding_id, kind, recipient, subject, body, attempts FROM mails "
-                                  "WHERE status = 'pending' AND next_attempt_at <= now() "
-                                  "ORDER BY next_attempt_at LIMIT $1::int FOR UPDATE SKIP LOCKED", 1, p);
-  if (res == NULL)
-    return LMP_EDB;
   int r = 0;
-  for (int i = 0; r == 0 && i < PQntuples(res); i++) {
-    const char *id = PQgetvalue(res, i, 0), *kind = PQgetvalue(res, i, 1);
-    char msgid[300], err[512];
+  /* A slow SMTP server must not keep the consumer waiting: a tick ends after a
+   * couple of seconds and the rest waits for the next one. */
+  int64_t until = lmp_now_ms() + 2000;
+  for (int sent = 0; r == 0 && sent < n->per_tick && lmp_now_ms() < until; sent++) {
+    PGresult *res = lmp_tx_exec(tx, "SELECT onboarding_id, kind, recipient, subject, body, attempts FROM mails "
+                                    "WHERE status = 'pending' AND next_attempt_at <= now() "
+                                    "ORDER BY next_attempt_at LIMIT 1 FOR UPDATE SKIP LOCKED", 0, NULL);
+    if (res == NULL)
+      return LMP_EDB;
+    if (PQntuples(res) == 0) {
+      PQclear(res);
+      break;
+    }
+    const char *id = PQgetvalue(res, 0, 0), *kind = PQgetvalue(res, 0, 1);
+    char msgid[300], err[512] = "";
     snprintf(msgid, sizeof(msgid), "%s.%s@lmp-onboarding", id, kind);
     for (char *c = msgid; *c; c++)
       if (*c == ':')
         *c = '.';
-    err[0] = '\0';
-    int sent = notifier_send(n, PQgetvalue(res, i, 2), PQgetvalue(res, i, 3), PQgetvalue(res, i, 4), msgid,
-                             err, sizeof(err)) == 0;
-    if (sent) {
+    if (notifier_send(n, PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 3), PQgetvalue(res, 0, 4), msgid, err,
+                      sizeof(err)) == 0) {
       const char *q[] = {id, kind};
       r = lmp_tx_command(tx, "UPDATE mails SET status = 'sent', sent_at = now(), attempts = attempts + 1, "
                              "last_error = NULL WHERE onboarding_id = $1 AND kind = $2", 2, q);
-      lmp_info(id, "mail %s sent to %s", kind, PQgetvalue(res, i, 2));
+      if (r == 0)
+        lmp_info(id, "mail %s sent to %s", kind, PQgetvalue(res, 0, 2));
     } else {
-      long attempts = strtol(PQgetvalue(res, i, 5), NULL, 10) + 1;
+      long attempts = strtol(PQgetvalue(res, 0, 5), NULL, 10) + 1;
       long wait = attempts < 20 ? (1L << attempts) : n->retry_max_s;
       if (wait > n->retry_max_s)
         wait = n->retry_max_s;
@@ -214,8 +219,10 @@ static int send_due(struct lmp_tx *tx, struct notifier *n) {
                              "WHERE onboarding_id = $1 AND kind = $2", 4, q);
       lmp_warn(id, "mail %s not sent (attempt %ld, next in %ld s): %s", kind, attempts, wait, err);
     }
+    PQclear(res);
+    if (r == 0)
+      r = lmp_tx_checkpoint(tx);
   }
-  PQclear(res);
   return r;
 }
 

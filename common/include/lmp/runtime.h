@@ -37,6 +37,9 @@ int lmp_tx_value(struct lmp_tx *tx, const char *event_type, avro_value_t *out);
 /* Stores an event in the outbox, published after commit with the current event's
  * correlation id and trace. */
 int lmp_tx_emit(struct lmp_tx *tx, const char *event_type, const char *key, avro_value_t *value);
+/* In a tick only: commits the work so far and begins a new transaction, so an effect
+ * outside the database (a mail sent) is recorded at once rather than at the end. */
+int lmp_tx_checkpoint(struct lmp_tx *tx);
 /* The service context given to lmp_service_run. */
 void *lmp_tx_ctx(struct lmp_tx *tx);
 
