@@ -185,8 +185,9 @@ class Namespace:
         out = subprocess.run([os.path.join(BUILD, "tools", "lmpctl"), "topics", "create", "--wait", "60"],
                              env=self.env(), capture_output=True, text=True, timeout=90)
         check(out.returncode == 0, f"topics create failed: {out.stderr}")
+        # Quiet: the fault tests restart the broker under it on purpose.
         self.producer = Producer({"bootstrap.servers": BROKERS, "enable.idempotence": True,
-                                  "message.max.bytes": 2000000})
+                                  "message.max.bytes": 2000000, "log_level": 2})
 
     def topic(self, event_type):
         return self.prefix + event_type
@@ -304,7 +305,7 @@ class Namespace:
     def consume(self, topic, count, timeout=60):
         """All messages of a topic from the beginning, until count or timeout."""
         c = Consumer({"bootstrap.servers": BROKERS, "group.id": "it-reader-" + str(uuid.uuid4()),
-                      "auto.offset.reset": "earliest", "enable.auto.commit": False})
+                      "auto.offset.reset": "earliest", "enable.auto.commit": False, "log_level": 2})
         c.subscribe([topic if topic.startswith(self.prefix) else self.topic(topic)])
         out = []
         deadline = time.time() + timeout

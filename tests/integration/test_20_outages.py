@@ -1,0 +1,77 @@
+"""The database or the broker away, at start-up or mid-run: a clear log line,
+/readyz not ready, work paused, then resumed by itself with nothing skipped.
+Runs alone (it stops the shared test stack's servers)."""
+import os
+import subprocess
+import sys
+import time
+
+from harness import ROOT, check, example, http_get, run, wait_for
+
+STACK = os.path.join(ROOT, "deploy", "stack")
+
+
+def stack(cmd):
+    subprocess.run([STACK, cmd], check=True, capture_output=True, timeout=120)
+
+
+def readyz(p):
+    code, body = http_get(p.http + "/readyz")
+    return code, body
+
+
+def test_outages(ns):
+    # 1. Database down at start-up.
+    stack("pg-down")
+    try:
+        p = ns.start("intake", wait_ready=False)
+        wait_for("intake up but not ready", lambda: readyz(p)[0] == 503, timeout=30)
+        check('"database":"unreachable"' in readyz(p)[1], readyz(p))
+        wait_for("a log line naming the database", lambda: "database: " in open(p.logfile).read(), timeout=30)
+    finally:
+        stack("pg-up")
+    ns.wait_ready(p, timeout=60)
+
+    # 2. Database restart mid-run: requests published meanwhile all get their outcome.
+    stack("pg-down")
+    ids = []
+    try:
+        for _ in range(30):
+            r = example("virtual-core.json")
+            ids.append(r["request_id"])
+            ns.publish("onboarding.requested", r, flush=False)
+        ns.producer.flush(30)
+        wait_for("not ready while the database is away", lambda: readyz(p)[0] == 503, timeout=30)
+        time.sleep(2)
+        check(p.poll() is None, "intake keeps running without its database")
+    finally:
+        stack("pg-up")
+    wait_for("every request answered after the database came back", lambda: ns.sql(
+        "SELECT count(*) FROM onboardings WHERE onboarding_id = ANY(%s)", ids)[0][0] == 30, timeout=90)
+    wait_for("ready again", lambda: readyz(p)[0] == 200, timeout=30)
+    log_text = open(p.logfile).read()
+    check("rolled back" in log_text and "retrying in" in log_text, "the pause is logged with its backoff")
+
+    # 3. Broker down at start-up of another daemon, and for the running one.
+    stack("kafka-down")
+    try:
+        q = ns.start("allocation", wait_ready=False)
+        wait_for("allocation not ready without a broker", lambda: readyz(q)[0] == 503, timeout=60)
+        wait_for("intake notices the broker is gone", lambda: '"kafka":"unreachable"' in readyz(p)[1], timeout=60)
+    finally:
+        stack("kafka-up")
+    ns.wait_ready(q, timeout=120)
+    wait_for("intake ready again", lambda: readyz(p)[0] == 200, timeout=120)
+    r = example("virtual-core.json")
+    ns.publish("onboarding.requested", r)
+    # Allocation has no reference data here, so it refuses the onboarding: the
+    # failure coming back proves the whole path through the restarted broker.
+    wait_for("a request after the broker came back, through intake and allocation", lambda: ns.sql(
+        "SELECT status FROM onboardings WHERE onboarding_id = %s", r["request_id"]) == [("failed",)], timeout=60)
+    # Nothing skipped: every request is in the inbox once.
+    check(ns.sql("SELECT count(*) FROM lmp_inbox WHERE topic = %s", ns.topic("onboarding.requested"))[0][0] == 31,
+          "31 requests, each applied once")
+
+
+if __name__ == "__main__":
+    sys.exit(run(test_outages))
