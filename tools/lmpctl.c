@@ -58,6 +58,8 @@ static int usage(void) {
           "  admin get DAEMON PATH     GET a daemon's admin or status route, e.g. allocation /v1/pools/P\n"
           "  dispatch SHIPMENT ONBOARDING CARRIER TRACKING\n"
           "                            report a shipment dispatched, as a warehouse system does\n"
+          "  schema check FILE.avsc    is a new version of a schema compatible both ways?\n"
+          "  schema check FILE.avsc    is a new version of a schema compatible both ways?\n"
           "  encode EVENT_TYPE FILE.json  write the framed Avro message to stdout\n"
           "Settings come from -c FILE, $LMP_CONFIG or LMP_* variables (LMP_KAFKA_BROKERS, LMP_INTAKE_URL).\n");
   return 2;
@@ -76,10 +78,34 @@ static void die(const char *fmt, ...) {
 
 static struct lmp_schemas *schemas(void) {
   static struct lmp_schemas *s;
-  char err[400];
+  char err[600];
   if (s == NULL && lmp_schemas_new(&s, err, sizeof(err)) < 0)
     die("schemas: %s", err);
+  if (s && cfg.schemas_extra_dir && *cfg.schemas_extra_dir && lmp_schemas_count(s) &&
+      lmp_schemas_add_writer_dir(s, cfg.schemas_extra_dir, err, sizeof(err)) < 0)
+    die("schemas: %s", err);
   return s;
+}
+
+/* Is a proposed version of a schema compatible both ways with the current one? */
+static int schema_check(const char *file) {
+  FILE *f = fopen(file, "r");
+  if (f == NULL)
+    die("%s: cannot open", file);
+  struct lmp_buf text = {0};
+  char chunk[4096], err[600];
+  size_t got;
+  while ((got = fread(chunk, 1, sizeof(chunk), f)) > 0)
+    lmp_buf_append(&text, chunk, got);
+  fclose(f);
+  int r = lmp_schemas_check_compat(schemas(), text.data ? text.data : "", err, sizeof(err));
+  lmp_buf_free(&text);
+  if (r < 0) {
+    fprintf(stderr, "lmpctl: %s: incompatible: %s\n", file, err);
+    return 1;
+  }
+  printf("%s: compatible both ways with the current schema\n", file);
+  return 0;
 }
 
 static int is_event(const struct lmp_schema *s) { return strchr(s->name, '.') != NULL; }
@@ -573,7 +599,9 @@ int main(int argc, char **argv) {
       }
     printf("%s\n", cfg.dead_letter_topic);
     rc = 0;
-  } else if (strcmp(cmd, "schema") == 0 && nargs <= 2)
+  } else if (strcmp(cmd, "schema") == 0 && nargs == 3 && strcmp(args[1], "check") == 0)
+    rc = schema_check(args[2]);
+  else if (strcmp(cmd, "schema") == 0 && nargs <= 2)
     rc = schema_cmd(nargs == 2 ? args[1] : NULL);
   else if (strcmp(cmd, "admin") == 0 && nargs == 3 && strcmp(args[1], "load") == 0)
     rc = admin_load(args[2]);

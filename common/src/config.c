@@ -31,6 +31,7 @@ const struct lmp_conf_entry lmp_config_entries[] = {
     {"pg.user", LMP_CONF_STR, C(pg_user), 1, 63, "lmp", "PostgreSQL role"},
     {"retry.initial_ms", LMP_CONF_INT, C(retry_initial_ms), 1, 60000, "100", "first backoff after a transient fault"},
     {"retry.max_ms", LMP_CONF_INT, C(retry_max_ms), 10, 600000, "10000", "longest backoff between retries"},
+    {"schemas.extra_dir", LMP_CONF_STR, C(schemas_extra_dir), 0, 1024, "", "folder of other versions of the event schemas (*.avsc) to read"},
     {"shutdown.timeout_ms", LMP_CONF_INT, C(shutdown_timeout_ms), 0, 600000, "10000", "how long SIGTERM waits for Kafka to acknowledge"},
 };
 const size_t lmp_config_entries_n = sizeof(lmp_config_entries) / sizeof(lmp_config_entries[0]);

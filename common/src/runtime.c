@@ -1166,10 +1166,13 @@ int lmp_service_main(const struct lmp_service *svc, int argc, char **argv) {
   atomic_store(&rt->m.consumer_lag, -1);
   atomic_store(&rt->m.heartbeat_ms, mono_ms());
 
-  if ((r = lmp_schemas_new(&rt->schemas, err, sizeof(err))) < 0) {
-    lmp_error(NULL, "schemas: %s", err);
+  if ((r = lmp_schemas_new(&rt->schemas, err, sizeof(err))) < 0 ||
+      (*rt->cfg.schemas_extra_dir &&
+       (r = lmp_schemas_add_writer_dir(rt->schemas, rt->cfg.schemas_extra_dir, err, sizeof(err))) < 0)) {
+    fprintf(stderr, "lmp-%s: schemas: %s\n", svc->name, err);
+    lmp_schemas_free(rt->schemas);
     lmp_config_free(tables);
-    return 1;
+    return 2;
   }
   char app[80];
   snprintf(app, sizeof(app), "lmp-%s", svc->name);

@@ -183,8 +183,12 @@ def main():
             ns.producer.produce(ns.topic(topic), value=v, key=k, headers=list(h.items()))
         while ns.producer.flush(5) > 0:
             pass
-        # Keep the chaos going until the kafka restart happened, then stop it.
-        wait_for("the planned restarts", lambda: chaos["kafka_restarts"] == 1, timeout=600, interval=0.5)
+        # Keep the chaos going through most of the drain: until the planned restarts
+        # happened and nine in ten requests have their outcome.
+        def chaos_done():
+            n = ns.sql("SELECT count(*) FROM onboardings WHERE status IN ('confirmed', 'rejected', 'failed')")[0][0]
+            return chaos["kafka_restarts"] == 1 and n >= 0.9 * len(acked)
+        wait_for("the planned restarts", chaos_done, timeout=900, interval=0.5)
         stop.set()
         chaos_thread.join()
         t_sent = time.time()

@@ -31,6 +31,7 @@ struct lmp_schema {
   uint64_t fingerprint;   /* CRC-64-AVRO of canonical */
   avro_schema_t avro;     /* parsed by Avro-C */
   avro_value_iface_t *iface; /* generic value class for this schema */
+  json_t *defs;           /* its named types' JSON by full name (field defaults) */
 };
 
 struct lmp_schemas;
@@ -43,6 +44,18 @@ const struct lmp_schema *lmp_schemas_get(const struct lmp_schemas *s, const char
 const struct lmp_schema *lmp_schemas_by_fingerprint(const struct lmp_schemas *s, uint64_t fp);
 size_t lmp_schemas_count(const struct lmp_schemas *s);
 const struct lmp_schema *lmp_schemas_at(const struct lmp_schemas *s, size_t i);
+
+/* Teaches the set another writer's version of one of its event schemas (an older or
+ * a newer one, as JSON; it may refer to types of schemas/). Messages framed with its
+ * fingerprint then decode into the current schema by Avro's resolution rules.
+ * Refused, with the reason in err, when the current schema cannot read it. */
+int lmp_schemas_add_writer(struct lmp_schemas *s, const char *json, char *err, size_t errlen);
+/* Every *.avsc of a folder, as lmp_schemas_add_writer. */
+int lmp_schemas_add_writer_dir(struct lmp_schemas *s, const char *dir, char *err, size_t errlen);
+/* Whether a proposed version of an event schema is compatible both ways with the
+ * current one: the current readers read it, and it reads what the current writers
+ * wrote. 0, or LMP_ESCHEMA with the reason. */
+int lmp_schemas_check_compat(const struct lmp_schemas *s, const char *json, char *err, size_t errlen);
 
 /* Walks an Avro binary body against a schema without allocating, checking that every
  * length, count, union branch and enum index fits in what is left of the input.

@@ -61,6 +61,7 @@ struct lmp_config {
   int shutdown_timeout_ms;   /* how long SIGTERM waits for the flush */
   int outbox_sweep_ms;       /* how often rows left by a crash are republished */
   char *log_level;
+  char *schemas_extra_dir;   /* other versions of the event schemas to read */
 };
 
 extern const struct lmp_conf_entry lmp_config_entries[];
