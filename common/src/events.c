@@ -34,6 +34,15 @@ int lmp_av_append_issue(avro_value_t *array, const char *code, const char *field
   return 0;
 }
 
+char *lmp_reasons_json(const struct lmp_reason *reasons, size_t n) {
+  json_t *a = json_array();
+  for (size_t i = 0; a && i < n; i++)
+    json_array_append_new(a, json_pack("{s:s, s:s}", "code", reasons[i].code, "message", reasons[i].message));
+  char *text = a ? json_dumps(a, JSON_COMPACT) : NULL;
+  json_decref(a);
+  return text;
+}
+
 int lmp_emit_failed(struct lmp_tx *tx, const char *onboarding_id, const char *partner_id,
                     const char *stage, const struct lmp_reason *reasons, size_t n,
                     avro_value_t *onboarding) {

@@ -26,6 +26,8 @@ static const char *full_name(avro_schema_t s, char *buf, size_t len) {
 /* The JSON definition of a reader's record field, for its default. */
 static json_t *field_json(json_t *defs, avro_schema_t record, const char *field) {
   char name[512];
+  if (defs == NULL)
+    return NULL;
   json_t *fields = json_object_get(json_object_get(defs, full_name(record, name, sizeof(name))), "fields");
   size_t i;
   json_t *f;
@@ -168,6 +170,7 @@ static int resolve(avro_value_t *dst, avro_value_t *src, json_t *defs) {
   case AVRO_ARRAY: {
     size_t n = 0;
     avro_value_get_size(src, &n);
+    avro_value_reset(dst);
     for (size_t i = 0; i < n; i++) {
       avro_value_t se, de;
       if (avro_value_get_by_index(src, i, &se, NULL) || avro_value_append(dst, &de, NULL))
@@ -181,6 +184,7 @@ static int resolve(avro_value_t *dst, avro_value_t *src, json_t *defs) {
   case AVRO_MAP: {
     size_t n = 0;
     avro_value_get_size(src, &n);
+    avro_value_reset(dst);
     for (size_t i = 0; i < n; i++) {
       avro_value_t se, de;
       const char *key = NULL;
@@ -199,9 +203,13 @@ static int resolve(avro_value_t *dst, avro_value_t *src, json_t *defs) {
       return avro_value_set_long(dst, i) ? LMP_EINVAL : 0;
     return avro_value_get_long(src, &l) || avro_value_set_long(dst, l) ? LMP_EINVAL : 0;
   }
+  case AVRO_FLOAT:
   case AVRO_DOUBLE: {
-    json_t *j = lmp_avro_to_json(src);
-    int r = avro_value_set_double(dst, json_number_value(j)) ? LMP_EINVAL : 0;
+    if (st == dt)
+      return avro_value_copy(dst, src) == 0 ? 0 : LMP_EINVAL;
+    json_t *j = lmp_avro_to_json(src); /* int, long or float, promoted */
+    int r = (dt == AVRO_FLOAT ? avro_value_set_float(dst, (float)json_number_value(j))
+                              : avro_value_set_double(dst, json_number_value(j))) ? LMP_EINVAL : 0;
     json_decref(j);
     return r;
   }
@@ -218,9 +226,17 @@ static int resolve(avro_value_t *dst, avro_value_t *src, json_t *defs) {
       avro_value_get_bytes(src, &p, &n);
       return avro_value_set_string_len(dst, (const char *)p, n + 1) ? LMP_EINVAL : 0;
     }
-    return lmp_avro_copy(dst, src);
+    return avro_value_copy(dst, src) == 0 ? 0 : LMP_EINVAL;
+  case AVRO_ENUM: {
+    int idx = 0;
+    avro_value_get_enum(src, &idx);
+    const char *sym = avro_schema_enum_get(avro_value_get_schema(src), idx);
+    int di = sym ? avro_schema_enum_get_by_name(avro_value_get_schema(dst), sym) : -1;
+    return di >= 0 && avro_value_set_enum(dst, di) == 0 ? 0 : LMP_EINVAL;
+  }
   default:
-    return lmp_avro_copy(dst, src); /* same type: enums by symbol, primitives as is */
+    /* The same primitive or fixed on both sides: the library's own copy. */
+    return st == dt && avro_value_copy(dst, src) == 0 ? 0 : LMP_EINVAL;
   }
 }
 

@@ -204,6 +204,15 @@ int lmp_tx_command(struct lmp_tx *tx, const char *sql, int nparams, const char *
 
 void *lmp_tx_ctx(struct lmp_tx *tx) { return tx->rt->svc->ctx; }
 
+int lmp_tx_exists(struct lmp_tx *tx, const char *sql, int nparams, const char *const *params, int *found) {
+  PGresult *res = lmp_tx_exec(tx, sql, nparams, params);
+  if (res == NULL)
+    return LMP_EDB;
+  *found = PQntuples(res) > 0;
+  PQclear(res);
+  return 0;
+}
+
 int lmp_tx_checkpoint(struct lmp_tx *tx) {
   if (!tx->b->tick || tx->b->n)
     return LMP_EINVAL; /* a consumed batch commits once, with its inbox */
@@ -933,6 +942,24 @@ static int kset(rd_kafka_conf_t *c, const char *k, const char *v, char *err, siz
   return 0;
 }
 
+/* What the consumer and the producer share: brokers, name, statistics (broker
+ * reachability and lag), reconnect pace, and the callbacks that log. */
+static rd_kafka_conf_t *common_conf(struct rt *rt, const char *client, char *err, size_t errlen) {
+  rd_kafka_conf_t *c = rd_kafka_conf_new();
+  if (kset(c, "bootstrap.servers", rt->cfg.kafka_brokers, err, errlen) < 0 ||
+      kset(c, "client.id", client, err, errlen) < 0 ||
+      kset(c, "statistics.interval.ms", "1000", err, errlen) < 0 ||
+      kset(c, "reconnect.backoff.max.ms", "2000", err, errlen) < 0) {
+    rd_kafka_conf_destroy(c);
+    return NULL;
+  }
+  rd_kafka_conf_set_opaque(c, rt);
+  rd_kafka_conf_set_error_cb(c, error_cb);
+  rd_kafka_conf_set_log_cb(c, log_cb);
+  rd_kafka_conf_set_stats_cb(c, stats_cb);
+  return c;
+}
+
 static int fd_pipe(int fds[2]) {
   if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) < 0)
     return LMP_EIO;
@@ -942,27 +969,20 @@ static int fd_pipe(int fds[2]) {
 static int kafka_start(struct rt *rt, char *err, size_t errlen) {
   char num[32], client[128];
   snprintf(client, sizeof(client), "lmp-%s", rt->svc->name);
-  rd_kafka_conf_t *c = rd_kafka_conf_new();
+  rd_kafka_conf_t *c = common_conf(rt, client, err, errlen);
   snprintf(num, sizeof(num), "%d", rt->cfg.max_poll_interval_ms);
-  int r = kset(c, "bootstrap.servers", rt->cfg.kafka_brokers, err, errlen);
-  if (r == 0) r = kset(c, "client.id", client, err, errlen);
-  if (r == 0) r = kset(c, "group.id", rt->group, err, errlen);
+  int r = c ? kset(c, "group.id", rt->group, err, errlen) : LMP_ECONFIG;
   if (r == 0) r = kset(c, "enable.auto.commit", "false", err, errlen);
   if (r == 0) r = kset(c, "enable.auto.offset.store", "false", err, errlen);
   if (r == 0) r = kset(c, "auto.offset.reset", "earliest", err, errlen);
   if (r == 0) r = kset(c, "max.poll.interval.ms", num, err, errlen);
   if (r == 0) r = kset(c, "session.timeout.ms", "10000", err, errlen);
   if (r == 0) r = kset(c, "heartbeat.interval.ms", "1000", err, errlen);
-  if (r == 0) r = kset(c, "statistics.interval.ms", "1000", err, errlen);
-  if (r == 0) r = kset(c, "reconnect.backoff.max.ms", "2000", err, errlen);
   if (r < 0) {
-    rd_kafka_conf_destroy(c);
+    if (c)
+      rd_kafka_conf_destroy(c);
     return r;
   }
-  rd_kafka_conf_set_opaque(c, rt);
-  rd_kafka_conf_set_error_cb(c, error_cb);
-  rd_kafka_conf_set_log_cb(c, log_cb);
-  rd_kafka_conf_set_stats_cb(c, stats_cb);
   rd_kafka_conf_set_rebalance_cb(c, rebalance_cb);
   rd_kafka_conf_set_offset_commit_cb(c, commit_cb);
   rt->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, c, err, errlen);
@@ -973,23 +993,16 @@ static int kafka_start(struct rt *rt, char *err, size_t errlen) {
   c = NULL; /* owned by rt->consumer now */
   rd_kafka_poll_set_consumer(rt->consumer);
 
-  c = rd_kafka_conf_new();
-  r = kset(c, "bootstrap.servers", rt->cfg.kafka_brokers, err, errlen);
-  if (r == 0) r = kset(c, "client.id", client, err, errlen);
-  if (r == 0) r = kset(c, "enable.idempotence", "true", err, errlen);
+  c = common_conf(rt, client, err, errlen);
+  r = c ? kset(c, "enable.idempotence", "true", err, errlen) : LMP_ECONFIG;
   if (r == 0) r = kset(c, "acks", "all", err, errlen);
   if (r == 0) r = kset(c, "linger.ms", "2", err, errlen);
   if (r == 0) r = kset(c, "message.timeout.ms", "60000", err, errlen);
-  if (r == 0) r = kset(c, "statistics.interval.ms", "1000", err, errlen);
-  if (r == 0) r = kset(c, "reconnect.backoff.max.ms", "2000", err, errlen);
   if (r < 0) {
-    rd_kafka_conf_destroy(c);
+    if (c)
+      rd_kafka_conf_destroy(c);
     return r;
   }
-  rd_kafka_conf_set_opaque(c, rt);
-  rd_kafka_conf_set_error_cb(c, error_cb);
-  rd_kafka_conf_set_log_cb(c, log_cb);
-  rd_kafka_conf_set_stats_cb(c, stats_cb);
   rd_kafka_conf_set_dr_msg_cb(c, dr_cb);
   rt->producer = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, errlen);
   if (rt->producer == NULL) {

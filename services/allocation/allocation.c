@@ -23,11 +23,7 @@ struct need {
 
 static int fail(struct lmp_tx *tx, const char *id, const char *partner, struct lmp_reason *rs,
                 size_t n, avro_value_t *onboarding) {
-  json_t *a = json_array();
-  for (size_t i = 0; i < n; i++)
-    json_array_append_new(a, json_pack("{s:s, s:s}", "code", rs[i].code, "message", rs[i].message));
-  char *reasons = json_dumps(a, JSON_COMPACT);
-  json_decref(a);
+  char *reasons = lmp_reasons_json(rs, n);
   const char *p[] = {id, partner, reasons};
   int r = reasons ? lmp_tx_command(tx, "INSERT INTO onboardings(onboarding_id, partner_id, status, reasons) "
                                        "VALUES ($1, $2, 'refused', $3::jsonb)", 3, p)
@@ -35,16 +31,6 @@ static int fail(struct lmp_tx *tx, const char *id, const char *partner, struct l
   free(reasons);
   lmp_info(id, "refused: %s", rs[0].message);
   return r ? r : lmp_emit_failed(tx, id, partner, STAGE, rs, n, onboarding);
-}
-
-/* 1 when the query returns a row. */
-static int exists(struct lmp_tx *tx, const char *sql, int n, const char *const *p, int *found) {
-  PGresult *res = lmp_tx_exec(tx, sql, n, p);
-  if (res == NULL)
-    return LMP_EDB;
-  *found = PQntuples(res) > 0;
-  PQclear(res);
-  return 0;
 }
 
 static int on_accepted(struct lmp_tx *tx, const struct lmp_event *ev) {
@@ -58,7 +44,7 @@ static int on_accepted(struct lmp_tx *tx, const struct lmp_event *ev) {
   int license = lmp_av_enum(&req, "license");
   const char *p1[] = {id};
   int found, r;
-  if ((r = exists(tx, "SELECT 1 FROM onboardings WHERE onboarding_id = $1", 1, p1, &found)) < 0)
+  if ((r = lmp_tx_exists(tx, "SELECT 1 FROM onboardings WHERE onboarding_id = $1", 1, p1, &found)) < 0)
     return r;
   if (found) {
     lmp_info(id, "already allocated or refused; nothing to do");
@@ -68,7 +54,7 @@ static int on_accepted(struct lmp_tx *tx, const struct lmp_event *ev) {
   struct lmp_reason rs[4];
   size_t nr = 0;
   const char *p2[] = {partner, sub};
-  if ((r = exists(tx, "SELECT 1 FROM partners WHERE partner_id = $1", 1, p2, &found)) < 0)
+  if ((r = lmp_tx_exists(tx, "SELECT 1 FROM partners WHERE partner_id = $1", 1, p2, &found)) < 0)
     return r;
   if (!found) {
     rs[0] = (struct lmp_reason){"UNKNOWN_PARTNER", "partner_id", ""};
@@ -77,14 +63,14 @@ static int on_accepted(struct lmp_tx *tx, const struct lmp_event *ev) {
   }
   if (sub && *sub) {
     const char *p3[] = {sub};
-    if ((r = exists(tx, "SELECT 1 FROM partners WHERE partner_id = $1", 1, p3, &found)) < 0)
+    if ((r = lmp_tx_exists(tx, "SELECT 1 FROM partners WHERE partner_id = $1", 1, p3, &found)) < 0)
       return r;
     if (!found) {
       rs[0] = (struct lmp_reason){"UNKNOWN_SUB_PARTNER", "customer.sub_partner_id", ""};
       snprintf(rs[0].message, sizeof(rs[0].message), "Sub-partner '%.64s' is not a known partner.", sub);
       return fail(tx, id, partner, rs, 1, acc);
     }
-    if ((r = exists(tx, "SELECT 1 FROM license_shares WHERE partner_id = $1 AND sub_partner_id = $2",
+    if ((r = lmp_tx_exists(tx, "SELECT 1 FROM license_shares WHERE partner_id = $1 AND sub_partner_id = $2",
                     2, p2, &found)) < 0)
       return r;
     if (!found) {

@@ -14,11 +14,7 @@
 #define STAGE "appliance-fulfilment"
 
 static int record(struct lmp_tx *tx, const char *id, const char *status, const struct lmp_reason *rs, size_t n) {
-  json_t *a = json_array();
-  for (size_t i = 0; i < n; i++)
-    json_array_append_new(a, json_pack("{s:s, s:s}", "code", rs[i].code, "message", rs[i].message));
-  char *reasons = json_dumps(a, JSON_COMPACT);
-  json_decref(a);
+  char *reasons = lmp_reasons_json(rs, n);
   const char *p[] = {id, status, reasons};
   int r = reasons ? lmp_tx_command(tx, "INSERT INTO onboardings(onboarding_id, status, reasons) "
                                        "VALUES ($1, $2, $3::jsonb)", 3, p)
@@ -83,16 +79,13 @@ static int on_allocated(struct lmp_tx *tx, const struct lmp_event *ev) {
     return LMP_EREJECT;
   const char *partner = lmp_av_str(&req, "partner_id");
   const char *p1[] = {id};
-  PGresult *res = lmp_tx_exec(tx, "SELECT 1 FROM onboardings WHERE onboarding_id = $1", 1, p1);
-  if (res == NULL)
-    return LMP_EDB;
-  int seen = PQntuples(res) > 0;
-  PQclear(res);
-  if (seen)
-    return 0;
+  int seen, r = lmp_tx_exists(tx, "SELECT 1 FROM onboardings WHERE onboarding_id = $1", 1, p1, &seen);
+  if (r < 0 || seen)
+    return r; /* a redelivery under another event id: done already */
+  PGresult *res;
 
   avro_value_t out, units;
-  int r = lmp_tx_value(tx, "onboarding.appliances-provisioned", &out);
+  r = lmp_tx_value(tx, "onboarding.appliances-provisioned", &out);
   if (r < 0)
     return r;
   if ((r = lmp_tx_command(tx, "SAVEPOINT provision", 0, NULL)) < 0 ||

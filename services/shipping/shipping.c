@@ -69,13 +69,10 @@ static int on_provisioned(struct lmp_tx *tx, const struct lmp_event *ev) {
     return LMP_EREJECT;
   const char *partner = lmp_av_str(&req, "partner_id");
   const char *p1[] = {id};
-  PGresult *res = lmp_tx_exec(tx, "SELECT 1 FROM onboardings WHERE onboarding_id = $1", 1, p1);
-  if (res == NULL)
-    return LMP_EDB;
-  int seen = PQntuples(res) > 0;
-  PQclear(res);
-  if (seen)
-    return 0;
+  int seen, rc = lmp_tx_exists(tx, "SELECT 1 FROM onboardings WHERE onboarding_id = $1", 1, p1, &seen);
+  if (rc < 0 || seen)
+    return rc; /* a redelivery under another event id: done already */
+  PGresult *res;
 
   /* The request's addresses by ref, and the partner's default when asked for. */
   json_t *by_ref = json_object();

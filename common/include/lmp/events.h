@@ -22,6 +22,9 @@ struct lmp_reason {
   char message[300];
 };
 
+/* The reasons as a JSON array text [{code, message}], malloc'd. */
+char *lmp_reasons_json(const struct lmp_reason *reasons, size_t n);
+
 /* Emits onboarding.failed for stage, carrying the accepted onboarding (may be NULL)
  * so later stages and the notifier know whom to tell. */
 int lmp_emit_failed(struct lmp_tx *tx, const char *onboarding_id, const char *partner_id,

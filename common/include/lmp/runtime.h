@@ -32,6 +32,8 @@ struct lmp_tx;
 PGresult *lmp_tx_exec(struct lmp_tx *tx, const char *sql, int nparams, const char *const *params);
 /* Shorthand for statements whose result is not needed. */
 int lmp_tx_command(struct lmp_tx *tx, const char *sql, int nparams, const char *const *params);
+/* Sets *found to whether the query returns a row. */
+int lmp_tx_exists(struct lmp_tx *tx, const char *sql, int nparams, const char *const *params, int *found);
 /* A new empty value of an event type's schema; the caller avro_value_decref's it. */
 int lmp_tx_value(struct lmp_tx *tx, const char *event_type, avro_value_t *out);
 /* Stores an event in the outbox, published after commit with the current event's
