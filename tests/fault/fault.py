@@ -187,7 +187,7 @@ def main():
         # happened and nine in ten requests have their outcome.
         def chaos_done():
             n = ns.sql("SELECT count(*) FROM onboardings WHERE status IN ('confirmed', 'rejected', 'failed')")[0][0]
-            return chaos["kafka_restarts"] == 1 and n >= 0.9 * len(acked)
+            return chaos["kafka_restarts"] == 1 and n >= 0.9 * len(acked) or None
         wait_for("the planned restarts", chaos_done, timeout=900, interval=0.5)
         stop.set()
         chaos_thread.join()

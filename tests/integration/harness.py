@@ -356,10 +356,17 @@ def http_get(url):
 
 
 def wait_for(what, fn, timeout=60, interval=0.2):
+    """Polls fn until it returns something true. A database that is away for a
+    moment (the fault tests restart it) counts as "not yet"."""
     deadline = time.time() + timeout
     last = None
     while time.time() < deadline:
-        last = fn()
+        try:
+            last = fn()
+        except psycopg.OperationalError as e:
+            last = f"database away: {e}"
+            time.sleep(interval)
+            continue
         if last:
             return last
         time.sleep(interval)
