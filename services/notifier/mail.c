@@ -98,7 +98,7 @@ static void put_crlf(struct lmp_buf *b, const char *text) {
   }
 }
 
-int notifier_send(const struct notifier *n, const char *to, const char *subject, const char *body,
+int notifier_send(struct notifier *n, const char *to, const char *subject, const char *body,
                   const char *message_id, char *err, size_t errlen) {
   char date[64];
   time_t now = time(NULL);
@@ -115,11 +115,14 @@ int notifier_send(const struct notifier *n, const char *to, const char *subject,
   if (msg.data == NULL)
     return LMP_ENOMEM;
 
-  CURL *c = curl_easy_init();
-  if (c == NULL) {
+  /* One handle for the notifier's life: curl_easy_reset keeps its live connection,
+   * so consecutive mails share one SMTP session. Ticks never run concurrently. */
+  CURL *c = n->curl;
+  if (c == NULL && (c = n->curl = curl_easy_init()) == NULL) {
     lmp_buf_free(&msg);
     return LMP_ENOMEM;
   }
+  curl_easy_reset(c);
   char from[300], rcpt[330];
   snprintf(from, sizeof(from), "<%s>", n->from_address);
   snprintf(rcpt, sizeof(rcpt), "<%s>", to);
@@ -140,7 +143,6 @@ int notifier_send(const struct notifier *n, const char *to, const char *subject,
   if (rc != CURLE_OK)
     snprintf(err, errlen, "%s", *cerr ? cerr : curl_easy_strerror(rc));
   curl_slist_free_all(rcpts);
-  curl_easy_cleanup(c);
   lmp_buf_free(&msg);
   return rc == CURLE_OK ? 0 : LMP_EIO;
 }

@@ -23,6 +23,7 @@ int main(int argc, char **argv) {
       .ctx = &n,
   };
   int rc = lmp_service_main(&svc, argc, argv);
+  curl_easy_cleanup(n.curl);
   curl_global_cleanup();
   return rc;
 }

@@ -17,7 +17,7 @@
 const struct lmp_conf_entry notifier_conf[] = {
     {"notifier.from_address", LMP_CONF_STR, N(from_address), 3, 254, "onboarding@lmp.example.com", "sender of every mail"},
     {"notifier.from_name", LMP_CONF_STR, N(from_name), 0, 100, "License Management Portal", "sender's display name"},
-    {"notifier.per_tick", LMP_CONF_INT, N(per_tick), 1, 1000, "50", "mails sent per tick at most"},
+    {"notifier.per_tick", LMP_CONF_INT, N(per_tick), 1, 10000, "500", "mails sent per tick at most (a tick also stops after a second)"},
     {"notifier.retry_max_s", LMP_CONF_INT, N(retry_max_s), 1, 86400, "300", "longest wait before retrying a mail"},
     {"notifier.smtp_timeout_s", LMP_CONF_INT, N(smtp_timeout_s), 1, 300, "10", "SMTP connect timeout"},
     {"notifier.smtp_url", LMP_CONF_STR, N(smtp_url), 7, 1024, "smtp://127.0.0.1:2525", "SMTP server, smtp://host:port"},
@@ -181,8 +181,8 @@ int notifier_handle(struct lmp_tx *tx, const struct lmp_event *ev) {
 static int send_due(struct lmp_tx *tx, struct notifier *n) {
   int r = 0;
   /* A slow SMTP server must not keep the consumer waiting: a tick ends after a
-   * couple of seconds and the rest waits for the next one. */
-  int64_t until = lmp_now_ms() + 2000;
+   * second and the rest waits for the next one. */
+  int64_t until = lmp_now_ms() + 1000;
   for (int sent = 0; r == 0 && sent < n->per_tick && lmp_now_ms() < until; sent++) {
     PGresult *res = lmp_tx_exec(tx, "SELECT onboarding_id, kind, recipient, subject, body, attempts FROM mails "
                                     "WHERE status = 'pending' AND next_attempt_at <= now() "

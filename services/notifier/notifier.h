@@ -14,6 +14,7 @@ struct notifier {
   int smtp_timeout_s;
   int per_tick;         /* mails sent per tick at most */
   int retry_max_s;      /* longest wait between two attempts at one mail */
+  void *curl;           /* one libcurl handle, kept so its SMTP connection is reused */
 };
 
 extern const struct lmp_embedded notifier_migrations[];
@@ -29,7 +30,7 @@ int notifier_http(void *ctx, PGconn *db, const char *method, const char *path, c
 /* Fills {{name}} placeholders of a template from vars; *subject and *body are malloc'd. */
 int notifier_render(const struct notifier *n, const char *kind, json_t *vars, char **subject, char **body);
 /* Sends one mail; 0, or a negative code with the SMTP error in err. */
-int notifier_send(const struct notifier *n, const char *to, const char *subject, const char *body,
+int notifier_send(struct notifier *n, const char *to, const char *subject, const char *body,
                   const char *message_id, char *err, size_t errlen);
 
 #endif

@@ -51,12 +51,17 @@ def main():
             if status is None else ns.sql("SELECT count(*) FROM onboardings WHERE status = %s", status)[0][0]
         wait_for("all accepted by intake", lambda: count(None) >= args.requests, timeout=900, interval=0.1)
         t_acc = time.time() - t0
+        arranged = lambda: ns.sql("SELECT count(*) FROM onboardings WHERE status IN "
+                                  "('shipping_arranged', 'confirmed')")[0][0]
+        wait_for("all through shipping", lambda: arranged() >= args.requests, timeout=1800, interval=0.1)
+        t_ship = time.time() - t0
         wait_for("all confirmed", lambda: count("confirmed") >= args.requests, timeout=1800, interval=0.2)
         t_conf = time.time() - t0
         n = args.requests
         print(f"  requests                       {n} (one in four physical, three appliances at two addresses)")
         print(f"  published by the client        {t_pub:.1f} s")
         print(f"  all accepted by intake         {t_acc:.1f} s   {n / t_acc:.0f} onboardings/s")
+        print(f"  all through shipping          {t_ship:.1f} s   {n / t_ship:.0f} onboardings/s (four daemons)")
         print(f"  all confirmed, mails sent      {t_conf:.1f} s   {n / t_conf:.0f} onboardings/s end to end")
         for p in ns.procs:
             print(f"  peak memory {p.service:<18} {peak_rss_mb(p.pid):.1f} MiB")
