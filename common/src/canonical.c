@@ -356,7 +356,7 @@ static json_t *inline_refs(json_t *s, const char *ns, json_t *defs, json_t *seen
   json_t *type = json_object_get(s, "type");
   const char *t = json_string_value(type);
   if (json_is_object(type) || json_is_array(type) || (t && !lmp__avro_is_primitive(t) &&
-      !is_named_kind(t) && strcmp(t, "array") && strcmp(t, "map"))) {
+      !is_named_kind(t) && strcmp(t, "array") != 0 && strcmp(t, "map") != 0)) {
     json_object_set_new(o, "type", inline_refs(type, ns, defs, seen));
     return o;
   }

@@ -338,7 +338,9 @@ int intake_validate(const struct intake_request *r, const struct intake_rules *r
   if (name == NULL)
     return LMP_ENOMEM;
   long chars = utf8_chars(name);
-  if (*name == '\0')
+  int empty = *name == '\0';
+  free(name);
+  if (empty)
     ERR("LEGAL_NAME_REQUIRED", "customer.legal_name", "The customer's legal name is required.");
   else if (chars < 0)
     ERR("LEGAL_NAME_INVALID", "customer.legal_name",
@@ -346,7 +348,6 @@ int intake_validate(const struct intake_request *r, const struct intake_rules *r
   else if (chars > rules->legal_name_max)
     ERR("LEGAL_NAME_TOO_LONG", "customer.legal_name",
         "The legal name is %ld characters; at most %d are allowed.", chars, rules->legal_name_max);
-  free(name);
 
   if (r->web_site && *r->web_site && !intake_web_site_ok(r->web_site))
     ERR("BAD_WEB_SITE", "customer.web_site",
