@@ -71,6 +71,8 @@ struct rt {
   struct lmp_http *http;
   enum rt_state state;
   struct batch *cur;
+  rd_kafka_message_t **carry; /* fetched while a batch was in flight: the next batch's head */
+  size_t ncarry, capcarry;
   int64_t *published;        /* acknowledged outbox ids not yet deleted */
   size_t npublished, cappublished;
   int pending;               /* deliveries outstanding */
@@ -661,6 +663,21 @@ static void after_work_cb(uv_work_t *w, int status) {
     atomic_fetch_add(&rt->m.failed_batches, 1);
     if (b->rc == LMP_EDB)
       atomic_store(&rt->m.db_up, 0);
+    if (b->n == 0) {
+      /* A sweep or a tick: its timer brings it back. Holding on to it would keep the
+       * consumer from the messages that are waiting. */
+      lmp_warn(NULL, "%s failed: %s", b->sweep ? "outbox sweep" : "tick", b->err);
+      for (size_t i = 0; i < b->ndel; i++)
+        remember_published(rt, b->del_ids[i]);
+      batch_free(b);
+      rt->cur = NULL;
+      rt->state = RT_IDLE;
+      if (rt->draining)
+        finish_shutdown(rt);
+      else
+        consume_next(rt);
+      return;
+    }
     int ms = backoff_next(rt);
     lmp_warn(NULL, "batch of %zu rolled back (attempt %d): %s; retrying in %d ms", b->n,
              b->attempts, b->err, ms);
@@ -760,24 +777,36 @@ static void start_batch(struct rt *rt, rd_kafka_message_t **msgs, size_t n, int 
   start_work(rt);
 }
 
+/* Keeps a fetched message for the next batch; error events are logged and dropped. */
+static void keep(struct rt *rt, rd_kafka_message_t *m, rd_kafka_message_t **msgs, size_t *n) {
+  if (m->err) {
+    if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+      lmp_warn(NULL, "consumer: %s", rd_kafka_message_errstr(m));
+    rd_kafka_message_destroy(m);
+    return;
+  }
+  msgs[(*n)++] = m;
+}
+
 static void consume_next(struct rt *rt) {
   if (rt->state != RT_IDLE || rt->draining || rt->closing)
     return;
   size_t max = (size_t)rt->cfg.batch_max;
+  if (max < rt->ncarry)
+    max = rt->ncarry;
   rd_kafka_message_t **msgs = malloc(max * sizeof(*msgs));
   if (msgs == NULL)
     return;
-  ssize_t got = rd_kafka_consume_batch_queue(rt->cq, 0, msgs, max);
-  size_t n = 0;
-  for (ssize_t i = 0; i < got; i++) {
-    rd_kafka_message_t *m = msgs[i];
-    if (m->err) {
-      if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-        lmp_warn(NULL, "consumer: %s", rd_kafka_message_errstr(m));
-      rd_kafka_message_destroy(m);
-      continue;
-    }
-    msgs[n++] = m;
+  /* Messages fetched while the last batch ran come first: they are older. */
+  size_t n = rt->ncarry;
+  if (n)
+    memcpy(msgs, rt->carry, n * sizeof(*msgs));
+  rt->ncarry = 0;
+  if (n < max) {
+    size_t first = n;
+    ssize_t got = rd_kafka_consume_batch_queue(rt->cq, 0, msgs + first, max - first);
+    for (ssize_t i = 0; i < got; i++)
+      keep(rt, msgs[first + (size_t)i], msgs, &n); /* n <= first + i: compacts in place */
   }
   if (n == 0) {
     free(msgs);
@@ -831,12 +860,18 @@ static void tick_cb(uv_timer_t *t) {
   atomic_store(&rt->m.heartbeat_ms, mono_ms());
   if (rt->closing)
     return;
+  /* Delivery reports arrive through the producer's pipe; serving the queue here as
+   * well means a lost wake-up can only delay a report by a second, never stall. */
+  rd_kafka_poll(rt->producer, 0);
+  if (rt->state == RT_PUBLISHING && rt->cur && (now_ns() - rt->cur->started_ns) / 1000000 > 10000 &&
+      (now_ns() - rt->cur->started_ns) / 1000000 % 10000 < 1000)
+    lmp_warn(NULL, "%d events still wait for the broker's acknowledgement", rt->pending);
   if (rt->state == RT_IDLE) {
     consume_next(rt);
     return;
   }
   uint64_t age_ms = rt->cur ? (now_ns() - rt->cur->started_ns) / 1000000 : 0;
-  if (rt->cur && rt->cur->n && age_ms > (uint64_t)rt->cfg.max_poll_interval_ms / 3) {
+  if (rt->cur && age_ms > (uint64_t)rt->cfg.max_poll_interval_ms / 3) {
     if (!rt->paused) {
       rd_kafka_topic_partition_list_t *parts = NULL;
       if (rd_kafka_assignment(rt->consumer, &parts) == RD_KAFKA_RESP_ERR_NO_ERROR && parts) {
@@ -846,11 +881,29 @@ static void tick_cb(uv_timer_t *t) {
       rt->paused = 1;
       lmp_warn(NULL, "batch in progress for %llu ms: fetching paused", (unsigned long long)age_ms);
     }
+    /* Polling keeps us in the group. A message fetched before the pause took effect
+     * is kept for the next batch: the consumer's position has moved past it, so
+     * dropping it would skip it for good. */
     rd_kafka_message_t *m = rd_kafka_consumer_poll(rt->consumer, 0);
-    if (m) {
-      /* Fetched before the pause took effect. Not processing it is safe: its offset
-       * is beyond what we commit, so the group delivers it again. */
+    if (m && m->err) {
+      if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+        lmp_warn(NULL, "consumer: %s", rd_kafka_message_errstr(m));
       rd_kafka_message_destroy(m);
+    } else if (m) {
+      if (rt->ncarry == rt->capcarry) {
+        size_t cap = rt->capcarry ? rt->capcarry * 2 : 64;
+        rd_kafka_message_t **p = realloc(rt->carry, cap * sizeof(*p));
+        if (p == NULL) {
+          lmp_error(NULL, "out of memory keeping a fetched message; exiting so it is redelivered");
+          rd_kafka_message_destroy(m);
+          rt->exit_code = 1;
+          finish_shutdown(rt);
+          return;
+        }
+        rt->carry = p;
+        rt->capcarry = cap;
+      }
+      rt->carry[rt->ncarry++] = m;
     }
   }
 }
@@ -1245,6 +1298,9 @@ int lmp_service_main(const struct lmp_service *svc, int argc, char **argv) {
       close(rt->ppipe[i]);
   }
   batch_free(rt->cur);
+  for (size_t i = 0; i < rt->ncarry; i++)
+    rd_kafka_message_destroy(rt->carry[i]);
+  free(rt->carry);
   free(rt->published);
   lmp_db_close(&rt->db);
   lmp_schemas_free(rt->schemas);

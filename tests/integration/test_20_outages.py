@@ -24,7 +24,9 @@ def test_outages(ns):
     # 1. Database down at start-up.
     stack("pg-down")
     try:
-        p = ns.start("intake", wait_ready=False)
+        # A short max.poll.interval.ms: the outage below outlasts it, so the consumer
+        # only keeps its partitions by pausing and polling while its batch waits.
+        p = ns.start("intake", wait_ready=False, LMP_KAFKA_MAX_POLL_INTERVAL_MS=10000)
         wait_for("intake up but not ready", lambda: readyz(p)[0] == 503, timeout=30)
         check('"database":"unreachable"' in readyz(p)[1], readyz(p))
         wait_for("a log line naming the database", lambda: "database: " in open(p.logfile).read(), timeout=30)
@@ -42,12 +44,21 @@ def test_outages(ns):
             ns.publish("onboarding.requested", r, flush=False)
         ns.producer.flush(30)
         wait_for("not ready while the database is away", lambda: readyz(p)[0] == 503, timeout=30)
-        time.sleep(2)
+        time.sleep(5)
+        for _ in range(10):
+            r = example("virtual-core.json")
+            ids.append(r["request_id"])
+            ns.publish("onboarding.requested", r, flush=False)
+        ns.producer.flush(30)
+        time.sleep(10)  # longer than max.poll.interval.ms
         check(p.poll() is None, "intake keeps running without its database")
     finally:
         stack("pg-up")
     wait_for("every request answered after the database came back", lambda: ns.sql(
-        "SELECT count(*) FROM onboardings WHERE onboarding_id = ANY(%s)", ids)[0][0] == 30, timeout=90)
+        "SELECT count(*) FROM onboardings WHERE onboarding_id = ANY(%s)", ids)[0][0] == 40, timeout=90)
+    log_text = open(p.logfile).read()
+    check("fetching paused" in log_text, "a long wait pauses fetching")
+    check("revoked" not in log_text, "the consumer kept its partitions through the outage")
     wait_for("ready again", lambda: readyz(p)[0] == 200, timeout=30)
     log_text = open(p.logfile).read()
     check("rolled back" in log_text and "retrying in" in log_text, "the pause is logged with its backoff")
@@ -69,8 +80,8 @@ def test_outages(ns):
     wait_for("a request after the broker came back, through intake and allocation", lambda: ns.sql(
         "SELECT status FROM onboardings WHERE onboarding_id = %s", r["request_id"]) == [("failed",)], timeout=60)
     # Nothing skipped: every request is in the inbox once.
-    check(ns.sql("SELECT count(*) FROM lmp_inbox WHERE topic = %s", ns.topic("onboarding.requested"))[0][0] == 31,
-          "31 requests, each applied once")
+    check(ns.sql("SELECT count(*) FROM lmp_inbox WHERE topic = %s", ns.topic("onboarding.requested"))[0][0] == 41,
+          "41 requests, each applied once")
 
 
 if __name__ == "__main__":
