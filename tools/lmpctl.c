@@ -15,6 +15,7 @@
 #include "lmp/codec.h"
 #include "lmp/config.h"
 #include "lmp/error.h"
+#include "lmp/events.h"
 #include "lmp/runtime.h"
 
 extern char **environ;
@@ -76,14 +77,19 @@ static void die(const char *fmt, ...) {
   exit(1);
 }
 
+/* The schemas, with the other versions of schemas.extra_dir, loaded on first use. */
+static struct lmp_schemas *loaded;
 static struct lmp_schemas *schemas(void) {
-  static struct lmp_schemas *s;
+  struct lmp_schemas *s = loaded;
   char err[600];
-  if (s == NULL && lmp_schemas_new(&s, err, sizeof(err)) < 0)
+  if (s != NULL)
+    return s;
+  if (lmp_schemas_new(&s, err, sizeof(err)) < 0)
     die("schemas: %s", err);
-  if (s && cfg.schemas_extra_dir && *cfg.schemas_extra_dir && lmp_schemas_count(s) &&
+  if (cfg.schemas_extra_dir && *cfg.schemas_extra_dir &&
       lmp_schemas_add_writer_dir(s, cfg.schemas_extra_dir, err, sizeof(err)) < 0)
     die("schemas: %s", err);
+  loaded = s;
   return s;
 }
 
@@ -336,15 +342,7 @@ static int produce(const char *event_type, const char *key, const void *value, s
   uuid_t u;
   uuid_generate(u);
   uuid_unparse_lower(u, event_id);
-  unsigned char r[24];
-  uuid_generate_random(u);
-  memcpy(r, u, 16);
-  uuid_generate_random(u);
-  memcpy(r + 16, u, 8);
-  int k = snprintf(trace, sizeof(trace), "00-");
-  for (int i = 0; i < 24; i++)
-    k += snprintf(trace + k, sizeof(trace) - (size_t)k, "%s%02x", i == 16 ? "-" : "", r[i]);
-  snprintf(trace + k, sizeof(trace) - (size_t)k, "-01");
+  lmp_traceparent(NULL, trace);
   lmp_topic_name(&cfg, event_type, topic, sizeof(topic));
 
   char cerr[256];
@@ -613,7 +611,7 @@ int main(int argc, char **argv) {
     rc = encode_cmd(args[1], args[2]);
   else
     rc = usage();
-  lmp_schemas_free(schemas());
+  lmp_schemas_free(loaded);
   lmp_config_free(tables);
   return rc;
 }

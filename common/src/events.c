@@ -1,10 +1,26 @@
 /* Helpers for the event contract: copies, timestamps, onboarding.failed. */
 #include "lmp/events.h"
 
+#include <stdio.h>
 #include <string.h>
+#include <uuid/uuid.h>
 #include <time.h>
 
 #include "lmp/error.h"
+
+void lmp_traceparent(const char *parent, char out[64]) {
+  uuid_t a, b;
+  uuid_generate_random(a);
+  uuid_generate_random(b);
+  char trace[33], span[17];
+  for (int i = 0; i < 16; i++)
+    snprintf(trace + 2 * i, 3, "%02x", a[i]);
+  for (int i = 0; i < 8; i++)
+    snprintf(span + 2 * i, 3, "%02x", b[i]);
+  if (parent && strlen(parent) == 55 && parent[2] == '-' && parent[35] == '-')
+    memcpy(trace, parent + 3, 32);
+  snprintf(out, 64, "00-%s-%s-01", trace, span);
+}
 
 int64_t lmp_now_ms(void) {
   struct timespec ts;

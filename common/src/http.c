@@ -83,10 +83,11 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
   } else if (get && strcmp(url, "/metrics") == 0) {
     lmp_metrics_render(h->m, h->service, &out);
     r = reply(c, 200, "text/plain; version=0.0.4", out.data ? out.data : "", out.len);
+  } else if (h->route && lmp_db_ensure(&h->db) < 0) {
+    r = reply(c, 503, "application/json", "{\"error\":\"database unavailable\"}", 33);
   } else if (h->route) {
-    PGconn *conn = lmp_db_ensure(&h->db) == 0 ? h->db.conn : NULL;
     int status = 404;
-    h->route(h->route_ctx, conn, method, url, up->body.data, up->body.len, &status, &out);
+    h->route(h->route_ctx, h->db.conn, method, url, up->body.data, up->body.len, &status, &out);
     r = reply(c, status, "application/json", out.data ? out.data : "", out.len);
   } else {
     r = reply(c, 404, "application/json", "{\"error\":\"not found\"}", 21);

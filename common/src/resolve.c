@@ -141,8 +141,21 @@ static int resolve(avro_value_t *dst, avro_value_t *src, json_t *defs) {
     return avro_value_get_current_branch(src, &sb) ? LMP_EINVAL : resolve(dst, &sb, defs);
   }
   if (dt == AVRO_UNION) {
-    avro_schema_t u = avro_value_get_schema(dst);
-    char sink[8];
+    avro_schema_t u = avro_value_get_schema(dst), ss = target(avro_value_get_schema(src));
+    char sink[8], sn[512], bn[512];
+    /* The branch of the very type first: a copy between agreeing schemas needs no more,
+     * and this runs for every event that carries another. */
+    for (size_t i = 0; i < avro_schema_union_size(u); i++) {
+      avro_schema_t b = target(avro_schema_union_branch(u, (int)i));
+      if (avro_typeof(b) != avro_typeof(ss))
+        continue;
+      int named = avro_typeof(b) == AVRO_RECORD || avro_typeof(b) == AVRO_ENUM || avro_typeof(b) == AVRO_FIXED;
+      if (named && strcmp(full_name(b, bn, sizeof(bn)), full_name(ss, sn, sizeof(sn))) != 0)
+        continue;
+      avro_value_t db;
+      return avro_value_set_branch(dst, (int)i, &db) ? LMP_EINVAL : resolve(&db, src, defs);
+    }
+    /* Otherwise the first branch that can read it (int into a long branch, say). */
     for (size_t i = 0; i < avro_schema_union_size(u); i++) {
       if (can_read(avro_schema_union_branch(u, (int)i), avro_value_get_schema(src), defs, 0, sink, sizeof(sink)) == 0) {
         avro_value_t db;

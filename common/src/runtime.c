@@ -15,6 +15,7 @@
 
 #include "lmp/db.h"
 #include "lmp/error.h"
+#include "lmp/events.h"
 #include "lmp/http.h"
 #include "lmp/log.h"
 #include "lmp/metrics.h"
@@ -108,24 +109,6 @@ static void new_uuid(char out[37]) {
   uuid_t u;
   uuid_generate(u);
   uuid_unparse_lower(u, out);
-}
-
-/* W3C trace context: keep the caller's trace id, start a new span. */
-static void child_traceparent(const char *parent, char out[64]) {
-  unsigned char r[24];
-  uuid_t a, b;
-  uuid_generate_random(a);
-  uuid_generate_random(b);
-  memcpy(r, a, 16);
-  memcpy(r + 16, b, 8);
-  char trace[33], span[17];
-  for (int i = 0; i < 16; i++)
-    snprintf(trace + 2 * i, 3, "%02x", r[i]);
-  for (int i = 0; i < 8; i++)
-    snprintf(span + 2 * i, 3, "%02x", r[16 + i]);
-  if (parent && strlen(parent) == 55 && parent[2] == '-' && parent[35] == '-')
-    memcpy(trace, parent + 3, 32);
-  snprintf(out, 64, "00-%s-%s-01", trace, span);
 }
 
 /* ---- Outbox rows ------------------------------------------------------------- */
@@ -381,7 +364,7 @@ static int apply_message(struct lmp_tx *tx, const rd_kafka_message_t *m) {
     key[m->key_len] = '\0';
     ev.key = key;
   }
-  child_traceparent(header(m, "traceparent", tp, sizeof(tp)), tx->traceparent);
+  lmp_traceparent(header(m, "traceparent", tp, sizeof(tp)), tx->traceparent);
   tx->ev = &ev;
   int fresh, r;
 

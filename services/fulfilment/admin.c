@@ -50,10 +50,6 @@ static int load(PGconn *db, const char *body, size_t len, int *status, struct lm
 
 int fulfilment_http(void *ctx, PGconn *db, const char *method, const char *path, const char *body,
                     size_t body_len, int *status, struct lmp_buf *out) {
-  if (db == NULL) {
-    *status = 503;
-    return lmp_buf_puts(out, "{\"error\":\"database unavailable\"}");
-  }
   if (strcmp(method, "POST") == 0 && strcmp(path, "/v1/admin/load") == 0)
     return load(db, body, body_len, status, out);
   if (strcmp(method, "GET") == 0 && strcmp(path, "/v1/inventory") == 0)

@@ -3,10 +3,10 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <uuid/uuid.h>
 
 #include "lmp/error.h"
+#include "lmp/events.h"
 #include "lmp/log.h"
 
 #define I(field) offsetof(struct intake_rules, field)
@@ -29,12 +29,6 @@ const size_t intake_conf_n = sizeof(intake_conf) / sizeof(intake_conf[0]);
 int intake_configured(void *ctx, char *err, size_t errlen) { return 0; }
 
 static const char *const license_names[] = {"MDR_CORE", "MDR_COMPLETE", "MDR_CLOUD"};
-
-static int64_t now_millis(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static json_t *issues_json(const struct intake_issue *v, size_t n) {
   json_t *a = json_array();
@@ -80,7 +74,7 @@ static int emit_rejected(struct lmp_tx *tx, const char *id, const char *partner,
   if ((r = lmp_av_set_str(&v, "onboarding_id", id)) == 0 &&
       (r = lmp_av_set_str(&v, "partner_id", partner)) == 0 &&
       (r = set_issues(&v, "reasons", f->errors, f->nerrors)) == 0 &&
-      (r = lmp_av_set_long(&v, "rejected_at", now_millis())) == 0)
+      (r = lmp_av_set_long(&v, "rejected_at", lmp_now_ms())) == 0)
     r = lmp_tx_emit(tx, "onboarding.rejected", id, &v);
   avro_value_decref(&v);
   return r;
@@ -99,7 +93,7 @@ static int emit_accepted(struct lmp_tx *tx, const char *id, const char *customer
       (r = avro_value_get_by_name(&v, "request", &req, NULL) ? LMP_EINVAL : 0) == 0 &&
       (r = lmp_avro_copy(&req, request)) == 0 &&
       (r = set_issues(&v, "warnings", f->warnings, f->nwarnings)) == 0 &&
-      (r = lmp_av_set_long(&v, "accepted_at", now_millis())) == 0)
+      (r = lmp_av_set_long(&v, "accepted_at", lmp_now_ms())) == 0)
     r = lmp_tx_emit(tx, "onboarding.accepted", id, &v);
   avro_value_decref(&v);
   return r;
@@ -306,10 +300,6 @@ int intake_http(void *ctx, PGconn *db, const char *method, const char *path, con
   if (strncmp(path, prefix, sizeof(prefix) - 1) != 0 || strcmp(method, "GET") != 0) {
     *status = 404;
     return lmp_buf_puts(out, "{\"error\":\"not found\"}");
-  }
-  if (db == NULL) {
-    *status = 503;
-    return lmp_buf_puts(out, "{\"error\":\"database unavailable\"}");
   }
   const char *id = path + sizeof(prefix) - 1;
   const char *p[] = {id};

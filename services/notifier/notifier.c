@@ -267,10 +267,6 @@ int notifier_tick(struct lmp_tx *tx) {
 
 int notifier_http(void *ctx, PGconn *db, const char *method, const char *path, const char *body,
                   size_t body_len, int *status, struct lmp_buf *out) {
-  if (db == NULL) {
-    *status = 503;
-    return lmp_buf_puts(out, "{\"error\":\"database unavailable\"}");
-  }
   if (strcmp(method, "GET") == 0 && strncmp(path, "/v1/onboardings/", 16) == 0) {
     const char *p[] = {path + 16};
     PGresult *res = PQexecParams(db, "SELECT json_agg(json_build_object('kind', kind, 'recipient', recipient, "

@@ -9,6 +9,9 @@
 #include "lmp/runtime.h"
 
 int64_t lmp_now_ms(void);
+/* A W3C traceparent for a new span: the parent's trace id kept when parent is a valid
+ * traceparent, a new trace otherwise. out holds at least 56 bytes. */
+void lmp_traceparent(const char *parent, char out[64]);
 /* Copies src into a record's field; a union field takes src's type's branch. */
 int lmp_av_copy_field(avro_value_t *rec, const char *field, avro_value_t *src);
 int lmp_av_set_int(avro_value_t *rec, const char *field, int32_t v);

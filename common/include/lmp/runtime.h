@@ -46,7 +46,8 @@ int lmp_tx_checkpoint(struct lmp_tx *tx);
 void *lmp_tx_ctx(struct lmp_tx *tx);
 
 /* HTTP routes a service adds next to /healthz, /readyz and /metrics. Runs on the HTTP
- * thread with its own database connection (NULL when the database is away). */
+ * thread with its own database connection; while the database is away the runtime
+ * answers 503 itself and the route is not called. */
 typedef int (*lmp_http_fn)(void *ctx, PGconn *db, const char *method, const char *path,
                            const char *body, size_t body_len, int *status, struct lmp_buf *out);
 
