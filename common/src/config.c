@@ -155,17 +155,6 @@ static int find(const struct lmp_conf_table *tables, const char *name,
   return LMP_ECONFIG;
 }
 
-int lmp_config_set(const struct lmp_conf_table *tables, const char *name, const char *value,
-                   char *err, size_t errlen) {
-  const struct lmp_conf_table *t;
-  const struct lmp_conf_entry *e;
-  if (find(tables, name, &t, &e) < 0) {
-    snprintf(err, errlen, "unknown setting '%s'", name);
-    return LMP_ECONFIG;
-  }
-  return set_entry(t, e, value, "setting", err, errlen);
-}
-
 static void env_name(const char *name, char *out, size_t outlen) {
   size_t j = (size_t)snprintf(out, outlen, "LMP_");
   for (const char *p = name; *p && j + 1 < outlen; p++)

@@ -32,9 +32,6 @@ struct lmp_conf_table {
  * env. On error, err names the source (file and line, or variable) and the value. */
 int lmp_config_load(const struct lmp_conf_table *tables, const char *path, char **env,
                     char *err, size_t errlen);
-/* Sets one setting by name from text. */
-int lmp_config_set(const struct lmp_conf_table *tables, const char *name, const char *value,
-                   char *err, size_t errlen);
 void lmp_config_free(const struct lmp_conf_table *tables);
 /* Writes a commented example file holding every setting with its default. */
 void lmp_config_write_example(const struct lmp_conf_table *tables, FILE *f);
