@@ -20,7 +20,11 @@ def test_duplicates(ns):
     other = copy.deepcopy(r)
     other["users"]["tier"] = 9
     ns.publish("onboarding.requested", other)
-    # Another onboarding whose legal name differs only by case and spaces.
+    # Another onboarding whose legal name differs only by case and spaces. It goes to
+    # another partition, so it is sent once the first holds the name: otherwise either
+    # could win it.
+    wait_for("the first request accepted", lambda: ns.sql(
+        "SELECT status FROM onboardings WHERE onboarding_id = %s", r["request_id"]) == [("accepted",)])
     twin = example("virtual-core.json")
     twin["customer"]["legal_name"] = "  " + r["customer"]["legal_name"].upper() + " "
     ns.publish("onboarding.requested", twin)
