@@ -136,6 +136,11 @@ int lmp_http_start(struct lmp_http **out, const char *bind, int port, const char
   return 0;
 }
 
+int lmp_http_port(const struct lmp_http *h) {
+  const union MHD_DaemonInfo *i = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
+  return i ? (int)i->port : -1;
+}
+
 void lmp_http_stop(struct lmp_http *h) {
   if (h == NULL)
     return;

@@ -1143,6 +1143,26 @@ static void signal_cb(uv_signal_t *s, int signum) {
   uv_timer_start(&rt->deadline, deadline_cb, (uint64_t)rt->cfg.shutdown_timeout_ms, 0);
 }
 
+/* Tells whoever started the daemon which port it took (http.port 0 lets the system
+ * choose, so parallel tests never race for a port they picked and released). The file
+ * appears whole or not at all: written beside, then renamed. */
+static int write_port_file(struct rt *rt, char *err, size_t errlen) {
+  const char *path = rt->cfg.http_port_file;
+  if (*path == '\0')
+    return 0;
+  char tmp[1100];
+  snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+  FILE *f = fopen(tmp, "w");
+  int ok = f && fprintf(f, "{\"http\":%d}\n", lmp_http_port(rt->http)) > 0;
+  if (f && fclose(f) != 0)
+    ok = 0;
+  if (!ok || rename(tmp, path) != 0) {
+    snprintf(err, errlen, "%s: %s", path, strerror(errno));
+    return LMP_EIO;
+  }
+  return 0;
+}
+
 static void usage(const char *prog, const struct lmp_service *svc) {
   fprintf(stderr,
           "usage: %s [-c FILE] [--print-config] [--check-config]\n"
@@ -1246,16 +1266,19 @@ int lmp_service_main(const struct lmp_service *svc, int argc, char **argv) {
     rt->exit_code = 1;
     finish_shutdown(rt);
   } else {
-    if (rt->cfg.http_port &&
-        lmp_http_start(&rt->http, rt->cfg.http_bind, rt->cfg.http_port, svc->name, &rt->m,
+    if (lmp_http_start(&rt->http, rt->cfg.http_bind, rt->cfg.http_port, svc->name, &rt->m,
                        rt->db.conninfo, svc->http, svc->ctx, err, sizeof(err)) < 0) {
       lmp_error(NULL, "http: %s", err);
+      rt->exit_code = 1;
+      finish_shutdown(rt);
+    } else if (write_port_file(rt, err, sizeof(err)) < 0) {
+      lmp_error(NULL, "http.port_file: %s", err);
       rt->exit_code = 1;
       finish_shutdown(rt);
     } else {
       lmp_info(NULL, "started: group %s, database %s on %s:%d, brokers %s, http %s:%d", rt->group,
                rt->dbname, rt->cfg.pg_host, rt->cfg.pg_port, rt->cfg.kafka_brokers,
-               rt->cfg.http_bind, rt->cfg.http_port);
+               rt->cfg.http_bind, lmp_http_port(rt->http));
       uv_timer_start(&rt->tick, tick_cb, 1000, 1000);
       /* The first sweep migrates the database and republishes what a crash left. */
       uv_timer_start(&rt->sweep, sweep_cb, 0, (uint64_t)rt->cfg.outbox_sweep_ms);

@@ -211,6 +211,7 @@ def main():
                     total += ns.group_lag(f"lmp-{service}-" + ns.prefix, t)
             return total == 0 or None
         wait_for("every consumer group at the end of every partition", lags, timeout=300, interval=2)
+        ns.wait_published()
         drained = time.time() - t_sent
         figures = check_all(ns, acked, expect, args)
         figures.update(chaos)
@@ -303,7 +304,7 @@ def check_all(ns, acked, expect, args):
     # Events: one outcome event per onboarding (a republished copy has the same id).
     outcome = {}
     for t in ("onboarding.accepted", "onboarding.rejected"):
-        for m in ns.consume(t, 10 * len(acked), timeout=15):
+        for m in ns.consume_all(t):
             if headers(m).get("event_id", "").startswith("poison-"):
                 continue
             name, ev = decode(m.value())
@@ -314,7 +315,7 @@ def check_all(ns, acked, expect, args):
     check(dup == 0, f"{dup} effects happened twice")
 
     # Poison: every message is in the dead-letter topic, with its error.
-    dl = ns.consume(ns.dlq, 100 * args.poison + 10, timeout=20)
+    dl = ns.consume_all(ns.dlq)
     found = {}
     for m in dl:
         h = headers(m)

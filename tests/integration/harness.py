@@ -15,6 +15,7 @@ import string
 import struct
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 import uuid
@@ -164,12 +165,6 @@ def example(name, **changes):
 
 # ---- a private namespace on the shared stack -----------------------------------
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Namespace:
     def __init__(self, name):
         tag = "".join(random.choices(string.ascii_lowercase + string.digits, k=6))
@@ -216,6 +211,12 @@ class Namespace:
         with psycopg.connect(host="127.0.0.1", port=PG_PORT, user="lmp", dbname=self.dbname(service)) as c:
             return c.execute(query, args).fetchall()
 
+    def wait_published(self, services=None, timeout=120):
+        """Until every daemon's outbox is empty: all it committed is on the broker."""
+        for service in services or SERVICES:
+            wait_for(f"{service}'s outbox published", lambda service=service: self.sql(
+                "SELECT count(*) FROM lmp_outbox", service=service)[0][0] == 0, timeout=timeout)
+
     def start_all(self, load=DEMO_DATA, **env):
         """Every daemon of the flow, with the reference data loaded."""
         for service in SERVICES:
@@ -240,19 +241,44 @@ class Namespace:
         return out
 
     # -- daemons --
-    def start(self, service="intake", wait_ready=True, **env):
-        port = free_port()
-        logf = open(os.path.join(BUILD, "Testing", f"{self.db}-{service}-{len(self.procs)}.log"), "w")
-        p = subprocess.Popen([os.path.join(BUILD, "services", service, f"lmp-{service}")],
-                             env=self.env(service, LMP_HTTP_PORT=port, **env), stdout=logf, stderr=logf)
-        p.http = f"http://127.0.0.1:{port}"
+    def start(self, service="intake", wait_ready=True, exe=None, wrapper=(), **env):
+        """A daemon as a real process. It takes a free port itself and writes it to a
+        file, so no port is picked here, released, and raced for by a parallel test."""
+        n = len(self.procs)
+        base = os.path.join(BUILD, "Testing", f"{self.db}-{service}-{n}")
+        logf = open(base + ".log", "w")
+        port_file = base + ".port"
+        if os.path.exists(port_file):
+            os.unlink(port_file)
+        exe = exe or os.path.join(BUILD, "services", service, f"lmp-{service}")
+        env = {"LMP_HTTP_PORT": 0, "LMP_HTTP_PORT_FILE": port_file, **env}
+        p = subprocess.Popen([*wrapper, exe], env=self.env(service, **env), stdout=logf, stderr=logf)
         p.service = service
-        self.http.setdefault(service, p.http)
         p.logfile = logf.name
         self.procs.append(p)
+        deadline = time.time() + (120 if wrapper else 30)
+        while not os.path.exists(port_file):
+            check(p.poll() is None, f"{service} exited with {p.returncode} before listening, see {p.logfile}")
+            check(time.time() < deadline, f"{service} wrote no port file in time, see {p.logfile}")
+            time.sleep(0.05)
+        with open(port_file) as fh:
+            p.http = f"http://127.0.0.1:{json.load(fh)['http']}"
+        self.http.setdefault(service, p.http)
         if wait_ready:
-            self.wait_ready(p)
+            self.wait_ready(p, timeout=120 if wrapper else 60)
         return p
+
+    def wait_assigned(self, p, timeout=60):
+        """Until the daemon's consumer holds partitions: its last rebalance line in
+        the log is an assignment of at least one partition."""
+        def assigned():
+            last = None
+            with open(p.logfile, errors="replace") as fh:
+                for line in fh:
+                    if '"msg":"assigned: ' in line or '"msg":"revoked: ' in line:
+                        last = line
+            return last if last and '"msg":"assigned: ' in last and "(none)" not in last else None
+        return wait_for(f"{p.service} to hold partitions", assigned, timeout=timeout)
 
     def wait_ready(self, p, timeout=60):
         deadline = time.time() + timeout
@@ -319,6 +345,34 @@ class Namespace:
             c.close()
         return out
 
+    def consume_all(self, topic, timeout=120):
+        """Every message of a topic up to its end as it is now: read until each
+        partition's position reaches the high watermark taken at the start, so the
+        answer does not depend on how fast the machine is."""
+        name = topic if topic.startswith(self.prefix) else self.topic(topic)
+        c = Consumer({"bootstrap.servers": BROKERS, "group.id": "it-reader-" + str(uuid.uuid4()),
+                      "auto.offset.reset": "earliest", "enable.auto.commit": False, "log_level": 2})
+        try:
+            parts = c.list_topics(name, timeout=30).topics[name].partitions
+            ends = {}
+            for p in parts:
+                lo, hi = c.get_watermark_offsets(TopicPartition(name, p), timeout=30)
+                if hi > lo:
+                    ends[p] = hi
+            c.assign([TopicPartition(name, p, 0) for p in ends])
+            out, pos = [], {}
+            deadline = time.time() + timeout
+            while any(pos.get(p, -1) + 1 < hi for p, hi in ends.items()):
+                check(time.time() < deadline, f"{name}: not read to its end in {timeout}s: at {pos}, ends {ends}")
+                m = c.poll(0.5)
+                if m is None or m.error():
+                    continue
+                pos[m.partition()] = m.offset()
+                out.append(m)
+            return out
+        finally:
+            c.close()
+
     def group_lag(self, group, topic, partitions=6):
         c = Consumer({"bootstrap.servers": BROKERS, "group.id": group, "enable.auto.commit": False})
         tps = [TopicPartition(self.topic(topic), p) for p in range(partitions)]
@@ -329,6 +383,69 @@ class Namespace:
             lag += hi - (tp.offset if tp.offset >= 0 else lo)
         c.close()
         return lag
+
+
+class SmtpGate:
+    """An SMTP address the test owns from start to end: a listener bound once to a
+    port the system chose, never released while the test runs. Closed, it accepts
+    and hangs up at once (the server is down); open, it relays each connection to
+    the stack's SMTP server, whose Maildir the tests read."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.url = f"smtp://127.0.0.1:{self.port}"
+        self.open = False
+        self.refused = 0
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            if not self.open:
+                self.refused += 1
+                conn.close()
+                continue
+            threading.Thread(target=self._relay, args=(conn,), daemon=True).start()
+
+    def _relay(self, conn):
+        try:
+            up = socket.create_connection(("127.0.0.1", SMTP_PORT), timeout=30)
+        except OSError:
+            conn.close()
+            return
+
+        def pump(a, b):
+            try:
+                while True:
+                    data = a.recv(65536)
+                    if not data:
+                        break
+                    b.sendall(data)
+            except OSError:
+                pass
+            finally:
+                for s in (a, b):
+                    try:
+                        s.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+
+        t = threading.Thread(target=pump, args=(up, conn), daemon=True)
+        t.start()
+        pump(conn, up)
+        t.join(30)
+        conn.close()
+        up.close()
+
+    def close(self):
+        self.sock.close()
 
 
 def headers(msg):

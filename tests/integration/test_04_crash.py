@@ -45,8 +45,9 @@ def test_crash(ns):
 
     # Every onboarding has exactly one outcome event id, though a crash between
     # publish and outbox clean-up may publish that same event twice.
-    acc = ns.consume("onboarding.accepted", 10 * N, timeout=20)
-    rej = ns.consume("onboarding.rejected", 10 * N, timeout=5)
+    ns.wait_published(["intake"])
+    acc = ns.consume_all("onboarding.accepted")
+    rej = ns.consume_all("onboarding.rejected")
     outcome = {}
     for m in acc + rej:
         oid = decode(m.value())[1]["onboarding_id"]

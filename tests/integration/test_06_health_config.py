@@ -55,7 +55,9 @@ def test_health_config(ns):
                 k, v = line.rsplit(" ", 1)
                 vals[k] = float(v)
         return vals if vals.get('lmp_consumed_total{service="intake"}', 0) >= 2 and \
-            vals.get('lmp_produced_total{service="intake"}', 0) >= 2 else None
+            vals.get('lmp_produced_total{service="intake"}', 0) >= 2 and \
+            vals.get('lmp_dead_lettered_total{service="intake"}', 0) >= 1 and \
+            vals.get('lmp_applied_total{service="intake"}', 0) >= 1 else None
     m = wait_for("metrics to count both messages", metrics)
     check(m['lmp_dead_lettered_total{service="intake"}'] == 1, m)
     check(m['lmp_applied_total{service="intake"}'] == 1, m)

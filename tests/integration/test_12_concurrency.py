@@ -12,6 +12,10 @@ N, POOL = 200, 150
 def test_concurrency(ns):
     ns.start_all()
     ns.start("allocation")  # a second instance in the same group
+    # Both share the group's partitions before any request flows, so each does a part.
+    for p in ns.procs:
+        if p.service == "allocation":
+            ns.wait_assigned(p)
     code, body = http_post(ns.http["allocation"] + "/v1/admin/load", {
         "partners": [{"partner_id": "partner-crowd", "name": "Crowd"}],
         "pools": [{"partner_id": "partner-crowd", "product": "MDR_CORE", "total": POOL}]})

@@ -50,7 +50,8 @@ struct lmp_config {
   char *pg_database;         /* empty means lmp_<service> */
   int pg_connect_timeout_s;
   char *http_bind;
-  int http_port;             /* 0 disables the health/metrics endpoint */
+  int http_port;             /* 0: any free port, reported in http_port_file */
+  char *http_port_file;      /* where the bound port is written; empty: nowhere */
   int batch_max;             /* messages per database transaction */
   int retry_initial_ms;      /* first backoff after a transient fault */
   int retry_max_ms;          /* backoff ceiling */

@@ -14,5 +14,7 @@ int lmp_http_start(struct lmp_http **out, const char *bind, int port, const char
                    struct lmp_metrics *metrics, const char *db_conninfo, lmp_http_fn route,
                    void *route_ctx, char *err, size_t errlen);
 void lmp_http_stop(struct lmp_http *h);
+/* The port it listens on: the configured one, or the one the system chose for 0. */
+int lmp_http_port(const struct lmp_http *h);
 
 #endif
