@@ -16,7 +16,7 @@
 #include "lmp/config.h"
 #include "lmp/error.h"
 #include "lmp/events.h"
-#include "lmp/runtime.h"
+#include "lmp/service.h"
 
 extern char **environ;
 

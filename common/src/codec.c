@@ -10,6 +10,7 @@
 #include "lmp/codec.h"
 #include "lmp/embed.h"
 #include "lmp/error.h"
+#include "lmp/text.h"
 
 /* Another version of an event schema, readable into the current one. */
 struct lmp_writer {
@@ -820,6 +821,59 @@ json_t *lmp_avro_to_json(avro_value_t *v) {
   default:
     return json_null();
   }
+}
+
+/* ---- Text -------------------------------------------------------------------------- */
+
+static int check_text(avro_value_t *v, struct lmp_buf *path, char *err, size_t errlen) {
+  size_t n = 0, base = path->len;
+  int r = 0;
+  switch (avro_value_get_type(v)) {
+  case AVRO_STRING: {
+    const char *s = NULL;
+    avro_value_get_string(v, &s, &n);
+    enum lmp_text_fault f = s && n ? lmp_text_check(s, n - 1, 1, NULL) : LMP_TEXT_OK;
+    if (f == LMP_TEXT_NOT_UTF8 || f == LMP_TEXT_NUL) {
+      snprintf(err, errlen, "%s %s", path->data && *path->data ? path->data : "(root)", lmp_text_fault_str(f));
+      return LMP_EDECODE;
+    }
+    return 0;
+  }
+  case AVRO_UNION: {
+    avro_value_t b;
+    return avro_value_get_current_branch(v, &b) == 0 ? check_text(&b, path, err, errlen) : 0;
+  }
+  case AVRO_RECORD:
+  case AVRO_ARRAY:
+  case AVRO_MAP:
+    avro_value_get_size(v, &n);
+    for (size_t i = 0; r == 0 && i < n; i++) {
+      avro_value_t e;
+      const char *name = NULL;
+      if (avro_value_get_by_index(v, i, &e, &name) != 0)
+        continue;
+      if (avro_value_get_type(v) == AVRO_RECORD)
+        lmp_buf_printf(path, "%s%s", base ? "." : "", name);
+      else if (avro_value_get_type(v) == AVRO_ARRAY)
+        lmp_buf_printf(path, "[%zu]", i);
+      r = check_text(&e, path, err, errlen);
+      path->len = base;
+      if (path->data)
+        path->data[base] = '\0';
+    }
+    return r;
+  default:
+    return 0;
+  }
+}
+
+int lmp_avro_check_text(avro_value_t *value, char *err, size_t errlen) {
+  struct lmp_buf path = {0};
+  int r = lmp_buf_puts(&path, "");
+  if (r == 0)
+    r = check_text(value, &path, err, errlen);
+  lmp_buf_free(&path);
+  return r;
 }
 
 /* ---- Structural copy ---------------------------------------------------------------- */

@@ -1,5 +1,5 @@
-/* PostgreSQL connections for worker threads: connect, migrate, classify errors. */
-#include "lmp/db.h"
+/* PostgreSQL connections: connect, migrate, prepared statements, failure classes. */
+#include "db.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,21 +15,23 @@ static int put_kv(struct lmp_buf *b, const char *k, const char *v) {
   return r ? r : lmp_buf_puts(b, "'");
 }
 
-int lmp_db_init(struct lmp_db *db, const char *host, int port, const char *user,
-                const char *password, const char *dbname, int connect_timeout_s,
-                const char *application_name) {
+int lmp__db_init(struct lmp_db *db, const struct lmp_config *cfg, const char *dbname,
+                 const char *application_name) {
   memset(db, 0, sizeof(*db));
   struct lmp_buf b = {0};
-  char num[16];
-  int r = put_kv(&b, "host", host);
-  snprintf(num, sizeof(num), "%d", port);
+  char num[16], opts[64];
+  int r = put_kv(&b, "host", cfg->pg_host);
+  snprintf(num, sizeof(num), "%d", cfg->pg_port);
   if (r == 0) r = put_kv(&b, "port", num);
-  if (r == 0) r = put_kv(&b, "user", user);
-  if (r == 0 && password && *password) r = put_kv(&b, "password", password);
+  if (r == 0) r = put_kv(&b, "user", cfg->pg_user);
+  if (r == 0 && cfg->pg_password && *cfg->pg_password) r = put_kv(&b, "password", cfg->pg_password);
   if (r == 0) r = put_kv(&b, "dbname", dbname);
-  snprintf(num, sizeof(num), "%d", connect_timeout_s);
+  snprintf(num, sizeof(num), "%d", cfg->pg_connect_timeout_s);
   if (r == 0) r = put_kv(&b, "connect_timeout", num);
   if (r == 0) r = put_kv(&b, "application_name", application_name);
+  /* A statement that runs away holds the batch and every message behind it. */
+  snprintf(opts, sizeof(opts), "-c statement_timeout=%d", cfg->pg_statement_timeout_ms);
+  if (r == 0) r = put_kv(&b, "options", opts);
   /* Detect a dead server on an idle connection within about a minute. */
   if (r == 0) r = lmp_buf_puts(&b, " keepalives_idle=30 keepalives_interval=10 keepalives_count=3");
   if (r < 0) {
@@ -40,10 +42,11 @@ int lmp_db_init(struct lmp_db *db, const char *host, int port, const char *user,
   return 0;
 }
 
-void lmp_db_close(struct lmp_db *db) {
+void lmp__db_close(struct lmp_db *db) {
   if (db->conn)
     PQfinish(db->conn);
   db->conn = NULL;
+  db->ncache = 0;
   free(db->conninfo);
   db->conninfo = NULL;
 }
@@ -58,11 +61,12 @@ static void set_err(struct lmp_db *db, const char *what) {
 /* Library code does not print: server notices ("already exists, skipping") are dropped. */
 static void quiet_notices(void *arg, const char *message) {}
 
-int lmp_db_ensure(struct lmp_db *db) {
+int lmp__db_ensure(struct lmp_db *db) {
   if (db->conn && PQstatus(db->conn) == CONNECTION_OK)
     return 0;
   if (db->conn)
     PQfinish(db->conn);
+  db->ncache = 0; /* prepared statements die with their connection */
   db->conn = PQconnectdb(db->conninfo);
   if (db->conn == NULL) {
     set_err(db, "out of memory");
@@ -72,79 +76,117 @@ int lmp_db_ensure(struct lmp_db *db) {
     set_err(db, PQerrorMessage(db->conn));
     PQfinish(db->conn);
     db->conn = NULL;
-    return LMP_EDB;
+    return LMP_ERETRY;
   }
   PQsetNoticeProcessor(db->conn, quiet_notices, NULL);
   return 0;
 }
 
-/* SQLSTATE classes worth retrying: connection exceptions (08), insufficient
- * resources (53), operator intervention such as a restart (57), serialization
- * failure and deadlock (40001, 40P01). */
-static int is_transient(PGconn *conn, const PGresult *res) {
+/* SQLSTATE classes the environment causes: connection exceptions (08), insufficient
+ * resources (53), operator intervention such as a restart or a statement timeout
+ * (57), system errors (58), serialization failure and deadlock (40001, 40P01), and
+ * a lock that could not be had (55P03). Everything else is the statement's fault. */
+int lmp__db_classify(PGconn *conn, const PGresult *res) {
   if (conn == NULL || PQstatus(conn) != CONNECTION_OK)
-    return 1;
-  const char *st = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    return LMP_ERETRY;
+  if (res == NULL)
+    return LMP_ENOMEM;
+  const char *st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
   if (st == NULL)
-    return 1;
-  return strncmp(st, "08", 2) == 0 || strncmp(st, "53", 2) == 0 || strncmp(st, "57", 2) == 0 ||
-         strcmp(st, "40001") == 0 || strcmp(st, "40P01") == 0;
+    return LMP_ERETRY; /* no answer from the server: the connection broke */
+  if (strncmp(st, "08", 2) == 0 || strncmp(st, "53", 2) == 0 || strncmp(st, "57", 2) == 0 ||
+      strncmp(st, "58", 2) == 0 || strcmp(st, "40001") == 0 || strcmp(st, "40P01") == 0 ||
+      strcmp(st, "55P03") == 0)
+    return LMP_ERETRY;
+  return LMP_EDB;
 }
 
-PGresult *lmp_db_exec(struct lmp_db *db, const char *sql, int nparams, const char *const *params,
-                      int *transient) {
-  return lmp_db_exec_fmt(db, sql, nparams, params, NULL, NULL, transient);
+static unsigned long hash(const char *s) {
+  unsigned long h = 5381;
+  for (; *s; s++)
+    h = h * 33 + (unsigned char)*s;
+  return h;
 }
 
-PGresult *lmp_db_exec_fmt(struct lmp_db *db, const char *sql, int nparams,
-                          const char *const *params, const int *lengths, const int *formats,
-                          int *transient) {
-  *transient = 1;
+/* The name of sql's prepared statement on this connection, preparing it the first
+ * time; NULL when the cache is full (the statement then runs unnamed). */
+static int prepared(struct lmp_db *db, const char *sql, int n, char name[16], int *rc) {
+  unsigned long h = hash(sql);
+  *rc = 0;
+  for (int i = 0; i < db->ncache; i++)
+    if (db->cache[i].hash == h && strcmp(db->cache[i].sql, sql) == 0) {
+      snprintf(name, 16, "lmp_%d", i);
+      return 1;
+    }
+  if (db->ncache == LMP_DB_CACHE)
+    return 0;
+  snprintf(name, 16, "lmp_%d", db->ncache);
+  PGresult *res = PQprepare(db->conn, name, sql, n, NULL);
+  if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
+    set_err(db, res ? PQresultErrorMessage(res) : PQerrorMessage(db->conn));
+    *rc = lmp__db_classify(db->conn, res);
+    PQclear(res);
+    return 0;
+  }
+  PQclear(res);
+  db->cache[db->ncache].sql = sql;
+  db->cache[db->ncache].hash = h;
+  db->ncache++;
+  return 1;
+}
+
+int lmp__db_query(struct lmp_db *db, const char *sql, int n, const char *const *params,
+                  const int *lengths, const int *formats, int prepare, PGresult **out) {
+  if (out)
+    *out = NULL;
   if (db->conn == NULL) {
     set_err(db, "not connected");
-    return NULL;
+    return LMP_ERETRY;
   }
-  PGresult *res = PQexecParams(db->conn, sql, nparams, NULL, params, lengths, formats, 0);
+  char name[16];
+  int rc = 0;
+  PGresult *res;
+  if (prepare && prepared(db, sql, n, name, &rc))
+    res = PQexecPrepared(db->conn, name, n, params, lengths, formats, 0);
+  else if (rc < 0)
+    return rc;
+  else
+    res = PQexecParams(db->conn, sql, n, NULL, params, lengths, formats, 0);
   ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
-  if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
-    return res;
+  if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+    if (out)
+      *out = res;
+    else
+      PQclear(res);
+    return 0;
+  }
   set_err(db, res ? PQresultErrorMessage(res) : PQerrorMessage(db->conn));
-  *transient = is_transient(db->conn, res);
+  rc = lmp__db_classify(db->conn, res);
   PQclear(res);
-  return NULL;
+  return rc;
 }
 
-int lmp_db_command(struct lmp_db *db, const char *sql, int *transient) {
-  PGresult *res = lmp_db_exec(db, sql, 0, NULL, transient);
-  if (res == NULL)
-    return LMP_EDB;
-  PQclear(res);
-  return 0;
-}
-
-int lmp_db_migrate(struct lmp_db *db, const char *scope, const struct lmp_embedded *migrations) {
-  int transient;
-  int r = lmp_db_ensure(db);
+int lmp__db_migrate(struct lmp_db *db, const char *scope, const struct lmp_embedded *migrations) {
+  int r = lmp__db_ensure(db);
   if (r < 0)
     return r;
-  if (lmp_db_command(db, "BEGIN", &transient) < 0)
-    return LMP_EDB;
+  if ((r = lmp__db_query(db, "BEGIN", 0, NULL, NULL, NULL, 0, NULL)) < 0)
+    return r;
   /* One lock for every daemon's migrations: several instances may start at once. */
-  r = lmp_db_command(db, "SELECT pg_advisory_xact_lock(7245001)", &transient);
+  r = lmp__db_query(db, "SELECT pg_advisory_xact_lock(7245001)", 0, NULL, NULL, NULL, 0, NULL);
   if (r == 0)
-    r = lmp_db_command(db, "CREATE TABLE IF NOT EXISTS lmp_schema_migrations ("
-                           "name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
-                       &transient);
+    r = lmp__db_query(db, "CREATE TABLE IF NOT EXISTS lmp_schema_migrations ("
+                          "name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
+                      0, NULL, NULL, NULL, 0, NULL);
   for (const struct lmp_embedded *m = migrations; r == 0 && m->name; m++) {
     char name[256];
     snprintf(name, sizeof(name), "%s/%s", scope, m->name);
     const char *params[] = {name};
-    PGresult *res = lmp_db_exec(db, "INSERT INTO lmp_schema_migrations(name) VALUES ($1) "
-                                    "ON CONFLICT DO NOTHING", 1, params, &transient);
-    if (res == NULL) {
-      r = LMP_EDB;
+    PGresult *res;
+    r = lmp__db_query(db, "INSERT INTO lmp_schema_migrations(name) VALUES ($1) ON CONFLICT DO NOTHING",
+                      1, params, NULL, NULL, 0, &res);
+    if (r < 0)
       break;
-    }
     int fresh = strcmp(PQcmdTuples(res), "1") == 0;
     PQclear(res);
     if (!fresh)
@@ -156,13 +198,13 @@ int lmp_db_migrate(struct lmp_db *db, const char *scope, const struct lmp_embedd
       snprintf(msg, sizeof(msg), "migration %s: %s", name,
                res ? PQresultErrorMessage(res) : PQerrorMessage(db->conn));
       set_err(db, msg);
-      r = LMP_EDB;
+      r = lmp__db_classify(db->conn, res);
     }
     PQclear(res);
   }
   if (r == 0)
-    r = lmp_db_command(db, "COMMIT", &transient);
-  else
+    r = lmp__db_query(db, "COMMIT", 0, NULL, NULL, NULL, 0, NULL);
+  else if (db->conn && PQstatus(db->conn) == CONNECTION_OK)
     PQclear(PQexec(db->conn, "ROLLBACK"));
   return r;
 }

@@ -16,6 +16,9 @@ const char *lmp_strerror(int err) {
   case LMP_ECONFIG: return "invalid configuration";
   case LMP_EREJECT: return "invalid event";
   case LMP_EFATAL: return "fatal error";
+  case LMP_ERETRY: return "temporary failure; retry later";
   default: return "unknown error";
   }
 }
+
+int lmp_error_is_retry(int err) { return err == LMP_ERETRY || err == LMP_ENOMEM; }

@@ -8,6 +8,22 @@
 
 #include "lmp/error.h"
 
+static int hex_run(const char *s, size_t n, int *nonzero) {
+  for (size_t i = 0; i < n; i++) {
+    char c = s[i];
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+      return 0;
+    *nonzero |= c != '0';
+  }
+  return 1;
+}
+
+int lmp_traceparent_valid(const char *s) {
+  int v = 0, t = 0, p = 0, f = 0;
+  return s && strlen(s) == 55 && s[2] == '-' && s[35] == '-' && s[52] == '-' && hex_run(s, 2, &v) &&
+         !v && hex_run(s + 3, 32, &t) && t && hex_run(s + 36, 16, &p) && p && hex_run(s + 53, 2, &f);
+}
+
 void lmp_traceparent(const char *parent, char out[64]) {
   uuid_t a, b;
   uuid_generate_random(a);
@@ -17,7 +33,7 @@ void lmp_traceparent(const char *parent, char out[64]) {
     snprintf(trace + 2 * i, 3, "%02x", a[i]);
   for (int i = 0; i < 8; i++)
     snprintf(span + 2 * i, 3, "%02x", b[i]);
-  if (parent && strlen(parent) == 55 && parent[2] == '-' && parent[35] == '-')
+  if (lmp_traceparent_valid(parent))
     memcpy(trace, parent + 3, 32);
   snprintf(out, 64, "00-%s-%s-01", trace, span);
 }

@@ -1,29 +1,51 @@
-/* /healthz, /readyz, /metrics and service routes over libmicrohttpd. */
-#include "lmp/http.h"
+/* HTTP over libmicrohttpd: probes and metrics on the I/O thread, the service's
+ * routes on a pool of workers with database connections of their own. */
+#include "http.h"
 
 #include <arpa/inet.h>
-#include <stdint.h>
 #include <microhttpd.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "lmp/error.h"
+#include "lmp/log.h"
+#include "lmp/text.h"
 
-#define MAX_BODY (1024 * 1024)
+#define MAX_PATH 1024
+
+/* One request, from its first byte to its answer. */
+struct req {
+  struct MHD_Connection *c;
+  const struct lmp_http_route *route;
+  char method[8];
+  char *path, *query;
+  struct lmp_buf body;
+  size_t budgeted;          /* bytes of the body budget this request holds */
+  int status;               /* set once the answer is known */
+  struct lmp_buf out;
+  char allow[64];           /* for 405 */
+  int queued;               /* with the workers; the connection is suspended */
+  struct req *next;
+};
 
 struct lmp_http {
   struct MHD_Daemon *d;
   char service[64];
   struct lmp_metrics *m;
-  struct lmp_db db;        /* used by routes only, on the HTTP thread */
-  lmp_http_fn route;
+  const struct lmp_http_route *routes;
   void *route_ctx;
-};
-
-struct upload {
-  struct lmp_buf body;
-  int too_big;
+  char *conninfo;
+  size_t budget;            /* http.body_budget_bytes */
+  pthread_mutex_t lock;     /* guards the fields below */
+  pthread_cond_t cond;
+  struct req *head, *tail;  /* requests waiting for a worker */
+  size_t buffered;          /* body bytes held by all requests */
+  int quit;
+  pthread_t *workers;
+  int nworkers;
 };
 
 static int64_t now_ms(void) {
@@ -32,119 +54,318 @@ static int64_t now_ms(void) {
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static enum MHD_Result reply(struct MHD_Connection *c, int status, const char *type,
-                             const char *body, size_t len) {
-  struct MHD_Response *res = MHD_create_response_from_buffer(len, (char *)(uintptr_t)body, MHD_RESPMEM_MUST_COPY);
+/* {"error": msg} as the answer; always well-formed JSON, whatever msg holds. */
+static void fail(struct req *q, int status, const char *msg) {
+  q->status = status;
+  lmp_buf_reset(&q->out);
+  json_t *o = json_pack("{s:s}", "error", msg);
+  char *t = o ? json_dumps(o, JSON_COMPACT) : NULL;
+  lmp_buf_puts(&q->out, t ? t : "{\"error\":\"out of memory\"}");
+  free(t);
+  json_decref(o);
+}
+
+static enum MHD_Result answer(struct req *q, const char *type) {
+  struct MHD_Response *res = MHD_create_response_from_buffer(q->out.len, q->out.data ? q->out.data : (char *)"",
+                                                             MHD_RESPMEM_MUST_COPY);
   if (res == NULL)
     return MHD_NO;
   MHD_add_response_header(res, "Content-Type", type);
-  enum MHD_Result r = MHD_queue_response(c, (unsigned)status, res);
+  MHD_add_response_header(res, "Cache-Control", "no-store");
+  if (q->status == 405)
+    MHD_add_response_header(res, "Allow", q->allow);
+  enum MHD_Result r = MHD_queue_response(q->c, (unsigned)q->status, res);
   MHD_destroy_response(res);
   return r;
 }
 
-static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
-                              const char *method, const char *version, const char *data,
-                              size_t *data_size, void **con_cls) {
+/* "/v1/pools/{}" against a path: {} takes one non-empty segment. */
+static int match(const char *pattern, const char *path) {
+  while (*pattern && *path) {
+    if (pattern[0] == '{' && pattern[1] == '}') {
+      const char *end = strchr(path, '/');
+      if (end == path)
+        return 0;
+      path = end ? end : path + strlen(path);
+      pattern += 2;
+    } else if (*pattern++ != *path++) {
+      return 0;
+    }
+  }
+  return *pattern == '\0' && *path == '\0';
+}
+
+static const char *const builtin[] = {"/healthz", "/readyz", "/metrics", NULL};
+
+/* Finds the route; fills 404 or 405 (with Allow) when there is none for the method. */
+static void route(struct lmp_http *h, struct req *q) {
+  int path_known = 0;
+  for (const char *const *b = builtin; *b; b++)
+    if (strcmp(q->path, *b) == 0) {
+      if (strcmp(q->method, "GET") == 0 || strcmp(q->method, "HEAD") == 0)
+        return;
+      snprintf(q->allow, sizeof(q->allow), "GET, HEAD");
+      return fail(q, 405, "method not allowed");
+    }
+  for (const struct lmp_http_route *r = h->routes; r && r->method; r++) {
+    if (!match(r->pattern, q->path))
+      continue;
+    size_t n = strlen(q->allow);
+    snprintf(q->allow + n, sizeof(q->allow) - n, "%s%s%s", n ? ", " : "", r->method,
+             strcmp(r->method, "GET") == 0 ? ", HEAD" : "");
+    path_known = 1;
+    if (strcmp(r->method, q->method) == 0 || (strcmp(q->method, "HEAD") == 0 && strcmp(r->method, "GET") == 0)) {
+      q->route = r;
+      return;
+    }
+  }
+  if (path_known)
+    return fail(q, 405, "method not allowed");
+  fail(q, 404, "not found");
+}
+
+static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
+  struct lmp_buf *b = cls;
+  lmp_buf_printf(b, "%s%s=%s", b->len ? "&" : "", key, value ? value : "");
+  return MHD_YES;
+}
+
+/* The first call for a request: everything decided before any body is read. */
+static void begin(struct lmp_http *h, struct req *q, const char *url, const char *method) {
+  snprintf(q->method, sizeof(q->method), "%s", method);
+  size_t n = strlen(url);
+  if (n > MAX_PATH || lmp_text_check(url, n, 0, NULL) != LMP_TEXT_OK)
+    return fail(q, 400, "the path must be UTF-8 text without control characters, at most 1024 bytes");
+  q->path = strdup(url);
+  struct lmp_buf args = {0};
+  MHD_get_connection_values(q->c, MHD_GET_ARGUMENT_KIND, collect_arg, &args);
+  if (args.len && lmp_text_check(args.data, args.len, 0, NULL) != LMP_TEXT_OK) {
+    lmp_buf_free(&args);
+    return fail(q, 400, "the query must be UTF-8 text without control characters");
+  }
+  q->query = lmp_buf_steal(&args);
+  if (q->path == NULL)
+    return fail(q, 503, "out of memory");
+  route(h, q);
+  if (q->status)
+    return;
+  size_t max = q->route ? q->route->max_body : 0;
+  const char *cl = MHD_lookup_connection_value(q->c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+  if (cl && strtoull(cl, NULL, 10) > max) {
+    char msg[80];
+    snprintf(msg, sizeof(msg), "the body may have at most %zu bytes", max);
+    fail(q, 413, msg);
+  }
+}
+
+/* A piece of the body: kept while within the route's limit and the global budget. */
+static void take_body(struct lmp_http *h, struct req *q, const char *data, size_t n) {
+  if (q->status)
+    return; /* answered already; the rest is read and dropped */
+  size_t max = q->route ? q->route->max_body : 0;
+  if (q->body.len + n > max) {
+    char msg[80];
+    snprintf(msg, sizeof(msg), "the body may have at most %zu bytes", max);
+    return fail(q, 413, msg);
+  }
+  pthread_mutex_lock(&h->lock);
+  int room = h->buffered + n <= h->budget;
+  if (room)
+    h->buffered += n;
+  pthread_mutex_unlock(&h->lock);
+  if (!room)
+    return fail(q, 503, "too many uploads at once; try again");
+  q->budgeted += n;
+  if (lmp_buf_append(&q->body, data, n) < 0)
+    fail(q, 503, "out of memory");
+}
+
+static void probe(struct lmp_http *h, struct req *q, const char **type) {
+  struct lmp_metrics *m = h->m;
+  if (strcmp(q->path, "/healthz") == 0) {
+    /* Alive means the event loop still ticks. */
+    int ok = now_ms() - atomic_load(&m->heartbeat_ms) < 5000;
+    q->status = ok ? 200 : 503;
+    lmp_buf_puts(&q->out, ok ? "ok\n" : "event loop stalled\n");
+    *type = "text/plain";
+  } else if (strcmp(q->path, "/readyz") == 0) {
+    int db = atomic_load(&m->db_up), kafka = atomic_load(&m->kafka_up);
+    int draining = atomic_load(&m->draining), mig = atomic_load(&m->migrated);
+    int ok = db && kafka && !draining && mig;
+    q->status = ok ? 200 : 503;
+    lmp_buf_printf(&q->out, "{\"ready\":%s,\"database\":\"%s\",\"kafka\":\"%s\",\"draining\":%s}\n",
+                   ok ? "true" : "false", db ? (mig ? "up" : "migrating") : "unreachable",
+                   kafka ? "up" : "unreachable", draining ? "true" : "false");
+  } else {
+    q->status = 200;
+    lmp_metrics_render(m, h->service, &q->out);
+    *type = "text/plain; version=0.0.4";
+  }
+}
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                              const char *version, const char *data, size_t *data_size, void **con_cls) {
   struct lmp_http *h = cls;
-  struct upload *up = *con_cls;
-  if (up == NULL) {
-    if ((up = calloc(1, sizeof(*up))) == NULL)
+  struct req *q = *con_cls;
+  if (q == NULL) {
+    if ((q = calloc(1, sizeof(*q))) == NULL)
       return MHD_NO;
-    *con_cls = up;
+    q->c = c;
+    *con_cls = q;
+    begin(h, q, url, method);
     return MHD_YES;
   }
   if (*data_size) {
-    if (up->body.len + *data_size > MAX_BODY)
-      up->too_big = 1;
-    else if (lmp_buf_append(&up->body, data, *data_size) < 0)
-      return MHD_NO;
+    take_body(h, q, data, *data_size);
     *data_size = 0;
     return MHD_YES;
   }
-  if (up->too_big)
-    return reply(c, 413, "application/json", "{\"error\":\"body over 1 MiB\"}", 26);
-
-  struct lmp_buf out = {0};
-  enum MHD_Result r;
-  int get = strcmp(method, "GET") == 0;
-  if (get && strcmp(url, "/healthz") == 0) {
-    /* Alive means the event loop still ticks. */
-    int ok = now_ms() - atomic_load(&h->m->heartbeat_ms) < 5000;
-    r = reply(c, ok ? 200 : 503, "text/plain", ok ? "ok\n" : "event loop stalled\n", ok ? 3 : 19);
-  } else if (get && strcmp(url, "/readyz") == 0) {
-    int db = atomic_load(&h->m->db_up), kafka = atomic_load(&h->m->kafka_up);
-    int draining = atomic_load(&h->m->draining), mig = atomic_load(&h->m->migrated);
-    int ok = db && kafka && !draining && mig;
-    lmp_buf_printf(&out, "{\"ready\":%s,\"database\":\"%s\",\"kafka\":\"%s\",\"draining\":%s}\n",
-                   ok ? "true" : "false", db ? (mig ? "up" : "migrating") : "unreachable",
-                   kafka ? "up" : "unreachable", draining ? "true" : "false");
-    r = reply(c, ok ? 200 : 503, "application/json", out.data, out.len);
-  } else if (get && strcmp(url, "/metrics") == 0) {
-    lmp_metrics_render(h->m, h->service, &out);
-    r = reply(c, 200, "text/plain; version=0.0.4", out.data ? out.data : "", out.len);
-  } else if (h->route && lmp_db_ensure(&h->db) < 0) {
-    r = reply(c, 503, "application/json", "{\"error\":\"database unavailable\"}", 33);
-  } else if (h->route) {
-    int status = 404;
-    h->route(h->route_ctx, h->db.conn, method, url, up->body.data, up->body.len, &status, &out);
-    r = reply(c, status, "application/json", out.data ? out.data : "", out.len);
-  } else {
-    r = reply(c, 404, "application/json", "{\"error\":\"not found\"}", 21);
+  const char *type = "application/json";
+  if (q->status)
+    return answer(q, type); /* an error, or a route's answer after the workers */
+  if (q->route == NULL) {
+    probe(h, q, &type);
+    return answer(q, type);
   }
-  lmp_buf_free(&out);
-  return r;
+  /* A route: to the workers, and the connection waits suspended. */
+  pthread_mutex_lock(&h->lock);
+  if (h->quit) {
+    pthread_mutex_unlock(&h->lock);
+    fail(q, 503, "shutting down");
+    return answer(q, type);
+  }
+  q->queued = 1;
+  if (h->tail)
+    h->tail->next = q;
+  else
+    h->head = q;
+  h->tail = q;
+  MHD_suspend_connection(c);
+  pthread_cond_signal(&h->cond);
+  pthread_mutex_unlock(&h->lock);
+  return MHD_YES;
 }
 
-static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
-                      enum MHD_RequestTerminationCode toe) {
-  struct upload *up = *con_cls;
-  if (up) {
-    lmp_buf_free(&up->body);
-    free(up);
+static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe) {
+  struct lmp_http *h = cls;
+  struct req *q = *con_cls;
+  if (q) {
+    pthread_mutex_lock(&h->lock);
+    h->buffered -= q->budgeted;
+    pthread_mutex_unlock(&h->lock);
+    lmp_buf_free(&q->body);
+    lmp_buf_free(&q->out);
+    free(q->path);
+    free(q->query);
+    free(q);
   }
   *con_cls = NULL;
 }
 
-int lmp_http_start(struct lmp_http **out, const char *bind, int port, const char *service,
-                   struct lmp_metrics *metrics, const char *db_conninfo, lmp_http_fn route,
+/* A worker: runs routes one at a time on its own database connection. */
+static void *worker(void *arg) {
+  struct lmp_http *h = arg;
+  struct lmp_db db = {0};
+  db.conninfo = h->conninfo; /* shared, read-only; not freed here */
+  for (;;) {
+    pthread_mutex_lock(&h->lock);
+    while (h->head == NULL && !h->quit)
+      pthread_cond_wait(&h->cond, &h->lock);
+    struct req *q = h->head;
+    if (q) {
+      h->head = q->next;
+      if (h->head == NULL)
+        h->tail = NULL;
+    }
+    int quit = h->quit;
+    pthread_mutex_unlock(&h->lock);
+    if (q == NULL)
+      break;
+    if (quit) {
+      fail(q, 503, "shutting down");
+    } else if (lmp__db_ensure(&db) < 0) {
+      lmp_warn(NULL, "http: database unavailable: %s", db.err);
+      fail(q, 503, "database unavailable");
+    } else {
+      q->status = 500;
+      if (q->route->fn(h->route_ctx, db.conn, q->route->method, q->path, q->query, q->body.data, q->body.len,
+                       &q->status, &q->out) < 0)
+        fail(q, 503, "out of memory");
+      else if (q->out.len == 0)
+        fail(q, 500, "no answer");
+    }
+    MHD_resume_connection(q->c);
+  }
+  if (db.conn)
+    PQfinish(db.conn);
+  return NULL;
+}
+
+int lmp_http_start(struct lmp_http **out, const struct lmp_config *cfg, const char *service,
+                   struct lmp_metrics *metrics, const char *conninfo, const struct lmp_http_route *routes,
                    void *route_ctx, char *err, size_t errlen) {
-  struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-  if (inet_pton(AF_INET, bind, &addr.sin_addr) != 1) {
-    snprintf(err, errlen, "http.bind: '%s' is not an IPv4 address", bind);
+  struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)cfg->http_port)};
+  if (inet_pton(AF_INET, cfg->http_bind, &addr.sin_addr) != 1) {
+    snprintf(err, errlen, "http.bind: '%s' is not an IPv4 address", cfg->http_bind);
     return LMP_ECONFIG;
   }
   struct lmp_http *h = calloc(1, sizeof(*h));
-  if (h == NULL)
+  if (h == NULL || (h->conninfo = strdup(conninfo)) == NULL ||
+      (h->workers = calloc((size_t)cfg->http_workers, sizeof(pthread_t))) == NULL) {
+    if (h)
+      free(h->conninfo);
+    free(h);
     return LMP_ENOMEM;
+  }
   snprintf(h->service, sizeof(h->service), "%s", service);
   h->m = metrics;
-  h->route = route;
+  h->routes = routes;
   h->route_ctx = route_ctx;
-  h->db.conninfo = strdup(db_conninfo);
-  h->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL, (uint16_t)port, NULL,
-                          NULL, handle, h, MHD_OPTION_SOCK_ADDR, &addr,
-                          MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
-                          MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_END);
-  if (h->d == NULL) {
-    snprintf(err, errlen, "cannot listen on %s:%d (port taken?)", bind, port);
-    lmp_db_close(&h->db);
-    free(h);
+  h->budget = (size_t)cfg->http_body_budget;
+  pthread_mutex_init(&h->lock, NULL);
+  pthread_cond_init(&h->cond, NULL);
+  for (int i = 0; routes && i < cfg->http_workers; i++)
+    if (pthread_create(&h->workers[h->nworkers], NULL, worker, h) == 0)
+      h->nworkers++;
+  h->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME,
+                          (uint16_t)cfg->http_port, NULL, NULL, handle, h, MHD_OPTION_SOCK_ADDR, &addr,
+                          MHD_OPTION_NOTIFY_COMPLETED, completed, h,
+                          MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->http_timeout_s,
+                          MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->http_max_connections,
+                          MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->http_max_connections_per_ip,
+                          MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32768, MHD_OPTION_END);
+  if (h->d == NULL || (routes && h->nworkers == 0)) {
+    snprintf(err, errlen, "cannot listen on %s:%d (port taken?)", cfg->http_bind, cfg->http_port);
+    lmp_http_stop(h);
     return LMP_EIO;
   }
   *out = h;
   return 0;
 }
 
-int lmp_http_port(const struct lmp_http *h) {
-  const union MHD_DaemonInfo *i = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
-  return i ? (int)i->port : -1;
-}
-
 void lmp_http_stop(struct lmp_http *h) {
   if (h == NULL)
     return;
-  MHD_stop_daemon(h->d);
-  lmp_db_close(&h->db);
+  /* No new connections; queued requests are answered 503 and resumed by the workers,
+   * so none is left suspended when the daemon stops. */
+  if (h->d)
+    MHD_quiesce_daemon(h->d);
+  pthread_mutex_lock(&h->lock);
+  h->quit = 1;
+  pthread_cond_broadcast(&h->cond);
+  pthread_mutex_unlock(&h->lock);
+  for (int i = 0; i < h->nworkers; i++)
+    pthread_join(h->workers[i], NULL);
+  if (h->d)
+    MHD_stop_daemon(h->d);
+  pthread_mutex_destroy(&h->lock);
+  pthread_cond_destroy(&h->cond);
+  free(h->workers);
+  free(h->conninfo);
   free(h);
+}
+
+int lmp_http_port(const struct lmp_http *h) {
+  const union MHD_DaemonInfo *i = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
+  return i ? (int)i->port : -1;
 }

@@ -1,8 +1,45 @@
 /* Prometheus rendering of the runtime's counters. */
-#include "lmp/metrics.h"
+#include "metrics.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 static const double bucket_le[LMP_LATENCY_BUCKETS] = {0.001, 0.0025, 0.005, 0.01, 0.025,
                                                       0.05,  0.1,    0.25,  1.0,  5.0};
+
+void lmp_metrics_init(struct lmp_metrics *m) {
+  pthread_mutex_init(&m->lag_lock, NULL);
+  atomic_store(&m->consumer_lag, -1);
+}
+
+void lmp__metrics_lag(struct lmp_metrics *m, json_t *stats) {
+  int64_t total = 0;
+  int known = 0, n = 0;
+  struct lmp_lag lags[LMP_LAG_PARTITIONS];
+  const char *tk, *pk;
+  json_t *tv, *pv;
+  json_object_foreach(json_object_get(stats, "topics"), tk, tv) {
+    json_object_foreach(json_object_get(tv, "partitions"), pk, pv) {
+      json_t *l = json_object_get(pv, "consumer_lag");
+      if (strcmp(pk, "-1") == 0 || !json_is_integer(l) || json_integer_value(l) < 0)
+        continue;
+      total += json_integer_value(l);
+      known = 1;
+      if (n < LMP_LAG_PARTITIONS) {
+        snprintf(lags[n].topic, sizeof(lags[n].topic), "%s", tk);
+        lags[n].partition = (int32_t)strtol(pk, NULL, 10);
+        lags[n].lag = json_integer_value(l);
+        n++;
+      }
+    }
+  }
+  atomic_store(&m->consumer_lag, known ? total : -1);
+  pthread_mutex_lock(&m->lag_lock);
+  memcpy(m->lags, lags, (size_t)n * sizeof(lags[0]));
+  m->nlags = n;
+  pthread_mutex_unlock(&m->lag_lock);
+}
 
 void lmp_metrics_observe_batch(struct lmp_metrics *m, uint64_t micros) {
   int i = 0;
@@ -29,9 +66,18 @@ int lmp_metrics_render(struct lmp_metrics *m, const char *service, struct lmp_bu
   COUNTER("produced_total", "Events acknowledged by Kafka.", m->produced);
   COUNTER("dead_lettered_total", "Messages sent to the dead-letter topic.", m->dead_lettered);
   COUNTER("failed_batches_total", "Batches rolled back by a transient fault and retried.", m->failed_batches);
-  COUNTER("publish_failures_total", "Event deliveries that failed and were retried.", m->publish_failures);
+  COUNTER("isolated_batches_total", "Batches run again one message at a time to find a failing message.", m->isolated_batches);
+  COUNTER("publish_failures_total", "Event deliveries that failed.", m->publish_failures);
+  COUNTER("outbox_parked_total", "Events the broker refused for good, parked in lmp_outbox_parked.", m->parked);
   GAUGE("outbox_backlog", "Events committed to the outbox and not yet acknowledged.", atomic_load(&m->outbox_backlog));
   GAUGE("consumer_lag", "Messages behind the end of the assigned partitions (-1 unknown).", atomic_load(&m->consumer_lag));
+  r = r ? r : lmp_buf_printf(out, "# HELP lmp_consumer_partition_lag Messages behind the end of one assigned partition.\n"
+                                  "# TYPE lmp_consumer_partition_lag gauge\n");
+  pthread_mutex_lock(&m->lag_lock);
+  for (int i = 0; r == 0 && i < m->nlags; i++)
+    r = lmp_buf_printf(out, "lmp_consumer_partition_lag{service=\"%s\",topic=\"%s\",partition=\"%d\"} %lld\n",
+                       service, m->lags[i].topic, (int)m->lags[i].partition, (long long)m->lags[i].lag);
+  pthread_mutex_unlock(&m->lag_lock);
   GAUGE("up", "1 when the database and the broker are reachable.", atomic_load(&m->db_up) && atomic_load(&m->kafka_up));
   r = r ? r : lmp_buf_printf(out, "# HELP lmp_batch_duration_seconds Time from consuming a batch to committing its offsets.\n"
                                   "# TYPE lmp_batch_duration_seconds histogram\n");

@@ -45,24 +45,32 @@ static int load(PGconn *db, const char *body, size_t len, int *status, struct lm
   return lmp_admin_finish(db, err, status, out);
 }
 
-int allocation_http(void *ctx, PGconn *db, const char *method, const char *path, const char *body,
-                    size_t body_len, int *status, struct lmp_buf *out) {
-  if (strcmp(method, "POST") == 0 && strcmp(path, "/v1/admin/load") == 0)
-    return load(db, body, body_len, status, out);
-  if (strcmp(method, "GET") == 0 && strncmp(path, "/v1/pools/", 10) == 0) {
-    const char *p[] = {path + 10};
-    return lmp_admin_json(db, "SELECT json_agg(json_build_object('product', product, 'total', total, "
-                              "'allocated', allocated, 'available', total - allocated) ORDER BY product)::text "
-                              "FROM pools WHERE partner_id = $1", 1, p, status, out);
-  }
-  if (strcmp(method, "GET") == 0 && strncmp(path, "/v1/onboardings/", 16) == 0) {
-    const char *p[] = {path + 16};
-    return lmp_admin_json(db, "SELECT json_build_object('onboarding_id', o.onboarding_id, 'status', o.status, "
-                              "'reasons', o.reasons, 'allocations', COALESCE((SELECT json_agg(json_build_object("
-                              "'product', a.product, 'users', a.users)) FROM allocations a "
-                              "WHERE a.onboarding_id = o.onboarding_id), '[]'))::text "
-                              "FROM onboardings o WHERE o.onboarding_id = $1", 1, p, status, out);
-  }
-  *status = 404;
-  return lmp_buf_puts(out, "{\"error\":\"not found\"}");
+static int pools(void *ctx, PGconn *db, const char *method, const char *path, const char *query,
+                 const char *body, size_t len, int *status, struct lmp_buf *out) {
+  const char *p[] = {path + strlen("/v1/pools/")};
+  return lmp_admin_json(db, "SELECT json_agg(json_build_object('product', product, 'total', total, "
+                            "'allocated', allocated, 'available', total - allocated) ORDER BY product)::text "
+                            "FROM pools WHERE partner_id = $1", 1, p, status, out);
 }
+
+static int onboarding(void *ctx, PGconn *db, const char *method, const char *path, const char *query,
+                      const char *body, size_t len, int *status, struct lmp_buf *out) {
+  const char *p[] = {path + strlen("/v1/onboardings/")};
+  return lmp_admin_json(db, "SELECT json_build_object('onboarding_id', o.onboarding_id, 'status', o.status, "
+                            "'reasons', o.reasons, 'allocations', COALESCE((SELECT json_agg(json_build_object("
+                            "'product', a.product, 'users', a.users)) FROM allocations a "
+                            "WHERE a.onboarding_id = o.onboarding_id), '[]'))::text "
+                            "FROM onboardings o WHERE o.onboarding_id = $1", 1, p, status, out);
+}
+
+static int load_route(void *ctx, PGconn *db, const char *method, const char *path, const char *query,
+                      const char *body, size_t len, int *status, struct lmp_buf *out) {
+  return load(db, body, len, status, out);
+}
+
+const struct lmp_http_route allocation_http[] = {
+    {"POST", "/v1/admin/load", load_route, 1024 * 1024},
+    {"GET", "/v1/pools/{}", pools, 0},
+    {"GET", "/v1/onboardings/{}", onboarding, 0},
+    {NULL, NULL, NULL, 0},
+};

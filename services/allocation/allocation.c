@@ -38,7 +38,7 @@ static int on_accepted(struct lmp_tx *tx, const struct lmp_event *ev) {
   const char *id = lmp_av_str(acc, "onboarding_id");
   if (id == NULL || lmp_av_field(acc, "request", &req) < 0 || lmp_av_field(&req, "customer", &cust) < 0 ||
       lmp_av_field(&req, "users", &users) < 0)
-    return LMP_EREJECT;
+    return lmp_tx_reject(tx, "onboarding.accepted without onboarding_id or its request");
   const char *partner = lmp_av_str(&req, "partner_id");
   const char *sub = lmp_av_str(&cust, "sub_partner_id");
   int license = lmp_av_enum(&req, "license");
@@ -100,18 +100,18 @@ static int on_accepted(struct lmp_tx *tx, const struct lmp_event *ev) {
     char n[16];
     snprintf(n, sizeof(n), "%d", needs[i].users);
     const char *p[] = {partner, products[needs[i].product], n};
-    PGresult *res = lmp_tx_exec(tx, "UPDATE pools SET allocated = allocated + $3::int "
-                                    "WHERE partner_id = $1 AND product = $2 AND allocated + $3::int <= total "
-                                    "RETURNING 1", 3, p);
-    if (res == NULL)
-      return LMP_EDB;
+    PGresult *res;
+    if ((r = lmp_tx_query(tx, "UPDATE pools SET allocated = allocated + $3::int "
+                              "WHERE partner_id = $1 AND product = $2 AND allocated + $3::int <= total "
+                              "RETURNING 1", 3, p, &res)) < 0)
+      return r;
     int ok = PQntuples(res) == 1;
     PQclear(res);
     if (ok)
       continue;
-    res = lmp_tx_exec(tx, "SELECT total - allocated FROM pools WHERE partner_id = $1 AND product = $2", 2, p);
-    if (res == NULL)
-      return LMP_EDB;
+    if ((r = lmp_tx_query(tx, "SELECT total - allocated FROM pools WHERE partner_id = $1 AND product = $2", 2, p,
+                          &res)) < 0)
+      return r;
     long avail = PQntuples(res) ? strtol(PQgetvalue(res, 0, 0), NULL, 10) : 0;
     PQclear(res);
     rs[nr] = (struct lmp_reason){"INSUFFICIENT_USERS", "users", ""};
@@ -164,19 +164,20 @@ static int on_failed(struct lmp_tx *tx, const struct lmp_event *ev) {
   const char *id = lmp_av_str(ev->value, "onboarding_id");
   const char *stage = lmp_av_str(ev->value, "stage");
   if (id == NULL || stage == NULL)
-    return LMP_EREJECT;
+    return lmp_tx_reject(tx, "onboarding.failed without onboarding_id or stage");
   if (strcmp(stage, STAGE) == 0)
     return 0; /* our own refusal: nothing was taken */
   const char *p[] = {id};
-  PGresult *res = lmp_tx_exec(tx, "UPDATE onboardings SET status = 'released', updated_at = now() "
-                                  "WHERE onboarding_id = $1 AND status = 'allocated' RETURNING 1", 1, p);
-  if (res == NULL)
-    return LMP_EDB;
+  PGresult *res;
+  int r = lmp_tx_query(tx, "UPDATE onboardings SET status = 'released', updated_at = now() "
+                           "WHERE onboarding_id = $1 AND status = 'allocated' RETURNING 1", 1, p, &res);
+  if (r < 0)
+    return r;
   int had = PQntuples(res) == 1;
   PQclear(res);
   if (!had)
     return 0;
-  int r = lmp_tx_command(tx, "UPDATE pools p SET allocated = p.allocated - a.users FROM allocations a "
+  r = lmp_tx_command(tx, "UPDATE pools p SET allocated = p.allocated - a.users FROM allocations a "
                              "WHERE a.onboarding_id = $1 AND p.partner_id = a.partner_id AND p.product = a.product",
                          1, p);
   if (r == 0)
@@ -184,8 +185,8 @@ static int on_failed(struct lmp_tx *tx, const struct lmp_event *ev) {
   return r;
 }
 
-int allocation_handle(struct lmp_tx *tx, const struct lmp_event *ev) {
-  if (strcmp(ev->schema->name, "onboarding.accepted") == 0)
-    return on_accepted(tx, ev);
-  return on_failed(tx, ev);
-}
+const struct lmp_route allocation_routes[] = {
+    {"onboarding.accepted", on_accepted, NULL, 0},
+    {"onboarding.failed", on_failed, NULL, 0},
+    {NULL, NULL, NULL, 0},
+};

@@ -3,12 +3,12 @@
 #define ALLOCATION_H
 
 #include "lmp/embed.h"
-#include "lmp/runtime.h"
+#include "lmp/service.h"
+#include "lmp/tx.h"
 
 extern const struct lmp_embedded allocation_migrations[];
 
-int allocation_handle(struct lmp_tx *tx, const struct lmp_event *ev);
-int allocation_http(void *ctx, PGconn *db, const char *method, const char *path, const char *body,
-                    size_t body_len, int *status, struct lmp_buf *out);
+extern const struct lmp_route allocation_routes[];
+extern const struct lmp_http_route allocation_http[];
 
 #endif

@@ -48,15 +48,21 @@ static int load(PGconn *db, const char *body, size_t len, int *status, struct lm
   return lmp_admin_finish(db, err, status, out);
 }
 
-int fulfilment_http(void *ctx, PGconn *db, const char *method, const char *path, const char *body,
-                    size_t body_len, int *status, struct lmp_buf *out) {
-  if (strcmp(method, "POST") == 0 && strcmp(path, "/v1/admin/load") == 0)
-    return load(db, body, body_len, status, out);
-  if (strcmp(method, "GET") == 0 && strcmp(path, "/v1/inventory") == 0)
-    return lmp_admin_json(db, "SELECT COALESCE(json_agg(json_build_object('sku', s.sku, 'available', "
-                              "(SELECT count(*) FROM units u WHERE u.sku = s.sku AND u.status = 'available'), "
-                              "'reserved', (SELECT count(*) FROM units u WHERE u.sku = s.sku AND u.status = 'reserved')) "
-                              "ORDER BY s.sku), '[]')::text FROM skus s", 0, NULL, status, out);
-  *status = 404;
-  return lmp_buf_puts(out, "{\"error\":\"not found\"}");
+static int load_route(void *ctx, PGconn *db, const char *method, const char *path, const char *query,
+                      const char *body, size_t len, int *status, struct lmp_buf *out) {
+  return load(db, body, len, status, out);
 }
+
+static int inventory(void *ctx, PGconn *db, const char *method, const char *path, const char *query,
+                     const char *body, size_t len, int *status, struct lmp_buf *out) {
+  return lmp_admin_json(db, "SELECT COALESCE(json_agg(json_build_object('sku', s.sku, 'available', "
+                            "(SELECT count(*) FROM units u WHERE u.sku = s.sku AND u.status = 'available'), "
+                            "'reserved', (SELECT count(*) FROM units u WHERE u.sku = s.sku AND u.status = 'reserved')) "
+                            "ORDER BY s.sku), '[]')::text FROM skus s", 0, NULL, status, out);
+}
+
+const struct lmp_http_route fulfilment_http[] = {
+    {"POST", "/v1/admin/load", load_route, 1024 * 1024},
+    {"GET", "/v1/inventory", inventory, 0},
+    {NULL, NULL, NULL, 0},
+};

@@ -48,11 +48,12 @@ static int append_unit(avro_value_t *arr, int role, const char *sku, const char 
 static int take_unit(struct lmp_tx *tx, const char *id, const char *sku, char *serial, size_t len) {
   const char *p[] = {id, sku};
   for (int attempt = 0; attempt < 5; attempt++) {
-    PGresult *res = lmp_tx_exec(tx, "UPDATE units SET status = 'reserved', onboarding_id = $1, reserved_at = now() "
-                                    "WHERE serial = (SELECT serial FROM units WHERE sku = $2 AND status = 'available' "
-                                    "ORDER BY serial LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING serial", 2, p);
-    if (res == NULL)
-      return LMP_EDB;
+    PGresult *res;
+    int r = lmp_tx_query(tx, "UPDATE units SET status = 'reserved', onboarding_id = $1, reserved_at = now() "
+                             "WHERE serial = (SELECT serial FROM units WHERE sku = $2 AND status = 'available' "
+                             "ORDER BY serial LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING serial", 2, p, &res);
+    if (r < 0)
+      return r;
     if (PQntuples(res) == 1) {
       snprintf(serial, len, "%s", PQgetvalue(res, 0, 0));
       PQclear(res);
@@ -60,15 +61,14 @@ static int take_unit(struct lmp_tx *tx, const char *id, const char *sku, char *s
     }
     PQclear(res);
     const char *p2[] = {sku};
-    res = lmp_tx_exec(tx, "SELECT 1 FROM units WHERE sku = $1 AND status = 'available' LIMIT 1", 1, p2);
-    if (res == NULL)
-      return LMP_EDB;
-    int any = PQntuples(res) > 0;
-    PQclear(res);
+    int any;
+    if ((r = lmp_tx_exists(tx, "SELECT 1 FROM units WHERE sku = $1 AND status = 'available' LIMIT 1", 1, p2,
+                           &any)) < 0)
+      return r;
     if (!any)
       return 0;
   }
-  return LMP_EDB; /* contention: retry the batch */
+  return LMP_ERETRY; /* every free unit locked by other transactions: contention, retry the batch */
 }
 
 static int on_allocated(struct lmp_tx *tx, const struct lmp_event *ev) {
@@ -76,13 +76,12 @@ static int on_allocated(struct lmp_tx *tx, const struct lmp_event *ev) {
   const char *id = lmp_av_str(in, "onboarding_id");
   if (id == NULL || lmp_av_field(in, "onboarding", &acc) < 0 || lmp_av_field(&acc, "request", &req) < 0 ||
       lmp_av_field(in, "allocations", &allocs) < 0)
-    return LMP_EREJECT;
+    return lmp_tx_reject(tx, "users-allocated without onboarding_id, its onboarding or allocations");
   const char *partner = lmp_av_str(&req, "partner_id");
   const char *p1[] = {id};
   int seen, r = lmp_tx_exists(tx, "SELECT 1 FROM onboardings WHERE onboarding_id = $1", 1, p1, &seen);
   if (r < 0 || seen)
     return r; /* a redelivery under another event id: done already */
-  PGresult *res;
 
   avro_value_t out, units;
   r = lmp_tx_value(tx, "onboarding.appliances-provisioned", &out);
@@ -98,12 +97,9 @@ static int on_allocated(struct lmp_tx *tx, const struct lmp_event *ev) {
     const char *region = lmp_av_str(&dep, "hosting_region");
     if (kind == 0) { /* VIRTUAL */
       const char *p[] = {region ? region : ""};
-      if ((res = lmp_tx_exec(tx, "SELECT 1 FROM hosting_regions WHERE region = $1", 1, p)) == NULL) {
-        r = LMP_EDB;
+      int known;
+      if ((r = lmp_tx_exists(tx, "SELECT 1 FROM hosting_regions WHERE region = $1", 1, p, &known)) < 0)
         goto out;
-      }
-      int known = PQntuples(res) > 0;
-      PQclear(res);
       if (!known) {
         rs[0] = (struct lmp_reason){"UNKNOWN_HOSTING_REGION", "deployment.hosting_region", ""};
         snprintf(rs[0].message, sizeof(rs[0].message), "Hosting region '%.40s' cannot host appliances.", p[0]);
@@ -127,12 +123,9 @@ static int on_allocated(struct lmp_tx *tx, const struct lmp_event *ev) {
         avro_value_get_by_index(&apps, i, &a, NULL);
         const char *sku = lmp_av_str(&a, "sku");
         const char *p[] = {sku ? sku : ""};
-        if ((res = lmp_tx_exec(tx, "SELECT 1 FROM skus WHERE sku = $1", 1, p)) == NULL) {
-          r = LMP_EDB;
+        int known;
+        if ((r = lmp_tx_exists(tx, "SELECT 1 FROM skus WHERE sku = $1", 1, p, &known)) < 0)
           goto out;
-        }
-        int known = PQntuples(res) > 0;
-        PQclear(res);
         char serial[128];
         int got = known ? take_unit(tx, id, p[0], serial, sizeof(serial)) : 0;
         if (got < 0) {
@@ -177,19 +170,16 @@ static int on_failed(struct lmp_tx *tx, const struct lmp_event *ev) {
   const char *id = lmp_av_str(ev->value, "onboarding_id");
   const char *stage = lmp_av_str(ev->value, "stage");
   if (id == NULL || stage == NULL)
-    return LMP_EREJECT;
+    return lmp_tx_reject(tx, "onboarding.failed without onboarding_id or stage");
   if (strcmp(stage, STAGE) == 0)
     return 0;
   const char *p[] = {id};
-  PGresult *res = lmp_tx_exec(tx, "UPDATE onboardings SET status = 'released', updated_at = now() "
-                                  "WHERE onboarding_id = $1 AND status = 'provisioned' RETURNING 1", 1, p);
-  if (res == NULL)
-    return LMP_EDB;
-  int had = PQntuples(res) == 1;
-  PQclear(res);
-  if (!had)
-    return 0;
-  int r = lmp_tx_command(tx, "UPDATE units SET status = 'available', onboarding_id = NULL, reserved_at = NULL "
+  int had;
+  int r = lmp_tx_exists(tx, "UPDATE onboardings SET status = 'released', updated_at = now() "
+                            "WHERE onboarding_id = $1 AND status = 'provisioned' RETURNING 1", 1, p, &had);
+  if (r < 0 || !had)
+    return r;
+  r = lmp_tx_command(tx, "UPDATE units SET status = 'available', onboarding_id = NULL, reserved_at = NULL "
                              "WHERE onboarding_id = $1", 1, p);
   if (r == 0)
     r = lmp_tx_command(tx, "UPDATE virtual_appliances SET status = 'released' WHERE onboarding_id = $1", 1, p);
@@ -198,8 +188,8 @@ static int on_failed(struct lmp_tx *tx, const struct lmp_event *ev) {
   return r;
 }
 
-int fulfilment_handle(struct lmp_tx *tx, const struct lmp_event *ev) {
-  if (strcmp(ev->schema->name, "onboarding.users-allocated") == 0)
-    return on_allocated(tx, ev);
-  return on_failed(tx, ev);
-}
+const struct lmp_route fulfilment_routes[] = {
+    {"onboarding.users-allocated", on_allocated, NULL, 0},
+    {"onboarding.failed", on_failed, NULL, 0},
+    {NULL, NULL, NULL, 0},
+};

@@ -63,7 +63,6 @@ static int record_stage(struct lmp_tx *tx, const char *id, const char *stage, js
   return r;
 }
 
-static int on_request(struct lmp_tx *tx, const struct lmp_event *ev);
 
 static int emit_rejected(struct lmp_tx *tx, const char *id, const char *partner,
                          const struct intake_findings *f) {
@@ -104,12 +103,10 @@ static int emit_accepted(struct lmp_tx *tx, const char *id, const char *customer
 static int seen_before(struct lmp_tx *tx, const char *id, const char *partner, const char *json,
                        int *rc) {
   const char *p[] = {id, json};
-  PGresult *res = lmp_tx_exec(tx, "SELECT request = $2::jsonb FROM onboardings "
-                                  "WHERE onboarding_id = $1 FOR UPDATE", 2, p);
-  if (res == NULL) {
-    *rc = LMP_EDB;
+  PGresult *res;
+  if ((*rc = lmp_tx_query(tx, "SELECT request = $2::jsonb FROM onboardings "
+                              "WHERE onboarding_id = $1 FOR UPDATE", 2, p, &res)) < 0)
     return 1;
-  }
   int found = PQntuples(res) == 1, same = found && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
   PQclear(res);
   if (!found)
@@ -135,19 +132,8 @@ static int seen_before(struct lmp_tx *tx, const char *id, const char *partner, c
 }
 
 /* Each later stage's event moves the status forward, never back; every event is a
- * stage with its time, so the status API tells the whole story. */
-static const struct {
-  const char *event_type;
-  const char *status;
-} lifecycle[] = {
-    {"onboarding.users-allocated", "users_allocated"},
-    {"onboarding.appliances-provisioned", "appliances_provisioned"},
-    {"onboarding.shipping-completed", "shipping_arranged"},
-    {"onboarding.confirmed", "confirmed"},
-    {"onboarding.failed", "failed"},
-    {"onboarding.shipment-dispatched", NULL}, /* a stage, not a status */
-};
-
+ * stage with its time, so the status API tells the whole story. The route's data is
+ * the status it moves to (NULL: a stage, not a status). */
 #define STATUS_ORDER "ARRAY['accepted','users_allocated','appliances_provisioned','shipping_arranged','confirmed','failed']"
 
 static json_t *stage_detail(const struct lmp_event *ev) {
@@ -172,10 +158,11 @@ static json_t *stage_detail(const struct lmp_event *ev) {
   return json_object();
 }
 
-static int on_lifecycle(struct lmp_tx *tx, const struct lmp_event *ev, const char *status) {
+static int on_lifecycle(struct lmp_tx *tx, const struct lmp_event *ev) {
+  const char *status = ev->route->data;
   const char *id = lmp_av_str(ev->value, "onboarding_id");
   if (id == NULL)
-    return LMP_EREJECT;
+    return lmp_tx_reject(tx, "%s without onboarding_id", ev->schema->name);
   json_t *detail = stage_detail(ev);
   int r = detail ? record_stage(tx, id, strrchr(ev->schema->name, '.') + 1, detail, ev->event_id) : LMP_ENOMEM;
   char *reasons = NULL;
@@ -183,13 +170,12 @@ static int on_lifecycle(struct lmp_tx *tx, const struct lmp_event *ev, const cha
     json_t *rj = json_object_get(detail, "reasons");
     reasons = rj ? json_dumps(rj, JSON_COMPACT) : strdup("[]");
     const char *p[] = {id, status, reasons, rj ? "t" : "f"};
-    PGresult *res = lmp_tx_exec(tx, "UPDATE onboardings SET status = $2, updated_at = now(), "
-                                    "reasons = CASE WHEN $4::bool THEN $3::jsonb ELSE reasons END "
-                                    "WHERE onboarding_id = $1 AND array_position(" STATUS_ORDER ", status) < "
-                                    "array_position(" STATUS_ORDER ", $2::text) RETURNING 1", 4, p);
-    if (res == NULL)
-      r = LMP_EDB;
-    else if (PQntuples(res) == 1)
+    PGresult *res;
+    r = lmp_tx_query(tx, "UPDATE onboardings SET status = $2, updated_at = now(), "
+                         "reasons = CASE WHEN $4::bool THEN $3::jsonb ELSE reasons END "
+                         "WHERE onboarding_id = $1 AND array_position(" STATUS_ORDER ", status) < "
+                         "array_position(" STATUS_ORDER ", $2::text) RETURNING 1", 4, p, &res);
+    if (r == 0 && PQntuples(res) == 1)
       lmp_info(id, "status %s", status);
     PQclear(res);
   }
@@ -198,12 +184,7 @@ static int on_lifecycle(struct lmp_tx *tx, const struct lmp_event *ev, const cha
   return r;
 }
 
-int intake_handle(struct lmp_tx *tx, const struct lmp_event *ev) {
-  for (size_t i = 0; i < sizeof(lifecycle) / sizeof(lifecycle[0]); i++)
-    if (strcmp(ev->schema->name, lifecycle[i].event_type) == 0)
-      return on_lifecycle(tx, ev, lifecycle[i].status);
-  return on_request(tx, ev);
-}
+
 
 static int on_request(struct lmp_tx *tx, const struct lmp_event *ev) {
   struct intake *in = lmp_tx_ctx(tx);
@@ -236,12 +217,10 @@ static int on_request(struct lmp_tx *tx, const struct lmp_event *ev) {
     uuid_generate(u);
     uuid_unparse_lower(u, customer_id);
     const char *p[] = {customer_id, partner, account, id};
-    PGresult *res = lmp_tx_exec(tx, "INSERT INTO customer_accounts(customer_id, partner_id, account_name, onboarding_id) "
-                                    "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING", 4, p);
-    if (res == NULL) {
-      r = LMP_EDB;
+    PGresult *res;
+    if ((r = lmp_tx_query(tx, "INSERT INTO customer_accounts(customer_id, partner_id, account_name, onboarding_id) "
+                              "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING", 4, p, &res)) < 0)
       goto out;
-    }
     int taken = strcmp(PQcmdTuples(res), "1") != 0;
     PQclear(res);
     if (taken && (r = intake_findings_add(&f, 0, "LEGAL_NAME_TAKEN", "customer.legal_name",
@@ -294,13 +273,9 @@ out:
 #define UTC(col) "to_char(" #col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
 
 /* GET /v1/onboardings/{id}: where an onboarding is, with every stage it passed. */
-int intake_http(void *ctx, PGconn *db, const char *method, const char *path, const char *body,
-                size_t body_len, int *status, struct lmp_buf *out) {
+static int status_route(void *ctx, PGconn *db, const char *method, const char *path, const char *query,
+                        const char *body, size_t body_len, int *status, struct lmp_buf *out) {
   static const char prefix[] = "/v1/onboardings/";
-  if (strncmp(path, prefix, sizeof(prefix) - 1) != 0 || strcmp(method, "GET") != 0) {
-    *status = 404;
-    return lmp_buf_puts(out, "{\"error\":\"not found\"}");
-  }
   const char *id = path + sizeof(prefix) - 1;
   const char *p[] = {id};
   PGresult *res = PQexecParams(
@@ -314,9 +289,10 @@ int intake_http(void *ctx, PGconn *db, const char *method, const char *path, con
       "WHERE s.onboarding_id = o.onboarding_id), '[]'))::text FROM onboardings o WHERE o.onboarding_id = $1",
       1, NULL, p, NULL, NULL, 0);
   if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
+    lmp_warn(NULL, "status query failed: %s", res ? PQresultErrorMessage(res) : PQerrorMessage(db));
     PQclear(res);
     *status = 503;
-    return lmp_buf_puts(out, "{\"error\":\"database error\"}");
+    return lmp_buf_puts(out, "{\"error\":\"database error; try again\"}");
   }
   if (PQntuples(res) == 0) {
     *status = 404;
@@ -328,3 +304,19 @@ int intake_http(void *ctx, PGconn *db, const char *method, const char *path, con
   PQclear(res);
   return r;
 }
+
+const struct lmp_route intake_routes[] = {
+    {"onboarding.requested", on_request, NULL, 1},
+    {"onboarding.users-allocated", on_lifecycle, "users_allocated", 0},
+    {"onboarding.appliances-provisioned", on_lifecycle, "appliances_provisioned", 0},
+    {"onboarding.shipping-completed", on_lifecycle, "shipping_arranged", 0},
+    {"onboarding.confirmed", on_lifecycle, "confirmed", 0},
+    {"onboarding.failed", on_lifecycle, "failed", 0},
+    {"onboarding.shipment-dispatched", on_lifecycle, NULL, 0},
+    {NULL, NULL, NULL, 0},
+};
+
+const struct lmp_http_route intake_http[] = {
+    {"GET", "/v1/onboardings/{}", status_route, 0},
+    {NULL, NULL, NULL, 0},
+};

@@ -3,17 +3,13 @@
 
 #include "notifier.h"
 
-static const char *const consumes[] = {"onboarding.shipping-completed", "onboarding.failed",
-                                       "onboarding.shipment-dispatched", NULL};
-
 int main(int argc, char **argv) {
   static struct notifier n;
   curl_global_init(CURL_GLOBAL_DEFAULT);
   const struct lmp_service svc = {
       .name = "notifier",
-      .consumes = consumes,
+      .routes = notifier_routes,
       .migrations = notifier_migrations,
-      .handle = notifier_handle,
       .conf = notifier_conf,
       .conf_n = notifier_conf_n,
       .conf_base = &n,

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lmp/admin.h"
 #include "lmp/codec.h"
 #include "lmp/error.h"
 #include "lmp/events.h"
@@ -58,7 +59,7 @@ static int on_completed(struct lmp_tx *tx, const struct lmp_event *ev) {
   if (id == NULL || lmp_av_field(in, "onboarding", &acc) < 0 || lmp_av_field(&acc, "request", &req) < 0 ||
       lmp_av_field(&req, "customer", &cust) < 0 || lmp_av_field(in, "shipments", &ships) < 0 ||
       lmp_av_field(in, "appliances", &apps) < 0 || lmp_av_field(in, "allocations", &allocs) < 0)
-    return LMP_EREJECT;
+    return lmp_tx_reject(tx, "shipping-completed without onboarding_id, request, shipments, appliances or allocations");
   const char *partner_email = lmp_av_str(&req, "submitted_by");
   const char *admin = lmp_av_str(&cust, "portal_admin_email");
   size_t nships = 0, napps = 0, nallocs = 0;
@@ -97,11 +98,13 @@ static int on_completed(struct lmp_tx *tx, const struct lmp_event *ev) {
   json_decref(vars);
   char count[16];
   snprintf(count, sizeof(count), "%zu", nships);
+  /* The confirmed event is emitted later, by the tick: it continues this trace. */
   const char *p[] = {id, lmp_av_str(&acc, "customer_id"), lmp_av_str(&req, "partner_id"),
-                     lmp_av_str(&acc, "account_name"), count};
+                     lmp_av_str(&acc, "account_name"), count, ev->correlation_id, ev->traceparent};
   if (r == 0)
-    r = lmp_tx_command(tx, "INSERT INTO confirmations(onboarding_id, customer_id, partner_id, account_name, shipments) "
-                           "VALUES ($1, $2, $3, $4, $5::int) ON CONFLICT DO NOTHING", 5, p);
+    r = lmp_tx_command(tx, "INSERT INTO confirmations(onboarding_id, customer_id, partner_id, account_name, shipments, "
+                           "correlation_id, traceparent) VALUES ($1, $2, $3, $4, $5::int, $6, $7) ON CONFLICT DO NOTHING",
+                       7, p);
   return r;
 }
 
@@ -109,7 +112,7 @@ static int on_failed(struct lmp_tx *tx, const struct lmp_event *ev) {
   avro_value_t acc, req, reasons;
   const char *id = lmp_av_str(ev->value, "onboarding_id");
   if (id == NULL || lmp_av_field(ev->value, "reasons", &reasons) < 0)
-    return LMP_EREJECT;
+    return lmp_tx_reject(tx, "onboarding.failed without onboarding_id or reasons");
   if (lmp_av_field(ev->value, "onboarding", &acc) < 0 || lmp_av_field(&acc, "request", &req) < 0) {
     lmp_warn(id, "failure of an onboarding without its request: nobody to tell");
     return 0;
@@ -138,7 +141,7 @@ static int on_dispatched(struct lmp_tx *tx, const struct lmp_event *ev) {
   avro_value_t *in = ev->value, addr, items;
   const char *id = lmp_av_str(in, "onboarding_id"), *sid = lmp_av_str(in, "shipment_id");
   if (id == NULL || sid == NULL || lmp_av_field(in, "address", &addr) < 0 || lmp_av_field(in, "items", &items) < 0)
-    return LMP_EREJECT;
+    return lmp_tx_reject(tx, "shipment-dispatched without onboarding_id, shipment_id, address or items");
   struct lmp_buf where = {0}, what = {0};
   lmp_buf_printf(&where, "%s, %s, %s %s, %s", lmp_av_str(&addr, "recipient"), lmp_av_str(&addr, "line1"),
                  lmp_av_str(&addr, "city"), lmp_av_str(&addr, "postal_code"), lmp_av_str(&addr, "country"));
@@ -165,14 +168,12 @@ static int on_dispatched(struct lmp_tx *tx, const struct lmp_event *ev) {
   return r;
 }
 
-int notifier_handle(struct lmp_tx *tx, const struct lmp_event *ev) {
-  const char *t = ev->schema->name;
-  if (strcmp(t, "onboarding.shipping-completed") == 0)
-    return on_completed(tx, ev);
-  if (strcmp(t, "onboarding.failed") == 0)
-    return on_failed(tx, ev);
-  return on_dispatched(tx, ev);
-}
+const struct lmp_route notifier_routes[] = {
+    {"onboarding.shipping-completed", on_completed, NULL, 0},
+    {"onboarding.failed", on_failed, NULL, 0},
+    {"onboarding.shipment-dispatched", on_dispatched, NULL, 0},
+    {NULL, NULL, NULL, 0},
+};
 
 /* Sends what is due, one mail per transaction: each is locked (SKIP LOCKED lets
  * several notifiers share the work), sent, and recorded before the next, so a crash
@@ -184,11 +185,11 @@ static int send_due(struct lmp_tx *tx, struct notifier *n) {
    * second and the rest waits for the next one. */
   int64_t until = lmp_now_ms() + 1000;
   for (int sent = 0; r == 0 && sent < n->per_tick && lmp_now_ms() < until; sent++) {
-    PGresult *res = lmp_tx_exec(tx, "SELECT onboarding_id, kind, recipient, subject, body, attempts FROM mails "
-                                    "WHERE status = 'pending' AND next_attempt_at <= now() "
-                                    "ORDER BY next_attempt_at LIMIT 1 FOR UPDATE SKIP LOCKED", 0, NULL);
-    if (res == NULL)
-      return LMP_EDB;
+    PGresult *res;
+    if ((r = lmp_tx_query(tx, "SELECT onboarding_id, kind, recipient, subject, body, attempts FROM mails "
+                              "WHERE status = 'pending' AND next_attempt_at <= now() "
+                              "ORDER BY next_attempt_at LIMIT 1 FOR UPDATE SKIP LOCKED", 0, NULL, &res)) < 0)
+      return r;
     if (PQntuples(res) == 0) {
       PQclear(res);
       break;
@@ -228,16 +229,18 @@ static int send_due(struct lmp_tx *tx, struct notifier *n) {
 
 /* Onboardings whose confirmation and invitation are both out get their confirmed event. */
 static int confirm_ready(struct lmp_tx *tx) {
-  PGresult *res = lmp_tx_exec(tx, "SELECT c.onboarding_id, c.customer_id, c.partner_id, c.account_name, c.shipments "
-                                  "FROM confirmations c WHERE c.confirmed_at IS NULL AND "
-                                  "(SELECT count(*) FROM mails m WHERE m.onboarding_id = c.onboarding_id AND "
-                                  "m.kind IN ('confirmation', 'invitation') AND m.status = 'sent') = 2 "
-                                  "LIMIT 500 FOR UPDATE SKIP LOCKED", 0, NULL);
-  if (res == NULL)
-    return LMP_EDB;
-  int r = 0;
+  PGresult *res;
+  int r = lmp_tx_query(tx, "SELECT c.onboarding_id, c.customer_id, c.partner_id, c.account_name, c.shipments, "
+                           "c.correlation_id, c.traceparent "
+                           "FROM confirmations c WHERE c.confirmed_at IS NULL AND "
+                           "(SELECT count(*) FROM mails m WHERE m.onboarding_id = c.onboarding_id AND "
+                           "m.kind IN ('confirmation', 'invitation') AND m.status = 'sent') = 2 "
+                           "LIMIT 500 FOR UPDATE SKIP LOCKED", 0, NULL, &res);
+  if (r < 0)
+    return r;
   for (int i = 0; r == 0 && i < PQntuples(res); i++) {
     const char *id = PQgetvalue(res, i, 0);
+    lmp_tx_follow(tx, PQgetisnull(res, i, 5) ? id : PQgetvalue(res, i, 5), PQgetvalue(res, i, 6));
     avro_value_t v;
     if ((r = lmp_tx_value(tx, "onboarding.confirmed", &v)) < 0)
       break;
@@ -265,20 +268,16 @@ int notifier_tick(struct lmp_tx *tx) {
   return r ? r : confirm_ready(tx);
 }
 
-int notifier_http(void *ctx, PGconn *db, const char *method, const char *path, const char *body,
-                  size_t body_len, int *status, struct lmp_buf *out) {
-  if (strcmp(method, "GET") == 0 && strncmp(path, "/v1/onboardings/", 16) == 0) {
-    const char *p[] = {path + 16};
-    PGresult *res = PQexecParams(db, "SELECT json_agg(json_build_object('kind', kind, 'recipient', recipient, "
-                                     "'status', status, 'attempts', attempts, 'last_error', last_error, "
-                                     "'sent_at', sent_at) ORDER BY created_at)::text FROM mails WHERE onboarding_id = $1",
-                                 1, NULL, p, NULL, NULL, 0);
-    int ok = res && PQresultStatus(res) == PGRES_TUPLES_OK && !PQgetisnull(res, 0, 0);
-    *status = ok ? 200 : 404;
-    int r = lmp_buf_puts(out, ok ? PQgetvalue(res, 0, 0) : "{\"error\":\"not found\"}");
-    PQclear(res);
-    return r;
-  }
-  *status = 404;
-  return lmp_buf_puts(out, "{\"error\":\"not found\"}");
+static int mails(void *ctx, PGconn *db, const char *method, const char *path, const char *query,
+                 const char *body, size_t len, int *status, struct lmp_buf *out) {
+  const char *p[] = {path + strlen("/v1/onboardings/")};
+  return lmp_admin_json(db, "SELECT json_agg(json_build_object('kind', kind, 'recipient', recipient, "
+                            "'status', status, 'attempts', attempts, 'last_error', last_error, "
+                            "'sent_at', sent_at) ORDER BY created_at)::text FROM mails WHERE onboarding_id = $1",
+                        1, p, status, out);
 }
+
+const struct lmp_http_route notifier_http[] = {
+    {"GET", "/v1/onboardings/{}", mails, 0},
+    {NULL, NULL, NULL, 0},
+};

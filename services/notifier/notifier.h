@@ -4,7 +4,8 @@
 #define NOTIFIER_H
 
 #include "lmp/embed.h"
-#include "lmp/runtime.h"
+#include "lmp/service.h"
+#include "lmp/tx.h"
 
 struct notifier {
   char *smtp_url;       /* smtp://host:port */
@@ -22,10 +23,9 @@ extern const struct lmp_embedded notifier_templates[];
 extern const struct lmp_conf_entry notifier_conf[];
 extern const size_t notifier_conf_n;
 
-int notifier_handle(struct lmp_tx *tx, const struct lmp_event *ev);
+extern const struct lmp_route notifier_routes[];
+extern const struct lmp_http_route notifier_http[];
 int notifier_tick(struct lmp_tx *tx);
-int notifier_http(void *ctx, PGconn *db, const char *method, const char *path, const char *body,
-                  size_t body_len, int *status, struct lmp_buf *out);
 
 /* Fills {{name}} placeholders of a template from vars; *subject and *body are malloc'd. */
 int notifier_render(const struct notifier *n, const char *kind, json_t *vars, char **subject, char **body);

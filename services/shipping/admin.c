@@ -31,18 +31,23 @@ static int load(PGconn *db, const char *body, size_t len, int *status, struct lm
   return lmp_admin_finish(db, err, status, out);
 }
 
-int shipping_http(void *ctx, PGconn *db, const char *method, const char *path, const char *body,
-                  size_t body_len, int *status, struct lmp_buf *out) {
-  if (strcmp(method, "POST") == 0 && strcmp(path, "/v1/admin/load") == 0)
-    return load(db, body, body_len, status, out);
-  if (strcmp(method, "GET") == 0 && strncmp(path, "/v1/onboardings/", 16) == 0) {
-    const char *p[] = {path + 16};
-    return lmp_admin_json(db, "SELECT json_agg(json_build_object('shipment_id', s.shipment_id, 'status', s.status, "
-                              "'address', s.address, 'carrier', s.carrier, 'tracking_number', s.tracking_number, "
-                              "'items', (SELECT json_agg(json_build_object('serial', i.serial, 'sku', i.sku, 'role', i.role)) "
-                              "FROM shipment_items i WHERE i.shipment_id = s.shipment_id)))::text "
-                              "FROM shipments s WHERE s.onboarding_id = $1", 1, p, status, out);
-  }
-  *status = 404;
-  return lmp_buf_puts(out, "{\"error\":\"not found\"}");
+static int load_route(void *ctx, PGconn *db, const char *method, const char *path, const char *query,
+                      const char *body, size_t len, int *status, struct lmp_buf *out) {
+  return load(db, body, len, status, out);
 }
+
+static int shipments(void *ctx, PGconn *db, const char *method, const char *path, const char *query,
+                     const char *body, size_t len, int *status, struct lmp_buf *out) {
+  const char *p[] = {path + strlen("/v1/onboardings/")};
+  return lmp_admin_json(db, "SELECT json_agg(json_build_object('shipment_id', s.shipment_id, 'status', s.status, "
+                            "'address', s.address, 'carrier', s.carrier, 'tracking_number', s.tracking_number, "
+                            "'items', (SELECT json_agg(json_build_object('serial', i.serial, 'sku', i.sku, 'role', i.role)) "
+                            "FROM shipment_items i WHERE i.shipment_id = s.shipment_id)))::text "
+                            "FROM shipments s WHERE s.onboarding_id = $1", 1, p, status, out);
+}
+
+const struct lmp_http_route shipping_http[] = {
+    {"POST", "/v1/admin/load", load_route, 1024 * 1024},
+    {"GET", "/v1/onboardings/{}", shipments, 0},
+    {NULL, NULL, NULL, 0},
+};

@@ -66,7 +66,7 @@ static int on_provisioned(struct lmp_tx *tx, const struct lmp_event *ev) {
   const char *id = lmp_av_str(in, "onboarding_id");
   if (id == NULL || lmp_av_field(in, "onboarding", &acc) < 0 || lmp_av_field(&acc, "request", &req) < 0 ||
       lmp_av_field(&req, "customer", &cust) < 0 || lmp_av_field(in, "appliances", &apps) < 0)
-    return LMP_EREJECT;
+    return lmp_tx_reject(tx, "appliances-provisioned without onboarding_id, its request or appliances");
   const char *partner = lmp_av_str(&req, "partner_id");
   const char *p1[] = {id};
   int seen, rc = lmp_tx_exists(tx, "SELECT 1 FROM onboardings WHERE onboarding_id = $1", 1, p1, &seen);
@@ -97,10 +97,8 @@ static int on_provisioned(struct lmp_tx *tx, const struct lmp_event *ev) {
     json_t *src = NULL;
     if (ref && strcmp(ref, PARTNER_DEFAULT) == 0) {
       const char *p[] = {partner};
-      if ((res = lmp_tx_exec(tx, "SELECT address::text FROM partner_addresses WHERE partner_id = $1", 1, p)) == NULL) {
-        r = LMP_EDB;
+      if ((r = lmp_tx_query(tx, "SELECT address::text FROM partner_addresses WHERE partner_id = $1", 1, p, &res)) < 0)
         break;
-      }
       src = PQntuples(res) ? json_loads(PQgetvalue(res, 0, 0), 0, NULL) : NULL;
       PQclear(res);
       if (src == NULL) {
@@ -119,7 +117,8 @@ static int on_provisioned(struct lmp_tx *tx, const struct lmp_event *ev) {
     } else {
       src = json_incref(json_object_get(by_ref, ref ? ref : ""));
       if (src == NULL) {
-        r = LMP_EREJECT; /* intake guarantees every appliance an address */
+        r = lmp_tx_reject(tx, "appliance %zu is to go to address '%.64s', which the request lacks", i + 1,
+                          ref ? ref : ""); /* intake guarantees every appliance an address */
         break;
       }
     }
@@ -198,7 +197,9 @@ static int on_provisioned(struct lmp_tx *tx, const struct lmp_event *ev) {
   avro_value_t allocs;
   if (r == 0) r = lmp_av_set_str(&done, "onboarding_id", id);
   if (r == 0) r = lmp_av_copy_field(&done, "onboarding", &acc);
-  if (r == 0) r = lmp_av_field(in, "allocations", &allocs) == 0 ? lmp_av_copy_field(&done, "allocations", &allocs) : LMP_EREJECT;
+  if (r == 0)
+    r = lmp_av_field(in, "allocations", &allocs) == 0 ? lmp_av_copy_field(&done, "allocations", &allocs)
+                                                      : lmp_tx_reject(tx, "appliances-provisioned without allocations");
   if (r == 0) r = lmp_av_copy_field(&done, "appliances", &apps);
   if (r == 0) r = lmp_av_set_long(&done, "completed_at", lmp_now_ms());
   if (r == 0) r = lmp_tx_emit(tx, "onboarding.shipping-completed", id, &done);
@@ -215,28 +216,27 @@ static int on_dispatched(struct lmp_tx *tx, const struct lmp_event *ev) {
   const char *carrier = lmp_av_str(ev->value, "carrier");
   const char *tracking = lmp_av_str(ev->value, "tracking_number");
   if (sid == NULL || carrier == NULL || tracking == NULL || !*carrier || !*tracking)
-    return LMP_EREJECT;
+    return lmp_tx_reject(tx, "a dispatch needs shipment_id, carrier and tracking_number");
   uuid_t u;
   if (uuid_parse(sid, u) != 0)
-    return LMP_EREJECT;
+    return lmp_tx_reject(tx, "shipment_id is not a UUID");
   const char *p[] = {sid, carrier, tracking};
-  PGresult *res = lmp_tx_exec(tx, "UPDATE shipments SET status = 'dispatched', carrier = $2, tracking_number = $3, "
-                                  "dispatched_at = now() WHERE shipment_id = $1::uuid AND status = 'requested' "
-                                  "RETURNING onboarding_id, partner_id, partner_email, account_name, address::text",
-                              3, p);
-  if (res == NULL)
-    return LMP_EDB;
+  PGresult *res;
+  int r = lmp_tx_query(tx, "UPDATE shipments SET status = 'dispatched', carrier = $2, tracking_number = $3, "
+                           "dispatched_at = now() WHERE shipment_id = $1::uuid AND status = 'requested' "
+                           "RETURNING onboarding_id, partner_id, partner_email, account_name, address::text",
+                       3, p, &res);
+  if (r < 0)
+    return r;
   if (PQntuples(res) == 0) {
     PQclear(res);
     const char *p2[] = {sid};
-    res = lmp_tx_exec(tx, "SELECT status FROM shipments WHERE shipment_id = $1::uuid", 1, p2);
-    if (res == NULL)
-      return LMP_EDB;
-    int known = PQntuples(res) > 0;
-    PQclear(res);
-    if (!known)
-      return LMP_EREJECT; /* a shipment we never requested: dead-letter it */
-    return 0;             /* already dispatched: a repeat from the warehouse */
+    int known;
+    if ((r = lmp_tx_exists(tx, "SELECT status FROM shipments WHERE shipment_id = $1::uuid", 1, p2, &known)) < 0)
+      return r;
+    if (!known) /* a shipment we never requested: dead-letter it */
+      return lmp_tx_reject(tx, "no shipment %s was requested", sid);
+    return 0; /* already dispatched: a repeat from the warehouse */
   }
   char oid[128], partner[128], email[320], account[1024];
   snprintf(oid, sizeof(oid), "%s", PQgetvalue(res, 0, 0));
@@ -246,7 +246,7 @@ static int on_dispatched(struct lmp_tx *tx, const struct lmp_event *ev) {
   json_t *addr = json_loads(PQgetvalue(res, 0, 4), 0, NULL);
   PQclear(res);
   avro_value_t out, items;
-  int r = lmp_tx_value(tx, "onboarding.shipment-dispatched", &out);
+  r = lmp_tx_value(tx, "onboarding.shipment-dispatched", &out);
   if (r < 0) {
     json_decref(addr);
     return r;
@@ -261,9 +261,9 @@ static int on_dispatched(struct lmp_tx *tx, const struct lmp_event *ev) {
   if (r == 0) r = set_address(&out, "address", addr, "");
   json_decref(addr);
   const char *p3[] = {sid};
-  if (r == 0 && (res = lmp_tx_exec(tx, "SELECT serial, sku, role FROM shipment_items WHERE shipment_id = $1::uuid "
-                                       "ORDER BY serial", 1, p3)) == NULL)
-    r = LMP_EDB;
+  if (r == 0)
+    r = lmp_tx_query(tx, "SELECT serial, sku, role FROM shipment_items WHERE shipment_id = $1::uuid "
+                         "ORDER BY serial", 1, p3, &res);
   if (r == 0) {
     avro_value_get_by_name(&out, "items", &items, NULL);
     for (int i = 0; r == 0 && i < PQntuples(res); i++) {
@@ -285,8 +285,8 @@ static int on_dispatched(struct lmp_tx *tx, const struct lmp_event *ev) {
   return r;
 }
 
-int shipping_handle(struct lmp_tx *tx, const struct lmp_event *ev) {
-  if (strcmp(ev->schema->name, "onboarding.appliances-provisioned") == 0)
-    return on_provisioned(tx, ev);
-  return on_dispatched(tx, ev);
-}
+const struct lmp_route shipping_routes[] = {
+    {"onboarding.appliances-provisioned", on_provisioned, NULL, 0},
+    {"shipment.dispatched", on_dispatched, NULL, 0},
+    {NULL, NULL, NULL, 0},
+};

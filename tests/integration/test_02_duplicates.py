@@ -37,6 +37,7 @@ def test_duplicates(ns):
     check(rows == [("accepted", 2, 1)], f"one onboarding, two duplicates ignored, one conflict: {rows}")
     check(ns.sql("SELECT count(*) FROM customer_accounts")[0][0] == 1, "one account")
 
+    ns.wait_published(["intake"])
     acc = ns.consume_all("onboarding.accepted")
     check(len(acc) == 1, f"exactly one accepted event, got {len(acc)}")
     rej = ns.consume("onboarding.rejected", 2, timeout=30)

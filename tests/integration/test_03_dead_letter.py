@@ -19,7 +19,7 @@ def test_dead_letter(ns):
         "BAD_FRAMING": b"this is not avro at all",
         "UNDECODABLE": valid[: len(valid) // 2],
         "UNKNOWN_SCHEMA": unknown,
-        "UNEXPECTED_EVENT_TYPE": accepted_schema,
+        "WRONG_TOPIC": accepted_schema,
         "TOO_LARGE": b"\xc3\x01" + b"\x00" * (1024 * 1024 + 100),
     }
     for code, raw in poison.items():

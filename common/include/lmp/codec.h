@@ -13,6 +13,9 @@
 #define LMP_SOE_HEADER_LEN 10
 /* The largest message body the decoder accepts; Avro-C trusts encoded lengths. */
 #define LMP_MAX_MESSAGE_BYTES (1024 * 1024)
+/* The largest event a daemon emits: under the producer's message.max.bytes
+ * (1,000,000) with room for key and headers. */
+#define LMP_MAX_EVENT_BYTES (900 * 1024)
 
 /* Parsing Canonical Form of a schema given as JSON text (Avro spec, "Schema
  * Resolution / Parsing Canonical Form"). *out is malloc'd. */
@@ -61,6 +64,10 @@ int lmp_schemas_check_compat(const struct lmp_schemas *s, const char *json, char
  * length, count, union branch and enum index fits in what is left of the input.
  * Returns 0 when the whole input is exactly one value. */
 int lmp_avro_check(avro_schema_t schema, const void *body, size_t len, char *err, size_t errlen);
+
+/* Whether every string of a value is UTF-8 without NUL; err names the first field
+ * that is not. 0, or LMP_EDECODE. */
+int lmp_avro_check_text(avro_value_t *value, char *err, size_t errlen);
 
 /* Frames a value: appends the single-object header and binary body to out. */
 int lmp_avro_encode(const struct lmp_schema *schema, avro_value_t *value, struct lmp_buf *out);

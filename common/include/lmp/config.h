@@ -49,11 +49,19 @@ struct lmp_config {
   char *pg_password;
   char *pg_database;         /* empty means lmp_<service> */
   int pg_connect_timeout_s;
+  int pg_statement_timeout_ms;
   char *http_bind;
   int http_port;             /* 0: any free port, reported in http_port_file */
   char *http_port_file;      /* where the bound port is written; empty: nowhere */
+  int http_max_connections;
+  int http_max_connections_per_ip;
+  int http_timeout_s;        /* idle connections closed after */
+  int http_workers;          /* threads running the service's routes */
+  int http_body_budget;      /* request body bytes buffered at once, all connections */
   int batch_max;             /* messages per database transaction */
+  int pipeline_depth;        /* batches in flight: one transacting, the rest publishing */
   int retry_initial_ms;      /* first backoff after a transient fault */
+  int retry_isolate_after;   /* environment retries before isolating, and per message after */
   int retry_max_ms;          /* backoff ceiling */
   int max_poll_interval_ms;  /* Kafka consumer liveness bound */
   int shutdown_timeout_ms;   /* how long SIGTERM waits for the flush */

@@ -6,12 +6,15 @@
 #include <avro.h>
 #include <stdint.h>
 
-#include "lmp/runtime.h"
+#include "lmp/codec.h"
+#include "lmp/tx.h"
 
 int64_t lmp_now_ms(void);
 /* A W3C traceparent for a new span: the parent's trace id kept when parent is a valid
  * traceparent, a new trace otherwise. out holds at least 56 bytes. */
 void lmp_traceparent(const char *parent, char out[64]);
+/* Whether s is a W3C traceparent of version 00: 00-<32 hex>-<16 hex>-<2 hex>, ids not zero. */
+int lmp_traceparent_valid(const char *s);
 /* Copies src into a record's field; a union field takes src's type's branch. */
 int lmp_av_copy_field(avro_value_t *rec, const char *field, avro_value_t *src);
 int lmp_av_set_int(avro_value_t *rec, const char *field, int32_t v);

@@ -1,0 +1,106 @@
+/* What a daemon is: its name, the events it consumes and the handler of each, its
+ * tables, settings and HTTP routes. The runtime (lmp_service_main) does the rest:
+ * consume, apply in one transaction with inbox and outbox, publish, commit offsets.
+ *
+ * The failure rule. A message either applies, or is a duplicate (skipped), or is
+ * dead-lettered with the reason; only a fault of the environment retries.
+ *  - Faults of the message dead-letter it and the partition moves on: a key or
+ *    header that is not short UTF-8 text, a body that does not decode, a schema
+ *    that is not the topic's event type, text that is not UTF-8 (unless the route
+ *    checks text itself), a handler that refuses it (LMP_EREJECT), a statement the
+ *    database refuses for its content (LMP_EDB), an event it emits that is too
+ *    large (LMP_ETOOBIG).
+ *  - Faults of the environment (LMP_ERETRY, LMP_ENOMEM: database away, deadlock,
+ *    serialization failure, statement timeout) roll the batch back and retry it
+ *    with backoff, for as long as it takes.
+ *  - A batch runs without savepoints. When one of its messages fails for its own
+ *    sake, the batch is rolled back and run again one message at a time, each in a
+ *    savepoint, so that message alone is dead-lettered. A message that fails with
+ *    LMP_ERETRY while the database is reachable, retry.isolate_after times in a
+ *    row, is dead-lettered too (RETRIES_EXHAUSTED): no content can hold a partition.
+ *  - An event the broker refuses for good (too large, invalid) is parked: moved to
+ *    lmp_outbox_parked, counted, and a copy sent to the dead-letter topic. */
+#ifndef LMP_SERVICE_H
+#define LMP_SERVICE_H
+
+#include <avro.h>
+#include <libpq-fe.h>
+#include <stdint.h>
+
+#include "lmp/buf.h"
+#include "lmp/codec.h"
+#include "lmp/config.h"
+#include "lmp/embed.h"
+
+struct lmp_tx;
+struct lmp_route;
+
+/* One consumed and decoded event, as a handler sees it. Every pointer is valid for
+ * the handler's call only. */
+struct lmp_event {
+  const struct lmp_schema *schema;  /* the current schema; schema->name is the event type */
+  avro_value_t *value;              /* decoded body */
+  const char *event_id;             /* header event_id, or topic/partition/offset */
+  const char *correlation_id;       /* header correlation_id (the request id), or NULL */
+  const char *traceparent;          /* the W3C trace context of the event's own span */
+  const char *key;                  /* message key (the onboarding id), or NULL */
+  const char *topic;
+  int32_t partition;
+  int64_t offset;
+  const struct lmp_route *route;    /* the route that matched */
+};
+
+/* Applies one event in the batch transaction (on the worker thread). Returns 0, or an
+ * error code by the failure rule above; on failure its writes are undone. */
+typedef int (*lmp_handle_fn)(struct lmp_tx *tx, const struct lmp_event *ev);
+
+/* An event type the daemon consumes, from the topic <prefix><event_type>, and its
+ * handler. A topic carries exactly its event type: any other is dead-lettered. */
+struct lmp_route {
+  const char *event_type;  /* NULL ends the table */
+  lmp_handle_fn handle;
+  const void *data;        /* for the handler, as ev->route->data */
+  int checks_text;         /* the handler checks its strings itself (the runtime then does
+                            * not refuse text that is not UTF-8) */
+};
+
+/* An HTTP route beside /healthz, /readyz and /metrics. Runs on an HTTP worker thread
+ * with a database connection of its own; while the database is away the runtime
+ * answers 503 itself. path is the request's path, query its query string or NULL.
+ * The route fills *status and out (JSON), and returns 0 or LMP_ENOMEM. */
+typedef int (*lmp_http_fn)(void *ctx, PGconn *db, const char *method, const char *path,
+                           const char *query, const char *body, size_t body_len, int *status,
+                           struct lmp_buf *out);
+
+struct lmp_http_route {
+  const char *method;      /* "GET" (HEAD is served too) or "POST"; NULL ends the table */
+  const char *pattern;     /* "/v1/pools/{}": {} matches one path segment */
+  lmp_http_fn fn;
+  size_t max_body;         /* bytes a request body may have; 0: none */
+};
+
+struct lmp_service {
+  const char *name;                          /* "intake": log name, group and database */
+  const struct lmp_route *routes;            /* the events it consumes */
+  const struct lmp_embedded *migrations;     /* the service's tables */
+  const struct lmp_conf_entry *conf;         /* the service's own settings */
+  size_t conf_n;
+  void *conf_base;
+  int (*configured)(void *ctx, char *err, size_t errlen); /* validates its settings */
+  const struct lmp_http_route *http;         /* its HTTP routes, or NULL */
+  /* Optional periodic work in its own transaction, every tick_ms, and at once after a
+   * transaction that called lmp_tx_wake. Returns like a handler; what it emits is
+   * published. */
+  int (*tick)(struct lmp_tx *tx);
+  int tick_ms;
+  void *ctx;
+};
+
+/* The whole daemon: options (-c FILE, --print-config, --check-config, --print-routes),
+ * configuration, loop, drain. Returns the process exit status. */
+int lmp_service_main(const struct lmp_service *svc, int argc, char **argv);
+
+/* Topic of an event type under the configured prefix. */
+void lmp_topic_name(const struct lmp_config *cfg, const char *event_type, char *out, size_t outlen);
+
+#endif

@@ -1,0 +1,33 @@
+/* UTF-8 text: checks and cuts that never split a character. */
+#ifndef LMP_TEXT_H
+#define LMP_TEXT_H
+
+#include <stddef.h>
+
+/* Why a text is refused, from lmp_text_check. */
+enum lmp_text_fault {
+  LMP_TEXT_OK = 0,
+  LMP_TEXT_NOT_UTF8,  /* a byte sequence that is not UTF-8 (overlong, surrogate, cut, > U+10FFFF) */
+  LMP_TEXT_NUL,       /* a NUL byte */
+  LMP_TEXT_CONTROL,   /* a C0 or C1 control character, or DEL */
+};
+
+/* Checks n bytes of text. Control characters are refused unless allow_newlines and
+ * they are \n, \r or \t. Returns the fault, and in *chars (may be NULL) how many
+ * characters the text has when it is OK. */
+enum lmp_text_fault lmp_text_check(const char *s, size_t n, int allow_newlines, size_t *chars);
+/* A sentence for a fault, e.g. "is not valid UTF-8". */
+const char *lmp_text_fault_str(enum lmp_text_fault f);
+
+/* Whether s (n bytes) is valid UTF-8; control characters allowed. */
+int lmp_utf8_valid(const char *s, size_t n);
+
+/* The longest prefix of valid UTF-8 text s (n bytes) that is at most max bytes and
+ * ends on a character boundary: the number of bytes to keep. */
+size_t lmp_utf8_cut(const char *s, size_t n, size_t max);
+
+/* Copies at most max characters of NUL-terminated UTF-8 text into out (outlen bytes,
+ * the cut also on a character boundary to fit); appends "..." when it cut. */
+void lmp_utf8_copy(char *out, size_t outlen, const char *s, size_t max_chars);
+
+#endif

@@ -1,0 +1,46 @@
+/* The batch transaction a handler works in, on the worker thread (never the loop).
+ * Every function returns 0 or an error code a handler can return as it is: the
+ * runtime then retries (LMP_ERETRY, LMP_ENOMEM) or dead-letters the event. */
+#ifndef LMP_TX_H
+#define LMP_TX_H
+
+#include <avro.h>
+#include <libpq-fe.h>
+
+struct lmp_tx;
+
+/* Runs a statement (a string literal: it is prepared once per connection) with text
+ * parameters; on success *res (the caller PQclear's it) holds the result. */
+int lmp_tx_query(struct lmp_tx *tx, const char *sql, int nparams, const char *const *params,
+                 PGresult **res);
+/* The same, when the result is not needed. */
+int lmp_tx_command(struct lmp_tx *tx, const char *sql, int nparams, const char *const *params);
+/* Sets *found to whether the query returns a row. */
+int lmp_tx_exists(struct lmp_tx *tx, const char *sql, int nparams, const char *const *params,
+                  int *found);
+/* Why the last statement failed (the server's message), for logs. */
+const char *lmp_tx_db_error(struct lmp_tx *tx);
+
+/* Refuses the event being handled: returns LMP_EREJECT, and the reason (printf-like)
+ * goes into the dead letter's error_message. */
+int lmp_tx_reject(struct lmp_tx *tx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* A new empty value of an event type's schema; the caller avro_value_decref's it. */
+int lmp_tx_value(struct lmp_tx *tx, const char *event_type, avro_value_t *out);
+/* Stores an event in the outbox; it is published once the transaction commits, keyed
+ * by key, with the trace and correlation id of the event being handled (or those set
+ * by lmp_tx_follow). The value stays the caller's. LMP_ETOOBIG when its encoding is
+ * over LMP_MAX_EVENT_BYTES. */
+int lmp_tx_emit(struct lmp_tx *tx, const char *event_type, const char *key, avro_value_t *value);
+/* Outside a consumed event (in a tick): the correlation id and the trace the next
+ * emitted events continue, as stored when the onboarding's event was handled. */
+void lmp_tx_follow(struct lmp_tx *tx, const char *correlation_id, const char *traceparent);
+/* Asks for the service's tick as soon as this transaction commits. */
+void lmp_tx_wake(struct lmp_tx *tx);
+/* In a tick only: commits the work so far and begins a new transaction, so an effect
+ * outside the database (a mail sent) is recorded at once rather than at the end. */
+int lmp_tx_checkpoint(struct lmp_tx *tx);
+/* The service context given in struct lmp_service. */
+void *lmp_tx_ctx(struct lmp_tx *tx);
+
+#endif

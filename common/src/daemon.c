@@ -1,0 +1,256 @@
+/* A daemon's life: options, settings, start, signals, drain, exit. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lmp/error.h"
+#include "lmp/log.h"
+#include "rt.h"
+
+extern char **environ;
+
+static void close_handle(uv_handle_t *h) {
+  if (h->loop && !uv_is_closing(h))
+    uv_close(h, NULL);
+}
+
+static void grace_cb(uv_timer_t *t) {
+  struct rt *rt = t->data;
+  lmp_warn(NULL, "the database worker did not return in time; exiting without it");
+  _exit(rt->exit_code ? rt->exit_code : 1);
+}
+
+/* The end, by drain or not: every consumed message is destroyed first (librdkafka
+ * waits for them in rd_kafka_destroy), then the group is left and the producer
+ * flushed; the loop ends once the worker, if busy, returns. */
+void lmp__daemon_finish(struct rt *rt) {
+  if (rt->closing)
+    return;
+  rt->closing = 1;
+  atomic_store(&rt->m.draining, 1);
+  if (!lmp__pipeline_idle(rt))
+    lmp_warn(NULL, "stopping with work in flight: it is not committed and will be redelivered");
+  lmp_info(NULL, "stopping: leaving the consumer group, flushing the producer");
+  lmp__pipeline_free(rt);
+  lmp__kafka_stop(rt);
+  uv_handle_t *handles[] = {(uv_handle_t *)&rt->tick,     (uv_handle_t *)&rt->retry,
+                            (uv_handle_t *)&rt->resend,   (uv_handle_t *)&rt->sweep,
+                            (uv_handle_t *)&rt->svc_tick, (uv_handle_t *)&rt->deadline,
+                            (uv_handle_t *)&rt->sigterm,  (uv_handle_t *)&rt->sigint};
+  for (size_t i = 0; i < sizeof(handles) / sizeof(handles[0]); i++)
+    close_handle(handles[i]);
+  if (rt->txn) {
+    /* The worker holds a batch (a statement or a connection attempt that takes its
+     * time): give it a moment, then go without it. */
+    uv_timer_start(&rt->grace, grace_cb, 2000, 0);
+  } else {
+    close_handle((uv_handle_t *)&rt->grace);
+  }
+}
+
+static void deadline_cb(uv_timer_t *t) {
+  struct rt *rt = t->data;
+  lmp_warn(NULL, "drain took longer than %d ms; exiting with work uncommitted (it will be redelivered)",
+           rt->cfg.shutdown_timeout_ms);
+  if (rt->exit_code == 0)
+    rt->exit_code = 1;
+  lmp__daemon_finish(rt);
+}
+
+static void signal_cb(uv_signal_t *s, int signum) {
+  struct rt *rt = s->data;
+  if (rt->draining) {
+    lmp_warn(NULL, "second signal: exiting now");
+    if (rt->exit_code == 0)
+      rt->exit_code = 1;
+    lmp__daemon_finish(rt);
+    return;
+  }
+  lmp_info(NULL, "%s: draining", strsignal(signum));
+  uv_timer_start(&rt->deadline, deadline_cb, (uint64_t)rt->cfg.shutdown_timeout_ms, 0);
+  lmp__pipeline_drain(rt);
+}
+
+static void tick_cb(uv_timer_t *t) { lmp__pipeline_housekeeping(t->data); }
+
+/* Tells whoever started the daemon which port it took (http.port 0 lets the system
+ * choose, so parallel tests never race for a port they picked and released). The file
+ * appears whole or not at all: written beside, then renamed. */
+static int write_port_file(struct rt *rt, char *err, size_t errlen) {
+  const char *path = rt->cfg.http_port_file;
+  if (*path == '\0')
+    return 0;
+  char tmp[1100];
+  snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+  FILE *f = fopen(tmp, "w");
+  int ok = f && fprintf(f, "{\"http\":%d}\n", lmp_http_port(rt->http)) > 0;
+  if (f && fclose(f) != 0)
+    ok = 0;
+  if (!ok || rename(tmp, path) != 0) {
+    snprintf(err, errlen, "%s: %s", path, strerror(errno));
+    return LMP_EIO;
+  }
+  return 0;
+}
+
+static void usage(const char *prog, const struct lmp_service *svc) {
+  fprintf(stderr,
+          "usage: %s [-c FILE] [--print-config] [--check-config] [--print-routes]\n"
+          "  The %s daemon of the LMP onboarding backend.\n"
+          "  -c, --config FILE   settings file (default: $LMP_CONFIG, else built-in defaults)\n"
+          "  --print-config      print every setting with its default and exit\n"
+          "  --check-config      validate the settings and exit (0 when valid)\n"
+          "  --print-routes      print the event types it consumes, their topics and its HTTP routes\n"
+          "  Each setting may also be given as an environment variable LMP_<NAME>.\n",
+          prog, svc->name);
+}
+
+static void print_routes(const struct rt *rt) {
+  for (const struct lmp_route *r = rt->svc->routes; r->event_type; r++) {
+    char topic[300];
+    lmp_topic_name(&rt->cfg, r->event_type, topic, sizeof(topic));
+    printf("consumes %s %s\n", r->event_type, topic);
+  }
+  for (const struct lmp_http_route *h = rt->svc->http; h && h->method; h++)
+    printf("http %s %s\n", h->method, h->pattern);
+}
+
+/* Everything up to the loop; 0, or the exit status. */
+static int start(struct rt *rt) {
+  char err[600];
+  int r = lmp_schemas_new(&rt->schemas, err, sizeof(err));
+  if (r == 0 && *rt->cfg.schemas_extra_dir)
+    r = lmp_schemas_add_writer_dir(rt->schemas, rt->cfg.schemas_extra_dir, err, sizeof(err));
+  if (r < 0) {
+    fprintf(stderr, "lmp-%s: schemas: %s\n", rt->svc->name, err);
+    return 2;
+  }
+  char app[80];
+  snprintf(app, sizeof(app), "lmp-%s", rt->svc->name);
+  if (lmp__db_init(&rt->db, &rt->cfg, rt->dbname, app) < 0)
+    return 1;
+
+  rt->loop = uv_default_loop();
+  uv_timer_t *timers[] = {&rt->tick, &rt->retry, &rt->resend, &rt->sweep, &rt->svc_tick, &rt->deadline, &rt->grace};
+  for (size_t i = 0; i < sizeof(timers) / sizeof(timers[0]); i++) {
+    uv_timer_init(rt->loop, timers[i]);
+    timers[i]->data = rt;
+  }
+  uv_signal_init(rt->loop, &rt->sigterm);
+  uv_signal_init(rt->loop, &rt->sigint);
+  rt->sigterm.data = rt->sigint.data = rt;
+  uv_signal_start(&rt->sigterm, signal_cb, SIGTERM);
+  uv_signal_start(&rt->sigint, signal_cb, SIGINT);
+  rt->last_consume_ns = uv_hrtime();
+
+  if ((r = lmp__kafka_start(rt, err, sizeof(err))) < 0) {
+    lmp_error(NULL, "kafka: %s", err);
+  } else if ((r = lmp_http_start(&rt->http, &rt->cfg, rt->svc->name, &rt->m, rt->db.conninfo, rt->svc->http,
+                                 rt->svc->ctx, err, sizeof(err))) < 0) {
+    lmp_error(NULL, "http: %s", err);
+  } else if ((r = write_port_file(rt, err, sizeof(err))) < 0) {
+    lmp_error(NULL, "http.port_file: %s", err);
+  }
+  if (r < 0) {
+    rt->exit_code = 1;
+    lmp__daemon_finish(rt);
+    return 0;
+  }
+  lmp_info(NULL, "started: group %s, database %s on %s:%d, brokers %s, http %s:%d", rt->group, rt->dbname,
+           rt->cfg.pg_host, rt->cfg.pg_port, rt->cfg.kafka_brokers, rt->cfg.http_bind, lmp_http_port(rt->http));
+  uv_timer_start(&rt->tick, tick_cb, 1000, 1000);
+  lmp__pipeline_start(rt);
+  return 0;
+}
+
+int lmp_service_main(const struct lmp_service *svc, int argc, char **argv) {
+  static struct rt rt0; /* one runtime per process */
+  struct rt *rt = &rt0;
+  memset(rt, 0, sizeof(*rt));
+  rt->svc = svc;
+  const char *path = getenv("LMP_CONFIG");
+  int print = 0, check_only = 0, routes = 0;
+  static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                       {"print-config", no_argument, NULL, 'p'},
+                                       {"check-config", no_argument, NULL, 'k'},
+                                       {"print-routes", no_argument, NULL, 'r'},
+                                       {"help", no_argument, NULL, 'h'},
+                                       {NULL, 0, NULL, 0}};
+  int o;
+  while ((o = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+    switch (o) {
+    case 'c': path = optarg; break;
+    case 'p': print = 1; break;
+    case 'k': check_only = 1; break;
+    case 'r': routes = 1; break;
+    case 'h': usage(argv[0], svc); return 0;
+    default: usage(argv[0], svc); return 2;
+    }
+  }
+  if (path && *path == '\0')
+    path = NULL;
+  struct lmp_conf_table tables[3] = {{lmp_config_entries, lmp_config_entries_n, &rt->cfg},
+                                     {svc->conf, svc->conf_n, svc->conf_base},
+                                     {NULL, 0, NULL}};
+  if (svc->conf == NULL)
+    tables[1] = tables[2];
+  if (print) {
+    printf("# Settings of lmp-%s. Each may also be set as an environment variable.\n\n", svc->name);
+    lmp_config_write_example(tables, stdout);
+    return 0;
+  }
+  char err[600];
+  int r = lmp_config_load(tables, path, environ, err, sizeof(err));
+  if (r == 0 && svc->configured)
+    r = svc->configured(svc->ctx, err, sizeof(err));
+  if (r == 0 && lmp_log_init(svc->name, rt->cfg.log_level) < 0) {
+    snprintf(err, sizeof(err), "log.level: '%s' is not debug, info, warn or error", rt->cfg.log_level);
+    r = LMP_ECONFIG;
+  }
+  if (r < 0 || check_only || routes) {
+    if (r < 0)
+      fprintf(stderr, "lmp-%s: configuration: %s\n", svc->name, err);
+    else if (routes)
+      print_routes(rt);
+    else
+      printf("lmp-%s: configuration is valid\n", svc->name);
+    lmp_config_free(tables);
+    return r < 0 ? 2 : 0;
+  }
+  snprintf(rt->group, sizeof(rt->group), "%s", *rt->cfg.group_id ? rt->cfg.group_id : "");
+  if (!*rt->group)
+    snprintf(rt->group, sizeof(rt->group), "lmp-%s", svc->name);
+  snprintf(rt->dbname, sizeof(rt->dbname), "%s", *rt->cfg.pg_database ? rt->cfg.pg_database : "");
+  if (!*rt->dbname)
+    snprintf(rt->dbname, sizeof(rt->dbname), "lmp_%s", svc->name);
+  lmp_metrics_init(&rt->m);
+  atomic_store(&rt->m.heartbeat_ms, (int64_t)(uv_hrtime() / 1000000));
+
+  int status = start(rt);
+  if (status == 0 && rt->loop) {
+    uv_run(rt->loop, UV_RUN_DEFAULT);
+    status = rt->exit_code;
+  }
+  lmp_http_stop(rt->http);
+  lmp__pipeline_free(rt);
+  lmp__kafka_free(rt);
+  free(rt->carry);
+  for (size_t i = 0; i < rt->npublished; i++)
+    free(rt->published[i]);
+  free(rt->published);
+  for (size_t i = 0; i < rt->npark; i++)
+    free(rt->park[i].event_id);
+  free(rt->park);
+  lmp__db_close(&rt->db);
+  lmp_schemas_free(rt->schemas);
+  if (rt->loop)
+    uv_loop_close(rt->loop);
+  if (status != 2)
+    lmp_info(NULL, "stopped");
+  lmp_config_free(tables);
+  return status;
+}

@@ -1,0 +1,48 @@
+/* PostgreSQL connections of the runtime: connect, migrate, run statements, classify
+ * failures as the environment's (retry) or the statement's (final). Private to common/. */
+#ifndef LMP_DB_H
+#define LMP_DB_H
+
+#include <libpq-fe.h>
+
+#include "lmp/config.h"
+#include "lmp/embed.h"
+
+#define LMP_DB_CACHE 128 /* prepared statements kept per connection */
+
+struct lmp_db {
+  char *conninfo;              /* libpq keyword/value string, owned */
+  PGconn *conn;                /* NULL until connected */
+  char err[512];               /* why the last call failed */
+  struct {
+    const char *sql;           /* the statement's text, owned by the caller (a literal) */
+    unsigned long hash;
+  } cache[LMP_DB_CACHE];       /* prepared as lmp_<index> on this connection */
+  int ncache;
+};
+
+/* Builds the connection string from the settings; application_name names the daemon
+ * and the role of the connection. statement_timeout bounds every statement. */
+int lmp__db_init(struct lmp_db *db, const struct lmp_config *cfg, const char *dbname,
+                 const char *application_name);
+void lmp__db_close(struct lmp_db *db);
+/* Connects when there is no healthy connection: 0, LMP_ERETRY (server away, with the
+ * reason in err) or LMP_ENOMEM. */
+int lmp__db_ensure(struct lmp_db *db);
+/* Runs a statement with parameters (lengths and formats may be NULL: text). With
+ * prepare, the statement is prepared once per connection and reused (pass literals
+ * only). Returns 0 with *out set (the caller PQclear's it; out may be NULL to drop
+ * the result), LMP_ERETRY for a fault of the environment (connection lost, deadlock,
+ * serialization failure, statement timeout, server shutting down, out of resources),
+ * LMP_EDB when the server refused the statement itself, LMP_ENOMEM. */
+int lmp__db_query(struct lmp_db *db, const char *sql, int n, const char *const *params,
+                  const int *lengths, const int *formats, int prepare, PGresult **out);
+/* The classification above for a failed result of any libpq call on conn. */
+int lmp__db_classify(PGconn *conn, const PGresult *res);
+/* Applies each migration of a table not yet applied, in order, under an advisory lock
+ * so several instances can start together. scope prefixes the names. */
+int lmp__db_migrate(struct lmp_db *db, const char *scope, const struct lmp_embedded *migrations);
+
+extern const struct lmp_embedded lmp_runtime_migrations[];
+
+#endif

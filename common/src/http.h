@@ -1,0 +1,24 @@
+/* /healthz, /readyz, /metrics and the service's routes over libmicrohttpd. */
+#ifndef LMP_HTTP_H
+#define LMP_HTTP_H
+
+#include "db.h"
+#include "lmp/config.h"
+#include "lmp/service.h"
+#include "metrics.h"
+
+struct lmp_http;
+
+/* Listens on cfg->http_bind:cfg->http_port. One thread does every connection's I/O
+ * and answers /healthz, /readyz and /metrics itself, from the metrics' atomics; the
+ * service's routes run on cfg->http_workers threads, each with its own database
+ * connection (conninfo), while their connections wait suspended. So a slow client or
+ * a slow query never delays a probe, and neither ever touches the event loop. */
+int lmp_http_start(struct lmp_http **out, const struct lmp_config *cfg, const char *service,
+                   struct lmp_metrics *metrics, const char *conninfo, const struct lmp_http_route *routes,
+                   void *route_ctx, char *err, size_t errlen);
+void lmp_http_stop(struct lmp_http *h);
+/* The port it listens on: the configured one, or the one the system chose for 0. */
+int lmp_http_port(const struct lmp_http *h);
+
+#endif

@@ -1,0 +1,293 @@
+/* librdkafka glue on the loop thread: the consumer and the idempotent producer, the
+ * pipes through which their queues wake the loop, callbacks, offsets, pause. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lmp/error.h"
+#include "lmp/log.h"
+#include "rt.h"
+
+void lmp_topic_name(const struct lmp_config *cfg, const char *event_type, char *out, size_t outlen) {
+  snprintf(out, outlen, "%s%s", cfg->topic_prefix, event_type);
+}
+
+int lmp__kafka_permanent(rd_kafka_resp_err_t err) {
+  switch (err) {
+  case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+  case RD_KAFKA_RESP_ERR_INVALID_MSG:
+  case RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE:
+  case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+  case RD_KAFKA_RESP_ERR_INVALID_RECORD:
+  case RD_KAFKA_RESP_ERR__INVALID_ARG:
+    return 1;
+  default:
+    return 0; /* timeouts, brokers away, authorisation and missing topics may pass */
+  }
+}
+
+/* ---- Callbacks (served on the loop thread, from the queues' pipes) ----------------- */
+
+static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
+  lmp__pipeline_delivered(opaque, m->_private, m->err);
+}
+
+static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
+  struct rt *rt = opaque;
+  if (err == RD_KAFKA_RESP_ERR__FATAL) {
+    char why[512];
+    rd_kafka_fatal_error(rk, why, sizeof(why));
+    lmp_error(NULL, "Kafka fatal error: %s; exiting (the outbox keeps unsent events)", why);
+    rt->exit_code = 70;
+    lmp__pipeline_drain(rt);
+    return;
+  }
+  if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || err == RD_KAFKA_RESP_ERR__TRANSPORT)
+    atomic_store(&rt->m.kafka_up, 0);
+  lmp_warn(NULL, "Kafka: %s", reason);
+}
+
+/* Broker reachability and consumer lag come from librdkafka's statistics. */
+static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque) {
+  struct rt *rt = opaque;
+  json_t *j = json_loadb(json, len, 0, NULL);
+  if (j == NULL)
+    return 0;
+  int up = 0;
+  const char *k;
+  json_t *v;
+  json_object_foreach(json_object_get(j, "brokers"), k, v) {
+    if (json_integer_value(json_object_get(v, "nodeid")) >= 0 &&
+        strcmp(json_string_value(json_object_get(v, "state")) ?: "", "UP") == 0)
+      up = 1;
+  }
+  atomic_store(&rt->m.kafka_up, up);
+  if (rk == rt->consumer)
+    lmp__metrics_lag(&rt->m, j);
+  json_decref(j);
+  return 0;
+}
+
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts,
+                         void *opaque) {
+  struct lmp_buf b = {0};
+  for (int i = 0; i < parts->cnt; i++)
+    lmp_buf_printf(&b, "%s%s[%d]", i ? " " : "", parts->elems[i].topic, parts->elems[i].partition);
+  if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+    lmp_info(NULL, "assigned: %s", b.data ? b.data : "(none)");
+    rd_kafka_assign(rk, parts);
+  } else {
+    lmp_info(NULL, "revoked: %s", b.data ? b.data : "(none)");
+    rd_kafka_assign(rk, NULL);
+  }
+  lmp_buf_free(&b);
+}
+
+static void commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *offsets,
+                      void *opaque) {
+  if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+    lmp_warn(NULL, "offset commit failed: %s (events will be redelivered and deduplicated)",
+             rd_kafka_err2str(err));
+}
+
+/* librdkafka's own log lines, as structured lines (called from its threads). */
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
+  enum lmp_log_level l = level <= 3 ? LMP_LOG_ERROR : level <= 5 ? LMP_LOG_WARN
+                       : level == 6 ? LMP_LOG_INFO : LMP_LOG_DEBUG;
+  lmp_log(l, NULL, "librdkafka %s: %s: %s", rd_kafka_name(rk), fac, buf);
+}
+
+/* ---- Clients ----------------------------------------------------------------------- */
+
+struct kv {
+  const char *k, *v;
+};
+
+static int kset_all(rd_kafka_conf_t *c, const struct kv *kvs, char *err, size_t errlen) {
+  for (const struct kv *p = kvs; p->k; p++)
+    if (rd_kafka_conf_set(c, p->k, p->v, err, errlen) != RD_KAFKA_CONF_OK)
+      return LMP_ECONFIG;
+  return 0;
+}
+
+/* What the consumer and the producer share: brokers, name, statistics (broker
+ * reachability and lag), reconnect pace, and the callbacks that log; then the
+ * role's own settings. */
+static rd_kafka_t *client(struct rt *rt, rd_kafka_type_t type, const struct kv *own, char *err, size_t errlen) {
+  char client_id[128];
+  snprintf(client_id, sizeof(client_id), "lmp-%s", rt->svc->name);
+  const struct kv common[] = {{"bootstrap.servers", rt->cfg.kafka_brokers},
+                              {"client.id", client_id},
+                              {"statistics.interval.ms", "1000"},
+                              {"reconnect.backoff.max.ms", "2000"},
+                              {NULL, NULL}};
+  rd_kafka_conf_t *c = rd_kafka_conf_new();
+  if (kset_all(c, common, err, errlen) < 0 || kset_all(c, own, err, errlen) < 0) {
+    rd_kafka_conf_destroy(c);
+    return NULL;
+  }
+  rd_kafka_conf_set_opaque(c, rt);
+  rd_kafka_conf_set_error_cb(c, error_cb);
+  rd_kafka_conf_set_log_cb(c, log_cb);
+  rd_kafka_conf_set_stats_cb(c, stats_cb);
+  if (type == RD_KAFKA_CONSUMER) {
+    rd_kafka_conf_set_rebalance_cb(c, rebalance_cb);
+    rd_kafka_conf_set_offset_commit_cb(c, commit_cb);
+  } else {
+    rd_kafka_conf_set_dr_msg_cb(c, dr_cb);
+  }
+  rd_kafka_t *rk = rd_kafka_new(type, c, err, errlen);
+  if (rk == NULL)
+    rd_kafka_conf_destroy(c);
+  return rk; /* on success c is owned by rk now */
+}
+
+static void drain_pipe(int fd) {
+  char buf[256];
+  while (read(fd, buf, sizeof(buf)) > 0)
+    ;
+}
+
+static void consumer_readable(uv_poll_t *p, int status, int events) {
+  struct rt *rt = p->data;
+  drain_pipe(rt->cpipe[0]);
+  lmp__pipeline_consume(rt);
+}
+
+static void producer_readable(uv_poll_t *p, int status, int events) {
+  struct rt *rt = p->data;
+  drain_pipe(rt->ppipe[0]);
+  rd_kafka_poll(rt->producer, 0); /* serves delivery reports: dr_cb */
+}
+
+int lmp__kafka_start(struct rt *rt, char *err, size_t errlen) {
+  char poll_ms[32];
+  snprintf(poll_ms, sizeof(poll_ms), "%d", rt->cfg.max_poll_interval_ms);
+  const struct kv consumer[] = {{"group.id", rt->group},
+                                {"enable.auto.commit", "false"},
+                                {"enable.auto.offset.store", "false"},
+                                {"auto.offset.reset", "earliest"},
+                                {"max.poll.interval.ms", poll_ms},
+                                {"session.timeout.ms", "10000"},
+                                {"heartbeat.interval.ms", "1000"},
+                                {NULL, NULL}};
+  /* message.max.bytes matches the largest event (LMP_MAX_EVENT_BYTES) and dead letter
+   * the runtime makes, so a size refusal is always a fault of one event. */
+  const struct kv producer[] = {{"enable.idempotence", "true"},
+                                {"acks", "all"},
+                                {"linger.ms", "2"},
+                                {"message.timeout.ms", "60000"},
+                                {"message.max.bytes", "1000000"},
+                                {NULL, NULL}};
+  if ((rt->consumer = client(rt, RD_KAFKA_CONSUMER, consumer, err, errlen)) == NULL ||
+      (rt->producer = client(rt, RD_KAFKA_PRODUCER, producer, err, errlen)) == NULL)
+    return LMP_ECONFIG;
+  rd_kafka_poll_set_consumer(rt->consumer);
+
+  /* One topic per route: <prefix><event type>. */
+  rd_kafka_topic_partition_list_t *subs = rd_kafka_topic_partition_list_new(8);
+  for (const struct lmp_route *r = rt->svc->routes; r->event_type; r++) {
+    char topic[300];
+    lmp_topic_name(&rt->cfg, r->event_type, topic, sizeof(topic));
+    rd_kafka_topic_partition_list_add(subs, topic, RD_KAFKA_PARTITION_UA);
+  }
+  rd_kafka_resp_err_t kerr = rd_kafka_subscribe(rt->consumer, subs);
+  rd_kafka_topic_partition_list_destroy(subs);
+  if (kerr) {
+    snprintf(err, errlen, "subscribe: %s", rd_kafka_err2str(kerr));
+    return LMP_EKAFKA;
+  }
+
+  /* librdkafka writes a byte to the pipe when a queue becomes non-empty: the loop
+   * sleeps in epoll until there is work, no polling. */
+  rt->cq = rd_kafka_queue_get_consumer(rt->consumer);
+  rt->pq = rd_kafka_queue_get_main(rt->producer);
+  if (pipe2(rt->cpipe, O_NONBLOCK | O_CLOEXEC) < 0 || pipe2(rt->ppipe, O_NONBLOCK | O_CLOEXEC) < 0) {
+    snprintf(err, errlen, "pipe: %s", strerror(errno));
+    return LMP_EIO;
+  }
+  rd_kafka_queue_io_event_enable(rt->cq, rt->cpipe[1], "1", 1);
+  rd_kafka_queue_io_event_enable(rt->pq, rt->ppipe[1], "1", 1);
+  uv_poll_init(rt->loop, &rt->cpoll, rt->cpipe[0]);
+  uv_poll_init(rt->loop, &rt->ppoll, rt->ppipe[0]);
+  rt->cpoll.data = rt->ppoll.data = rt;
+  uv_poll_start(&rt->cpoll, UV_READABLE, consumer_readable);
+  uv_poll_start(&rt->ppoll, UV_READABLE, producer_readable);
+  return 0;
+}
+
+/* The batch's position on each partition it read, after its last message. */
+void lmp__kafka_commit(struct rt *rt, struct batch *b) {
+  if (b->n == 0)
+    return;
+  rd_kafka_topic_partition_list_t *offs = rd_kafka_topic_partition_list_new((int)b->n);
+  for (size_t i = 0; i < b->n; i++) {
+    rd_kafka_message_t *m = b->msgs[i];
+    rd_kafka_topic_partition_t *p =
+        rd_kafka_topic_partition_list_find(offs, rd_kafka_topic_name(m->rkt), m->partition);
+    if (p == NULL)
+      p = rd_kafka_topic_partition_list_add(offs, rd_kafka_topic_name(m->rkt), m->partition);
+    if (m->offset + 1 > p->offset)
+      p->offset = m->offset + 1;
+  }
+  rd_kafka_resp_err_t err = rd_kafka_commit(rt->consumer, offs, 1 /* async */);
+  if (err)
+    lmp_warn(NULL, "offset commit not sent: %s (events will be redelivered and deduplicated)",
+             rd_kafka_err2str(err));
+  rd_kafka_topic_partition_list_destroy(offs);
+}
+
+void lmp__kafka_pause(struct rt *rt, int pause) {
+  rd_kafka_topic_partition_list_t *parts = NULL;
+  if (rd_kafka_assignment(rt->consumer, &parts) == RD_KAFKA_RESP_ERR_NO_ERROR && parts) {
+    if (pause)
+      rd_kafka_pause_partitions(rt->consumer, parts);
+    else
+      rd_kafka_resume_partitions(rt->consumer, parts);
+    rd_kafka_topic_partition_list_destroy(parts);
+  }
+  rt->paused = pause;
+}
+
+static void close_handle(uv_handle_t *h) {
+  if (h->loop && !uv_is_closing(h))
+    uv_close(h, NULL);
+}
+
+/* Leave the group and flush; every consumed message must be destroyed by now, or
+ * librdkafka waits for it forever. */
+void lmp__kafka_stop(struct rt *rt) {
+  if (rt->consumer)
+    rd_kafka_consumer_close(rt->consumer);
+  if (rt->producer) {
+    rd_kafka_resp_err_t e = rd_kafka_flush(rt->producer, rt->cfg.shutdown_timeout_ms);
+    if (e)
+      lmp_warn(NULL, "flush: %s (unacknowledged events stay in the outbox)", rd_kafka_err2str(e));
+  }
+  if (rt->cpoll.loop)
+    uv_poll_stop(&rt->cpoll);
+  if (rt->ppoll.loop)
+    uv_poll_stop(&rt->ppoll);
+  close_handle((uv_handle_t *)&rt->cpoll);
+  close_handle((uv_handle_t *)&rt->ppoll);
+}
+
+void lmp__kafka_free(struct rt *rt) {
+  if (rt->cq)
+    rd_kafka_queue_destroy(rt->cq);
+  if (rt->pq)
+    rd_kafka_queue_destroy(rt->pq);
+  if (rt->consumer)
+    rd_kafka_destroy(rt->consumer);
+  if (rt->producer)
+    rd_kafka_destroy(rt->producer);
+  for (int i = 0; i < 2; i++) {
+    if (rt->cpipe[i] > 0)
+      close(rt->cpipe[i]);
+    if (rt->ppipe[i] > 0)
+      close(rt->ppipe[i]);
+  }
+}

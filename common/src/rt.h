@@ -1,0 +1,196 @@
+/* The runtime's private state, shared by its modules:
+ *   daemon.c    start, options, signals, drain, exit          (loop thread)
+ *   pipeline.c  the batches and their states; consume, publish (loop thread)
+ *   kafka.c     librdkafka clients, callbacks, wake-up pipes   (loop thread)
+ *   txn.c       the batch transaction and the handler's API    (worker thread)
+ *   outbox.c    outbox rows, dead letters, parking, sweeping   (worker thread)
+ * A batch crosses the thread boundary whole: while its state is BATCH_WORKING only
+ * the worker touches it (and rt->db); otherwise only the loop does. */
+#ifndef LMP_RT_H
+#define LMP_RT_H
+
+#include <librdkafka/rdkafka.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "db.h"
+#include "http.h"
+#include "lmp/service.h"
+#include "lmp/tx.h"
+#include "metrics.h"
+
+/* What a dead-letter copy keeps of the original: the bound keeps the copy publishable
+ * whatever arrived (the producer's message.max.bytes is 1,000,000). */
+#define LMP_DLQ_VALUE_MAX (256 * 1024)
+#define LMP_DLQ_KEY_MAX 1024
+#define LMP_DLQ_HEADER_VALUE_MAX 1024
+#define LMP_DLQ_HEADERS_MAX 32
+/* Keys and ids the runtime accepts on consumed messages. */
+#define LMP_KEY_MAX 256
+#define LMP_ID_MAX 128
+
+struct rt;
+struct batch;
+
+/* A Kafka header as the outbox keeps it: a UTF-8 name, a value of any bytes. */
+struct lmp_hdr {
+  char *name;
+  unsigned char *value;
+  size_t len;
+};
+
+enum row_state {
+  ROW_NEW,      /* not handed to the producer yet */
+  ROW_SENT,     /* with the producer, no delivery report yet */
+  ROW_ACKED,    /* the broker has it */
+  ROW_FAILED,   /* delivery failed for a reason that may pass: produced again later */
+  ROW_REFUSED,  /* the broker refuses it for good: parked by the next transaction */
+};
+
+/* An event in the outbox, from its insert to the broker's acknowledgement. */
+struct outrow {
+  char *event_id;       /* the outbox key; printable ASCII */
+  char *topic;
+  unsigned char *key;   /* NULL when the message has no key */
+  size_t keylen;
+  unsigned char *value;
+  size_t len;
+  struct lmp_hdr *hdrs;
+  size_t nhdrs;
+  enum row_state state;
+  int kerr;             /* rd_kafka_resp_err_t of the last failed delivery */
+  struct batch *b;      /* for the delivery report */
+};
+
+/* A row the broker refused for good, waiting for a transaction to park it. */
+struct parked {
+  char *event_id;
+  char reason[256];
+};
+
+enum batch_kind {
+  BATCH_MESSAGES,  /* consumed messages */
+  BATCH_SWEEP,     /* republish what a crash left in the outbox */
+  BATCH_TICK,      /* the service's periodic work */
+};
+
+/* A batch moves down this list, and back up to BATCH_BACKOFF or BATCH_RESEND when the
+ * environment fails it. Only pipeline.c changes a batch's state, in set_state(). */
+enum batch_state {
+  BATCH_WORKING,     /* its transaction runs on the worker thread */
+  BATCH_BACKOFF,     /* the transaction failed for the environment; runs again on rt->retry */
+  BATCH_PUBLISHING,  /* committed; rows are with the producer */
+  BATCH_RESEND,      /* some rows failed to deliver; produced again on rt->resend */
+  BATCH_DONE,        /* every row acknowledged or refused; retired once older batches are */
+};
+
+struct batch {
+  struct batch *next;          /* the FIFO, oldest first */
+  enum batch_kind kind;
+  enum batch_state state;
+  rd_kafka_message_t **msgs;   /* owned; destroyed when the batch is freed */
+  size_t n;
+  unsigned char *retried;      /* per message: LMP_ERETRY failures while isolated */
+  int isolate;                 /* one message at a time, each in a savepoint */
+  int sweep_age_ms;
+  struct outrow *rows;         /* what the transaction emitted or swept */
+  size_t nrows, caprows;
+  size_t flushed;              /* rows already inserted into lmp_outbox */
+  char **del_ids;              /* acknowledged rows this transaction deletes */
+  size_t ndel;
+  struct parked *park;         /* refused rows this transaction parks */
+  size_t npark;
+  int rc;                      /* the worker's result */
+  char err[600];
+  int attempts;                /* transactions tried */
+  int pending;                 /* rows with the producer */
+  int wake;                    /* run the service's tick after this commit */
+  uint64_t started_ns;
+  uint64_t applied, dups, dead, parked;
+};
+
+struct rt {
+  const struct lmp_service *svc;
+  struct lmp_config cfg;
+  char group[256];
+  char dbname[64];
+  struct lmp_schemas *schemas;
+  uv_loop_t *loop;
+  rd_kafka_t *consumer, *producer;
+  rd_kafka_queue_t *cq, *pq;
+  int cpipe[2], ppipe[2];
+  uv_poll_t cpoll, ppoll;
+  uv_timer_t tick;             /* once a second: heartbeat, pause and poll */
+  uv_timer_t retry;            /* backoff of the batch in BATCH_BACKOFF */
+  uv_timer_t resend;           /* backoff of batches in BATCH_RESEND */
+  uv_timer_t sweep, svc_tick, deadline, grace;
+  uv_signal_t sigterm, sigint;
+  uv_work_t work;
+  struct lmp_db db;            /* the worker's connection */
+  struct lmp_http *http;
+  struct batch *head, *tail;   /* batches not yet retired, oldest first */
+  struct batch *txn;           /* the youngest, while WORKING or BACKOFF; else NULL */
+  size_t nbatches;
+  rd_kafka_message_t **carry;  /* fetched while fetching was paused: the next batch's head */
+  size_t ncarry, capcarry;
+  char **published;            /* acknowledged event ids not yet deleted */
+  size_t npublished, cappublished;
+  struct parked *park;         /* refused rows not yet parked */
+  size_t npark, cappark;
+  int backoff_ms, resend_ms;
+  int paused;
+  uint64_t last_consume_ns;    /* the consumer's queue was last read (hrtime) */
+  int sweep_wanted;            /* the sweep timer fired */
+  int tick_wanted;             /* the tick timer fired, or a transaction asked for it */
+  int draining, closing, first_sweep_done;
+  int exit_code;
+  struct lmp_metrics m;
+};
+
+/* The transaction handed to handlers. */
+struct lmp_tx {
+  struct rt *rt;
+  struct batch *b;
+  const struct lmp_event *ev;  /* the event being handled; NULL in sweeps and ticks */
+  char traceparent[64];        /* the current span, continued by emitted events */
+  char correlation[LMP_ID_MAX + 1];
+  char why[400];               /* a handler's reason for refusing (lmp_tx_reject) */
+};
+
+/* daemon.c */
+void lmp__daemon_finish(struct rt *rt);         /* the end: drained, or cut short */
+
+/* pipeline.c */
+void lmp__pipeline_consume(struct rt *rt);      /* the consumer's queue has messages */
+void lmp__pipeline_delivered(struct rt *rt, struct outrow *row, rd_kafka_resp_err_t err);
+void lmp__pipeline_housekeeping(struct rt *rt); /* once a second */
+void lmp__pipeline_start(struct rt *rt);        /* timers; the first sweep migrates */
+void lmp__pipeline_drain(struct rt *rt);        /* SIGTERM: finish what is in flight */
+void lmp__pipeline_free(struct rt *rt);         /* every batch and carried message */
+int lmp__pipeline_idle(const struct rt *rt);    /* nothing in flight */
+
+/* kafka.c */
+int lmp__kafka_start(struct rt *rt, char *err, size_t errlen);
+void lmp__kafka_commit(struct rt *rt, struct batch *b);
+void lmp__kafka_pause(struct rt *rt, int pause);
+void lmp__kafka_stop(struct rt *rt);            /* leave the group, flush, stop the pipes */
+void lmp__kafka_free(struct rt *rt);            /* after every message is destroyed */
+int lmp__kafka_permanent(rd_kafka_resp_err_t err); /* the broker will never take it */
+
+/* txn.c */
+void lmp__txn_run(struct rt *rt, struct batch *b); /* worker thread; sets b->rc, b->err */
+
+/* outbox.c */
+struct outrow *lmp__row_add(struct batch *b);
+void lmp__rows_truncate(struct batch *b, size_t n);
+int lmp__row_header(struct outrow *r, const char *name, const void *value, size_t len);
+int lmp__row_emit(struct lmp_tx *tx, const char *event_type, const char *key, avro_value_t *value);
+int lmp__row_dead_letter(struct rt *rt, struct batch *b, const rd_kafka_message_t *m,
+                         const char *code, const char *why, const char *corr);
+int lmp__outbox_flush(struct rt *rt, struct batch *b);
+int lmp__outbox_delete(struct rt *rt, char **ids, size_t n);
+int lmp__outbox_park(struct rt *rt, struct batch *b);
+int lmp__outbox_sweep(struct rt *rt, struct batch *b, int age_ms);
+void lmp__batch_free(struct batch *b);
+
+#endif

@@ -1,0 +1,125 @@
+/* UTF-8 checks and character-boundary cuts (RFC 3629). */
+#include "lmp/text.h"
+
+#include <string.h>
+
+/* Length of the character that starts at s (n bytes left) and its code point, or 0
+ * when the bytes there are not UTF-8: shortest form only, no surrogates, at most
+ * U+10FFFF, every continuation byte present. */
+static size_t char_at(const unsigned char *s, size_t n, unsigned *cp) {
+  unsigned c = s[0];
+  size_t len;
+  unsigned min;
+  if (c < 0x80) {
+    *cp = c;
+    return 1;
+  }
+  if (c >= 0xC2 && c <= 0xDF) {
+    len = 2, min = 0x80, c &= 0x1F;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    len = 3, min = 0x800, c &= 0x0F;
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    len = 4, min = 0x10000, c &= 0x07;
+  } else {
+    return 0; /* a continuation byte, an overlong lead (C0, C1) or beyond U+10FFFF */
+  }
+  if (n < len)
+    return 0;
+  for (size_t i = 1; i < len; i++) {
+    if ((s[i] & 0xC0) != 0x80)
+      return 0;
+    c = (c << 6) | (s[i] & 0x3F);
+  }
+  if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF))
+    return 0;
+  *cp = c;
+  return len;
+}
+
+enum lmp_text_fault lmp_text_check(const char *s, size_t n, int allow_newlines, size_t *chars) {
+  const unsigned char *p = (const unsigned char *)s;
+  size_t count = 0;
+  while (n) {
+    unsigned cp;
+    size_t len = char_at(p, n, &cp);
+    if (len == 0)
+      return LMP_TEXT_NOT_UTF8;
+    if (cp == 0)
+      return LMP_TEXT_NUL;
+    int newline = cp == '\n' || cp == '\r' || cp == '\t';
+    if ((cp < 0x20 || cp == 0x7F || (cp >= 0x80 && cp < 0xA0)) && !(allow_newlines && newline))
+      return LMP_TEXT_CONTROL;
+    p += len;
+    n -= len;
+    count++;
+  }
+  if (chars)
+    *chars = count;
+  return LMP_TEXT_OK;
+}
+
+const char *lmp_text_fault_str(enum lmp_text_fault f) {
+  switch (f) {
+  case LMP_TEXT_OK: return "is valid text";
+  case LMP_TEXT_NOT_UTF8: return "is not valid UTF-8";
+  case LMP_TEXT_NUL: return "contains a NUL character";
+  case LMP_TEXT_CONTROL: return "contains a control character";
+  }
+  return "is not valid text";
+}
+
+int lmp_utf8_valid(const char *s, size_t n) {
+  const unsigned char *p = (const unsigned char *)s;
+  while (n) {
+    unsigned cp;
+    size_t len = char_at(p, n, &cp);
+    if (len == 0)
+      return 0;
+    p += len;
+    n -= len;
+  }
+  return 1;
+}
+
+size_t lmp_utf8_cut(const char *s, size_t n, size_t max) {
+  const unsigned char *p = (const unsigned char *)s;
+  size_t keep = 0;
+  while (keep < n) {
+    unsigned cp;
+    size_t len = char_at(p + keep, n - keep, &cp);
+    if (len == 0 || keep + len > max)
+      break;
+    keep += len;
+  }
+  return keep;
+}
+
+void lmp_utf8_copy(char *out, size_t outlen, const char *s, size_t max_chars) {
+  if (outlen == 0)
+    return;
+  size_t n = strlen(s), bytes = 0, chars = 0;
+  const unsigned char *p = (const unsigned char *)s;
+  while (bytes < n && chars < max_chars) {
+    unsigned cp;
+    size_t len = char_at(p + bytes, n - bytes, &cp);
+    if (len == 0)
+      break;
+    bytes += len;
+    chars++;
+  }
+  int cut = bytes < n;
+  /* Room for the ellipsis and the terminator, cut back to a boundary to fit. */
+  size_t room = outlen - 1 - (cut ? 3 : 0);
+  if (outlen < 5)
+    room = outlen - 1, cut = 0;
+  if (bytes > room) {
+    bytes = lmp_utf8_cut(s, bytes, room);
+    cut = 1;
+  }
+  memcpy(out, s, bytes);
+  if (cut && outlen >= 5) {
+    memcpy(out + bytes, "...", 3);
+    bytes += 3;
+  }
+  out[bytes] = '\0';
+}

@@ -1,0 +1,449 @@
+/* The batch transaction, on the worker thread: checks each message, records it in the
+ * inbox, applies it with its handler, writes what it emits to the outbox, and by the
+ * failure rule of service.h dead-letters a message or gives the batch back to retry. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lmp/error.h"
+#include "lmp/events.h"
+#include "lmp/log.h"
+#include "lmp/text.h"
+#include "rt.h"
+
+/* Returned inside this file when a message failed for its own sake in a batch run
+ * without savepoints: the batch is then run again one message at a time. */
+#define ISOLATE 1
+
+/* ---- The handler's API ---------------------------------------------------------- */
+
+int lmp_tx_query(struct lmp_tx *tx, const char *sql, int nparams, const char *const *params,
+                 PGresult **res) {
+  return lmp__db_query(&tx->rt->db, sql, nparams, params, NULL, NULL, 1, res);
+}
+
+int lmp_tx_command(struct lmp_tx *tx, const char *sql, int nparams, const char *const *params) {
+  return lmp__db_query(&tx->rt->db, sql, nparams, params, NULL, NULL, 1, NULL);
+}
+
+int lmp_tx_exists(struct lmp_tx *tx, const char *sql, int nparams, const char *const *params, int *found) {
+  PGresult *res;
+  int r = lmp_tx_query(tx, sql, nparams, params, &res);
+  if (r < 0)
+    return r;
+  *found = PQntuples(res) > 0;
+  PQclear(res);
+  return 0;
+}
+
+const char *lmp_tx_db_error(struct lmp_tx *tx) { return tx->rt->db.err; }
+
+int lmp_tx_reject(struct lmp_tx *tx, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(tx->why, sizeof(tx->why), fmt, ap);
+  va_end(ap);
+  return LMP_EREJECT;
+}
+
+void *lmp_tx_ctx(struct lmp_tx *tx) { return tx->rt->svc->ctx; }
+
+int lmp_tx_value(struct lmp_tx *tx, const char *event_type, avro_value_t *out) {
+  const struct lmp_schema *s = lmp_schemas_get(tx->rt->schemas, event_type);
+  if (s == NULL)
+    return LMP_ESCHEMA;
+  return avro_generic_value_new(s->iface, out) == 0 ? 0 : LMP_ENOMEM;
+}
+
+int lmp_tx_emit(struct lmp_tx *tx, const char *event_type, const char *key, avro_value_t *value) {
+  return lmp__row_emit(tx, event_type, key, value);
+}
+
+void lmp_tx_follow(struct lmp_tx *tx, const char *correlation_id, const char *traceparent) {
+  snprintf(tx->correlation, sizeof(tx->correlation), "%s", correlation_id ? correlation_id : "");
+  lmp_traceparent(traceparent, tx->traceparent);
+}
+
+void lmp_tx_wake(struct lmp_tx *tx) { tx->b->wake = 1; }
+
+int lmp_tx_checkpoint(struct lmp_tx *tx) {
+  if (tx->b->kind != BATCH_TICK)
+    return LMP_EINVAL; /* a consumed batch commits once, with its inbox */
+  int r = lmp__outbox_flush(tx->rt, tx->b);
+  if (r == 0)
+    r = lmp_tx_command(tx, "COMMIT", 0, NULL);
+  return r ? r : lmp_tx_command(tx, "BEGIN", 0, NULL);
+}
+
+/* ---- One consumed message, checked before the database sees it --------------------- */
+
+struct msg {
+  const rd_kafka_message_t *m;
+  char id[LMP_ID_MAX + 1];          /* the inbox key: event id, or position for poison */
+  char corr[LMP_ID_MAX + 1];
+  char key[LMP_KEY_MAX + 1];
+  char parent[64];                  /* the incoming traceparent, when it is one */
+  const char *code;                 /* why it is poison, NULL when it is not */
+  char why[600];
+  const struct lmp_schema *schema;
+  avro_value_t value;
+  int decoded;
+  const struct lmp_route *route;
+  int fresh;                        /* the inbox had not seen it */
+};
+
+/* A header's value, or NULL; *n its length. */
+static const void *header(const rd_kafka_message_t *m, const char *name, size_t *n) {
+  rd_kafka_headers_t *h = NULL;
+  const void *v;
+  if (rd_kafka_message_headers(m, &h) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+      rd_kafka_header_get_last(h, name, &v, n) != RD_KAFKA_RESP_ERR_NO_ERROR || v == NULL)
+    return NULL;
+  return v;
+}
+
+/* Copies a header that must be short text; 0 when absent or good, -1 when bad. */
+static int text_header(const rd_kafka_message_t *m, const char *name, char *out, size_t outlen, int ascii_id) {
+  size_t n;
+  const char *v = header(m, name, &n);
+  *out = '\0';
+  if (v == NULL)
+    return 0;
+  if (n == 0 || n >= outlen || lmp_text_check(v, n, 0, NULL) != LMP_TEXT_OK)
+    return -1;
+  for (size_t i = 0; ascii_id && i < n; i++)
+    if (v[i] <= 0x20 || v[i] >= 0x7F)
+      return -1;
+  memcpy(out, v, n);
+  out[n] = '\0';
+  return 0;
+}
+
+static const struct lmp_route *route_of(const struct rt *rt, const char *topic) {
+  char t[300];
+  for (const struct lmp_route *r = rt->svc->routes; r->event_type; r++) {
+    lmp_topic_name(&rt->cfg, r->event_type, t, sizeof(t));
+    if (strcmp(t, topic) == 0)
+      return r;
+  }
+  return NULL;
+}
+
+static void poison(struct msg *x, const char *code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void poison(struct msg *x, const char *code, const char *fmt, ...) {
+  x->code = code;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(x->why, sizeof(x->why), fmt, ap);
+  va_end(ap);
+}
+
+/* Everything about a message that its bytes alone decide. */
+static void check_message(struct rt *rt, const rd_kafka_message_t *m, struct msg *x) {
+  const char *topic = rd_kafka_topic_name(m->rkt);
+  memset(x, 0, sizeof(*x));
+  x->m = m;
+  snprintf(x->id, sizeof(x->id), "%.90s/%d/%lld", topic, (int)m->partition, (long long)m->offset);
+  if (m->key) {
+    if (m->key_len > LMP_KEY_MAX || lmp_text_check(m->key, m->key_len, 0, NULL) != LMP_TEXT_OK)
+      return poison(x, "BAD_KEY", "the key must be text of at most %d bytes without control characters "
+                    "(%zu bytes)", LMP_KEY_MAX, m->key_len);
+    memcpy(x->key, m->key, m->key_len);
+    x->key[m->key_len] = '\0';
+  }
+  char evid[LMP_ID_MAX + 1], etype[LMP_ID_MAX + 1], tp[64];
+  if (text_header(m, "event_id", evid, sizeof(evid), 1) < 0)
+    return poison(x, "BAD_HEADER", "header event_id must be 1 to %d printable ASCII characters", LMP_ID_MAX);
+  if (text_header(m, "correlation_id", x->corr, sizeof(x->corr), 0) < 0)
+    return poison(x, "BAD_HEADER", "header correlation_id must be text of at most %d bytes", LMP_ID_MAX);
+  if (text_header(m, "event_type", etype, sizeof(etype), 0) < 0)
+    return poison(x, "BAD_HEADER", "header event_type must be text of at most %d bytes", LMP_ID_MAX);
+  /* A trace context that is not one is ignored, as W3C Trace Context says. */
+  if (text_header(m, "traceparent", tp, sizeof(tp), 1) == 0 && lmp_traceparent_valid(tp))
+    snprintf(x->parent, sizeof(x->parent), "%s", tp);
+
+  char err[500];
+  int dr = lmp_avro_decode(rt->schemas, m->payload, m->len, &x->schema, &x->value, err, sizeof(err));
+  if (dr < 0)
+    return poison(x, dr == LMP_EFRAME ? "BAD_FRAMING" : dr == LMP_ESCHEMA ? "UNKNOWN_SCHEMA"
+                     : dr == LMP_ETOOBIG ? "TOO_LARGE" : "UNDECODABLE", "%s", err);
+  x->decoded = 1;
+  x->route = route_of(rt, topic);
+  if (x->route == NULL || strcmp(x->route->event_type, x->schema->name) != 0)
+    return poison(x, "WRONG_TOPIC", "%s carries %s only, not %s", topic,
+                  x->route ? x->route->event_type : "nothing this daemon reads", x->schema->name);
+  if (*etype && strcmp(etype, x->schema->name) != 0)
+    return poison(x, "EVENT_TYPE_MISMATCH", "header says %s, the schema is %s", etype, x->schema->name);
+  if (!x->route->checks_text && lmp_avro_check_text(&x->value, err, sizeof(err)) < 0)
+    return poison(x, "BAD_TEXT", "%s", err);
+  if (*evid)
+    snprintf(x->id, sizeof(x->id), "%s", evid);
+}
+
+static void msgs_free(struct msg *xs, size_t n) {
+  for (size_t i = 0; xs && i < n; i++)
+    if (xs[i].decoded)
+      avro_value_decref(&xs[i].value);
+  free(xs);
+}
+
+/* ---- The inbox --------------------------------------------------------------------- */
+
+static int put_array_item(struct lmp_buf *b, size_t i, const char *s) {
+  int r = lmp_buf_puts(b, i ? ",\"" : "\"");
+  for (; r == 0 && *s; s++)
+    r = (*s == '"' || *s == '\\') ? lmp_buf_printf(b, "\\%c", *s) : lmp_buf_append(b, s, 1);
+  return r ? r : lmp_buf_puts(b, "\"");
+}
+
+/* One statement records every message of the batch; the ids it returns are the
+ * messages never seen before (the first of two with one id in a batch). */
+static int inbox_all(struct rt *rt, struct msg *xs, size_t n) {
+  struct lmp_buf ids = {0}, topics = {0}, parts = {0}, offs = {0};
+  int r = 0;
+  for (size_t i = 0; r == 0 && i < n; i++) {
+    char num[32];
+    r = put_array_item(&ids, i, xs[i].id);
+    if (r == 0) r = put_array_item(&topics, i, rd_kafka_topic_name(xs[i].m->rkt));
+    snprintf(num, sizeof(num), "%d", (int)xs[i].m->partition);
+    if (r == 0) r = put_array_item(&parts, i, num);
+    snprintf(num, sizeof(num), "%lld", (long long)xs[i].m->offset);
+    if (r == 0) r = put_array_item(&offs, i, num);
+  }
+  struct lmp_buf *arrays[] = {&ids, &topics, &parts, &offs};
+  char *lits[4] = {0};
+  for (int k = 0; r == 0 && k < 4; k++) {
+    struct lmp_buf lit = {0};
+    r = lmp_buf_printf(&lit, "{%s}", arrays[k]->data ? arrays[k]->data : "");
+    lits[k] = lmp_buf_steal(&lit);
+  }
+  PGresult *res = NULL;
+  if (r == 0)
+    r = lmp__db_query(&rt->db, "INSERT INTO lmp_inbox(event_id, topic, partition, \"offset\") "
+                               "SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::bigint[]) "
+                               "ON CONFLICT DO NOTHING RETURNING event_id",
+                      4, (const char *const *)lits, NULL, NULL, 1, &res);
+  for (int k = 0; k < 4; k++) {
+    free(lits[k]);
+    lmp_buf_free(arrays[k]);
+  }
+  if (r < 0)
+    return r;
+  for (int t = 0; t < PQntuples(res); t++) {
+    const char *id = PQgetvalue(res, t, 0);
+    for (size_t i = 0; i < n; i++)
+      if (strcmp(xs[i].id, id) == 0) {
+        xs[i].fresh = 1;
+        break;
+      }
+  }
+  PQclear(res);
+  return 0;
+}
+
+static int inbox_one(struct rt *rt, struct msg *x) {
+  char part[16], off[24];
+  snprintf(part, sizeof(part), "%d", (int)x->m->partition);
+  snprintf(off, sizeof(off), "%lld", (long long)x->m->offset);
+  const char *p[] = {x->id, rd_kafka_topic_name(x->m->rkt), part, off};
+  PGresult *res;
+  int r = lmp__db_query(&rt->db, "INSERT INTO lmp_inbox(event_id, topic, partition, \"offset\") "
+                                 "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                        4, p, NULL, NULL, 1, &res);
+  if (r < 0)
+    return r;
+  x->fresh = strcmp(PQcmdTuples(res), "1") == 0;
+  PQclear(res);
+  return 0;
+}
+
+/* ---- Applying ----------------------------------------------------------------------- */
+
+static int handle(struct lmp_tx *tx, struct msg *x) {
+  struct lmp_event ev = {.schema = x->schema,
+                         .value = &x->value,
+                         .event_id = x->id,
+                         .correlation_id = *x->corr ? x->corr : NULL,
+                         .key = *x->key ? x->key : NULL,
+                         .topic = rd_kafka_topic_name(x->m->rkt),
+                         .partition = x->m->partition,
+                         .offset = x->m->offset,
+                         .route = x->route};
+  /* The span of this event's handling: a child of the sender's, or a new trace. */
+  lmp_traceparent(*x->parent ? x->parent : NULL, tx->traceparent);
+  ev.traceparent = tx->traceparent;
+  snprintf(tx->correlation, sizeof(tx->correlation), "%s", x->corr);
+  tx->why[0] = '\0';
+  tx->ev = &ev;
+  int r = x->route->handle(tx, &ev);
+  tx->ev = NULL;
+  return r;
+}
+
+/* Dead-letter code and text for a handler's failure. */
+static const char *failure_code(struct lmp_tx *tx, int r, char *why, size_t len) {
+  switch (r) {
+  case LMP_EREJECT:
+    snprintf(why, len, "%s", *tx->why ? tx->why : "the handler refused the event's values");
+    return "HANDLER_REJECTED";
+  case LMP_EDB:
+    snprintf(why, len, "%s", tx->rt->db.err);
+    return "DATABASE_REFUSED";
+  case LMP_ETOOBIG:
+    snprintf(why, len, "%s", *tx->why ? tx->why : lmp_strerror(r));
+    return "EVENT_TOO_LARGE";
+  case LMP_ERETRY:
+    snprintf(why, len, "still failing after %d tries alone: %s", tx->rt->cfg.retry_isolate_after, tx->rt->db.err);
+    return "RETRIES_EXHAUSTED";
+  default:
+    snprintf(why, len, "%s%s%s", lmp_strerror(r), *tx->why ? ": " : "", tx->why);
+    return "HANDLER_FAILED";
+  }
+}
+
+static int connected(struct rt *rt) { return rt->db.conn && PQstatus(rt->db.conn) == CONNECTION_OK; }
+
+/* Without savepoints: the common case, one round trip for the inbox and one for the
+ * outbox. A message that fails for its own sake sends the batch to isolation. */
+static int apply_fast(struct lmp_tx *tx, struct msg *xs, size_t n) {
+  struct rt *rt = tx->rt;
+  struct batch *b = tx->b;
+  int r = inbox_all(rt, xs, n);
+  for (size_t i = 0; r == 0 && i < n; i++) {
+    struct msg *x = &xs[i];
+    if (!x->fresh) {
+      b->dups++;
+      lmp_debug(*x->corr ? x->corr : NULL, "skip duplicate %s", x->id);
+    } else if (x->code) {
+      r = lmp__row_dead_letter(rt, b, x->m, x->code, x->why, *x->corr ? x->corr : NULL);
+    } else if ((r = handle(tx, x)) == 0) {
+      b->applied++;
+    } else if (!lmp_error_is_retry(r)) {
+      return ISOLATE;
+    }
+  }
+  return r ? r : lmp__outbox_flush(rt, b);
+}
+
+/* One message at a time, each in a savepoint: a message that fails for its own
+ * sake is undone and dead-lettered alone. */
+static int apply_isolated(struct lmp_tx *tx, struct msg *xs, size_t n) {
+  struct rt *rt = tx->rt;
+  struct batch *b = tx->b;
+  int r = 0;
+  for (size_t i = 0; r == 0 && i < n; i++) {
+    struct msg *x = &xs[i];
+    const char *corr = *x->corr ? x->corr : NULL;
+    size_t rows = b->nrows;
+    if ((r = lmp_tx_command(tx, "SAVEPOINT lmp_msg", 0, NULL)) < 0 || (r = inbox_one(rt, x)) < 0)
+      break;
+    if (!x->fresh) {
+      b->dups++;
+    } else if (x->code) {
+      r = lmp__row_dead_letter(rt, b, x->m, x->code, x->why, corr);
+    } else {
+      r = handle(tx, x);
+      if (r == 0 && (r = lmp__outbox_flush(rt, b)) == 0)
+        b->applied++;
+      if (r < 0 && lmp_error_is_retry(r)) {
+        /* The database away is no fault of the message; a deadlock or a timeout that
+         * follows the message every time it runs alone is. */
+        if (!connected(rt) || ++b->retried[i] < rt->cfg.retry_isolate_after)
+          break;
+      }
+      if (r < 0) {
+        char why[600];
+        const char *code = failure_code(tx, r, why, sizeof(why));
+        lmp__rows_truncate(b, rows);
+        if ((r = lmp_tx_command(tx, "ROLLBACK TO SAVEPOINT lmp_msg", 0, NULL)) == 0 &&
+            (r = inbox_one(rt, x)) == 0)
+          r = lmp__row_dead_letter(rt, b, x->m, code, why, corr);
+      }
+    }
+    if (r == 0)
+      r = lmp__outbox_flush(rt, b);
+    if (r == 0)
+      r = lmp_tx_command(tx, "RELEASE SAVEPOINT lmp_msg", 0, NULL);
+  }
+  return r;
+}
+
+static int apply_messages(struct lmp_tx *tx) {
+  struct batch *b = tx->b;
+  struct msg *xs = calloc(b->n, sizeof(*xs));
+  if (xs == NULL)
+    return LMP_ENOMEM;
+  for (size_t i = 0; i < b->n; i++)
+    check_message(tx->rt, b->msgs[i], &xs[i]);
+  int r = b->isolate ? apply_isolated(tx, xs, b->n) : apply_fast(tx, xs, b->n);
+  msgs_free(xs, b->n);
+  return r;
+}
+
+static int transaction(struct lmp_tx *tx) {
+  struct rt *rt = tx->rt;
+  struct batch *b = tx->b;
+  int r = lmp_tx_command(tx, "BEGIN", 0, NULL);
+  if (r == 0 && b->ndel)
+    r = lmp__outbox_delete(rt, b->del_ids, b->ndel);
+  if (r == 0 && b->npark)
+    r = lmp__outbox_park(rt, b);
+  if (r == 0 && b->kind == BATCH_SWEEP)
+    r = lmp__outbox_sweep(rt, b, b->sweep_age_ms);
+  if (r == 0 && b->kind == BATCH_TICK && (r = rt->svc->tick(tx)) == 0)
+    r = lmp__outbox_flush(rt, b);
+  if (r == 0 && b->kind == BATCH_MESSAGES)
+    r = apply_messages(tx);
+  if (r == 0 && b->kind != BATCH_MESSAGES)
+    r = lmp__outbox_flush(rt, b); /* dead-letter copies of parked rows */
+  if (r == 0)
+    r = lmp_tx_command(tx, "COMMIT", 0, NULL);
+  return r;
+}
+
+void lmp__txn_run(struct rt *rt, struct batch *b) {
+  struct lmp_tx tx = {.rt = rt, .b = b};
+  b->err[0] = '\0';
+  int r = lmp__db_ensure(&rt->db);
+  if (r == 0 && !atomic_load(&rt->m.migrated)) {
+    if ((r = lmp__db_migrate(&rt->db, "runtime", lmp_runtime_migrations)) == 0 &&
+        (r = lmp__db_migrate(&rt->db, rt->svc->name, rt->svc->migrations)) == 0)
+      atomic_store(&rt->m.migrated, 1);
+    else
+      snprintf(b->err, sizeof(b->err), "database migration: %s", rt->db.err);
+  }
+  for (;;) {
+    b->applied = b->dups = b->dead = b->parked = 0;
+    b->wake = 0;
+    lmp__rows_truncate(b, 0);
+    if (r == 0)
+      r = transaction(&tx);
+    if (b->kind == BATCH_MESSAGES && !b->isolate && (r == ISOLATE || (r < 0 && !lmp_error_is_retry(r)))) {
+      /* A message failed for its own sake (or a statement of the batch did, which
+       * isolation pins on its message): rolled back, and at once again message by
+       * message. No backoff: the environment is fine. */
+      PQclear(PQexec(rt->db.conn, "ROLLBACK"));
+      b->isolate = 1;
+      atomic_fetch_add(&rt->m.isolated_batches, 1);
+      r = 0;
+      continue;
+    }
+    break;
+  }
+  if (r < 0) {
+    if (!*b->err && (r == LMP_ERETRY || r == LMP_EDB))
+      snprintf(b->err, sizeof(b->err), "database: %s", rt->db.err);
+    else if (!*b->err)
+      snprintf(b->err, sizeof(b->err), "%s", lmp_strerror(r));
+    if (connected(rt))
+      PQclear(PQexec(rt->db.conn, "ROLLBACK"));
+    lmp__rows_truncate(b, 0);
+    /* A deadlock or timeout that keeps failing the whole batch, with the database
+     * reachable: next time one message at a time, so the culprit can be found. */
+    if (lmp_error_is_retry(r) && connected(rt) && b->kind == BATCH_MESSAGES &&
+        b->attempts >= rt->cfg.retry_isolate_after)
+      b->isolate = 1;
+  }
+  b->rc = r;
+}
