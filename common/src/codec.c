@@ -751,6 +751,18 @@ int lmp_avro_from_json(avro_value_t *value, json_t *json, char *err, size_t errl
   return r;
 }
 
+/* JSON text is UTF-8 and PostgreSQL's jsonb holds no NUL: a string that breaks either
+ * rule arrives with U+FFFD in place of the bad bytes, never as a missing field. */
+static json_t *text_json(const char *s, size_t n) {
+  if (lmp_utf8_valid(s, n) && memchr(s, '\0', n) == NULL)
+    return json_stringn(s, n);
+  size_t len;
+  char *clean = lmp_utf8_sanitize(s, n, &len);
+  json_t *j = clean ? json_stringn(clean, len) : NULL;
+  free(clean);
+  return j;
+}
+
 json_t *lmp_avro_to_json(avro_value_t *v) {
   switch (avro_value_get_type(v)) {
   case AVRO_NULL: return json_null();
@@ -763,13 +775,13 @@ json_t *lmp_avro_to_json(avro_value_t *v) {
     const char *s = NULL;
     size_t n = 0;
     avro_value_get_string(v, &s, &n);
-    return json_stringn(s ? s : "", n ? n - 1 : 0);
+    return text_json(s ? s : "", n ? n - 1 : 0);
   }
   case AVRO_BYTES: {
     const void *b = NULL;
     size_t n = 0;
     avro_value_get_bytes(v, &b, &n);
-    return json_stringn(b ? b : "", n);
+    return text_json(b ? b : "", n);
   }
   case AVRO_ENUM: {
     int idx = 0;
@@ -825,23 +837,18 @@ json_t *lmp_avro_to_json(avro_value_t *v) {
 
 /* ---- Text -------------------------------------------------------------------------- */
 
-static int check_text(avro_value_t *v, struct lmp_buf *path, char *err, size_t errlen) {
+static int walk_strings(avro_value_t *v, struct lmp_buf *path, lmp_string_fn fn, void *ctx) {
   size_t n = 0, base = path->len;
   int r = 0;
   switch (avro_value_get_type(v)) {
   case AVRO_STRING: {
     const char *s = NULL;
     avro_value_get_string(v, &s, &n);
-    enum lmp_text_fault f = s && n ? lmp_text_check(s, n - 1, 1, NULL) : LMP_TEXT_OK;
-    if (f == LMP_TEXT_NOT_UTF8 || f == LMP_TEXT_NUL) {
-      snprintf(err, errlen, "%s %s", path->data && *path->data ? path->data : "(root)", lmp_text_fault_str(f));
-      return LMP_EDECODE;
-    }
-    return 0;
+    return fn(ctx, path->data ? path->data : "", s ? s : "", n ? n - 1 : 0);
   }
   case AVRO_UNION: {
     avro_value_t b;
-    return avro_value_get_current_branch(v, &b) == 0 ? check_text(&b, path, err, errlen) : 0;
+    return avro_value_get_current_branch(v, &b) == 0 ? walk_strings(&b, path, fn, ctx) : 0;
   }
   case AVRO_RECORD:
   case AVRO_ARRAY:
@@ -852,11 +859,12 @@ static int check_text(avro_value_t *v, struct lmp_buf *path, char *err, size_t e
       const char *name = NULL;
       if (avro_value_get_by_index(v, i, &e, &name) != 0)
         continue;
-      if (avro_value_get_type(v) == AVRO_RECORD)
-        lmp_buf_printf(path, "%s%s", base ? "." : "", name);
-      else if (avro_value_get_type(v) == AVRO_ARRAY)
-        lmp_buf_printf(path, "[%zu]", i);
-      r = check_text(&e, path, err, errlen);
+      if (avro_value_get_type(v) == AVRO_ARRAY)
+        r = lmp_buf_printf(path, "[%zu]", i);
+      else
+        r = lmp_buf_printf(path, "%s%s", base ? "." : "", name);
+      if (r == 0)
+        r = walk_strings(&e, path, fn, ctx);
       path->len = base;
       if (path->data)
         path->data[base] = '\0';
@@ -867,13 +875,32 @@ static int check_text(avro_value_t *v, struct lmp_buf *path, char *err, size_t e
   }
 }
 
-int lmp_avro_check_text(avro_value_t *value, char *err, size_t errlen) {
+int lmp_avro_walk_strings(avro_value_t *value, lmp_string_fn fn, void *ctx) {
   struct lmp_buf path = {0};
   int r = lmp_buf_puts(&path, "");
   if (r == 0)
-    r = check_text(value, &path, err, errlen);
+    r = walk_strings(value, &path, fn, ctx);
   lmp_buf_free(&path);
   return r;
+}
+
+struct text_err {
+  char *err;
+  size_t errlen;
+};
+
+static int utf8_no_nul(void *ctx, const char *path, const char *s, size_t n) {
+  struct text_err *t = ctx;
+  enum lmp_text_fault f = lmp_text_check(s, n, 1, NULL);
+  if (f != LMP_TEXT_NOT_UTF8 && f != LMP_TEXT_NUL)
+    return 0;
+  snprintf(t->err, t->errlen, "%s %s", *path ? path : "(root)", lmp_text_fault_str(f));
+  return LMP_EDECODE;
+}
+
+int lmp_avro_check_text(avro_value_t *value, char *err, size_t errlen) {
+  struct text_err t = {err, errlen};
+  return lmp_avro_walk_strings(value, utf8_no_nul, &t);
 }
 
 /* ---- Structural copy ---------------------------------------------------------------- */

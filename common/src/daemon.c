@@ -149,8 +149,7 @@ static int start(struct rt *rt) {
 
   if ((r = lmp__kafka_start(rt, err, sizeof(err))) < 0) {
     lmp_error(NULL, "kafka: %s", err);
-  } else if ((r = lmp_http_start(&rt->http, &rt->cfg, rt->svc->name, &rt->m, rt->db.conninfo, rt->svc->http,
-                                 rt->svc->ctx, err, sizeof(err))) < 0) {
+  } else if ((r = lmp_http_start(&rt->http, &rt->cfg, rt->svc, &rt->m, rt->db.conninfo, err, sizeof(err))) < 0) {
     lmp_error(NULL, "http: %s", err);
   } else if ((r = write_port_file(rt, err, sizeof(err))) < 0) {
     lmp_error(NULL, "http.port_file: %s", err);

@@ -1,12 +1,15 @@
 /* Helpers for the event contract: copies, timestamps, onboarding.failed. */
 #include "lmp/events.h"
 
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <uuid/uuid.h>
 #include <time.h>
 
 #include "lmp/error.h"
+#include "lmp/text.h"
 
 static int hex_run(const char *s, size_t n, int *nonzero) {
   for (size_t i = 0; i < n; i++) {
@@ -58,21 +61,69 @@ int lmp_av_set_int(avro_value_t *rec, const char *field, int32_t v) {
   return avro_value_set_int(&f, v) == 0 ? 0 : LMP_EINVAL;
 }
 
-int lmp_av_append_issue(avro_value_t *array, const char *code, const char *field, const char *message) {
-  avro_value_t e;
-  if (avro_value_append(array, &e, NULL) != 0 || lmp_av_set_str(&e, "code", code) < 0 ||
-      lmp_av_set_str(&e, "field", field ? field : "") < 0 || lmp_av_set_str(&e, "message", message) < 0)
-    return LMP_ENOMEM;
+__attribute__((format(printf, 4, 0))) static void set_reason(struct lmp_reason *r, const char *code, const char *field,
+                                                       const char *fmt, va_list ap) {
+  char text[2048];
+  vsnprintf(text, sizeof(text), fmt, ap);
+  lmp_utf8_copy(r->code, sizeof(r->code), code, sizeof(r->code));
+  lmp_utf8_copy(r->field, sizeof(r->field), field ? field : "", sizeof(r->field));
+  lmp_utf8_copy(r->message, sizeof(r->message), text, sizeof(r->message));
+}
+
+void lmp_reason_set(struct lmp_reason *r, const char *code, const char *field, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  set_reason(r, code, field, fmt, ap);
+  va_end(ap);
+}
+
+int lmp_reasons_add(struct lmp_reasons *rs, const char *code, const char *field, const char *fmt, ...) {
+  if (rs->n == rs->cap) {
+    size_t cap = rs->cap ? rs->cap * 2 : 8;
+    struct lmp_reason *p = realloc(rs->v, cap * sizeof(*p));
+    if (p == NULL)
+      return LMP_ENOMEM;
+    rs->v = p;
+    rs->cap = cap;
+  }
+  va_list ap;
+  va_start(ap, fmt);
+  set_reason(&rs->v[rs->n++], code, field, fmt, ap);
+  va_end(ap);
   return 0;
 }
 
-char *lmp_reasons_json(const struct lmp_reason *reasons, size_t n) {
+void lmp_reasons_clear(struct lmp_reasons *rs) {
+  free(rs->v);
+  memset(rs, 0, sizeof(*rs));
+}
+
+json_t *lmp_reasons_to_json(const struct lmp_reason *reasons, size_t n) {
   json_t *a = json_array();
   for (size_t i = 0; a && i < n; i++)
-    json_array_append_new(a, json_pack("{s:s, s:s}", "code", reasons[i].code, "message", reasons[i].message));
+    if (json_array_append_new(a, json_pack("{s:s, s:s, s:s}", "code", reasons[i].code, "field", reasons[i].field,
+                                           "message", reasons[i].message)) < 0) {
+      json_decref(a);
+      return NULL;
+    }
+  return a;
+}
+
+char *lmp_reasons_json(const struct lmp_reason *reasons, size_t n) {
+  json_t *a = lmp_reasons_to_json(reasons, n);
   char *text = a ? json_dumps(a, JSON_COMPACT) : NULL;
   json_decref(a);
   return text;
+}
+
+int lmp_av_set_reasons(avro_value_t *array, const struct lmp_reason *reasons, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    avro_value_t e;
+    if (avro_value_append(array, &e, NULL) != 0 || lmp_av_set_str(&e, "code", reasons[i].code) < 0 ||
+        lmp_av_set_str(&e, "field", reasons[i].field) < 0 || lmp_av_set_str(&e, "message", reasons[i].message) < 0)
+      return LMP_ENOMEM;
+  }
+  return 0;
 }
 
 int lmp_emit_failed(struct lmp_tx *tx, const char *onboarding_id, const char *partner_id,
@@ -86,8 +137,7 @@ int lmp_emit_failed(struct lmp_tx *tx, const char *onboarding_id, const char *pa
       (r = lmp_av_set_str(&v, "partner_id", partner_id ? partner_id : "")) == 0 &&
       (r = lmp_av_set_str(&v, "stage", stage)) == 0 &&
       (r = avro_value_get_by_name(&v, "reasons", &arr, NULL) ? LMP_EINVAL : 0) == 0) {
-    for (size_t i = 0; r == 0 && i < n; i++)
-      r = lmp_av_append_issue(&arr, reasons[i].code, reasons[i].field, reasons[i].message);
+    r = lmp_av_set_reasons(&arr, reasons, n);
   }
   if (r == 0 && onboarding)
     r = lmp_av_copy_field(&v, "onboarding", onboarding);

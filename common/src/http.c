@@ -37,6 +37,7 @@ struct lmp_http {
   struct lmp_metrics *m;
   const struct lmp_http_route *routes;
   void *route_ctx;
+  int (*svc_metrics)(void *ctx, const char *service, struct lmp_buf *out);
   char *conninfo;
   size_t budget;            /* http.body_budget_bytes */
   pthread_mutex_t lock;     /* guards the fields below */
@@ -199,6 +200,8 @@ static void probe(struct lmp_http *h, struct req *q, const char **type) {
   } else {
     q->status = 200;
     lmp_metrics_render(m, h->service, &q->out);
+    if (h->svc_metrics)
+      h->svc_metrics(h->route_ctx, h->service, &q->out);
     *type = "text/plain; version=0.0.4";
   }
 }
@@ -301,9 +304,9 @@ static void *worker(void *arg) {
   return NULL;
 }
 
-int lmp_http_start(struct lmp_http **out, const struct lmp_config *cfg, const char *service,
-                   struct lmp_metrics *metrics, const char *conninfo, const struct lmp_http_route *routes,
-                   void *route_ctx, char *err, size_t errlen) {
+int lmp_http_start(struct lmp_http **out, const struct lmp_config *cfg, const struct lmp_service *svc,
+                   struct lmp_metrics *metrics, const char *conninfo, char *err, size_t errlen) {
+  const struct lmp_http_route *routes = svc->http;
   struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)cfg->http_port)};
   if (inet_pton(AF_INET, cfg->http_bind, &addr.sin_addr) != 1) {
     snprintf(err, errlen, "http.bind: '%s' is not an IPv4 address", cfg->http_bind);
@@ -317,10 +320,11 @@ int lmp_http_start(struct lmp_http **out, const struct lmp_config *cfg, const ch
     free(h);
     return LMP_ENOMEM;
   }
-  snprintf(h->service, sizeof(h->service), "%s", service);
+  snprintf(h->service, sizeof(h->service), "%s", svc->name);
   h->m = metrics;
   h->routes = routes;
-  h->route_ctx = route_ctx;
+  h->route_ctx = svc->ctx;
+  h->svc_metrics = svc->metrics;
   h->budget = (size_t)cfg->http_body_budget;
   pthread_mutex_init(&h->lock, NULL);
   pthread_cond_init(&h->cond, NULL);

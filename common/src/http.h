@@ -14,9 +14,8 @@ struct lmp_http;
  * service's routes run on cfg->http_workers threads, each with its own database
  * connection (conninfo), while their connections wait suspended. So a slow client or
  * a slow query never delays a probe, and neither ever touches the event loop. */
-int lmp_http_start(struct lmp_http **out, const struct lmp_config *cfg, const char *service,
-                   struct lmp_metrics *metrics, const char *conninfo, const struct lmp_http_route *routes,
-                   void *route_ctx, char *err, size_t errlen);
+int lmp_http_start(struct lmp_http **out, const struct lmp_config *cfg, const struct lmp_service *svc,
+                   struct lmp_metrics *metrics, const char *conninfo, char *err, size_t errlen);
 void lmp_http_stop(struct lmp_http *h);
 /* The port it listens on: the configured one, or the one the system chose for 0. */
 int lmp_http_port(const struct lmp_http *h);

@@ -1,6 +1,7 @@
 /* UTF-8 checks and character-boundary cuts (RFC 3629). */
 #include "lmp/text.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 /* Length of the character that starts at s (n bytes left) and its code point, or 0
@@ -94,9 +95,9 @@ size_t lmp_utf8_cut(const char *s, size_t n, size_t max) {
   return keep;
 }
 
-void lmp_utf8_copy(char *out, size_t outlen, const char *s, size_t max_chars) {
+char *lmp_utf8_copy(char *out, size_t outlen, const char *s, size_t max_chars) {
   if (outlen == 0)
-    return;
+    return out;
   size_t n = strlen(s), bytes = 0, chars = 0;
   const unsigned char *p = (const unsigned char *)s;
   while (bytes < n && chars < max_chars) {
@@ -122,4 +123,30 @@ void lmp_utf8_copy(char *out, size_t outlen, const char *s, size_t max_chars) {
     bytes += 3;
   }
   out[bytes] = '\0';
+  return out;
+}
+
+char *lmp_utf8_sanitize(const char *s, size_t n, size_t *outlen) {
+  char *out = malloc(3 * n + 1); /* each byte becomes at most the 3 bytes of U+FFFD */
+  if (out == NULL)
+    return NULL;
+  const unsigned char *p = (const unsigned char *)s;
+  size_t i = 0, o = 0;
+  while (i < n) {
+    unsigned cp;
+    size_t len = char_at(p + i, n - i, &cp);
+    if (len == 0 || cp == 0) {
+      memcpy(out + o, "\xEF\xBF\xBD", 3);
+      o += 3;
+      i += len ? len : 1;
+    } else {
+      memcpy(out + o, p + i, len);
+      o += len;
+      i += len;
+    }
+  }
+  out[o] = '\0';
+  if (outlen)
+    *outlen = o;
+  return out;
 }

@@ -9,6 +9,7 @@
 #include "lmp/error.h"
 #include "lmp/events.h"
 #include "lmp/log.h"
+#include "lmp/text.h"
 
 #define STAGE "allocation"
 
@@ -57,8 +58,7 @@ static int on_accepted(struct lmp_tx *tx, const struct lmp_event *ev) {
   if ((r = lmp_tx_exists(tx, "SELECT 1 FROM partners WHERE partner_id = $1", 1, p2, &found)) < 0)
     return r;
   if (!found) {
-    rs[0] = (struct lmp_reason){"UNKNOWN_PARTNER", "partner_id", ""};
-    snprintf(rs[0].message, sizeof(rs[0].message), "Partner '%.64s' holds no volume license.", partner);
+    lmp_reason_set(&rs[0], "UNKNOWN_PARTNER", "partner_id", "Partner '%s' holds no volume license.", LMP_Q(partner));
     return fail(tx, id, partner, rs, 1, acc);
   }
   if (sub && *sub) {
@@ -66,17 +66,16 @@ static int on_accepted(struct lmp_tx *tx, const struct lmp_event *ev) {
     if ((r = lmp_tx_exists(tx, "SELECT 1 FROM partners WHERE partner_id = $1", 1, p3, &found)) < 0)
       return r;
     if (!found) {
-      rs[0] = (struct lmp_reason){"UNKNOWN_SUB_PARTNER", "customer.sub_partner_id", ""};
-      snprintf(rs[0].message, sizeof(rs[0].message), "Sub-partner '%.64s' is not a known partner.", sub);
+      lmp_reason_set(&rs[0], "UNKNOWN_SUB_PARTNER", "customer.sub_partner_id",
+                     "Sub-partner '%s' is not a known partner.", LMP_Q(sub));
       return fail(tx, id, partner, rs, 1, acc);
     }
     if ((r = lmp_tx_exists(tx, "SELECT 1 FROM license_shares WHERE partner_id = $1 AND sub_partner_id = $2",
                     2, p2, &found)) < 0)
       return r;
     if (!found) {
-      rs[0] = (struct lmp_reason){"SUB_PARTNER_NOT_SHARING", "customer.sub_partner_id", ""};
-      snprintf(rs[0].message, sizeof(rs[0].message),
-               "Sub-partner '%.64s' does not share %.64s's volume license.", sub, partner);
+      lmp_reason_set(&rs[0], "SUB_PARTNER_NOT_SHARING", "customer.sub_partner_id",
+                     "Sub-partner '%s' does not share %s's volume license.", LMP_Q(sub), LMP_Q(partner));
       return fail(tx, id, partner, rs, 1, acc);
     }
   }
@@ -114,10 +113,8 @@ static int on_accepted(struct lmp_tx *tx, const struct lmp_event *ev) {
       return r;
     long avail = PQntuples(res) ? strtol(PQgetvalue(res, 0, 0), NULL, 10) : 0;
     PQclear(res);
-    rs[nr] = (struct lmp_reason){"INSUFFICIENT_USERS", "users", ""};
-    snprintf(rs[nr].message, sizeof(rs[nr].message),
-             "%s: %d users requested, %ld available on %.64s's license.", product_names[needs[i].product],
-             needs[i].users, avail, partner);
+    lmp_reason_set(&rs[nr], "INSUFFICIENT_USERS", "users", "%s: %d users requested, %ld available on %s's license.",
+                   product_names[needs[i].product], needs[i].users, avail, LMP_Q(partner));
     nr++;
   }
   if (nr) {

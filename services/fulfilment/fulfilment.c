@@ -10,6 +10,7 @@
 #include "lmp/error.h"
 #include "lmp/events.h"
 #include "lmp/log.h"
+#include "lmp/text.h"
 
 #define STAGE "appliance-fulfilment"
 
@@ -101,8 +102,8 @@ static int on_allocated(struct lmp_tx *tx, const struct lmp_event *ev) {
       if ((r = lmp_tx_exists(tx, "SELECT 1 FROM hosting_regions WHERE region = $1", 1, p, &known)) < 0)
         goto out;
       if (!known) {
-        rs[0] = (struct lmp_reason){"UNKNOWN_HOSTING_REGION", "deployment.hosting_region", ""};
-        snprintf(rs[0].message, sizeof(rs[0].message), "Hosting region '%.40s' cannot host appliances.", p[0]);
+        lmp_reason_set(&rs[0], "UNKNOWN_HOSTING_REGION", "deployment.hosting_region",
+                       "Hosting region '%s' cannot host appliances.", LMP_Q(p[0]));
         r = refuse(tx, id, partner, rs, 1, &acc);
         goto out;
       }
@@ -135,10 +136,12 @@ static int on_allocated(struct lmp_tx *tx, const struct lmp_event *ev) {
         if (got)
           r = append_unit(&units, lmp_av_enum(&a, "role"), p[0], serial, NULL, NULL, lmp_av_str(&a, "ship_to"));
         else if (nr < 8) {
-          rs[nr] = (struct lmp_reason){known ? "OUT_OF_STOCK" : "UNKNOWN_SKU", "deployment.appliances", ""};
-          snprintf(rs[nr].message, sizeof(rs[nr].message),
-                   known ? "No %.40s appliance is in stock for appliance %zu." : "SKU '%.40s' of appliance %zu is not in the catalogue.",
-                   p[0], i + 1);
+          if (known)
+            lmp_reason_set(&rs[nr], "OUT_OF_STOCK", "deployment.appliances",
+                           "No %s appliance is in stock for appliance %zu.", LMP_Q(p[0]), i + 1);
+          else
+            lmp_reason_set(&rs[nr], "UNKNOWN_SKU", "deployment.appliances",
+                           "SKU '%s' of appliance %zu is not in the catalogue.", LMP_Q(p[0]), i + 1);
           nr++;
         }
         if (r < 0)

@@ -17,7 +17,20 @@ extern const size_t intake_conf_n;
 extern const struct lmp_embedded intake_migrations[];
 
 int intake_configured(void *ctx, char *err, size_t errlen);
+/* Longest request and partner id kept as keys, in characters. */
+#define LMP_ID_CHARS 64
+
 extern const struct lmp_route intake_routes[];
 extern const struct lmp_http_route intake_http[];
+
+/* The lifecycle of everything after acceptance (lifecycle.c). */
+int intake_on_lifecycle(struct lmp_tx *tx, const struct lmp_event *ev);
+int intake_record_stage(struct lmp_tx *tx, const char *id, const char *stage, json_t *detail, const char *event_id);
+/* Reserves the customer account for an accepted onboarding; *taken when a reserved or
+ * active account of the partner has the name (in any letter case). */
+int intake_account_reserve(struct lmp_tx *tx, const char *customer_id, const char *partner, const char *name,
+                           const char *onboarding_id, int *taken);
+/* A reserved account becomes "active" (confirmed) or "released" (failed). */
+int intake_account_settle(struct lmp_tx *tx, const char *onboarding_id, const char *status);
 
 #endif

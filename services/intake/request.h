@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lmp/events.h"
+
 enum intake_license { LICENSE_CORE, LICENSE_COMPLETE, LICENSE_CLOUD };
 enum intake_deployment { DEPLOY_VIRTUAL, DEPLOY_NETWORK_SENSORS };
 enum intake_role { ROLE_PRIMARY, ROLE_SENSOR };
@@ -53,27 +55,21 @@ struct intake_rules {
   int max_appliances;
 };
 
-struct intake_issue {
-  char code[40];
-  char field[64];
-  char message[300];
-};
-
+/* What validation found: reasons to reject, and advice that does not block. */
 struct intake_findings {
-  struct intake_issue *errors;
-  size_t nerrors, caperrors;
-  struct intake_issue *warnings;
-  size_t nwarnings, capwarnings;
+  struct lmp_reasons errors;
+  struct lmp_reasons warnings;
 };
 
 /* Checks every rule intake can check alone; fills errors (reasons to reject) and
  * warnings (advice). Returns 0, or LMP_ENOMEM. */
 int intake_validate(const struct intake_request *r, const struct intake_rules *rules,
                     struct intake_findings *out);
-int intake_findings_add(struct intake_findings *f, int warning, const char *code,
-                        const char *field, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
 void intake_findings_clear(struct intake_findings *f);
+/* Every string of a decoded request must be UTF-8 text without NUL or control
+ * characters; each one that is not is a reason (INVALID_TEXT at its field). Run
+ * before intake_validate: a request with such text is refused on that alone. */
+int intake_check_text(avro_value_t *request, struct intake_findings *out);
 
 /* Syntax checks, exposed for the tests. */
 int intake_email_ok(const char *s);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "lmp/error.h"
+#include "lmp/text.h"
 #include "request.h"
 
 /* ISO 3166-1 alpha-2, the 249 officially assigned codes. */
@@ -21,7 +22,7 @@ static const char countries[] =
     "SX SY SZ TC TD TF TG TH TJ TK TL TM TN TO TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI "
     "VN VU WF WS YE YT ZA ZM ZW";
 
-#define FIELD_MAX 200   /* bytes, for every free-text field but the legal name */
+#define FIELD_MAX 200   /* characters, for every free-text field but the legal name */
 
 int intake_country_ok(const char *s) {
   if (s == NULL || strlen(s) != 2 || !isupper((unsigned char)s[0]) || !isupper((unsigned char)s[1]))
@@ -124,23 +125,10 @@ char *intake_trim(const char *s) {
   return strndup(s, n);
 }
 
-/* Code points of valid UTF-8, or -1. */
+/* Characters of printable UTF-8 text, or -1 (intake_check_text has named the fault). */
 static long utf8_chars(const char *s) {
-  long n = 0;
-  const unsigned char *p = (const unsigned char *)s;
-  while (*p) {
-    int len = *p < 0x80 ? 1 : (*p >> 5) == 6 ? 2 : (*p >> 4) == 14 ? 3 : (*p >> 3) == 30 ? 4 : 0;
-    if (len == 0)
-      return -1;
-    for (int i = 1; i < len; i++)
-      if ((p[i] & 0xC0) != 0x80)
-        return -1;
-    if (*p < 0x20 || *p == 0x7f)
-      return -1; /* control characters have no place in a name */
-    p += len;
-    n++;
-  }
-  return n;
+  size_t n;
+  return lmp_text_check(s, strlen(s), 0, &n) == LMP_TEXT_OK ? (long)n : -1;
 }
 
 static int in_list(char **list, const char *s) {
@@ -160,43 +148,40 @@ static int id_ok(const char *s) {
   return 1;
 }
 
-int intake_findings_add(struct intake_findings *f, int warning, const char *code,
-                        const char *field, const char *fmt, ...) {
-  struct intake_issue **v = warning ? &f->warnings : &f->errors;
-  size_t *n = warning ? &f->nwarnings : &f->nerrors;
-  size_t *cap = warning ? &f->capwarnings : &f->caperrors;
-  if (*n == *cap) {
-    size_t c = *cap ? *cap * 2 : 8;
-    struct intake_issue *p = realloc(*v, c * sizeof(*p));
-    if (p == NULL)
-      return LMP_ENOMEM;
-    *v = p;
-    *cap = c;
-  }
-  struct intake_issue *is = &(*v)[(*n)++];
-  snprintf(is->code, sizeof(is->code), "%s", code);
-  snprintf(is->field, sizeof(is->field), "%s", field);
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(is->message, sizeof(is->message), fmt, ap);
-  va_end(ap);
+void intake_findings_clear(struct intake_findings *f) {
+  lmp_reasons_clear(&f->errors);
+  lmp_reasons_clear(&f->warnings);
+}
+
+struct text_walk {
+  struct intake_findings *out;
+  int rc;
+};
+
+static int text_field(void *ctx, const char *path, const char *s, size_t n) {
+  struct text_walk *w = ctx;
+  enum lmp_text_fault f = lmp_text_check(s, n, 0, NULL);
+  if (f != LMP_TEXT_OK && lmp_reasons_add(&w->out->errors, "INVALID_TEXT", path,
+                                          "This field %s; only printable text is accepted.",
+                                          lmp_text_fault_str(f)) < 0)
+    return w->rc = LMP_ENOMEM;
   return 0;
 }
 
-void intake_findings_clear(struct intake_findings *f) {
-  free(f->errors);
-  free(f->warnings);
-  memset(f, 0, sizeof(*f));
+int intake_check_text(avro_value_t *request, struct intake_findings *out) {
+  struct text_walk w = {out, 0};
+  lmp_avro_walk_strings(request, text_field, &w);
+  return w.rc;
 }
 
 #define ERR(code, field, ...)                                                             \
   do {                                                                                    \
-    if (intake_findings_add(out, 0, code, field, __VA_ARGS__) < 0)                        \
+    if (lmp_reasons_add(&out->errors, code, field, __VA_ARGS__) < 0)                      \
       return LMP_ENOMEM;                                                                  \
   } while (0)
 #define WARN(code, field, ...)                                                            \
   do {                                                                                    \
-    if (intake_findings_add(out, 1, code, field, __VA_ARGS__) < 0)                        \
+    if (lmp_reasons_add(&out->warnings, code, field, __VA_ARGS__) < 0)                    \
       return LMP_ENOMEM;                                                                  \
   } while (0)
 
@@ -211,7 +196,7 @@ static int text_required(struct intake_findings *out, const char *s, const char 
   }
   if (n == 0)
     ERR("REQUIRED", field, "%s is required.", what);
-  else if (strlen(s) > FIELD_MAX)
+  else if (utf8_chars(s) > FIELD_MAX)
     ERR("TOO_LONG", field, "%s is longer than %d characters.", what, FIELD_MAX);
   else if (utf8_chars(s) < 0)
     ERR("INVALID_TEXT", field, "%s has control characters or is not valid UTF-8.", what);
@@ -220,7 +205,7 @@ static int text_required(struct intake_findings *out, const char *s, const char 
 
 static int text_optional(struct intake_findings *out, const char *s, const char *field,
                          const char *what) {
-  if (s && strlen(s) > FIELD_MAX)
+  if (s && utf8_chars(s) > FIELD_MAX)
     ERR("TOO_LONG", field, "%s is longer than %d characters.", what, FIELD_MAX);
   else if (s && utf8_chars(s) < 0)
     ERR("INVALID_TEXT", field, "%s has control characters or is not valid UTF-8.", what);
@@ -248,7 +233,7 @@ static int check_addresses(const struct intake_request *r, struct intake_finding
       ERR("BAD_ADDRESS_REF", f, "'%s' is reserved for the partner's default address.", INTAKE_PARTNER_DEFAULT);
     for (size_t j = 0; j < i && a->ref; j++)
       if (r->addresses[j].ref && strcmp(r->addresses[j].ref, a->ref) == 0)
-        ERR("DUPLICATE_ADDRESS_REF", f, "Address ref '%s' is used twice.", a->ref);
+        ERR("DUPLICATE_ADDRESS_REF", f, "Address ref '%s' is used twice.", LMP_Q(a->ref));
 #define REQ(member, name)                                                                  \
   snprintf(f, sizeof(f), "deployment.addresses[%zu]." #member, i);                        \
   if ((r2 = text_required(out, a->member, f, name)) < 0)                                  \
@@ -268,13 +253,13 @@ static int check_addresses(const struct intake_request *r, struct intake_finding
 #undef OPT
     snprintf(f, sizeof(f), "deployment.addresses[%zu].country", i);
     if (!intake_country_ok(a->country))
-      ERR("BAD_COUNTRY", f, "'%.8s' is not an ISO 3166-1 alpha-2 country code such as CA or US.",
-          a->country ? a->country : "");
+      ERR("BAD_COUNTRY", f, "'%s' is not an ISO 3166-1 alpha-2 country code such as CA or US.",
+          LMP_Q(a->country));
     int used = 0;
     for (size_t k = 0; k < r->nappliances && a->ref; k++)
       used |= r->appliances[k].ship_to && strcmp(r->appliances[k].ship_to, a->ref) == 0;
     if (!used && a->ref)
-      WARN("ADDRESS_UNUSED", f, "Address '%s' is not assigned to any appliance.", a->ref);
+      WARN("ADDRESS_UNUSED", f, "Address '%s' is not assigned to any appliance.", LMP_Q(a->ref));
   }
   return 0;
 }
@@ -291,7 +276,7 @@ static int check_appliances(const struct intake_request *r, const struct intake_
     primaries += a->role == ROLE_PRIMARY;
     snprintf(f, sizeof(f), "deployment.appliances[%zu].sku", i);
     if (!in_list(rules->skus, a->sku))
-      ERR("UNKNOWN_SKU", f, "'%.40s' is not a known appliance SKU.", a->sku ? a->sku : "");
+      ERR("UNKNOWN_SKU", f, "'%s' is not a known appliance SKU.", LMP_Q(a->sku));
     snprintf(f, sizeof(f), "deployment.appliances[%zu].ship_to", i);
     if (a->ship_to == NULL || *a->ship_to == '\0') {
       ERR("APPLIANCE_WITHOUT_ADDRESS", f, "Appliance %zu has no shipping address.", i + 1);
@@ -300,8 +285,8 @@ static int check_appliances(const struct intake_request *r, const struct intake_
       for (size_t k = 0; k < r->naddresses; k++)
         found |= r->addresses[k].ref && strcmp(r->addresses[k].ref, a->ship_to) == 0;
       if (!found)
-        ERR("UNKNOWN_ADDRESS_REF", f, "Appliance %zu is assigned to address '%.40s', which the "
-            "request does not contain.", i + 1, a->ship_to);
+        ERR("UNKNOWN_ADDRESS_REF", f, "Appliance %zu is assigned to address '%s', which the "
+            "request does not contain.", i + 1, LMP_Q(a->ship_to));
     }
   }
   if (primaries == 0)
@@ -398,13 +383,15 @@ int intake_validate(const struct intake_request *r, const struct intake_rules *r
           "A fully virtual deployment needs a hosting region.");
     else if (!in_list(rules->regions, r->hosting_region))
       ERR("UNKNOWN_HOSTING_REGION", "deployment.hosting_region",
-          "'%.40s' is not a known hosting region.", r->hosting_region);
+          "'%s' is not a known hosting region.", LMP_Q(r->hosting_region));
     if (r->nappliances)
       ERR("VIRTUAL_HAS_NO_APPLIANCES", "deployment.appliances",
           "A fully virtual deployment ships no appliance.");
+    /* Refused rather than carried: every later event carries the request, and a
+     * fully virtual deployment ships nothing. */
     if (r->naddresses)
-      WARN("ADDRESSES_IGNORED", "deployment.addresses",
-           "Shipping addresses are not used by a fully virtual deployment.");
+      ERR("ADDRESSES_NOT_APPLICABLE", "deployment.addresses",
+          "A fully virtual deployment ships nothing; leave the shipping addresses empty.");
     if (r->tier_users >= 10)
       WARN("VIRTUAL_FOR_LARGE_CUSTOMER", "deployment.kind",
            "The fully virtual solution suits customers with fewer than 10 users or no need for "
@@ -414,5 +401,13 @@ int intake_validate(const struct intake_request *r, const struct intake_rules *r
   if (r->hosting_region && *r->hosting_region)
     WARN("HOSTING_REGION_IGNORED", "deployment.hosting_region",
          "A hosting region only applies to a fully virtual deployment.");
+  /* The article's advice: a small customer is usually best served virtually. */
+  if (r->tier_users > 0 && r->tier_users < 10)
+    WARN("VIRTUAL_RECOMMENDED", "deployment.kind",
+         "With fewer than 10 users the fully virtual solution is recommended, unless the customer "
+         "needs network packet analysis.");
+  if (r->naddresses > (size_t)rules->max_appliances)
+    ERR("TOO_MANY_ADDRESSES", "deployment.addresses",
+        "%zu shipping addresses is over the limit of %d.", r->naddresses, rules->max_appliances);
   return check_appliances(r, rules, out);
 }

@@ -1,4 +1,9 @@
-/* Mail templates and SMTP delivery with libcurl. */
+/* Mail: templates, addresses, the message's bytes (RFC 5322, RFC 2047 headers, a
+ * quoted-printable body) and SMTP delivery with libcurl. Nothing taken from an event
+ * reaches a header or an SMTP command unchecked: addresses must be plain addr-specs,
+ * header text is encoded, and the body travels as quoted-printable, so no CR, LF or
+ * lone dot of its own ever reaches the wire. */
+#include <ctype.h>
 #include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,7 +12,10 @@
 
 #include "lmp/buf.h"
 #include "lmp/error.h"
+#include "lmp/text.h"
 #include "notifier.h"
+
+/* ---- Templates ------------------------------------------------------------------- */
 
 static char *read_template(const struct notifier *n, const char *kind) {
   char name[64];
@@ -68,11 +76,171 @@ int notifier_render(const struct notifier *n, const char *kind, json_t *vars, ch
   *subject = strndup(text + 9, (size_t)(nl - text - 9));
   *body = strdup(nl[1] == '\n' ? nl + 2 : nl + 1);
   free(text);
-  for (char *c = *subject; c && *c; c++)
-    if (*c == '\r' || *c == '\n')
-      *c = ' '; /* no header injection through a value */
   return *subject && *body ? 0 : LMP_ENOMEM;
 }
+
+/* ---- Addresses ---------------------------------------------------------------------- */
+
+/* A DNS host name: labels of letters, digits and inner hyphens, the last alphabetic. */
+static int domain_ok(const char *h, size_t n) {
+  if (n == 0 || n > 253)
+    return 0;
+  size_t labels = 0, start = 0;
+  for (size_t i = 0; i <= n; i++) {
+    if (i == n || h[i] == '.') {
+      size_t len = i - start;
+      if (len == 0 || len > 63 || h[start] == '-' || h[i - 1] == '-')
+        return 0;
+      labels++;
+      if (i == n && (len < 2 || !isalpha((unsigned char)h[start])))
+        return 0;
+      for (size_t k = start; i == n && k < i; k++)
+        if (!isalpha((unsigned char)h[k]))
+          return 0;
+      start = i + 1;
+    } else if (!isalnum((unsigned char)h[i]) && h[i] != '-') {
+      return 0;
+    }
+  }
+  return labels >= 2;
+}
+
+/* RFC 5322 addr-spec with a dot-atom local part and a host-name domain: what a
+ * partner's or an administrator's address is. No quoted local parts, no literals,
+ * so nothing of it can be read as CR, LF, NUL, '<', '>' or a second address. */
+int notifier_address_ok(const char *s) {
+  if (s == NULL)
+    return 0;
+  size_t n = strlen(s);
+  const char *at = strrchr(s, '@');
+  if (n > 254 || at == NULL || at == s || (size_t)(at - s) > 64)
+    return 0;
+  static const char atext[] = "!#$%&'*+/=?^_`{|}~-";
+  for (const char *p = s; p < at; p++) {
+    if (*p == '.') {
+      if (p == s || p + 1 == at || p[1] == '.')
+        return 0;
+    } else if (!isalnum((unsigned char)*p) && !strchr(atext, *p)) {
+      return 0;
+    }
+  }
+  return domain_ok(at + 1, strlen(at + 1));
+}
+
+/* ---- Header text (RFC 2047) ---------------------------------------------------------- */
+
+static void base64(struct lmp_buf *out, const unsigned char *p, size_t n) {
+  static const char t[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  for (size_t i = 0; i < n; i += 3) {
+    unsigned v = (unsigned)p[i] << 16 | (i + 1 < n ? (unsigned)p[i + 1] << 8 : 0) | (i + 2 < n ? p[i + 2] : 0);
+    char q[4] = {t[v >> 18 & 63], t[v >> 12 & 63], i + 1 < n ? t[v >> 6 & 63] : '=', i + 2 < n ? t[v & 63] : '='};
+    lmp_buf_append(out, q, 4);
+  }
+}
+
+int notifier_header_text(const char *text, struct lmp_buf *out) {
+  /* Control characters become spaces: a header is one line of text. */
+  char *clean = lmp_utf8_sanitize(text, strlen(text), NULL);
+  if (clean == NULL)
+    return LMP_ENOMEM;
+  int plain = strstr(clean, "=?") == NULL;
+  for (unsigned char *p = (unsigned char *)clean; *p; p++) {
+    if (*p < 0x20 || *p == 0x7F)
+      *p = ' ';
+    plain &= *p < 0x80;
+  }
+  size_t n = strlen(clean);
+  if (plain && n <= 900) {
+    int r = lmp_buf_puts(out, clean);
+    free(clean);
+    return r;
+  }
+  /* Encoded words of at most 45 bytes of text each (75 characters encoded), cut at
+   * character boundaries, folded onto continuation lines. */
+  size_t at = 0;
+  int first = 1;
+  while (at < n) {
+    size_t take = lmp_utf8_cut(clean + at, n - at, 45);
+    if (take == 0)
+      take = 1; /* cannot happen with sanitized text; never loops */
+    lmp_buf_puts(out, first ? "=?UTF-8?B?" : "\r\n =?UTF-8?B?");
+    base64(out, (const unsigned char *)clean + at, take);
+    lmp_buf_puts(out, "?=");
+    at += take;
+    first = 0;
+  }
+  free(clean);
+  return out->data ? 0 : LMP_ENOMEM;
+}
+
+/* ---- Body (quoted-printable, RFC 2045) --------------------------------------------- */
+
+static void qp_line(struct lmp_buf *out, const unsigned char *p, size_t n) {
+  size_t col = 0;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = p[i];
+    char enc[4];
+    int literal = (c >= 33 && c <= 126 && c != '=') || ((c == ' ' || c == '\t') && i + 1 < n);
+    /* A dot that starts a line could end the SMTP data: never literal there. */
+    if (c == '.' && col == 0)
+      literal = 0;
+    size_t w = literal ? 1 : 3;
+    if (col + w > 75) {
+      lmp_buf_puts(out, "=\r\n");
+      col = 0;
+      if (c == '.')
+        literal = 0, w = 3;
+    }
+    if (literal) {
+      lmp_buf_append(out, &c, 1);
+    } else {
+      snprintf(enc, sizeof(enc), "=%02X", c);
+      lmp_buf_append(out, enc, 3);
+    }
+    col += w;
+  }
+  lmp_buf_puts(out, "\r\n");
+}
+
+int notifier_qp(const char *body, struct lmp_buf *out) {
+  const char *p = body;
+  for (;;) {
+    size_t n = strcspn(p, "\r\n");
+    qp_line(out, (const unsigned char *)p, n);
+    p += n;
+    if (*p == '\0')
+      break;
+    p += (p[0] == '\r' && p[1] == '\n') ? 2 : 1; /* any line break is one CRLF */
+    if (*p == '\0')
+      break;
+  }
+  return out->data ? 0 : LMP_ENOMEM;
+}
+
+int notifier_message(const struct notifier *n, const char *to, const char *subject, const char *body,
+                     const char *message_id, time_t now, struct lmp_buf *out) {
+  char date[64];
+  struct tm tm;
+  gmtime_r(&now, &tm);
+  strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
+  int r = lmp_buf_printf(out, "Date: %s\r\nFrom: ", date);
+  if (r == 0 && *n->from_name) {
+    r = notifier_header_text(n->from_name, out);
+    if (r == 0)
+      r = lmp_buf_puts(out, " ");
+  }
+  if (r == 0)
+    r = lmp_buf_printf(out, "<%s>\r\nTo: <%s>\r\nSubject: ", n->from_address, to);
+  if (r == 0)
+    r = notifier_header_text(subject, out);
+  if (r == 0)
+    r = lmp_buf_printf(out, "\r\nMessage-ID: <%s>\r\nMIME-Version: 1.0\r\n"
+                            "Content-Type: text/plain; charset=utf-8\r\n"
+                            "Content-Transfer-Encoding: quoted-printable\r\n\r\n", message_id);
+  return r ? r : notifier_qp(body, out);
+}
+
+/* ---- SMTP ---------------------------------------------------------------------------- */
 
 struct upload {
   const char *data;
@@ -89,41 +257,26 @@ static size_t read_cb(char *dst, size_t size, size_t nmemb, void *arg) {
   return n;
 }
 
-/* Converts bare LF to CRLF, as SMTP wants. */
-static void put_crlf(struct lmp_buf *b, const char *text) {
-  for (const char *s = text; *s; s++) {
-    if (*s == '\n' && (s == text || s[-1] != '\r'))
-      lmp_buf_append(b, "\r", 1);
-    lmp_buf_append(b, s, 1);
-  }
-}
-
-int notifier_send(struct notifier *n, const char *to, const char *subject, const char *body,
+int notifier_send(struct notifier *n, void **handle, const char *to, const char *subject, const char *body,
                   const char *message_id, char *err, size_t errlen) {
-  char date[64];
-  time_t now = time(NULL);
-  struct tm tm;
-  gmtime_r(&now, &tm);
-  strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
+  if (!notifier_address_ok(to)) {
+    snprintf(err, errlen, "the recipient is not a usable address");
+    return LMP_EREJECT;
+  }
   struct lmp_buf msg = {0};
-  lmp_buf_printf(&msg,
-                 "Date: %s\r\nFrom: %s <%s>\r\nTo: <%s>\r\nSubject: %s\r\nMessage-ID: <%s>\r\n"
-                 "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
-                 "Content-Transfer-Encoding: 8bit\r\n\r\n",
-                 date, n->from_name, n->from_address, to, subject, message_id);
-  put_crlf(&msg, body);
-  if (msg.data == NULL)
+  if (notifier_message(n, to, subject, body, message_id, time(NULL), &msg) < 0) {
+    lmp_buf_free(&msg);
     return LMP_ENOMEM;
-
-  /* One handle for the notifier's life: curl_easy_reset keeps its live connection,
-   * so consecutive mails share one SMTP session. Ticks never run concurrently. */
-  CURL *c = n->curl;
-  if (c == NULL && (c = n->curl = curl_easy_init()) == NULL) {
+  }
+  /* One handle per sender, kept: curl_easy_reset keeps its live connection, so
+   * consecutive mails share one SMTP session. */
+  CURL *c = *handle;
+  if (c == NULL && (c = *handle = curl_easy_init()) == NULL) {
     lmp_buf_free(&msg);
     return LMP_ENOMEM;
   }
   curl_easy_reset(c);
-  char from[300], rcpt[330];
+  char from[300], rcpt[300];
   snprintf(from, sizeof(from), "<%s>", n->from_address);
   snprintf(rcpt, sizeof(rcpt), "<%s>", to);
   struct curl_slist *rcpts = curl_slist_append(NULL, rcpt);
@@ -140,9 +293,14 @@ int notifier_send(struct notifier *n, const char *to, const char *subject, const
   curl_easy_setopt(c, CURLOPT_TIMEOUT, (long)n->smtp_timeout_s * 3);
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
   CURLcode rc = curl_easy_perform(c);
+  long code = 0;
+  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
   if (rc != CURLE_OK)
-    snprintf(err, errlen, "%s", *cerr ? cerr : curl_easy_strerror(rc));
+    snprintf(err, errlen, "%s (SMTP %ld)", *cerr ? cerr : curl_easy_strerror(rc), code);
   curl_slist_free_all(rcpts);
   lmp_buf_free(&msg);
-  return rc == CURLE_OK ? 0 : LMP_EIO;
+  if (rc == CURLE_OK)
+    return 0;
+  /* 5xx: the server refuses this mail for good; anything else may pass. */
+  return code >= 500 && code < 600 ? LMP_EREJECT : LMP_EIO;
 }

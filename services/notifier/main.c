@@ -13,8 +13,10 @@ int main(int argc, char **argv) {
       .conf = notifier_conf,
       .conf_n = notifier_conf_n,
       .conf_base = &n,
+      .configured = notifier_configured,
       .http = notifier_http,
       .tick = notifier_tick,
+      .metrics = notifier_metrics,
       .tick_ms = 250,
       .ctx = &n,
   };

@@ -12,12 +12,14 @@
 #include "lmp/error.h"
 #include "lmp/events.h"
 #include "lmp/log.h"
+#include "lmp/text.h"
 
 #define N(field) offsetof(struct notifier, field)
 
 const struct lmp_conf_entry notifier_conf[] = {
     {"notifier.from_address", LMP_CONF_STR, N(from_address), 3, 254, "onboarding@lmp.example.com", "sender of every mail"},
     {"notifier.from_name", LMP_CONF_STR, N(from_name), 0, 100, "License Management Portal", "sender's display name"},
+    {"notifier.max_attempts", LMP_CONF_INT, N(max_attempts), 1, 1000, "10", "attempts at one mail before it is given up as failed"},
     {"notifier.per_tick", LMP_CONF_INT, N(per_tick), 1, 10000, "500", "mails sent per tick at most (a tick also stops after a second)"},
     {"notifier.retry_max_s", LMP_CONF_INT, N(retry_max_s), 1, 86400, "300", "longest wait before retrying a mail"},
     {"notifier.smtp_timeout_s", LMP_CONF_INT, N(smtp_timeout_s), 1, 300, "10", "SMTP connect timeout"},
@@ -25,6 +27,20 @@ const struct lmp_conf_entry notifier_conf[] = {
     {"notifier.template_dir", LMP_CONF_STR, N(template_dir), 0, 1024, "", "folder of <kind>.txt mail templates; empty: built in"},
 };
 const size_t notifier_conf_n = sizeof(notifier_conf) / sizeof(notifier_conf[0]);
+
+int notifier_configured(void *ctx, char *err, size_t errlen) {
+  struct notifier *n = ctx;
+  if (!notifier_address_ok(n->from_address)) {
+    snprintf(err, errlen, "notifier.from_address: '%s' is not a plain address such as onboarding@example.com",
+             n->from_address);
+    return LMP_ECONFIG;
+  }
+  if (lmp_text_check(n->from_name, strlen(n->from_name), 0, NULL) != LMP_TEXT_OK) {
+    snprintf(err, errlen, "notifier.from_name: must be UTF-8 text without control characters");
+    return LMP_ECONFIG;
+  }
+  return 0;
+}
 
 /* Owes one mail: rendered now, stored with the state change, sent by the tick. */
 static int owe(struct lmp_tx *tx, const char *id, const char *kind, const char *template,
@@ -100,11 +116,11 @@ static int on_completed(struct lmp_tx *tx, const struct lmp_event *ev) {
   snprintf(count, sizeof(count), "%zu", nships);
   /* The confirmed event is emitted later, by the tick: it continues this trace. */
   const char *p[] = {id, lmp_av_str(&acc, "customer_id"), lmp_av_str(&req, "partner_id"),
-                     lmp_av_str(&acc, "account_name"), count, ev->correlation_id, ev->traceparent};
+                     lmp_av_str(&acc, "account_name"), count, ev->correlation_id, ev->traceparent, partner_email};
   if (r == 0)
     r = lmp_tx_command(tx, "INSERT INTO confirmations(onboarding_id, customer_id, partner_id, account_name, shipments, "
-                           "correlation_id, traceparent) VALUES ($1, $2, $3, $4, $5::int, $6, $7) ON CONFLICT DO NOTHING",
-                       7, p);
+                           "correlation_id, traceparent, partner_email) "
+                           "VALUES ($1, $2, $3, $4, $5::int, $6, $7, $8) ON CONFLICT DO NOTHING", 8, p);
   return r;
 }
 
@@ -174,99 +190,6 @@ const struct lmp_route notifier_routes[] = {
     {"onboarding.shipment-dispatched", on_dispatched, NULL, 0},
     {NULL, NULL, NULL, 0},
 };
-
-/* Sends what is due, one mail per transaction: each is locked (SKIP LOCKED lets
- * several notifiers share the work), sent, and recorded before the next, so a crash
- * re-sends at most the one mail in flight. A mail that fails waits longer each time
- * (up to retry_max_s) while the others go out. */
-static int send_due(struct lmp_tx *tx, struct notifier *n) {
-  int r = 0;
-  /* A slow SMTP server must not keep the consumer waiting: a tick ends after a
-   * second and the rest waits for the next one. */
-  int64_t until = lmp_now_ms() + 1000;
-  for (int sent = 0; r == 0 && sent < n->per_tick && lmp_now_ms() < until; sent++) {
-    PGresult *res;
-    if ((r = lmp_tx_query(tx, "SELECT onboarding_id, kind, recipient, subject, body, attempts FROM mails "
-                              "WHERE status = 'pending' AND next_attempt_at <= now() "
-                              "ORDER BY next_attempt_at LIMIT 1 FOR UPDATE SKIP LOCKED", 0, NULL, &res)) < 0)
-      return r;
-    if (PQntuples(res) == 0) {
-      PQclear(res);
-      break;
-    }
-    const char *id = PQgetvalue(res, 0, 0), *kind = PQgetvalue(res, 0, 1);
-    char msgid[300], err[512] = "";
-    snprintf(msgid, sizeof(msgid), "%s.%s@lmp-onboarding", id, kind);
-    for (char *c = msgid; *c; c++)
-      if (*c == ':')
-        *c = '.';
-    if (notifier_send(n, PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 3), PQgetvalue(res, 0, 4), msgid, err,
-                      sizeof(err)) == 0) {
-      const char *q[] = {id, kind};
-      r = lmp_tx_command(tx, "UPDATE mails SET status = 'sent', sent_at = now(), attempts = attempts + 1, "
-                             "last_error = NULL WHERE onboarding_id = $1 AND kind = $2", 2, q);
-      if (r == 0)
-        lmp_info(id, "mail %s sent to %s", kind, PQgetvalue(res, 0, 2));
-    } else {
-      long attempts = strtol(PQgetvalue(res, 0, 5), NULL, 10) + 1;
-      long wait = attempts < 20 ? (1L << attempts) : n->retry_max_s;
-      if (wait > n->retry_max_s)
-        wait = n->retry_max_s;
-      char w[24];
-      snprintf(w, sizeof(w), "%ld", wait);
-      const char *q[] = {id, kind, err, w};
-      r = lmp_tx_command(tx, "UPDATE mails SET attempts = attempts + 1, last_error = $3, "
-                             "next_attempt_at = now() + $4::int * interval '1 second' "
-                             "WHERE onboarding_id = $1 AND kind = $2", 4, q);
-      lmp_warn(id, "mail %s not sent (attempt %ld, next in %ld s): %s", kind, attempts, wait, err);
-    }
-    PQclear(res);
-    if (r == 0)
-      r = lmp_tx_checkpoint(tx);
-  }
-  return r;
-}
-
-/* Onboardings whose confirmation and invitation are both out get their confirmed event. */
-static int confirm_ready(struct lmp_tx *tx) {
-  PGresult *res;
-  int r = lmp_tx_query(tx, "SELECT c.onboarding_id, c.customer_id, c.partner_id, c.account_name, c.shipments, "
-                           "c.correlation_id, c.traceparent "
-                           "FROM confirmations c WHERE c.confirmed_at IS NULL AND "
-                           "(SELECT count(*) FROM mails m WHERE m.onboarding_id = c.onboarding_id AND "
-                           "m.kind IN ('confirmation', 'invitation') AND m.status = 'sent') = 2 "
-                           "LIMIT 500 FOR UPDATE SKIP LOCKED", 0, NULL, &res);
-  if (r < 0)
-    return r;
-  for (int i = 0; r == 0 && i < PQntuples(res); i++) {
-    const char *id = PQgetvalue(res, i, 0);
-    lmp_tx_follow(tx, PQgetisnull(res, i, 5) ? id : PQgetvalue(res, i, 5), PQgetvalue(res, i, 6));
-    avro_value_t v;
-    if ((r = lmp_tx_value(tx, "onboarding.confirmed", &v)) < 0)
-      break;
-    r = lmp_av_set_str(&v, "onboarding_id", id);
-    if (r == 0) r = lmp_av_set_str(&v, "customer_id", PQgetvalue(res, i, 1));
-    if (r == 0) r = lmp_av_set_str(&v, "partner_id", PQgetvalue(res, i, 2));
-    if (r == 0) r = lmp_av_set_str(&v, "account_name", PQgetvalue(res, i, 3));
-    if (r == 0) r = lmp_av_set_int(&v, "shipments", (int32_t)strtol(PQgetvalue(res, i, 4), NULL, 10));
-    if (r == 0) r = lmp_av_set_long(&v, "confirmed_at", lmp_now_ms());
-    if (r == 0) r = lmp_tx_emit(tx, "onboarding.confirmed", id, &v);
-    avro_value_decref(&v);
-    const char *q[] = {id};
-    if (r == 0)
-      r = lmp_tx_command(tx, "UPDATE confirmations SET confirmed_at = now() WHERE onboarding_id = $1", 1, q);
-    if (r == 0)
-      lmp_info(id, "confirmed");
-  }
-  PQclear(res);
-  return r;
-}
-
-int notifier_tick(struct lmp_tx *tx) {
-  struct notifier *n = lmp_tx_ctx(tx);
-  int r = send_due(tx, n);
-  return r ? r : confirm_ready(tx);
-}
 
 static int mails(void *ctx, PGconn *db, const char *method, const char *path, const char *query,
                  const char *body, size_t len, int *status, struct lmp_buf *out) {

@@ -3,6 +3,9 @@
 #ifndef NOTIFIER_H
 #define NOTIFIER_H
 
+#include <stdatomic.h>
+#include <time.h>
+
 #include "lmp/embed.h"
 #include "lmp/service.h"
 #include "lmp/tx.h"
@@ -15,7 +18,9 @@ struct notifier {
   int smtp_timeout_s;
   int per_tick;         /* mails sent per tick at most */
   int retry_max_s;      /* longest wait between two attempts at one mail */
+  int max_attempts;     /* attempts before a mail is given up */
   void *curl;           /* one libcurl handle, kept so its SMTP connection is reused */
+  atomic_uint_fast64_t mails_sent, attempts_failed, mails_failed;
 };
 
 extern const struct lmp_embedded notifier_migrations[];
@@ -25,12 +30,28 @@ extern const size_t notifier_conf_n;
 
 extern const struct lmp_route notifier_routes[];
 extern const struct lmp_http_route notifier_http[];
+int notifier_configured(void *ctx, char *err, size_t errlen);
 int notifier_tick(struct lmp_tx *tx);
+int notifier_metrics(void *ctx, const char *service, struct lmp_buf *out);
 
 /* Fills {{name}} placeholders of a template from vars; *subject and *body are malloc'd. */
 int notifier_render(const struct notifier *n, const char *kind, json_t *vars, char **subject, char **body);
-/* Sends one mail; 0, or a negative code with the SMTP error in err. */
-int notifier_send(struct notifier *n, const char *to, const char *subject, const char *body,
+/* Whether s is an address the notifier writes into a header and an SMTP command: an
+ * RFC 5322 addr-spec with a dot-atom local part and a host-name domain. */
+int notifier_address_ok(const char *s);
+/* Header text: as it is when it is short printable ASCII, else RFC 2047 encoded words
+ * (UTF-8, base64), cut at character boundaries and folded; controls become spaces. */
+int notifier_header_text(const char *text, struct lmp_buf *out);
+/* The body as quoted-printable (RFC 2045) with CRLF line breaks; a dot starting a
+ * line is encoded, so the body can never end the SMTP data early. */
+int notifier_qp(const char *body, struct lmp_buf *out);
+/* The whole message: headers and the encoded body. */
+int notifier_message(const struct notifier *n, const char *to, const char *subject, const char *body,
+                     const char *message_id, time_t now, struct lmp_buf *out);
+/* Sends one mail on *handle (a libcurl handle, made on first use). 0; LMP_EREJECT when
+ * it can never go (unusable recipient, refused by the server with 5xx); LMP_EIO
+ * when it may go later; LMP_ENOMEM. The error is in err. */
+int notifier_send(struct notifier *n, void **handle, const char *to, const char *subject, const char *body,
                   const char *message_id, char *err, size_t errlen);
 
 #endif

@@ -12,6 +12,7 @@
 #include "lmp/error.h"
 #include "lmp/events.h"
 #include "lmp/log.h"
+#include "lmp/text.h"
 
 #define STAGE "shipping"
 #define PARTNER_DEFAULT "partner-default"
@@ -102,9 +103,9 @@ static int on_provisioned(struct lmp_tx *tx, const struct lmp_event *ev) {
       src = PQntuples(res) ? json_loads(PQgetvalue(res, 0, 0), 0, NULL) : NULL;
       PQclear(res);
       if (src == NULL) {
-        struct lmp_reason rs = {"NO_DEFAULT_ADDRESS", "deployment.appliances", ""};
-        snprintf(rs.message, sizeof(rs.message),
-                 "Partner %.64s has no default shipping address on file; give a custom address.", partner);
+        struct lmp_reason rs;
+        lmp_reason_set(&rs, "NO_DEFAULT_ADDRESS", "deployment.appliances",
+                       "Partner %s has no default shipping address on file; give a custom address.", LMP_Q(partner));
         const char *p2[] = {id};
         r = lmp_tx_command(tx, "INSERT INTO onboardings(onboarding_id, status) VALUES ($1, 'refused')", 1, p2);
         if (r == 0)

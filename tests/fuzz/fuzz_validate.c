@@ -32,7 +32,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     struct intake_rules rules = {regions, skus, 200, 1000000, 50};
     struct intake_request r;
     struct intake_findings f = {0};
-    if (intake_request_read(&v, &r) == 0)
+    if (intake_request_read(&v, &r) == 0 && intake_check_text(&v, &f) == 0 && f.errors.n == 0)
       intake_validate(&r, &rules, &f);
     intake_findings_clear(&f);
     intake_request_clear(&r);

@@ -160,6 +160,11 @@ static const struct rule_case cases[] = {
     {PHYS, "deployment.addresses[1].ref", "\"head-office\"", "UNKNOWN_ADDRESS_REF DUPLICATE_ADDRESS_REF", NULL},
     {PHYS, "deployment.addresses[1].ref", "\"partner-default\"", "UNKNOWN_ADDRESS_REF BAD_ADDRESS_REF", NULL},
     {PHYS, "deployment.hosting_region", "\"ca-central-1\"", "", "HOSTING_REGION_IGNORED"},
+    {PHYS, "users.tier", "9", "", "VIRTUAL_RECOMMENDED"},
+    {PHYS, "deployment.addresses", "ADDRESSES51", "TOO_MANY_ADDRESSES", "ADDRESS_UNUSED"},
+    {VIRT, "deployment.addresses", "[{\"ref\": \"a\", \"recipient\": \"r\", \"line1\": \"l\", \"city\": \"c\", "
+           "\"postal_code\": \"p\", \"country\": \"CA\"}]", "ADDRESSES_NOT_APPLICABLE", NULL},
+    {VIRT, "users.tier", "3", "", NULL},
 };
 
 static json_t *special_value(const char *v) {
@@ -175,6 +180,18 @@ static json_t *special_value(const char *v) {
       memcpy(s + 2 * i, "\xc3\xa9", 2);
     s[400] = '\0';
     return json_string(s);
+  }
+  if (strcmp(v, "ADDRESSES51") == 0) {
+    json_t *a = json_array();
+    for (int i = 0; i < 51; i++) {
+      char ref[16];
+      snprintf(ref, sizeof(ref), "site-%d", i);
+      json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "ref",
+                                         i == 0 ? "head-office" : i == 1 ? "warehouse" : ref,
+                                         "recipient", "IT", "line1", "1 Main St", "city", "Halifax", "postal_code",
+                                         "B3J 1A1", "country", "CA"));
+    }
+    return a;
   }
   if (strcmp(v, "MANY51") == 0) {
     json_t *a = json_array();
@@ -197,25 +214,90 @@ static void every_rule(void **state) {
     struct intake_findings f = {0};
     validate_json(j, &f);
     char got[400] = "";
-    for (size_t k = 0; k < f.nerrors; k++)
-      snprintf(got + strlen(got), sizeof(got) - strlen(got), "%s%s", k ? " " : "", f.errors[k].code);
+    for (size_t k = 0; k < f.errors.n; k++)
+      snprintf(got + strlen(got), sizeof(got) - strlen(got), "%s%s", k ? " " : "", f.errors.v[k].code);
     if (strcmp(got, c->errors) != 0)
       fail_msg("case %zu (%s %s=%s): errors '%s', want '%s'", i, c->base, c->path ? c->path : "-",
                c->value ? c->value : "(deleted)", got, c->errors);
-    for (size_t k = 0; k < f.nerrors; k++) {
-      assert_true(strlen(f.errors[k].message) > 10); /* a sentence for the partner */
-      assert_true(strlen(f.errors[k].field) > 0);
+    for (size_t k = 0; k < f.errors.n; k++) {
+      assert_true(strlen(f.errors.v[k].message) > 10); /* a sentence for the partner */
+      assert_true(strlen(f.errors.v[k].field) > 0);
     }
     if (c->warning) {
       int found = 0;
-      for (size_t k = 0; k < f.nwarnings; k++)
-        found |= strcmp(f.warnings[k].code, c->warning) == 0;
+      for (size_t k = 0; k < f.warnings.n; k++)
+        found |= strcmp(f.warnings.v[k].code, c->warning) == 0;
       if (!found)
         fail_msg("case %zu: warning %s missing", i, c->warning);
     }
     intake_findings_clear(&f);
     json_decref(j);
   }
+}
+
+/* Text that is not text: each field named by its path, whatever the rest says. */
+static void text_is_checked(void **state) {
+  static const struct {
+    const char *path;
+    const char *bytes;
+    size_t n;
+  } bad[] = {
+#define BYTES(s) s, sizeof(s) - 1
+      {"customer.legal_name", BYTES("Acme\xff Corp")},        /* a byte that starts nothing */
+      {"customer.legal_name", BYTES("Acme\0 Corp")},          /* NUL */
+      {"deployment.addresses[1].city", BYTES("\xc0\xae")},   /* overlong '.' */
+      {"deployment.addresses[0].line1", BYTES("\xed\xa0\x80")}, /* a surrogate */
+      {"submitted_by", BYTES("a\r\nBcc: x@example.com")},    /* control characters */
+      {"deployment.appliances[2].sku", BYTES("NS-\xe2\x82")}, /* a cut character */
+#undef BYTES
+  };
+  const struct lmp_schema *sc = lmp_schemas_get(S, "onboarding.requested");
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    json_t *j = example(PHYS);
+    mutate(j, bad[i].path, json_string("placeholder"));
+    avro_value_t v, field;
+    char err[300] = "";
+    avro_generic_value_new(sc->iface, &v);
+    assert_int_equal(lmp_avro_from_json(&v, j, err, sizeof(err)), 0);
+    /* Walk to the field and put the bytes in, as a hostile producer's Avro would. */
+    char *p = strdup(bad[i].path), *save = NULL;
+    avro_value_t node = v;
+    for (char *tok = strtok_r(p, ".", &save); tok; tok = strtok_r(NULL, ".", &save)) {
+      char *br = strchr(tok, '[');
+      size_t idx = br ? strtoul(br + 1, NULL, 10) : 0;
+      if (br)
+        *br = '\0';
+      assert_int_equal(avro_value_get_by_name(&node, tok, &field, NULL), 0);
+      if (avro_value_get_type(&field) == AVRO_UNION)
+        avro_value_get_current_branch(&field, &field);
+      if (br)
+        assert_int_equal(avro_value_get_by_index(&field, idx, &field, NULL), 0);
+      node = field;
+    }
+    free(p);
+    assert_int_equal(avro_value_set_string_len(&node, bad[i].bytes, bad[i].n + 1), 0);
+    struct intake_findings f = {0};
+    assert_int_equal(intake_check_text(&v, &f), 0);
+    if (f.errors.n != 1 || strcmp(f.errors.v[0].code, "INVALID_TEXT") != 0 ||
+        strcmp(f.errors.v[0].field, bad[i].path) != 0)
+      fail_msg("case %zu: %zu reasons, first %s at %s", i, f.errors.n, f.errors.n ? f.errors.v[0].code : "-",
+               f.errors.n ? f.errors.v[0].field : "-");
+    intake_findings_clear(&f);
+    avro_value_decref(&v);
+    json_decref(j);
+  }
+  /* And valid text of every length of character passes. */
+  json_t *j = example(PHYS);
+  mutate(j, "customer.legal_name", json_string("\xc3\x89" "cole \xe6\x97\xa5\xe6\x9c\xac \xf0\x9f\x9a\x80 A"));
+  avro_value_t v;
+  char err[300];
+  avro_generic_value_new(sc->iface, &v);
+  assert_int_equal(lmp_avro_from_json(&v, j, err, sizeof(err)), 0);
+  struct intake_findings f = {0};
+  assert_int_equal(intake_check_text(&v, &f), 0);
+  assert_int_equal(f.errors.n, 0);
+  avro_value_decref(&v);
+  json_decref(j);
 }
 
 static void syntax_helpers(void **state) {
@@ -243,6 +325,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(every_rule),
       cmocka_unit_test(syntax_helpers),
+      cmocka_unit_test(text_is_checked),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -65,6 +65,11 @@ int lmp_schemas_check_compat(const struct lmp_schemas *s, const char *json, char
  * Returns 0 when the whole input is exactly one value. */
 int lmp_avro_check(avro_schema_t schema, const void *body, size_t len, char *err, size_t errlen);
 
+/* Calls fn for every string of a value, with its field path ("customer.legal_name",
+ * "deployment.addresses[0].city") and its bytes (n, any NUL included); stops at the
+ * first negative return of fn, and returns it. */
+typedef int (*lmp_string_fn)(void *ctx, const char *path, const char *s, size_t n);
+int lmp_avro_walk_strings(avro_value_t *value, lmp_string_fn fn, void *ctx);
 /* Whether every string of a value is UTF-8 without NUL; err names the first field
  * that is not. 0, or LMP_EDECODE. */
 int lmp_avro_check_text(avro_value_t *value, char *err, size_t errlen);
@@ -81,7 +86,8 @@ int lmp_avro_decode(const struct lmp_schemas *s, const void *msg, size_t len,
 /* Sets an Avro value from plain JSON: records as objects, enums as symbol strings,
  * unions as null, a bare value of one branch, or Avro's {"type": value} form. */
 int lmp_avro_from_json(avro_value_t *value, json_t *json, char *err, size_t errlen);
-/* Plain JSON for an Avro value (the inverse of lmp_avro_from_json). */
+/* Plain JSON for an Avro value (the inverse of lmp_avro_from_json). Strings that are
+ * not UTF-8 or hold NUL come out with U+FFFD in place of the bad bytes. */
 json_t *lmp_avro_to_json(avro_value_t *value);
 
 /* Copies src into dst by structure: record fields by name, enums by symbol, union

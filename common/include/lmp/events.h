@@ -4,6 +4,8 @@
 #define LMP_EVENTS_H
 
 #include <avro.h>
+#include <jansson.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "lmp/codec.h"
@@ -18,18 +20,38 @@ int lmp_traceparent_valid(const char *s);
 /* Copies src into a record's field; a union field takes src's type's branch. */
 int lmp_av_copy_field(avro_value_t *rec, const char *field, avro_value_t *src);
 int lmp_av_set_int(avro_value_t *rec, const char *field, int32_t v);
-/* Appends {code, field, message} to an array of Issue. */
-int lmp_av_append_issue(avro_value_t *array, const char *code, const char *field, const char *message);
 
-/* One reason for a failure. */
+/* One reason for a refusal or a failure, or one piece of advice: a machine code, the
+ * field it is about (a path such as "deployment.addresses[1].country", or ""), and a
+ * sentence for the partner. Always valid UTF-8. */
 struct lmp_reason {
-  const char *code;
-  const char *field;
-  char message[300];
+  char code[40];
+  char field[96];
+  char message[600];
 };
 
-/* The reasons as a JSON array text [{code, message}], malloc'd. */
+/* Fills a reason; the message is formatted printf-like and cut, if it must be, at a
+ * character boundary. */
+void lmp_reason_set(struct lmp_reason *r, const char *code, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* A growing list of reasons. */
+struct lmp_reasons {
+  struct lmp_reason *v;
+  size_t n, cap;
+};
+
+/* Appends a reason; the message is formatted printf-like and cut, if it must be, at a
+ * character boundary. 0, or LMP_ENOMEM. */
+int lmp_reasons_add(struct lmp_reasons *rs, const char *code, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+void lmp_reasons_clear(struct lmp_reasons *rs);
+/* The reasons as a JSON array [{code, field, message}]: a new reference, or NULL. */
+json_t *lmp_reasons_to_json(const struct lmp_reason *reasons, size_t n);
+/* The same as text, malloc'd. */
 char *lmp_reasons_json(const struct lmp_reason *reasons, size_t n);
+/* Appends the reasons to an Avro array of Issue. */
+int lmp_av_set_reasons(avro_value_t *array, const struct lmp_reason *reasons, size_t n);
 
 /* Emits onboarding.failed for stage, carrying the accepted onboarding (may be NULL)
  * so later stages and the notifier know whom to tell. */

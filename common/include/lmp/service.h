@@ -93,6 +93,8 @@ struct lmp_service {
    * published. */
   int (*tick)(struct lmp_tx *tx);
   int tick_ms;
+  /* Optional: the service's own Prometheus metrics, appended to /metrics (any thread). */
+  int (*metrics)(void *ctx, const char *service, struct lmp_buf *out);
   void *ctx;
 };
 

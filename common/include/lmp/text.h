@@ -28,6 +28,13 @@ size_t lmp_utf8_cut(const char *s, size_t n, size_t max);
 
 /* Copies at most max characters of NUL-terminated UTF-8 text into out (outlen bytes,
  * the cut also on a character boundary to fit); appends "..." when it cut. */
-void lmp_utf8_copy(char *out, size_t outlen, const char *s, size_t max_chars);
+char *lmp_utf8_copy(char *out, size_t outlen, const char *s, size_t max_chars);
+/* A value quoted in a message: at most 40 characters of s (NULL: ""), in buf. */
+#define LMP_Q(s) lmp_utf8_copy((char[168]){0}, 168, (s) ? (s) : "", 40)
+
+/* A copy of s (n bytes) that is valid UTF-8 without NUL: every byte that starts no
+ * character, and every NUL, becomes U+FFFD. malloc'd, NUL-terminated; *outlen (may
+ * be NULL) its length. NULL when out of memory. */
+char *lmp_utf8_sanitize(const char *s, size_t n, size_t *outlen);
 
 #endif

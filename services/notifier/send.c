@@ -1,0 +1,180 @@
+/* The notifier's tick: sends the mails that are due, one per transaction, and emits
+ * onboarding.confirmed for each onboarding whose two mails are settled. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lmp/error.h"
+#include "lmp/events.h"
+#include "lmp/log.h"
+#include "notifier.h"
+
+/* The partner learns that the administrator's invitation could not be delivered. */
+static int owe_undeliverable(struct lmp_tx *tx, const char *id, const char *kind, const char *error) {
+  struct notifier *n = lmp_tx_ctx(tx);
+  const char *p[] = {id};
+  PGresult *res;
+  int r = lmp_tx_query(tx, "SELECT c.partner_email, c.account_name FROM confirmations c WHERE c.onboarding_id = $1",
+                       1, p, &res);
+  if (r < 0 || PQntuples(res) == 0 || !notifier_address_ok(PQgetvalue(res, 0, 0))) {
+    PQclear(res);
+    return r; /* nobody to tell: it stays recorded and counted */
+  }
+  json_t *vars = json_pack("{s:s, s:s, s:s, s:s}", "onboarding_id", id, "account_name", PQgetvalue(res, 0, 1),
+                           "kind", kind, "error", error);
+  char *subject = NULL, *body = NULL;
+  r = vars ? notifier_render(n, "undeliverable", vars, &subject, &body) : LMP_ENOMEM;
+  char what[80];
+  snprintf(what, sizeof(what), "undeliverable:%s", kind);
+  const char *q[] = {id, what, PQgetvalue(res, 0, 0), subject, body};
+  if (r == 0)
+    r = lmp_tx_command(tx, "INSERT INTO mails(onboarding_id, kind, recipient, subject, body) "
+                           "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING", 5, q);
+  free(subject);
+  free(body);
+  json_decref(vars);
+  PQclear(res);
+  return r;
+}
+
+/* A mail that will never go: recorded as failed with why, counted, and, for the
+ * invitation, the partner told. */
+static int give_up(struct lmp_tx *tx, const char *id, const char *kind, const char *why) {
+  struct notifier *n = lmp_tx_ctx(tx);
+  const char *q[] = {id, kind, why};
+  int r = lmp_tx_command(tx, "UPDATE mails SET status = 'failed', attempts = attempts + 1, last_error = $3 "
+                             "WHERE onboarding_id = $1 AND kind = $2", 3, q);
+  atomic_fetch_add(&n->mails_failed, 1);
+  lmp_error(id, "mail %s given up: %s", kind, why);
+  if (r == 0 && strcmp(kind, "invitation") == 0)
+    r = owe_undeliverable(tx, id, kind, why);
+  return r;
+}
+
+/* Sends what is due, one mail per transaction: each is locked (SKIP LOCKED lets
+ * several notifiers share the work), sent, and recorded before the next, so a crash
+ * re-sends at most the one mail in flight, with the same Message-ID. A mail that
+ * fails waits longer each time (up to retry_max_s) while the others go out, and is
+ * given up after max_attempts, or at once when it can never go. */
+static int send_due(struct lmp_tx *tx, struct notifier *n) {
+  int r = 0;
+  /* A slow SMTP server must not keep the consumer waiting: a tick ends after a
+   * second and the rest waits for the next one. */
+  int64_t until = lmp_now_ms() + 1000;
+  for (int sent = 0; r == 0 && sent < n->per_tick && lmp_now_ms() < until; sent++) {
+    PGresult *res;
+    if ((r = lmp_tx_query(tx, "SELECT onboarding_id, kind, recipient, subject, body, attempts FROM mails "
+                              "WHERE status = 'pending' AND next_attempt_at <= now() "
+                              "ORDER BY next_attempt_at LIMIT 1 FOR UPDATE SKIP LOCKED", 0, NULL, &res)) < 0)
+      return r;
+    if (PQntuples(res) == 0) {
+      PQclear(res);
+      break;
+    }
+    const char *id = PQgetvalue(res, 0, 0), *kind = PQgetvalue(res, 0, 1);
+    char msgid[300], err[512] = "";
+    snprintf(msgid, sizeof(msgid), "%s.%s@lmp-onboarding", id, kind);
+    for (char *c = msgid; *c; c++)
+      if (*c == ':')
+        *c = '.';
+    long attempts = strtol(PQgetvalue(res, 0, 5), NULL, 10) + 1;
+    int s = notifier_send(n, &n->curl, PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 3), PQgetvalue(res, 0, 4), msgid,
+                          err, sizeof(err));
+    const char *q[] = {id, kind};
+    if (s == 0) {
+      r = lmp_tx_command(tx, "UPDATE mails SET status = 'sent', sent_at = now(), attempts = attempts + 1, "
+                             "last_error = NULL WHERE onboarding_id = $1 AND kind = $2", 2, q);
+      atomic_fetch_add(&n->mails_sent, 1);
+      lmp_info(id, "mail %s sent", kind);
+    } else if (s == LMP_EREJECT || attempts >= n->max_attempts) {
+      char why[600];
+      snprintf(why, sizeof(why), "%s%s", s == LMP_EREJECT ? "" : "given up after the last attempt: ", err);
+      r = give_up(tx, id, kind, why);
+    } else {
+      long wait = attempts < 20 ? (1L << attempts) : n->retry_max_s;
+      if (wait > n->retry_max_s)
+        wait = n->retry_max_s;
+      char w[24];
+      snprintf(w, sizeof(w), "%ld", wait);
+      const char *q2[] = {id, kind, err, w};
+      r = lmp_tx_command(tx, "UPDATE mails SET attempts = attempts + 1, last_error = $3, "
+                             "next_attempt_at = now() + $4::int * interval '1 second' "
+                             "WHERE onboarding_id = $1 AND kind = $2", 4, q2);
+      atomic_fetch_add(&n->attempts_failed, 1);
+      lmp_warn(id, "mail %s not sent (attempt %ld, next in %ld s): %s", kind, attempts, wait, err);
+    }
+    PQclear(res);
+    if (r == 0)
+      r = lmp_tx_checkpoint(tx);
+  }
+  return r;
+}
+
+/* Onboardings whose confirmation and invitation are settled (sent, or given up) get
+ * their confirmed event, naming whom each mail went to; it continues the trace of the
+ * event that owed the mails. */
+static int confirm_ready(struct lmp_tx *tx) {
+  PGresult *res;
+  int r = lmp_tx_query(tx, "SELECT c.onboarding_id, c.customer_id, c.partner_id, c.account_name, c.shipments, "
+                           "c.correlation_id, c.traceparent, "
+                           "(SELECT json_agg(json_build_object('kind', m.kind, 'recipient', m.recipient, 'status', "
+                           "m.status) ORDER BY m.kind) FROM mails m WHERE m.onboarding_id = c.onboarding_id "
+                           "AND m.kind IN ('confirmation', 'invitation'))::text "
+                           "FROM confirmations c WHERE c.confirmed_at IS NULL AND "
+                           "(SELECT count(*) FROM mails m WHERE m.onboarding_id = c.onboarding_id AND "
+                           "m.kind IN ('confirmation', 'invitation') AND m.status IN ('sent', 'failed')) = 2 "
+                           "LIMIT 500 FOR UPDATE SKIP LOCKED", 0, NULL, &res);
+  if (r < 0)
+    return r;
+  for (int i = 0; r == 0 && i < PQntuples(res); i++) {
+    const char *id = PQgetvalue(res, i, 0);
+    lmp_tx_follow(tx, PQgetisnull(res, i, 5) ? id : PQgetvalue(res, i, 5), PQgetvalue(res, i, 6));
+    avro_value_t v, mails;
+    if ((r = lmp_tx_value(tx, "onboarding.confirmed", &v)) < 0)
+      break;
+    r = lmp_av_set_str(&v, "onboarding_id", id);
+    if (r == 0) r = lmp_av_set_str(&v, "customer_id", PQgetvalue(res, i, 1));
+    if (r == 0) r = lmp_av_set_str(&v, "partner_id", PQgetvalue(res, i, 2));
+    if (r == 0) r = lmp_av_set_str(&v, "account_name", PQgetvalue(res, i, 3));
+    if (r == 0) r = lmp_av_set_int(&v, "shipments", (int32_t)strtol(PQgetvalue(res, i, 4), NULL, 10));
+    if (r == 0) r = avro_value_get_by_name(&v, "mails", &mails, NULL) ? LMP_EINVAL : 0;
+    json_t *list = r == 0 ? json_loads(PQgetvalue(res, i, 7), 0, NULL) : NULL;
+    if (r == 0 && list == NULL)
+      r = LMP_ENOMEM;
+    if (r == 0)
+      r = lmp_avro_from_json(&mails, list, (char[200]){0}, 200);
+    json_decref(list);
+    if (r == 0) r = lmp_av_set_long(&v, "confirmed_at", lmp_now_ms());
+    if (r == 0) r = lmp_tx_emit(tx, "onboarding.confirmed", id, &v);
+    avro_value_decref(&v);
+    const char *q[] = {id};
+    if (r == 0)
+      r = lmp_tx_command(tx, "UPDATE confirmations SET confirmed_at = now() WHERE onboarding_id = $1", 1, q);
+    if (r == 0)
+      lmp_info(id, "confirmed");
+  }
+  PQclear(res);
+  return r;
+}
+
+int notifier_tick(struct lmp_tx *tx) {
+  struct notifier *n = lmp_tx_ctx(tx);
+  int r = send_due(tx, n);
+  return r ? r : confirm_ready(tx);
+}
+
+int notifier_metrics(void *ctx, const char *service, struct lmp_buf *out) {
+  struct notifier *n = ctx;
+  return lmp_buf_printf(out,
+                        "# HELP lmp_mails_sent_total Mails the SMTP server accepted.\n"
+                        "# TYPE lmp_mails_sent_total counter\nlmp_mails_sent_total{service=\"%s\"} %llu\n"
+                        "# HELP lmp_mail_attempts_failed_total Attempts at a mail that failed and will be retried.\n"
+                        "# TYPE lmp_mail_attempts_failed_total counter\n"
+                        "lmp_mail_attempts_failed_total{service=\"%s\"} %llu\n"
+                        "# HELP lmp_mails_failed_total Mails given up for good: refused, unusable recipient, "
+                        "or out of attempts.\n"
+                        "# TYPE lmp_mails_failed_total counter\nlmp_mails_failed_total{service=\"%s\"} %llu\n",
+                        service, (unsigned long long)atomic_load(&n->mails_sent), service,
+                        (unsigned long long)atomic_load(&n->attempts_failed), service,
+                        (unsigned long long)atomic_load(&n->mails_failed));
+}
