@@ -137,7 +137,10 @@ static int on_request(struct lmp_tx *tx, const struct lmp_event *ev) {
   json_t *j = lmp_avro_to_json(ev->value); /* text made valid: jsonb takes it */
   json = j ? json_dumps(j, JSON_COMPACT) : NULL;
   json_decref(j);
-  account = intake_trim(req.legal_name);
+  /* Stored and quoted, so made text even when the request's is not (then refused). */
+  char *raw = intake_trim(req.legal_name);
+  account = raw ? lmp_utf8_sanitize(raw, strlen(raw), NULL) : NULL;
+  free(raw);
   if (r == 0 && (json == NULL || account == NULL))
     r = LMP_ENOMEM;
   if (r < 0 || seen_before(tx, id, partner, json, &r))
