@@ -131,6 +131,8 @@ static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const cha
   return MHD_YES;
 }
 
+static int reserve(struct lmp_http *h, struct req *q, size_t n);
+
 /* The first call for a request: everything decided before any body is read. */
 static void begin(struct lmp_http *h, struct req *q, const char *url, const char *method) {
   snprintf(q->method, sizeof(q->method), "%s", method);
@@ -152,11 +154,28 @@ static void begin(struct lmp_http *h, struct req *q, const char *url, const char
     return;
   size_t max = q->route ? q->route->max_body : 0;
   const char *cl = MHD_lookup_connection_value(q->c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-  if (cl && strtoull(cl, NULL, 10) > max) {
+  unsigned long long announced = cl ? strtoull(cl, NULL, 10) : 0;
+  if (announced > max) {
     char msg[80];
     snprintf(msg, sizeof(msg), "the body may have at most %zu bytes", max);
-    fail(q, 413, msg);
+    return fail(q, 413, msg);
   }
+  /* The announced body takes its share of the budget now, and its buffer once. */
+  if (announced && (reserve(h, q, (size_t)announced) < 0 || lmp_buf_reserve(&q->body, (size_t)announced) < 0))
+    fail(q, 503, "too many uploads at once; try again");
+}
+
+/* Takes n more bytes of the body budget for q; -1 when the budget has no room. */
+static int reserve(struct lmp_http *h, struct req *q, size_t n) {
+  pthread_mutex_lock(&h->lock);
+  int room = h->buffered + n <= h->budget;
+  if (room)
+    h->buffered += n;
+  pthread_mutex_unlock(&h->lock);
+  if (!room)
+    return -1;
+  q->budgeted += n;
+  return 0;
 }
 
 /* A piece of the body: kept while within the route's limit and the global budget. */
@@ -169,14 +188,8 @@ static void take_body(struct lmp_http *h, struct req *q, const char *data, size_
     snprintf(msg, sizeof(msg), "the body may have at most %zu bytes", max);
     return fail(q, 413, msg);
   }
-  pthread_mutex_lock(&h->lock);
-  int room = h->buffered + n <= h->budget;
-  if (room)
-    h->buffered += n;
-  pthread_mutex_unlock(&h->lock);
-  if (!room)
+  if (q->body.len + n > q->budgeted && reserve(h, q, q->body.len + n - q->budgeted) < 0)
     return fail(q, 503, "too many uploads at once; try again");
-  q->budgeted += n;
   if (lmp_buf_append(&q->body, data, n) < 0)
     fail(q, 503, "out of memory");
 }

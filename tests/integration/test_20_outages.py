@@ -2,11 +2,12 @@
 /readyz not ready, work paused, then resumed by itself with nothing skipped.
 Runs alone (it stops the shared test stack's servers)."""
 import os
+import signal
 import subprocess
 import sys
 import time
 
-from harness import ROOT, check, example, http_get, run, wait_for
+from harness import ROOT, Failure, check, example, http_get, log, run, wait_for
 
 STACK = os.path.join(ROOT, "deploy", "stack")
 
@@ -82,6 +83,36 @@ def test_outages(ns):
     # Nothing skipped: every request is in the inbox once.
     check(ns.sql("SELECT count(*) FROM lmp_inbox WHERE topic = %s", ns.topic("onboarding.requested"))[0][0] == 41,
           "41 requests, each applied once")
+
+    # 4. A drain cut short while the database is away and a batch is held: a second
+    # signal, or the drain deadline, ends the daemon at once; nothing waits forever on
+    # the messages it held.
+    a = ns.start("intake", LMP_KAFKA_GROUP_ID="second-" + ns.prefix)
+    b = ns.start("intake", LMP_KAFKA_GROUP_ID="deadline-" + ns.prefix, LMP_SHUTDOWN_TIMEOUT_MS=2000)
+    stack("pg-down")
+    try:
+        for _ in range(5):
+            ns.publish("onboarding.requested", example("virtual-core.json"), flush=False)
+        ns.producer.flush(30)
+        for p in (a, b):
+            wait_for("a batch held while the database is away", lambda p=p: "rolled back" in open(p.logfile).read(),
+                     timeout=60)
+        a.send_signal(signal.SIGTERM)
+        b.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        check(a.poll() is None, "the first signal drains: it waits for the batch")
+        a.send_signal(signal.SIGTERM)
+        t0 = time.time()
+        for p, why in ((a, "second signal"), (b, "drain took longer")):
+            try:
+                rc = p.wait(15)
+            except subprocess.TimeoutExpired:
+                raise Failure(f"{p.logfile}: still running 15 s after the {why}")
+            check(rc == 1, f"{p.logfile}: exit status {rc} after the {why}, want 1 (work left uncommitted)")
+            check(why in open(p.logfile).read(), f"{p.logfile}: the log says '{why}'")
+        log(f"both ended {time.time() - t0:.1f} s after the second signal")
+    finally:
+        stack("pg-up")
 
 
 if __name__ == "__main__":

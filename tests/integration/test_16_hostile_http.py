@@ -1,0 +1,154 @@
+"""HTTP under hostile clients: a thousand slow half-open connections, sixty stalled
+one-megabyte uploads and a long admin load never keep /healthz from answering or grow
+the daemon without bound; bodies over the limit are refused before they are read;
+wrong methods get 405 with Allow, HEAD works where GET does, a path that is not text
+gets 400; every error is well-formed JSON and no database text reaches a client."""
+import http.client
+import json
+import os
+import resource
+import socket
+import sys
+import threading
+import time
+
+from harness import check, http_get, http_post, log, run
+
+HEALTH_DEADLINE = 2.0  # seconds a probe may take while the daemon is under attack
+
+
+def request(url, method, path, body=None, headers=None, source="127.0.0.1"):
+    host, port = url.split("//")[1].split(":")
+    c = http.client.HTTPConnection(host, int(port), timeout=10, source_address=(source, 0))
+    try:
+        c.request(method, path, body=body, headers=headers or {})
+        r = c.getresponse()
+        return r.status, dict(r.getheaders()), r.read()
+    finally:
+        c.close()
+
+
+def json_error(status, body):
+    check(body, f"{status}: an error has a body")
+    j = json.loads(body)  # well-formed, whatever the error
+    check(isinstance(j.get("error"), str) and j["error"], f"{status}: {j}")
+    return j["error"]
+
+
+def rss_kb(pid):
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def probe_fast(url):
+    t0 = time.time()
+    code, _ = http_get(url + "/healthz")
+    took = time.time() - t0
+    check(code == 200 and took < HEALTH_DEADLINE, f"/healthz answered {code} in {took:.2f} s")
+    return took
+
+
+def test_hostile_http(ns):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 8192), hard))
+    ns.start_all()
+    # Memory is measured on the build without sanitizers: AddressSanitizer keeps
+    # freed memory in quarantine and adds shadow memory to what it holds.
+    plain = os.environ.get("LMP_VALGRIND_BUILD")
+    exe = os.path.join(plain, "services", "fulfilment", "lmp-fulfilment") if plain else None
+    target = ns.start("fulfilment", exe=exe if exe and os.path.exists(exe) else None,
+                      LMP_KAFKA_GROUP_ID="plain-" + ns.prefix)
+    url, pid = target.http, target.pid
+
+    # Methods, paths and bodies.
+    code, hdrs, body = request(url, "DELETE", "/v1/admin/load")
+    check(code == 405 and hdrs.get("Allow") == "POST", f"DELETE: {code} {hdrs}")
+    json_error(code, body)
+    code, hdrs, body = request(url, "POST", "/healthz", body=b"{}")
+    check(code == 405 and hdrs.get("Allow") == "GET, HEAD", f"POST /healthz: {code} {hdrs}")
+    code, hdrs, body = request(url, "HEAD", "/v1/inventory")
+    check(code == 200 and body == b"", f"HEAD: {code} {body[:50]!r}")
+    code, _, body = request(url, "GET", "/v1/%FF%FE")
+    check(code == 400, f"a path that is not text: {code}")
+    json_error(code, body)
+    code, _, body = request(url, "GET", "/nowhere")
+    check(code == 404, f"unknown path: {code}")
+    json_error(code, body)
+    code, _, body = request(url, "POST", "/v1/admin/load", body=b"{not json")
+    check(code == 400, f"bad JSON: {code}")
+    json_error(code, body)
+    code, _, body = request(url, "POST", "/v1/admin/load", body=b"x" * (1024 * 1024 + 1))
+    check(code == 413, f"over the limit: {code}")
+    check("at most 1048576 bytes" in json_error(code, body), body)
+    code, _, body = request(ns.http["intake"], "POST", "/v1/onboardings/x", body=b"{}")
+    check(code == 405, f"POST to a GET route: {code}")
+    # A refusal by the database names the rule, not the server's text.
+    code, _, body = request(ns.http["allocation"], "POST", "/v1/admin/load",
+                            body=json.dumps({"pools": [{"partner_id": "partner-northwind", "product": "NOT_A_PRODUCT",
+                                                        "total": 5}]}).encode())
+    err = json_error(code, body)
+    check(code == 400 and "pools_product_check" in err and "violates" not in err and "ERROR" not in err, err)
+
+    # A thousand slow half-open connections from one address: they get at most the
+    # per-address limit; the probe from another address is answered at once.
+    host, port = url.split("//")[1].split(":")
+    slow = []
+    for i in range(1000):
+        s = socket.socket()
+        s.settimeout(2)
+        try:
+            s.bind(("127.0.0.2", 0))
+            s.connect((host, int(port)))
+            s.send(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # and never the blank line
+        except OSError:
+            pass
+        slow.append(s)
+    took = max(probe_fast(url) for _ in range(5))
+    log(f"/healthz with 1000 slow connections open: {took * 1000:.0f} ms at worst")
+
+    # Sixty stalled one-megabyte uploads from sixty addresses: the bodies held at once
+    # are bounded by http.body_budget_bytes; the rest are refused with 503.
+    before = rss_kb(pid)
+    stalled = []
+    for i in range(60):
+        s = socket.socket()
+        s.settimeout(5)
+        try:
+            s.bind((f"127.0.1.{i + 1}", 0))
+            s.connect((host, int(port)))
+            s.send(b"POST /v1/admin/load HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                   b"Content-Length: 1048576\r\n\r\n" + b" " * (900 * 1024))
+        except OSError:
+            pass
+        stalled.append(s)
+    time.sleep(1)
+    grown = (rss_kb(pid) - before) / 1024
+    log(f"RSS grew {grown:.1f} MiB with 60 stalled uploads of 900 KiB")
+    check(grown < 12, f"60 stalled uploads grew the daemon by {grown:.1f} MiB (budget 8 MiB)")
+    probe_fast(url)
+    for s in slow + stalled:
+        s.close()
+
+    # A long admin load runs on a worker; probes keep answering meanwhile.
+    done = {}
+
+    def big_load():
+        done["result"] = http_post(url + "/v1/admin/load", {
+            "skus": [{"sku": "NS-BULK"}], "inventory": [{"sku": "NS-BULK", "serial_prefix": "B-", "count": 1000000}]})
+    t = threading.Thread(target=big_load)
+    t0 = time.time()
+    t.start()
+    worst = 0.0
+    while t.is_alive() and time.time() - t0 < 120:
+        worst = max(worst, probe_fast(url))
+        time.sleep(0.1)
+    t.join(120)
+    check(done.get("result", (0,))[0] == 200, f"the big load: {done.get('result')}")
+    log(f"admin load of a million units took {time.time() - t0:.1f} s; /healthz at worst {worst * 1000:.0f} ms")
+
+
+if __name__ == "__main__":
+    sys.exit(run(test_hostile_http))
