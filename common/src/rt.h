@@ -2,6 +2,7 @@
  *   daemon.c    start, options, signals, drain, exit          (loop thread)
  *   pipeline.c  the batches and their states; consume, publish (loop thread)
  *   kafka.c     librdkafka clients, callbacks, wake-up pipes   (loop thread)
+ *   message.c   what a message's bytes alone decide            (worker thread)
  *   txn.c       the batch transaction and the handler's API    (worker thread)
  *   outbox.c    outbox rows, dead letters, parking, sweeping   (worker thread)
  * A batch crosses the thread boundary whole: while its state is BATCH_WORKING only
@@ -147,6 +148,35 @@ struct rt {
   struct lmp_metrics m;
 };
 
+/* A consumed message's parts, wherever they come from (librdkafka, a test, a fuzzer). */
+struct lmp_raw {
+  const char *topic;
+  int32_t partition;
+  int64_t offset;
+  const void *key;      /* NULL: no key */
+  size_t keylen;
+  const void *payload;
+  size_t len;
+  const void *(*header)(const void *ctx, const char *name, size_t *n); /* last value, or NULL */
+  const void *hctx;
+};
+
+/* A consumed message, checked before the database sees it (message.c). */
+struct lmp_msg {
+  const rd_kafka_message_t *m;      /* set by txn.c */
+  char id[LMP_ID_MAX + 1];          /* the inbox key: event id, or position for poison */
+  char corr[LMP_ID_MAX + 1];
+  char key[LMP_KEY_MAX + 1];
+  char parent[64];                  /* the incoming traceparent, when it is one */
+  const char *code;                 /* why it is poison, NULL when it is not */
+  char why[600];
+  const struct lmp_schema *schema;
+  avro_value_t value;
+  int decoded;
+  const struct lmp_route *route;
+  int fresh;                        /* the inbox had not seen it */
+};
+
 /* The transaction handed to handlers. */
 struct lmp_tx {
   struct rt *rt;
@@ -179,6 +209,11 @@ int lmp__kafka_permanent(rd_kafka_resp_err_t err); /* the broker will never take
 
 /* txn.c */
 void lmp__txn_run(struct rt *rt, struct batch *b); /* worker thread; sets b->rc, b->err */
+
+/* message.c */
+void lmp__message_check(const struct lmp_schemas *schemas, const struct lmp_config *cfg,
+                        const struct lmp_route *routes, const struct lmp_raw *raw, struct lmp_msg *out);
+void lmp__message_clear(struct lmp_msg *x);
 
 /* outbox.c */
 struct outrow *lmp__row_add(struct batch *b);

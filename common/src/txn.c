@@ -76,115 +76,19 @@ int lmp_tx_checkpoint(struct lmp_tx *tx) {
   return r ? r : lmp_tx_command(tx, "BEGIN", 0, NULL);
 }
 
-/* ---- One consumed message, checked before the database sees it --------------------- */
-
-struct msg {
-  const rd_kafka_message_t *m;
-  char id[LMP_ID_MAX + 1];          /* the inbox key: event id, or position for poison */
-  char corr[LMP_ID_MAX + 1];
-  char key[LMP_KEY_MAX + 1];
-  char parent[64];                  /* the incoming traceparent, when it is one */
-  const char *code;                 /* why it is poison, NULL when it is not */
-  char why[600];
-  const struct lmp_schema *schema;
-  avro_value_t value;
-  int decoded;
-  const struct lmp_route *route;
-  int fresh;                        /* the inbox had not seen it */
-};
-
-/* A header's value, or NULL; *n its length. */
-static const void *header(const rd_kafka_message_t *m, const char *name, size_t *n) {
+/* A header of a consumed message, for lmp__message_check. */
+static const void *kafka_header(const void *ctx, const char *name, size_t *n) {
   rd_kafka_headers_t *h = NULL;
   const void *v;
-  if (rd_kafka_message_headers(m, &h) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+  if (rd_kafka_message_headers(ctx, &h) != RD_KAFKA_RESP_ERR_NO_ERROR ||
       rd_kafka_header_get_last(h, name, &v, n) != RD_KAFKA_RESP_ERR_NO_ERROR || v == NULL)
     return NULL;
   return v;
 }
 
-/* Copies a header that must be short text; 0 when absent or good, -1 when bad. */
-static int text_header(const rd_kafka_message_t *m, const char *name, char *out, size_t outlen, int ascii_id) {
-  size_t n;
-  const char *v = header(m, name, &n);
-  *out = '\0';
-  if (v == NULL)
-    return 0;
-  if (n == 0 || n >= outlen || lmp_text_check(v, n, 0, NULL) != LMP_TEXT_OK)
-    return -1;
-  for (size_t i = 0; ascii_id && i < n; i++)
-    if (v[i] <= 0x20 || v[i] >= 0x7F)
-      return -1;
-  memcpy(out, v, n);
-  out[n] = '\0';
-  return 0;
-}
-
-static const struct lmp_route *route_of(const struct rt *rt, const char *topic) {
-  char t[300];
-  for (const struct lmp_route *r = rt->svc->routes; r->event_type; r++) {
-    lmp_topic_name(&rt->cfg, r->event_type, t, sizeof(t));
-    if (strcmp(t, topic) == 0)
-      return r;
-  }
-  return NULL;
-}
-
-static void poison(struct msg *x, const char *code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void poison(struct msg *x, const char *code, const char *fmt, ...) {
-  x->code = code;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(x->why, sizeof(x->why), fmt, ap);
-  va_end(ap);
-}
-
-/* Everything about a message that its bytes alone decide. */
-static void check_message(struct rt *rt, const rd_kafka_message_t *m, struct msg *x) {
-  const char *topic = rd_kafka_topic_name(m->rkt);
-  memset(x, 0, sizeof(*x));
-  x->m = m;
-  snprintf(x->id, sizeof(x->id), "%.90s/%d/%lld", topic, (int)m->partition, (long long)m->offset);
-  if (m->key) {
-    if (m->key_len > LMP_KEY_MAX || lmp_text_check(m->key, m->key_len, 0, NULL) != LMP_TEXT_OK)
-      return poison(x, "BAD_KEY", "the key must be text of at most %d bytes without control characters "
-                    "(%zu bytes)", LMP_KEY_MAX, m->key_len);
-    memcpy(x->key, m->key, m->key_len);
-    x->key[m->key_len] = '\0';
-  }
-  char evid[LMP_ID_MAX + 1], etype[LMP_ID_MAX + 1], tp[64];
-  if (text_header(m, "event_id", evid, sizeof(evid), 1) < 0)
-    return poison(x, "BAD_HEADER", "header event_id must be 1 to %d printable ASCII characters", LMP_ID_MAX);
-  if (text_header(m, "correlation_id", x->corr, sizeof(x->corr), 0) < 0)
-    return poison(x, "BAD_HEADER", "header correlation_id must be text of at most %d bytes", LMP_ID_MAX);
-  if (text_header(m, "event_type", etype, sizeof(etype), 0) < 0)
-    return poison(x, "BAD_HEADER", "header event_type must be text of at most %d bytes", LMP_ID_MAX);
-  /* A trace context that is not one is ignored, as W3C Trace Context says. */
-  if (text_header(m, "traceparent", tp, sizeof(tp), 1) == 0 && lmp_traceparent_valid(tp))
-    snprintf(x->parent, sizeof(x->parent), "%s", tp);
-
-  char err[500];
-  int dr = lmp_avro_decode(rt->schemas, m->payload, m->len, &x->schema, &x->value, err, sizeof(err));
-  if (dr < 0)
-    return poison(x, dr == LMP_EFRAME ? "BAD_FRAMING" : dr == LMP_ESCHEMA ? "UNKNOWN_SCHEMA"
-                     : dr == LMP_ETOOBIG ? "TOO_LARGE" : "UNDECODABLE", "%s", err);
-  x->decoded = 1;
-  x->route = route_of(rt, topic);
-  if (x->route == NULL || strcmp(x->route->event_type, x->schema->name) != 0)
-    return poison(x, "WRONG_TOPIC", "%s carries %s only, not %s", topic,
-                  x->route ? x->route->event_type : "nothing this daemon reads", x->schema->name);
-  if (*etype && strcmp(etype, x->schema->name) != 0)
-    return poison(x, "EVENT_TYPE_MISMATCH", "header says %s, the schema is %s", etype, x->schema->name);
-  if (!x->route->checks_text && lmp_avro_check_text(&x->value, err, sizeof(err)) < 0)
-    return poison(x, "BAD_TEXT", "%s", err);
-  if (*evid)
-    snprintf(x->id, sizeof(x->id), "%s", evid);
-}
-
-static void msgs_free(struct msg *xs, size_t n) {
+static void msgs_free(struct lmp_msg *xs, size_t n) {
   for (size_t i = 0; xs && i < n; i++)
-    if (xs[i].decoded)
-      avro_value_decref(&xs[i].value);
+    lmp__message_clear(&xs[i]);
   free(xs);
 }
 
@@ -199,7 +103,7 @@ static int put_array_item(struct lmp_buf *b, size_t i, const char *s) {
 
 /* One statement records every message of the batch; the ids it returns are the
  * messages never seen before (the first of two with one id in a batch). */
-static int inbox_all(struct rt *rt, struct msg *xs, size_t n) {
+static int inbox_all(struct rt *rt, struct lmp_msg *xs, size_t n) {
   struct lmp_buf ids = {0}, topics = {0}, parts = {0}, offs = {0};
   int r = 0;
   for (size_t i = 0; r == 0 && i < n; i++) {
@@ -242,7 +146,7 @@ static int inbox_all(struct rt *rt, struct msg *xs, size_t n) {
   return 0;
 }
 
-static int inbox_one(struct rt *rt, struct msg *x) {
+static int inbox_one(struct rt *rt, struct lmp_msg *x) {
   char part[16], off[24];
   snprintf(part, sizeof(part), "%d", (int)x->m->partition);
   snprintf(off, sizeof(off), "%lld", (long long)x->m->offset);
@@ -260,7 +164,7 @@ static int inbox_one(struct rt *rt, struct msg *x) {
 
 /* ---- Applying ----------------------------------------------------------------------- */
 
-static int handle(struct lmp_tx *tx, struct msg *x) {
+static int handle(struct lmp_tx *tx, struct lmp_msg *x) {
   struct lmp_event ev = {.schema = x->schema,
                          .value = &x->value,
                          .event_id = x->id,
@@ -306,12 +210,12 @@ static int connected(struct rt *rt) { return rt->db.conn && PQstatus(rt->db.conn
 
 /* Without savepoints: the common case, one round trip for the inbox and one for the
  * outbox. A message that fails for its own sake sends the batch to isolation. */
-static int apply_fast(struct lmp_tx *tx, struct msg *xs, size_t n) {
+static int apply_fast(struct lmp_tx *tx, struct lmp_msg *xs, size_t n) {
   struct rt *rt = tx->rt;
   struct batch *b = tx->b;
   int r = inbox_all(rt, xs, n);
   for (size_t i = 0; r == 0 && i < n; i++) {
-    struct msg *x = &xs[i];
+    struct lmp_msg *x = &xs[i];
     if (!x->fresh) {
       b->dups++;
       lmp_debug(*x->corr ? x->corr : NULL, "skip duplicate %s", x->id);
@@ -328,12 +232,12 @@ static int apply_fast(struct lmp_tx *tx, struct msg *xs, size_t n) {
 
 /* One message at a time, each in a savepoint: a message that fails for its own
  * sake is undone and dead-lettered alone. */
-static int apply_isolated(struct lmp_tx *tx, struct msg *xs, size_t n) {
+static int apply_isolated(struct lmp_tx *tx, struct lmp_msg *xs, size_t n) {
   struct rt *rt = tx->rt;
   struct batch *b = tx->b;
   int r = 0;
   for (size_t i = 0; r == 0 && i < n; i++) {
-    struct msg *x = &xs[i];
+    struct lmp_msg *x = &xs[i];
     const char *corr = *x->corr ? x->corr : NULL;
     size_t rows = b->nrows;
     if ((r = lmp_tx_command(tx, "SAVEPOINT lmp_msg", 0, NULL)) < 0 || (r = inbox_one(rt, x)) < 0)
@@ -371,11 +275,16 @@ static int apply_isolated(struct lmp_tx *tx, struct msg *xs, size_t n) {
 
 static int apply_messages(struct lmp_tx *tx) {
   struct batch *b = tx->b;
-  struct msg *xs = calloc(b->n, sizeof(*xs));
+  struct lmp_msg *xs = calloc(b->n, sizeof(*xs));
   if (xs == NULL)
     return LMP_ENOMEM;
-  for (size_t i = 0; i < b->n; i++)
-    check_message(tx->rt, b->msgs[i], &xs[i]);
+  for (size_t i = 0; i < b->n; i++) {
+    const rd_kafka_message_t *m = b->msgs[i];
+    struct lmp_raw raw = {rd_kafka_topic_name(m->rkt), m->partition, m->offset, m->key, m->key_len,
+                          m->payload, m->len, kafka_header, m};
+    lmp__message_check(tx->rt->schemas, &tx->rt->cfg, tx->rt->svc->routes, &raw, &xs[i]);
+    xs[i].m = m;
+  }
   int r = b->isolate ? apply_isolated(tx, xs, b->n) : apply_fast(tx, xs, b->n);
   msgs_free(xs, b->n);
   return r;

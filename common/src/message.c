@@ -1,0 +1,93 @@
+/* What a consumed message's bytes alone decide, before the database sees it: its key,
+ * its headers, its framing and schema, whether it is the topic's event type, whether
+ * its text is text. Pure: no I/O, so the fuzzer drives it with any bytes. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "lmp/error.h"
+#include "lmp/events.h"
+#include "lmp/text.h"
+#include "rt.h"
+
+/* Copies a header that must be short text; 0 when absent or good, -1 when bad. */
+static int text_header(const struct lmp_raw *raw, const char *name, char *out, size_t outlen, int ascii_id) {
+  size_t n = 0;
+  const char *v = raw->header ? raw->header(raw->hctx, name, &n) : NULL;
+  *out = '\0';
+  if (v == NULL)
+    return 0;
+  if (n == 0 || n >= outlen || lmp_text_check(v, n, 0, NULL) != LMP_TEXT_OK)
+    return -1;
+  for (size_t i = 0; ascii_id && i < n; i++)
+    if (v[i] <= 0x20 || v[i] >= 0x7F)
+      return -1;
+  memcpy(out, v, n);
+  out[n] = '\0';
+  return 0;
+}
+
+static const struct lmp_route *route_of(const struct lmp_config *cfg, const struct lmp_route *routes,
+                                        const char *topic) {
+  char t[300];
+  for (const struct lmp_route *r = routes; r->event_type; r++) {
+    lmp_topic_name(cfg, r->event_type, t, sizeof(t));
+    if (strcmp(t, topic) == 0)
+      return r;
+  }
+  return NULL;
+}
+
+__attribute__((format(printf, 3, 4))) static void poison(struct lmp_msg *x, const char *code, const char *fmt, ...) {
+  x->code = code;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(x->why, sizeof(x->why), fmt, ap);
+  va_end(ap);
+}
+
+void lmp__message_check(const struct lmp_schemas *schemas, const struct lmp_config *cfg,
+                        const struct lmp_route *routes, const struct lmp_raw *raw, struct lmp_msg *x) {
+  memset(x, 0, sizeof(*x));
+  snprintf(x->id, sizeof(x->id), "%.90s/%d/%lld", raw->topic, (int)raw->partition, (long long)raw->offset);
+  if (raw->key) {
+    if (raw->keylen > LMP_KEY_MAX || lmp_text_check(raw->key, raw->keylen, 0, NULL) != LMP_TEXT_OK)
+      return poison(x, "BAD_KEY", "the key must be text of at most %d bytes without control characters "
+                    "(%zu bytes)", LMP_KEY_MAX, raw->keylen);
+    memcpy(x->key, raw->key, raw->keylen);
+    x->key[raw->keylen] = '\0';
+  }
+  char evid[LMP_ID_MAX + 1], etype[LMP_ID_MAX + 1], tp[64];
+  if (text_header(raw, "event_id", evid, sizeof(evid), 1) < 0)
+    return poison(x, "BAD_HEADER", "header event_id must be 1 to %d printable ASCII characters", LMP_ID_MAX);
+  if (text_header(raw, "correlation_id", x->corr, sizeof(x->corr), 0) < 0)
+    return poison(x, "BAD_HEADER", "header correlation_id must be text of at most %d bytes", LMP_ID_MAX);
+  if (text_header(raw, "event_type", etype, sizeof(etype), 0) < 0)
+    return poison(x, "BAD_HEADER", "header event_type must be text of at most %d bytes", LMP_ID_MAX);
+  /* A trace context that is not one is ignored, as W3C Trace Context says. */
+  if (text_header(raw, "traceparent", tp, sizeof(tp), 1) == 0 && lmp_traceparent_valid(tp))
+    snprintf(x->parent, sizeof(x->parent), "%s", tp);
+
+  char err[500];
+  int dr = lmp_avro_decode(schemas, raw->payload, raw->len, &x->schema, &x->value, err, sizeof(err));
+  if (dr < 0)
+    return poison(x, dr == LMP_EFRAME ? "BAD_FRAMING" : dr == LMP_ESCHEMA ? "UNKNOWN_SCHEMA"
+                     : dr == LMP_ETOOBIG ? "TOO_LARGE" : "UNDECODABLE", "%s", err);
+  x->decoded = 1;
+  x->route = route_of(cfg, routes, raw->topic);
+  if (x->route == NULL || strcmp(x->route->event_type, x->schema->name) != 0)
+    return poison(x, "WRONG_TOPIC", "%s carries %s only, not %s", raw->topic,
+                  x->route ? x->route->event_type : "nothing this daemon reads", x->schema->name);
+  if (*etype && strcmp(etype, x->schema->name) != 0)
+    return poison(x, "EVENT_TYPE_MISMATCH", "header says %s, the schema is %s", etype, x->schema->name);
+  if (!x->route->checks_text && lmp_avro_check_text(&x->value, err, sizeof(err)) < 0)
+    return poison(x, "BAD_TEXT", "%s", err);
+  if (*evid)
+    snprintf(x->id, sizeof(x->id), "%s", evid);
+}
+
+void lmp__message_clear(struct lmp_msg *x) {
+  if (x->decoded)
+    avro_value_decref(&x->value);
+  x->decoded = 0;
+}
