@@ -16,34 +16,39 @@
 #include "lmp/config.h"
 #include "lmp/error.h"
 #include "lmp/events.h"
+#include "daemons.h"
 #include "lmp/service.h"
 
 extern char **environ;
 
 static struct lmp_config cfg;
 
-/* Where each daemon's HTTP endpoint is. */
-static struct urls {
-  char *allocation, *fulfilment, *intake, *notifier, *shipping;
-} urls;
-#define U(f) offsetof(struct urls, f)
-static const struct lmp_conf_entry ctl_conf[] = {
-    {"allocation.url", LMP_CONF_STR, U(allocation), 1, 1024, "http://127.0.0.1:18082", "allocation's HTTP address"},
-    {"fulfilment.url", LMP_CONF_STR, U(fulfilment), 1, 1024, "http://127.0.0.1:18083", "fulfilment's HTTP address"},
-    {"intake.url", LMP_CONF_STR, U(intake), 1, 1024, "http://127.0.0.1:18081", "intake's HTTP address"},
-    {"notifier.url", LMP_CONF_STR, U(notifier), 1, 1024, "http://127.0.0.1:18085", "notifier's HTTP address"},
-    {"shipping.url", LMP_CONF_STR, U(shipping), 1, 1024, "http://127.0.0.1:18084", "shipping's HTTP address"},
-};
-#define intake_url (urls.intake)
+/* Where each daemon's HTTP endpoint is: a setting <daemon>.url per daemon of
+ * deploy/daemons, by default its port in the local stack. */
+#define MAX_DAEMONS 16
+static char *url_values[MAX_DAEMONS];
+static struct lmp_conf_entry url_conf[MAX_DAEMONS];
+static size_t url_n;
+static char url_names[MAX_DAEMONS][96], url_defaults[MAX_DAEMONS][64], url_help[MAX_DAEMONS][96];
+
+static void url_table(void) {
+  for (url_n = 0; lmp_daemons[url_n].name && url_n < MAX_DAEMONS; url_n++) {
+    const struct lmp_daemon *d = &lmp_daemons[url_n];
+    snprintf(url_names[url_n], sizeof(url_names[0]), "%s.url", d->name);
+    snprintf(url_defaults[url_n], sizeof(url_defaults[0]), "http://127.0.0.1:%d", d->port);
+    snprintf(url_help[url_n], sizeof(url_help[0]), "%s's HTTP address", d->name);
+    url_conf[url_n] = (struct lmp_conf_entry){url_names[url_n], LMP_CONF_STR, url_n * sizeof(char *), 1, 1024,
+                                              url_defaults[url_n], url_help[url_n]};
+  }
+}
 
 static const char *service_url(const char *name) {
-  if (strcmp(name, "allocation") == 0) return urls.allocation;
-  if (strcmp(name, "fulfilment") == 0) return urls.fulfilment;
-  if (strcmp(name, "intake") == 0) return urls.intake;
-  if (strcmp(name, "notifier") == 0) return urls.notifier;
-  if (strcmp(name, "shipping") == 0) return urls.shipping;
+  for (size_t i = 0; i < url_n; i++)
+    if (strcmp(lmp_daemons[i].name, name) == 0)
+      return url_values[i];
   return NULL;
 }
+#define intake_url (service_url("intake"))
 
 static int usage(void) {
   fprintf(stderr,
@@ -60,8 +65,8 @@ static int usage(void) {
           "  dispatch SHIPMENT ONBOARDING CARRIER TRACKING\n"
           "                            report a shipment dispatched, as a warehouse system does\n"
           "  schema check FILE.avsc    is a new version of a schema compatible both ways?\n"
-          "  schema check FILE.avsc    is a new version of a schema compatible both ways?\n"
           "  encode EVENT_TYPE FILE.json  write the framed Avro message to stdout\n"
+          "  group copy FROM TO        give consumer group TO the committed offsets of FROM (both stopped)\n"
           "Settings come from -c FILE, $LMP_CONFIG or LMP_* variables (LMP_KAFKA_BROKERS, LMP_INTAKE_URL).\n");
   return 2;
 }
@@ -189,6 +194,69 @@ static int topics_create(int partitions, int wait_s) {
   for (size_t i = 0; i < n; i++)
     rd_kafka_NewTopic_destroy(topics[i]);
   rd_kafka_destroy(rk);
+  return rc;
+}
+
+/* ---- consumer groups ------------------------------------------------------------------ */
+
+static rd_kafka_t *group_client(const char *group) {
+  char err[512];
+  rd_kafka_conf_t *c = rd_kafka_conf_new();
+  if (rd_kafka_conf_set(c, "bootstrap.servers", cfg.kafka_brokers, err, sizeof(err)) ||
+      rd_kafka_conf_set(c, "group.id", group, err, sizeof(err)) ||
+      rd_kafka_conf_set(c, "enable.auto.commit", "false", err, sizeof(err)))
+    die("%s", err);
+  rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, c, err, sizeof(err));
+  if (rk == NULL)
+    die("kafka: %s", err);
+  return rk; /* c is owned by rk now */
+}
+
+/* Every partition of the topics under the prefix (the event topics and the dead
+ * letters), for a group's committed offsets. */
+static rd_kafka_topic_partition_list_t *prefix_partitions(rd_kafka_t *rk) {
+  const struct rd_kafka_metadata *md;
+  rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 1, NULL, &md, 15000);
+  if (e)
+    die("metadata: %s", rd_kafka_err2str(e));
+  rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(64);
+  for (int i = 0; i < md->topic_cnt; i++)
+    if (strncmp(md->topics[i].topic, cfg.topic_prefix, strlen(cfg.topic_prefix)) == 0)
+      for (int p = 0; p < md->topics[i].partition_cnt; p++)
+        rd_kafka_topic_partition_list_add(l, md->topics[i].topic, md->topics[i].partitions[p].id);
+  rd_kafka_metadata_destroy(md);
+  return l;
+}
+
+/* Gives group `to` the committed offsets of group `from`, so a daemon renamed (or
+ * given a new group) resumes where the old one stopped instead of from the start.
+ * Run it with both groups stopped. */
+static int group_copy(const char *from, const char *to) {
+  rd_kafka_t *src = group_client(from), *dst = group_client(to);
+  rd_kafka_topic_partition_list_t *l = prefix_partitions(src);
+  rd_kafka_resp_err_t e = rd_kafka_committed(src, l, 15000);
+  if (e)
+    die("committed offsets of %s: %s", from, rd_kafka_err2str(e));
+  rd_kafka_topic_partition_list_t *set = rd_kafka_topic_partition_list_new(l->cnt);
+  for (int i = 0; i < l->cnt; i++)
+    if (l->elems[i].offset >= 0)
+      rd_kafka_topic_partition_list_add(set, l->elems[i].topic, l->elems[i].partition)->offset = l->elems[i].offset;
+  int rc = 0;
+  if (set->cnt == 0) {
+    fprintf(stderr, "lmpctl: group %s has no committed offsets under prefix '%s'\n", from, cfg.topic_prefix);
+    rc = 1;
+  } else if ((e = rd_kafka_commit(dst, set, 0)) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    fprintf(stderr, "lmpctl: committing for %s: %s (is the group stopped?)\n", to, rd_kafka_err2str(e));
+    rc = 1;
+  } else {
+    for (int i = 0; i < set->cnt; i++)
+      printf("%s[%d] %lld\n", set->elems[i].topic, set->elems[i].partition, (long long)set->elems[i].offset);
+    printf("copied %d committed offsets from %s to %s\n", set->cnt, from, to);
+  }
+  rd_kafka_topic_partition_list_destroy(set);
+  rd_kafka_topic_partition_list_destroy(l);
+  rd_kafka_destroy(src);
+  rd_kafka_destroy(dst);
   return rc;
 }
 
@@ -572,8 +640,9 @@ int main(int argc, char **argv) {
   }
   if (nargs == 0)
     return usage();
+  url_table();
   struct lmp_conf_table tables[] = {{lmp_config_entries, lmp_config_entries_n, &cfg},
-                                    {ctl_conf, sizeof(ctl_conf) / sizeof(ctl_conf[0]), &urls},
+                                    {url_conf, url_n, url_values},
                                     {NULL, 0, NULL}};
   char err[600];
   if (lmp_config_load(tables, path && *path ? path : NULL, environ, err, sizeof(err)) < 0) {
@@ -607,6 +676,8 @@ int main(int argc, char **argv) {
     rc = admin_get(args[2], args[3]);
   else if (strcmp(cmd, "dispatch") == 0 && nargs == 5)
     rc = dispatch(args[1], args[2], args[3], args[4]);
+  else if (strcmp(cmd, "group") == 0 && nargs == 4 && strcmp(args[1], "copy") == 0)
+    rc = group_copy(args[2], args[3]);
   else if (strcmp(cmd, "encode") == 0 && nargs == 3)
     rc = encode_cmd(args[1], args[2]);
   else

@@ -30,7 +30,7 @@ const struct lmp_conf_entry lmp_config_entries[] = {
     {"log.level", LMP_CONF_STR, C(log_level), 1, 5, "info", "debug, info, warn or error"},
     {"outbox.sweep_ms", LMP_CONF_INT, C(outbox_sweep_ms), 100, 600000, "5000", "how often events left unpublished by a crash are sent"},
     {"pg.connect_timeout_s", LMP_CONF_INT, C(pg_connect_timeout_s), 1, 600, "5", "PostgreSQL connection timeout"},
-    {"pg.database", LMP_CONF_STR, C(pg_database), 0, 63, "", "database; empty means lmp_<service>"},
+    {"pg.database", LMP_CONF_STR, C(pg_database), 0, 63, "", "database; empty means lmp_<service> (a hyphen written as _)"},
     {"pg.host", LMP_CONF_STR, C(pg_host), 1, 255, "127.0.0.1", "PostgreSQL host or socket directory"},
     {"pg.password", LMP_CONF_STR, C(pg_password), 0, 255, "", "PostgreSQL password (prefer a ~/.pgpass file)"},
     {"pg.port", LMP_CONF_INT, C(pg_port), 1, 65535, "15432", "PostgreSQL port"},
@@ -167,7 +167,7 @@ static int find(const struct lmp_conf_table *tables, const char *name,
 static void env_name(const char *name, char *out, size_t outlen) {
   size_t j = (size_t)snprintf(out, outlen, "LMP_");
   for (const char *p = name; *p && j + 1 < outlen; p++)
-    out[j++] = (*p == '.') ? '_' : (char)toupper((unsigned char)*p);
+    out[j++] = (*p == '.' || *p == '-') ? '_' : (char)toupper((unsigned char)*p);
   out[j] = '\0';
 }
 

@@ -224,8 +224,12 @@ int lmp_service_main(const struct lmp_service *svc, int argc, char **argv) {
   if (!*rt->group)
     snprintf(rt->group, sizeof(rt->group), "lmp-%s", svc->name);
   snprintf(rt->dbname, sizeof(rt->dbname), "%s", *rt->cfg.pg_database ? rt->cfg.pg_database : "");
-  if (!*rt->dbname)
+  if (!*rt->dbname) {
     snprintf(rt->dbname, sizeof(rt->dbname), "lmp_%s", svc->name);
+    for (char *c = rt->dbname; *c; c++)
+      if (*c == '-')
+        *c = '_'; /* a name PostgreSQL takes without quotes */
+  }
   lmp_metrics_init(&rt->m);
   atomic_store(&rt->m.heartbeat_ms, (int64_t)(uv_hrtime() / 1000000));
 

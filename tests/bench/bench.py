@@ -30,7 +30,7 @@ def main():
         http_post(ns.http["allocation"] + "/v1/admin/load", {"pools": [
             {"partner_id": "partner-northwind", "product": p, "total": 100_000_000}
             for p in ("MDR_CORE", "MDR_COMPLETE", "MDR_CLOUD", "BEAUCERON_SAT")]})
-        http_post(ns.http["fulfilment"] + "/v1/admin/load", {"inventory": [
+        http_post(ns.http["appliance-fulfilment"] + "/v1/admin/load", {"inventory": [
             {"sku": "NS-100", "serial_prefix": "B100-", "count": 3 * args.requests},
             {"sku": "NS-500", "serial_prefix": "B500-", "count": args.requests}]})
         msgs = []

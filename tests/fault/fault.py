@@ -18,20 +18,12 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
-from harness import (ROOT, Failure, Namespace, check, decode, encode, example, headers, http_post, log,
+from harness import (ROOT, SERVICES, Failure, Namespace, check, decode, encode, example, headers, http_post, log,
                      wait_for)
 
 STACK = os.path.join(ROOT, "deploy", "stack")
-CONSUMED = ["onboarding.requested", "onboarding.accepted", "onboarding.users-allocated",
-            "onboarding.appliances-provisioned", "onboarding.shipping-completed",
-            "onboarding.shipment-dispatched", "onboarding.confirmed", "onboarding.failed", "shipment.dispatched"]
-GROUPS = {"intake": ["onboarding.requested", "onboarding.users-allocated", "onboarding.appliances-provisioned",
-                     "onboarding.shipping-completed", "onboarding.shipment-dispatched", "onboarding.confirmed",
-                     "onboarding.failed"],
-          "allocation": ["onboarding.accepted", "onboarding.failed"],
-          "fulfilment": ["onboarding.users-allocated", "onboarding.failed"],
-          "shipping": ["onboarding.appliances-provisioned", "shipment.dispatched"],
-          "notifier": ["onboarding.shipping-completed", "onboarding.failed", "onboarding.shipment-dispatched"]}
+GROUPS = {}    # daemon -> the event types it consumes
+CONSUMED = []  # every consumed event type
 
 
 def make_request(rng, i):
@@ -98,19 +90,22 @@ def main():
     args = ap.parse_args()
     rng = random.Random(args.seed)
     ns = Namespace("fault")
+    # What each daemon consumes, from its own route table.
+    GROUPS.update({service: ns.routes(service) for service in SERVICES})
+    CONSUMED[:] = sorted({t for topics in GROUPS.values() for t in topics})
     env = {"LMP_INTAKE_APPLIANCE_SKUS": "NS-100,NS-500,NS-1000,NS-2000", "LMP_RETRY_MAX_MS": "2000"}
     failure = None
     figures = {}
     try:
         ns.start_all(**env)
         ns.start("allocation", **env)
-        ns.start("fulfilment", **env)
+        ns.start("appliance-fulfilment", **env)
         for service, data in [("allocation", {
                 "partners": [{"partner_id": "partner-fault-short", "name": "Short"}],
                 "pools": [{"partner_id": "partner-northwind", "product": p, "total": 10_000_000}
                           for p in ("MDR_CORE", "MDR_COMPLETE", "MDR_CLOUD", "BEAUCERON_SAT")] +
                          [{"partner_id": "partner-fault-short", "product": "MDR_CORE", "total": 40}]}),
-                ("fulfilment", {"skus": [{"sku": "NS-2000"}],
+                ("appliance-fulfilment", {"skus": [{"sku": "NS-2000"}],
                                 "inventory": [{"sku": "NS-100", "serial_prefix": "F100-", "count": 6 * args.requests},
                                               {"sku": "NS-500", "serial_prefix": "F500-", "count": 6 * args.requests},
                                               {"sku": "NS-2000", "serial_prefix": "F2000-", "count": 5}]})]:
@@ -265,7 +260,7 @@ def check_all(ns, acked, expect, args):
 
     # Fulfilment: every reserved unit belongs to a confirmed onboarding.
     units = ns.sql("SELECT onboarding_id, count(*) FROM units WHERE status = 'reserved' GROUP BY 1",
-                   service="fulfilment")
+                   service="appliance-fulfilment")
     stray = [oid for oid, _ in units if oid not in confirmed]
     check(not stray, f"{len(stray)} onboardings hold units without being confirmed, e.g. {stray[:3]}")
     want_units = {rid: len(expect[rid][2]["deployment"]["appliances"]) for rid in confirmed

@@ -31,7 +31,13 @@ BROKERS = os.environ.get("LMP_KAFKA_BROKERS", "127.0.0.1:29092")
 PG_PORT = int(os.environ.get("LMP_PG_PORT", "25432"))
 SMTP_PORT = int(os.environ.get("LMP_SMTP_PORT", "22525"))
 MAILDIR = os.path.join(os.environ.get("LMP_STACK_DIR", os.path.join(BUILD, "stack")), "maildir", "new")
-SERVICES = ["intake", "allocation", "fulfilment", "shipping", "notifier"]
+def _daemons():
+    """The daemons of deploy/daemons, in order: the one list every script reads."""
+    with open(os.path.join(ROOT, "deploy", "daemons")) as fh:
+        return [line.split()[0] for line in fh if line[:1].isalpha()]
+
+
+SERVICES = _daemons()
 DEMO_DATA = os.path.join(ROOT, "deploy", "demo-data.json")
 EXAMPLES = os.path.join(ROOT, "deploy", "examples")
 
@@ -188,7 +194,7 @@ class Namespace:
         return self.prefix + event_type
 
     def dbname(self, service):
-        return self.db if service == "intake" else f"{self.db}_{service}"
+        return self.db if service == "intake" else f"{self.db}_{service.replace('-', '_')}"
 
     def env(self, service="intake", **extra):
         e = dict(os.environ)
@@ -203,7 +209,7 @@ class Namespace:
             "LMP_NOTIFIER_SMTP_URL": f"smtp://127.0.0.1:{SMTP_PORT}",
         })
         for svc, url in self.http.items():
-            e[f"LMP_{svc.upper()}_URL"] = url
+            e[f"LMP_{svc.upper().replace('-', '_')}_URL"] = url
         e.update({k: str(v) for k, v in extra.items()})
         return e
 
@@ -217,16 +223,26 @@ class Namespace:
             wait_for(f"{service}'s outbox published", lambda service=service: self.sql(
                 "SELECT count(*) FROM lmp_outbox", service=service)[0][0] == 0, timeout=timeout)
 
+    def routes(self, service):
+        """The event types a daemon consumes, from its own route table."""
+        exe = os.path.join(BUILD, "services", service, f"lmp-{service}")
+        out = subprocess.run([exe, "--print-routes"], env=self.env(service), capture_output=True, text=True, timeout=30)
+        check(out.returncode == 0, f"{service} --print-routes: {out.stderr}")
+        return [line.split()[1] for line in out.stdout.splitlines() if line.startswith("consumes ")]
+
     def start_all(self, load=DEMO_DATA, **env):
         """Every daemon of the flow, with the reference data loaded."""
         for service in SERVICES:
             self.start(service, **env)
         if load:
-            with open(load) as fh:
-                data = json.load(fh)
-            for service, section in data.items():
-                code, body = http_post(self.http[service] + "/v1/admin/load", section)
-                check(code == 200, f"loading {service}: {code} {body}")
+            self.load_reference_data(load)
+
+    def load_reference_data(self, path=DEMO_DATA):
+        with open(path) as fh:
+            data = json.load(fh)
+        for service, section in data.items():
+            code, body = http_post(self.http[service] + "/v1/admin/load", section)
+            check(code == 200, f"loading {service}: {code} {body}")
 
     def mails(self, onboarding_id=None):
         """Mails the SMTP server received (for one onboarding), as email messages."""

@@ -5,7 +5,7 @@ import re
 import subprocess
 import sys
 
-from harness import BUILD, check, example, http_get, run, wait_for
+from harness import BUILD, SERVICES, check, example, http_get, run, wait_for
 
 
 def test_health_config(ns):
@@ -21,7 +21,7 @@ def test_health_config(ns):
     check(out.returncode == 2 and "cannot open" in out.stderr, out.stderr)
     out = subprocess.run([exe, "--print-config"], capture_output=True, text=True)
     check(out.returncode == 0 and "# kafka.brokers = 127.0.0.1:19092" in out.stdout, "example config")
-    for service in ("intake", "allocation", "fulfilment", "shipping", "notifier"):
+    for service in SERVICES:
         printed = subprocess.run([os.path.join(BUILD, "services", service, f"lmp-{service}"), "--print-config"],
                                  capture_output=True, text=True).stdout
         example_file = os.path.join(os.path.dirname(__file__), "..", "..", "deploy", "config",

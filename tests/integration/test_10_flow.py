@@ -40,10 +40,10 @@ def test_flow(ns):
     check(pools == {"MDR_CORE": 8, "MDR_COMPLETE": 120, "MDR_CLOUD": 65, "BEAUCERON_SAT": 120}, pools)
 
     # fulfilment: one virtual appliance, three reserved units
-    va = ns.sql("SELECT onboarding_id, region, status FROM virtual_appliances", service="fulfilment")
+    va = ns.sql("SELECT onboarding_id, region, status FROM virtual_appliances", service="appliance-fulfilment")
     check(va == [(virt["request_id"], "ca-central-1", "provisioned")], va)
     units = ns.sql("SELECT sku, onboarding_id FROM units WHERE status = 'reserved' ORDER BY sku",
-                   service="fulfilment")
+                   service="appliance-fulfilment")
     check(sorted(units) == sorted([("NS-100", phys["request_id"]), ("NS-100", phys["request_id"]),
                                    ("NS-500", phys["request_id"])]), units)
 

@@ -20,7 +20,7 @@ def pools(ns):
 def test_failures(ns):
     # intake's catalogue names a SKU of which fulfilment will hold a single unit.
     ns.start_all(LMP_INTAKE_APPLIANCE_SKUS="NS-100,NS-500,NS-1000,NS-2000")
-    code, body = http_post(ns.http["fulfilment"] + "/v1/admin/load",
+    code, body = http_post(ns.http["appliance-fulfilment"] + "/v1/admin/load",
                            {"skus": [{"sku": "NS-2000", "description": "scarce"}],
                             "inventory": [{"sku": "NS-2000", "serials": ["SCARCE-1"]}]})
     check(code == 200, body)
@@ -64,9 +64,9 @@ def test_failures(ns):
         "SELECT status FROM onboardings WHERE onboarding_id = %s", stock["request_id"],
         service="allocation") == [("released",)])
     check(pools(ns) == before, f"pools after: {pools(ns)}, before: {before}")
-    check(ns.sql("SELECT count(*) FROM units WHERE status = 'reserved'", service="fulfilment")[0][0] == 0,
+    check(ns.sql("SELECT count(*) FROM units WHERE status = 'reserved'", service="appliance-fulfilment")[0][0] == 0,
           "no unit stays reserved")
-    check(ns.sql("SELECT status FROM units WHERE serial = 'SCARCE-1'", service="fulfilment") == [("available",)],
+    check(ns.sql("SELECT status FROM units WHERE serial = 'SCARCE-1'", service="appliance-fulfilment") == [("available",)],
           "the one scarce unit reserved before the shortfall was rolled back")
 
     # Each failed onboarding's partner is told, once, with the reasons.

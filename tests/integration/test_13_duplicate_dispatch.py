@@ -17,7 +17,7 @@ def test_duplicate_dispatch(ns):
     check(ns.sql("SELECT duplicates FROM onboardings WHERE onboarding_id = %s", oid) == [(1,)], "one duplicate")
     check(ns.sql("SELECT count(*) FROM allocations WHERE onboarding_id = %s", oid, service="allocation")[0][0] == 3,
           "allocated once")
-    check(ns.sql("SELECT count(*) FROM units WHERE onboarding_id = %s", oid, service="fulfilment")[0][0] == 3,
+    check(ns.sql("SELECT count(*) FROM units WHERE onboarding_id = %s", oid, service="appliance-fulfilment")[0][0] == 3,
           "three units, once")
     wait_for("two mails", lambda: len(ns.mails(oid)) >= 2)
 

@@ -58,8 +58,8 @@ def test_hostile_http(ns):
     # Memory is measured on the build without sanitizers: AddressSanitizer keeps
     # freed memory in quarantine and adds shadow memory to what it holds.
     plain = os.environ.get("LMP_VALGRIND_BUILD")
-    exe = os.path.join(plain, "services", "fulfilment", "lmp-fulfilment") if plain else None
-    target = ns.start("fulfilment", exe=exe if exe and os.path.exists(exe) else None,
+    exe = os.path.join(plain, "services", "appliance-fulfilment", "lmp-appliance-fulfilment") if plain else None
+    target = ns.start("appliance-fulfilment", exe=exe if exe and os.path.exists(exe) else None,
                       LMP_KAFKA_GROUP_ID="plain-" + ns.prefix)
     url, pid = target.http, target.pid
 

@@ -1,9 +1,9 @@
-/* lmp-fulfilment: appliances for onboardings. Parse, configure, run, drain. */
+/* lmp-appliance-fulfilment: appliances for onboardings. Parse, configure, run, drain. */
 #include "fulfilment.h"
 
 int main(int argc, char **argv) {
   const struct lmp_service svc = {
-      .name = "fulfilment",
+      .name = "appliance-fulfilment",
       .routes = fulfilment_routes,
       .migrations = fulfilment_migrations,
       .http = fulfilment_http,
