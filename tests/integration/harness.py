@@ -414,6 +414,7 @@ class SmtpGate:
         self.port = self.sock.getsockname()[1]
         self.url = f"smtp://127.0.0.1:{self.port}"
         self.open = False
+        self.refuse = False  # answer 554 and hang up: a server that refuses for good
         self.refused = 0
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
@@ -426,6 +427,11 @@ class SmtpGate:
                 return
             if not self.open:
                 self.refused += 1
+                if self.refuse:
+                    try:
+                        conn.sendall(b"554 5.7.1 no mail accepted here\r\n")
+                    except OSError:
+                        pass
                 conn.close()
                 continue
             threading.Thread(target=self._relay, args=(conn,), daemon=True).start()

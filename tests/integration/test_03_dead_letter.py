@@ -1,10 +1,14 @@
 """Poison never blocks a partition: garbage, truncated Avro, an unknown schema and
 the wrong event type go to the dead-letter topic with the error in headers, and the
-valid request behind them on the same partition is still processed."""
+valid request behind them on the same partition is still processed. An event the
+broker refuses for good is parked with a copy in the dead-letter topic, and what
+comes after it flows."""
 import struct
 import sys
 
-from harness import SCHEMAS, check, encode, example, headers, run, wait_for
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
+
+from harness import BROKERS, SCHEMAS, check, encode, example, headers, http_get, run, wait_for
 
 
 def test_dead_letter(ns):
@@ -54,6 +58,29 @@ def test_dead_letter(ns):
         "SELECT status FROM onboardings WHERE onboarding_id = %s", good["request_id"]) == [("accepted",)])
     # A redelivery of the same poison is recognised by its position: one dead letter each.
     check(ns.sql("SELECT count(*) FROM lmp_inbox")[0][0] == len(poison) + 2, "inbox rows")
+
+    # An event the broker refuses for good is parked, not retried forever: the
+    # accepted topic takes no message over 400 bytes, an accepted event is larger.
+    admin = AdminClient({"bootstrap.servers": BROKERS})
+    res = ConfigResource(ResourceType.TOPIC, ns.topic("onboarding.accepted"), incremental_configs=[
+        ConfigEntry("max.message.bytes", "400", incremental_operation=AlterConfigOpType.SET)])
+    for f in admin.incremental_alter_configs([res]).values():
+        f.result(30)
+    big = example("physical-complete.json")
+    ns.publish("onboarding.requested", big, key=key)
+    after = example("rejected-breach.json")  # a small answer on another topic, behind it
+    ns.publish("onboarding.requested", after, key=key)
+    parked = wait_for("the refused event parked", lambda: ns.sql(
+        "SELECT topic, reason FROM lmp_outbox_parked"), timeout=120)
+    check(parked[0][0] == ns.topic("onboarding.accepted") and "too large" in parked[0][1].lower(), parked)
+    wait_for("the outbox empty again", lambda: ns.sql("SELECT count(*) FROM lmp_outbox")[0][0] == 0, timeout=60)
+    wait_for("the request behind it answered", lambda: ns.sql(
+        "SELECT status FROM onboardings WHERE onboarding_id = %s", after["request_id"]) == [("rejected",)])
+    copies = [headers(m) for m in ns.consume_all(ns.dlq) if headers(m).get("error_code") == "PUBLISH_REFUSED"]
+    check(len(copies) == 1 and copies[0]["source_topic"] == ns.topic("onboarding.accepted") and
+          copies[0]["event_type"] == "onboarding.accepted", f"one copy of the parked event: {copies}")
+    m = wait_for("the parked counter", lambda: (lambda t: "lmp_outbox_parked_total{service=\"intake\"} 1" in t)(
+        http_get(ns.http["intake"] + "/metrics")[1]))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,91 @@
+"""Nothing from an event reaches a mail header or an SMTP command unchecked, and a
+mail that cannot go is given up, not retried forever: an invitation to "not an email
+at all" fails at once and the partner is told; text built to smuggle a second
+message or a Bcc header arrives as plain text of the one mail; a server that refuses
+with 5xx fails the mail at once; a server that never answers fails it after
+notifier.max_attempts. Each is recorded, counted, and the onboarding confirmed with
+its mails' status."""
+import re
+import sys
+import uuid
+
+from harness import Namespace, SmtpGate, check, example, http_get, run, wait_for
+
+SMUGGLE = ("Evil Corp\r\n.\r\nMAIL FROM:<eve@evil.example>\r\nRCPT TO:<eve@evil.example>\r\nDATA\r\n"
+           "Subject: smuggled\r\nBcc: eve@evil.example\r\n\r\nhi\r\n.\r\nQUIT\r\n")
+
+
+def shipping_completed(admin_email, account_name):
+    """A forged shipping-completed, as any producer on the topic could send today."""
+    req = example("virtual-core.json")
+    req["customer"]["portal_admin_email"] = admin_email
+    oid = req["request_id"]
+    return oid, {"onboarding_id": oid, "onboarding": {
+        "onboarding_id": oid, "customer_id": str(uuid.uuid4()), "account_name": account_name, "request": req,
+        "warnings": [], "accepted_at": 0}, "allocations": [], "appliances": [], "shipments": [], "completed_at": 0}
+
+
+def metric(url, name):
+    m = re.search(rf'^{name}{{service="notifier"}} (\d+)', http_get(url + "/metrics")[1], re.M)
+    return int(m.group(1)) if m else None
+
+
+def mails(ns, oid):
+    return {k: (st, a, err) for k, st, a, err in ns.sql(
+        "SELECT kind, status, attempts, last_error FROM mails WHERE onboarding_id = %s", oid, service="notifier")}
+
+
+def test_mail_refusals(ns):
+    ns.start_all()
+    notifier = ns.http["notifier"]
+    oid, ev = shipping_completed("not an email at all", SMUGGLE)
+    ns.publish("onboarding.shipping-completed", ev, key=oid)
+    wait_for("the onboarding confirmed with its mails settled", lambda: ns.sql(
+        "SELECT confirmed_at IS NOT NULL FROM confirmations WHERE onboarding_id = %s", oid,
+        service="notifier") == [(True,)], timeout=60)
+    m = mails(ns, oid)
+    check(m["invitation"][0] == "failed" and "not a usable address" in m["invitation"][2], m)
+    check(m["confirmation"][0] == "sent", m)
+    wait_for("the partner told", lambda: mails(ns, oid).get("undeliverable:invitation", ("",))[0] == "sent")
+    check(metric(notifier, "lmp_mails_failed_total") == 1, "the failed invitation is counted")
+    received = ns.mails(oid)
+    kinds = sorted(x["Message-ID"].split(".", 1)[1].split("@")[0] for x in received)
+    check(kinds == ["confirmation", "undeliverable.invitation"], f"the mails received: {kinds}")
+    for x in received:
+        check(x["Bcc"] is None and "\n" not in str(x["Subject"]), f"one header each: {x.items()}")
+        check(x["To"].addresses[0].addr_spec == ev["onboarding"]["request"]["submitted_by"], x["To"])
+    for x in ns.mails():
+        check("eve@evil.example" not in str(x.get("X-RcptTo", "")) and x["Subject"] != "smuggled",
+              f"a smuggled message reached the server: {x.items()}")
+    confirmed = [e for e in ns.consume_all("onboarding.confirmed")]
+    check(len(confirmed) == 1, "confirmed once")
+
+    # A server that refuses with 5xx, and one that never answers, each with a notifier
+    # of its own (a namespace of its own, so the others' events do not reach it).
+    for kind in ("refuse", "silent"):
+        gate = SmtpGate()
+        gate.refuse = kind == "refuse"
+        other = Namespace("mail_" + kind)
+        try:
+            p = other.start("notifier", LMP_NOTIFIER_SMTP_URL=gate.url, LMP_NOTIFIER_MAX_ATTEMPTS=2)
+            oid2, ev2 = shipping_completed("it@example.com", "Plain Corp")
+            other.publish("onboarding.shipping-completed", ev2, key=oid2)
+            wait_for(f"{kind}: both mails given up", lambda: [mails(other, oid2).get(k, ("",))[0] for k in
+                                                              ("confirmation", "invitation")] == ["failed", "failed"],
+                     timeout=90)
+            for k in ("confirmation", "invitation"):
+                st, attempts, err = mails(other, oid2)[k]
+                want = 1 if kind == "refuse" else 2
+                check(attempts == want, f"{kind}: {k} given up after {attempts} attempts, want {want}: {err}")
+            check(metric(p.http, "lmp_mails_failed_total") >= 2, f"{kind}: counted")
+            wait_for(f"{kind}: confirmed all the same", lambda: other.sql(
+                "SELECT confirmed_at IS NOT NULL FROM confirmations WHERE onboarding_id = %s", oid2,
+                service="notifier") == [(True,)], timeout=30)
+        finally:
+            problems = other.close()
+            gate.close()
+        check(not problems, "; ".join(problems))
+
+
+if __name__ == "__main__":
+    sys.exit(run(test_mail_refusals))
