@@ -47,20 +47,6 @@ int64_t lmp_now_ms(void) {
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-int lmp_av_copy_field(avro_value_t *rec, const char *field, avro_value_t *src) {
-  avro_value_t f;
-  if (avro_value_get_by_name(rec, field, &f, NULL) != 0)
-    return LMP_EINVAL;
-  return lmp_avro_copy(&f, src);
-}
-
-int lmp_av_set_int(avro_value_t *rec, const char *field, int32_t v) {
-  avro_value_t f;
-  if (avro_value_get_by_name(rec, field, &f, NULL) != 0)
-    return LMP_EINVAL;
-  return avro_value_set_int(&f, v) == 0 ? 0 : LMP_EINVAL;
-}
-
 __attribute__((format(printf, 4, 0))) static void set_reason(struct lmp_reason *r, const char *code, const char *field,
                                                        const char *fmt, va_list ap) {
   char text[2048];

@@ -1,4 +1,5 @@
-/* Helpers shared between the common library's own files; not part of its API. */
+/* The codec's shared insides (schemas.c, versions.c, frame.c, resolve.c, canonical.c,
+ * av.c); not part of liblmp's API. */
 #ifndef LMP_INTERNAL_H
 #define LMP_INTERNAL_H
 
@@ -15,7 +16,29 @@ json_t *lmp__avro_inline(json_t *schema, json_t *defs);
 /* Whether reader can read what writer wrote, by the specification's resolution rules;
  * reader_defs maps the reader's named types to their JSON (for field defaults). */
 int lmp__avro_can_read(avro_schema_t reader, avro_schema_t writer, json_t *reader_defs, char *err, size_t errlen);
+/* The index of a union's null branch, or -1. */
+int lmp__avro_null_branch(avro_schema_t s);
 /* Reads a writer's value into a reader's value, filling defaults. */
 int lmp__avro_resolve(avro_value_t *reader_value, avro_value_t *writer_value, json_t *reader_defs);
+
+#include <stdint.h>
+
+#include "lmp/codec.h"
+
+/* Another version of an event schema, readable into the current one. */
+struct lmp_writer {
+  uint64_t fingerprint;
+  avro_schema_t avro;
+  const struct lmp_schema *reader;
+  avro_value_iface_t *iface; /* generic values of the writer's schema */
+};
+
+/* The schema set: the current schemas, and the other versions they read. */
+struct lmp_schemas {
+  size_t n;
+  struct lmp_schema *v;
+  size_t nw;
+  struct lmp_writer *w;
+};
 
 #endif

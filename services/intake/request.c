@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lmp/av.h"
 #include "lmp/codec.h"
 #include "lmp/error.h"
 

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lmp/av.h"
 #include "lmp/text.h"
 #include "rt.h"
 

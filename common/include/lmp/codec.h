@@ -1,4 +1,5 @@
-/* Avro codec: canonical form, fingerprints, single-object framing, JSON input. */
+/* Avro codec: the schema set, canonical form and fingerprints, other versions, the
+ * bounded walk, single-object framing, JSON. Field access is in lmp/av.h. */
 #ifndef LMP_CODEC_H
 #define LMP_CODEC_H
 
@@ -65,15 +66,6 @@ int lmp_schemas_check_compat(const struct lmp_schemas *s, const char *json, char
  * Returns 0 when the whole input is exactly one value. */
 int lmp_avro_check(avro_schema_t schema, const void *body, size_t len, char *err, size_t errlen);
 
-/* Calls fn for every string of a value, with its field path ("customer.legal_name",
- * "deployment.addresses[0].city") and its bytes (n, any NUL included); stops at the
- * first negative return of fn, and returns it. */
-typedef int (*lmp_string_fn)(void *ctx, const char *path, const char *s, size_t n);
-int lmp_avro_walk_strings(avro_value_t *value, lmp_string_fn fn, void *ctx);
-/* Whether every string of a value is UTF-8 without NUL; err names the first field
- * that is not. 0, or LMP_EDECODE. */
-int lmp_avro_check_text(avro_value_t *value, char *err, size_t errlen);
-
 /* Frames a value: appends the single-object header and binary body to out. */
 int lmp_avro_encode(const struct lmp_schema *schema, avro_value_t *value, struct lmp_buf *out);
 
@@ -89,21 +81,5 @@ int lmp_avro_from_json(avro_value_t *value, json_t *json, char *err, size_t errl
 /* Plain JSON for an Avro value (the inverse of lmp_avro_from_json). Strings that are
  * not UTF-8 or hold NUL come out with U+FFFD in place of the bad bytes. */
 json_t *lmp_avro_to_json(avro_value_t *value);
-
-/* Copies src into dst by structure: record fields by name, enums by symbol, union
- * branches by type name. Unlike avro_value_copy it does not need the two schemas to
- * be the same object graph (a named type inlined in one and referenced in another). */
-int lmp_avro_copy(avro_value_t *dst, avro_value_t *src);
-
-/* Small accessors for handlers; missing or mistyped fields return defaults. */
-const char *lmp_av_str(avro_value_t *rec, const char *field);   /* NULL when absent or null */
-int32_t lmp_av_int(avro_value_t *rec, const char *field);
-int lmp_av_bool(avro_value_t *rec, const char *field);          /* -1 when null */
-int lmp_av_enum(avro_value_t *rec, const char *field);          /* symbol index, -1 */
-const char *lmp_av_enum_name(avro_value_t *rec, const char *field);
-/* Field of a record, with a union's current branch resolved; 0 when found non-null. */
-int lmp_av_field(avro_value_t *rec, const char *field, avro_value_t *out);
-int lmp_av_set_str(avro_value_t *rec, const char *field, const char *s);
-int lmp_av_set_long(avro_value_t *rec, const char *field, int64_t v);
 
 #endif

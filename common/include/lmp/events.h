@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lmp/av.h"
 #include "lmp/codec.h"
 #include "lmp/tx.h"
 
@@ -17,9 +18,6 @@ int64_t lmp_now_ms(void);
 void lmp_traceparent(const char *parent, char out[64]);
 /* Whether s is a W3C traceparent of version 00: 00-<32 hex>-<16 hex>-<2 hex>, ids not zero. */
 int lmp_traceparent_valid(const char *s);
-/* Copies src into a record's field; a union field takes src's type's branch. */
-int lmp_av_copy_field(avro_value_t *rec, const char *field, avro_value_t *src);
-int lmp_av_set_int(avro_value_t *rec, const char *field, int32_t v);
 
 /* One reason for a refusal or a failure, or one piece of advice: a machine code, the
  * field it is about (a path such as "deployment.addresses[1].country", or ""), and a

@@ -1,0 +1,115 @@
+/* Single-object framing: the C3 01 marker, the fingerprint, the body; decoding by
+ * the current schema or, for another version, by resolution. */
+#include <endian.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "internal.h"
+#include "lmp/codec.h"
+#include "lmp/error.h"
+
+int lmp_avro_encode(const struct lmp_schema *schema, avro_value_t *value, struct lmp_buf *out) {
+  size_t size = 0;
+  if (avro_value_sizeof(value, &size) != 0)
+    return LMP_EINVAL;
+  int r = lmp_buf_reserve(out, LMP_SOE_HEADER_LEN + size);
+  if (r < 0)
+    return r;
+  unsigned char *h = (unsigned char *)out->data + out->len;
+  uint64_t fp = htole64(schema->fingerprint);
+  h[0] = 0xC3;
+  h[1] = 0x01;
+  memcpy(h + 2, &fp, 8);
+  avro_writer_t w = avro_writer_memory((char *)h + LMP_SOE_HEADER_LEN, (int64_t)size);
+  if (w == NULL)
+    return LMP_ENOMEM;
+  int wr = avro_value_write(w, value);
+  avro_writer_free(w);
+  if (wr != 0)
+    return LMP_EINVAL;
+  out->len += LMP_SOE_HEADER_LEN + size;
+  out->data[out->len] = '\0';
+  return 0;
+}
+
+/* Another version's body, read into a value of the current schema. */
+static int decode_resolved(const struct lmp_writer *w, const char *body, size_t blen,
+                           const struct lmp_schema **schema, avro_value_t *value, char *err, size_t errlen) {
+  char why[200];
+  int r = lmp_avro_check(w->avro, body, blen, why, sizeof(why));
+  if (r < 0) {
+    snprintf(err, errlen, "%s (other version): %s", w->reader->name, why);
+    return r;
+  }
+  avro_value_t wv;
+  if (avro_generic_value_new(w->iface, &wv) != 0)
+    return LMP_ENOMEM;
+  avro_reader_t rd = avro_reader_memory(body, (int64_t)blen);
+  int ar = rd ? avro_value_read(rd, &wv) : ENOMEM;
+  if (rd)
+    avro_reader_free(rd);
+  if (ar == 0 && avro_generic_value_new(w->reader->iface, value) != 0)
+    ar = ENOMEM;
+  if (ar == 0 && lmp__avro_resolve(value, &wv, w->reader->defs) < 0) {
+    avro_value_decref(value);
+    ar = EINVAL;
+  }
+  avro_value_decref(&wv);
+  if (ar != 0) {
+    snprintf(err, errlen, "%s (other version): cannot be read", w->reader->name);
+    return LMP_EDECODE;
+  }
+  *schema = w->reader;
+  return 0;
+}
+
+int lmp_avro_decode(const struct lmp_schemas *s, const void *msg, size_t len,
+                    const struct lmp_schema **schema, avro_value_t *value, char *err,
+                    size_t errlen) {
+  const unsigned char *m = msg;
+  if (len > LMP_SOE_HEADER_LEN + (size_t)LMP_MAX_MESSAGE_BYTES) {
+    snprintf(err, errlen, "message of %zu bytes is over the %d byte limit", len,
+             LMP_MAX_MESSAGE_BYTES);
+    return LMP_ETOOBIG;
+  }
+  if (m == NULL || len < LMP_SOE_HEADER_LEN || m[0] != 0xC3 || m[1] != 0x01) {
+    snprintf(err, errlen, "no single-object marker C3 01 (%zu bytes)", len);
+    return LMP_EFRAME;
+  }
+  uint64_t fp;
+  memcpy(&fp, m + 2, 8);
+  fp = le64toh(fp);
+  const struct lmp_schema *sc = lmp_schemas_by_fingerprint(s, fp);
+  const char *body = (const char *)m + LMP_SOE_HEADER_LEN;
+  size_t blen = len - LMP_SOE_HEADER_LEN;
+  char why[200];
+  if (sc == NULL) {
+    for (size_t i = 0; i < s->nw; i++)
+      if (s->w[i].fingerprint == fp)
+        return decode_resolved(&s->w[i], body, blen, schema, value, err, errlen);
+    snprintf(err, errlen, "unknown schema fingerprint %016llx", (unsigned long long)fp);
+    return LMP_ESCHEMA;
+  }
+  int r = lmp_avro_check(sc->avro, body, blen, why, sizeof(why));
+  if (r < 0) {
+    snprintf(err, errlen, "%s: %s", sc->name, why);
+    return r;
+  }
+  if (avro_generic_value_new(sc->iface, value) != 0)
+    return LMP_ENOMEM;
+  avro_reader_t rd = avro_reader_memory(body, (int64_t)blen);
+  if (rd == NULL) {
+    avro_value_decref(value);
+    return LMP_ENOMEM;
+  }
+  int ar = avro_value_read(rd, value);
+  avro_reader_free(rd);
+  if (ar != 0) {
+    snprintf(err, errlen, "%s: %s", sc->name, avro_strerror());
+    avro_value_decref(value);
+    return LMP_EDECODE;
+  }
+  *schema = sc;
+  return 0;
+}
