@@ -171,6 +171,7 @@ int lmp_service_main(const struct lmp_service *svc, int argc, char **argv) {
   struct rt *rt = &rt0;
   memset(rt, 0, sizeof(*rt));
   rt->svc = svc;
+  rt->ops = &lmp__kafka_ops;
   const char *path = getenv("LMP_CONFIG");
   int print = 0, check_only = 0, routes = 0;
   static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
@@ -242,6 +243,7 @@ int lmp_service_main(const struct lmp_service *svc, int argc, char **argv) {
   lmp__pipeline_free(rt);
   lmp__kafka_free(rt);
   free(rt->carry);
+  free(rt->carry_msgs);
   for (size_t i = 0; i < rt->npublished; i++)
     free(rt->published[i]);
   free(rt->published);

@@ -219,17 +219,90 @@ int lmp__kafka_start(struct rt *rt, char *err, size_t errlen) {
   return 0;
 }
 
+/* ---- The pipeline's operations ---------------------------------------------------- */
+
+static const void *header(const void *ctx, const char *name, size_t *n) {
+  rd_kafka_headers_t *h = NULL;
+  const void *v;
+  if (rd_kafka_message_headers(ctx, &h) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+      rd_kafka_header_get_last(h, name, &v, n) != RD_KAFKA_RESP_ERR_NO_ERROR || v == NULL)
+    return NULL;
+  return v;
+}
+
+static int header_at(const void *ctx, size_t i, const char **name, const void **value, size_t *n) {
+  rd_kafka_headers_t *h = NULL;
+  if (rd_kafka_message_headers(ctx, &h) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+      rd_kafka_header_get_all(h, i, name, value, n) != RD_KAFKA_RESP_ERR_NO_ERROR)
+    return -1;
+  return 0;
+}
+
+/* A message as the transaction reads it; views into m, which lives as long. */
+static void view(const rd_kafka_message_t *m, struct lmp_raw *raw) {
+  *raw = (struct lmp_raw){rd_kafka_topic_name(m->rkt), m->partition, m->offset, m->key, m->key_len, m->payload,
+                          m->len, header, header_at, m};
+}
+
+/* Error events are logged and dropped; messages are kept. */
+static int keep(rd_kafka_message_t *m) {
+  if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR)
+    return 1;
+  if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+    lmp_warn(NULL, "consumer: %s", rd_kafka_message_errstr(m));
+  rd_kafka_message_destroy(m);
+  return 0;
+}
+
+static size_t fetch(struct rt *rt, struct lmp_raw *raws, void **msgs, size_t max) {
+  rd_kafka_message_t **got = (rd_kafka_message_t **)msgs;
+  ssize_t n = rd_kafka_consume_batch_queue(rt->cq, 0, got, max);
+  size_t kept = 0;
+  for (ssize_t i = 0; i < n; i++)
+    if (keep(got[i])) {
+      got[kept] = got[i]; /* kept <= i: compacts in place */
+      view(got[kept], &raws[kept]);
+      kept++;
+    }
+  return kept;
+}
+
+static size_t poll_one(struct rt *rt, struct lmp_raw *raw, void **msg) {
+  rd_kafka_message_t *m = rd_kafka_consumer_poll(rt->consumer, 0);
+  if (m == NULL || !keep(m))
+    return 0;
+  view(m, raw);
+  *msg = m;
+  return 1;
+}
+
+static void release(void *msg) { rd_kafka_message_destroy(msg); }
+
+static int produce(struct rt *rt, struct outrow *row) {
+  rd_kafka_headers_t *h = rd_kafka_headers_new(row->nhdrs);
+  for (size_t k = 0; k < row->nhdrs; k++)
+    rd_kafka_header_add(h, row->hdrs[k].name, -1, row->hdrs[k].value, (ssize_t)row->hdrs[k].len);
+  rd_kafka_resp_err_t err = rd_kafka_producev(
+      rt->producer, RD_KAFKA_V_TOPIC(row->topic), RD_KAFKA_V_KEY(row->key, row->keylen),
+      RD_KAFKA_V_VALUE(row->value, row->len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h),
+      RD_KAFKA_V_OPAQUE(row), RD_KAFKA_V_END);
+  if (err)
+    rd_kafka_headers_destroy(h); /* not owned by librdkafka on failure; on success it is */
+  return (int)err;
+}
+
+static void serve(struct rt *rt) { rd_kafka_poll(rt->producer, 0); }
+
 /* The batch's position on each partition it read, after its last message. */
-void lmp__kafka_commit(struct rt *rt, struct batch *b) {
+static void commit(struct rt *rt, struct batch *b) {
   if (b->n == 0)
     return;
   rd_kafka_topic_partition_list_t *offs = rd_kafka_topic_partition_list_new((int)b->n);
   for (size_t i = 0; i < b->n; i++) {
-    rd_kafka_message_t *m = b->msgs[i];
-    rd_kafka_topic_partition_t *p =
-        rd_kafka_topic_partition_list_find(offs, rd_kafka_topic_name(m->rkt), m->partition);
+    const struct lmp_raw *m = &b->raws[i];
+    rd_kafka_topic_partition_t *p = rd_kafka_topic_partition_list_find(offs, m->topic, m->partition);
     if (p == NULL)
-      p = rd_kafka_topic_partition_list_add(offs, rd_kafka_topic_name(m->rkt), m->partition);
+      p = rd_kafka_topic_partition_list_add(offs, m->topic, m->partition);
     if (m->offset + 1 > p->offset)
       p->offset = m->offset + 1;
   }
@@ -240,7 +313,7 @@ void lmp__kafka_commit(struct rt *rt, struct batch *b) {
   rd_kafka_topic_partition_list_destroy(offs);
 }
 
-void lmp__kafka_pause(struct rt *rt, int pause) {
+static void pause_all(struct rt *rt, int pause) {
   rd_kafka_topic_partition_list_t *parts = NULL;
   if (rd_kafka_assignment(rt->consumer, &parts) == RD_KAFKA_RESP_ERR_NO_ERROR && parts) {
     if (pause)
@@ -249,8 +322,9 @@ void lmp__kafka_pause(struct rt *rt, int pause) {
       rd_kafka_resume_partitions(rt->consumer, parts);
     rd_kafka_topic_partition_list_destroy(parts);
   }
-  rt->paused = pause;
 }
+
+const struct lmp_ops lmp__kafka_ops = {fetch, poll_one, release, produce, serve, commit, pause_all, lmp__txn_run};
 
 static void close_handle(uv_handle_t *h) {
   if (h->loop && !uv_is_closing(h))

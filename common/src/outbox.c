@@ -58,9 +58,10 @@ void lmp__rows_truncate(struct batch *b, size_t n) {
 void lmp__batch_free(struct batch *b) {
   if (b == NULL)
     return;
-  for (size_t i = 0; i < b->n; i++)
-    rd_kafka_message_destroy(b->msgs[i]);
+  for (size_t i = 0; i < b->n && b->msgs; i++)
+    b->ops->release(b->msgs[i]);
   free(b->msgs);
+  free(b->raws);
   free(b->retried);
   lmp__rows_truncate(b, 0);
   free(b->rows);
@@ -155,7 +156,7 @@ struct dl_source {
   int64_t offset;
   const void *value, *key;  /* key NULL: none */
   size_t len, keylen;
-  const rd_kafka_message_t *m; /* headers from the message, or */
+  const struct lmp_raw *raw;   /* headers from the message, or */
   const struct outrow *row;    /* from the row */
 };
 
@@ -183,13 +184,10 @@ static int copy_headers(struct outrow *row, const struct dl_source *src, size_t 
       r = copy_header(row, src->row->hdrs[i].name, src->row->hdrs[i].value, src->row->hdrs[i].len, dropped, cut);
     return r;
   }
-  rd_kafka_headers_t *h = NULL;
-  if (rd_kafka_message_headers(src->m, &h) != RD_KAFKA_RESP_ERR_NO_ERROR)
-    return 0;
   const char *name;
   const void *v;
   size_t n;
-  for (size_t i = 0; r == 0 && rd_kafka_header_get_all(h, i, &name, &v, &n) == RD_KAFKA_RESP_ERR_NO_ERROR; i++)
+  for (size_t i = 0; r == 0 && src->raw->header_at && src->raw->header_at(src->raw->hctx, i, &name, &v, &n) == 0; i++)
     r = copy_header(row, name, v, n, dropped, cut);
   return r;
 }
@@ -255,10 +253,9 @@ static int dead_letter(struct rt *rt, struct batch *b, const struct dl_source *s
   return 0;
 }
 
-int lmp__row_dead_letter(struct rt *rt, struct batch *b, const rd_kafka_message_t *m, const char *code,
+int lmp__row_dead_letter(struct rt *rt, struct batch *b, const struct lmp_raw *m, const char *code,
                          const char *why, const char *corr) {
-  struct dl_source src = {rd_kafka_topic_name(m->rkt), m->partition, m->offset, m->payload, m->key,
-                          m->len, m->key_len, m, NULL};
+  struct dl_source src = {m->topic, m->partition, m->offset, m->payload, m->key, m->len, m->keylen, m, NULL};
   return dead_letter(rt, b, &src, code, why, corr);
 }
 

@@ -33,7 +33,8 @@ static int backoff(int *cur, int initial, int max) {
   return *cur;
 }
 
-static struct batch *batch_new(struct rt *rt, enum batch_kind kind, rd_kafka_message_t **msgs, size_t n) {
+/* A new batch at the FIFO's tail; it takes raws and msgs (n of each). */
+static struct batch *batch_new(struct rt *rt, enum batch_kind kind, struct lmp_raw *raws, void **msgs, size_t n) {
   struct batch *b = calloc(1, sizeof(*b));
   unsigned char *retried = calloc(n ? n : 1, 1);
   if (b == NULL || retried == NULL) {
@@ -41,13 +42,16 @@ static struct batch *batch_new(struct rt *rt, enum batch_kind kind, rd_kafka_mes
     free(b);
     free(retried);
     for (size_t i = 0; i < n; i++)
-      rd_kafka_message_destroy(msgs[i]);
+      rt->ops->release(msgs[i]);
     free(msgs);
+    free(raws);
     return NULL; /* offsets not committed: these messages come back after a restart */
   }
   b->kind = kind;
+  b->raws = raws;
   b->msgs = msgs;
   b->n = n;
+  b->ops = rt->ops;
   b->retried = retried;
   b->started_ns = uv_hrtime();
   if (rt->tail)
@@ -85,7 +89,7 @@ static void unlink_tail(struct rt *rt, struct batch *b) {
 
 static void work_cb(uv_work_t *w) {
   struct rt *rt = w->data;
-  lmp__txn_run(rt, rt->txn);
+  rt->ops->txn(rt, rt->txn);
 }
 
 static void take_list(char ***dst, size_t *ndst, char ***src, size_t *nsrc, size_t *capsrc) {
@@ -250,16 +254,9 @@ static void publish(struct rt *rt, struct batch *b) {
     struct outrow *row = &b->rows[i];
     if (row->state != ROW_NEW && row->state != ROW_FAILED)
       continue;
-    rd_kafka_headers_t *h = rd_kafka_headers_new(row->nhdrs);
-    for (size_t k = 0; k < row->nhdrs; k++)
-      rd_kafka_header_add(h, row->hdrs[k].name, -1, row->hdrs[k].value, (ssize_t)row->hdrs[k].len);
     row->b = b;
-    rd_kafka_resp_err_t err = rd_kafka_producev(
-        rt->producer, RD_KAFKA_V_TOPIC(row->topic), RD_KAFKA_V_KEY(row->key, row->keylen),
-        RD_KAFKA_V_VALUE(row->value, row->len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-        RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(row), RD_KAFKA_V_END);
+    int err = rt->ops->produce(rt, row);
     if (err) {
-      rd_kafka_headers_destroy(h); /* not owned by librdkafka on failure */
       if (lmp__kafka_permanent(err)) {
         refused(rt, row, err);
       } else {
@@ -269,7 +266,7 @@ static void publish(struct rt *rt, struct batch *b) {
       }
       continue;
     }
-    row->state = ROW_SENT; /* h is owned by librdkafka now */
+    row->state = ROW_SENT;
     b->pending++;
   }
   if (b->pending == 0)
@@ -313,44 +310,39 @@ static void resend_cb(uv_timer_t *t) {
 
 /* ---- Starting batches ---------------------------------------------------------------- */
 
-static void keep(struct rt *rt, rd_kafka_message_t *m, rd_kafka_message_t **msgs, size_t *n) {
-  if (m->err) {
-    if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-      lmp_warn(NULL, "consumer: %s", rd_kafka_message_errstr(m));
-    rd_kafka_message_destroy(m);
-    return;
-  }
-  msgs[(*n)++] = m;
-}
-
 /* Up to batch.max messages: those fetched while paused first (they are older). */
 static void start_messages(struct rt *rt) {
   size_t max = (size_t)rt->cfg.batch_max;
   if (max < rt->ncarry)
     max = rt->ncarry;
-  rd_kafka_message_t **msgs = malloc(max * sizeof(*msgs));
-  if (msgs == NULL)
+  struct lmp_raw *raws = malloc(max * sizeof(*raws));
+  void **msgs = malloc(max * sizeof(*msgs));
+  if (raws == NULL || msgs == NULL) {
+    free(raws);
+    free(msgs);
     return;
-  size_t n = rt->ncarry;
-  if (n)
-    memcpy(msgs, rt->carry, n * sizeof(*msgs));
-  rt->ncarry = 0;
-  if (rt->paused)
-    lmp__kafka_pause(rt, 0);
-  if (n < max) {
-    size_t first = n;
-    ssize_t got = rd_kafka_consume_batch_queue(rt->cq, 0, msgs + first, max - first);
-    for (ssize_t i = 0; i < got; i++)
-      keep(rt, msgs[first + (size_t)i], msgs, &n); /* n <= first + i: compacts in place */
   }
+  size_t n = rt->ncarry;
+  if (n) {
+    memcpy(raws, rt->carry, n * sizeof(*raws));
+    memcpy(msgs, rt->carry_msgs, n * sizeof(*msgs));
+  }
+  rt->ncarry = 0;
+  if (rt->paused) {
+    rt->ops->pause(rt, 0);
+    rt->paused = 0;
+  }
+  if (n < max)
+    n += rt->ops->fetch(rt, raws + n, msgs + n, max - n);
   rt->last_consume_ns = uv_hrtime();
   if (n == 0) {
+    free(raws);
     free(msgs);
     return;
   }
   atomic_fetch_add(&rt->m.consumed, n);
   atomic_store(&rt->m.kafka_up, 1);
-  struct batch *b = batch_new(rt, BATCH_MESSAGES, msgs, n);
+  struct batch *b = batch_new(rt, BATCH_MESSAGES, raws, msgs, n);
   if (b)
     start_work(rt, b);
 }
@@ -363,7 +355,7 @@ static void start_next(struct rt *rt) {
   struct batch *b = NULL;
   if (rt->sweep_wanted) {
     rt->sweep_wanted = 0;
-    if ((b = batch_new(rt, BATCH_SWEEP, NULL, 0)) != NULL) {
+    if ((b = batch_new(rt, BATCH_SWEEP, NULL, NULL, 0)) != NULL) {
       /* At start-up every row is a leftover; later, only rows older than a sweep
        * period, so rows another instance is publishing right now are left to it. */
       b->sweep_age_ms = rt->first_sweep_done ? rt->cfg.outbox_sweep_ms : 0;
@@ -372,7 +364,7 @@ static void start_next(struct rt *rt) {
     }
   } else if (rt->tick_wanted && rt->svc->tick && atomic_load(&rt->m.migrated)) {
     rt->tick_wanted = 0;
-    if ((b = batch_new(rt, BATCH_TICK, NULL, 0)) != NULL)
+    if ((b = batch_new(rt, BATCH_TICK, NULL, NULL, 0)) != NULL)
       start_work(rt, b);
   } else if (atomic_load(&rt->m.migrated)) {
     start_messages(rt);
@@ -384,7 +376,7 @@ static void settle(struct rt *rt) {
   while (rt->head && rt->head->state == BATCH_DONE) {
     struct batch *b = rt->head;
     if (b->kind == BATCH_MESSAGES) {
-      lmp__kafka_commit(rt, b);
+      rt->ops->commit(rt, b);
       lmp_metrics_observe_batch(&rt->m, (uv_hrtime() - b->started_ns) / 1000);
     }
     atomic_fetch_add(&rt->m.applied, b->applied);
@@ -446,7 +438,7 @@ void lmp__pipeline_free(struct rt *rt) {
     rt->txn = NULL;
   }
   for (size_t i = 0; i < rt->ncarry; i++)
-    rd_kafka_message_destroy(rt->carry[i]);
+    rt->ops->release(rt->carry_msgs[i]);
   rt->ncarry = 0;
 }
 
@@ -459,7 +451,7 @@ void lmp__pipeline_housekeeping(struct rt *rt) {
     return;
   /* Delivery reports arrive through the producer's pipe; serving the queue here as
    * well means a lost wake-up can only delay a report by a second, never stall. */
-  rd_kafka_poll(rt->producer, 0);
+  rt->ops->serve(rt);
   if (rt->head && rt->head->state == BATCH_PUBLISHING && age_ms(rt->head) > 10000 &&
       age_ms(rt->head) % 10000 < 1000)
     lmp_warn(NULL, "%d events still wait for the broker's acknowledgement", rt->head->pending);
@@ -468,33 +460,29 @@ void lmp__pipeline_housekeeping(struct rt *rt) {
   if (rt->closing || rt->head == NULL || quiet <= (uint64_t)rt->cfg.max_poll_interval_ms / 3)
     return;
   if (!rt->paused) {
-    lmp__kafka_pause(rt, 1);
+    rt->ops->pause(rt, 1);
+    rt->paused = 1;
     lmp_warn(NULL, "nothing consumed for %llu ms while work is in flight: fetching paused",
              (unsigned long long)quiet);
   }
   /* Polling keeps us in the group. A message fetched before the pause took effect
    * is kept for the next batch: the consumer's position has moved past it, so
    * dropping it would skip it for good. */
-  rd_kafka_message_t *m = rd_kafka_consumer_poll(rt->consumer, 0);
-  if (m && m->err) {
-    if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-      lmp_warn(NULL, "consumer: %s", rd_kafka_message_errstr(m));
-    rd_kafka_message_destroy(m);
-  } else if (m) {
-    if (rt->ncarry == rt->capcarry) {
-      size_t cap = rt->capcarry ? rt->capcarry * 2 : 64;
-      rd_kafka_message_t **p = realloc(rt->carry, cap * sizeof(*p));
-      if (p == NULL) {
-        lmp_error(NULL, "out of memory keeping a fetched message; exiting so it is redelivered");
-        rd_kafka_message_destroy(m);
-        rt->exit_code = 1;
-        lmp__daemon_finish(rt);
-        return;
-      }
-      rt->carry = p;
-      rt->capcarry = cap;
+  if (rt->ncarry == rt->capcarry) {
+    size_t cap = rt->capcarry ? rt->capcarry * 2 : 64;
+    struct lmp_raw *c = realloc(rt->carry, cap * sizeof(*c));
+    if (c)
+      rt->carry = c;
+    void **cm = c ? realloc(rt->carry_msgs, cap * sizeof(*cm)) : NULL;
+    if (cm == NULL) {
+      lmp_error(NULL, "out of memory keeping fetched messages; exiting so they are redelivered");
+      rt->exit_code = 1;
+      lmp__daemon_finish(rt);
+      return;
     }
-    rt->carry[rt->ncarry++] = m;
+    rt->carry_msgs = cm;
+    rt->capcarry = cap;
   }
+  rt->ncarry += rt->ops->poll_one(rt, &rt->carry[rt->ncarry], &rt->carry_msgs[rt->ncarry]);
   settle(rt);
 }

@@ -32,12 +32,28 @@
 
 struct rt;
 struct batch;
+struct lmp_ops;
 
 /* A Kafka header as the outbox keeps it: a UTF-8 name, a value of any bytes. */
 struct lmp_hdr {
   char *name;
   unsigned char *value;
   size_t len;
+};
+
+/* A consumed message's parts, wherever they come from (librdkafka, a test, a fuzzer). */
+struct lmp_raw {
+  const char *topic;
+  int32_t partition;
+  int64_t offset;
+  const void *key;      /* NULL: no key */
+  size_t keylen;
+  const void *payload;
+  size_t len;
+  const void *(*header)(const void *ctx, const char *name, size_t *n); /* last value, or NULL */
+  /* The i-th header: 0, or -1 past the last. */
+  int (*header_at)(const void *ctx, size_t i, const char **name, const void **value, size_t *n);
+  const void *hctx;
 };
 
 enum row_state {
@@ -89,8 +105,10 @@ struct batch {
   struct batch *next;          /* the FIFO, oldest first */
   enum batch_kind kind;
   enum batch_state state;
-  rd_kafka_message_t **msgs;   /* owned; destroyed when the batch is freed */
+  struct lmp_raw *raws;        /* the consumed messages, as the transaction reads them */
+  void **msgs;                 /* what they point into: released (ops->release) with the batch */
   size_t n;
+  const struct lmp_ops *ops;
   unsigned char *retried;      /* per message: LMP_ERETRY failures while isolated */
   int isolate;                 /* one message at a time, each in a savepoint */
   int sweep_age_ms;
@@ -110,8 +128,24 @@ struct batch {
   uint64_t applied, dups, dead, parked;
 };
 
+/* What the pipeline needs from Kafka and from the worker: librdkafka and the real
+ * transaction in a daemon (lmp__daemon_ops), fakes in the pipeline's unit test. */
+struct lmp_ops {
+  /* Up to max messages fetched without waiting, as views (raws) into what msgs keeps. */
+  size_t (*fetch)(struct rt *rt, struct lmp_raw *raws, void **msgs, size_t max);
+  /* While fetching is paused: at most one message, to stay in the group. */
+  size_t (*poll_one)(struct rt *rt, struct lmp_raw *raw, void **msg);
+  void (*release)(void *msg);                           /* a fetched message is done with */
+  int (*produce)(struct rt *rt, struct outrow *row);    /* 0 queued, else rd_kafka_resp_err_t */
+  void (*serve)(struct rt *rt);                         /* serve delivery reports now */
+  void (*commit)(struct rt *rt, struct batch *b);       /* the batch's offsets */
+  void (*pause)(struct rt *rt, int pause);
+  void (*txn)(struct rt *rt, struct batch *b);          /* on the worker thread */
+};
+
 struct rt {
   const struct lmp_service *svc;
+  const struct lmp_ops *ops;
   struct lmp_config cfg;
   char group[256];
   char dbname[64];
@@ -132,7 +166,8 @@ struct rt {
   struct batch *head, *tail;   /* batches not yet retired, oldest first */
   struct batch *txn;           /* the youngest, while WORKING or BACKOFF; else NULL */
   size_t nbatches;
-  rd_kafka_message_t **carry;  /* fetched while fetching was paused: the next batch's head */
+  struct lmp_raw *carry;       /* fetched while fetching was paused: the next batch's head */
+  void **carry_msgs;
   size_t ncarry, capcarry;
   char **published;            /* acknowledged event ids not yet deleted */
   size_t npublished, cappublished;
@@ -148,22 +183,9 @@ struct rt {
   struct lmp_metrics m;
 };
 
-/* A consumed message's parts, wherever they come from (librdkafka, a test, a fuzzer). */
-struct lmp_raw {
-  const char *topic;
-  int32_t partition;
-  int64_t offset;
-  const void *key;      /* NULL: no key */
-  size_t keylen;
-  const void *payload;
-  size_t len;
-  const void *(*header)(const void *ctx, const char *name, size_t *n); /* last value, or NULL */
-  const void *hctx;
-};
-
 /* A consumed message, checked before the database sees it (message.c). */
 struct lmp_msg {
-  const rd_kafka_message_t *m;      /* set by txn.c */
+  const struct lmp_raw *raw;        /* set by txn.c */
   char id[LMP_ID_MAX + 1];          /* the inbox key: event id, or position for poison */
   char corr[LMP_ID_MAX + 1];
   char key[LMP_KEY_MAX + 1];
@@ -200,9 +222,8 @@ void lmp__pipeline_free(struct rt *rt);         /* every batch and carried messa
 int lmp__pipeline_idle(const struct rt *rt);    /* nothing in flight */
 
 /* kafka.c */
+extern const struct lmp_ops lmp__kafka_ops;          /* librdkafka, and lmp__txn_run */
 int lmp__kafka_start(struct rt *rt, char *err, size_t errlen);
-void lmp__kafka_commit(struct rt *rt, struct batch *b);
-void lmp__kafka_pause(struct rt *rt, int pause);
 void lmp__kafka_stop(struct rt *rt);            /* leave the group, flush, stop the pipes */
 void lmp__kafka_free(struct rt *rt);            /* after every message is destroyed */
 int lmp__kafka_permanent(rd_kafka_resp_err_t err); /* the broker will never take it */
@@ -220,7 +241,7 @@ struct outrow *lmp__row_add(struct batch *b);
 void lmp__rows_truncate(struct batch *b, size_t n);
 int lmp__row_header(struct outrow *r, const char *name, const void *value, size_t len);
 int lmp__row_emit(struct lmp_tx *tx, const char *event_type, const char *key, avro_value_t *value);
-int lmp__row_dead_letter(struct rt *rt, struct batch *b, const rd_kafka_message_t *m,
+int lmp__row_dead_letter(struct rt *rt, struct batch *b, const struct lmp_raw *raw,
                          const char *code, const char *why, const char *corr);
 int lmp__outbox_flush(struct rt *rt, struct batch *b);
 int lmp__outbox_delete(struct rt *rt, char **ids, size_t n);

@@ -76,16 +76,6 @@ int lmp_tx_checkpoint(struct lmp_tx *tx) {
   return r ? r : lmp_tx_command(tx, "BEGIN", 0, NULL);
 }
 
-/* A header of a consumed message, for lmp__message_check. */
-static const void *kafka_header(const void *ctx, const char *name, size_t *n) {
-  rd_kafka_headers_t *h = NULL;
-  const void *v;
-  if (rd_kafka_message_headers(ctx, &h) != RD_KAFKA_RESP_ERR_NO_ERROR ||
-      rd_kafka_header_get_last(h, name, &v, n) != RD_KAFKA_RESP_ERR_NO_ERROR || v == NULL)
-    return NULL;
-  return v;
-}
-
 static void msgs_free(struct lmp_msg *xs, size_t n) {
   for (size_t i = 0; xs && i < n; i++)
     lmp__message_clear(&xs[i]);
@@ -109,10 +99,10 @@ static int inbox_all(struct rt *rt, struct lmp_msg *xs, size_t n) {
   for (size_t i = 0; r == 0 && i < n; i++) {
     char num[32];
     r = put_array_item(&ids, i, xs[i].id);
-    if (r == 0) r = put_array_item(&topics, i, rd_kafka_topic_name(xs[i].m->rkt));
-    snprintf(num, sizeof(num), "%d", (int)xs[i].m->partition);
+    if (r == 0) r = put_array_item(&topics, i, xs[i].raw->topic);
+    snprintf(num, sizeof(num), "%d", (int)xs[i].raw->partition);
     if (r == 0) r = put_array_item(&parts, i, num);
-    snprintf(num, sizeof(num), "%lld", (long long)xs[i].m->offset);
+    snprintf(num, sizeof(num), "%lld", (long long)xs[i].raw->offset);
     if (r == 0) r = put_array_item(&offs, i, num);
   }
   struct lmp_buf *arrays[] = {&ids, &topics, &parts, &offs};
@@ -148,9 +138,9 @@ static int inbox_all(struct rt *rt, struct lmp_msg *xs, size_t n) {
 
 static int inbox_one(struct rt *rt, struct lmp_msg *x) {
   char part[16], off[24];
-  snprintf(part, sizeof(part), "%d", (int)x->m->partition);
-  snprintf(off, sizeof(off), "%lld", (long long)x->m->offset);
-  const char *p[] = {x->id, rd_kafka_topic_name(x->m->rkt), part, off};
+  snprintf(part, sizeof(part), "%d", (int)x->raw->partition);
+  snprintf(off, sizeof(off), "%lld", (long long)x->raw->offset);
+  const char *p[] = {x->id, x->raw->topic, part, off};
   PGresult *res;
   int r = lmp__db_query(&rt->db, "INSERT INTO lmp_inbox(event_id, topic, partition, \"offset\") "
                                  "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
@@ -170,9 +160,9 @@ static int handle(struct lmp_tx *tx, struct lmp_msg *x) {
                          .event_id = x->id,
                          .correlation_id = *x->corr ? x->corr : NULL,
                          .key = *x->key ? x->key : NULL,
-                         .topic = rd_kafka_topic_name(x->m->rkt),
-                         .partition = x->m->partition,
-                         .offset = x->m->offset,
+                         .topic = x->raw->topic,
+                         .partition = x->raw->partition,
+                         .offset = x->raw->offset,
                          .route = x->route};
   /* The span of this event's handling: a child of the sender's, or a new trace. */
   lmp_traceparent(*x->parent ? x->parent : NULL, tx->traceparent);
@@ -220,7 +210,7 @@ static int apply_fast(struct lmp_tx *tx, struct lmp_msg *xs, size_t n) {
       b->dups++;
       lmp_debug(*x->corr ? x->corr : NULL, "skip duplicate %s", x->id);
     } else if (x->code) {
-      r = lmp__row_dead_letter(rt, b, x->m, x->code, x->why, *x->corr ? x->corr : NULL);
+      r = lmp__row_dead_letter(rt, b, x->raw, x->code, x->why, *x->corr ? x->corr : NULL);
     } else if ((r = handle(tx, x)) == 0) {
       b->applied++;
     } else if (!lmp_error_is_retry(r)) {
@@ -245,7 +235,7 @@ static int apply_isolated(struct lmp_tx *tx, struct lmp_msg *xs, size_t n) {
     if (!x->fresh) {
       b->dups++;
     } else if (x->code) {
-      r = lmp__row_dead_letter(rt, b, x->m, x->code, x->why, corr);
+      r = lmp__row_dead_letter(rt, b, x->raw, x->code, x->why, corr);
     } else {
       r = handle(tx, x);
       if (r == 0 && (r = lmp__outbox_flush(rt, b)) == 0)
@@ -262,7 +252,7 @@ static int apply_isolated(struct lmp_tx *tx, struct lmp_msg *xs, size_t n) {
         lmp__rows_truncate(b, rows);
         if ((r = lmp_tx_command(tx, "ROLLBACK TO SAVEPOINT lmp_msg", 0, NULL)) == 0 &&
             (r = inbox_one(rt, x)) == 0)
-          r = lmp__row_dead_letter(rt, b, x->m, code, why, corr);
+          r = lmp__row_dead_letter(rt, b, x->raw, code, why, corr);
       }
     }
     if (r == 0)
@@ -279,11 +269,8 @@ static int apply_messages(struct lmp_tx *tx) {
   if (xs == NULL)
     return LMP_ENOMEM;
   for (size_t i = 0; i < b->n; i++) {
-    const rd_kafka_message_t *m = b->msgs[i];
-    struct lmp_raw raw = {rd_kafka_topic_name(m->rkt), m->partition, m->offset, m->key, m->key_len,
-                          m->payload, m->len, kafka_header, m};
-    lmp__message_check(tx->rt->schemas, &tx->rt->cfg, tx->rt->svc->routes, &raw, &xs[i]);
-    xs[i].m = m;
+    lmp__message_check(tx->rt->schemas, &tx->rt->cfg, tx->rt->svc->routes, &b->raws[i], &xs[i]);
+    xs[i].raw = &b->raws[i];
   }
   int r = b->isolate ? apply_isolated(tx, xs, b->n) : apply_fast(tx, xs, b->n);
   msgs_free(xs, b->n);

@@ -62,7 +62,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   size_t at = 0;
   if (size < 3)
     return 0;
-  struct lmp_raw raw = {topics[data[at++] % 5], 1, 42, NULL, 0, NULL, 0, header, NULL};
+  struct lmp_raw raw = {topics[data[at++] % 5], 1, 42, NULL, 0, NULL, 0, header, NULL, NULL};
   size_t klen = data[at++];
   if (klen != 255) {
     if (at + klen > size)

@@ -1,0 +1,236 @@
+/* The batch transaction against the test PostgreSQL: the inbox, isolation of a failing
+ * message, the failure rule as service.h states it (which codes dead-letter, which
+ * retry), dead letters of poison recognised by position, and the error classes of
+ * the database layer. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "lmp/error.h"
+#include "lmp/events.h"
+#include "txh.h"
+
+/* The test service: what it does with an onboarding.failed event is what its stage
+ * field says. */
+static int handle(struct lmp_tx *tx, const struct lmp_event *ev) {
+  const char *id = lmp_av_str(ev->value, "onboarding_id");
+  const char *what = lmp_av_str(ev->value, "stage");
+  const char *p[] = {id};
+  int r = lmp_tx_command(tx, "INSERT INTO effects(id) VALUES ($1)", 1, p);
+  if (r < 0)
+    return r;
+  if (strcmp(what, "reject") == 0)
+    return lmp_tx_reject(tx, "the test says no to %s", id);
+  if (strcmp(what, "dbfail") == 0)
+    return lmp_tx_command(tx, "SELECT 1 / 0", 0, NULL);
+  if (strcmp(what, "retry") == 0 || strcmp(what, "nomem") == 0)
+    return strcmp(what, "retry") == 0 ? LMP_ERETRY : LMP_ENOMEM;
+  avro_value_t out;
+  if ((r = lmp_tx_value(tx, "onboarding.rejected", &out)) < 0)
+    return r;
+  lmp_av_set_str(&out, "onboarding_id", id);
+  lmp_av_set_str(&out, "partner_id", "p");
+  if (strcmp(what, "toobig") == 0) { /* over LMP_MAX_EVENT_BYTES */
+    char *big = malloc(1000 * 1024);
+    memset(big, 'x', 1000 * 1024 - 1);
+    big[1000 * 1024 - 1] = '\0';
+    lmp_av_set_str(&out, "partner_id", big);
+    free(big);
+  }
+  lmp_av_set_long(&out, "rejected_at", 0);
+  r = lmp_tx_emit(tx, "onboarding.rejected", id, &out);
+  avro_value_decref(&out);
+  return r;
+}
+
+static const struct lmp_route routes[] = {{"onboarding.failed", handle, NULL, 0}, {NULL, NULL, NULL, 0}};
+static const struct lmp_embedded migrations[] = {
+    {"001_effects.sql", "CREATE TABLE effects (id text PRIMARY KEY);"}, {NULL, NULL}};
+static const struct lmp_service svc = {.name = "txntest", .routes = routes, .migrations = migrations};
+
+static struct txh H;
+
+static int setup(void **state) {
+  txh_open(&H, &svc);
+  return 0;
+}
+
+static int teardown(void **state) {
+  txh_close(&H);
+  return 0;
+}
+
+static void event(size_t i, const char *id, const char *what) {
+  char json[300], evid[64];
+  snprintf(json, sizeof(json),
+           "{\"onboarding_id\": \"%s\", \"partner_id\": \"p\", \"stage\": \"%s\", \"reasons\": [], "
+           "\"onboarding\": null, \"failed_at\": 0}", id, what);
+  snprintf(evid, sizeof(evid), "ev-%s", id);
+  txh_event(&H, i, "onboarding.failed", id, evid, json);
+}
+
+static long effects(const char *like) {
+  char sql[200];
+  snprintf(sql, sizeof(sql), "SELECT count(*) FROM effects WHERE id LIKE '%s%%'", like);
+  return txh_long(&H, sql);
+}
+
+static void applies_a_batch_once(void **state) {
+  txh_batch(&H, 5);
+  for (size_t i = 0; i < 5; i++)
+    event(i, (const char *[]){"a0", "a1", "a2", "a3", "a4"}[i], "ok");
+  assert_int_equal(txh_run(&H), 0);
+  assert_int_equal(H.b->applied, 5);
+  assert_int_equal(H.b->isolate, 0);
+  assert_int_equal(effects("a"), 5);
+  assert_int_equal(txh_long(&H, "SELECT count(*) FROM lmp_outbox"), 5);
+  assert_int_equal(txh_long(&H, "SELECT count(*) FROM lmp_inbox WHERE event_id LIKE 'ev-a%'"), 5);
+  json_t *rows = txh_rows(&H);
+  assert_int_equal(json_array_size(rows), 5);
+  json_t *h = json_object_get(json_array_get(rows, 0), "headers");
+  assert_string_equal(json_string_value(json_object_get(h, "event_type")), "onboarding.rejected");
+  assert_string_equal(json_string_value(json_object_get(h, "correlation_id")), "a0"); /* the key, no header */
+  json_decref(rows);
+  /* Redelivered: every event is a duplicate, nothing is applied twice. */
+  txh_batch(&H, 5);
+  for (size_t i = 0; i < 5; i++)
+    event(i, (const char *[]){"a0", "a1", "a2", "a3", "a4"}[i], "ok");
+  assert_int_equal(txh_run(&H), 0);
+  assert_int_equal(H.b->dups, 5);
+  assert_int_equal(H.b->applied, 0);
+  assert_int_equal(H.b->nrows, 0);
+  assert_int_equal(effects("a"), 5);
+  txh_done(&H);
+}
+
+/* One message failing for its own sake: the batch is run again one message at a
+ * time, that message alone is dead-lettered, its writes undone. */
+static void isolates_the_failing_message(void **state) {
+  txh_batch(&H, 5);
+  event(0, "b0", "ok");
+  event(1, "b1", "reject");
+  event(2, "b2", "ok");
+  event(3, "b3", "dbfail");
+  event(4, "b4", "ok");
+  assert_int_equal(txh_run(&H), 0);
+  assert_int_equal(H.b->isolate, 1);
+  assert_int_equal(H.b->applied, 3);
+  assert_int_equal(H.b->dead, 2);
+  assert_string_equal(txh_dead_codes(&H), "HANDLER_REJECTED DATABASE_REFUSED");
+  assert_int_equal(effects("b"), 3); /* b1's and b3's inserts were rolled back */
+  json_t *rows = txh_rows(&H);
+  int found = 0;
+  size_t i;
+  json_t *r;
+  json_array_foreach(rows, i, r) {
+    const char *msg = json_string_value(json_object_get(json_object_get(r, "headers"), "error_message"));
+    found += msg && strstr(msg, "the test says no to b1") != NULL;
+  }
+  assert_int_equal(found, 1); /* the handler's reason travels with the dead letter */
+  json_decref(rows);
+  assert_int_equal(txh_long(&H, "SELECT count(*) FROM lmp_inbox WHERE event_id LIKE 'ev-b%'"), 5);
+  txh_done(&H);
+}
+
+/* The environment's faults roll everything back; a message that keeps failing alone
+ * with a retry code is dead-lettered after retry.isolate_after attempts. */
+static void retries_then_gives_up_on_one(void **state) {
+  txh_batch(&H, 2);
+  event(0, "c0", "ok");
+  event(1, "c1", "retry");
+  int attempts = 0, rc;
+  while ((rc = txh_run(&H)) != 0) {
+    assert_int_equal(rc, LMP_ERETRY);
+    assert_int_equal(effects("c"), 0); /* nothing of a failed attempt stays */
+    assert_true(++attempts < 20);
+  }
+  /* 3 attempts of the whole batch, then isolated: 3 more of c1 alone. */
+  assert_int_equal(attempts, 5);
+  assert_int_equal(H.b->attempts, 6);
+  assert_string_equal(txh_dead_codes(&H), "RETRIES_EXHAUSTED");
+  assert_int_equal(effects("c"), 1);
+  txh_done(&H);
+  /* Out of memory is the environment's too: retried, not dead-lettered. */
+  txh_batch(&H, 1);
+  event(0, "d0", "nomem");
+  assert_int_equal(txh_run(&H), LMP_ENOMEM);
+  assert_true(lmp_error_is_retry(H.b->rc));
+  txh_done(&H);
+}
+
+static void too_large_an_event(void **state) {
+  txh_batch(&H, 2);
+  event(0, "e0", "toobig");
+  event(1, "e1", "ok");
+  assert_int_equal(txh_run(&H), 0);
+  assert_string_equal(txh_dead_codes(&H), "EVENT_TOO_LARGE");
+  assert_int_equal(effects("e"), 1);
+  txh_done(&H);
+}
+
+/* Poison is dead-lettered by its position, once, however often it comes back. */
+static void poison_once(void **state) {
+  static const unsigned char garbage[] = "not avro";
+  static const unsigned char bad_key[] = {0xC3, 0x28};
+  for (int round = 0; round < 2; round++) {
+    txh_batch(&H, 4);
+    txh_raw(&H, 0, "onboarding.failed", "k", 1, "p-0", garbage, sizeof(garbage) - 1);
+    event(1, "f1", "ok");
+    H.b->raws[1].key = bad_key; /* a key that is not UTF-8 */
+    H.b->raws[1].keylen = sizeof(bad_key);
+    txh_raw(&H, 2, "onboarding.failed", "k", 1, "p-2", garbage, 0);
+    event(3, "f3", "ok");
+    assert_int_equal(txh_run(&H), 0);
+    if (round == 0) {
+      assert_string_equal(txh_dead_codes(&H), "BAD_FRAMING BAD_KEY BAD_FRAMING");
+      json_t *rows = txh_rows(&H);
+      json_t *dl = json_array_get(rows, 1);
+      assert_string_equal(json_string_value(json_object_get(dl, "key")), "(bytes)"); /* kept as it came */
+      json_decref(rows);
+    } else {
+      assert_string_equal(txh_dead_codes(&H), ""); /* recognised: not dead-lettered again */
+      assert_int_equal(H.b->dups, 4);
+    }
+    assert_int_equal(effects("f"), 1);
+  }
+  txh_done(&H);
+}
+
+/* What the header says the database layer does: the environment's faults are
+ * LMP_ERETRY, a statement's own fault LMP_EDB. */
+static void database_error_classes(void **state) {
+  struct lmp_db *db = &H.rt.db;
+  assert_int_equal(lmp__db_query(db, "SELECT 1 / 0", 0, NULL, NULL, NULL, 0, NULL), LMP_EDB);
+  assert_int_equal(lmp__db_query(db, "INSERT INTO effects(id) VALUES (NULL)", 0, NULL, NULL, NULL, 0, NULL), LMP_EDB);
+  assert_int_equal(lmp__db_query(db, "SET statement_timeout = 50", 0, NULL, NULL, NULL, 0, NULL), 0);
+  assert_int_equal(lmp__db_query(db, "SELECT pg_sleep(1)", 0, NULL, NULL, NULL, 0, NULL), LMP_ERETRY); /* 57014 */
+  assert_int_equal(lmp__db_query(db, "SET statement_timeout = 30000", 0, NULL, NULL, NULL, 0, NULL), 0);
+  /* A server that is not there. */
+  struct lmp_db away = {0};
+  struct lmp_config cfg = H.rt.cfg;
+  cfg.pg_port = 1;
+  assert_int_equal(lmp__db_init(&away, &cfg, "nowhere", "txh"), 0);
+  assert_int_equal(lmp__db_ensure(&away), LMP_ERETRY);
+  assert_int_equal(lmp__db_query(&away, "SELECT 1", 0, NULL, NULL, NULL, 0, NULL), LMP_ERETRY);
+  lmp__db_close(&away);
+  /* The codes a caller retries, and those it does not. */
+  assert_true(lmp_error_is_retry(LMP_ERETRY) && lmp_error_is_retry(LMP_ENOMEM));
+  int final[] = {LMP_EINVAL, LMP_EFRAME, LMP_ESCHEMA, LMP_EDECODE, LMP_ETOOBIG, LMP_EDB, LMP_EREJECT};
+  for (size_t i = 0; i < sizeof(final) / sizeof(final[0]); i++)
+    assert_false(lmp_error_is_retry(final[i]));
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(applies_a_batch_once),  cmocka_unit_test(isolates_the_failing_message),
+      cmocka_unit_test(retries_then_gives_up_on_one), cmocka_unit_test(too_large_an_event),
+      cmocka_unit_test(poison_once),           cmocka_unit_test(database_error_classes),
+  };
+  return cmocka_run_group_tests(tests, setup, teardown);
+}
