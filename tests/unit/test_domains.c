@@ -1,0 +1,212 @@
+/* Each daemon's domain handlers in-process, against the test PostgreSQL, fed the
+ * event the stage before would send (what the previous handler emitted): their
+ * tables and the events they emit are checked, and their compensations. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "allocation.h"
+#include "fulfilment.h"
+#include "notifier.h"
+#include "shipping.h"
+#include "txh.h"
+
+static const struct lmp_service allocation = {
+    .name = "allocation", .routes = allocation_routes, .migrations = allocation_migrations};
+static const struct lmp_service fulfilment = {
+    .name = "appliance-fulfilment", .routes = fulfilment_routes, .migrations = fulfilment_migrations};
+static const struct lmp_service shipping = {
+    .name = "shipping", .routes = shipping_routes, .migrations = shipping_migrations};
+static struct notifier mailer = {.template_dir = ""};
+static const struct lmp_service notifier = {
+    .name = "notifier", .routes = notifier_routes, .migrations = notifier_migrations, .ctx = &mailer};
+
+/* Feeds one event (the reference is taken) to the harness's daemon; the events it
+ * emitted, as JSON. */
+static json_t *feed(struct txh *h, const char *event_type, const char *key, json_t *event) {
+  static int seq;
+  char *text = json_dumps(event, JSON_COMPACT);
+  json_decref(event);
+  char evid[32];
+  snprintf(evid, sizeof(evid), "unit-%d", seq++);
+  txh_batch(h, 1);
+  txh_event(h, 0, event_type, key, evid, text);
+  free(text);
+  assert_int_equal(txh_run(h), 0);
+  json_t *rows = txh_rows(h);
+  txh_done(h);
+  return rows;
+}
+
+/* The emitted event of a type (the first), or fails. */
+static json_t *emitted(json_t *rows, const char *topic_suffix) {
+  size_t i;
+  json_t *r;
+  json_array_foreach(rows, i, r) {
+    const char *t = json_string_value(json_object_get(r, "topic"));
+    if (strcmp(t + 2, topic_suffix) == 0)
+      return json_object_get(r, "event");
+  }
+  fail_msg("no %s among the emitted events", topic_suffix);
+  return NULL;
+}
+
+static size_t count(json_t *rows, const char *topic_suffix) {
+  size_t i, n = 0;
+  json_t *r;
+  json_array_foreach(rows, i, r)
+    n += strcmp(json_string_value(json_object_get(r, "topic")) + 2, topic_suffix) == 0;
+  return n;
+}
+
+static json_t *accepted(const char *example, const char *id) {
+  char path[512];
+  snprintf(path, sizeof(path), "%s/deploy/examples/%s", LMP_SOURCE_DIR, example);
+  json_t *req = json_load_file(path, 0, NULL);
+  assert_non_null(req);
+  json_object_set_new(req, "request_id", json_string(id));
+  return json_pack("{s:s, s:s, s:s, s:o, s:[], s:i}", "onboarding_id", id, "customer_id",
+                   "6d0f7c6e-0000-4000-8000-000000000001", "account_name", "Maritime Freight", "request", req,
+                   "warnings", "accepted_at", 0);
+}
+
+static json_t *failed(const char *id, const char *stage) {
+  return json_pack("{s:s, s:s, s:s, s:[{s:s, s:s, s:s}], s:n, s:i}", "onboarding_id", id, "partner_id",
+                   "partner-northwind", "stage", stage, "reasons", "code", "OUT_OF_STOCK", "field", "",
+                   "message", "none left", "onboarding", "failed_at", 0);
+}
+
+/* Allocation draws every product all or nothing, and gives back on a later failure;
+ * appliance-fulfilment reserves a unit per appliance, and gives back; shipping groups
+ * by address; the notifier owes the two mails. */
+static void a_physical_onboarding(void **state) {
+  struct txh a, f, s, n;
+  txh_open(&a, &allocation);
+  txh_exec(&a, "INSERT INTO partners VALUES ('partner-northwind', 'N')");
+  txh_exec(&a, "INSERT INTO pools VALUES ('partner-northwind', 'MDR_COMPLETE', 200, 0), "
+               "('partner-northwind', 'MDR_CLOUD', 30, 0), ('partner-northwind', 'BEAUCERON_SAT', 120, 0)");
+  const char *id = "11111111-1111-4111-8111-111111111111";
+  json_t *rows = feed(&a, "onboarding.accepted", id, accepted("physical-complete.json", id));
+  json_t *ua = json_incref(emitted(rows, "onboarding.users-allocated"));
+  json_decref(rows);
+  assert_int_equal(json_array_size(json_object_get(ua, "allocations")), 3);
+  assert_int_equal(txh_long(&a, "SELECT sum(allocated) FROM pools"), 120 + 25 + 120);
+  /* The same accepted event under another id: already allocated, nothing drawn. */
+  rows = feed(&a, "onboarding.accepted", id, accepted("physical-complete.json", id));
+  assert_int_equal(json_array_size(rows), 0);
+  json_decref(rows);
+  assert_int_equal(txh_long(&a, "SELECT sum(allocated) FROM pools"), 265);
+
+  txh_open(&f, &fulfilment);
+  txh_exec(&f, "INSERT INTO skus VALUES ('NS-100', ''), ('NS-500', '')");
+  txh_exec(&f, "INSERT INTO units(serial, sku) VALUES ('A1', 'NS-100'), ('A2', 'NS-100'), ('B1', 'NS-500')");
+  rows = feed(&f, "onboarding.users-allocated", id, json_incref(ua));
+  json_t *ap = json_incref(emitted(rows, "onboarding.appliances-provisioned"));
+  json_decref(rows);
+  assert_int_equal(json_array_size(json_object_get(ap, "appliances")), 3);
+  assert_int_equal(txh_long(&f, "SELECT count(*) FROM units WHERE status = 'reserved'"), 3);
+
+  txh_open(&s, &shipping);
+  rows = feed(&s, "onboarding.appliances-provisioned", id, json_incref(ap));
+  assert_int_equal(count(rows, "shipment.requested"), 2); /* head office and warehouse */
+  json_t *sc = json_incref(emitted(rows, "onboarding.shipping-completed"));
+  json_t *sreq = json_incref(emitted(rows, "shipment.requested"));
+  json_decref(rows);
+  assert_int_equal(json_array_size(json_object_get(sc, "shipments")), 2);
+  assert_int_equal(txh_long(&s, "SELECT count(*) FROM shipment_items"), 3);
+  /* The warehouse reports the dispatch twice: recorded once, told once. */
+  json_t *dispatch = json_pack("{s:O, s:s, s:s, s:i}", "shipment_id", json_object_get(sreq, "shipment_id"), "carrier",
+                               "Purolator", "tracking_number", "PRL1", "dispatched_at", 0);
+  rows = feed(&s, "shipment.dispatched", id, json_incref(dispatch));
+  assert_int_equal(count(rows, "onboarding.shipment-dispatched"), 1);
+  json_decref(rows);
+  rows = feed(&s, "shipment.dispatched", id, json_incref(dispatch));
+  assert_int_equal(json_array_size(rows), 0);
+  json_decref(rows);
+  /* A shipment never requested is refused: dead-lettered with the handler's reason. */
+  json_object_set_new(dispatch, "shipment_id", json_string("00000000-0000-4000-8000-000000000000"));
+  rows = feed(&s, "shipment.dispatched", id, json_incref(dispatch));
+  assert_int_equal(count(rows, "dead-letter"), 1);
+  json_decref(rows);
+  json_decref(dispatch);
+
+  txh_open(&n, &notifier);
+  rows = feed(&n, "onboarding.shipping-completed", id, json_incref(sc));
+  assert_int_equal(json_array_size(rows), 0); /* the mails are sent by the tick, not here */
+  json_decref(rows);
+  assert_int_equal(txh_long(&n, "SELECT count(*) FROM mails WHERE status = 'pending' AND kind IN "
+                                "('confirmation', 'invitation')"), 2);
+  assert_int_equal(txh_long(&n, "SELECT count(*) FROM confirmations WHERE traceparent LIKE '00-%'"), 1);
+
+  /* A later stage fails: allocation and fulfilment give back exactly what they took. */
+  rows = feed(&a, "onboarding.failed", id, failed(id, "shipping"));
+  json_decref(rows);
+  assert_int_equal(txh_long(&a, "SELECT sum(allocated) FROM pools"), 0);
+  rows = feed(&f, "onboarding.failed", id, failed(id, "shipping"));
+  json_decref(rows);
+  assert_int_equal(txh_long(&f, "SELECT count(*) FROM units WHERE status = 'available'"), 3);
+  rows = feed(&n, "onboarding.failed", id, failed(id, "shipping"));
+  json_decref(rows);
+  assert_int_equal(txh_long(&n, "SELECT count(*) FROM mails WHERE kind = 'failure'"), 0); /* no request: nobody to tell */
+
+  json_decref(ua);
+  json_decref(ap);
+  json_decref(sc);
+  json_decref(sreq);
+  txh_close(&a);
+  txh_close(&f);
+  txh_close(&s);
+  txh_close(&n);
+}
+
+/* A shortfall in one product takes nothing from any pool, and says what is missing. */
+static void all_or_nothing(void **state) {
+  struct txh a;
+  txh_open(&a, &allocation);
+  txh_exec(&a, "INSERT INTO partners VALUES ('partner-northwind', 'N')");
+  txh_exec(&a, "INSERT INTO pools VALUES ('partner-northwind', 'MDR_COMPLETE', 200, 0), "
+               "('partner-northwind', 'MDR_CLOUD', 10, 0), ('partner-northwind', 'BEAUCERON_SAT', 120, 0)");
+  const char *id = "22222222-2222-4222-8222-222222222222";
+  json_t *rows = feed(&a, "onboarding.accepted", id, accepted("physical-complete.json", id));
+  json_t *f = emitted(rows, "onboarding.failed");
+  const char *msg = json_string_value(json_object_get(json_array_get(json_object_get(f, "reasons"), 0), "message"));
+  assert_non_null(strstr(msg, "MDR Cloud: 25 users requested, 10 available"));
+  json_decref(rows);
+  assert_int_equal(txh_long(&a, "SELECT sum(allocated) FROM pools"), 0);
+  txh_close(&a);
+}
+
+/* Out of stock after allocation: nothing stays reserved, the failure names the SKU. */
+static void out_of_stock(void **state) {
+  struct txh f;
+  txh_open(&f, &fulfilment);
+  txh_exec(&f, "INSERT INTO skus VALUES ('NS-100', ''), ('NS-500', '')");
+  txh_exec(&f, "INSERT INTO units(serial, sku) VALUES ('A1', 'NS-100'), ('B1', 'NS-500')");
+  const char *id = "33333333-3333-4333-8333-333333333333";
+  json_t *ua = json_pack("{s:s, s:o, s:[{s:s, s:i}], s:i}", "onboarding_id", id, "onboarding",
+                         accepted("physical-complete.json", id), "allocations", "product", "MDR_COMPLETE", "users",
+                         120, "allocated_at", 0);
+  json_t *rows = feed(&f, "onboarding.users-allocated", id, json_incref(ua));
+  json_t *fe = emitted(rows, "onboarding.failed");
+  assert_string_equal(json_string_value(json_object_get(json_array_get(json_object_get(fe, "reasons"), 0), "code")),
+                      "OUT_OF_STOCK");
+  json_decref(rows);
+  json_decref(ua);
+  assert_int_equal(txh_long(&f, "SELECT count(*) FROM units WHERE status = 'reserved'"), 0);
+  txh_close(&f);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(a_physical_onboarding),
+      cmocka_unit_test(all_or_nothing),
+      cmocka_unit_test(out_of_stock),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
