@@ -12,6 +12,9 @@
 
 /* Kept alphabetical; every default runs the local stack as is. */
 const struct lmp_conf_entry lmp_config_entries[] = {
+    {"admin.bind", LMP_CONF_STR, C(admin_bind), 1, 255, "127.0.0.1", "address of the admin listener (reference data, operator routes)"},
+    {"admin.port", LMP_CONF_INT, C(admin_port), 0, 65535, "0", "port of the admin listener; 0 takes any free port (see http.port_file)"},
+    {"admin.tokens_file", LMP_CONF_STR, C(admin_tokens_file), 0, 1024, "", "file of bearer tokens, one 'name token' per line; empty: every admin request is refused"},
     {"batch.max", LMP_CONF_INT, C(batch_max), 1, 10000, "500", "messages handled per database transaction"},
     {"dead_letter.topic", LMP_CONF_STR, C(dead_letter_topic), 1, 249, "lmp.onboarding.dead-letter", "topic for messages that cannot be processed"},
     {"http.bind", LMP_CONF_STR, C(http_bind), 1, 255, "127.0.0.1", "address of /healthz, /readyz and /metrics"},
@@ -26,17 +29,25 @@ const struct lmp_conf_entry lmp_config_entries[] = {
     {"kafka.group_id", LMP_CONF_STR, C(group_id), 0, 255, "", "consumer group; empty means lmp-<service>"},
     {"kafka.max_poll_interval_ms", LMP_CONF_INT, C(max_poll_interval_ms), 10000, 3600000, "300000", "consumer leaves the group when a batch takes longer"},
     {"kafka.partitions", LMP_CONF_INT, C(partitions), 1, 1000, "6", "partitions per topic when lmpctl creates them"},
+    {"kafka.property", LMP_CONF_MAP, C(kafka_props), 0, 0, "", "any librdkafka property, e.g. kafka.property.security.protocol = SASL_SSL; <name>_file reads a secret from a file"},
     {"kafka.topic_prefix", LMP_CONF_STR, C(topic_prefix), 0, 200, "lmp.", "topic name = prefix + event type"},
     {"log.level", LMP_CONF_STR, C(log_level), 1, 5, "info", "debug, info, warn or error"},
     {"outbox.sweep_ms", LMP_CONF_INT, C(outbox_sweep_ms), 100, 600000, "5000", "how often events left unpublished by a crash are sent"},
     {"pg.connect_timeout_s", LMP_CONF_INT, C(pg_connect_timeout_s), 1, 600, "5", "PostgreSQL connection timeout"},
     {"pg.database", LMP_CONF_STR, C(pg_database), 0, 63, "", "database; empty means lmp_<service> (a hyphen written as _)"},
     {"pg.host", LMP_CONF_STR, C(pg_host), 1, 255, "127.0.0.1", "PostgreSQL host or socket directory"},
-    {"pg.password", LMP_CONF_STR, C(pg_password), 0, 255, "", "PostgreSQL password (prefer a ~/.pgpass file)"},
+    {"pg.password", LMP_CONF_STR, C(pg_password), 0, 255, "", "PostgreSQL password (prefer pg.password_file)"},
+    {"pg.password_file", LMP_CONF_STR, C(pg_password_file), 0, 1024, "", "file holding the PostgreSQL password"},
     {"pg.port", LMP_CONF_INT, C(pg_port), 1, 65535, "15432", "PostgreSQL port"},
+    {"pg.sslcert", LMP_CONF_STR, C(pg_sslcert), 0, 1024, "", "client certificate (PEM) for certificate authentication"},
+    {"pg.sslkey", LMP_CONF_STR, C(pg_sslkey), 0, 1024, "", "the client certificate's key"},
+    {"pg.sslmode", LMP_CONF_STR, C(pg_sslmode), 1, 16, "prefer", "libpq sslmode: disable, allow, prefer, require, verify-ca or verify-full"},
+    {"pg.sslrootcert", LMP_CONF_STR, C(pg_sslrootcert), 0, 1024, "", "CA certificates (PEM) that verify the server, for verify-ca and verify-full"},
     {"pg.statement_timeout_ms", LMP_CONF_INT, C(pg_statement_timeout_ms), 100, 3600000, "30000", "longest a statement may run before it is cancelled and its batch retried"},
     {"pg.user", LMP_CONF_STR, C(pg_user), 1, 63, "lmp", "PostgreSQL role"},
     {"pipeline.depth", LMP_CONF_INT, C(pipeline_depth), 1, 64, "4", "batches in flight at once: one in its transaction, the others waiting for the broker"},
+    {"retention.days", LMP_CONF_INT, C(retention_days), 1, 3650, "30", "processed inbox rows, stored request bodies and mail bodies are purged after this many days"},
+    {"retention.interval_s", LMP_CONF_INT, C(retention_interval_s), 1, 86400, "3600", "how often the purge runs"},
     {"retry.initial_ms", LMP_CONF_INT, C(retry_initial_ms), 1, 60000, "100", "first backoff after a transient fault"},
     {"retry.isolate_after", LMP_CONF_INT, C(retry_isolate_after), 1, 100, "3", "retries of a batch before its messages run one at a time, and of one message before it is dead-lettered"},
     {"retry.max_ms", LMP_CONF_INT, C(retry_max_ms), 10, 600000, "10000", "longest backoff between retries"},
@@ -90,10 +101,98 @@ static int parse_list(const char *text, char ***out) {
   return 0;
 }
 
+int lmp_config_secret(const char *name) {
+  return strstr(name, "password") || strstr(name, "secret") || strstr(name, "token") || strstr(name, "jaas") ||
+         (strstr(name, ".key") && strstr(name, "pem"));
+}
+
+int lmp_config_read_secret(const char *path, char **out, char *err, size_t errlen) {
+  FILE *f = fopen(path, "r");
+  if (f == NULL) {
+    snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+    return LMP_ECONFIG;
+  }
+  char buf[65536];
+  size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+  int big = !feof(f);
+  fclose(f);
+  if (big) {
+    snprintf(err, errlen, "%s: over %zu bytes", path, sizeof(buf) - 1);
+    return LMP_ECONFIG;
+  }
+  while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+    n--;
+  buf[n] = '\0';
+  if (memchr(buf, '\0', n)) {
+    snprintf(err, errlen, "%s: holds a NUL byte", path);
+    return LMP_ECONFIG;
+  }
+  return (*out = strdup(buf)) ? 0 : LMP_ENOMEM;
+}
+
+/* One "<prefix>.<key> = value" of a map; a key ending in _file reads its value. */
+static int set_map(struct lmp_kvs *m, const struct lmp_conf_entry *e, const char *key, const char *value,
+                   const char *source, char *err, size_t errlen) {
+  size_t klen = strlen(key);
+  if (klen == 0 || klen > 128 || strspn(key, "abcdefghijklmnopqrstuvwxyz0123456789._-") != klen) {
+    snprintf(err, errlen, "%s: %s.%s: a key is 1 to 128 of a-z, 0-9, '.', '_' and '-'", source, e->name, key);
+    return LMP_ECONFIG;
+  }
+  char *k = strdup(key), *v = NULL;
+  int secret = lmp_config_secret(key), r = 0;
+  if (k == NULL)
+    return LMP_ENOMEM;
+  if (klen > 5 && strcmp(k + klen - 5, "_file") == 0) {
+    k[klen - 5] = '\0';
+    secret = 1;
+    char why[400];
+    if ((r = lmp_config_read_secret(value, &v, why, sizeof(why))) < 0)
+      snprintf(err, errlen, "%s: %s.%s: %s", source, e->name, key, why);
+  } else if (strlen(value) > 4096) {
+    snprintf(err, errlen, "%s: %s.%s: over 4096 characters (use %s_file)", source, e->name, key, key);
+    r = LMP_ECONFIG;
+  } else if ((v = strdup(value)) == NULL) {
+    r = LMP_ENOMEM;
+  }
+  if (r < 0) {
+    free(k);
+    return r;
+  }
+  for (size_t i = 0; i < m->n; i++)
+    if (strcmp(m->v[i].key, k) == 0) { /* a later source overrides */
+      free(m->v[i].value);
+      free(k);
+      m->v[i].value = v;
+      m->v[i].secret = secret;
+      return 0;
+    }
+  struct lmp_kv *nv = realloc(m->v, (m->n + 1) * sizeof(*nv));
+  if (nv == NULL) {
+    free(k);
+    free(v);
+    return LMP_ENOMEM;
+  }
+  m->v = nv;
+  m->v[m->n++] = (struct lmp_kv){k, v, secret};
+  return 0;
+}
+
+static void free_map(struct lmp_kvs *m) {
+  for (size_t i = 0; i < m->n; i++) {
+    free(m->v[i].key);
+    free(m->v[i].value);
+  }
+  free(m->v);
+  m->v = NULL;
+  m->n = 0;
+}
+
 static int set_entry(const struct lmp_conf_table *t, const struct lmp_conf_entry *e,
                      const char *value, const char *source, char *err, size_t errlen) {
   void *p = field_ptr(t, e);
   switch (e->type) {
+  case LMP_CONF_MAP:
+    return 0; /* a map has no value of its own: set_map fills it */
   case LMP_CONF_STR: {
     if ((long long)strlen(value) < e->min || (long long)strlen(value) > e->max) {
       snprintf(err, errlen, "%s: %s: length must be %lld..%lld", source, e->name, e->min, e->max);
@@ -156,7 +255,9 @@ static int find(const struct lmp_conf_table *tables, const char *name,
                 const struct lmp_conf_table **t, const struct lmp_conf_entry **e) {
   for (const struct lmp_conf_table *tb = tables; tb->entries; tb++)
     for (size_t i = 0; i < tb->n; i++)
-      if (strcmp(tb->entries[i].name, name) == 0) {
+      if (strcmp(tb->entries[i].name, name) == 0 ||
+          (tb->entries[i].type == LMP_CONF_MAP && strncmp(name, tb->entries[i].name, strlen(tb->entries[i].name)) == 0 &&
+           name[strlen(tb->entries[i].name)] == '.')) {
         *t = tb;
         *e = &tb->entries[i];
         return 0;
@@ -205,7 +306,13 @@ static int load_file(const struct lmp_conf_table *tables, const char *path, char
       r = LMP_ECONFIG;
       break;
     }
-    r = set_entry(t, e, value, source, err, errlen);
+    if (e->type == LMP_CONF_MAP && name[strlen(e->name)] == '\0') {
+      snprintf(err, errlen, "%s: '%s' needs a name after it, e.g. %s.<name>", source, name, name);
+      r = LMP_ECONFIG;
+    } else if (e->type == LMP_CONF_MAP)
+      r = set_map(field_ptr(t, e), e, name + strlen(e->name) + 1, value, source, err, errlen);
+    else
+      r = set_entry(t, e, value, source, err, errlen);
   }
   fclose(f);
   return r;
@@ -230,9 +337,29 @@ int lmp_config_load(const struct lmp_conf_table *tables, const char *path, char 
       for (size_t i = 0; i < t->n; i++) {
         char name[128];
         env_name(t->entries[i].name, name, sizeof(name));
-        if (strlen(name) == (size_t)(eq - *ev) && strncmp(name, *ev, (size_t)(eq - *ev)) == 0 &&
-            (r = set_entry(t, &t->entries[i], eq + 1, name, err, errlen)) < 0)
+        size_t nl = strlen(name), vl = (size_t)(eq - *ev);
+        if (t->entries[i].type == LMP_CONF_MAP) {
+          /* LMP_KAFKA_PROPERTY_SASL_PASSWORD_FILE: key sasl.password_file. */
+          if (vl <= nl + 1 || strncmp(*ev, name, nl) != 0 || (*ev)[nl] != '_')
+            continue;
+          char key[160], var[200];
+          size_t kl = vl - nl - 1;
+          if (kl >= sizeof(key))
+            kl = sizeof(key) - 1;
+          for (size_t k = 0; k < kl; k++) {
+            char c = (*ev)[nl + 1 + k];
+            key[k] = c == '_' ? '.' : (char)tolower((unsigned char)c);
+          }
+          key[kl] = '\0';
+          if (kl > 5 && strcmp(key + kl - 5, ".file") == 0)
+            key[kl - 5] = '_';
+          snprintf(var, sizeof(var), "%.*s", (int)vl, *ev);
+          if ((r = set_map(field_ptr(t, &t->entries[i]), &t->entries[i], key, eq + 1, var, err, errlen)) < 0)
+            return r;
+        } else if (nl == vl && strncmp(name, *ev, vl) == 0 &&
+                   (r = set_entry(t, &t->entries[i], eq + 1, name, err, errlen)) < 0) {
           return r;
+        }
       }
   }
   return 0;
@@ -248,6 +375,8 @@ void lmp_config_free(const struct lmp_conf_table *tables) {
       } else if (t->entries[i].type == LMP_CONF_LIST) {
         free_list(*(char ***)p);
         *(char ***)p = NULL;
+      } else if (t->entries[i].type == LMP_CONF_MAP) {
+        free_map(p);
       }
     }
 }
@@ -258,9 +387,43 @@ void lmp_config_write_example(const struct lmp_conf_table *tables, FILE *f) {
       const struct lmp_conf_entry *e = &t->entries[i];
       char env[128];
       env_name(e->name, env, sizeof(env));
+      if (e->type == LMP_CONF_MAP) {
+        fprintf(f, "# %s (environment: %s_<NAME>, '_' for '.')\n# %s.<name> = <value>\n\n", e->help, env, e->name);
+        continue;
+      }
       fprintf(f, "# %s (environment: %s", e->help, env);
       if (e->type == LMP_CONF_INT)
         fprintf(f, "; %lld..%lld", e->min, e->max);
       fprintf(f, ")\n# %s = %s\n\n", e->name, e->def);
+    }
+}
+
+void lmp_config_write_effective(const struct lmp_conf_table *tables, FILE *f) {
+  for (const struct lmp_conf_table *t = tables; t->entries; t++)
+    for (size_t i = 0; i < t->n; i++) {
+      const struct lmp_conf_entry *e = &t->entries[i];
+      void *p = field_ptr(t, e);
+      int secret = lmp_config_secret(e->name) && !strstr(e->name, "_file");
+      switch (e->type) {
+      case LMP_CONF_STR:
+        fprintf(f, "%s = %s\n", e->name, secret && **(char **)p ? "********" : *(char **)p);
+        break;
+      case LMP_CONF_INT:
+      case LMP_CONF_BOOL:
+        fprintf(f, "%s = %d\n", e->name, *(int *)p);
+        break;
+      case LMP_CONF_LIST:
+        fprintf(f, "%s = ", e->name);
+        for (char **l = *(char ***)p; l && *l; l++)
+          fprintf(f, "%s%s", l == *(char ***)p ? "" : ",", *l);
+        fputc('\n', f);
+        break;
+      case LMP_CONF_MAP: {
+        const struct lmp_kvs *m = p;
+        for (size_t k = 0; k < m->n; k++)
+          fprintf(f, "%s.%s = %s\n", e->name, m->v[k].key, m->v[k].secret ? "********" : m->v[k].value);
+        break;
+      }
+      }
     }
 }

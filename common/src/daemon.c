@@ -87,7 +87,7 @@ static int write_port_file(struct rt *rt, char *err, size_t errlen) {
   char tmp[1100];
   snprintf(tmp, sizeof(tmp), "%s.tmp", path);
   FILE *f = fopen(tmp, "w");
-  int ok = f && fprintf(f, "{\"http\":%d}\n", lmp_http_port(rt->http)) > 0;
+  int ok = f && fprintf(f, "{\"http\":%d,\"admin\":%d}\n", lmp_http_port(rt->http, 0), lmp_http_port(rt->http, 1)) > 0;
   if (f && fclose(f) != 0)
     ok = 0;
   if (!ok || rename(tmp, path) != 0) {
@@ -97,6 +97,30 @@ static int write_port_file(struct rt *rt, char *err, size_t errlen) {
   return 0;
 }
 
+/* What the tables cannot say alone: secrets readable, kafka properties allowed. */
+static int check_settings(const struct lmp_config *cfg, char *err, size_t errlen) {
+  const char *files[][2] = {{"pg.password_file", cfg->pg_password_file},
+                            {"admin.tokens_file", cfg->admin_tokens_file}};
+  for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+    char *secret = NULL, why[400];
+    if (*files[i][1] && lmp_config_read_secret(files[i][1], &secret, why, sizeof(why)) < 0) {
+      snprintf(err, errlen, "%s: %s", files[i][0], why);
+      return LMP_ECONFIG;
+    }
+    free(secret);
+  }
+  static const char *const modes[] = {"disable", "allow", "prefer", "require", "verify-ca", "verify-full", NULL};
+  int known = 0;
+  for (const char *const *m = modes; *m; m++)
+    known |= strcmp(*m, cfg->pg_sslmode) == 0;
+  if (!known) {
+    snprintf(err, errlen, "pg.sslmode: '%s' is not disable, allow, prefer, require, verify-ca or verify-full",
+             cfg->pg_sslmode);
+    return LMP_ECONFIG;
+  }
+  return lmp__kafka_check_props(&cfg->kafka_props, err, errlen);
+}
+
 static void usage(const char *prog, const struct lmp_service *svc) {
   fprintf(stderr,
           "usage: %s [-c FILE] [--print-config] [--check-config] [--print-routes]\n"
@@ -104,7 +128,8 @@ static void usage(const char *prog, const struct lmp_service *svc) {
           "  -c, --config FILE   settings file (default: $LMP_CONFIG, else built-in defaults)\n"
           "  --print-config      print every setting with its default and exit\n"
           "  --check-config      validate the settings and exit (0 when valid)\n"
-          "  --print-routes      print the event types it consumes, their topics and its HTTP routes\n"
+          "  --print-routes      print the event types it consumes and emits, their topics, its HTTP routes\n"
+          "  --print-acls        print the Kafka permissions it needs (for lmpctl acls apply)\n"
           "  Each setting may also be given as an environment variable LMP_<NAME>.\n",
           prog, svc->name);
 }
@@ -115,8 +140,29 @@ static void print_routes(const struct rt *rt) {
     lmp_topic_name(&rt->cfg, r->event_type, topic, sizeof(topic));
     printf("consumes %s %s\n", r->event_type, topic);
   }
+  for (const char *const *e = rt->svc->emits; e && *e; e++) {
+    char topic[300];
+    lmp_topic_name(&rt->cfg, *e, topic, sizeof(topic));
+    printf("emits %s %s\n", *e, topic);
+  }
   for (const struct lmp_http_route *h = rt->svc->http; h && h->method; h++)
-    printf("http %s %s\n", h->method, h->pattern);
+    printf("http %s %s %s\n", h->method, h->pattern, h->admin ? "admin" : "public");
+}
+
+/* What the daemon's Kafka principal needs, and nothing more: read the topics it
+ * consumes, write those it emits and the dead letters, read its group. For
+ * lmpctl acls apply. */
+static void print_acls(const struct rt *rt) {
+  char topic[300];
+  for (const struct lmp_route *r = rt->svc->routes; r->event_type; r++) {
+    lmp_topic_name(&rt->cfg, r->event_type, topic, sizeof(topic));
+    printf("topic %s read\n", topic);
+  }
+  for (const char *const *e = rt->svc->emits; e && *e; e++) {
+    lmp_topic_name(&rt->cfg, *e, topic, sizeof(topic));
+    printf("topic %s write\n", topic);
+  }
+  printf("topic %s write\ngroup %s read\n", rt->cfg.dead_letter_topic, rt->group);
 }
 
 /* Everything up to the loop; 0, or the exit status. */
@@ -131,8 +177,10 @@ static int start(struct rt *rt) {
   }
   char app[80];
   snprintf(app, sizeof(app), "lmp-%s", rt->svc->name);
-  if (lmp__db_init(&rt->db, &rt->cfg, rt->dbname, app) < 0)
-    return 1;
+  if (lmp__db_init(&rt->db, &rt->cfg, rt->dbname, app) < 0) {
+    fprintf(stderr, "lmp-%s: configuration: %s\n", rt->svc->name, rt->db.err);
+    return 2;
+  }
 
   rt->loop = uv_default_loop();
   uv_timer_t *timers[] = {&rt->tick, &rt->retry, &rt->resend, &rt->sweep, &rt->svc_tick, &rt->deadline, &rt->grace};
@@ -159,8 +207,11 @@ static int start(struct rt *rt) {
     lmp__daemon_finish(rt);
     return 0;
   }
-  lmp_info(NULL, "started: group %s, database %s on %s:%d, brokers %s, http %s:%d", rt->group, rt->dbname,
-           rt->cfg.pg_host, rt->cfg.pg_port, rt->cfg.kafka_brokers, rt->cfg.http_bind, lmp_http_port(rt->http));
+  lmp_info(NULL, "started: group %s, database %s on %s:%d, brokers %s, http %s:%d, admin %s:%d", rt->group,
+           rt->dbname, rt->cfg.pg_host, rt->cfg.pg_port, rt->cfg.kafka_brokers, rt->cfg.http_bind,
+           lmp_http_port(rt->http, 0), rt->cfg.admin_bind, lmp_http_port(rt->http, 1));
+  if (lmp_http_tokens(rt->http) == 0)
+    lmp_warn(NULL, "admin.tokens_file holds no token: every admin request is refused");
   uv_timer_start(&rt->tick, tick_cb, 1000, 1000);
   lmp__pipeline_start(rt);
   return 0;
@@ -178,6 +229,7 @@ int lmp_service_main(const struct lmp_service *svc, int argc, char **argv) {
                                        {"print-config", no_argument, NULL, 'p'},
                                        {"check-config", no_argument, NULL, 'k'},
                                        {"print-routes", no_argument, NULL, 'r'},
+                                       {"print-acls", no_argument, NULL, 'a'},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
   int o;
@@ -187,6 +239,7 @@ int lmp_service_main(const struct lmp_service *svc, int argc, char **argv) {
     case 'p': print = 1; break;
     case 'k': check_only = 1; break;
     case 'r': routes = 1; break;
+    case 'a': routes = 2; break;
     case 'h': usage(argv[0], svc); return 0;
     default: usage(argv[0], svc); return 2;
     }
@@ -205,25 +258,33 @@ int lmp_service_main(const struct lmp_service *svc, int argc, char **argv) {
   }
   char err[600];
   int r = lmp_config_load(tables, path, environ, err, sizeof(err));
+  if (r == 0)
+    r = check_settings(&rt->cfg, err, sizeof(err));
   if (r == 0 && svc->configured)
     r = svc->configured(svc->ctx, err, sizeof(err));
   if (r == 0 && lmp_log_init(svc->name, rt->cfg.log_level) < 0) {
     snprintf(err, sizeof(err), "log.level: '%s' is not debug, info, warn or error", rt->cfg.log_level);
     r = LMP_ECONFIG;
   }
+  if (r == 0) { /* the group is part of what --print-acls says */
+    snprintf(rt->group, sizeof(rt->group), "%s", *rt->cfg.group_id ? rt->cfg.group_id : "");
+    if (!*rt->group)
+      snprintf(rt->group, sizeof(rt->group), "lmp-%s", svc->name);
+  }
   if (r < 0 || check_only || routes) {
     if (r < 0)
       fprintf(stderr, "lmp-%s: configuration: %s\n", svc->name, err);
+    else if (routes == 2)
+      print_acls(rt);
     else if (routes)
       print_routes(rt);
-    else
-      printf("lmp-%s: configuration is valid\n", svc->name);
+    else {
+      printf("lmp-%s: configuration is valid; in effect:\n", svc->name);
+      lmp_config_write_effective(tables, stdout);
+    }
     lmp_config_free(tables);
     return r < 0 ? 2 : 0;
   }
-  snprintf(rt->group, sizeof(rt->group), "%s", *rt->cfg.group_id ? rt->cfg.group_id : "");
-  if (!*rt->group)
-    snprintf(rt->group, sizeof(rt->group), "lmp-%s", svc->name);
   snprintf(rt->dbname, sizeof(rt->dbname), "%s", *rt->cfg.pg_database ? rt->cfg.pg_database : "");
   if (!*rt->dbname) {
     snprintf(rt->dbname, sizeof(rt->dbname), "lmp_%s", svc->name);

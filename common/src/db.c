@@ -24,7 +24,19 @@ int lmp__db_init(struct lmp_db *db, const struct lmp_config *cfg, const char *db
   snprintf(num, sizeof(num), "%d", cfg->pg_port);
   if (r == 0) r = put_kv(&b, "port", num);
   if (r == 0) r = put_kv(&b, "user", cfg->pg_user);
-  if (r == 0 && cfg->pg_password && *cfg->pg_password) r = put_kv(&b, "password", cfg->pg_password);
+  char *secret = NULL, why[400];
+  if (r == 0 && cfg->pg_password_file && *cfg->pg_password_file &&
+      lmp_config_read_secret(cfg->pg_password_file, &secret, why, sizeof(why)) < 0) {
+    snprintf(db->err, sizeof(db->err), "pg.password_file: %s", why);
+    r = LMP_ECONFIG;
+  }
+  const char *password = secret ? secret : cfg->pg_password;
+  if (r == 0 && password && *password) r = put_kv(&b, "password", password);
+  free(secret);
+  if (r == 0 && cfg->pg_sslmode && *cfg->pg_sslmode) r = put_kv(&b, "sslmode", cfg->pg_sslmode);
+  if (r == 0 && cfg->pg_sslrootcert && *cfg->pg_sslrootcert) r = put_kv(&b, "sslrootcert", cfg->pg_sslrootcert);
+  if (r == 0 && cfg->pg_sslcert && *cfg->pg_sslcert) r = put_kv(&b, "sslcert", cfg->pg_sslcert);
+  if (r == 0 && cfg->pg_sslkey && *cfg->pg_sslkey) r = put_kv(&b, "sslkey", cfg->pg_sslkey);
   if (r == 0) r = put_kv(&b, "dbname", dbname);
   snprintf(num, sizeof(num), "%d", cfg->pg_connect_timeout_s);
   if (r == 0) r = put_kv(&b, "connect_timeout", num);
@@ -56,6 +68,20 @@ static void set_err(struct lmp_db *db, const char *what) {
   size_t n = strlen(db->err);
   while (n && (db->err[n - 1] == '\n' || db->err[n - 1] == ' '))
     db->err[--n] = '\0';
+}
+
+/* Why a statement failed, as logs and dead letters may carry it: the server's primary
+ * message and SQLSTATE, never its DETAIL (which quotes the row's values). */
+static void set_result_err(struct lmp_db *db, const PGresult *res) {
+  const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+  const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+  if (primary == NULL) {
+    set_err(db, res ? PQresultErrorMessage(res) : PQerrorMessage(db->conn));
+    return;
+  }
+  char msg[512];
+  snprintf(msg, sizeof(msg), "%s (SQLSTATE %s)", primary, state ? state : "?");
+  set_err(db, msg);
 }
 
 /* Library code does not print: server notices ("already exists, skipping") are dropped. */
@@ -123,7 +149,7 @@ static int prepared(struct lmp_db *db, const char *sql, int n, char name[16], in
   snprintf(name, 16, "lmp_%d", db->ncache);
   PGresult *res = PQprepare(db->conn, name, sql, n, NULL);
   if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
-    set_err(db, res ? PQresultErrorMessage(res) : PQerrorMessage(db->conn));
+    set_result_err(db, res);
     *rc = lmp__db_classify(db->conn, res);
     PQclear(res);
     return 0;
@@ -160,7 +186,7 @@ int lmp__db_query(struct lmp_db *db, const char *sql, int n, const char *const *
       PQclear(res);
     return 0;
   }
-  set_err(db, res ? PQresultErrorMessage(res) : PQerrorMessage(db->conn));
+  set_result_err(db, res);
   rc = lmp__db_classify(db->conn, res);
   PQclear(res);
   return rc;

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "lmp/error.h"
@@ -16,9 +17,21 @@
 
 #define MAX_PATH 1024
 
+struct lmp_http;
+
+/* A listener: the public one (probes, metrics, public routes) or the admin one (admin
+ * routes, each request authenticated by a bearer token). */
+struct listener {
+  struct MHD_Daemon *d;
+  struct lmp_http *h;
+  int admin;
+};
+
 /* One request, from its first byte to its answer. */
 struct req {
   struct MHD_Connection *c;
+  const struct listener *l;
+  char who[64];             /* the admin token's name */
   const struct lmp_http_route *route;
   char method[8];
   char *path, *query;
@@ -32,7 +45,7 @@ struct req {
 };
 
 struct lmp_http {
-  struct MHD_Daemon *d;
+  struct listener pub, adm;
   char service[64];
   struct lmp_metrics *m;
   const struct lmp_http_route *routes;
@@ -45,6 +58,13 @@ struct lmp_http {
   struct req *head, *tail;  /* requests waiting for a worker */
   size_t buffered;          /* body bytes held by all requests */
   int quit;
+  char *tokens_file;        /* admin tokens, re-read when the file changes */
+  struct timespec tokens_mtime;
+  struct token {
+    char name[64];
+    char secret[256];
+  } *tokens;
+  size_t ntokens;
   pthread_t *workers;
   int nworkers;
 };
@@ -75,6 +95,8 @@ static enum MHD_Result answer(struct req *q, const char *type) {
   MHD_add_response_header(res, "Cache-Control", "no-store");
   if (q->status == 405)
     MHD_add_response_header(res, "Allow", q->allow);
+  if (q->status == 401)
+    MHD_add_response_header(res, "WWW-Authenticate", "Bearer realm=\"lmp-admin\"");
   enum MHD_Result r = MHD_queue_response(q->c, (unsigned)q->status, res);
   MHD_destroy_response(res);
   return r;
@@ -101,7 +123,7 @@ static const char *const builtin[] = {"/healthz", "/readyz", "/metrics", NULL};
 /* Finds the route; fills 404 or 405 (with Allow) when there is none for the method. */
 static void route(struct lmp_http *h, struct req *q) {
   int path_known = 0;
-  for (const char *const *b = builtin; *b; b++)
+  for (const char *const *b = builtin; !q->l->admin && *b; b++)
     if (strcmp(q->path, *b) == 0) {
       if (strcmp(q->method, "GET") == 0 || strcmp(q->method, "HEAD") == 0)
         return;
@@ -109,7 +131,7 @@ static void route(struct lmp_http *h, struct req *q) {
       return fail(q, 405, "method not allowed");
     }
   for (const struct lmp_http_route *r = h->routes; r && r->method; r++) {
-    if (!match(r->pattern, q->path))
+    if (!r->admin != !q->l->admin || !match(r->pattern, q->path))
       continue;
     size_t n = strlen(q->allow);
     snprintf(q->allow + n, sizeof(q->allow) - n, "%s%s%s", n ? ", " : "", r->method,
@@ -133,9 +155,72 @@ static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const cha
 
 static int reserve(struct lmp_http *h, struct req *q, size_t n);
 
+/* Equal without telling by its timing how much of it was. */
+static int same_secret(const char *a, const char *b) {
+  size_t la = strlen(a), lb = strlen(b);
+  unsigned char d = (unsigned char)(la != lb);
+  for (size_t i = 0; i < lb; i++)
+    d |= (unsigned char)(a[i % (la ? la : 1)] ^ b[i]);
+  return d == 0 && la == lb;
+}
+
+/* The tokens of admin.tokens_file ("name token" lines, at least 16 characters each),
+ * read again whenever the file changed: a token is rotated by rewriting the file. */
+static void load_tokens(struct lmp_http *h) {
+  struct stat st;
+  if (*h->tokens_file == '\0' || stat(h->tokens_file, &st) != 0)
+    return;
+  if (h->tokens && st.st_mtim.tv_sec == h->tokens_mtime.tv_sec && st.st_mtim.tv_nsec == h->tokens_mtime.tv_nsec)
+    return;
+  FILE *f = fopen(h->tokens_file, "r");
+  if (f == NULL)
+    return;
+  struct token *t = NULL;
+  size_t n = 0;
+  char line[400];
+  while (fgets(line, sizeof(line), f)) {
+    char name[64], secret[256];
+    if (line[0] == '#' || sscanf(line, "%63s %255s", name, secret) != 2 || strlen(secret) < 16)
+      continue;
+    struct token *nt = realloc(t, (n + 1) * sizeof(*nt));
+    if (nt == NULL)
+      break;
+    t = nt;
+    snprintf(t[n].name, sizeof(t[n].name), "%s", name);
+    snprintf(t[n].secret, sizeof(t[n].secret), "%s", secret);
+    n++;
+  }
+  fclose(f);
+  free(h->tokens);
+  h->tokens = t;
+  h->ntokens = n;
+  h->tokens_mtime = st.st_mtim;
+}
+
+/* Who sends an admin request, by its bearer token; 0, or -1 for nobody known. */
+static int authenticate(struct lmp_http *h, struct req *q) {
+  const char *auth = MHD_lookup_connection_value(q->c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+  if (auth == NULL || strncmp(auth, "Bearer ", 7) != 0)
+    return -1;
+  pthread_mutex_lock(&h->lock);
+  load_tokens(h);
+  int found = -1;
+  for (size_t i = 0; i < h->ntokens; i++)
+    if (same_secret(h->tokens[i].secret, auth + 7) && found < 0) {
+      snprintf(q->who, sizeof(q->who), "%s", h->tokens[i].name);
+      found = 0;
+    }
+  pthread_mutex_unlock(&h->lock);
+  return found;
+}
+
 /* The first call for a request: everything decided before any body is read. */
 static void begin(struct lmp_http *h, struct req *q, const char *url, const char *method) {
   snprintf(q->method, sizeof(q->method), "%s", method);
+  if (q->l->admin && authenticate(h, q) < 0) {
+    lmp_warn(NULL, "admin: %s %.200s refused: no valid bearer token", method, url);
+    return fail(q, 401, "a valid bearer token is required");
+  }
   size_t n = strlen(url);
   if (n > MAX_PATH || lmp_text_check(url, n, 0, NULL) != LMP_TEXT_OK)
     return fail(q, 400, "the path must be UTF-8 text without control characters, at most 1024 bytes");
@@ -221,12 +306,14 @@ static void probe(struct lmp_http *h, struct req *q, const char **type) {
 
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                               const char *version, const char *data, size_t *data_size, void **con_cls) {
-  struct lmp_http *h = cls;
+  const struct listener *l = cls;
+  struct lmp_http *h = l->h;
   struct req *q = *con_cls;
   if (q == NULL) {
     if ((q = calloc(1, sizeof(*q))) == NULL)
       return MHD_NO;
     q->c = c;
+    q->l = l;
     *con_cls = q;
     begin(h, q, url, method);
     return MHD_YES;
@@ -263,7 +350,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 }
 
 static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe) {
-  struct lmp_http *h = cls;
+  struct lmp_http *h = ((const struct listener *)cls)->h;
   struct req *q = *con_cls;
   if (q) {
     pthread_mutex_lock(&h->lock);
@@ -309,6 +396,9 @@ static void *worker(void *arg) {
         fail(q, 503, "out of memory");
       else if (q->out.len == 0)
         fail(q, 500, "no answer");
+      /* Who changed what, when (the line's time): every admin change is audited. */
+      if (q->l->admin && strcmp(q->method, "GET") != 0 && strcmp(q->method, "HEAD") != 0)
+        lmp_info(NULL, "audit: %s %s %s -> %d (%zu bytes in)", q->who, q->method, q->path, q->status, q->body.len);
     }
     MHD_resume_connection(q->c);
   }
@@ -317,14 +407,31 @@ static void *worker(void *arg) {
   return NULL;
 }
 
+static int listen_on(struct lmp_http *h, struct listener *l, int admin, const struct lmp_config *cfg,
+                     const char *bind, int port, char *err, size_t errlen) {
+  struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+  if (inet_pton(AF_INET, bind, &addr.sin_addr) != 1) {
+    snprintf(err, errlen, "%s: '%s' is not an IPv4 address", admin ? "admin.bind" : "http.bind", bind);
+    return LMP_ECONFIG;
+  }
+  l->h = h;
+  l->admin = admin;
+  l->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME, (uint16_t)port,
+                          NULL, NULL, handle, l, MHD_OPTION_SOCK_ADDR, &addr, MHD_OPTION_NOTIFY_COMPLETED, completed, l,
+                          MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->http_timeout_s,
+                          MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->http_max_connections,
+                          MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->http_max_connections_per_ip,
+                          MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32768, MHD_OPTION_END);
+  if (l->d == NULL) {
+    snprintf(err, errlen, "cannot listen on %s:%d (port taken?)", bind, port);
+    return LMP_EIO;
+  }
+  return 0;
+}
+
 int lmp_http_start(struct lmp_http **out, const struct lmp_config *cfg, const struct lmp_service *svc,
                    struct lmp_metrics *metrics, const char *conninfo, char *err, size_t errlen) {
   const struct lmp_http_route *routes = svc->http;
-  struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)cfg->http_port)};
-  if (inet_pton(AF_INET, cfg->http_bind, &addr.sin_addr) != 1) {
-    snprintf(err, errlen, "http.bind: '%s' is not an IPv4 address", cfg->http_bind);
-    return LMP_ECONFIG;
-  }
   struct lmp_http *h = calloc(1, sizeof(*h));
   if (h == NULL || (h->conninfo = strdup(conninfo)) == NULL ||
       (h->workers = calloc((size_t)cfg->http_workers, sizeof(pthread_t))) == NULL) {
@@ -344,17 +451,22 @@ int lmp_http_start(struct lmp_http **out, const struct lmp_config *cfg, const st
   for (int i = 0; routes && i < cfg->http_workers; i++)
     if (pthread_create(&h->workers[h->nworkers], NULL, worker, h) == 0)
       h->nworkers++;
-  h->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME,
-                          (uint16_t)cfg->http_port, NULL, NULL, handle, h, MHD_OPTION_SOCK_ADDR, &addr,
-                          MHD_OPTION_NOTIFY_COMPLETED, completed, h,
-                          MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->http_timeout_s,
-                          MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->http_max_connections,
-                          MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->http_max_connections_per_ip,
-                          MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32768, MHD_OPTION_END);
-  if (h->d == NULL || (routes && h->nworkers == 0)) {
-    snprintf(err, errlen, "cannot listen on %s:%d (port taken?)", cfg->http_bind, cfg->http_port);
+  h->tokens_file = strdup(cfg->admin_tokens_file);
+  if (h->tokens_file == NULL) {
     lmp_http_stop(h);
-    return LMP_EIO;
+    return LMP_ENOMEM;
+  }
+  load_tokens(h);
+  int r = listen_on(h, &h->pub, 0, cfg, cfg->http_bind, cfg->http_port, err, errlen);
+  if (r == 0)
+    r = listen_on(h, &h->adm, 1, cfg, cfg->admin_bind, cfg->admin_port, err, errlen);
+  if (r == 0 && routes && h->nworkers == 0) {
+    snprintf(err, errlen, "cannot start the HTTP workers");
+    r = LMP_EIO;
+  }
+  if (r < 0) {
+    lmp_http_stop(h);
+    return r;
   }
   *out = h;
   return 0;
@@ -365,16 +477,22 @@ void lmp_http_stop(struct lmp_http *h) {
     return;
   /* No new connections; queued requests are answered 503 and resumed by the workers,
    * so none is left suspended when the daemon stops. */
-  if (h->d)
-    MHD_quiesce_daemon(h->d);
+  if (h->pub.d)
+    MHD_quiesce_daemon(h->pub.d);
+  if (h->adm.d)
+    MHD_quiesce_daemon(h->adm.d);
   pthread_mutex_lock(&h->lock);
   h->quit = 1;
   pthread_cond_broadcast(&h->cond);
   pthread_mutex_unlock(&h->lock);
   for (int i = 0; i < h->nworkers; i++)
     pthread_join(h->workers[i], NULL);
-  if (h->d)
-    MHD_stop_daemon(h->d);
+  if (h->pub.d)
+    MHD_stop_daemon(h->pub.d);
+  if (h->adm.d)
+    MHD_stop_daemon(h->adm.d);
+  free(h->tokens);
+  free(h->tokens_file);
   pthread_mutex_destroy(&h->lock);
   pthread_cond_destroy(&h->cond);
   free(h->workers);
@@ -382,7 +500,15 @@ void lmp_http_stop(struct lmp_http *h) {
   free(h);
 }
 
-int lmp_http_port(const struct lmp_http *h) {
-  const union MHD_DaemonInfo *i = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
+int lmp_http_port(const struct lmp_http *h, int admin) {
+  const union MHD_DaemonInfo *i = MHD_get_daemon_info(admin ? h->adm.d : h->pub.d, MHD_DAEMON_INFO_BIND_PORT);
   return i ? (int)i->port : -1;
+}
+
+size_t lmp_http_tokens(struct lmp_http *h) {
+  pthread_mutex_lock(&h->lock);
+  load_tokens(h);
+  size_t n = h->ntokens;
+  pthread_mutex_unlock(&h->lock);
+  return n;
 }

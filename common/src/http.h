@@ -9,7 +9,10 @@
 
 struct lmp_http;
 
-/* Listens on cfg->http_bind:cfg->http_port. One thread does every connection's I/O
+/* Listens on cfg->http_bind:cfg->http_port (probes, metrics, the service's public
+ * routes) and on cfg->admin_bind:cfg->admin_port (its admin routes, each request
+ * authenticated by a bearer token of cfg->admin_tokens_file, changes audited in the
+ * log). On each listener one thread does every connection's I/O
  * and answers /healthz, /readyz and /metrics itself, from the metrics' atomics; the
  * service's routes run on cfg->http_workers threads, each with its own database
  * connection (conninfo), while their connections wait suspended. So a slow client or
@@ -17,7 +20,10 @@ struct lmp_http;
 int lmp_http_start(struct lmp_http **out, const struct lmp_config *cfg, const struct lmp_service *svc,
                    struct lmp_metrics *metrics, const char *conninfo, char *err, size_t errlen);
 void lmp_http_stop(struct lmp_http *h);
-/* The port it listens on: the configured one, or the one the system chose for 0. */
-int lmp_http_port(const struct lmp_http *h);
+/* The port a listener (the public one, or with admin the admin one) listens on: the
+ * configured one, or the one the system chose for 0. */
+int lmp_http_port(const struct lmp_http *h, int admin);
+/* How many admin tokens are in effect (0: every admin request is refused). */
+size_t lmp_http_tokens(struct lmp_http *h);
 
 #endif

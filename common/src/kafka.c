@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "lmp/error.h"
+#include "lmp/kafka.h"
 #include "lmp/log.h"
 #include "rt.h"
 
@@ -113,18 +114,54 @@ static int kset_all(rd_kafka_conf_t *c, const struct kv *kvs, char *err, size_t 
   return 0;
 }
 
+rd_kafka_conf_t *lmp_kafka_conf(const struct lmp_config *cfg, char *err, size_t errlen) {
+  rd_kafka_conf_t *c = rd_kafka_conf_new();
+  if (rd_kafka_conf_set(c, "bootstrap.servers", cfg->kafka_brokers, err, errlen) != RD_KAFKA_CONF_OK) {
+    rd_kafka_conf_destroy(c);
+    return NULL;
+  }
+  for (size_t i = 0; i < cfg->kafka_props.n; i++) {
+    const struct lmp_kv *p = &cfg->kafka_props.v[i];
+    char why[400];
+    if (rd_kafka_conf_set(c, p->key, p->value, why, sizeof(why)) != RD_KAFKA_CONF_OK) {
+      snprintf(err, errlen, "kafka.property.%s: %s", p->key, why);
+      rd_kafka_conf_destroy(c);
+      return NULL;
+    }
+  }
+  return c;
+}
+
+/* Properties the runtime's guarantees rest on: an operator cannot set them. */
+static const char *const protected_props[] = {"bootstrap.servers", "group.id", "enable.auto.commit",
+                                              "enable.auto.offset.store", "enable.idempotence", "acks",
+                                              "message.max.bytes", NULL};
+
+int lmp__kafka_check_props(const struct lmp_kvs *props, char *err, size_t errlen) {
+  for (size_t i = 0; i < props->n; i++)
+    for (const char *const *p = protected_props; *p; p++)
+      if (strcmp(props->v[i].key, *p) == 0) {
+        snprintf(err, errlen, "kafka.property.%s: the runtime sets this itself, its guarantees rest on it%s",
+                 *p, strcmp(*p, "bootstrap.servers") == 0 ? " (use kafka.brokers)"
+                     : strcmp(*p, "group.id") == 0 ? " (use kafka.group_id)" : "");
+        return LMP_ECONFIG;
+      }
+  return 0;
+}
+
 /* What the consumer and the producer share: brokers, name, statistics (broker
  * reachability and lag), reconnect pace, and the callbacks that log; then the
- * role's own settings. */
+ * role's own settings; then the operator's kafka.property.* (security, tuning). */
 static rd_kafka_t *client(struct rt *rt, rd_kafka_type_t type, const struct kv *own, char *err, size_t errlen) {
   char client_id[128];
   snprintf(client_id, sizeof(client_id), "lmp-%s", rt->svc->name);
-  const struct kv common[] = {{"bootstrap.servers", rt->cfg.kafka_brokers},
-                              {"client.id", client_id},
+  const struct kv common[] = {{"client.id", client_id},
                               {"statistics.interval.ms", "1000"},
                               {"reconnect.backoff.max.ms", "2000"},
                               {NULL, NULL}};
-  rd_kafka_conf_t *c = rd_kafka_conf_new();
+  rd_kafka_conf_t *c = lmp_kafka_conf(&rt->cfg, err, errlen);
+  if (c == NULL)
+    return NULL;
   if (kset_all(c, common, err, errlen) < 0 || kset_all(c, own, err, errlen) < 0) {
     rd_kafka_conf_destroy(c);
     return NULL;

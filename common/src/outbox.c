@@ -110,6 +110,14 @@ int lmp__row_emit(struct lmp_tx *tx, const char *event_type, const char *key, av
   const struct lmp_schema *s = lmp_schemas_get(rt->schemas, event_type);
   if (s == NULL)
     return LMP_ESCHEMA;
+  int declared = rt->svc->emits == NULL;
+  for (const char *const *e = rt->svc->emits; e && *e && !declared; e++)
+    declared = strcmp(*e, event_type) == 0;
+  if (!declared) {
+    /* A daemon writes only the topics it declares: its ACLs are made from them. */
+    snprintf(tx->why, sizeof(tx->why), "%s does not declare that it emits %s", rt->svc->name, event_type);
+    return LMP_EINVAL;
+  }
   struct lmp_buf enc = {0};
   int r = lmp_avro_encode(s, value, &enc);
   if (r == 0 && enc.len > LMP_MAX_EVENT_BYTES) {

@@ -360,6 +360,11 @@ static void start_next(struct rt *rt) {
        * period, so rows another instance is publishing right now are left to it. */
       b->sweep_age_ms = rt->first_sweep_done ? rt->cfg.outbox_sweep_ms : 0;
       rt->first_sweep_done = 1;
+      /* Now and then a sweep also purges what is past retention. */
+      if (rt->purged_ns == 0 || uv_hrtime() - rt->purged_ns >= (uint64_t)rt->cfg.retention_interval_s * 1000000000ull) {
+        b->purge = 1;
+        rt->purged_ns = uv_hrtime();
+      }
       start_work(rt, b);
     }
   } else if (rt->tick_wanted && rt->svc->tick && atomic_load(&rt->m.migrated)) {

@@ -112,6 +112,7 @@ struct batch {
   unsigned char *retried;      /* per message: LMP_ERETRY failures while isolated */
   int isolate;                 /* one message at a time, each in a savepoint */
   int sweep_age_ms;
+  int purge;                   /* a sweep that also purges what is past retention */
   struct outrow *rows;         /* what the transaction emitted or swept */
   size_t nrows, caprows;
   size_t flushed;              /* rows already inserted into lmp_outbox */
@@ -177,6 +178,7 @@ struct rt {
   int paused;
   uint64_t last_consume_ns;    /* the consumer's queue was last read (hrtime) */
   int sweep_wanted;            /* the sweep timer fired */
+  uint64_t purged_ns;          /* the last purge (hrtime) */
   int tick_wanted;             /* the tick timer fired, or a transaction asked for it */
   int draining, closing, first_sweep_done;
   int exit_code;
@@ -224,6 +226,7 @@ int lmp__pipeline_idle(const struct rt *rt);    /* nothing in flight */
 /* kafka.c */
 extern const struct lmp_ops lmp__kafka_ops;          /* librdkafka, and lmp__txn_run */
 int lmp__kafka_start(struct rt *rt, char *err, size_t errlen);
+int lmp__kafka_check_props(const struct lmp_kvs *props, char *err, size_t errlen);
 void lmp__kafka_stop(struct rt *rt);            /* leave the group, flush, stop the pipes */
 void lmp__kafka_free(struct rt *rt);            /* after every message is destroyed */
 int lmp__kafka_permanent(rd_kafka_resp_err_t err); /* the broker will never take it */

@@ -277,6 +277,22 @@ static int apply_messages(struct lmp_tx *tx) {
   return r;
 }
 
+/* Retention: processed inbox rows and parked events past retention.days go, and the
+ * service purges its own. The inbox only needs ids as long as a redelivery can come
+ * (the broker's retention, far shorter); the onboarding's facts are the services'. */
+static int purge(struct lmp_tx *tx) {
+  struct rt *rt = tx->rt;
+  char days[16];
+  snprintf(days, sizeof(days), "%d", rt->cfg.retention_days);
+  const char *p[] = {days};
+  int r = lmp_tx_command(tx, "DELETE FROM lmp_inbox WHERE processed_at < now() - $1::int * interval '1 day'", 1, p);
+  if (r == 0)
+    r = lmp_tx_command(tx, "DELETE FROM lmp_outbox_parked WHERE parked_at < now() - $1::int * interval '1 day'", 1, p);
+  if (r == 0 && rt->svc->purge)
+    r = rt->svc->purge(tx, rt->cfg.retention_days);
+  return r;
+}
+
 static int transaction(struct lmp_tx *tx) {
   struct rt *rt = tx->rt;
   struct batch *b = tx->b;
@@ -287,6 +303,8 @@ static int transaction(struct lmp_tx *tx) {
     r = lmp__outbox_park(rt, b);
   if (r == 0 && b->kind == BATCH_SWEEP)
     r = lmp__outbox_sweep(rt, b, b->sweep_age_ms);
+  if (r == 0 && b->purge)
+    r = purge(tx);
   if (r == 0 && b->kind == BATCH_TICK && (r = rt->svc->tick(tx)) == 0)
     r = lmp__outbox_flush(rt, b);
   if (r == 0 && b->kind == BATCH_MESSAGES)

@@ -62,7 +62,7 @@ static int inventory(void *ctx, PGconn *db, const char *method, const char *path
 }
 
 const struct lmp_http_route fulfilment_http[] = {
-    {"POST", "/v1/admin/load", load_route, 1024 * 1024},
-    {"GET", "/v1/inventory", inventory, 0},
-    {NULL, NULL, NULL, 0},
+    {"POST", "/v1/admin/load", load_route, 1024 * 1024, 1},
+    {"GET", "/v1/inventory", inventory, 0, 1},
+    {NULL, NULL, NULL, 0, 0},
 };

@@ -30,6 +30,8 @@ int intake_record_stage(struct lmp_tx *tx, const char *id, const char *stage, js
  * active account of the partner has the name (in any letter case). */
 int intake_account_reserve(struct lmp_tx *tx, const char *customer_id, const char *partner, const char *name,
                            const char *onboarding_id, int *taken);
+/* Retention: finished onboardings' request bodies older than days are purged. */
+int intake_purge(struct lmp_tx *tx, int days);
 /* A reserved account becomes "active" (confirmed) or "released" (failed). */
 int intake_account_settle(struct lmp_tx *tx, const char *onboarding_id, const char *status);
 

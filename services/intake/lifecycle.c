@@ -9,6 +9,7 @@
  * never holds an account. Only reserved and active accounts hold their name. */
 #include "intake.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -118,4 +119,15 @@ int intake_on_lifecycle(struct lmp_tx *tx, const struct lmp_event *ev) {
   if (strcmp(status, "failed") == 0)
     return intake_account_settle(tx, id, "released");
   return 0;
+}
+
+/* Retention: a finished onboarding's request body goes after the retention period;
+ * its facts (status, account name, customer id, reasons, stages) stay. */
+int intake_purge(struct lmp_tx *tx, int days) {
+  char d[16];
+  snprintf(d, sizeof(d), "%d", days);
+  const char *p[] = {d};
+  return lmp_tx_command(tx, "UPDATE onboardings SET request = jsonb_build_object('purged', true) "
+                            "WHERE status IN ('confirmed', 'rejected', 'failed') AND NOT request ? 'purged' "
+                            "AND updated_at < now() - $1::int * interval '1 day'", 1, p);
 }

@@ -60,6 +60,6 @@ static int status_route(void *ctx, PGconn *db, const char *method, const char *p
 }
 
 const struct lmp_http_route intake_http[] = {
-    {"GET", "/v1/onboardings/{}", status_route, 0},
-    {NULL, NULL, NULL, 0},
+    {"GET", "/v1/onboardings/{}", status_route, 0, 0},
+    {NULL, NULL, NULL, 0, 0},
 };

@@ -3,12 +3,15 @@
 
 #include "notifier.h"
 
+static const char *const emits[] = {"onboarding.confirmed", NULL};
+
 int main(int argc, char **argv) {
   static struct notifier n;
   curl_global_init(CURL_GLOBAL_DEFAULT);
   const struct lmp_service svc = {
       .name = "notifier",
       .routes = notifier_routes,
+      .emits = emits,
       .migrations = notifier_migrations,
       .conf = notifier_conf,
       .conf_n = notifier_conf_n,
@@ -16,6 +19,7 @@ int main(int argc, char **argv) {
       .configured = notifier_configured,
       .http = notifier_http,
       .tick = notifier_tick,
+      .purge = notifier_purge,
       .metrics = notifier_metrics,
       .tick_ms = 250,
       .ctx = &n,

@@ -32,6 +32,7 @@ extern const struct lmp_route notifier_routes[];
 extern const struct lmp_http_route notifier_http[];
 int notifier_configured(void *ctx, char *err, size_t errlen);
 int notifier_tick(struct lmp_tx *tx);
+int notifier_purge(struct lmp_tx *tx, int days);
 int notifier_metrics(void *ctx, const char *service, struct lmp_buf *out);
 
 /* Fills {{name}} placeholders of a template from vars; *subject and *body are malloc'd. */

@@ -178,3 +178,13 @@ int notifier_metrics(void *ctx, const char *service, struct lmp_buf *out) {
                         (unsigned long long)atomic_load(&n->attempts_failed), service,
                         (unsigned long long)atomic_load(&n->mails_failed));
 }
+
+/* Retention: the text of settled mails goes after the retention period; who was
+ * mailed, what kind and when stay. */
+int notifier_purge(struct lmp_tx *tx, int days) {
+  char d[16];
+  snprintf(d, sizeof(d), "%d", days);
+  const char *p[] = {d};
+  return lmp_tx_command(tx, "UPDATE mails SET subject = '', body = '' WHERE status IN ('sent', 'failed') "
+                            "AND body <> '' AND created_at < now() - $1::int * interval '1 day'", 1, p);
+}

@@ -47,7 +47,7 @@ static int shipments(void *ctx, PGconn *db, const char *method, const char *path
 }
 
 const struct lmp_http_route shipping_http[] = {
-    {"POST", "/v1/admin/load", load_route, 1024 * 1024},
-    {"GET", "/v1/onboardings/{}", shipments, 0},
-    {NULL, NULL, NULL, 0},
+    {"POST", "/v1/admin/load", load_route, 1024 * 1024, 1},
+    {"GET", "/v1/onboardings/{}", shipments, 0, 1},
+    {NULL, NULL, NULL, 0, 0},
 };

@@ -10,6 +10,20 @@ enum lmp_conf_type {
   LMP_CONF_INT,  /* int; min..max inclusive */
   LMP_CONF_BOOL, /* int 0/1; true/false/yes/no/on/off/1/0 */
   LMP_CONF_LIST, /* char ** NULL-terminated; comma-separated text */
+  LMP_CONF_MAP,  /* struct lmp_kvs; the entry's name is a prefix: "<name>.<key> = value",
+                  * environment LMP_<NAME>_<KEY> with '_' read as '.'; a key ending in
+                  * _file takes its value (a secret) from that file */
+};
+
+/* Settings under a prefix, such as librdkafka's properties. */
+struct lmp_kv {
+  char *key;
+  char *value;
+  int secret; /* printed masked */
+};
+struct lmp_kvs {
+  struct lmp_kv *v;
+  size_t n;
 };
 
 struct lmp_conf_entry {
@@ -35,10 +49,19 @@ int lmp_config_load(const struct lmp_conf_table *tables, const char *path, char 
 void lmp_config_free(const struct lmp_conf_table *tables);
 /* Writes a commented example file holding every setting with its default. */
 void lmp_config_write_example(const struct lmp_conf_table *tables, FILE *f);
+/* Writes the settings in effect, one "name = value" a line; secrets (names that say
+ * password, secret or token, values read from files) are masked. */
+void lmp_config_write_effective(const struct lmp_conf_table *tables, FILE *f);
+/* Whether a setting's value is a secret, by its name. */
+int lmp_config_secret(const char *name);
+/* Reads a secret from a file: its content without the trailing newline, malloc'd. 0, or
+ * LMP_ECONFIG with the reason in err. */
+int lmp_config_read_secret(const char *path, char **out, char *err, size_t errlen);
 
 /* Settings every daemon has. */
 struct lmp_config {
   char *kafka_brokers;       /* bootstrap servers */
+  struct lmp_kvs kafka_props;/* any librdkafka property, for both clients */
   char *group_id;            /* consumer group; empty means lmp-<service> */
   char *topic_prefix;        /* topics are <prefix><event type> */
   char *dead_letter_topic;   /* where poison messages go */
@@ -47,6 +70,11 @@ struct lmp_config {
   int pg_port;
   char *pg_user;
   char *pg_password;
+  char *pg_password_file;    /* the password, read from this file when set */
+  char *pg_sslmode;          /* libpq sslmode: disable, prefer, require, verify-ca, verify-full */
+  char *pg_sslrootcert;      /* CA certificates that verify the server */
+  char *pg_sslcert;          /* client certificate, for certificate authentication */
+  char *pg_sslkey;
   char *pg_database;         /* empty means lmp_<service> */
   int pg_connect_timeout_s;
   int pg_statement_timeout_ms;
@@ -58,6 +86,11 @@ struct lmp_config {
   int http_timeout_s;        /* idle connections closed after */
   int http_workers;          /* threads running the service's routes */
   int http_body_budget;      /* request body bytes buffered at once, all connections */
+  char *admin_bind;          /* the admin listener: reference data, operator routes */
+  int admin_port;            /* 0: any free port, reported in http_port_file */
+  char *admin_tokens_file;   /* "name token" lines; empty: every admin request refused */
+  int retention_days;        /* processed inbox rows, request and mail bodies kept this long */
+  int retention_interval_s;  /* how often the purge runs */
   int batch_max;             /* messages per database transaction */
   int pipeline_depth;        /* batches in flight: one transacting, the rest publishing */
   int retry_initial_ms;      /* first backoff after a transient fault */

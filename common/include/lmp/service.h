@@ -77,11 +77,14 @@ struct lmp_http_route {
   const char *pattern;     /* "/v1/pools/{}": {} matches one path segment */
   lmp_http_fn fn;
   size_t max_body;         /* bytes a request body may have; 0: none */
+  int admin;               /* on the admin listener, behind its bearer tokens; else public */
 };
 
 struct lmp_service {
   const char *name;                          /* "intake": log name, group and database */
   const struct lmp_route *routes;            /* the events it consumes */
+  const char *const *emits;                  /* the event types it may emit, NULL-terminated:
+                                              * its write permissions (--print-acls) */
   const struct lmp_embedded *migrations;     /* the service's tables */
   const struct lmp_conf_entry *conf;         /* the service's own settings */
   size_t conf_n;
@@ -93,12 +96,17 @@ struct lmp_service {
    * published. */
   int (*tick)(struct lmp_tx *tx);
   int tick_ms;
+  /* Optional: purges what the service stores of personal data beyond its facts (request
+   * and mail bodies) once older than days; runs in its own transaction every
+   * retention.interval_s, beside the runtime's purge of processed inbox rows. */
+  int (*purge)(struct lmp_tx *tx, int days);
   /* Optional: the service's own Prometheus metrics, appended to /metrics (any thread). */
   int (*metrics)(void *ctx, const char *service, struct lmp_buf *out);
   void *ctx;
 };
 
-/* The whole daemon: options (-c FILE, --print-config, --check-config, --print-routes),
+/* The whole daemon: options (-c FILE, --print-config, --check-config, --print-routes,
+ * --print-acls),
  * configuration, loop, drain. Returns the process exit status. */
 int lmp_service_main(const struct lmp_service *svc, int argc, char **argv);
 

@@ -4,7 +4,8 @@
 
 struct lmp_daemon {
   const char *name; /* NULL ends the table */
-  int port;
+  int port;         /* public: probes, metrics, public routes */
+  int admin_port;   /* admin routes */
 };
 
 extern const struct lmp_daemon lmp_daemons[];

@@ -1,0 +1,57 @@
+/* lmpctl's shared parts: settings, options, errors, clients, the command table. */
+#ifndef CTL_H
+#define CTL_H
+
+#include <jansson.h>
+#include <librdkafka/rdkafka.h>
+
+#include "lmp/codec.h"
+#include "lmp/config.h"
+
+/* Options, wherever they appear on the command line. */
+struct ctl_opts {
+  int new_id;        /* submit: a fresh request id */
+  int wait_s;        /* submit, status: wait this long for a final outcome */
+  int partitions;    /* topics create */
+  int json;          /* status, dlq: print JSON */
+  int dry_run;       /* dlq replay */
+  const char *sets[32]; /* submit: --set path=text */
+  int nsets;
+  const char *topic, *code, *since; /* dlq list filters */
+  int limit;
+};
+
+/* A command: "topics create", its argument count, what it does. */
+struct ctl_command {
+  const char *name, *sub;   /* sub may be NULL */
+  int nargs;                /* arguments after the name (and sub); -1: any */
+  int (*run)(char **args, int nargs, const struct ctl_opts *o);
+  const char *usage;        /* arguments and one line of what it does */
+};
+
+extern struct lmp_config cfg;
+
+void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+/* The schemas, with the other versions of schemas.extra_dir, loaded on first use. */
+struct lmp_schemas *schemas(void);
+/* A Kafka client with the configured brokers and kafka.property.* (security). */
+rd_kafka_t *kafka_client(rd_kafka_type_t type, const char *group);
+/* A daemon's public or admin address (admin requests carry the admin token). */
+const char *service_url(const char *daemon, int admin);
+/* GET (post NULL) or POST JSON; *status the HTTP status, 0 when no answer. */
+json_t *http_json(const char *url, const char *post, int admin, long *status);
+
+int cmd_submit(char **args, int nargs, const struct ctl_opts *o);
+int cmd_status(char **args, int nargs, const struct ctl_opts *o);
+int cmd_dispatch(char **args, int nargs, const struct ctl_opts *o);
+int cmd_topics_create(char **args, int nargs, const struct ctl_opts *o);
+int cmd_topics_list(char **args, int nargs, const struct ctl_opts *o);
+int cmd_group_copy(char **args, int nargs, const struct ctl_opts *o);
+int cmd_acls_apply(char **args, int nargs, const struct ctl_opts *o);
+int cmd_admin_load(char **args, int nargs, const struct ctl_opts *o);
+int cmd_admin_get(char **args, int nargs, const struct ctl_opts *o);
+int cmd_schema(char **args, int nargs, const struct ctl_opts *o);
+int cmd_schema_check(char **args, int nargs, const struct ctl_opts *o);
+int cmd_encode(char **args, int nargs, const struct ctl_opts *o);
+
+#endif

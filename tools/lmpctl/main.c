@@ -1,0 +1,205 @@
+/* lmpctl: submit onboarding requests as a frontend would, ask their status, report
+ * dispatches as a warehouse would, and administer topics, permissions, groups,
+ * schemas and reference data. Options, settings, the command table. */
+#include <curl/curl.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl.h"
+#include "daemons.h"
+#include "lmp/kafka.h"
+
+extern char **environ;
+
+struct lmp_config cfg;
+
+/* Each daemon of deploy/daemons has two addresses, <daemon>.url (status and other
+ * public routes) and <daemon>.admin_url (reference data, operator routes), by
+ * default its ports in the local stack. */
+#define MAX_DAEMONS 16
+static char *urls[2 * MAX_DAEMONS];
+static struct lmp_conf_entry url_conf[2 * MAX_DAEMONS];
+static size_t ndaemons;
+static char url_names[2 * MAX_DAEMONS][96], url_defaults[2 * MAX_DAEMONS][64], url_help[2 * MAX_DAEMONS][96];
+
+static void url_table(void) {
+  for (ndaemons = 0; lmp_daemons[ndaemons].name && ndaemons < MAX_DAEMONS; ndaemons++) {
+    const struct lmp_daemon *d = &lmp_daemons[ndaemons];
+    for (int admin = 0; admin < 2; admin++) {
+      size_t i = 2 * ndaemons + (size_t)admin;
+      snprintf(url_names[i], sizeof(url_names[0]), "%s.%s", d->name, admin ? "admin_url" : "url");
+      snprintf(url_defaults[i], sizeof(url_defaults[0]), "http://127.0.0.1:%d", admin ? d->admin_port : d->port);
+      snprintf(url_help[i], sizeof(url_help[0]), "%s's %s HTTP address", d->name, admin ? "admin" : "public");
+      url_conf[i] = (struct lmp_conf_entry){url_names[i], LMP_CONF_STR, i * sizeof(char *), 1, 1024,
+                                            url_defaults[i], url_help[i]};
+    }
+  }
+}
+
+const char *service_url(const char *daemon, int admin) {
+  for (size_t i = 0; i < ndaemons; i++)
+    if (strcmp(lmp_daemons[i].name, daemon) == 0)
+      return urls[2 * i + (admin ? 1 : 0)];
+  return NULL;
+}
+
+static char *token_file;
+static const struct lmp_conf_entry ctl_conf[] = {
+    {"ctl.admin_token_file", LMP_CONF_STR, 0, 0, 1024, "", "file holding the bearer token for the daemons' admin routes"},
+};
+
+void die(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fprintf(stderr, "lmpctl: ");
+  vfprintf(stderr, fmt, ap);
+  fputc('\n', stderr);
+  va_end(ap);
+  exit(1);
+}
+
+static struct lmp_schemas *loaded;
+struct lmp_schemas *schemas(void) {
+  char err[600];
+  if (loaded != NULL)
+    return loaded;
+  if (lmp_schemas_new(&loaded, err, sizeof(err)) < 0)
+    die("schemas: %s", err);
+  if (cfg.schemas_extra_dir && *cfg.schemas_extra_dir &&
+      lmp_schemas_add_writer_dir(loaded, cfg.schemas_extra_dir, err, sizeof(err)) < 0)
+    die("schemas: %s", err);
+  return loaded;
+}
+
+rd_kafka_t *kafka_client(rd_kafka_type_t type, const char *group) {
+  char err[512];
+  rd_kafka_conf_t *c = lmp_kafka_conf(&cfg, err, sizeof(err));
+  if (c == NULL)
+    die("kafka: %s", err);
+  if (group && (rd_kafka_conf_set(c, "group.id", group, err, sizeof(err)) ||
+                rd_kafka_conf_set(c, "enable.auto.commit", "false", err, sizeof(err))))
+    die("kafka: %s", err);
+  rd_kafka_t *rk = rd_kafka_new(type, c, err, sizeof(err));
+  if (rk == NULL)
+    die("kafka: %s", err);
+  return rk; /* c is owned by rk now */
+}
+
+json_t *http_json(const char *url, const char *post, int admin, long *status) {
+  CURL *c = curl_easy_init();
+  char *body = NULL, auth[400] = "";
+  size_t len = 0;
+  FILE *mem = open_memstream(&body, &len);
+  struct curl_slist *h = NULL;
+  if (admin && *token_file) {
+    char *token, err[400];
+    if (lmp_config_read_secret(token_file, &token, err, sizeof(err)) < 0)
+      die("ctl.admin_token_file: %s", err);
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
+    free(token);
+    h = curl_slist_append(h, auth);
+  }
+  curl_easy_setopt(c, CURLOPT_URL, url);
+  if (post) {
+    h = curl_slist_append(h, "Content-Type: application/json");
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, post);
+  }
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, mem);
+  curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
+  CURLcode cr = curl_easy_perform(c);
+  fclose(mem);
+  *status = 0;
+  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
+  curl_easy_cleanup(c);
+  curl_slist_free_all(h);
+  json_t *j = cr == CURLE_OK ? json_loadb(body, len, 0, NULL) : NULL;
+  free(body);
+  return j;
+}
+
+static const struct ctl_command commands[] = {
+    {"submit", NULL, 1, cmd_submit, "FILE.json [--new-id] [--set path=text]... [--wait SECONDS]\n"
+     "        publish an onboarding request, as a web frontend does; --wait prints the final outcome"},
+    {"status", NULL, 1, cmd_status, "ID [--json] [--wait SECONDS]   where onboarding ID is, with its stages"},
+    {"dispatch", NULL, 4, cmd_dispatch, "SHIPMENT ONBOARDING CARRIER TRACKING\n"
+     "        report a shipment dispatched, as a warehouse system does"},
+    {"topics", "create", 0, cmd_topics_create, "[--partitions N] [--wait SECONDS]   every event topic and the dead-letter topic"},
+    {"topics", "list", 0, cmd_topics_list, "   the topics lmpctl creates"},
+    {"acls", "apply", -1, cmd_acls_apply, "PRINCIPAL [FILE]   allow what FILE (or stdin) lists: lines\n"
+     "        'topic NAME read|write', 'group NAME read', with '-prefix' after topic or group for a prefix"},
+    {"group", "copy", 2, cmd_group_copy, "FROM TO   give consumer group TO the committed offsets of FROM (both stopped)"},
+    {"admin", "load", 1, cmd_admin_load, "FILE.json   send each daemon its reference data (see deploy/demo-data.json)"},
+    {"admin", "get", 2, cmd_admin_get, "DAEMON PATH   GET a daemon's admin route, e.g. allocation /v1/pools/P"},
+    {"schema", "check", 1, cmd_schema_check, "FILE.avsc   is a new version of a schema compatible both ways?"},
+    {"schema", NULL, -1, cmd_schema, "[EVENT_TYPE]   a schema, its canonical form and fingerprint (all: a list)"},
+    {"encode", NULL, 2, cmd_encode, "EVENT_TYPE FILE.json   write the framed Avro message to stdout"},
+};
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static int usage(void) {
+  fprintf(stderr, "usage: lmpctl [-c FILE] COMMAND [options]\n");
+  for (size_t i = 0; i < NCOMMANDS; i++)
+    fprintf(stderr, "  %s%s%s %s\n", commands[i].name, commands[i].sub ? " " : "", commands[i].sub ? commands[i].sub : "",
+            commands[i].usage);
+  fprintf(stderr, "Settings come from -c FILE, $LMP_CONFIG or LMP_* variables (LMP_KAFKA_BROKERS, LMP_INTAKE_URL,\n"
+                  "LMP_KAFKA_PROPERTY_SASL_USERNAME, LMP_CTL_ADMIN_TOKEN_FILE, ...).\n");
+  return 2;
+}
+
+int main(int argc, char **argv) {
+  struct ctl_opts o = {.limit = 100};
+  const char *path = getenv("LMP_CONFIG");
+  char *args[16];
+  int nargs = 0;
+  /* Options may come before or after the command and its arguments. */
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    const char *next = i + 1 < argc ? argv[i + 1] : NULL;
+    if (strcmp(a, "-c") == 0 && next) path = argv[++i];
+    else if (strcmp(a, "--new-id") == 0) o.new_id = 1;
+    else if (strcmp(a, "--json") == 0) o.json = 1;
+    else if (strcmp(a, "--dry-run") == 0) o.dry_run = 1;
+    else if (strcmp(a, "--set") == 0 && next) { if (o.nsets < 32) o.sets[o.nsets++] = argv[++i]; }
+    else if (strcmp(a, "--wait") == 0 && next) o.wait_s = atoi(argv[++i]);
+    else if (strcmp(a, "--partitions") == 0 && next) o.partitions = atoi(argv[++i]);
+    else if (strcmp(a, "--topic") == 0 && next) o.topic = argv[++i];
+    else if (strcmp(a, "--code") == 0 && next) o.code = argv[++i];
+    else if (strcmp(a, "--since") == 0 && next) o.since = argv[++i];
+    else if (strcmp(a, "--limit") == 0 && next) o.limit = atoi(argv[++i]);
+    else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0 || (a[0] == '-' && a[1] != '\0')) return usage();
+    else if (nargs < 16) args[nargs++] = argv[i];
+  }
+  if (nargs == 0)
+    return usage();
+  url_table();
+  struct lmp_conf_table tables[] = {{lmp_config_entries, lmp_config_entries_n, &cfg},
+                                    {url_conf, 2 * ndaemons, urls},
+                                    {ctl_conf, 1, &token_file},
+                                    {NULL, 0, NULL}};
+  char err[600];
+  if (lmp_config_load(tables, path && *path ? path : NULL, environ, err, sizeof(err)) < 0) {
+    fprintf(stderr, "lmpctl: configuration: %s\n", err);
+    return 2;
+  }
+  curl_global_init(CURL_GLOBAL_DEFAULT);
+  int rc = -1;
+  for (size_t i = 0; i < NCOMMANDS && rc == -1; i++) {
+    const struct ctl_command *c = &commands[i];
+    int skip = c->sub ? 2 : 1;
+    if (strcmp(args[0], c->name) != 0 || (c->sub && (nargs < 2 || strcmp(args[1], c->sub) != 0)))
+      continue;
+    if (c->nargs >= 0 && nargs - skip != c->nargs)
+      break;
+    rc = c->run(args + skip, nargs - skip, &o);
+  }
+  if (rc == -1)
+    rc = usage();
+  lmp_schemas_free(loaded);
+  lmp_config_free(tables);
+  curl_global_cleanup();
+  return rc;
+}

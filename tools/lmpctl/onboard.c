@@ -1,0 +1,241 @@
+/* lmpctl as a frontend and a warehouse: submit a request, follow its status, report a
+ * dispatch. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <uuid/uuid.h>
+
+#include "ctl.h"
+#include "lmp/kafka.h"
+#include "lmp/av.h"
+#include "lmp/events.h"
+#include "lmp/service.h"
+
+/* --set a.b.c=text: set a string inside the request JSON. */
+static void set_path(json_t *root, const char *assign) {
+  const char *eq = strchr(assign, '=');
+  if (eq == NULL)
+    die("--set needs path=value, got '%s'", assign);
+  char *path = strndup(assign, (size_t)(eq - assign));
+  json_t *node = root;
+  char *save = NULL, *tok = strtok_r(path, ".", &save);
+  while (tok) {
+    char *next = strtok_r(NULL, ".", &save);
+    if (next == NULL) {
+      json_object_set_new(node, tok, json_string(eq + 1));
+    } else {
+      json_t *child = json_object_get(node, tok);
+      if (!json_is_object(child))
+        die("--set: '%s' is not an object in the request", tok);
+      node = child;
+    }
+    tok = next;
+  }
+  free(path);
+}
+
+
+static void print_issues(const char *title, json_t *list) {
+  if (json_array_size(list) == 0)
+    return;
+  printf("  %s:\n", title);
+  size_t i;
+  json_t *it;
+  json_array_foreach(list, i, it)
+    printf("    %-28s %-34s %s\n", json_string_value(json_object_get(it, "code")),
+           json_string_value(json_object_get(it, "field")),
+           json_string_value(json_object_get(it, "message")));
+}
+
+static void print_human(json_t *j) {
+  const char *status = json_string_value(json_object_get(j, "status"));
+  char up[32];
+  size_t k = 0;
+  for (; status && status[k] && k < sizeof(up) - 1; k++)
+    up[k] = (char)(status[k] >= 'a' && status[k] <= 'z' ? status[k] - 32 : status[k]);
+  up[k] = '\0';
+  printf("onboarding %s  %s\n", json_string_value(json_object_get(j, "onboarding_id")), up);
+  printf("  partner   %s   license %s\n", json_string_value(json_object_get(j, "partner_id")),
+         json_string_value(json_object_get(j, "license")));
+  printf("  account   %s\n", json_string_value(json_object_get(j, "account_name")));
+  if (json_is_string(json_object_get(j, "customer_id")))
+    printf("  customer  %s\n", json_string_value(json_object_get(j, "customer_id")));
+  print_issues("reasons", json_object_get(j, "reasons"));
+  print_issues("warnings", json_object_get(j, "warnings"));
+  json_int_t dup = json_integer_value(json_object_get(j, "duplicates"));
+  json_int_t conf = json_integer_value(json_object_get(j, "conflicts"));
+  if (dup || conf)
+    printf("  resubmitted %lld times identically, %lld times with other content (refused)\n",
+           (long long)dup, (long long)conf);
+  printf("  stages:\n");
+  size_t i;
+  json_t *st;
+  json_array_foreach(json_object_get(j, "stages"), i, st) {
+    json_t *d = json_object_get(st, "detail");
+    printf("    %s  %-22s", json_string_value(json_object_get(st, "at")),
+           json_string_value(json_object_get(st, "stage")));
+    if (json_object_get(d, "tracking_number"))
+      printf(" %s %s", json_string_value(json_object_get(d, "carrier")),
+             json_string_value(json_object_get(d, "tracking_number")));
+    else if (json_is_integer(json_object_get(d, "shipments")))
+      printf(" %lld shipment(s)", (long long)json_integer_value(json_object_get(d, "shipments")));
+    else if (json_is_string(json_object_get(d, "stage")))
+      printf(" at %s", json_string_value(json_object_get(d, "stage")));
+    putchar('\n');
+  }
+}
+
+static int terminal(const char *status) {
+  return status && (strcmp(status, "confirmed") == 0 || strcmp(status, "rejected") == 0 ||
+                    strcmp(status, "failed") == 0);
+}
+
+/* Prints an onboarding's status; with wait_s, first waits up to that long for a
+ * final outcome. Exit status: 0 confirmed (or not final yet), 3 rejected, 4 failed,
+ * 1 unknown. */
+static int print_status(const char *id, int wait_s, int as_json) {
+  char url[1200];
+  snprintf(url, sizeof(url), "%s/v1/onboardings/%s", service_url("intake", 0), id);
+  time_t deadline = time(NULL) + wait_s;
+  for (;;) {
+    long st;
+    json_t *j = http_json(url, NULL, 0, &st);
+    const char *s = j && st == 200 ? json_string_value(json_object_get(j, "status")) : NULL;
+    if (s && (terminal(s) || time(NULL) >= deadline)) {
+      if (as_json) {
+        json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        putchar('\n');
+      } else {
+        print_human(j);
+      }
+      int rc = strcmp(s, "rejected") == 0 ? 3 : strcmp(s, "failed") == 0 ? 4 : 0;
+      json_decref(j);
+      return rc;
+    }
+    json_decref(j);
+    if (time(NULL) >= deadline) {
+      fprintf(stderr, "lmpctl: no status for %s at %s (HTTP %ld)\n", id, service_url("intake", 0), st);
+      return 1;
+    }
+    usleep(200 * 1000);
+  }
+}
+
+static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
+  *(rd_kafka_resp_err_t *)m->_private = m->err;
+}
+
+/* Publishes one framed event, as a frontend or warehouse would: keyed, with the
+ * standard headers, acknowledged by the broker before returning. */
+static int produce(const char *event_type, const char *key, const void *value, size_t len) {
+  char topic[300], event_id[37], trace[64];
+  uuid_t u;
+  uuid_generate(u);
+  uuid_unparse_lower(u, event_id);
+  lmp_traceparent(NULL, trace);
+  lmp_topic_name(&cfg, event_type, topic, sizeof(topic));
+
+  char cerr[256];
+  rd_kafka_conf_t *c = lmp_kafka_conf(&cfg, cerr, sizeof(cerr));
+  if (c == NULL)
+    die("kafka: %s", cerr);
+  rd_kafka_conf_set(c, "enable.idempotence", "true", cerr, sizeof(cerr));
+  rd_kafka_conf_set(c, "message.timeout.ms", "30000", cerr, sizeof(cerr));
+  rd_kafka_conf_set_dr_msg_cb(c, dr_cb);
+  rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, cerr, sizeof(cerr));
+  if (rk == NULL)
+    die("kafka: %s", cerr);
+  rd_kafka_resp_err_t delivered = RD_KAFKA_RESP_ERR__IN_PROGRESS;
+  rd_kafka_resp_err_t e = rd_kafka_producev(
+      rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY((void *)(uintptr_t)key, strlen(key)),
+      RD_KAFKA_V_VALUE((void *)(uintptr_t)value, len),
+      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADER("event_id", event_id, -1),
+      RD_KAFKA_V_HEADER("event_type", event_type, -1), RD_KAFKA_V_HEADER("correlation_id", key, -1),
+      RD_KAFKA_V_HEADER("traceparent", trace, -1),
+      RD_KAFKA_V_HEADER("content_type", "application/vnd.apache.avro+single-object", -1),
+      RD_KAFKA_V_OPAQUE(&delivered), RD_KAFKA_V_END);
+  if (e)
+    die("produce: %s", rd_kafka_err2str(e));
+  while (delivered == RD_KAFKA_RESP_ERR__IN_PROGRESS)
+    rd_kafka_poll(rk, 100);
+  rd_kafka_destroy(rk);
+  if (delivered) {
+    fprintf(stderr, "lmpctl: %s %s not delivered: %s\n", event_type, key, rd_kafka_err2str(delivered));
+    return 1;
+  }
+  return 0;
+}
+
+/* Publishes an onboarding request, as a web frontend does. */
+int cmd_submit(char **args, int nargs, const struct ctl_opts *o) {
+  const char *file = args[0];
+  json_error_t jerr;
+  json_t *j = json_load_file(file, 0, &jerr);
+  if (j == NULL) {
+    fprintf(stderr, "lmpctl: %s:%d: %s\n", file, jerr.line, jerr.text);
+    return 1;
+  }
+  if (o->new_id) {
+    char id[37];
+    uuid_t u;
+    uuid_generate(u);
+    uuid_unparse_lower(u, id);
+    json_object_set_new(j, "request_id", json_string(id));
+    json_object_set_new(j, "submitted_at", json_integer((json_int_t)time(NULL) * 1000));
+  }
+  for (int i = 0; i < o->nsets; i++)
+    set_path(j, o->sets[i]);
+  const struct lmp_schema *s = lmp_schemas_get(schemas(), "onboarding.requested");
+  avro_value_t v;
+  char err[400];
+  avro_generic_value_new(s->iface, &v);
+  if (lmp_avro_from_json(&v, j, err, sizeof(err)) < 0) {
+    fprintf(stderr, "lmpctl: %s: %s\n", file, err);
+    return 1;
+  }
+  struct lmp_buf msg = {0};
+  lmp_avro_encode(s, &v, &msg);
+  avro_value_decref(&v);
+  char *id = strdup(json_string_value(json_object_get(j, "request_id")) ?: "");
+  json_decref(j);
+
+  int rc = produce("onboarding.requested", id, msg.data, msg.len);
+  lmp_buf_free(&msg);
+  if (rc) {
+    free(id);
+    return 1;
+  }
+  fprintf(stderr, "submitted %s\n", id);
+  if (o->wait_s > 0)
+    rc = print_status(id, o->wait_s, o->json);
+  else
+    printf("%s\n", id);
+  free(id);
+  return rc;
+}
+
+/* As a warehouse system would: report a shipment dispatched. */
+int cmd_dispatch(char **args, int nargs, const struct ctl_opts *o) {
+  const char *shipment_id = args[0], *onboarding_id = args[1], *carrier = args[2], *tracking = args[3];
+  const struct lmp_schema *s = lmp_schemas_get(schemas(), "shipment.dispatched");
+  avro_value_t v;
+  avro_generic_value_new(s->iface, &v);
+  lmp_av_set_str(&v, "shipment_id", shipment_id);
+  lmp_av_set_str(&v, "carrier", carrier);
+  lmp_av_set_str(&v, "tracking_number", tracking);
+  lmp_av_set_long(&v, "dispatched_at", (int64_t)time(NULL) * 1000);
+  struct lmp_buf msg = {0};
+  lmp_avro_encode(s, &v, &msg);
+  avro_value_decref(&v);
+  int rc = produce("shipment.dispatched", onboarding_id, msg.data, msg.len);
+  lmp_buf_free(&msg);
+  if (rc == 0)
+    printf("dispatched %s with %s, tracking %s\n", shipment_id, carrier, tracking);
+  return rc;
+}
+
+
+int cmd_status(char **args, int nargs, const struct ctl_opts *o) { return print_status(args[0], o->wait_s, o->json); }
