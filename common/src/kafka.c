@@ -43,7 +43,9 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque) 
     rd_kafka_fatal_error(rk, why, sizeof(why));
     lmp_error(NULL, "Kafka fatal error: %s; exiting (the outbox keeps unsent events)", why);
     rt->exit_code = 70;
-    lmp__pipeline_drain(rt);
+    /* No drain: the producer can deliver nothing more, so waiting would only resend
+     * forever. What is committed stays in the outbox for the next start. */
+    lmp__daemon_finish(rt);
     return;
   }
   if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || err == RD_KAFKA_RESP_ERR__TRANSPORT)

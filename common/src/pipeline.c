@@ -11,6 +11,7 @@
  * Every event that may move work forward (a transaction done, a delivery report, a
  * timer, messages arriving) ends in settle(), the one place that retires batches and
  * starts the next one. */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -189,6 +190,8 @@ static void after_work_cb(uv_work_t *w, int status) {
     if (b->rc == LMP_ERETRY && (rt->db.conn == NULL || PQstatus(rt->db.conn) != CONNECTION_OK))
       atomic_store(&rt->m.db_up, 0);
     give_back(rt, b);
+    if (b->purge)
+      rt->purged_ns = 0; /* the purge did not happen: the next sweep tries it */
     if (b->kind != BATCH_MESSAGES) {
       /* A sweep or a tick: its timer brings it back. Holding on to it would keep the
        * consumer from the messages that are waiting. */
@@ -245,8 +248,12 @@ static void reported(struct rt *rt, struct batch *b) {
       }
       return;
     }
-  rt->resend_ms = 0;
   set_state(b, BATCH_DONE);
+  int waiting = 0;
+  for (struct batch *x = rt->head; x; x = x->next)
+    waiting |= x->state == BATCH_RESEND;
+  if (!waiting)
+    rt->resend_ms = 0; /* the broker took everything: the next failure starts short */
 }
 
 static void publish(struct rt *rt, struct batch *b) {
@@ -395,8 +402,20 @@ static void settle(struct rt *rt) {
     unlink_head(rt);
   }
   if (rt->draining) {
-    if (lmp__pipeline_idle(rt))
-      lmp__daemon_finish(rt);
+    if (!lmp__pipeline_idle(rt))
+      return;
+    /* One last transaction deletes what the broker acknowledged since the last one,
+     * so the next start does not send it again. */
+    if (rt->npublished && !rt->final_sweep) {
+      rt->final_sweep = 1;
+      struct batch *b = batch_new(rt, BATCH_SWEEP, NULL, NULL, 0);
+      if (b) {
+        b->sweep_age_ms = INT32_MAX; /* delete only: republish nothing */
+        start_work(rt, b);
+        return;
+      }
+    }
+    lmp__daemon_finish(rt);
     return;
   }
   start_next(rt);

@@ -181,6 +181,7 @@ struct rt {
   uint64_t purged_ns;          /* the last purge (hrtime) */
   int tick_wanted;             /* the tick timer fired, or a transaction asked for it */
   int draining, closing, first_sweep_done;
+  int final_sweep;             /* the drain's last transaction (deletes acknowledged rows) ran */
   int exit_code;
   struct lmp_metrics m;
 };

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,7 @@ struct txn_rec {
   int64_t first;         /* offset of the batch's first message; -1 without messages */
   size_t n;
   int sweep_age_ms;
+  int purge;
   size_t ndel, npark;
   char del[MAX_IDS][ID_LEN];
   char park[MAX_IDS][ID_LEN];
@@ -52,6 +54,7 @@ struct produce_rec {
 struct commit_rec {
   int64_t first, last;
   size_t n;
+  size_t refused;        /* rows refused for good */
 };
 
 /* The fakes' state. The worker thread runs the transaction, so what it touches is
@@ -208,13 +211,16 @@ static void fake_commit(struct rt *rt, struct batch *b) {
     bad_commit("the batch is not done", first);
   if (rt->head != b)
     bad_commit("an older batch is still in the FIFO", first);
-  for (size_t i = 0; i < b->nrows; i++)
+  size_t refused = 0;
+  for (size_t i = 0; i < b->nrows; i++) {
     if (b->rows[i].state != ROW_ACKED && b->rows[i].state != ROW_REFUSED)
       bad_commit("a row is neither acknowledged nor refused", first);
+    refused += b->rows[i].state == ROW_REFUSED;
+  }
   if (F.ncommits && first <= F.commits[F.ncommits - 1].last)
     bad_commit("offsets moved backwards", first);
   if (F.ncommits < MAX_COMMITS)
-    F.commits[F.ncommits++] = (struct commit_rec){first, last, b->n};
+    F.commits[F.ncommits++] = (struct commit_rec){first, last, b->n, refused};
 }
 
 static void fake_pause(struct rt *rt, int pause) {
@@ -253,6 +259,7 @@ static void fake_txn(struct rt *rt, struct batch *b) {
     t->first = b->n ? b->raws[0].offset : -1;
     t->n = b->n;
     t->sweep_age_ms = b->sweep_age_ms;
+    t->purge = b->purge;
     t->ndel = b->ndel;
     t->npark = b->npark;
     for (size_t i = 0; i < b->ndel && i < MAX_IDS; i++)
@@ -346,6 +353,7 @@ static int setup(void **state) {
   R.cfg.max_poll_interval_ms = 300000;
   R.cfg.outbox_sweep_ms = 600000;
   R.cfg.shutdown_timeout_ms = 5000;
+  R.cfg.retention_interval_s = 3600;
   lmp_metrics_init(&R.m);
   atomic_store(&R.m.migrated, 1); /* as after the first sweep: messages are consumed */
 
@@ -439,13 +447,6 @@ static struct produce_rec *produced(const char *id) {
     if (strcmp(F.produced[i].id, id) == 0)
       return &F.produced[i];
   return NULL;
-}
-
-static size_t accepted_produces(void) {
-  size_t n = 0;
-  for (size_t i = 0; i < F.nproduced; i++)
-    n += F.produced[i].err == 0;
-  return n;
 }
 
 /* The broker's delivery report for the newest produce of an event, as librdkafka's
@@ -684,6 +685,7 @@ static void refused_by_produce(void **state) {
   assert_int_equal(F.produced[0].err, RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE);
   assert_int_equal(F.ncommits, 1);
   assert_commit(0, 0, 0);
+  assert_int_equal(F.commits[0].refused, 1);
   struct txn_rec t0 = txn_at(0), t1 = txn_at(1);
   assert_int_equal(t0.npark, 0);
   assert_int_equal(t1.first, 1);
@@ -714,6 +716,7 @@ static void refused_by_broker(void **state) {
   deliver("e0", RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE);
   assert_int_equal(F.ncommits, 1);
   assert_commit(0, 0, 0);
+  assert_int_equal(F.commits[0].refused, 1);
   assert_int_equal(R.npark, 1); /* waiting for the next transaction */
   assert_int_equal(R.npublished, 0);
   assert_int_equal(atomic_load(&R.m.publish_failures), 1);
@@ -759,12 +762,18 @@ static void drain_waits_for_acknowledgements(void **state) {
   deliver("e0", RD_KAFKA_RESP_ERR_NO_ERROR);
   assert_false(R.closing);
   deliver("e1", RD_KAFKA_RESP_ERR_NO_ERROR);
-  assert_true(R.closing); /* the pipeline finished the daemon itself */
+  /* The last transaction deletes the acknowledged rows and republishes nothing; then
+   * the pipeline finishes the daemon itself. */
+  WAIT_FOR(R.closing);
+  assert_int_equal(txn_count(), 2);
+  assert_int_equal(txn_at(1).kind, BATCH_SWEEP);
+  assert_int_equal(txn_at(1).ndel, 2);
+  assert_int_equal(txn_at(1).sweep_age_ms, INT32_MAX);
   assert_int_equal(F.ncommits, 1);
   assert_commit(0, 0, 1);
   WAIT_FOR(!uv_loop_alive(&loop));
   assert_int_equal(F.qnext, 2); /* messages 2 and 3 were never taken */
-  assert_int_equal(txn_count(), 1);
+  assert_int_equal(F.nproduced, 2);
   end_test();
 }
 
@@ -781,7 +790,7 @@ static void drain_waits_for_a_retry(void **state) {
   assert_int_equal(txn_at(1).attempt, 2);
   deliver("e0", RD_KAFKA_RESP_ERR_NO_ERROR);
   deliver("e1", RD_KAFKA_RESP_ERR_NO_ERROR);
-  assert_true(R.closing);
+  WAIT_FOR(R.closing);
   assert_int_equal(F.ncommits, 1);
   WAIT_FOR(!uv_loop_alive(&loop));
   end_test();
@@ -869,7 +878,7 @@ static void pause_poll_and_carry(void **state) {
   uv_timer_stop(&R.tick); /* housekeeping only when the test calls it */
   R.cfg.pipeline_depth = 1;
   R.cfg.batch_max = 2;
-  R.cfg.max_poll_interval_ms = 30; /* quiet for more than 10 ms is too long */
+  R.cfg.max_poll_interval_ms = 1500; /* quiet for more than 500 ms is too long */
   queue_messages(0, 4);
   lmp__pipeline_consume(&R);
   WAIT_FOR(F.nproduced == 2);
@@ -877,7 +886,7 @@ static void pause_poll_and_carry(void **state) {
   lmp__pipeline_housekeeping(&R);
   assert_int_equal(F.serves, 1);
   assert_int_equal(F.npauses, 0); /* consumed a moment ago */
-  WAIT_FOR((uv_hrtime() - R.last_consume_ns) / 1000000 > 10);
+  WAIT_FOR((uv_hrtime() - R.last_consume_ns) / 1000000 > 500);
   lmp__pipeline_housekeeping(&R);
   assert_int_equal(F.npauses, 1);
   assert_int_equal(F.pauses[0], 1);
@@ -911,10 +920,20 @@ static void pause_poll_and_carry(void **state) {
   end_test();
 }
 
+/* The index of the n-th (from 1) sweep transaction, or -1. */
+static int nth_sweep(int n) {
+  for (int i = 0; i < txn_count(); i++)
+    if (txn_at(i).kind == BATCH_SWEEP && --n == 0)
+      return i;
+  return -1;
+}
+
 /* At start the first sweep runs before any message is read (it migrates), takes every
- * row left in the outbox (age 0), and commits no offsets. */
+ * row left in the outbox (age 0), purges, and commits no offsets; later sweeps take
+ * only rows older than a sweep period, and purge once per retention.interval_s. */
 static void first_sweep_before_messages(void **state) {
   (void)state;
+  R.cfg.outbox_sweep_ms = 200; /* long beside the first sweep: it ends before the second */
   atomic_store(&R.m.migrated, 0);
   queue_messages(0, 1);
   lmp__pipeline_start(&R);
@@ -922,6 +941,7 @@ static void first_sweep_before_messages(void **state) {
   struct txn_rec t0 = txn_at(0), t1 = txn_at(1);
   assert_int_equal(t0.kind, BATCH_SWEEP);
   assert_int_equal(t0.sweep_age_ms, 0);
+  assert_int_equal(t0.purge, 1);
   assert_int_equal(t1.kind, BATCH_MESSAGES);
   assert_int_equal(F.txns_at_first_fetch, 1);
   assert_true(R.first_sweep_done);
@@ -929,6 +949,13 @@ static void first_sweep_before_messages(void **state) {
   deliver("e1", RD_KAFKA_RESP_ERR_NO_ERROR);
   assert_int_equal(F.ncommits, 1);
   assert_commit(0, 0, 1);
+
+  WAIT_FOR(nth_sweep(2) >= 0 && R.head == NULL);
+  struct txn_rec t2 = txn_at(nth_sweep(2));
+  assert_int_equal(t2.sweep_age_ms, 200);
+  assert_int_equal(t2.purge, 0);
+  assert_int_equal(t2.ndel, 2); /* the sweep deletes what the broker acknowledged */
+  assert_int_equal(F.ncommits, 1);
   end_test();
 }
 
