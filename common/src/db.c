@@ -87,6 +87,18 @@ static void set_result_err(struct lmp_db *db, const PGresult *res) {
 /* Library code does not print: server notices ("already exists, skipping") are dropped. */
 static void quiet_notices(void *arg, const char *message) {}
 
+/* Whether a failed connection was turned away rather than not answered: libpq gives
+ * no SQLSTATE for it, only its message (in English unless the client's locale says
+ * otherwise; then it counts as unreachable, and the log still says why). */
+static int refused(const char *msg) {
+  static const char *const marks[] = {"authentication failed", "pg_hba.conf", "SSL", "certificate",
+                                      "permission denied", "password", "does not exist", NULL};
+  for (const char *const *m = marks; *m; m++)
+    if (strstr(msg, *m))
+      return 1;
+  return 0;
+}
+
 int lmp__db_ensure(struct lmp_db *db) {
   if (db->conn && PQstatus(db->conn) == CONNECTION_OK)
     return 0;
@@ -100,11 +112,13 @@ int lmp__db_ensure(struct lmp_db *db) {
   }
   if (PQstatus(db->conn) != CONNECTION_OK) {
     set_err(db, PQerrorMessage(db->conn));
+    db->refused = refused(db->err);
     PQfinish(db->conn);
     db->conn = NULL;
     return LMP_ERETRY;
   }
   PQsetNoticeProcessor(db->conn, quiet_notices, NULL);
+  db->refused = 0;
   return 0;
 }
 

@@ -14,6 +14,7 @@ struct lmp_db {
   char *conninfo;              /* libpq keyword/value string, owned */
   PGconn *conn;                /* NULL until connected */
   char err[512];               /* why the last call failed */
+  int refused;                 /* the last connection failed on credentials, TLS or rights */
   struct {
     const char *sql;           /* the statement's text, owned by the caller (a literal) */
     unsigned long hash;

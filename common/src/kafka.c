@@ -30,9 +30,32 @@ int lmp__kafka_permanent(rd_kafka_resp_err_t err) {
   }
 }
 
+/* Whether an error means the broker turns this daemon away, and how. */
+static enum lmp_kafka_refusal refusal(rd_kafka_resp_err_t err) {
+  switch (err) {
+  case RD_KAFKA_RESP_ERR__AUTHENTICATION:
+  case RD_KAFKA_RESP_ERR__SSL:
+  case RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED:
+  case RD_KAFKA_RESP_ERR_UNSUPPORTED_SASL_MECHANISM:
+  case RD_KAFKA_RESP_ERR_ILLEGAL_SASL_STATE:
+    return LMP_KAFKA_UNAUTHENTICATED;
+  case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+  case RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED:
+  case RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED:
+  case RD_KAFKA_RESP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED:
+    return LMP_KAFKA_DENIED;
+  default:
+    return LMP_KAFKA_ACCEPTED;
+  }
+}
+
 /* ---- Callbacks (served on the loop thread, from the queues' pipes) ----------------- */
 
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
+  struct rt *rt = opaque;
+  enum lmp_kafka_refusal r = refusal(m->err);
+  if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR || r != LMP_KAFKA_ACCEPTED)
+    atomic_store(&rt->m.producer_refused, r);
   lmp__pipeline_delivered(opaque, m->_private, m->err);
 }
 
@@ -50,6 +73,23 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque) 
   }
   if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || err == RD_KAFKA_RESP_ERR__TRANSPORT)
     atomic_store(&rt->m.kafka_up, 0);
+  enum lmp_kafka_refusal r = refusal(err);
+  /* With TLS 1.3 a broker refuses a client certificate after the handshake, so the
+   * client sees a transport error; librdkafka's text tells it apart. */
+  if (r == LMP_KAFKA_ACCEPTED && (err == RD_KAFKA_RESP_ERR__TRANSPORT || err == RD_KAFKA_RESP_ERR__SSL) &&
+      (strstr(reason, "SSL routines") || strstr(reason, "SSL handshake failed") || strstr(reason, "certificate") ||
+       strstr(reason, "SASL authentication")))
+    r = LMP_KAFKA_UNAUTHENTICATED;
+  if (r != LMP_KAFKA_ACCEPTED) {
+    /* Not ready, and the log says why: the settings or the ACLs are wrong, which
+     * no retry mends. */
+    atomic_store(rk == rt->consumer ? &rt->m.consumer_refused : &rt->m.producer_refused, r);
+    if (r == LMP_KAFKA_UNAUTHENTICATED)
+      lmp_error(NULL, "no authenticated session with Kafka (%s): %s", rd_kafka_err2name(err), reason);
+    else
+      lmp_error(NULL, "Kafka denies this daemon (%s): %s", rd_kafka_err2name(err), reason);
+    return;
+  }
   lmp_warn(NULL, "Kafka: %s", reason);
 }
 
@@ -68,6 +108,10 @@ static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque) {
       up = 1;
   }
   atomic_store(&rt->m.kafka_up, up);
+  /* A session is up: whatever refused to authenticate us before no longer does. */
+  atomic_int *refused = rk == rt->consumer ? &rt->m.consumer_refused : &rt->m.producer_refused;
+  if (up && atomic_load(refused) == LMP_KAFKA_UNAUTHENTICATED)
+    atomic_store(refused, LMP_KAFKA_ACCEPTED);
   if (rk == rt->consumer)
     lmp__metrics_lag(&rt->m, j);
   json_decref(j);
@@ -80,6 +124,8 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
   for (int i = 0; i < parts->cnt; i++)
     lmp_buf_printf(&b, "%s%s[%d]", i ? " " : "", parts->elems[i].topic, parts->elems[i].partition);
   if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+    struct rt *rt = opaque;
+    atomic_store(&rt->m.consumer_refused, LMP_KAFKA_ACCEPTED); /* the group took us */
     lmp_info(NULL, "assigned: %s", b.data ? b.data : "(none)");
     rd_kafka_assign(rk, parts);
   } else {
@@ -284,10 +330,15 @@ static void view(const rd_kafka_message_t *m, struct lmp_raw *raw) {
 }
 
 /* Error events are logged and dropped; messages are kept. */
-static int keep(rd_kafka_message_t *m) {
+static int keep(struct rt *rt, rd_kafka_message_t *m) {
   if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR)
     return 1;
-  if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+  enum lmp_kafka_refusal r = refusal(m->err);
+  if (r != LMP_KAFKA_ACCEPTED) {
+    atomic_store(&rt->m.consumer_refused, r);
+    lmp_error(NULL, "Kafka denies this daemon's consumer (%s): %s", rd_kafka_err2name(m->err),
+              rd_kafka_message_errstr(m));
+  } else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
     lmp_warn(NULL, "consumer: %s", rd_kafka_message_errstr(m));
   rd_kafka_message_destroy(m);
   return 0;
@@ -298,7 +349,7 @@ static size_t fetch(struct rt *rt, struct lmp_raw *raws, void **msgs, size_t max
   ssize_t n = rd_kafka_consume_batch_queue(rt->cq, 0, got, max);
   size_t kept = 0;
   for (ssize_t i = 0; i < n; i++)
-    if (keep(got[i])) {
+    if (keep(rt, got[i])) {
       got[kept] = got[i]; /* kept <= i: compacts in place */
       view(got[kept], &raws[kept]);
       kept++;
@@ -308,7 +359,7 @@ static size_t fetch(struct rt *rt, struct lmp_raw *raws, void **msgs, size_t max
 
 static size_t poll_one(struct rt *rt, struct lmp_raw *raw, void **msg) {
   rd_kafka_message_t *m = rd_kafka_consumer_poll(rt->consumer, 0);
-  if (m == NULL || !keep(m))
+  if (m == NULL || !keep(rt, m))
     return 0;
   view(m, raw);
   *msg = m;

@@ -58,6 +58,11 @@ void lmp_metrics_observe_batch(struct lmp_metrics *m, uint64_t micros) {
   r = r ? r : lmp_buf_printf(out, "# HELP lmp_" name " " help "\n# TYPE lmp_" name " gauge\n" \
                              "lmp_" name "{service=\"%s\"} %lld\n", service, (long long)(v))
 
+int lmp_metrics_ready(struct lmp_metrics *m) {
+  return atomic_load(&m->db_up) && atomic_load(&m->kafka_up) && !atomic_load(&m->consumer_refused) &&
+         !atomic_load(&m->producer_refused) && !atomic_load(&m->draining) && atomic_load(&m->migrated);
+}
+
 int lmp_metrics_render(struct lmp_metrics *m, const char *service, struct lmp_buf *out) {
   int r = 0;
   COUNTER("consumed_total", "Messages consumed from Kafka.", m->consumed);
@@ -79,6 +84,8 @@ int lmp_metrics_render(struct lmp_metrics *m, const char *service, struct lmp_bu
                        service, m->lags[i].topic, (int)m->lags[i].partition, (long long)m->lags[i].lag);
   pthread_mutex_unlock(&m->lag_lock);
   GAUGE("up", "1 when the database and the broker are reachable.", atomic_load(&m->db_up) && atomic_load(&m->kafka_up));
+  GAUGE("ready", "1 when /readyz answers 200: reachable, credentials taken, migrated, not draining.",
+        lmp_metrics_ready(m));
   r = r ? r : lmp_buf_printf(out, "# HELP lmp_batch_duration_seconds Time from consuming a batch to committing its offsets.\n"
                                   "# TYPE lmp_batch_duration_seconds histogram\n");
   uint64_t cum = 0;

@@ -34,13 +34,26 @@ struct lmp_metrics {
   atomic_int_fast64_t outbox_backlog;   /* events committed, not yet acknowledged */
   atomic_int_fast64_t consumer_lag;     /* sum over assigned partitions, -1 unknown */
   atomic_int db_up, kafka_up, draining, migrated;
+  /* Why the broker turns this daemon away, as enum lmp_kafka_refusal, for what the
+   * consumer and the producer last saw; cleared by their next success. */
+  atomic_int consumer_refused, producer_refused;
+  atomic_int db_refused;                /* the database turned the last connection away */
   atomic_int_fast64_t heartbeat_ms;     /* last loop tick, monotonic ms */
   pthread_mutex_t lag_lock;             /* guards lags: written by stats, read by HTTP */
   struct lmp_lag lags[LMP_LAG_PARTITIONS];
   int nlags;
 };
 
+enum lmp_kafka_refusal {
+  LMP_KAFKA_ACCEPTED,
+  LMP_KAFKA_UNAUTHENTICATED, /* TLS or SASL failed: the broker does not know us */
+  LMP_KAFKA_DENIED,          /* an ACL refuses us a topic or the group */
+};
+
 void lmp_metrics_init(struct lmp_metrics *m);
+/* Whether the daemon is ready, as /readyz answers: database and broker reachable and
+ * taking its credentials, migrations applied, not draining. */
+int lmp_metrics_ready(struct lmp_metrics *m);
 void lmp_metrics_observe_batch(struct lmp_metrics *m, uint64_t micros);
 /* Takes consumer lag per partition from librdkafka's statistics JSON. */
 void lmp__metrics_lag(struct lmp_metrics *m, json_t *stats);

@@ -74,7 +74,6 @@ int intake_check_text(avro_value_t *request, struct intake_findings *out);
 /* Syntax checks, exposed for the tests. */
 int intake_email_ok(const char *s);
 int intake_web_site_ok(const char *s);
-int intake_country_ok(const char *s);
 int intake_uuid_ok(const char *s);
 /* The legal name without surrounding white space, malloc'd. */
 char *intake_trim(const char *s);

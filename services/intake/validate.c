@@ -10,28 +10,7 @@
 #include "lmp/text.h"
 #include "request.h"
 
-/* ISO 3166-1 alpha-2, the 249 officially assigned codes. */
-static const char countries[] =
-    "AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ "
-    "BR BS BT BV BW BY BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM "
-    "DO DZ EC EE EG EH ER ES ET FI FJ FK FM FO FR GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS "
-    "GT GU GW GY HK HM HN HR HT HU ID IE IL IM IN IO IQ IR IS IT JE JM JO JP KE KG KH KI KM KN "
-    "KP KR KW KY KZ LA LB LC LI LK LR LS LT LU LV LY MA MC MD ME MF MG MH MK ML MM MN MO MP MQ "
-    "MR MS MT MU MV MW MX MY MZ NA NC NE NF NG NI NL NO NP NR NU NZ OM PA PE PF PG PH PK PL PM "
-    "PN PR PS PT PW PY QA RE RO RS RU RW SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV "
-    "SX SY SZ TC TD TF TG TH TJ TK TL TM TN TO TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI "
-    "VN VU WF WS YE YT ZA ZM ZW";
-
 #define FIELD_MAX 200   /* characters, for every free-text field but the legal name */
-
-int intake_country_ok(const char *s) {
-  if (s == NULL || strlen(s) != 2 || !isupper((unsigned char)s[0]) || !isupper((unsigned char)s[1]))
-    return 0;
-  for (size_t i = 0; i + 2 < sizeof(countries); i += 3)
-    if (countries[i] == s[0] && countries[i + 1] == s[1])
-      return 1;
-  return 0;
-}
 
 int intake_uuid_ok(const char *s) {
   if (s == NULL || strlen(s) != 36)
@@ -252,7 +231,7 @@ static int check_addresses(const struct intake_request *r, struct intake_finding
 #undef REQ
 #undef OPT
     snprintf(f, sizeof(f), "deployment.addresses[%zu].country", i);
-    if (!intake_country_ok(a->country))
+    if (!lmp_country_ok(a->country))
       ERR("BAD_COUNTRY", f, "'%s' is not an ISO 3166-1 alpha-2 country code such as CA or US.",
           LMP_Q(a->country));
     int used = 0;

@@ -9,7 +9,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
-from harness import Failure, Namespace, encode, example, http_post, wait_for
+from harness import Failure, Namespace, encode, example, wait_for
 
 
 def peak_rss_mb(pid):
@@ -27,10 +27,10 @@ def main():
     ns = Namespace("bench")
     try:
         ns.start_all()
-        http_post(ns.http["allocation"] + "/v1/admin/load", {"pools": [
+        ns.admin_post("allocation", "/v1/admin/load", {"pools": [
             {"partner_id": "partner-northwind", "product": p, "total": 100_000_000}
             for p in ("MDR_CORE", "MDR_COMPLETE", "MDR_CLOUD", "BEAUCERON_SAT")]})
-        http_post(ns.http["appliance-fulfilment"] + "/v1/admin/load", {"inventory": [
+        ns.admin_post("appliance-fulfilment", "/v1/admin/load", {"inventory": [
             {"sku": "NS-100", "serial_prefix": "B100-", "count": 3 * args.requests},
             {"sku": "NS-500", "serial_prefix": "B500-", "count": args.requests}]})
         msgs = []

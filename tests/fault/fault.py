@@ -18,8 +18,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
-from harness import (ROOT, SERVICES, Failure, Namespace, check, decode, encode, example, headers, http_post, log,
-                     wait_for)
+from harness import ROOT, SERVICES, Failure, Namespace, check, decode, encode, example, headers, wait_for
 
 STACK = os.path.join(ROOT, "deploy", "stack")
 GROUPS = {}    # daemon -> the event types it consumes
@@ -109,7 +108,7 @@ def main():
                                 "inventory": [{"sku": "NS-100", "serial_prefix": "F100-", "count": 6 * args.requests},
                                               {"sku": "NS-500", "serial_prefix": "F500-", "count": 6 * args.requests},
                                               {"sku": "NS-2000", "serial_prefix": "F2000-", "count": 5}]})]:
-            code, body = http_post(ns.http[service] + "/v1/admin/load", data)
+            code, body = ns.admin_post(service, "/v1/admin/load", data)
             check(code == 200, f"{service}: {body}")
 
         acked, lock = {}, threading.Lock()

@@ -14,7 +14,6 @@ import socket
 import string
 import struct
 import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -27,10 +26,48 @@ from fastavro.schema import fingerprint, parse_schema, to_parsing_canonical_form
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.environ.get("LMP_BUILD_DIR", os.path.join(ROOT, "build"))
-BROKERS = os.environ.get("LMP_KAFKA_BROKERS", "127.0.0.1:29092")
+KAFKA_PORT = int(os.environ.get("LMP_KAFKA_PORT", "29092"))
+BROKERS = f"127.0.0.1:{KAFKA_PORT}"
 PG_PORT = int(os.environ.get("LMP_PG_PORT", "25432"))
 SMTP_PORT = int(os.environ.get("LMP_SMTP_PORT", "22525"))
-MAILDIR = os.path.join(os.environ.get("LMP_STACK_DIR", os.path.join(BUILD, "stack")), "maildir", "new")
+STACK_DIR = os.environ.get("LMP_STACK_DIR", os.path.join(BUILD, "stack"))
+MAILDIR = os.path.join(STACK_DIR, "maildir", "new")
+SECRETS = os.path.join(STACK_DIR, "secrets")
+CONFIG = os.path.join(STACK_DIR, "config")
+# The stack is secured unless it was brought up with LMP_STACK_SECURITY=plaintext.
+SECURED = os.path.exists(os.path.join(SECRETS, "ca.crt"))
+
+
+def secret(name):
+    with open(os.path.join(SECRETS, name)) as fh:
+        return fh.read().strip()
+
+
+def kafka_conf(user="admin", **extra):
+    """A Python client's settings: SASL_SSL with the principal's SCRAM password on the
+    secured stack (confluent-kafka's librdkafka is new enough for Kafka's SCRAM)."""
+    c = {"bootstrap.servers": BROKERS}
+    if SECURED:
+        c.update({"security.protocol": "SASL_SSL", "sasl.mechanism": "SCRAM-SHA-512", "sasl.username": user,
+                  "sasl.password": secret(f"kafka-{user}.password"),
+                  "ssl.ca.location": os.path.join(SECRETS, "ca.crt")})
+    c.update(extra)
+    return c
+
+
+def pg_connect(dbname, user="lmp", **kw):
+    """A connection to the stack's PostgreSQL: TLS verified and a password when secured."""
+    if SECURED:
+        kw.update(password=secret(f"pg-{user}.password"), sslmode="verify-full",
+                  sslrootcert=os.path.join(SECRETS, "ca.crt"))
+    return psycopg.connect(host="127.0.0.1", port=PG_PORT, user=user, dbname=dbname, **kw)
+
+
+def role(service):
+    """A daemon's PostgreSQL role (and the name of its database in the stack)."""
+    return "lmp_" + service.replace("-", "_")
+
+
 def _daemons():
     """The daemons of deploy/daemons, in order: the one list every script reads."""
     with open(os.path.join(ROOT, "deploy", "daemons")) as fh:
@@ -178,17 +215,47 @@ class Namespace:
         self.dlq = self.prefix + "dead-letter"
         self.db = f"it_{name}_{tag}"
         self.procs = []
+        self.groups = set()
         self.http = {}
-        with psycopg.connect(host="127.0.0.1", port=PG_PORT, user="lmp", dbname="postgres",
-                             autocommit=True) as c:
+        self.admin = {}
+        # Each daemon's database belongs to its role, and nobody else may connect.
+        with pg_connect("postgres", autocommit=True) as c:
             for service in SERVICES:
-                c.execute(f'CREATE DATABASE "{self.dbname(service)}"')
-        out = subprocess.run([os.path.join(BUILD, "tools", "lmpctl"), "topics", "create", "--wait", "60"],
-                             env=self.env(), capture_output=True, text=True, timeout=90)
-        check(out.returncode == 0, f"topics create failed: {out.stderr}")
+                db = self.dbname(service)
+                if SECURED:
+                    c.execute(f'CREATE DATABASE "{db}" OWNER {role(service)}')
+                    c.execute(f'REVOKE ALL ON DATABASE "{db}" FROM PUBLIC')
+                else:
+                    c.execute(f'CREATE DATABASE "{db}"')
+        self.lmpctl("topics", "create", "--wait", "60")
+        if SECURED:
+            # Each daemon's principal may do what its route table says, under this prefix.
+            for service in SERVICES:
+                acls = subprocess.run([os.path.join(BUILD, "services", service, f"lmp-{service}"), "--print-acls"],
+                                      env=self.env(service), capture_output=True, text=True, timeout=30)
+                check(acls.returncode == 0, f"{service} --print-acls: {acls.stderr}")
+                self.lmpctl("acls", "apply", f"User:lmp-{service}", input=acls.stdout)
         # Quiet: the fault tests restart the broker under it on purpose.
-        self.producer = Producer({"bootstrap.servers": BROKERS, "enable.idempotence": True,
-                                  "message.max.bytes": 2000000, "log_level": 2})
+        self.producer = Producer(kafka_conf(**{"enable.idempotence": True, "message.max.bytes": 2000000,
+                                               "log_level": 2}))
+
+    def lmpctl(self, *args, input=None, check_rc=True, timeout=120):
+        """lmpctl as the operator, in this namespace."""
+        out = subprocess.run([os.path.join(BUILD, "tools", "lmpctl"), *args], env=self.ctl_env(), input=input,
+                             capture_output=True, text=True, timeout=timeout)
+        if check_rc:
+            check(out.returncode == 0, f"lmpctl {' '.join(args)}: {out.stderr}")
+        return out
+
+    def ctl_env(self, **extra):
+        e = dict(os.environ, LMP_CONFIG=os.path.join(CONFIG, "lmpctl.conf"), LMP_KAFKA_TOPIC_PREFIX=self.prefix,
+                 LMP_DEAD_LETTER_TOPIC=self.dlq)
+        for svc, url in self.http.items():
+            e[f"LMP_{svc.upper().replace('-', '_')}_URL"] = url
+        for svc, url in self.admin.items():
+            e[f"LMP_{svc.upper().replace('-', '_')}_ADMIN_URL"] = url
+        e.update({k: str(v) for k, v in extra.items()})
+        return e
 
     def topic(self, event_type):
         return self.prefix + event_type
@@ -197,25 +264,31 @@ class Namespace:
         return self.db if service == "intake" else f"{self.db}_{service.replace('-', '_')}"
 
     def env(self, service="intake", **extra):
-        e = dict(os.environ)
+        """A daemon's environment: the stack's settings for it (its principal, its role),
+        and this namespace's topics, database and group."""
+        e = {k: v for k, v in os.environ.items() if not k.startswith("LMP_")}
         e.update({
-            "LMP_KAFKA_BROKERS": BROKERS,
+            "LMP_CONFIG": os.path.join(CONFIG, f"{service}.conf"),
             "LMP_KAFKA_TOPIC_PREFIX": self.prefix,
             "LMP_DEAD_LETTER_TOPIC": self.dlq,
-            "LMP_PG_PORT": str(PG_PORT),
             "LMP_PG_DATABASE": self.dbname(service),
             "LMP_KAFKA_GROUP_ID": f"lmp-{service}-" + self.prefix,
             "LMP_OUTBOX_SWEEP_MS": "1000",
             "LMP_NOTIFIER_SMTP_URL": f"smtp://127.0.0.1:{SMTP_PORT}",
         })
-        for svc, url in self.http.items():
-            e[f"LMP_{svc.upper().replace('-', '_')}_URL"] = url
         e.update({k: str(v) for k, v in extra.items()})
         return e
 
     def sql(self, query, *args, service="intake"):
-        with psycopg.connect(host="127.0.0.1", port=PG_PORT, user="lmp", dbname=self.dbname(service)) as c:
+        with pg_connect(self.dbname(service)) as c:
             return c.execute(query, args).fetchall()
+
+    def admin_post(self, service, path, obj, token=None):
+        """POST to a daemon's admin route with the operator's token."""
+        return http_post(self.admin[service] + path, obj, token=token or secret("admin-token"))
+
+    def admin_get(self, service, path):
+        return http_get(self.admin[service] + path, token=secret("admin-token"))
 
     def wait_published(self, services=None, timeout=120):
         """Until every daemon's outbox is empty: all it committed is on the broker."""
@@ -241,7 +314,7 @@ class Namespace:
         with open(path) as fh:
             data = json.load(fh)
         for service, section in data.items():
-            code, body = http_post(self.http[service] + "/v1/admin/load", section)
+            code, body = self.admin_post(service, "/v1/admin/load", section)
             check(code == 200, f"loading {service}: {code} {body}")
 
     def mails(self, onboarding_id=None):
@@ -267,7 +340,12 @@ class Namespace:
         if os.path.exists(port_file):
             os.unlink(port_file)
         exe = exe or os.path.join(BUILD, "services", service, f"lmp-{service}")
-        env = {"LMP_HTTP_PORT": 0, "LMP_HTTP_PORT_FILE": port_file, **env}
+        env = {"LMP_HTTP_PORT": 0, "LMP_ADMIN_PORT": 0, "LMP_HTTP_PORT_FILE": port_file, **env}
+        group = env.get("LMP_KAFKA_GROUP_ID")
+        if SECURED and group and (service, group) not in self.groups:
+            # A group of the test's own choosing: the daemon's principal may use it.
+            self.lmpctl("acls", "apply", f"User:lmp-{service}", input=f"group {group} read\n")
+            self.groups.add((service, group))
         p = subprocess.Popen([*wrapper, exe], env=self.env(service, **env), stdout=logf, stderr=logf)
         p.service = service
         p.logfile = logf.name
@@ -278,8 +356,11 @@ class Namespace:
             check(time.time() < deadline, f"{service} wrote no port file in time, see {p.logfile}")
             time.sleep(0.05)
         with open(port_file) as fh:
-            p.http = f"http://127.0.0.1:{json.load(fh)['http']}"
+            ports = json.load(fh)
+        p.http = f"http://127.0.0.1:{ports['http']}"
+        p.admin = f"http://127.0.0.1:{ports['admin']}"
         self.http.setdefault(service, p.http)
+        self.admin.setdefault(service, p.admin)
         if wait_ready:
             self.wait_ready(p, timeout=120 if wrapper else 60)
         return p
@@ -346,8 +427,8 @@ class Namespace:
 
     def consume(self, topic, count, timeout=60):
         """All messages of a topic from the beginning, until count or timeout."""
-        c = Consumer({"bootstrap.servers": BROKERS, "group.id": "it-reader-" + str(uuid.uuid4()),
-                      "auto.offset.reset": "earliest", "enable.auto.commit": False, "log_level": 2})
+        c = Consumer(kafka_conf(**{"group.id": "it-reader-" + str(uuid.uuid4()), "auto.offset.reset": "earliest",
+                                   "enable.auto.commit": False, "log_level": 2}))
         c.subscribe([topic if topic.startswith(self.prefix) else self.topic(topic)])
         out = []
         deadline = time.time() + timeout
@@ -366,8 +447,8 @@ class Namespace:
         partition's position reaches the high watermark taken at the start, so the
         answer does not depend on how fast the machine is."""
         name = topic if topic.startswith(self.prefix) else self.topic(topic)
-        c = Consumer({"bootstrap.servers": BROKERS, "group.id": "it-reader-" + str(uuid.uuid4()),
-                      "auto.offset.reset": "earliest", "enable.auto.commit": False, "log_level": 2})
+        c = Consumer(kafka_conf(**{"group.id": "it-reader-" + str(uuid.uuid4()), "auto.offset.reset": "earliest",
+                                   "enable.auto.commit": False, "log_level": 2}))
         try:
             parts = c.list_topics(name, timeout=30).topics[name].partitions
             ends = {}
@@ -390,7 +471,7 @@ class Namespace:
             c.close()
 
     def group_lag(self, group, topic, partitions=6):
-        c = Consumer({"bootstrap.servers": BROKERS, "group.id": group, "enable.auto.commit": False})
+        c = Consumer(kafka_conf(**{"group.id": group, "enable.auto.commit": False}))
         tps = [TopicPartition(self.topic(topic), p) for p in range(partitions)]
         committed = c.committed(tps, timeout=10)
         lag = 0
@@ -474,19 +555,22 @@ def headers(msg):
     return {k: (v.decode() if v is not None else None) for k, v in (msg.headers() or [])}
 
 
-def http_post(url, obj):
-    req = urllib.request.Request(url, data=json.dumps(obj).encode(), method="POST",
-                                 headers={"Content-Type": "application/json"})
+def http_post(url, obj, token=None, timeout=10):
+    h = {"Content-Type": "application/json"}
+    if token:
+        h["Authorization"] = f"Bearer {token}"
+    req = urllib.request.Request(url, data=json.dumps(obj).encode(), method="POST", headers=h)
     try:
-        with urllib.request.urlopen(req, timeout=10) as r:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
             return r.status, r.read().decode()
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode()
 
 
-def http_get(url):
+def http_get(url, token=None):
+    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
     try:
-        with urllib.request.urlopen(url, timeout=5) as r:
+        with urllib.request.urlopen(req, timeout=5) as r:
             return r.status, r.read().decode()
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode()

@@ -8,7 +8,7 @@ import sys
 
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
 
-from harness import BROKERS, SCHEMAS, check, encode, example, headers, http_get, run, wait_for
+from harness import check, encode, example, headers, http_get, kafka_conf, run, wait_for
 
 
 def test_dead_letter(ns):
@@ -61,7 +61,9 @@ def test_dead_letter(ns):
 
     # An event the broker refuses for good is parked, not retried forever: the
     # accepted topic takes no message over 400 bytes, an accepted event is larger.
-    admin = AdminClient({"bootstrap.servers": BROKERS})
+    # What intake answered so far is on the broker first.
+    ns.wait_published(["intake"])
+    admin = AdminClient(kafka_conf())
     res = ConfigResource(ResourceType.TOPIC, ns.topic("onboarding.accepted"), incremental_configs=[
         ConfigEntry("max.message.bytes", "400", incremental_operation=AlterConfigOpType.SET)])
     for f in admin.incremental_alter_configs([res]).values():

@@ -3,7 +3,6 @@ duplicates nothing; SIGTERM drains and exits cleanly."""
 import random
 import signal
 import sys
-import time
 
 from harness import check, decode, example, headers, log, run, wait_for
 

@@ -4,7 +4,6 @@ a version intake cannot read keeps it from starting, with the reason."""
 import io
 import json
 import os
-import struct
 import subprocess
 import sys
 

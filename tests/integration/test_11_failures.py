@@ -2,10 +2,9 @@
 nothing allocated; a shortfall fails at allocation naming product, requested and
 available; an appliance out of stock after allocation returns the pool exactly to
 where it was; unknown and non-sharing sub-partners are refused; each partner is told."""
-import json
 import sys
 
-from harness import check, decode, example, http_post, run, wait_for
+from harness import check, decode, example, run, wait_for
 
 
 def outcome(ns, oid):
@@ -20,8 +19,8 @@ def pools(ns):
 def test_failures(ns):
     # intake's catalogue names a SKU of which fulfilment will hold a single unit.
     ns.start_all(LMP_INTAKE_APPLIANCE_SKUS="NS-100,NS-500,NS-1000,NS-2000")
-    code, body = http_post(ns.http["appliance-fulfilment"] + "/v1/admin/load",
-                           {"skus": [{"sku": "NS-2000", "description": "scarce"}],
+    code, body = ns.admin_post("appliance-fulfilment", "/v1/admin/load",
+                                 {"skus": [{"sku": "NS-2000", "description": "scarce"}],
                             "inventory": [{"sku": "NS-2000", "serials": ["SCARCE-1"]}]})
     check(code == 200, body)
     before = pools(ns)

@@ -4,7 +4,7 @@ and the pool exactly full, never past it."""
 import sys
 import time
 
-from harness import check, example, http_post, log, run, wait_for
+from harness import check, example, log, run, wait_for
 
 N, POOL = 200, 150
 
@@ -16,7 +16,7 @@ def test_concurrency(ns):
     for p in ns.procs:
         if p.service == "allocation":
             ns.wait_assigned(p)
-    code, body = http_post(ns.http["allocation"] + "/v1/admin/load", {
+    code, body = ns.admin_post("allocation", "/v1/admin/load", {
         "partners": [{"partner_id": "partner-crowd", "name": "Crowd"}],
         "pools": [{"partner_id": "partner-crowd", "product": "MDR_CORE", "total": POOL}]})
     check(code == 200, body)

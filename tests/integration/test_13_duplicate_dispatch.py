@@ -34,11 +34,12 @@ def test_duplicate_dispatch(ns):
     row = ns.sql("SELECT status, carrier, tracking_number FROM shipments WHERE shipment_id = %s",
                  ship["shipment_id"], service="shipping")
     check(row == [("dispatched", "Purolator", "PRL123456789")], row)
-    stages = ns.sql("SELECT detail->>'tracking_number' FROM onboarding_stages "
-                    "WHERE onboarding_id = %s AND stage = 'shipment-dispatched'", oid)
     wait_for("intake records the dispatch", lambda: ns.sql(
         "SELECT count(*) FROM onboarding_stages WHERE onboarding_id = %s AND stage = 'shipment-dispatched'",
         oid)[0][0] == 1)
+    stages = ns.sql("SELECT detail->>'tracking_number' FROM onboarding_stages "
+                    "WHERE onboarding_id = %s AND stage = 'shipment-dispatched'", oid)
+    check(stages == [("PRL123456789",)], f"intake keeps the first dispatch's tracking number: {stages}")
     dl = ns.consume(ns.dlq, 1)
     check(len(dl) == 1 and headers(dl[0])["error_code"] == "HANDLER_REJECTED", "unknown shipment dead-lettered")
     mails = ns.mails(oid)

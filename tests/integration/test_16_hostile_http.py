@@ -1,6 +1,7 @@
 """HTTP under hostile clients: a thousand slow half-open connections, sixty stalled
 one-megabyte uploads and a long admin load never keep /healthz from answering or grow
 the daemon without bound; bodies over the limit are refused before they are read;
+admin routes exist only on the admin listener and only with a valid bearer token;
 wrong methods get 405 with Allow, HEAD works where GET does, a path that is not text
 gets 400; every error is well-formed JSON and no database text reaches a client."""
 import http.client
@@ -12,7 +13,7 @@ import sys
 import threading
 import time
 
-from harness import check, http_get, http_post, log, run
+from harness import check, http_get, http_post, log, run, secret
 
 HEALTH_DEADLINE = 2.0  # seconds a probe may take while the daemon is under attack
 
@@ -61,15 +62,27 @@ def test_hostile_http(ns):
     exe = os.path.join(plain, "services", "appliance-fulfilment", "lmp-appliance-fulfilment") if plain else None
     target = ns.start("appliance-fulfilment", exe=exe if exe and os.path.exists(exe) else None,
                       LMP_KAFKA_GROUP_ID="plain-" + ns.prefix)
-    url, pid = target.http, target.pid
+    url, admin, pid = target.http, target.admin, target.pid
+    auth = {"Authorization": "Bearer " + secret("admin-token")}
+
+    # Admin routes: not on the public listener, and not without the operator's token.
+    code, _, body = request(url, "POST", "/v1/admin/load", body=b"{}")
+    check(code == 404, f"an admin route on the public listener: {code}")
+    for headers in ({}, {"Authorization": "Bearer " + "0" * 64}, {"Authorization": "Basic b3BlcmF0b3I6eA=="}):
+        code, hdrs, body = request(admin, "POST", "/v1/admin/load", headers=headers,
+                                   body=json.dumps({"skus": [{"sku": "NS-FORGED"}]}).encode())
+        check(code == 401, f"admin load with {headers}: {code}")
+        json_error(code, body)
+    code, _, body = request(admin, "GET", "/v1/inventory", headers=auth)
+    check(code == 200 and b"NS-FORGED" not in body, "nothing loaded without the token")
 
     # Methods, paths and bodies.
-    code, hdrs, body = request(url, "DELETE", "/v1/admin/load")
+    code, hdrs, body = request(admin, "DELETE", "/v1/admin/load", headers=auth)
     check(code == 405 and hdrs.get("Allow") == "POST", f"DELETE: {code} {hdrs}")
     json_error(code, body)
     code, hdrs, body = request(url, "POST", "/healthz", body=b"{}")
     check(code == 405 and hdrs.get("Allow") == "GET, HEAD", f"POST /healthz: {code} {hdrs}")
-    code, hdrs, body = request(url, "HEAD", "/v1/inventory")
+    code, hdrs, body = request(admin, "HEAD", "/v1/inventory", headers=auth)
     check(code == 200 and body == b"", f"HEAD: {code} {body[:50]!r}")
     code, _, body = request(url, "GET", "/v1/%FF%FE")
     check(code == 400, f"a path that is not text: {code}")
@@ -77,16 +90,16 @@ def test_hostile_http(ns):
     code, _, body = request(url, "GET", "/nowhere")
     check(code == 404, f"unknown path: {code}")
     json_error(code, body)
-    code, _, body = request(url, "POST", "/v1/admin/load", body=b"{not json")
+    code, _, body = request(admin, "POST", "/v1/admin/load", body=b"{not json", headers=auth)
     check(code == 400, f"bad JSON: {code}")
     json_error(code, body)
-    code, _, body = request(url, "POST", "/v1/admin/load", body=b"x" * (1024 * 1024 + 1))
+    code, _, body = request(admin, "POST", "/v1/admin/load", body=b"x" * (1024 * 1024 + 1), headers=auth)
     check(code == 413, f"over the limit: {code}")
     check("at most 1048576 bytes" in json_error(code, body), body)
     code, _, body = request(ns.http["intake"], "POST", "/v1/onboardings/x", body=b"{}")
     check(code == 405, f"POST to a GET route: {code}")
     # A refusal by the database names the rule, not the server's text.
-    code, _, body = request(ns.http["allocation"], "POST", "/v1/admin/load",
+    code, _, body = request(ns.admin["allocation"], "POST", "/v1/admin/load", headers=auth,
                             body=json.dumps({"pools": [{"partner_id": "partner-northwind", "product": "NOT_A_PRODUCT",
                                                         "total": 5}]}).encode())
     err = json_error(code, body)
@@ -109,8 +122,10 @@ def test_hostile_http(ns):
     took = max(probe_fast(url) for _ in range(5))
     log(f"/healthz with 1000 slow connections open: {took * 1000:.0f} ms at worst")
 
-    # Sixty stalled one-megabyte uploads from sixty addresses: the bodies held at once
-    # are bounded by http.body_budget_bytes; the rest are refused with 503.
+    # Sixty stalled one-megabyte uploads from sixty addresses, with the operator's
+    # token (without it the upload is refused before its body is read): the bodies held
+    # at once are bounded by http.body_budget_bytes; the rest are refused with 503.
+    ahost, aport = admin.split("//")[1].split(":")
     before = rss_kb(pid)
     stalled = []
     for i in range(60):
@@ -118,8 +133,9 @@ def test_hostile_http(ns):
         s.settimeout(5)
         try:
             s.bind((f"127.0.1.{i + 1}", 0))
-            s.connect((host, int(port)))
+            s.connect((ahost, int(aport)))
             s.send(b"POST /v1/admin/load HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                   b"Authorization: " + auth["Authorization"].encode() + b"\r\n"
                    b"Content-Length: 1048576\r\n\r\n" + b" " * (900 * 1024))
         except OSError:
             pass
@@ -136,7 +152,7 @@ def test_hostile_http(ns):
     done = {}
 
     def big_load():
-        done["result"] = http_post(url + "/v1/admin/load", {
+        done["result"] = http_post(admin + "/v1/admin/load", token=secret("admin-token"), timeout=120, obj={
             "skus": [{"sku": "NS-BULK"}], "inventory": [{"sku": "NS-BULK", "serial_prefix": "B-", "count": 1000000}]})
     t = threading.Thread(target=big_load)
     t0 = time.time()

@@ -2,14 +2,10 @@
 moves to the new name without redoing or skipping work: the old daemon drains, its
 database is renamed, lmpctl copies its group's offsets to the new group, and the
 renamed daemon goes on from there (README, "Renaming fulfilment")."""
-import os
 import re
-import subprocess
 import sys
 
-from harness import BUILD, PG_PORT, SERVICES, check, example, http_get, run, wait_for
-
-import psycopg
+from harness import SECURED, SERVICES, check, example, http_get, pg_connect, role, run, wait_for
 
 
 def metric(url, name):
@@ -21,9 +17,10 @@ def metric(url, name):
 def test_rename_upgrade(ns):
     old_group, old_db = "lmp-fulfilment-" + ns.prefix, ns.db + "_fulfilment"
     new_db = ns.dbname("appliance-fulfilment")
-    with psycopg.connect(host="127.0.0.1", port=PG_PORT, user="lmp", dbname="postgres", autocommit=True) as c:
+    with pg_connect("postgres", autocommit=True) as c:
         c.execute(f'DROP DATABASE "{new_db}"')
-        c.execute(f'CREATE DATABASE "{old_db}"')
+        owner = f" OWNER {role('appliance-fulfilment')}" if SECURED else ""
+        c.execute(f'CREATE DATABASE "{old_db}"{owner}')
     for service in SERVICES:
         if service != "appliance-fulfilment":
             ns.start(service)
@@ -39,11 +36,10 @@ def test_rename_upgrade(ns):
     # The upgrade, as the README says.
     old.terminate()
     check(old.wait(30) == 0, "the old daemon drained")
-    with psycopg.connect(host="127.0.0.1", port=PG_PORT, user="lmp", dbname="postgres", autocommit=True) as c:
+    with pg_connect("postgres", autocommit=True) as c:
         c.execute(f'ALTER DATABASE "{old_db}" RENAME TO "{new_db}"')
     new_group = "lmp-appliance-fulfilment-" + ns.prefix
-    out = subprocess.run([os.path.join(BUILD, "tools", "lmpctl"), "group", "copy", old_group, new_group],
-                         env=ns.env(), capture_output=True, text=True, timeout=60)
+    out = ns.lmpctl("group", "copy", old_group, new_group, check_rc=False, timeout=60)
     check(out.returncode == 0 and "copied" in out.stdout, f"group copy: {out.stdout} {out.stderr}")
     new = ns.start("appliance-fulfilment", LMP_KAFKA_GROUP_ID=new_group)
 

@@ -12,6 +12,7 @@
 
 #include "lmp/config.h"
 #include "lmp/error.h"
+#include "lmp/kafka.h"
 
 struct svc {
   char **regions;
@@ -116,12 +117,96 @@ static void example_file_loads_back(void **state) {
   unlink(path);
 }
 
+/* What --check-config prints, as a string. */
+static char *effective(void) {
+  static char out[16384];
+  FILE *f = fmemopen(out, sizeof(out), "w");
+  assert_non_null(f);
+  lmp_config_write_effective(tables, f);
+  fclose(f);
+  return out;
+}
+
+/* Any librdkafka property passes through, from the file or the environment; a
+ * secret comes from a file and is never printed. */
+static void kafka_properties(void **state) {
+  char *secret = strdup(write_file("s3cret-from-a-file\n"));
+  char text[512];
+  snprintf(text, sizeof(text),
+           "kafka.property.security.protocol = SASL_SSL\nkafka.property.sasl.mechanism = SCRAM-SHA-512\n"
+           "kafka.property.sasl.password_file = %s\nkafka.property.sasl.username = bob\n",
+           secret);
+  char *path = write_file(text);
+  char *env[] = {"LMP_KAFKA_PROPERTY_SASL_USERNAME=alice", "LMP_PG_PASSWORD=pg-s3cret", NULL};
+  char err[300];
+  assert_int_equal(lmp_config_load(tables, path, env, err, sizeof(err)), 0);
+  const struct lmp_kvs *m = &cfg.kafka_props;
+  assert_int_equal(m->n, 4);
+  for (size_t i = 0; i < m->n; i++) {
+    if (strcmp(m->v[i].key, "sasl.password") == 0) {
+      assert_string_equal(m->v[i].value, "s3cret-from-a-file");
+      assert_true(m->v[i].secret);
+    }
+    if (strcmp(m->v[i].key, "sasl.username") == 0)
+      assert_string_equal(m->v[i].value, "alice"); /* the environment wins */
+  }
+  char *out = effective();
+  assert_non_null(strstr(out, "kafka.property.security.protocol = SASL_SSL\n"));
+  assert_non_null(strstr(out, "kafka.property.sasl.password = ********\n"));
+  assert_non_null(strstr(out, "kafka.property.sasl.username = alice\n"));
+  assert_non_null(strstr(out, "pg.password = ********\n"));
+  assert_null(strstr(out, "s3cret"));
+  /* librdkafka takes them all. */
+  rd_kafka_conf_t *kc = lmp_kafka_conf(&cfg, err, sizeof(err));
+  assert_non_null(kc);
+  char v[64];
+  size_t vn = sizeof(v);
+  assert_int_equal(rd_kafka_conf_get(kc, "sasl.username", v, &vn), RD_KAFKA_CONF_OK);
+  assert_string_equal(v, "alice");
+  rd_kafka_conf_destroy(kc);
+  unlink(path);
+  unlink(secret);
+  free(secret);
+}
+
+static void kafka_properties_refused(void **state) {
+  static const struct {
+    const char *file;
+    const char *env;
+    const char *want;
+  } cases[] = {
+      {"kafka.property.Security.Protocol = SSL\n", NULL, "a key is 1 to 128 of a-z"},
+      {"kafka.property. = SSL\n", NULL, "a key is 1 to 128"},
+      {"kafka.property.sasl.password_file = /nonexistent/secret\n", NULL, "cannot read /nonexistent/secret"},
+      {"", "LMP_KAFKA_PROPERTY_SSL_KEY_PASSWORD_FILE=/nonexistent/k", "cannot read /nonexistent/k"},
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    char *path = write_file(cases[i].file);
+    char *env[] = {(char *)(uintptr_t)cases[i].env, NULL};
+    char err[300] = "";
+    assert_int_equal(lmp_config_load(tables, path, env, err, sizeof(err)), LMP_ECONFIG);
+    if (strstr(err, cases[i].want) == NULL)
+      fail_msg("case %zu: error '%s' lacks '%s'", i, err, cases[i].want);
+    unlink(path);
+    lmp_config_free(tables);
+  }
+  /* A property librdkafka does not know is named. */
+  char *path = write_file("kafka.property.no.such.property = 1\n");
+  char err[300];
+  assert_int_equal(lmp_config_load(tables, path, NULL, err, sizeof(err)), 0);
+  assert_null(lmp_kafka_conf(&cfg, err, sizeof(err)));
+  assert_non_null(strstr(err, "kafka.property.no.such.property"));
+  unlink(path);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_teardown(defaults, teardown_each),
       cmocka_unit_test_teardown(file_then_environment, teardown_each),
       cmocka_unit_test_teardown(bad_values, teardown_each),
       cmocka_unit_test_teardown(example_file_loads_back, teardown_each),
+      cmocka_unit_test_teardown(kafka_properties, teardown_each),
+      cmocka_unit_test_teardown(kafka_properties_refused, teardown_each),
   };
   return cmocka_run_group_tests(tests, setup, NULL);
 }

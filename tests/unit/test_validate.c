@@ -11,6 +11,7 @@
 
 #include "intake.h"
 #include "lmp/codec.h"
+#include "lmp/text.h"
 
 static struct lmp_schemas *S;
 static struct intake_rules rules;
@@ -304,7 +305,7 @@ static void syntax_helpers(void **state) {
   int n = 0;
   for (char a = 'A'; a <= 'Z'; a++)
     for (char b = 'A'; b <= 'Z'; b++)
-      n += intake_country_ok((char[]){a, b, 0});
+      n += lmp_country_ok((char[]){a, b, 0});
   assert_int_equal(n, 249);
   assert_true(intake_uuid_ok("0b7f6c1e-4a57-4c2e-9a54-6f1d7a0c0001"));
   assert_false(intake_uuid_ok("0b7f6c1e-4a57-4c2e-9a54-6f1d7a0c000"));

@@ -54,11 +54,37 @@ static int header_at(const void *ctx, size_t i, const char **name, const void **
   return -1;
 }
 
+/* The test stack's superuser: on a secured stack (deploy/stack made a CA) over TLS
+ * that verifies the server, with the password deploy/stack wrote. */
+static struct {
+  char port[16], password[128], rootcert[1024];
+  int secured;
+} stack;
+
+static void stack_settings(void) {
+  const char *port = getenv("LMP_PG_PORT"), *dir = getenv("LMP_STACK_DIR");
+  snprintf(stack.port, sizeof(stack.port), "%s", port ? port : "25432");
+  if (dir == NULL)
+    return;
+  char path[1024];
+  snprintf(stack.rootcert, sizeof(stack.rootcert), "%s/secrets/ca.crt", dir);
+  snprintf(path, sizeof(path), "%s/secrets/pg-lmp.password", dir);
+  FILE *f = fopen(path, "r");
+  if (f == NULL)
+    return; /* a plaintext stack */
+  if (fgets(stack.password, sizeof(stack.password), f) == NULL)
+    fail_msg("%s is empty", path);
+  fclose(f);
+  stack.password[strcspn(stack.password, "\n")] = 0;
+  stack.secured = 1;
+}
+
 static PGconn *admin(void) {
-  char conninfo[200];
-  const char *port = getenv("LMP_PG_PORT");
-  snprintf(conninfo, sizeof(conninfo), "host=127.0.0.1 port=%s user=lmp dbname=postgres", port ? port : "25432");
-  PGconn *c = PQconnectdb(conninfo);
+  stack_settings();
+  const char *keys[] = {"host", "port", "user", "dbname", "password", "sslmode", "sslrootcert", NULL};
+  const char *vals[] = {"127.0.0.1", stack.port, "lmp", "postgres", stack.password,
+                        stack.secured ? "verify-full" : "disable", stack.rootcert, NULL};
+  PGconn *c = PQconnectdbParams(keys, vals, 0);
   if (PQstatus(c) != CONNECTION_OK)
     fail_msg("the test stack's PostgreSQL is not reachable: %s", PQerrorMessage(c));
   return c;
@@ -78,10 +104,13 @@ static void setup_rt(struct txh *h, const struct lmp_service *svc) {
   memset(rt, 0, sizeof(*rt));
   rt->svc = svc;
   rt->ops = &txh_ops;
+  stack_settings();
   rt->cfg.pg_host = "127.0.0.1";
-  rt->cfg.pg_port = getenv("LMP_PG_PORT") ? atoi(getenv("LMP_PG_PORT")) : 25432;
+  rt->cfg.pg_port = atoi(stack.port);
   rt->cfg.pg_user = "lmp";
-  rt->cfg.pg_password = "";
+  rt->cfg.pg_password = stack.password;
+  rt->cfg.pg_sslmode = stack.secured ? "verify-full" : "disable";
+  rt->cfg.pg_sslrootcert = stack.rootcert;
   rt->cfg.pg_connect_timeout_s = 5;
   rt->cfg.pg_statement_timeout_ms = 30000;
   rt->cfg.topic_prefix = "t.";

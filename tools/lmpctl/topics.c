@@ -154,11 +154,13 @@ int cmd_acls_apply(char **args, int nargs, const struct ctl_opts *o) {
   size_t n = 0;
   char line[512], err[512];
   int lineno = 0;
-  while (fgets(line, sizeof(line), f) && n < 256) {
+  while (fgets(line, sizeof(line), f)) {
     char kind[32], name[300], op[16];
     lineno++;
     if (line[0] == '#' || line[0] == '\n')
       continue;
+    if (n == sizeof(acls) / sizeof(acls[0]))
+      die("line %d: more than %zu permissions in one file", lineno, n);
     if (sscanf(line, "%31s %299s %15s", kind, name, op) != 3)
       die("line %d: expected 'topic|group[-prefix] NAME read|write'", lineno);
     int prefix = strstr(kind, "-prefix") != NULL;

@@ -37,4 +37,7 @@ char *lmp_utf8_copy(char *out, size_t outlen, const char *s, size_t max_chars);
  * be NULL) its length. NULL when out of memory. */
 char *lmp_utf8_sanitize(const char *s, size_t n, size_t *outlen);
 
+/* Whether s is an assigned ISO 3166-1 alpha-2 country code, such as CA. */
+int lmp_country_ok(const char *s);
+
 #endif
