@@ -197,7 +197,8 @@ static int start(struct rt *rt) {
 
   if ((r = lmp__kafka_start(rt, err, sizeof(err))) < 0) {
     lmp_error(NULL, "kafka: %s", err);
-  } else if ((r = lmp_http_start(&rt->http, &rt->cfg, rt->svc, &rt->m, rt->db.conninfo, err, sizeof(err))) < 0) {
+  } else if ((r = lmp_http_start(&rt->http, &rt->cfg, rt->svc, &rt->m, rt->db.conninfo, &rt->host, err,
+                                 sizeof(err))) < 0) {
     lmp_error(NULL, "http: %s", err);
   } else if ((r = write_port_file(rt, err, sizeof(err))) < 0) {
     lmp_error(NULL, "http.port_file: %s", err);
@@ -293,6 +294,8 @@ int lmp_service_main(const struct lmp_service *svc, int argc, char **argv) {
         *c = '_'; /* a name PostgreSQL takes without quotes */
   }
   lmp_metrics_init(&rt->m);
+  pthread_mutex_init(&rt->door_lock, NULL);
+  rt->host = (struct lmp_http_host){rt, lmp__door_value, lmp__door_publish};
   atomic_store(&rt->m.heartbeat_ms, (int64_t)(uv_hrtime() / 1000000));
 
   int status = start(rt);
@@ -301,6 +304,7 @@ int lmp_service_main(const struct lmp_service *svc, int argc, char **argv) {
     status = rt->exit_code;
   }
   lmp_http_stop(rt->http);
+  lmp__door_free(rt);
   lmp__pipeline_free(rt);
   lmp__kafka_free(rt);
   free(rt->carry);
@@ -315,6 +319,10 @@ int lmp_service_main(const struct lmp_service *svc, int argc, char **argv) {
   lmp_schemas_free(rt->schemas);
   if (rt->loop)
     uv_loop_close(rt->loop);
+  /* The worker threads end here, while OpenSSL still runs: ending at exit, after
+   * OpenSSL's own cleanup, they would leave its per-thread state (TLS to PostgreSQL)
+   * behind. */
+  uv_library_shutdown();
   if (status != 2)
     lmp_info(NULL, "stopped");
   lmp_config_free(tables);

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -39,8 +40,13 @@ struct req {
   size_t budgeted;          /* bytes of the body budget this request holds */
   int status;               /* set once the answer is known */
   struct lmp_buf out;
+  const char *type;         /* the route's Content-Type, or NULL for JSON */
+  char location[256];       /* the route's Location header, or empty */
   char allow[64];           /* for 405 */
+  char traceparent[64], ctype[128], accept[256]; /* headers a route may read */
   int queued;               /* with the workers; the connection is suspended */
+  int64_t first_ms;         /* when a worker first ran the route */
+  int64_t due_ms;           /* a long poll: when to run the route again */
   struct req *next;
 };
 
@@ -56,6 +62,7 @@ struct lmp_http {
   pthread_mutex_t lock;     /* guards the fields below */
   pthread_cond_t cond;
   struct req *head, *tail;  /* requests waiting for a worker */
+  struct req *sleepers;     /* long polls waiting to run again */
   size_t buffered;          /* body bytes held by all requests */
   int quit;
   char *tokens_file;        /* admin tokens, re-read when the file changes */
@@ -67,6 +74,7 @@ struct lmp_http {
   size_t ntokens;
   pthread_t *workers;
   int nworkers;
+  const struct lmp_http_host *host;
 };
 
 static int64_t now_ms(void) {
@@ -97,6 +105,17 @@ static enum MHD_Result answer(struct req *q, const char *type) {
     MHD_add_response_header(res, "Allow", q->allow);
   if (q->status == 401)
     MHD_add_response_header(res, "WWW-Authenticate", "Bearer realm=\"lmp-admin\"");
+  if (q->location[0])
+    MHD_add_response_header(res, "Location", q->location);
+  if (q->status == 503)
+    MHD_add_response_header(res, "Retry-After", "1");
+  /* Pages the daemon serves load nothing from elsewhere and cannot be framed. */
+  if (strncmp(type, "text/html", 9) == 0) {
+    MHD_add_response_header(res, "Content-Security-Policy",
+                            "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'");
+    MHD_add_response_header(res, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(res, "Referrer-Policy", "no-referrer");
+  }
   enum MHD_Result r = MHD_queue_response(q->c, (unsigned)q->status, res);
   MHD_destroy_response(res);
   return r;
@@ -215,8 +234,18 @@ static int authenticate(struct lmp_http *h, struct req *q) {
 }
 
 /* The first call for a request: everything decided before any body is read. */
+/* A header a route may read, kept while the connection is ours; text only. */
+static void keep_header(struct req *q, const char *name, char *out, size_t outlen) {
+  const char *v = MHD_lookup_connection_value(q->c, MHD_HEADER_KIND, name);
+  if (v && strlen(v) < outlen && lmp_text_check(v, strlen(v), 0, NULL) == LMP_TEXT_OK)
+    snprintf(out, outlen, "%s", v);
+}
+
 static void begin(struct lmp_http *h, struct req *q, const char *url, const char *method) {
   snprintf(q->method, sizeof(q->method), "%s", method);
+  keep_header(q, "traceparent", q->traceparent, sizeof(q->traceparent));
+  keep_header(q, MHD_HTTP_HEADER_CONTENT_TYPE, q->ctype, sizeof(q->ctype));
+  keep_header(q, MHD_HTTP_HEADER_ACCEPT, q->accept, sizeof(q->accept));
   if (q->l->admin && authenticate(h, q) < 0) {
     lmp_warn(NULL, "admin: %s %.200s refused: no valid bearer token", method, url);
     return fail(q, 401, "a valid bearer token is required");
@@ -290,11 +319,20 @@ static void probe(struct lmp_http *h, struct req *q, const char **type) {
   } else if (strcmp(q->path, "/readyz") == 0) {
     int db = atomic_load(&m->db_up), kafka = atomic_load(&m->kafka_up);
     int draining = atomic_load(&m->draining), mig = atomic_load(&m->migrated);
-    int ok = db && kafka && !draining && mig;
+    int refused = atomic_load(&m->consumer_refused), r = atomic_load(&m->producer_refused);
+    if (r > refused)
+      refused = r;
+    int ok = lmp_metrics_ready(m);
     q->status = ok ? 200 : 503;
+    /* Why not, in a word: the log has the details. */
+    const char *ks = refused == LMP_KAFKA_UNAUTHENTICATED ? "unauthenticated"
+                     : refused == LMP_KAFKA_DENIED        ? "denied"
+                     : kafka                              ? "up"
+                                                          : "unreachable";
     lmp_buf_printf(&q->out, "{\"ready\":%s,\"database\":\"%s\",\"kafka\":\"%s\",\"draining\":%s}\n",
-                   ok ? "true" : "false", db ? (mig ? "up" : "migrating") : "unreachable",
-                   kafka ? "up" : "unreachable", draining ? "true" : "false");
+                   ok ? "true" : "false",
+                   db ? (mig ? "up" : "migrating") : atomic_load(&m->db_refused) ? "refused" : "unreachable", ks,
+                   draining ? "true" : "false");
   } else {
     q->status = 200;
     lmp_metrics_render(m, h->service, &q->out);
@@ -323,7 +361,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     *data_size = 0;
     return MHD_YES;
   }
-  const char *type = "application/json";
+  const char *type = q->type ? q->type : "application/json";
   if (q->status)
     return answer(q, type); /* an error, or a route's answer after the workers */
   if (q->route == NULL) {
@@ -365,46 +403,151 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum 
   *con_cls = NULL;
 }
 
+/* The next request for a worker: a new one first, else a long poll that is due; NULL
+ * when the workers stop. Called with the lock held; *wait_ms says how long to sleep
+ * when there is nothing (-1: until signalled). */
+static struct req *next_request(struct lmp_http *h, int64_t *wait_ms) {
+  *wait_ms = -1;
+  struct req *q = h->head;
+  if (q) {
+    h->head = q->next;
+    if (h->head == NULL)
+      h->tail = NULL;
+    return q;
+  }
+  int64_t now = now_ms();
+  for (struct req **p = &h->sleepers; *p; p = &(*p)->next) {
+    if (h->quit || (*p)->due_ms <= now) {
+      q = *p;
+      *p = q->next;
+      return q;
+    }
+    if (*wait_ms < 0 || (*p)->due_ms - now < *wait_ms)
+      *wait_ms = (*p)->due_ms - now;
+  }
+  return NULL;
+}
+
+static void sleep_until(struct lmp_http *h, int64_t wait_ms) {
+  if (wait_ms < 0) {
+    pthread_cond_wait(&h->cond, &h->lock);
+    return;
+  }
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  ts.tv_sec += wait_ms / 1000;
+  ts.tv_nsec += (wait_ms % 1000) * 1000000;
+  if (ts.tv_nsec >= 1000000000) {
+    ts.tv_sec++;
+    ts.tv_nsec -= 1000000000;
+  }
+  pthread_cond_timedwait(&h->cond, &h->lock, &ts);
+}
+
+/* Runs the route; 1 when it asked to run again later (a long poll). */
+static int run_route(struct lmp_http *h, struct req *q, PGconn *db, int last) {
+  int64_t now = now_ms();
+  if (q->first_ms == 0)
+    q->first_ms = now;
+  lmp_buf_reset(&q->out);
+  struct lmp_http_call call = {.db = db, .method = q->route->method, .path = q->path, .query = q->query,
+                               .body = q->body.data, .body_len = q->body.len, .waited_ms = now - q->first_ms,
+                               .last = last, .status = 500, .out = &q->out, .runtime = h};
+  call.priv = q;
+  if (q->route->fn(h->route_ctx, &call) < 0) {
+    fail(q, 503, "out of memory");
+    return 0;
+  }
+  if (call.again_ms > 0 && !last) {
+    q->due_ms = now + call.again_ms;
+    return 1;
+  }
+  q->status = call.status;
+  q->type = call.type;
+  snprintf(q->location, sizeof(q->location), "%s", call.location);
+  if (q->out.len == 0 && strcmp(q->method, "HEAD") != 0 && q->status != 204)
+    fail(q, 500, "no answer");
+  /* Who changed what, when (the line's time): every admin change is audited. */
+  if (q->l->admin && strcmp(q->method, "GET") != 0 && strcmp(q->method, "HEAD") != 0)
+    lmp_info(NULL, "audit: %s %s %s -> %d (%zu bytes in)", q->who, q->method, q->path, q->status, q->body.len);
+  return 0;
+}
+
 /* A worker: runs routes one at a time on its own database connection. */
 static void *worker(void *arg) {
   struct lmp_http *h = arg;
   struct lmp_db db = {0};
   db.conninfo = h->conninfo; /* shared, read-only; not freed here */
+  pthread_mutex_lock(&h->lock);
   for (;;) {
-    pthread_mutex_lock(&h->lock);
-    while (h->head == NULL && !h->quit)
-      pthread_cond_wait(&h->cond, &h->lock);
-    struct req *q = h->head;
-    if (q) {
-      h->head = q->next;
-      if (h->head == NULL)
-        h->tail = NULL;
+    int64_t wait_ms;
+    struct req *q = next_request(h, &wait_ms);
+    if (q == NULL) {
+      if (h->quit)
+        break;
+      sleep_until(h, wait_ms);
+      continue;
     }
     int quit = h->quit;
     pthread_mutex_unlock(&h->lock);
-    if (q == NULL)
-      break;
-    if (quit) {
+    int again = 0;
+    if (quit && q->first_ms == 0) {
       fail(q, 503, "shutting down");
     } else if (lmp__db_ensure(&db) < 0) {
       lmp_warn(NULL, "http: database unavailable: %s", db.err);
       fail(q, 503, "database unavailable");
     } else {
-      q->status = 500;
-      if (q->route->fn(h->route_ctx, db.conn, q->route->method, q->path, q->query, q->body.data, q->body.len,
-                       &q->status, &q->out) < 0)
-        fail(q, 503, "out of memory");
-      else if (q->out.len == 0)
-        fail(q, 500, "no answer");
-      /* Who changed what, when (the line's time): every admin change is audited. */
-      if (q->l->admin && strcmp(q->method, "GET") != 0 && strcmp(q->method, "HEAD") != 0)
-        lmp_info(NULL, "audit: %s %s %s -> %d (%zu bytes in)", q->who, q->method, q->path, q->status, q->body.len);
+      again = run_route(h, q, db.conn, quit);
     }
-    MHD_resume_connection(q->c);
+    pthread_mutex_lock(&h->lock);
+    if (again) {
+      q->next = h->sleepers;
+      h->sleepers = q;
+    } else {
+      MHD_resume_connection(q->c);
+    }
   }
+  pthread_mutex_unlock(&h->lock);
   if (db.conn)
     PQfinish(db.conn);
   return NULL;
+}
+
+void lmp_http_wake(struct lmp_http *h) {
+  if (h == NULL)
+    return;
+  pthread_mutex_lock(&h->lock);
+  if (h->sleepers) {
+    int64_t now = now_ms();
+    for (struct req *q = h->sleepers; q; q = q->next)
+      q->due_ms = now;
+    pthread_cond_broadcast(&h->cond);
+  }
+  pthread_mutex_unlock(&h->lock);
+}
+
+const char *lmp_http_header(const struct lmp_http_call *call, const char *name) {
+  const struct req *q = call->priv;
+  const char *v = strcasecmp(name, "traceparent") == 0    ? q->traceparent
+                  : strcasecmp(name, "content-type") == 0 ? q->ctype
+                  : strcasecmp(name, "accept") == 0       ? q->accept
+                                                          : "";
+  return *v ? v : NULL;
+}
+
+int lmp_http_value(struct lmp_http_call *call, const char *event_type, avro_value_t *out) {
+  struct lmp_http *h = call->runtime;
+  return h->host && h->host->value ? h->host->value(h->host->rt, event_type, out) : LMP_EINVAL;
+}
+
+int lmp_http_publish(struct lmp_http_call *call, const char *event_type, const char *key, avro_value_t *value,
+                     char *err, size_t errlen) {
+  struct lmp_http *h = call->runtime;
+  if (h->host == NULL || h->host->publish == NULL) {
+    snprintf(err, errlen, "this daemon publishes nothing from HTTP");
+    return LMP_EINVAL;
+  }
+  return h->host->publish(h->host->rt, event_type, key, value, lmp_http_header(call, "traceparent"), err, errlen);
 }
 
 static int listen_on(struct lmp_http *h, struct listener *l, int admin, const struct lmp_config *cfg,
@@ -430,7 +573,8 @@ static int listen_on(struct lmp_http *h, struct listener *l, int admin, const st
 }
 
 int lmp_http_start(struct lmp_http **out, const struct lmp_config *cfg, const struct lmp_service *svc,
-                   struct lmp_metrics *metrics, const char *conninfo, char *err, size_t errlen) {
+                   struct lmp_metrics *metrics, const char *conninfo, const struct lmp_http_host *host, char *err,
+                   size_t errlen) {
   const struct lmp_http_route *routes = svc->http;
   struct lmp_http *h = calloc(1, sizeof(*h));
   if (h == NULL || (h->conninfo = strdup(conninfo)) == NULL ||
@@ -444,10 +588,16 @@ int lmp_http_start(struct lmp_http **out, const struct lmp_config *cfg, const st
   h->m = metrics;
   h->routes = routes;
   h->route_ctx = svc->ctx;
+  h->host = host;
   h->svc_metrics = svc->metrics;
   h->budget = (size_t)cfg->http_body_budget;
   pthread_mutex_init(&h->lock, NULL);
-  pthread_cond_init(&h->cond, NULL);
+  /* Long polls wait on the monotonic clock: a change of the wall clock moves no deadline. */
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&h->cond, &ca);
+  pthread_condattr_destroy(&ca);
   for (int i = 0; routes && i < cfg->http_workers; i++)
     if (pthread_create(&h->workers[h->nworkers], NULL, worker, h) == 0)
       h->nworkers++;

@@ -9,6 +9,14 @@
 
 struct lmp_http;
 
+/* What the runtime lends HTTP routes (lmp_http_value, lmp_http_publish). */
+struct lmp_http_host {
+  void *rt;
+  int (*value)(void *rt, const char *event_type, avro_value_t *out);
+  int (*publish)(void *rt, const char *event_type, const char *key, avro_value_t *value, const char *traceparent,
+                 char *err, size_t errlen);
+};
+
 /* Listens on cfg->http_bind:cfg->http_port (probes, metrics, the service's public
  * routes) and on cfg->admin_bind:cfg->admin_port (its admin routes, each request
  * authenticated by a bearer token of cfg->admin_tokens_file, changes audited in the
@@ -18,8 +26,11 @@ struct lmp_http;
  * connection (conninfo), while their connections wait suspended. So a slow client or
  * a slow query never delays a probe, and neither ever touches the event loop. */
 int lmp_http_start(struct lmp_http **out, const struct lmp_config *cfg, const struct lmp_service *svc,
-                   struct lmp_metrics *metrics, const char *conninfo, char *err, size_t errlen);
+                   struct lmp_metrics *metrics, const char *conninfo, const struct lmp_http_host *host, char *err,
+                   size_t errlen);
 void lmp_http_stop(struct lmp_http *h);
+/* Runs every waiting long poll again now: something was committed that may answer it. */
+void lmp_http_wake(struct lmp_http *h);
 /* The port a listener (the public one, or with admin the admin one) listens on: the
  * configured one, or the one the system chose for 0. */
 int lmp_http_port(const struct lmp_http *h, int admin);

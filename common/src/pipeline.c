@@ -187,8 +187,10 @@ static void after_work_cb(uv_work_t *w, int status) {
   }
   if (b->rc < 0) {
     atomic_fetch_add(&rt->m.failed_batches, 1);
-    if (b->rc == LMP_ERETRY && (rt->db.conn == NULL || PQstatus(rt->db.conn) != CONNECTION_OK))
+    if (b->rc == LMP_ERETRY && (rt->db.conn == NULL || PQstatus(rt->db.conn) != CONNECTION_OK)) {
       atomic_store(&rt->m.db_up, 0);
+      atomic_store(&rt->m.db_refused, rt->db.refused);
+    }
     give_back(rt, b);
     if (b->purge)
       rt->purged_ns = 0; /* the purge did not happen: the next sweep tries it */
@@ -209,6 +211,8 @@ static void after_work_cb(uv_work_t *w, int status) {
     return;
   }
   atomic_store(&rt->m.db_up, 1);
+  atomic_store(&rt->m.db_refused, 0);
+  lmp_http_wake(rt->http); /* long polls may have their answer now */
   rt->backoff_ms = 0;
   rt->txn = NULL;
   for (size_t i = 0; i < b->ndel; i++)

@@ -164,6 +164,9 @@ struct rt {
   uv_work_t work;
   struct lmp_db db;            /* the worker's connection */
   struct lmp_http *http;
+  struct lmp_http_host host;   /* what HTTP routes may use of the runtime */
+  rd_kafka_t *door;            /* the producer of HTTP routes' events (door.c), made on first use */
+  pthread_mutex_t door_lock;
   struct batch *head, *tail;   /* batches not yet retired, oldest first */
   struct batch *txn;           /* the youngest, while WORKING or BACKOFF; else NULL */
   size_t nbatches;
@@ -231,6 +234,11 @@ int lmp__kafka_check_props(const struct lmp_kvs *props, char *err, size_t errlen
 void lmp__kafka_stop(struct rt *rt);            /* leave the group, flush, stop the pipes */
 void lmp__kafka_free(struct rt *rt);            /* after every message is destroyed */
 int lmp__kafka_permanent(rd_kafka_resp_err_t err); /* the broker will never take it */
+/* HTTP routes' events (door.c): lmp_http_host's functions, and the end. */
+int lmp__door_value(void *rt, const char *event_type, avro_value_t *out);
+int lmp__door_publish(void *rt, const char *event_type, const char *key, avro_value_t *value,
+                      const char *traceparent, char *err, size_t errlen);
+void lmp__door_free(struct rt *rt);
 
 /* txn.c */
 void lmp__txn_run(struct rt *rt, struct batch *b); /* worker thread; sets b->rc, b->err */

@@ -22,6 +22,10 @@ int intake_configured(void *ctx, char *err, size_t errlen);
 
 extern const struct lmp_route intake_routes[];
 extern const struct lmp_http_route intake_http[];
+/* The page of the onboarding form and what it loads (web/). */
+extern const struct lmp_embedded intake_web[];
+/* GET /v1/onboardings/{id}, with ?wait=N a long poll (status.c). */
+int intake_status_route(void *ctx, struct lmp_http_call *call);
 
 /* The lifecycle of everything after acceptance (lifecycle.c). */
 int intake_on_lifecycle(struct lmp_tx *tx, const struct lmp_event *ev);

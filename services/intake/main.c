@@ -1,7 +1,9 @@
 /* lmp-intake: the entry of the flow. Parse, configure, run, drain. */
 #include "intake.h"
 
-static const char *const emits[] = {"onboarding.accepted", "onboarding.rejected", "onboarding.request-conflict", NULL};
+/* onboarding.requested: what the front door takes from frontends (door.c). */
+static const char *const emits[] = {"onboarding.accepted", "onboarding.rejected", "onboarding.request-conflict",
+                                    "onboarding.requested", NULL};
 
 int main(int argc, char **argv) {
   static struct intake in;

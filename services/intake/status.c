@@ -3,6 +3,7 @@
  * shipments with their tracking, whom the mails went to, and the notes (advice). */
 #include "intake.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "lmp/admin.h"
@@ -40,26 +41,55 @@ static const char status_sql[] =
     ")::text FROM onboardings o LEFT JOIN customer_accounts a ON a.onboarding_id = o.onboarding_id "
     "WHERE o.onboarding_id = $1";
 
-static int status_route(void *ctx, PGconn *db, const char *method, const char *path, const char *query,
-                        const char *body, size_t body_len, int *status, struct lmp_buf *out) {
-  const char *p[] = {path + strlen("/v1/onboardings/")};
-  PGresult *res = PQexecParams(db, status_sql, 1, NULL, p, NULL, NULL, 0);
+/* ?wait=N (1..60): seconds to wait for a final state; 0 when absent, -1 when not a
+ * number in range. */
+static int wait_seconds(const char *query) {
+  for (const char *q = query; q && *q;) {
+    if (strncmp(q, "wait=", 5) == 0) {
+      char *end;
+      long n = strtol(q + 5, &end, 10);
+      return end != q + 5 && (*end == '\0' || *end == '&') && n >= 1 && n <= 60 ? (int)n : -1;
+    }
+    q = strchr(q, '&');
+    q = q ? q + 1 : NULL;
+  }
+  return 0;
+}
+
+static int final(const char *json) {
+  json_t *j = json_loads(json, 0, NULL);
+  const char *s = json_string_value(json_object_get(j, "status"));
+  int yes = s && (strcmp(s, "confirmed") == 0 || strcmp(s, "rejected") == 0 || strcmp(s, "failed") == 0);
+  json_decref(j);
+  return yes;
+}
+
+/* GET /v1/onboardings/{id}[?wait=N]: with wait, the answer comes the moment the
+ * onboarding is confirmed, rejected or failed (the route runs again after each commit),
+ * or after N seconds with where it is then; an id not yet known is waited for too. */
+int intake_status_route(void *ctx, struct lmp_http_call *call) {
+  int wait = wait_seconds(call->query);
+  if (wait < 0)
+    return lmp_admin_error(call, 400, "wait must be a number of seconds from 1 to 60");
+  const char *p[] = {call->path + strlen("/v1/onboardings/")};
+  PGresult *res = PQexecParams(call->db, status_sql, 1, NULL, p, NULL, NULL, 0);
   if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
-    lmp_warn(NULL, "status query failed: %s", res ? PQresultErrorMessage(res) : PQerrorMessage(db));
+    lmp_warn(NULL, "status query failed: %s", res ? PQresultErrorMessage(res) : PQerrorMessage(call->db));
     PQclear(res);
-    return lmp_admin_error(503, "database error; try again", status, out);
+    return lmp_admin_error(call, 503, "database error; try again");
   }
-  if (PQntuples(res) == 0) {
+  int found = PQntuples(res) == 1;
+  if (!call->last && call->waited_ms < wait * 1000LL && !(found && final(PQgetvalue(res, 0, 0)))) {
     PQclear(res);
-    return lmp_admin_error(404, "no such onboarding", status, out);
+    call->again_ms = 1000; /* a safety net: a commit runs it sooner */
+    return 0;
   }
-  *status = 200;
-  int r = lmp_buf_puts(out, PQgetvalue(res, 0, 0));
+  if (!found) {
+    PQclear(res);
+    return lmp_admin_error(call, 404, "no such onboarding");
+  }
+  call->status = 200;
+  int r = lmp_buf_puts(call->out, PQgetvalue(res, 0, 0));
   PQclear(res);
   return r;
 }
-
-const struct lmp_http_route intake_http[] = {
-    {"GET", "/v1/onboardings/{}", status_route, 0, 0},
-    {NULL, NULL, NULL, 0, 0},
-};

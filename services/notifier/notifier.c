@@ -191,13 +191,12 @@ const struct lmp_route notifier_routes[] = {
     {NULL, NULL, NULL, 0},
 };
 
-static int mails(void *ctx, PGconn *db, const char *method, const char *path, const char *query,
-                 const char *body, size_t len, int *status, struct lmp_buf *out) {
-  const char *p[] = {path + strlen("/v1/onboardings/")};
-  return lmp_admin_json(db, "SELECT json_agg(json_build_object('kind', kind, 'recipient', recipient, "
+static int mails(void *ctx, struct lmp_http_call *call) {
+  const char *p[] = {call->path + strlen("/v1/onboardings/")};
+  return lmp_admin_json(call, "SELECT json_agg(json_build_object('kind', kind, 'recipient', recipient, "
                             "'status', status, 'attempts', attempts, 'last_error', last_error, "
                             "'sent_at', sent_at) ORDER BY created_at)::text FROM mails WHERE onboarding_id = $1",
-                        1, p, status, out);
+                        1, p);
 }
 
 const struct lmp_http_route notifier_http[] = {

@@ -64,13 +64,41 @@ struct lmp_route {
                             * not refuse text that is not UTF-8) */
 };
 
-/* An HTTP route beside /healthz, /readyz and /metrics. Runs on an HTTP worker thread
- * with a database connection of its own; while the database is away the runtime
- * answers 503 itself. path is the request's path, query its query string or NULL.
- * The route fills *status and out (JSON), and returns 0 or LMP_ENOMEM. */
-typedef int (*lmp_http_fn)(void *ctx, PGconn *db, const char *method, const char *path,
-                           const char *query, const char *body, size_t body_len, int *status,
-                           struct lmp_buf *out);
+/* One HTTP request as a route sees it, and its answer. A route runs on an HTTP worker
+ * thread with a database connection of its own; while the database is away the
+ * runtime answers 503 itself. */
+struct lmp_http_call {
+  PGconn *db;
+  const char *method, *path;
+  const char *query;          /* the query string, or NULL */
+  const char *body;
+  size_t body_len;
+  int64_t waited_ms;          /* since the route first ran for this request (a long poll) */
+  int last;                   /* the daemon stops: answer now, do not ask to run again */
+  /* The answer: */
+  int status;                 /* 500 unless the route sets it */
+  struct lmp_buf *out;        /* the body: JSON unless type says otherwise */
+  const char *type;           /* Content-Type (a literal); NULL: application/json */
+  char location[256];         /* a Location header when not empty (201, 202) */
+  int again_ms;               /* > 0: no answer yet; run the route again after this long, or
+                               * sooner when the daemon commits something (lmp_http_wake) */
+  void *runtime, *priv;       /* the runtime's, for the functions below */
+};
+
+/* The route: fills the answer in call, returns 0 or LMP_ENOMEM. */
+typedef int (*lmp_http_fn)(void *ctx, struct lmp_http_call *call);
+
+/* A request header (traceparent, content-type, accept), or NULL. */
+const char *lmp_http_header(const struct lmp_http_call *call, const char *name);
+/* A new value of the current schema of event_type, for lmp_http_publish; decref it. */
+int lmp_http_value(struct lmp_http_call *call, const char *event_type, avro_value_t *out);
+/* Publishes an event from a route, as a frontend would: to <prefix><event_type>,
+ * keyed, with fresh event_id, the key as correlation_id and a span under the
+ * request's traceparent (or a new trace). Returns 0 once the broker acknowledged it,
+ * LMP_ERETRY when it did not (err says why), LMP_EINVAL for an event type the
+ * service does not declare it emits, LMP_ETOOBIG for one over the event size limit. */
+int lmp_http_publish(struct lmp_http_call *call, const char *event_type, const char *key, avro_value_t *value,
+                     char *err, size_t errlen);
 
 struct lmp_http_route {
   const char *method;      /* "GET" (HEAD is served too) or "POST"; NULL ends the table */

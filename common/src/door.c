@@ -1,0 +1,141 @@
+/* Events published from HTTP routes (a front door): the route's worker thread waits
+ * for the broker's acknowledgement, so an answer that says "taken" means the event is
+ * on the broker. They have an idempotent producer of their own, made on first use,
+ * whose reports the waiting workers serve themselves: nothing of the event loop's is
+ * touched from their threads. */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uuid/uuid.h>
+
+#include "lmp/error.h"
+#include "lmp/events.h"
+#include "lmp/kafka.h"
+#include "lmp/log.h"
+#include "rt.h"
+
+/* How long the end waits for events still on their way. */
+#define FLUSH_MS 10000
+
+struct waiter {
+  atomic_int done;
+  rd_kafka_resp_err_t err;
+};
+
+/* Served by whichever waiting worker polls: each report finds its own waiter. */
+static void door_report(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
+  struct waiter *w = m->_private;
+  w->err = m->err;
+  atomic_store(&w->done, 1);
+}
+
+static void door_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
+  lmp_warn(NULL, "Kafka (HTTP publishing): %s", reason);
+}
+
+static void door_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
+  if (level <= 4)
+    lmp_warn(NULL, "librdkafka %s: %s: %s", rd_kafka_name(rk), fac, buf);
+}
+
+static rd_kafka_t *door(struct rt *rt, char *err, size_t errlen) {
+  pthread_mutex_lock(&rt->door_lock);
+  if (rt->door == NULL) {
+    char client_id[128];
+    snprintf(client_id, sizeof(client_id), "lmp-%s-http", rt->svc->name);
+    rd_kafka_conf_t *c = lmp_kafka_conf(&rt->cfg, err, errlen);
+    /* Latency first: a person waits for the answer. */
+    const char *own[][2] = {{"client.id", client_id}, {"enable.idempotence", "true"}, {"acks", "all"},
+                            {"linger.ms", "0"}, {"message.timeout.ms", "8000"},
+                            {"message.max.bytes", "1000000"}};
+    for (size_t i = 0; c && i < sizeof(own) / sizeof(own[0]); i++)
+      if (rd_kafka_conf_set(c, own[i][0], own[i][1], err, errlen) != RD_KAFKA_CONF_OK) {
+        rd_kafka_conf_destroy(c);
+        c = NULL;
+      }
+    if (c) {
+      rd_kafka_conf_set_dr_msg_cb(c, door_report);
+      rd_kafka_conf_set_error_cb(c, door_error);
+      rd_kafka_conf_set_log_cb(c, door_log);
+      if ((rt->door = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, errlen)) == NULL)
+        rd_kafka_conf_destroy(c);
+    }
+  }
+  rd_kafka_t *rk = rt->door;
+  pthread_mutex_unlock(&rt->door_lock);
+  return rk;
+}
+
+int lmp__door_value(void *opaque, const char *event_type, avro_value_t *out) {
+  struct rt *rt = opaque;
+  const struct lmp_schema *s = lmp_schemas_get(rt->schemas, event_type);
+  return s && avro_generic_value_new(s->iface, out) == 0 ? 0 : LMP_ESCHEMA;
+}
+
+int lmp__door_publish(void *opaque, const char *event_type, const char *key, avro_value_t *value,
+                      const char *traceparent, char *err, size_t errlen) {
+  struct rt *rt = opaque;
+  int declared = 0;
+  for (const char *const *e = rt->svc->emits; e && *e; e++)
+    declared |= strcmp(*e, event_type) == 0;
+  const struct lmp_schema *s = lmp_schemas_get(rt->schemas, event_type);
+  if (!declared || s == NULL) {
+    snprintf(err, errlen, "%s does not declare that it emits %s", rt->svc->name, event_type);
+    return LMP_EINVAL;
+  }
+  struct lmp_buf enc = {0};
+  int r = lmp_avro_encode(s, value, &enc);
+  if (r == 0 && enc.len > LMP_MAX_EVENT_BYTES) {
+    snprintf(err, errlen, "the event has %zu bytes, over the %d an event may have", enc.len, LMP_MAX_EVENT_BYTES);
+    r = LMP_ETOOBIG;
+  }
+  rd_kafka_t *rk = r == 0 ? door(rt, err, errlen) : NULL;
+  if (r == 0 && rk == NULL)
+    r = LMP_EKAFKA;
+  if (r < 0) {
+    lmp_buf_free(&enc);
+    return r;
+  }
+  char topic[300], id[37], span[64];
+  uuid_t u;
+  uuid_generate(u);
+  uuid_unparse_lower(u, id);
+  lmp_topic_name(&rt->cfg, event_type, topic, sizeof(topic));
+  lmp_traceparent(traceparent && lmp_traceparent_valid(traceparent) ? traceparent : "", span);
+  const char *ctype = "application/vnd.apache.avro+single-object";
+  struct waiter w = {0};
+  char *k = strdup(key); /* librdkafka's macro takes it as not const; it copies it */
+  if (k == NULL) {
+    lmp_buf_free(&enc);
+    return LMP_ENOMEM;
+  }
+  rd_kafka_resp_err_t kerr = rd_kafka_producev(
+      rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(k, strlen(k)), RD_KAFKA_V_VALUE(enc.data, enc.len),
+      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(&w), RD_KAFKA_V_HEADER("event_id", id, -1),
+      RD_KAFKA_V_HEADER("event_type", event_type, -1), RD_KAFKA_V_HEADER("correlation_id", key, -1),
+      RD_KAFKA_V_HEADER("traceparent", span, -1), RD_KAFKA_V_HEADER("content_type", ctype, -1), RD_KAFKA_V_END);
+  lmp_buf_free(&enc);
+  free(k);
+  if (kerr) {
+    snprintf(err, errlen, "the producer did not take it: %s", rd_kafka_err2str(kerr));
+    return LMP_ERETRY;
+  }
+  /* message.timeout.ms ends every message with a report: the wait is bounded, and the
+   * waiter outlives its report. */
+  while (!atomic_load(&w.done))
+    rd_kafka_poll(rk, 50);
+  if (w.err) {
+    snprintf(err, errlen, "the broker did not take it: %s", rd_kafka_err2str(w.err));
+    return lmp__kafka_permanent(w.err) ? LMP_ETOOBIG : LMP_ERETRY;
+  }
+  return 0;
+}
+
+void lmp__door_free(struct rt *rt) {
+  if (rt->door) {
+    rd_kafka_flush(rt->door, FLUSH_MS);
+    rd_kafka_destroy(rt->door);
+    rt->door = NULL;
+  }
+}

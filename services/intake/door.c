@@ -1,0 +1,189 @@
+/* The front door for web frontends, on intake's public listener: the onboarding form's
+ * page, its options, and POST /v1/onboardings, which checks a request by the same
+ * rules intake applies, answers at once (422 with every reason, 409 for a request id
+ * already used for other content), and otherwise publishes it to onboarding.requested
+ * as any frontend does and answers 202 once the broker has it. A repeat of a request
+ * answers the same without publishing it again. */
+#include "intake.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "lmp/admin.h"
+#include "lmp/error.h"
+#include "lmp/log.h"
+
+/* What the form's page needs beside itself: the choices intake accepts. */
+static int options(void *ctx, struct lmp_http_call *call) {
+  const struct intake *in = ctx;
+  json_t *regions = json_array(), *skus = json_array();
+  for (char **r = in->rules.regions; r && *r; r++)
+    json_array_append_new(regions, json_string(*r));
+  for (char **s = in->rules.skus; s && *s; s++)
+    json_array_append_new(skus, json_string(*s));
+  json_t *o = json_pack("{s:[{s:s,s:s},{s:s,s:s},{s:s,s:s}],s:o,s:o,s:i,s:i,s:i}", "licenses", "code", "MDR_CORE",
+                        "name", "MDR Core", "code", "MDR_COMPLETE", "name", "MDR Complete", "code", "MDR_CLOUD",
+                        "name", "MDR Cloud", "hosting_regions", regions, "appliance_skus", skus,
+                        "virtual_recommended_below", 10, "max_users", in->rules.max_users, "max_appliances",
+                        in->rules.max_appliances);
+  char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+  json_decref(o);
+  if (text == NULL)
+    return LMP_ENOMEM;
+  call->status = 200;
+  int r = lmp_buf_puts(call->out, text);
+  free(text);
+  return r;
+}
+
+/* 422: the request breaks the form's rules; nothing is published. */
+static int refused(struct lmp_http_call *call, const struct intake_findings *f) {
+  json_t *o = json_pack("{s:s,s:o,s:o}", "status", "rejected", "reasons", lmp_reasons_to_json(f->errors.v, f->errors.n),
+                        "warnings", lmp_reasons_to_json(f->warnings.v, f->warnings.n));
+  char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+  json_decref(o);
+  if (text == NULL)
+    return LMP_ENOMEM;
+  call->status = 422;
+  int r = lmp_buf_puts(call->out, text);
+  free(text);
+  return r;
+}
+
+/* 202: taken; the answer is where to follow it. */
+static int taken(struct lmp_http_call *call, const char *id, const struct intake_findings *f) {
+  snprintf(call->location, sizeof(call->location), "/v1/onboardings/%s", id);
+  json_t *o = json_pack("{s:s,s:s,s:s,s:o}", "onboarding_id", id, "status", "submitted", "status_url", call->location,
+                        "warnings", lmp_reasons_to_json(f->warnings.v, f->warnings.n));
+  char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+  json_decref(o);
+  if (text == NULL)
+    return LMP_ENOMEM;
+  call->status = 202;
+  int r = lmp_buf_puts(call->out, text);
+  free(text);
+  return r;
+}
+
+/* Whether intake has this request id already: 0 no, 1 with this very content, 2 with
+ * other content; -1 when the database did not answer. */
+static int known(PGconn *db, const char *id, const char *json) {
+  const char *p[] = {id, json};
+  PGresult *res = PQexecParams(db, "SELECT request = $2::jsonb FROM onboardings WHERE onboarding_id = $1", 2, NULL,
+                               p, NULL, NULL, 0);
+  int r = -1;
+  if (res && PQresultStatus(res) == PGRES_TUPLES_OK)
+    r = PQntuples(res) == 0 ? 0 : strcmp(PQgetvalue(res, 0, 0), "t") == 0 ? 1 : 2;
+  else
+    lmp_warn(NULL, "front door: %s", res ? PQresultErrorMessage(res) : PQerrorMessage(db));
+  PQclear(res);
+  return r;
+}
+
+static int submit(void *ctx, struct lmp_http_call *call) {
+  const struct intake *in = ctx;
+  const char *ctype = lmp_http_header(call, "content-type");
+  if (ctype == NULL || strncmp(ctype, "application/json", 16) != 0)
+    return lmp_admin_error(call, 415, "the body must be JSON (Content-Type: application/json)");
+  json_t *j = lmp_admin_body(call);
+  if (j == NULL)
+    return 0;
+  avro_value_t v;
+  int r = lmp_http_value(call, "onboarding.requested", &v);
+  if (r < 0) {
+    json_decref(j);
+    return lmp_admin_error(call, 503, "the request schema is not loaded");
+  }
+  char err[512], msg[600];
+  struct intake_request req = {0};
+  struct intake_findings f = {0};
+  char *json = NULL;
+  if (lmp_avro_from_json(&v, j, err, sizeof(err)) < 0) {
+    snprintf(msg, sizeof(msg), "not an onboarding request: %s", err);
+    r = lmp_admin_error(call, 400, msg);
+    goto out;
+  }
+  /* The same checks as intake's, in the same order: text first, then the rules. */
+  if ((r = intake_request_read(&v, &req)) < 0 || (r = intake_check_text(&v, &f)) < 0 ||
+      (f.errors.n == 0 && (r = intake_validate(&req, &in->rules, &f)) < 0))
+    goto out;
+  if (f.errors.n) {
+    r = refused(call, &f);
+    goto out;
+  }
+  json_t *stored = lmp_avro_to_json(&v); /* as intake will store it */
+  json = stored ? json_dumps(stored, JSON_COMPACT) : NULL;
+  json_decref(stored);
+  if (json == NULL) {
+    r = LMP_ENOMEM;
+    goto out;
+  }
+  switch (known(call->db, req.request_id, json)) {
+  case -1:
+    r = lmp_admin_error(call, 503, "database error; try again");
+    goto out;
+  case 1:
+    r = taken(call, req.request_id, &f); /* a repeat: answered the same, not sent again */
+    goto out;
+  case 2:
+    r = lmp_admin_error(call, 409, "this request id was already used for a different onboarding request; "
+                                   "submit a new request with a new id");
+    goto out;
+  }
+  r = lmp_http_publish(call, "onboarding.requested", req.request_id, &v, err, sizeof(err));
+  if (r == LMP_ETOOBIG) {
+    r = lmp_admin_error(call, 413, "the request is too large to be carried through onboarding");
+  } else if (r < 0) {
+    lmp_warn(req.request_id, "front door: not published: %s", err);
+    r = lmp_admin_error(call, 503, "the request could not be passed on now; try again");
+  } else {
+    lmp_info(req.request_id, "submitted through the front door");
+    r = taken(call, req.request_id, &f);
+  }
+out:
+  free(json);
+  intake_findings_clear(&f);
+  intake_request_clear(&req);
+  avro_value_decref(&v);
+  json_decref(j);
+  return r;
+}
+
+/* The page's files, compiled in from web/. */
+static const struct {
+  const char *suffix, *type;
+} types[] = {{".html", "text/html; charset=utf-8"},
+             {".css", "text/css; charset=utf-8"},
+             {".js", "text/javascript; charset=utf-8"},
+             {".svg", "image/svg+xml"}};
+
+static int serve(struct lmp_http_call *call, const char *name) {
+  for (const struct lmp_embedded *e = intake_web; e->name; e++) {
+    if (strcmp(e->name, name) != 0)
+      continue;
+    size_t n = strlen(name);
+    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+      size_t k = strlen(types[i].suffix);
+      if (n > k && strcmp(name + n - k, types[i].suffix) == 0)
+        call->type = types[i].type;
+    }
+    if (call->type == NULL)
+      break;
+    call->status = 200;
+    return lmp_buf_puts(call->out, e->text);
+  }
+  return lmp_admin_error(call, 404, "not found");
+}
+
+static int page(void *ctx, struct lmp_http_call *call) { return serve(call, "index.html"); }
+
+static int asset(void *ctx, struct lmp_http_call *call) { return serve(call, call->path + strlen("/form/")); }
+
+const struct lmp_http_route intake_http[] = {
+    {"GET", "/", page, 0, 0},
+    {"GET", "/form/{}", asset, 0, 0},
+    {"GET", "/v1/form", options, 0, 0},
+    {"POST", "/v1/onboardings", submit, 256 * 1024, 0},
+    {"GET", "/v1/onboardings/{}", intake_status_route, 0, 0},
+    {NULL, NULL, NULL, 0, 0},
+};
