@@ -51,6 +51,11 @@ const struct lmp_conf_entry lmp_config_entries[] = {
     {"retry.initial_ms", LMP_CONF_INT, C(retry_initial_ms), 1, 60000, "100", "first backoff after a transient fault"},
     {"retry.isolate_after", LMP_CONF_INT, C(retry_isolate_after), 1, 100, "3", "retries of a batch before its messages run one at a time, and of one message before it is dead-lettered"},
     {"retry.max_ms", LMP_CONF_INT, C(retry_max_ms), 10, 600000, "10000", "longest backoff between retries"},
+    {"schema_registry.ca_file", LMP_CONF_STR, C(registry_ca_file), 0, 1024, "", "CA certificates (PEM) that verify the registry's; empty: the system's"},
+    {"schema_registry.password_file", LMP_CONF_STR, C(registry_password_file), 0, 1024, "", "file holding the registry's basic-auth password"},
+    {"schema_registry.timeout_ms", LMP_CONF_INT, C(registry_timeout_ms), 100, 60000, "5000", "longest a call to the registry may take"},
+    {"schema_registry.url", LMP_CONF_STR, C(registry_url), 0, 1024, "", "Confluent-compatible schema registry (e.g. .../apis/ccompat/v7); set: events are framed with its ids, else single-object"},
+    {"schema_registry.username", LMP_CONF_STR, C(registry_username), 0, 255, "", "the registry's basic-auth user; empty: none"},
     {"schemas.extra_dir", LMP_CONF_STR, C(schemas_extra_dir), 0, 1024, "", "folder of other versions of the event schemas (*.avsc) to read"},
     {"shutdown.timeout_ms", LMP_CONF_INT, C(shutdown_timeout_ms), 0, 600000, "10000", "how long SIGTERM waits for Kafka to acknowledge"},
 };

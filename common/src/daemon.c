@@ -166,6 +166,42 @@ static void print_acls(const struct rt *rt) {
 }
 
 /* Everything up to the loop; 0, or the exit status. */
+/* With a schema registry, each event type the daemon emits is registered under its
+ * topic's subject (<topic>-value, as Confluent's serializers do) before anything is
+ * emitted, and its id kept; ids met in consumed messages are resolved as they come.
+ * A registry away at start is waited for a while; one that refuses a schema
+ * (incompatible with what the subject holds) stops the daemon. */
+#define REGISTRY_START_TRIES 30
+
+static int register_schemas(struct rt *rt) {
+  lmp_schemas_use_registry(rt->schemas, rt->registry);
+  size_t n = 0;
+  while (rt->svc->emits && rt->svc->emits[n])
+    n++;
+  if ((rt->emit_ids = calloc(n ? n : 1, sizeof(*rt->emit_ids))) == NULL)
+    return LMP_ENOMEM;
+  for (size_t i = 0; i < n; i++) {
+    const struct lmp_schema *s = lmp_schemas_get(rt->schemas, rt->svc->emits[i]);
+    char topic[300], subject[320], err[600];
+    lmp_topic_name(&rt->cfg, rt->svc->emits[i], topic, sizeof(topic));
+    snprintf(subject, sizeof(subject), "%s-value", topic);
+    int r = s ? LMP_ERETRY : LMP_ESCHEMA;
+    for (int t = 0; s && r == LMP_ERETRY && t < REGISTRY_START_TRIES; t++) {
+      if ((r = lmp_registry_register(rt->registry, subject, s->json, &rt->emit_ids[i], err, sizeof(err))) ==
+              LMP_ERETRY && t + 1 < REGISTRY_START_TRIES) {
+        lmp_warn(NULL, "schema registry: %s; trying again", err);
+        sleep(1);
+      }
+    }
+    if (r < 0) {
+      lmp_error(NULL, "schema registry: %s: %s", subject, s ? err : "no such schema");
+      return r;
+    }
+  }
+  lmp_info(NULL, "schema registry %s: %zu schemas registered", lmp_registry_url(rt->registry), n);
+  return 0;
+}
+
 static int start(struct rt *rt) {
   char err[600];
   int r = lmp_schemas_new(&rt->schemas, err, sizeof(err));
@@ -175,6 +211,12 @@ static int start(struct rt *rt) {
     fprintf(stderr, "lmp-%s: schemas: %s\n", rt->svc->name, err);
     return 2;
   }
+  if ((r = lmp_registry_new(&rt->registry, &rt->cfg, err, sizeof(err))) < 0) {
+    fprintf(stderr, "lmp-%s: configuration: %s\n", rt->svc->name, err);
+    return 2;
+  }
+  if (rt->registry && (r = register_schemas(rt)) < 0)
+    return 1;
   char app[80];
   snprintf(app, sizeof(app), "lmp-%s", rt->svc->name);
   if (lmp__db_init(&rt->db, &rt->cfg, rt->dbname, app) < 0) {
@@ -317,6 +359,8 @@ int lmp_service_main(const struct lmp_service *svc, int argc, char **argv) {
   free(rt->park);
   lmp__db_close(&rt->db);
   lmp_schemas_free(rt->schemas);
+  lmp_registry_free(rt->registry);
+  free(rt->emit_ids);
   if (rt->loop)
     uv_loop_close(rt->loop);
   /* The worker threads end here, while OpenSSL still runs: ending at exit, after

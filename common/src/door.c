@@ -85,7 +85,7 @@ int lmp__door_publish(void *opaque, const char *event_type, const char *key, avr
     return LMP_EINVAL;
   }
   struct lmp_buf enc = {0};
-  int r = lmp_avro_encode(s, value, &enc);
+  int r = lmp__frame_event(rt, s, value, &enc);
   if (r == 0 && enc.len > LMP_MAX_EVENT_BYTES) {
     snprintf(err, errlen, "the event has %zu bytes, over the %d an event may have", enc.len, LMP_MAX_EVENT_BYTES);
     r = LMP_ETOOBIG;
@@ -103,7 +103,7 @@ int lmp__door_publish(void *opaque, const char *event_type, const char *key, avr
   uuid_unparse_lower(u, id);
   lmp_topic_name(&rt->cfg, event_type, topic, sizeof(topic));
   lmp_traceparent(traceparent && lmp_traceparent_valid(traceparent) ? traceparent : "", span);
-  const char *ctype = "application/vnd.apache.avro+single-object";
+  const char *ctype = lmp__content_type(rt);
   struct waiter w = {0};
   char *k = strdup(key); /* librdkafka's macro takes it as not const; it copies it */
   if (k == NULL) {

@@ -21,9 +21,11 @@ int lmp__avro_null_branch(avro_schema_t s);
 /* Reads a writer's value into a reader's value, filling defaults. */
 int lmp__avro_resolve(avro_value_t *reader_value, avro_value_t *writer_value, json_t *reader_defs);
 
+#include <pthread.h>
 #include <stdint.h>
 
 #include "lmp/codec.h"
+#include "lmp/registry.h"
 
 /* Another version of an event schema, readable into the current one. */
 struct lmp_writer {
@@ -33,12 +35,35 @@ struct lmp_writer {
   avro_value_iface_t *iface; /* generic values of the writer's schema */
 };
 
-/* The schema set: the current schemas, and the other versions they read. */
+/* A schema registry id met in a message, and how to read what it frames. */
+struct lmp_by_id {
+  int32_t id;
+  const struct lmp_schema *current; /* the registry's schema is this current one */
+  struct lmp_writer writer;         /* else another version of it (writer.reader) */
+};
+
+/* Registry ids met so far. Decoding runs on several threads and fills it as it
+ * meets ids, so it has a lock; entries never move once made. */
+struct lmp_idcache {
+  pthread_mutex_t lock;
+  struct lmp_by_id **v;
+  size_t n, cap;
+  struct lmp_registry *registry; /* resolves an id not met yet; NULL: none */
+};
+
+/* The schema set: the current schemas, the other versions they read, and the
+ * registry ids met. */
 struct lmp_schemas {
   size_t n;
   struct lmp_schema *v;
   size_t nw;
   struct lmp_writer *w;
+  struct lmp_idcache *ids;
 };
+
+/* The reading of a registry id: from the cache, or from the registry. LMP_ESCHEMA
+ * when the id is unknown or unreadable, LMP_ERETRY when the registry did not answer. */
+int lmp__schemas_by_id(const struct lmp_schemas *s, int32_t id, const struct lmp_by_id **out, char *err,
+                       size_t errlen);
 
 #endif

@@ -70,6 +70,12 @@ void lmp__message_check(const struct lmp_schemas *schemas, const struct lmp_conf
 
   char err[500];
   int dr = lmp_avro_decode(schemas, raw->payload, raw->len, &x->schema, &x->value, err, sizeof(err));
+  if (dr == LMP_ERETRY) {
+    /* The registry that knows its schema did not answer: no fault of the message. */
+    x->retry = 1;
+    snprintf(x->why, sizeof(x->why), "%s", err);
+    return;
+  }
   if (dr < 0)
     return poison(x, dr == LMP_EFRAME ? "BAD_FRAMING" : dr == LMP_ESCHEMA ? "UNKNOWN_SCHEMA"
                      : dr == LMP_ETOOBIG ? "TOO_LARGE" : "UNDECODABLE", "%s", err);

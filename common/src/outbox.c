@@ -105,6 +105,19 @@ static unsigned char *dup_bytes(const void *p, size_t n) {
   return d;
 }
 
+int lmp__frame_event(const struct rt *rt, const struct lmp_schema *s, avro_value_t *value, struct lmp_buf *out) {
+  if (rt->registry == NULL)
+    return lmp_avro_encode(s, value, out);
+  for (size_t i = 0; rt->svc->emits && rt->svc->emits[i]; i++)
+    if (strcmp(rt->svc->emits[i], s->name) == 0)
+      return lmp_avro_encode_id(rt->emit_ids[i], value, out);
+  return LMP_EINVAL; /* not declared: refused before this */
+}
+
+const char *lmp__content_type(const struct rt *rt) {
+  return rt->registry ? "application/vnd.apache.avro+registry" : "application/vnd.apache.avro+single-object";
+}
+
 int lmp__row_emit(struct lmp_tx *tx, const char *event_type, const char *key, avro_value_t *value) {
   struct rt *rt = tx->rt;
   const struct lmp_schema *s = lmp_schemas_get(rt->schemas, event_type);
@@ -119,7 +132,7 @@ int lmp__row_emit(struct lmp_tx *tx, const char *event_type, const char *key, av
     return LMP_EINVAL;
   }
   struct lmp_buf enc = {0};
-  int r = lmp_avro_encode(s, value, &enc);
+  int r = lmp__frame_event(rt, s, value, &enc);
   if (r == 0 && enc.len > LMP_MAX_EVENT_BYTES) {
     snprintf(tx->why, sizeof(tx->why), "%s of %zu bytes is over the %d bytes an event may have",
              event_type, enc.len, LMP_MAX_EVENT_BYTES);
@@ -151,7 +164,7 @@ int lmp__row_emit(struct lmp_tx *tx, const char *event_type, const char *key, av
   if (r == 0) r = row_text_header(row, "event_type", event_type);
   if (r == 0) r = row_text_header(row, "correlation_id", corr);
   if (r == 0) r = row_text_header(row, "traceparent", span);
-  if (r == 0) r = row_text_header(row, "content_type", "application/vnd.apache.avro+single-object");
+  if (r == 0) r = row_text_header(row, "content_type", lmp__content_type(rt));
   if (r < 0)
     lmp__rows_truncate(tx->b, tx->b->nrows - 1);
   return r;

@@ -16,6 +16,7 @@
 
 #include "db.h"
 #include "http.h"
+#include "lmp/registry.h"
 #include "lmp/service.h"
 #include "lmp/tx.h"
 #include "metrics.h"
@@ -151,6 +152,8 @@ struct rt {
   char group[256];
   char dbname[64];
   struct lmp_schemas *schemas;
+  struct lmp_registry *registry; /* schema_registry.url: events framed with its ids */
+  int32_t *emit_ids;             /* the registry's id of each of svc->emits' schemas */
   uv_loop_t *loop;
   rd_kafka_t *consumer, *producer;
   rd_kafka_queue_t *cq, *pq;
@@ -197,6 +200,7 @@ struct lmp_msg {
   char key[LMP_KEY_MAX + 1];
   char parent[64];                  /* the incoming traceparent, when it is one */
   const char *code;                 /* why it is poison, NULL when it is not */
+  int retry;                        /* it cannot be read now (the registry away): retry the batch */
   char why[600];
   const struct lmp_schema *schema;
   avro_value_t value;
@@ -234,6 +238,10 @@ int lmp__kafka_check_props(const struct lmp_kvs *props, char *err, size_t errlen
 void lmp__kafka_stop(struct rt *rt);            /* leave the group, flush, stop the pipes */
 void lmp__kafka_free(struct rt *rt);            /* after every message is destroyed */
 int lmp__kafka_permanent(rd_kafka_resp_err_t err); /* the broker will never take it */
+/* An event's bytes as this daemon frames them (with its registry id, or
+ * single-object), and the content_type header that says which. */
+int lmp__frame_event(const struct rt *rt, const struct lmp_schema *s, avro_value_t *value, struct lmp_buf *out);
+const char *lmp__content_type(const struct rt *rt);
 /* HTTP routes' events (door.c): lmp_http_host's functions, and the end. */
 int lmp__door_value(void *rt, const char *event_type, avro_value_t *out);
 int lmp__door_publish(void *rt, const char *event_type, const char *key, avro_value_t *value,

@@ -32,8 +32,23 @@ void lmp_schemas_free(struct lmp_schemas *s) {
   }
   free(s->w);
   free(s->v);
+  if (s->ids) {
+    for (size_t i = 0; i < s->ids->n; i++) {
+      struct lmp_by_id *b = s->ids->v[i];
+      if (b->current == NULL) {
+        avro_value_iface_decref(b->writer.iface);
+        avro_schema_decref(b->writer.avro);
+      }
+      free(b);
+    }
+    free(s->ids->v);
+    pthread_mutex_destroy(&s->ids->lock);
+    free(s->ids);
+  }
   free(s);
 }
+
+void lmp_schemas_use_registry(struct lmp_schemas *s, struct lmp_registry *r) { s->ids->registry = r; }
 
 static int load_one(struct lmp_schema *out, const char *file, json_t *schema, json_t *defs,
                     char *err, size_t errlen) {
@@ -82,7 +97,9 @@ int lmp_schemas_new(struct lmp_schemas **out, char *err, size_t errlen) {
   struct lmp_schemas *s = calloc(1, sizeof(*s));
   json_t *defs = json_object();
   json_t **parsed = calloc(n ? n : 1, sizeof(*parsed));
-  int r = (s && defs && parsed) ? 0 : LMP_ENOMEM;
+  int r = (s && defs && parsed && (s->ids = calloc(1, sizeof(*s->ids)))) ? 0 : LMP_ENOMEM;
+  if (r == 0)
+    pthread_mutex_init(&s->ids->lock, NULL);
   if (r == 0 && (s->v = calloc(n ? n : 1, sizeof(*s->v))) == NULL)
     r = LMP_ENOMEM;
   /* First every file's named types, so that any file may refer to any other. */

@@ -268,11 +268,17 @@ static int apply_messages(struct lmp_tx *tx) {
   struct lmp_msg *xs = calloc(b->n, sizeof(*xs));
   if (xs == NULL)
     return LMP_ENOMEM;
+  int r = 0;
   for (size_t i = 0; i < b->n; i++) {
     lmp__message_check(tx->rt->schemas, &tx->rt->cfg, tx->rt->svc->routes, &b->raws[i], &xs[i]);
     xs[i].raw = &b->raws[i];
+    if (xs[i].retry && r == 0) {
+      snprintf(b->err, sizeof(b->err), "%s", xs[i].why);
+      r = LMP_ERETRY;
+    }
   }
-  int r = b->isolate ? apply_isolated(tx, xs, b->n) : apply_fast(tx, xs, b->n);
+  if (r == 0)
+    r = b->isolate ? apply_isolated(tx, xs, b->n) : apply_fast(tx, xs, b->n);
   msgs_free(xs, b->n);
   return r;
 }

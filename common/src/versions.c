@@ -74,7 +74,10 @@ static int parse_version(const struct lmp_schemas *s, const char *json, avro_sch
   return 0;
 }
 
-int lmp_schemas_add_writer(struct lmp_schemas *s, const char *json, char *err, size_t errlen) {
+/* How the set reads a version: *is_current when it is a current schema itself, else
+ * a writer resolved into the current one (the caller owns its schema and iface). */
+static int reading_of(const struct lmp_schemas *s, const char *json, struct lmp_writer *out,
+                      const struct lmp_schema **is_current, char *err, size_t errlen) {
   avro_schema_t w;
   uint64_t fp;
   const struct lmp_schema *cur;
@@ -83,9 +86,9 @@ int lmp_schemas_add_writer(struct lmp_schemas *s, const char *json, char *err, s
   if (r < 0)
     return r;
   json_decref(wdefs);
-  if (lmp_schemas_by_fingerprint(s, fp) != NULL) {
+  if ((*is_current = lmp_schemas_by_fingerprint(s, fp)) != NULL) {
     avro_schema_decref(w);
-    return 0; /* the current version itself */
+    return 0;
   }
   char why[300];
   if (lmp__avro_can_read(cur->avro, w, cur->defs, why, sizeof(why)) < 0) {
@@ -94,15 +97,86 @@ int lmp_schemas_add_writer(struct lmp_schemas *s, const char *json, char *err, s
     return LMP_ESCHEMA;
   }
   avro_value_iface_t *iface = avro_generic_class_from_schema(w);
-  struct lmp_writer *nw = iface ? realloc(s->w, (s->nw + 1) * sizeof(*nw)) : NULL;
-  if (nw == NULL) {
-    if (iface)
-      avro_value_iface_decref(iface);
+  if (iface == NULL) {
     avro_schema_decref(w);
     return LMP_ENOMEM;
   }
+  *out = (struct lmp_writer){fp, w, cur, iface};
+  return 0;
+}
+
+int lmp_schemas_add_writer(struct lmp_schemas *s, const char *json, char *err, size_t errlen) {
+  struct lmp_writer w;
+  const struct lmp_schema *same;
+  int r = reading_of(s, json, &w, &same, err, errlen);
+  if (r < 0 || same)
+    return r; /* a current version needs nothing more */
+  struct lmp_writer *nw = realloc(s->w, (s->nw + 1) * sizeof(*nw));
+  if (nw == NULL) {
+    avro_value_iface_decref(w.iface);
+    avro_schema_decref(w.avro);
+    return LMP_ENOMEM;
+  }
   s->w = nw;
-  s->w[s->nw++] = (struct lmp_writer){fp, w, cur, iface};
+  s->w[s->nw++] = w;
+  return 0;
+}
+
+static const struct lmp_by_id *cached(struct lmp_idcache *c, int32_t id) {
+  for (size_t i = 0; i < c->n; i++)
+    if (c->v[i]->id == id)
+      return c->v[i];
+  return NULL;
+}
+
+int lmp__schemas_by_id(const struct lmp_schemas *s, int32_t id, const struct lmp_by_id **out, char *err,
+                       size_t errlen) {
+  struct lmp_idcache *c = s->ids;
+  pthread_mutex_lock(&c->lock);
+  *out = cached(c, id);
+  pthread_mutex_unlock(&c->lock);
+  if (*out)
+    return 0;
+  if (c->registry == NULL) {
+    snprintf(err, errlen, "framed with schema registry id %d, and no schema_registry.url is set", (int)id);
+    return LMP_ESCHEMA;
+  }
+  /* Asked without the lock: two threads may ask for the same id; the first kept wins. */
+  char *json = NULL, why[400];
+  int r = lmp_registry_schema(c->registry, id, &json, why, sizeof(why));
+  struct lmp_by_id *b = r == 0 ? calloc(1, sizeof(*b)) : NULL;
+  if (r == 0 && b == NULL)
+    r = LMP_ENOMEM;
+  if (r == 0 && (r = reading_of(s, json, &b->writer, &b->current, why, sizeof(why))) < 0 && r != LMP_ENOMEM)
+    r = LMP_ESCHEMA;
+  free(json);
+  if (r < 0) {
+    snprintf(err, errlen, "schema registry id %d: %s", (int)id, why);
+    free(b);
+    return r;
+  }
+  b->id = id;
+  pthread_mutex_lock(&c->lock);
+  const struct lmp_by_id *other = cached(c, id);
+  struct lmp_by_id **nv = other || c->n < c->cap ? c->v : realloc(c->v, (c->cap * 2 + 8) * sizeof(*nv));
+  if (other == NULL && nv) {
+    if (nv != c->v) {
+      c->v = nv;
+      c->cap = c->cap * 2 + 8;
+    }
+    c->v[c->n++] = b;
+  }
+  pthread_mutex_unlock(&c->lock);
+  if (other || nv == NULL) {
+    if (b->current == NULL) {
+      avro_value_iface_decref(b->writer.iface);
+      avro_schema_decref(b->writer.avro);
+    }
+    free(b);
+    if (nv == NULL)
+      return LMP_ENOMEM;
+  }
+  *out = other ? other : b;
   return 0;
 }
 

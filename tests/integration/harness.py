@@ -36,6 +36,23 @@ SECRETS = os.path.join(STACK_DIR, "secrets")
 CONFIG = os.path.join(STACK_DIR, "config")
 # The stack is secured unless it was brought up with LMP_STACK_SECURITY=plaintext.
 SECURED = os.path.exists(os.path.join(SECRETS, "ca.crt"))
+REGISTRY_PORT = int(os.environ.get("LMP_REGISTRY_PORT", KAFKA_PORT + 88))
+REGISTRY_URL = f"{'https' if SECURED else 'http'}://127.0.0.1:{REGISTRY_PORT}/apis/ccompat/v7"
+
+
+def registry_env(url=REGISTRY_URL):
+    """A daemon's settings for framing its events with the stack's schema registry."""
+    return {"LMP_SCHEMA_REGISTRY_URL": url,
+            "LMP_SCHEMA_REGISTRY_CA_FILE": os.path.join(SECRETS, "ca.crt") if SECURED else ""}
+
+
+def registry_client(url=REGISTRY_URL):
+    """confluent-kafka's own registry client, for its AvroSerializer and AvroDeserializer."""
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+    conf = {"url": url}
+    if SECURED:
+        conf["ssl.ca.location"] = os.path.join(SECRETS, "ca.crt")
+    return SchemaRegistryClient(conf)
 
 
 def secret(name):
@@ -170,7 +187,7 @@ def load_schemas():
         canon = to_parsing_canonical_form(parsed)
         # fastavro spells the fingerprint as its little-endian bytes, as framed on the wire.
         fp = int.from_bytes(bytes.fromhex(fingerprint(canon, "CRC-64-AVRO")), "little")
-        out[name] = {"schema": parsed, "canonical": canon, "fp": fp}
+        out[name] = {"schema": parsed, "canonical": canon, "fp": fp, "json": json.dumps(full)}
     return out
 
 

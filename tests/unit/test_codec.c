@@ -1,4 +1,4 @@
-/* Single-object framing, bounded decoding and JSON conversion of every schema. */
+/* Single-object and registry framing, bounded decoding and JSON conversion of every schema. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -124,6 +124,33 @@ static void bad_framing(void **state) {
   free(big);
 }
 
+/* Registry framing: the id in big-endian after a zero byte; without a registry the
+ * id cannot be read, and the error says why. */
+static void registry_framing(void **state) {
+  const struct lmp_schema *s = lmp_schemas_get(S, "onboarding.requested");
+  json_t *j = load_example("virtual-core.json");
+  avro_value_t v;
+  char err[300] = "";
+  assert_int_equal(avro_generic_value_new(s->iface, &v), 0);
+  assert_int_equal(lmp_avro_from_json(&v, j, err, sizeof(err)), 0);
+  struct lmp_buf msg = {0}, soe = {0};
+  assert_int_equal(lmp_avro_encode_id(0x01020304, &v, &msg), 0);
+  assert_int_equal(lmp_avro_encode(s, &v, &soe), 0);
+  const unsigned char *m = (const unsigned char *)msg.data;
+  assert_int_equal(m[0], 0);
+  assert_int_equal(m[1], 1);
+  assert_int_equal(m[4], 4);
+  assert_int_equal(msg.len - LMP_REGISTRY_HEADER_LEN, soe.len - LMP_SOE_HEADER_LEN);
+  assert_memory_equal(msg.data + LMP_REGISTRY_HEADER_LEN, soe.data + LMP_SOE_HEADER_LEN, soe.len - LMP_SOE_HEADER_LEN);
+  assert_int_equal(decode_err(msg.data, msg.len, err, sizeof(err)), LMP_ESCHEMA);
+  assert_non_null(strstr(err, "registry id 16909060, and no schema_registry.url is set"));
+  assert_int_equal(decode_err("\0\0\0", 3, err, sizeof(err)), LMP_EFRAME); /* too short for an id */
+  avro_value_decref(&v);
+  json_decref(j);
+  lmp_buf_free(&msg);
+  lmp_buf_free(&soe);
+}
+
 static void every_truncation_fails(void **state) {
   json_t *j = load_example("physical-complete.json");
   struct lmp_buf msg = {0};
@@ -222,7 +249,7 @@ int main(void) {
       cmocka_unit_test(round_trip_examples),  cmocka_unit_test(fingerprint_is_canonical_crc),
       cmocka_unit_test(bad_framing),          cmocka_unit_test(every_truncation_fails),
       cmocka_unit_test(lying_lengths),        cmocka_unit_test(check_walker),
-      cmocka_unit_test(json_errors),
+      cmocka_unit_test(json_errors),          cmocka_unit_test(registry_framing),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

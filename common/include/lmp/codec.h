@@ -12,6 +12,8 @@
 
 /* Single-object encoding: 2 marker bytes, 8-byte little-endian fingerprint, body. */
 #define LMP_SOE_HEADER_LEN 10
+/* A schema registry's framing: a zero byte, the 4-byte big-endian schema id, body. */
+#define LMP_REGISTRY_HEADER_LEN 5
 /* The largest message body the decoder accepts; Avro-C trusts encoded lengths. */
 #define LMP_MAX_MESSAGE_BYTES (1024 * 1024)
 /* The largest event a daemon emits: under the producer's message.max.bytes
@@ -68,9 +70,18 @@ int lmp_avro_check(avro_schema_t schema, const void *body, size_t len, char *err
 
 /* Frames a value: appends the single-object header and binary body to out. */
 int lmp_avro_encode(const struct lmp_schema *schema, avro_value_t *value, struct lmp_buf *out);
+/* Frames a value as a schema registry's clients do: a zero byte, the schema's id
+ * (4 bytes, big-endian), the binary body. */
+int lmp_avro_encode_id(int32_t id, avro_value_t *value, struct lmp_buf *out);
+/* Registry framing is read with the ids this registry resolves (NULL: none; the
+ * registry must outlive the set). Both framings are always read. */
+struct lmp_registry;
+void lmp_schemas_use_registry(struct lmp_schemas *s, struct lmp_registry *r);
 
-/* Decodes a framed message. On success *schema is the writer's schema and *value a
- * new generic value the caller releases with avro_value_decref. */
+/* Decodes a framed message, single-object (C3 01, fingerprint) or registry (00, id).
+ * On success *schema is the current schema of its event type and *value a new generic
+ * value the caller releases with avro_value_decref. LMP_ERETRY: the registry that
+ * would resolve its id did not answer. */
 int lmp_avro_decode(const struct lmp_schemas *s, const void *msg, size_t len,
                     const struct lmp_schema **schema, avro_value_t *value, char *err,
                     size_t errlen);

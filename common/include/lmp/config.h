@@ -101,6 +101,9 @@ struct lmp_config {
   int outbox_sweep_ms;       /* how often rows left by a crash are republished */
   char *log_level;
   char *schemas_extra_dir;   /* other versions of the event schemas to read */
+  char *registry_url;        /* a schema registry: events framed with its ids; empty: single-object */
+  char *registry_ca_file, *registry_username, *registry_password_file;
+  int registry_timeout_ms;
 };
 
 extern const struct lmp_conf_entry lmp_config_entries[];
