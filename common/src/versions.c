@@ -142,18 +142,18 @@ int lmp__schemas_by_id(const struct lmp_schemas *s, int32_t id, const struct lmp
     return LMP_ESCHEMA;
   }
   /* Asked without the lock: two threads may ask for the same id; the first kept wins. */
-  char *json = NULL, why[400];
+  char *json = NULL, why[400] = "";
+  struct lmp_by_id *b = NULL;
   int r = lmp_registry_schema(c->registry, id, &json, why, sizeof(why));
-  struct lmp_by_id *b = r == 0 ? calloc(1, sizeof(*b)) : NULL;
-  if (r == 0 && b == NULL)
+  if (r == 0 && (b = calloc(1, sizeof(*b))) == NULL)
     r = LMP_ENOMEM;
   if (r == 0 && (r = reading_of(s, json, &b->writer, &b->current, why, sizeof(why))) < 0 && r != LMP_ENOMEM)
     r = LMP_ESCHEMA;
   free(json);
-  if (r < 0) {
+  if (r < 0 || b == NULL) {
     snprintf(err, errlen, "schema registry id %d: %s", (int)id, why);
     free(b);
-    return r;
+    return r < 0 ? r : LMP_ENOMEM;
   }
   b->id = id;
   pthread_mutex_lock(&c->lock);

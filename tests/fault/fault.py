@@ -5,8 +5,11 @@ checker then proves from the daemons' tables, the topics and the SMTP server tha
 nothing was lost or done twice, and prints its figures.
 
     fault.py [--requests N] [--poison N] [--kill-every SECONDS] [--seed N]
+             [--instances N] [--kill-leader]
 
-Run by CTest in a short version; deploy/fault runs it at full size."""
+Run by CTest in a short version; deploy/fault runs it at full size, and
+deploy/cluster-test on a three-broker cluster: N instances of every daemon, and
+instead of a broker restart, the leader of a partition SIGKILLed and restarted."""
 import argparse
 import os
 import random
@@ -86,6 +89,10 @@ def main():
     ap.add_argument("--kill-every", type=float, default=3.0)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--rate", type=float, default=400.0, help="requests per second offered")
+    ap.add_argument("--instances", type=int, default=0,
+                    help="instances of every daemon (default: one each, two of allocation and fulfilment)")
+    ap.add_argument("--kill-leader", action="store_true",
+                    help="SIGKILL the broker leading a partition of the requests, and restart it (a cluster)")
     args = ap.parse_args()
     rng = random.Random(args.seed)
     ns = Namespace("fault")
@@ -97,8 +104,13 @@ def main():
     figures = {}
     try:
         ns.start_all(**env)
-        ns.start("allocation", **env)
-        ns.start("appliance-fulfilment", **env)
+        if args.instances:
+            for _ in range(args.instances - 1):
+                for service in SERVICES:
+                    ns.start(service, **env)
+        else:
+            ns.start("allocation", **env)
+            ns.start("appliance-fulfilment", **env)
         for service, data in [("allocation", {
                 "partners": [{"partner_id": "partner-fault-short", "name": "Short"}],
                 "pools": [{"partner_id": "partner-northwind", "product": p, "total": 10_000_000}
@@ -122,6 +134,22 @@ def main():
         stop = threading.Event()
         chaos = {"kills": 0, "pg_restarts": 0, "kafka_restarts": 0}
 
+        def broker_failure():
+            """The whole broker down and up; in a cluster, the leader of the requests'
+            partition 0 killed outright, and restarted a few seconds later."""
+            if not args.kill_leader:
+                subprocess.run([STACK, "kafka-down"], check=True, capture_output=True)
+                time.sleep(3)
+                subprocess.run([STACK, "kafka-up"], check=True, capture_output=True)
+                return
+            topic = ns.topic("onboarding.requested")
+            leader = ns.producer.list_topics(topic, timeout=10).topics[topic].partitions[0].leader
+            node = str(leader - 1)  # node ids count from 1, the stack's nodes from 0
+            subprocess.run([STACK, "kafka-node-kill", node], check=True, capture_output=True)
+            chaos["killed_leader_node"] = node
+            time.sleep(5)
+            subprocess.run([STACK, "kafka-node-up", node], check=True, capture_output=True)
+
         def chaos_loop(duration):
             t0 = time.time()
             did_pg = did_kafka = False
@@ -143,9 +171,7 @@ def main():
                     chaos["pg_restarts"] += 1
                     did_pg = True
                 elif did_pg and not did_kafka and elapsed > 2 * duration / 3:
-                    subprocess.run([STACK, "kafka-down"], check=True, capture_output=True)
-                    time.sleep(3)
-                    subprocess.run([STACK, "kafka-up"], check=True, capture_output=True)
+                    broker_failure()
                     chaos["kafka_restarts"] += 1
                     did_kafka = True
 
@@ -215,6 +241,9 @@ def main():
         figures["total_seconds"] = round(time.time() - t_start, 1)
     except Failure as e:
         failure = str(e)
+    except Exception:  # noqa: BLE001 - whatever broke, the daemons are stopped below
+        import traceback
+        failure = traceback.format_exc()
     problems = [p for p in ns.close() if "exit status" not in p or "SIGTERM" not in p] if failure else ns.close()
     for k, v in figures.items():
         print(f"  {k:<28} {v}")

@@ -27,7 +27,9 @@ from fastavro.schema import fingerprint, parse_schema, to_parsing_canonical_form
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.environ.get("LMP_BUILD_DIR", os.path.join(ROOT, "build"))
 KAFKA_PORT = int(os.environ.get("LMP_KAFKA_PORT", "29092"))
-BROKERS = f"127.0.0.1:{KAFKA_PORT}"
+# Every node of the stack's broker (deploy/stack: node i at LMP_KAFKA_PORT + 10 i).
+NODES = int(os.environ.get("LMP_KAFKA_NODES", "1"))
+BROKERS = ",".join(f"127.0.0.1:{KAFKA_PORT + 10 * i}" for i in range(NODES))
 PG_PORT = int(os.environ.get("LMP_PG_PORT", "25432"))
 SMTP_PORT = int(os.environ.get("LMP_SMTP_PORT", "22525"))
 STACK_DIR = os.environ.get("LMP_STACK_DIR", os.path.join(BUILD, "stack"))
@@ -302,7 +304,7 @@ class Namespace:
 
     def admin_post(self, service, path, obj, token=None):
         """POST to a daemon's admin route with the operator's token."""
-        return http_post(self.admin[service] + path, obj, token=token or secret("admin-token"))
+        return http_post(self.admin[service] + path, obj, token=token or secret("admin-token"), timeout=120)
 
     def admin_get(self, service, path):
         return http_get(self.admin[service] + path, token=secret("admin-token"))
@@ -621,6 +623,9 @@ def run(test):
         test(ns)
     except Failure as e:
         failure = str(e)
+    except Exception:  # noqa: BLE001 - whatever broke, the daemons are stopped below
+        import traceback
+        failure = traceback.format_exc()
     problems = ns.close()
     if failure is None and problems:
         failure = "; ".join(problems)

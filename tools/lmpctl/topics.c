@@ -25,11 +25,11 @@ int cmd_topics_create(char **args, int nargs, const struct ctl_opts *o) {
     if (!is_event(lmp_schemas_at(s, i)))
       continue;
     lmp_topic_name(&cfg, lmp_schemas_at(s, i)->name, names[n], sizeof(names[n]));
-    topics[n] = rd_kafka_NewTopic_new(names[n], partitions, 1, err, sizeof(err));
+    topics[n] = rd_kafka_NewTopic_new(names[n], partitions, -1, err, sizeof(err));
     n++;
   }
   snprintf(names[n], sizeof(names[n]), "%s", cfg.dead_letter_topic);
-  topics[n] = rd_kafka_NewTopic_new(names[n], partitions, 1, err, sizeof(err));
+  topics[n] = rd_kafka_NewTopic_new(names[n], partitions, -1, err, sizeof(err));
   n++;
   int rc = 1;
   time_t deadline = time(NULL) + wait_s;
