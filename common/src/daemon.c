@@ -40,7 +40,8 @@ void lmp__daemon_finish(struct rt *rt) {
   uv_handle_t *handles[] = {(uv_handle_t *)&rt->tick,     (uv_handle_t *)&rt->retry,
                             (uv_handle_t *)&rt->resend,   (uv_handle_t *)&rt->sweep,
                             (uv_handle_t *)&rt->svc_tick, (uv_handle_t *)&rt->deadline,
-                            (uv_handle_t *)&rt->sigterm,  (uv_handle_t *)&rt->sigint};
+                            (uv_handle_t *)&rt->sigterm,  (uv_handle_t *)&rt->sigint,
+                            (uv_handle_t *)&rt->wake};
   for (size_t i = 0; i < sizeof(handles) / sizeof(handles[0]); i++)
     close_handle(handles[i]);
   if (rt->txn) {
@@ -244,6 +245,8 @@ static int start(struct rt *rt) {
     lmp_error(NULL, "http: %s", err);
   } else if ((r = write_port_file(rt, err, sizeof(err))) < 0) {
     lmp_error(NULL, "http.port_file: %s", err);
+  } else if ((r = lmp__background_start(rt)) < 0) {
+    lmp_error(NULL, "cannot start the background threads");
   }
   if (r < 0) {
     rt->exit_code = 1;
@@ -345,6 +348,7 @@ int lmp_service_main(const struct lmp_service *svc, int argc, char **argv) {
     uv_run(rt->loop, UV_RUN_DEFAULT);
     status = rt->exit_code;
   }
+  lmp__background_free(rt);
   lmp_http_stop(rt->http);
   lmp__door_free(rt);
   lmp__pipeline_free(rt);

@@ -218,8 +218,12 @@ static void after_work_cb(uv_work_t *w, int status) {
   for (size_t i = 0; i < b->ndel; i++)
     free(b->del_ids[i]);
   b->ndel = 0;
-  if (b->wake)
+  if (b->wake) {
     rt->tick_wanted = 1;
+    lmp__background_wake(rt);
+  } else if (b->kind == BATCH_SWEEP) {
+    lmp__background_wake(rt); /* the first one made the tables they wait for */
+  }
   atomic_fetch_add(&rt->m.outbox_backlog, (int64_t)b->nrows);
   set_state(b, BATCH_PUBLISHING);
   publish(rt, b);
@@ -450,6 +454,7 @@ void lmp__pipeline_start(struct rt *rt) {
 
 void lmp__pipeline_drain(struct rt *rt) {
   rt->draining = 1;
+  lmp__background_stop(rt);
   atomic_store(&rt->m.draining, 1);
   uv_timer_stop(&rt->sweep);
   uv_timer_stop(&rt->svc_tick);

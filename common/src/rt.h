@@ -167,6 +167,8 @@ struct rt {
   uv_work_t work;
   struct lmp_db db;            /* the worker's connection */
   struct lmp_http *http;
+  uv_async_t wake;             /* lmp_service_wake: the tick, asked from any thread */
+  struct lmp_background *background; /* svc->background's threads (background.c) */
   struct lmp_http_host host;   /* what HTTP routes may use of the runtime */
   rd_kafka_t *door;            /* the producer of HTTP routes' events (door.c), made on first use */
   pthread_mutex_t door_lock;
@@ -212,11 +214,13 @@ struct lmp_msg {
 /* The transaction handed to handlers. */
 struct lmp_tx {
   struct rt *rt;
-  struct batch *b;
+  struct lmp_db *db;           /* the worker's connection, or a background thread's */
+  struct batch *b;             /* NULL in background work */
   const struct lmp_event *ev;  /* the event being handled; NULL in sweeps and ticks */
   char traceparent[64];        /* the current span, continued by emitted events */
   char correlation[LMP_ID_MAX + 1];
   char why[400];               /* a handler's reason for refusing (lmp_tx_reject) */
+  int wake;                    /* background work asked for the tick (lmp_tx_wake) */
 };
 
 /* daemon.c */
@@ -242,6 +246,12 @@ int lmp__kafka_permanent(rd_kafka_resp_err_t err); /* the broker will never take
  * single-object), and the content_type header that says which. */
 int lmp__frame_event(const struct rt *rt, const struct lmp_schema *s, avro_value_t *value, struct lmp_buf *out);
 const char *lmp__content_type(const struct rt *rt);
+/* background.c: the service's background threads; start also sets up
+ * lmp_service_wake. Stop asks them to end after their current call, free joins. */
+int lmp__background_start(struct rt *rt);
+void lmp__background_wake(struct rt *rt);
+void lmp__background_stop(struct rt *rt);
+void lmp__background_free(struct rt *rt);
 /* HTTP routes' events (door.c): lmp_http_host's functions, and the end. */
 int lmp__door_value(void *rt, const char *event_type, avro_value_t *out);
 int lmp__door_publish(void *rt, const char *event_type, const char *key, avro_value_t *value,

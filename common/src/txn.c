@@ -20,11 +20,11 @@
 
 int lmp_tx_query(struct lmp_tx *tx, const char *sql, int nparams, const char *const *params,
                  PGresult **res) {
-  return lmp__db_query(&tx->rt->db, sql, nparams, params, NULL, NULL, 1, res);
+  return lmp__db_query(tx->db, sql, nparams, params, NULL, NULL, 1, res);
 }
 
 int lmp_tx_command(struct lmp_tx *tx, const char *sql, int nparams, const char *const *params) {
-  return lmp__db_query(&tx->rt->db, sql, nparams, params, NULL, NULL, 1, NULL);
+  return lmp__db_query(tx->db, sql, nparams, params, NULL, NULL, 1, NULL);
 }
 
 int lmp_tx_exists(struct lmp_tx *tx, const char *sql, int nparams, const char *const *params, int *found) {
@@ -37,7 +37,7 @@ int lmp_tx_exists(struct lmp_tx *tx, const char *sql, int nparams, const char *c
   return 0;
 }
 
-const char *lmp_tx_db_error(struct lmp_tx *tx) { return tx->rt->db.err; }
+const char *lmp_tx_db_error(struct lmp_tx *tx) { return tx->db->err; }
 
 int lmp_tx_reject(struct lmp_tx *tx, const char *fmt, ...) {
   va_list ap;
@@ -57,6 +57,8 @@ int lmp_tx_value(struct lmp_tx *tx, const char *event_type, avro_value_t *out) {
 }
 
 int lmp_tx_emit(struct lmp_tx *tx, const char *event_type, const char *key, avro_value_t *value) {
+  if (tx->b == NULL)
+    return lmp_tx_reject(tx, "background work emits nothing: its tick does (lmp_tx_wake)");
   return lmp__row_emit(tx, event_type, key, value);
 }
 
@@ -65,10 +67,15 @@ void lmp_tx_follow(struct lmp_tx *tx, const char *correlation_id, const char *tr
   lmp_traceparent(traceparent, tx->traceparent);
 }
 
-void lmp_tx_wake(struct lmp_tx *tx) { tx->b->wake = 1; }
+void lmp_tx_wake(struct lmp_tx *tx) {
+  if (tx->b)
+    tx->b->wake = 1; /* acted on once the batch commits */
+  else
+    tx->wake = 1; /* background work: once its own transaction commits */
+}
 
 int lmp_tx_checkpoint(struct lmp_tx *tx) {
-  if (tx->b->kind != BATCH_TICK)
+  if (tx->b == NULL || tx->b->kind != BATCH_TICK)
     return LMP_EINVAL; /* a consumed batch commits once, with its inbox */
   int r = lmp__outbox_flush(tx->rt, tx->b);
   if (r == 0)
@@ -322,7 +329,7 @@ static int transaction(struct lmp_tx *tx) {
 }
 
 void lmp__txn_run(struct rt *rt, struct batch *b) {
-  struct lmp_tx tx = {.rt = rt, .b = b};
+  struct lmp_tx tx = {.rt = rt, .db = &rt->db, .b = b};
   b->err[0] = '\0';
   int r = lmp__db_ensure(&rt->db);
   if (r == 0 && !atomic_load(&rt->m.migrated)) {

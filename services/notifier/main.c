@@ -21,11 +21,13 @@ int main(int argc, char **argv) {
       .tick = notifier_tick,
       .purge = notifier_purge,
       .metrics = notifier_metrics,
-      .tick_ms = 250,
+      .background = notifier_send_next,
+      .background_threads = NOTIFIER_SENDERS,
+      /* The tick emits confirmed when the senders ask; the period is a safety net. */
+      .tick_ms = 1000,
       .ctx = &n,
   };
   int rc = lmp_service_main(&svc, argc, argv);
-  curl_easy_cleanup(n.curl);
   curl_global_cleanup();
   return rc;
 }

@@ -1,6 +1,7 @@
 /* On shipping-completed, owe the partner a confirmation and the administrator an
- * invitation; on failed, a failure notice; on a dispatch, the tracking. A periodic
- * tick sends what is owed and, once both onboarding mails are out, emits confirmed. */
+ * invitation; on failed, a failure notice; on a dispatch, the tracking. Senders on
+ * threads of their own send what is owed as soon as it is committed (send.c); the
+ * tick emits confirmed once both onboarding mails are out. */
 #include "notifier.h"
 
 #include <stdio.h>
@@ -20,7 +21,6 @@ const struct lmp_conf_entry notifier_conf[] = {
     {"notifier.from_address", LMP_CONF_STR, N(from_address), 3, 254, "onboarding@lmp.example.com", "sender of every mail"},
     {"notifier.from_name", LMP_CONF_STR, N(from_name), 0, 100, "License Management Portal", "sender's display name"},
     {"notifier.max_attempts", LMP_CONF_INT, N(max_attempts), 1, 1000, "10", "attempts at one mail before it is given up as failed"},
-    {"notifier.per_tick", LMP_CONF_INT, N(per_tick), 1, 10000, "500", "mails sent per tick at most (a tick also stops after a second)"},
     {"notifier.retry_max_s", LMP_CONF_INT, N(retry_max_s), 1, 86400, "300", "longest wait before retrying a mail"},
     {"notifier.smtp_timeout_s", LMP_CONF_INT, N(smtp_timeout_s), 1, 300, "10", "SMTP connect timeout"},
     {"notifier.smtp_url", LMP_CONF_STR, N(smtp_url), 7, 1024, "smtp://127.0.0.1:2525", "SMTP server, smtp://host:port"},
@@ -42,7 +42,7 @@ int notifier_configured(void *ctx, char *err, size_t errlen) {
   return 0;
 }
 
-/* Owes one mail: rendered now, stored with the state change, sent by the tick. */
+/* Owes one mail: rendered now, stored with the state change, sent by a sender. */
 static int owe(struct lmp_tx *tx, const char *id, const char *kind, const char *template,
                const char *to, json_t *vars) {
   struct notifier *n = lmp_tx_ctx(tx);
@@ -55,6 +55,7 @@ static int owe(struct lmp_tx *tx, const char *id, const char *kind, const char *
   const char *p[] = {id, kind, to, subject, body};
   r = lmp_tx_command(tx, "INSERT INTO mails(onboarding_id, kind, recipient, subject, body) "
                          "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING", 5, p);
+  lmp_tx_wake(tx); /* the senders, once this commits */
   free(subject);
   free(body);
   return r;

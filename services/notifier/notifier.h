@@ -16,10 +16,8 @@ struct notifier {
   char *from_name;
   char *template_dir;   /* empty: the built-in templates */
   int smtp_timeout_s;
-  int per_tick;         /* mails sent per tick at most */
   int retry_max_s;      /* longest wait between two attempts at one mail */
   int max_attempts;     /* attempts before a mail is given up */
-  void *curl;           /* one libcurl handle, kept so its SMTP connection is reused */
   atomic_uint_fast64_t mails_sent, attempts_failed, mails_failed;
 };
 
@@ -31,6 +29,9 @@ extern const size_t notifier_conf_n;
 extern const struct lmp_route notifier_routes[];
 extern const struct lmp_http_route notifier_http[];
 int notifier_configured(void *ctx, char *err, size_t errlen);
+/* The senders (background threads): one mail per call. */
+#define NOTIFIER_SENDERS 4
+int notifier_send_next(struct lmp_tx *tx);
 int notifier_tick(struct lmp_tx *tx);
 int notifier_purge(struct lmp_tx *tx, int days);
 int notifier_metrics(void *ctx, const char *service, struct lmp_buf *out);

@@ -1,5 +1,7 @@
-/* The notifier's tick: sends the mails that are due, one per transaction, and emits
+/* The notifier's senders send the mails that are due, one per transaction; its tick emits
  * onboarding.confirmed for each onboarding whose two mails are settled. */
+#include <curl/curl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,62 +53,70 @@ static int give_up(struct lmp_tx *tx, const char *id, const char *kind, const ch
   return r;
 }
 
-/* Sends what is due, one mail per transaction: each is locked (SKIP LOCKED lets
- * several notifiers share the work), sent, and recorded before the next, so a crash
- * re-sends at most the one mail in flight, with the same Message-ID. A mail that
- * fails waits longer each time (up to retry_max_s) while the others go out, and is
- * given up after max_attempts, or at once when it can never go. */
-static int send_due(struct lmp_tx *tx, struct notifier *n) {
-  int r = 0;
-  /* A slow SMTP server must not keep the consumer waiting: a tick ends after a
-   * second and the rest waits for the next one. */
-  int64_t until = lmp_now_ms() + 1000;
-  for (int sent = 0; r == 0 && sent < n->per_tick && lmp_now_ms() < until; sent++) {
-    PGresult *res;
-    if ((r = lmp_tx_query(tx, "SELECT onboarding_id, kind, recipient, subject, body, attempts FROM mails "
-                              "WHERE status = 'pending' AND next_attempt_at <= now() "
-                              "ORDER BY next_attempt_at LIMIT 1 FOR UPDATE SKIP LOCKED", 0, NULL, &res)) < 0)
-      return r;
-    if (PQntuples(res) == 0) {
-      PQclear(res);
-      break;
-    }
-    const char *id = PQgetvalue(res, 0, 0), *kind = PQgetvalue(res, 0, 1);
-    char msgid[300], err[512] = "";
-    snprintf(msgid, sizeof(msgid), "%s.%s@lmp-onboarding", id, kind);
-    for (char *c = msgid; *c; c++)
-      if (*c == ':')
-        *c = '.';
-    long attempts = strtol(PQgetvalue(res, 0, 5), NULL, 10) + 1;
-    int s = notifier_send(n, &n->curl, PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 3), PQgetvalue(res, 0, 4), msgid,
-                          err, sizeof(err));
-    const char *q[] = {id, kind};
-    if (s == 0) {
-      r = lmp_tx_command(tx, "UPDATE mails SET status = 'sent', sent_at = now(), attempts = attempts + 1, "
-                             "last_error = NULL WHERE onboarding_id = $1 AND kind = $2", 2, q);
-      atomic_fetch_add(&n->mails_sent, 1);
-      lmp_info(id, "mail %s sent", kind);
-    } else if (s == LMP_EREJECT || attempts >= n->max_attempts) {
-      char why[600];
-      snprintf(why, sizeof(why), "%s%s", s == LMP_EREJECT ? "" : "given up after the last attempt: ", err);
-      r = give_up(tx, id, kind, why);
-    } else {
-      long wait = attempts < 20 ? (1L << attempts) : n->retry_max_s;
-      if (wait > n->retry_max_s)
-        wait = n->retry_max_s;
-      char w[24];
-      snprintf(w, sizeof(w), "%ld", wait);
-      const char *q2[] = {id, kind, err, w};
-      r = lmp_tx_command(tx, "UPDATE mails SET attempts = attempts + 1, last_error = $3, "
-                             "next_attempt_at = now() + $4::int * interval '1 second' "
-                             "WHERE onboarding_id = $1 AND kind = $2", 4, q2);
-      atomic_fetch_add(&n->attempts_failed, 1);
-      lmp_warn(id, "mail %s not sent (attempt %ld, next in %ld s): %s", kind, attempts, wait, err);
-    }
+/* Each sender keeps its libcurl handle, and so its SMTP connection, for its life. */
+static pthread_key_t curl_key;
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+
+static void handle_free(void *handle) { curl_easy_cleanup(handle); }
+static void curl_key_make(void) { pthread_key_create(&curl_key, handle_free); }
+
+/* A sender's one mail per call, in the call's own transaction: the next one due is
+ * locked (SKIP LOCKED lets the senders, and several notifiers, share the work), sent
+ * and recorded, so a crash re-sends at most the mail each sender had in flight
+ * (NOTIFIER_SENDERS per notifier), with the same Message-ID. A mail that fails waits
+ * longer each time (up to retry_max_s) while the others go out, and is given up after
+ * max_attempts, or at once when it can never go. Returns 0 to be called again at once,
+ * or how long to wait when nothing is due (mail owed later wakes the senders sooner). */
+int notifier_send_next(struct lmp_tx *tx) {
+  struct notifier *n = lmp_tx_ctx(tx);
+  pthread_once(&curl_once, curl_key_make);
+  void *curl = pthread_getspecific(curl_key);
+  PGresult *res;
+  int r = lmp_tx_query(tx, "SELECT onboarding_id, kind, recipient, subject, body, attempts FROM mails "
+                           "WHERE status = 'pending' AND next_attempt_at <= now() "
+                           "ORDER BY next_attempt_at LIMIT 1 FOR UPDATE SKIP LOCKED", 0, NULL, &res);
+  if (r < 0)
+    return r;
+  if (PQntuples(res) == 0) {
     PQclear(res);
-    if (r == 0)
-      r = lmp_tx_checkpoint(tx);
+    return 1000; /* also when a mail waits for its next attempt */
   }
+  const char *id = PQgetvalue(res, 0, 0), *kind = PQgetvalue(res, 0, 1);
+  char msgid[300], err[512] = "";
+  snprintf(msgid, sizeof(msgid), "%s.%s@lmp-onboarding", id, kind);
+  for (char *c = msgid; *c; c++)
+    if (*c == ':')
+      *c = '.';
+  long attempts = strtol(PQgetvalue(res, 0, 5), NULL, 10) + 1;
+  int s = notifier_send(n, &curl, PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 3), PQgetvalue(res, 0, 4), msgid, err,
+                        sizeof(err));
+  pthread_setspecific(curl_key, curl);
+  const char *q[] = {id, kind};
+  if (s == 0) {
+    r = lmp_tx_command(tx, "UPDATE mails SET status = 'sent', sent_at = now(), attempts = attempts + 1, "
+                           "last_error = NULL WHERE onboarding_id = $1 AND kind = $2", 2, q);
+    atomic_fetch_add(&n->mails_sent, 1);
+    lmp_info(id, "mail %s sent", kind);
+  } else if (s == LMP_EREJECT || attempts >= n->max_attempts) {
+    char why[600];
+    snprintf(why, sizeof(why), "%s%s", s == LMP_EREJECT ? "" : "given up after the last attempt: ", err);
+    r = give_up(tx, id, kind, why);
+  } else {
+    long wait = attempts < 20 ? (1L << attempts) : n->retry_max_s;
+    if (wait > n->retry_max_s)
+      wait = n->retry_max_s;
+    char w[24];
+    snprintf(w, sizeof(w), "%ld", wait);
+    const char *q2[] = {id, kind, err, w};
+    r = lmp_tx_command(tx, "UPDATE mails SET attempts = attempts + 1, last_error = $3, "
+                           "next_attempt_at = now() + $4::int * interval '1 second' "
+                           "WHERE onboarding_id = $1 AND kind = $2", 4, q2);
+    atomic_fetch_add(&n->attempts_failed, 1);
+    lmp_warn(id, "mail %s not sent (attempt %ld, next in %ld s): %s", kind, attempts, wait, err);
+  }
+  PQclear(res);
+  if (r == 0 && s != LMP_EIO)
+    lmp_tx_wake(tx); /* settled: the tick may confirm its onboarding */
   return r;
 }
 
@@ -157,11 +167,7 @@ static int confirm_ready(struct lmp_tx *tx) {
   return r;
 }
 
-int notifier_tick(struct lmp_tx *tx) {
-  struct notifier *n = lmp_tx_ctx(tx);
-  int r = send_due(tx, n);
-  return r ? r : confirm_ready(tx);
-}
+int notifier_tick(struct lmp_tx *tx) { return confirm_ready(tx); }
 
 int notifier_metrics(void *ctx, const char *service, struct lmp_buf *out) {
   struct notifier *n = ctx;

@@ -122,7 +122,7 @@ static void setup_rt(struct txh *h, const struct lmp_service *svc) {
     fail_msg("schemas: %s", err);
   assert_int_equal(lmp__db_init(&rt->db, &rt->cfg, h->dbname, "txh"), 0);
   assert_int_equal(lmp__db_ensure(&rt->db), 0);
-  h->tx = (struct lmp_tx){.rt = rt};
+  h->tx = (struct lmp_tx){.rt = rt, .db = &rt->db};
 }
 
 void txh_open(struct txh *h, const struct lmp_service *svc) {

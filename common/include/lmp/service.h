@@ -128,6 +128,15 @@ struct lmp_service {
    * and mail bodies) once older than days; runs in its own transaction every
    * retention.interval_s, beside the runtime's purge of processed inbox rows. */
   int (*purge)(struct lmp_tx *tx, int days);
+  /* Optional: work that must not hold the consumer (sending mail), on
+   * background_threads threads, each with a database connection of its own. Each call
+   * runs in a transaction of its own, committed when it returns >= 0: 0 to be called
+   * again at once, or how many ms to wait before the next call unless woken sooner (a
+   * transaction that called lmp_tx_wake committed). < 0 rolls back and tries again
+   * after a second. It may not emit events; lmp_tx_wake from it runs the tick, which
+   * may. The threads end when the daemon drains, after their current call. */
+  int (*background)(struct lmp_tx *tx);
+  int background_threads;
   /* Optional: the service's own Prometheus metrics, appended to /metrics (any thread). */
   int (*metrics)(void *ctx, const char *service, struct lmp_buf *out);
   void *ctx;
@@ -137,6 +146,10 @@ struct lmp_service {
  * --print-acls),
  * configuration, loop, drain. Returns the process exit status. */
 int lmp_service_main(const struct lmp_service *svc, int argc, char **argv);
+
+/* Runs the service's tick soon; from any thread (background work calls it through
+ * lmp_tx_wake). */
+void lmp_service_wake(void);
 
 /* Topic of an event type under the configured prefix. */
 void lmp_topic_name(const struct lmp_config *cfg, const char *event_type, char *out, size_t outlen);

@@ -1,0 +1,158 @@
+/* A service's background work (svc->background): threads of their own, each with a
+ * database connection of its own, for work that must not hold the consumer, such as
+ * sending mail. They are woken when a transaction that asked for it (lmp_tx_wake)
+ * commits, and otherwise call again when the work said to; they end when the daemon
+ * drains, after their current call. lmp_service_wake lets them (any thread) ask the
+ * loop for the service's tick. */
+#include <stdlib.h>
+#include <time.h>
+
+#include "lmp/error.h"
+#include "lmp/log.h"
+#include "lmp/tx.h"
+#include "rt.h"
+
+struct lmp_background {
+  struct rt *rt;
+  pthread_t *threads;
+  int n;
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  unsigned long wakes; /* counts wake-ups, so a thread misses none between its calls */
+  int stop;
+};
+
+/* The runtime of this process, for lmp_service_wake: one runtime per process. */
+static struct rt *running;
+
+static void tick_now(uv_async_t *a) {
+  struct rt *rt = a->data;
+  rt->tick_wanted = 1;
+  lmp__pipeline_consume(rt);
+}
+
+void lmp_service_wake(void) {
+  if (running)
+    uv_async_send(&running->wake);
+}
+
+/* Until woken after seen, or ms pass, or the stop; with the lock held. */
+static void wait_for(struct lmp_background *g, unsigned long seen, int ms) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  ts.tv_sec += ms / 1000;
+  ts.tv_nsec += (long)(ms % 1000) * 1000000;
+  if (ts.tv_nsec >= 1000000000) {
+    ts.tv_sec++;
+    ts.tv_nsec -= 1000000000;
+  }
+  while (!g->stop && g->wakes == seen)
+    if (pthread_cond_timedwait(&g->cond, &g->lock, &ts) != 0)
+      break;
+}
+
+/* One call of the service's work, in a transaction of its own. */
+static int work(struct rt *rt, struct lmp_db *db) {
+  struct lmp_tx tx = {.rt = rt, .db = db};
+  int r = lmp_tx_command(&tx, "BEGIN", 0, NULL);
+  int wait_ms = r < 0 ? r : rt->svc->background(&tx);
+  if (wait_ms >= 0 && (r = lmp_tx_command(&tx, "COMMIT", 0, NULL)) < 0)
+    wait_ms = r;
+  if (wait_ms >= 0 && tx.wake)
+    lmp_service_wake(); /* what it committed may let the tick act */
+  if (wait_ms < 0) {
+    lmp_warn(NULL, "background work failed (%s%s%s); trying again in a second", lmp_strerror(wait_ms),
+             *tx.why ? ": " : "", *tx.why ? tx.why : db->err);
+    if (db->conn && PQstatus(db->conn) == CONNECTION_OK)
+      PQclear(PQexec(db->conn, "ROLLBACK"));
+    wait_ms = 1000;
+  }
+  return wait_ms;
+}
+
+static void *thread(void *arg) {
+  struct lmp_background *g = arg;
+  struct rt *rt = g->rt;
+  struct lmp_db db = {0};
+  db.conninfo = rt->db.conninfo; /* shared, read-only; not freed here */
+  pthread_mutex_lock(&g->lock);
+  while (!g->stop) {
+    unsigned long seen = g->wakes;
+    pthread_mutex_unlock(&g->lock);
+    int wait_ms = 1000; /* until the first sweep has made the tables, or the database is back */
+    if (atomic_load(&rt->m.migrated)) {
+      if (lmp__db_ensure(&db) == 0)
+        wait_ms = work(rt, &db);
+      else
+        lmp_warn(NULL, "background: database unavailable: %s", db.err);
+    }
+    pthread_mutex_lock(&g->lock);
+    if (wait_ms > 0)
+      wait_for(g, seen, wait_ms);
+  }
+  pthread_mutex_unlock(&g->lock);
+  if (db.conn)
+    PQfinish(db.conn);
+  return NULL;
+}
+
+int lmp__background_start(struct rt *rt) {
+  running = rt;
+  rt->wake.data = rt;
+  if (uv_async_init(rt->loop, &rt->wake, tick_now) != 0)
+    return LMP_EIO;
+  if (rt->svc->background == NULL || rt->svc->background_threads <= 0)
+    return 0;
+  struct lmp_background *g = calloc(1, sizeof(*g));
+  if (g == NULL || (g->threads = calloc((size_t)rt->svc->background_threads, sizeof(pthread_t))) == NULL) {
+    free(g);
+    return LMP_ENOMEM;
+  }
+  g->rt = rt;
+  pthread_mutex_init(&g->lock, NULL);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&g->cond, &ca);
+  pthread_condattr_destroy(&ca);
+  rt->background = g;
+  for (int i = 0; i < rt->svc->background_threads; i++)
+    if (pthread_create(&g->threads[g->n], NULL, thread, g) == 0)
+      g->n++;
+  return g->n ? 0 : LMP_EIO;
+}
+
+void lmp__background_wake(struct rt *rt) {
+  struct lmp_background *g = rt->background;
+  if (g == NULL)
+    return;
+  pthread_mutex_lock(&g->lock);
+  g->wakes++;
+  pthread_cond_broadcast(&g->cond);
+  pthread_mutex_unlock(&g->lock);
+}
+
+void lmp__background_stop(struct rt *rt) {
+  struct lmp_background *g = rt->background;
+  if (g == NULL)
+    return;
+  pthread_mutex_lock(&g->lock);
+  g->stop = 1;
+  pthread_cond_broadcast(&g->cond);
+  pthread_mutex_unlock(&g->lock);
+}
+
+void lmp__background_free(struct rt *rt) {
+  struct lmp_background *g = rt->background;
+  running = NULL;
+  if (g == NULL)
+    return;
+  lmp__background_stop(rt);
+  for (int i = 0; i < g->n; i++)
+    pthread_join(g->threads[i], NULL);
+  pthread_mutex_destroy(&g->lock);
+  pthread_cond_destroy(&g->cond);
+  free(g->threads);
+  free(g);
+  rt->background = NULL;
+}
