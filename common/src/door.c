@@ -47,7 +47,7 @@ static rd_kafka_t *door(struct rt *rt, char *err, size_t errlen) {
     rd_kafka_conf_t *c = lmp_kafka_conf(&rt->cfg, err, errlen);
     /* Latency first: a person waits for the answer. */
     const char *own[][2] = {{"client.id", client_id}, {"enable.idempotence", "true"}, {"acks", "all"},
-                            {"linger.ms", "0"}, {"message.timeout.ms", "8000"},
+                            {"linger.ms", "0"}, {"socket.nagle.disable", "true"}, {"message.timeout.ms", "8000"},
                             {"message.max.bytes", "1000000"}};
     for (size_t i = 0; c && i < sizeof(own) / sizeof(own[0]); i++)
       if (rd_kafka_conf_set(c, own[i][0], own[i][1], err, errlen) != RD_KAFKA_CONF_OK) {

@@ -206,6 +206,9 @@ static rd_kafka_t *client(struct rt *rt, rd_kafka_type_t type, const struct kv *
   const struct kv common[] = {{"client.id", client_id},
                               {"statistics.interval.ms", "1000"},
                               {"reconnect.backoff.max.ms", "2000"},
+                              /* Small requests go out at once: with Nagle on, a produce
+                               * or fetch could wait ~40 ms for the peer's delayed ACK. */
+                              {"socket.nagle.disable", "true"},
                               {NULL, NULL}};
   rd_kafka_conf_t *c = lmp_kafka_conf(&rt->cfg, err, errlen);
   if (c == NULL)
@@ -260,10 +263,12 @@ int lmp__kafka_start(struct rt *rt, char *err, size_t errlen) {
                                 {"heartbeat.interval.ms", "1000"},
                                 {NULL, NULL}};
   /* message.max.bytes matches the largest event (LMP_MAX_EVENT_BYTES) and dead letter
-   * the runtime makes, so a size refusal is always a fault of one event. */
+   * the runtime makes, so a size refusal is always a fault of one event. No linger: a
+   * batch's events are produced together after its commit, and under load those
+   * produced while a request is in flight go in the next one anyway. */
   const struct kv producer[] = {{"enable.idempotence", "true"},
                                 {"acks", "all"},
-                                {"linger.ms", "2"},
+                                {"linger.ms", "0"},
                                 {"message.timeout.ms", "60000"},
                                 {"message.max.bytes", "1000000"},
                                 {NULL, NULL}};
