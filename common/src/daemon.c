@@ -1,6 +1,7 @@
 /* A daemon's life: options, settings, start, signals, drain, exit. */
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -263,9 +264,20 @@ static int start(struct rt *rt) {
   return 0;
 }
 
+/* A daemon's memory follows its work down again: few malloc arenas for its many
+ * threads (each would keep its own high-water mark), and large blocks (a batch's
+ * messages and rows) mapped apart and returned when freed, whatever their size was
+ * before (glibc otherwise raises that threshold as they are freed). */
+static void bounded_heap(void) {
+  mallopt(M_ARENA_MAX, 2);
+  mallopt(M_MMAP_THRESHOLD, 64 * 1024);
+  mallopt(M_TRIM_THRESHOLD, 256 * 1024);
+}
+
 int lmp_service_main(const struct lmp_service *svc, int argc, char **argv) {
   static struct rt rt0; /* one runtime per process */
   struct rt *rt = &rt0;
+  bounded_heap();
   memset(rt, 0, sizeof(*rt));
   rt->svc = svc;
   rt->ops = &lmp__kafka_ops;

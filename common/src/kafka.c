@@ -261,6 +261,12 @@ int lmp__kafka_start(struct rt *rt, char *err, size_t errlen) {
                                 {"max.poll.interval.ms", poll_ms},
                                 {"session.timeout.ms", "10000"},
                                 {"heartbeat.interval.ms", "1000"},
+                                /* What is fetched ahead is bounded: a backlog stays on the
+                                 * broker, not in the daemon's memory (librdkafka's default
+                                 * prefetches up to 64 MiB). */
+                                {"queued.max.messages.kbytes", "2048"},
+                                {"fetch.max.bytes", "2097152"},
+                                {"fetch.message.max.bytes", "262144"},
                                 {NULL, NULL}};
   /* message.max.bytes matches the largest event (LMP_MAX_EVENT_BYTES) and dead letter
    * the runtime makes, so a size refusal is always a fault of one event. No linger: a

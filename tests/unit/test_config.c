@@ -52,7 +52,7 @@ static void defaults(void **state) {
   assert_int_equal(lmp_config_load(tables, NULL, NULL, err, sizeof(err)), 0);
   assert_string_equal(cfg.kafka_brokers, "127.0.0.1:19092");
   assert_int_equal(cfg.pg_port, 15432);
-  assert_int_equal(cfg.batch_max, 500);
+  assert_int_equal(cfg.batch_max, 100);
   assert_int_equal(sv.enabled, 0);
   assert_string_equal(sv.regions[0], "a");
   assert_string_equal(sv.regions[1], "b");
