@@ -251,6 +251,22 @@ static void producer_readable(uv_poll_t *p, int status, int events) {
   rd_kafka_poll(rt->producer, 0); /* serves delivery reports: dr_cb */
 }
 
+/* Readiness need not wait for the first statistics (a second): one metadata request
+ * at start, off the loop, tells at once whether the brokers take this daemon. */
+static void probe_work(uv_work_t *w) {
+  struct rt *rt = w->data;
+  const struct rd_kafka_metadata *md;
+  rt->probe_err = rd_kafka_metadata(rt->producer, 0, NULL, &md, 5000);
+  if (rt->probe_err == RD_KAFKA_RESP_ERR_NO_ERROR)
+    rd_kafka_metadata_destroy(md);
+}
+
+static void probe_done(uv_work_t *w, int status) {
+  struct rt *rt = w->data;
+  if (status == 0 && rt->probe_err == RD_KAFKA_RESP_ERR_NO_ERROR)
+    atomic_store(&rt->m.kafka_up, 1);
+}
+
 int lmp__kafka_start(struct rt *rt, char *err, size_t errlen) {
   char poll_ms[32];
   snprintf(poll_ms, sizeof(poll_ms), "%d", rt->cfg.max_poll_interval_ms);
@@ -312,6 +328,8 @@ int lmp__kafka_start(struct rt *rt, char *err, size_t errlen) {
   rt->cpoll.data = rt->ppoll.data = rt;
   uv_poll_start(&rt->cpoll, UV_READABLE, consumer_readable);
   uv_poll_start(&rt->ppoll, UV_READABLE, producer_readable);
+  rt->probe.data = rt;
+  uv_queue_work(rt->loop, &rt->probe, probe_work, probe_done);
   return 0;
 }
 

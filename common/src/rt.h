@@ -165,6 +165,8 @@ struct rt {
   uv_timer_t sweep, svc_tick, deadline, grace;
   uv_signal_t sigterm, sigint;
   uv_work_t work;
+  uv_work_t probe;             /* the first contact with the brokers, at start */
+  rd_kafka_resp_err_t probe_err;
   struct lmp_db db;            /* the worker's connection */
   struct lmp_http *http;
   uv_async_t wake;             /* lmp_service_wake: the tick, asked from any thread */
