@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static const double bucket_le[LMP_LATENCY_BUCKETS] = {0.001, 0.0025, 0.005, 0.01, 0.025,
                                                       0.05,  0.1,    0.25,  1.0,  5.0};
@@ -11,6 +12,7 @@ static const double bucket_le[LMP_LATENCY_BUCKETS] = {0.001, 0.0025, 0.005, 0.01
 void lmp_metrics_init(struct lmp_metrics *m) {
   pthread_mutex_init(&m->lag_lock, NULL);
   atomic_store(&m->consumer_lag, -1);
+  m->started_s = (int64_t)time(NULL);
 }
 
 void lmp__metrics_lag(struct lmp_metrics *m, json_t *stats) {
@@ -75,6 +77,8 @@ int lmp_metrics_render(struct lmp_metrics *m, const char *service, struct lmp_bu
   COUNTER("publish_failures_total", "Event deliveries that failed.", m->publish_failures);
   COUNTER("outbox_parked_total", "Events the broker refused for good, parked in lmp_outbox_parked.", m->parked);
   GAUGE("outbox_backlog", "Events committed to the outbox and not yet acknowledged.", atomic_load(&m->outbox_backlog));
+  GAUGE("outbox_parked", "Events parked in lmp_outbox_parked waiting for an operator (counted at each sweep).",
+        atomic_load(&m->parked_waiting));
   GAUGE("consumer_lag", "Messages behind the end of the assigned partitions (-1 unknown).", atomic_load(&m->consumer_lag));
   r = r ? r : lmp_buf_printf(out, "# HELP lmp_consumer_partition_lag Messages behind the end of one assigned partition.\n"
                                   "# TYPE lmp_consumer_partition_lag gauge\n");
@@ -86,6 +90,11 @@ int lmp_metrics_render(struct lmp_metrics *m, const char *service, struct lmp_bu
   GAUGE("up", "1 when the database and the broker are reachable.", atomic_load(&m->db_up) && atomic_load(&m->kafka_up));
   GAUGE("ready", "1 when /readyz answers 200: reachable, credentials taken, migrated, not draining.",
         lmp_metrics_ready(m));
+  /* The standard name, so restarts are seen by the usual rules (changes()). */
+  r = r ? r : lmp_buf_printf(out, "# HELP process_start_time_seconds Start time of the process since the Unix epoch.\n"
+                                  "# TYPE process_start_time_seconds gauge\n"
+                                  "process_start_time_seconds{service=\"%s\"} %lld\n",
+                             service, (long long)m->started_s);
   r = r ? r : lmp_buf_printf(out, "# HELP lmp_batch_duration_seconds Time from consuming a batch to committing its offsets.\n"
                                   "# TYPE lmp_batch_duration_seconds histogram\n");
   uint64_t cum = 0;

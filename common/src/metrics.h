@@ -32,6 +32,8 @@ struct lmp_metrics {
   atomic_uint_fast64_t latency_bucket[LMP_LATENCY_BUCKETS + 1]; /* cumulative at render */
   atomic_uint_fast64_t latency_sum_us;
   atomic_int_fast64_t outbox_backlog;   /* events committed, not yet acknowledged */
+  atomic_int_fast64_t parked_waiting;   /* rows in lmp_outbox_parked, as the last sweep counted */
+  int64_t started_s;                    /* the process's start, Unix seconds */
   atomic_int_fast64_t consumer_lag;     /* sum over assigned partitions, -1 unknown */
   atomic_int db_up, kafka_up, draining, migrated;
   /* Why the broker turns this daemon away, as enum lmp_kafka_refusal, for what the

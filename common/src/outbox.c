@@ -71,6 +71,7 @@ void lmp__batch_free(struct batch *b) {
   for (size_t i = 0; i < b->npark; i++)
     free(b->park[i].event_id);
   free(b->park);
+  free(b->in_flight);
   free(b);
 }
 
@@ -470,15 +471,17 @@ int lmp__outbox_park(struct rt *rt, struct batch *b) {
   return 0;
 }
 
-/* What a crash left: rows older than age_ms, republished by this batch. */
+/* What a crash left: rows older than age_ms, republished by this batch; not those
+ * this daemon is publishing right now (their acknowledgement is only late). */
 int lmp__outbox_sweep(struct rt *rt, struct batch *b, int age_ms) {
   char age[24];
   snprintf(age, sizeof(age), "%d", age_ms);
-  const char *params[] = {age};
+  const char *params[] = {age, b->in_flight ? b->in_flight : "{}"};
   PGresult *res;
   int r = lmp__db_query(&rt->db, "SELECT " ROW_COLUMNS " FROM lmp_outbox "
-                                 "WHERE created_at <= now() - $1 * interval '1 ms' ORDER BY id LIMIT 2000",
-                        1, params, NULL, NULL, 1, &res);
+                                 "WHERE created_at <= now() - $1 * interval '1 ms' "
+                                 "AND NOT event_id = ANY($2::text[]) ORDER BY id LIMIT 2000",
+                        2, params, NULL, NULL, 1, &res);
   if (r < 0)
     return r;
   for (int i = 0; r == 0 && i < PQntuples(res); i++) {
@@ -487,5 +490,11 @@ int lmp__outbox_sweep(struct rt *rt, struct batch *b, int age_ms) {
   }
   PQclear(res);
   b->flushed = b->nrows; /* they are in the table already */
+  /* How many events wait in lmp_outbox_parked for an operator (a gauge). */
+  if (r == 0 && (r = lmp__db_query(&rt->db, "SELECT count(*) FROM lmp_outbox_parked", 0, NULL, NULL, NULL, 1,
+                                   &res)) == 0) {
+    b->parked_waiting = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+  }
   return r;
 }

@@ -49,6 +49,7 @@ static struct batch *batch_new(struct rt *rt, enum batch_kind kind, struct lmp_r
     return NULL; /* offsets not committed: these messages come back after a restart */
   }
   b->kind = kind;
+  b->parked_waiting = -1;
   b->raws = raws;
   b->msgs = msgs;
   b->n = n;
@@ -71,6 +72,23 @@ static void unlink_head(struct rt *rt) {
     rt->tail = NULL;
   rt->nbatches--;
   lmp__batch_free(b);
+}
+
+/* The ids of every row the batches ahead of a sweep carry, as a text[] literal: their
+ * rows are with the producer, or acknowledged and about to be deleted. The ids are
+ * the runtime's own UUIDs. NULL when there are none, or out of memory (then a late
+ * acknowledgement may see its row sent twice, which the inbox absorbs). */
+static char *in_flight(const struct rt *rt) {
+  struct lmp_buf ids = {0};
+  for (const struct batch *x = rt->head; x; x = x->next)
+    for (size_t i = 0; i < x->nrows; i++)
+      if (lmp_buf_printf(&ids, "%s%s", ids.len ? "," : "{", x->rows[i].event_id) < 0) {
+        lmp_buf_free(&ids);
+        return NULL;
+      }
+  if (ids.len && lmp_buf_puts(&ids, "}") < 0)
+    lmp_buf_free(&ids);
+  return lmp_buf_steal(&ids);
 }
 
 /* Removes a batch that never committed (a failed sweep or tick): always the youngest. */
@@ -212,6 +230,8 @@ static void after_work_cb(uv_work_t *w, int status) {
   }
   atomic_store(&rt->m.db_up, 1);
   atomic_store(&rt->m.db_refused, 0);
+  if (b->parked_waiting >= 0)
+    atomic_store(&rt->m.parked_waiting, b->parked_waiting);
   lmp_http_wake(rt->http); /* long polls may have their answer now */
   rt->backoff_ms = 0;
   rt->txn = NULL;
@@ -374,6 +394,7 @@ static void start_next(struct rt *rt) {
       /* At start-up every row is a leftover; later, only rows older than a sweep
        * period, so rows another instance is publishing right now are left to it. */
       b->sweep_age_ms = rt->first_sweep_done ? rt->cfg.outbox_sweep_ms : 0;
+      b->in_flight = rt->first_sweep_done ? in_flight(rt) : NULL;
       rt->first_sweep_done = 1;
       /* Now and then a sweep also purges what is past retention. */
       if (rt->purged_ns == 0 || uv_hrtime() - rt->purged_ns >= (uint64_t)rt->cfg.retention_interval_s * 1000000000ull) {

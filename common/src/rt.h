@@ -113,6 +113,8 @@ struct batch {
   unsigned char *retried;      /* per message: LMP_ERETRY failures while isolated */
   int isolate;                 /* one message at a time, each in a savepoint */
   int sweep_age_ms;
+  char *in_flight;             /* a sweep's: ids of rows older batches are publishing, as a
+                                * PostgreSQL text[] literal; they are not sent twice */
   int purge;                   /* a sweep that also purges what is past retention */
   struct outrow *rows;         /* what the transaction emitted or swept */
   size_t nrows, caprows;
@@ -128,6 +130,7 @@ struct batch {
   int wake;                    /* run the service's tick after this commit */
   uint64_t started_ns;
   uint64_t applied, dups, dead, parked;
+  int64_t parked_waiting;      /* a sweep's count of lmp_outbox_parked; -1 not counted */
 };
 
 /* What the pipeline needs from Kafka and from the worker: librdkafka and the real
