@@ -59,6 +59,13 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
   lmp__pipeline_delivered(opaque, m->_private, m->err);
 }
 
+/* Whether some broker answers; the log tells each change, so an operator reading it
+ * sees when the daemon lost the cluster and when it found it again. */
+static void reachable(struct rt *rt, int up, const char *how) {
+  if (atomic_exchange(&rt->m.kafka_up, up) != up)
+    up ? lmp_info(NULL, "Kafka: a broker answers (%s)", how) : lmp_warn(NULL, "Kafka: no broker answers (%s)", how);
+}
+
 static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
   struct rt *rt = opaque;
   if (err == RD_KAFKA_RESP_ERR__FATAL) {
@@ -71,14 +78,16 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque) 
     lmp__daemon_finish(rt);
     return;
   }
-  if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || err == RD_KAFKA_RESP_ERR__TRANSPORT)
-    atomic_store(&rt->m.kafka_up, 0);
+  /* One broker's transport error is not the cluster's: the statistics tell that. */
+  if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
+    reachable(rt, 0, "all brokers down");
   enum lmp_kafka_refusal r = refusal(err);
   /* With TLS 1.3 a broker refuses a client certificate after the handshake, so the
-   * client sees a transport error; librdkafka's text tells it apart. */
+   * client sees a transport error; librdkafka's text tells it apart: OpenSSL's reason
+   * names the refusal. A broker that goes away mid-handshake ("SSL handshake failed:
+   * Disconnected") is only unreachable. */
   if (r == LMP_KAFKA_ACCEPTED && (err == RD_KAFKA_RESP_ERR__TRANSPORT || err == RD_KAFKA_RESP_ERR__SSL) &&
-      (strstr(reason, "SSL routines") || strstr(reason, "SSL handshake failed") || strstr(reason, "certificate") ||
-       strstr(reason, "SASL authentication")))
+      (strstr(reason, "SSL routines") || strstr(reason, "certificate") || strstr(reason, "SASL authentication")))
     r = LMP_KAFKA_UNAUTHENTICATED;
   if (r != LMP_KAFKA_ACCEPTED) {
     /* Not ready, and the log says why: the settings or the ACLs are wrong, which
@@ -107,7 +116,7 @@ static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque) {
         strcmp(json_string_value(json_object_get(v, "state")) ?: "", "UP") == 0)
       up = 1;
   }
-  atomic_store(&rt->m.kafka_up, up);
+  reachable(rt, up, rk == rt->consumer ? "consumer statistics" : "producer statistics");
   /* A session is up: whatever refused to authenticate us before no longer does. */
   atomic_int *refused = rk == rt->consumer ? &rt->m.consumer_refused : &rt->m.producer_refused;
   if (up && atomic_load(refused) == LMP_KAFKA_UNAUTHENTICATED)
@@ -264,7 +273,7 @@ static void probe_work(uv_work_t *w) {
 static void probe_done(uv_work_t *w, int status) {
   struct rt *rt = w->data;
   if (status == 0 && rt->probe_err == RD_KAFKA_RESP_ERR_NO_ERROR)
-    atomic_store(&rt->m.kafka_up, 1);
+    reachable(rt, 1, "metadata");
 }
 
 int lmp__kafka_start(struct rt *rt, char *err, size_t errlen) {

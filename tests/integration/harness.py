@@ -597,9 +597,10 @@ def http_get(url, token=None):
         return 0, ""
 
 
-def wait_for(what, fn, timeout=60, interval=0.2):
+def wait_for(what, fn, timeout=60, interval=0.2, show=None):
     """Polls fn until it returns something true. A database that is away for a
-    moment (the fault tests restart it) counts as "not yet"."""
+    moment (the fault tests restart it) counts as "not yet". On timeout the failure
+    names what fn last returned, or what show() returns then (the state behind it)."""
     deadline = time.time() + timeout
     last = None
     while time.time() < deadline:
@@ -612,6 +613,11 @@ def wait_for(what, fn, timeout=60, interval=0.2):
         if last:
             return last
         time.sleep(interval)
+    if show is not None:
+        try:
+            last = show()
+        except Exception as e:  # noqa: BLE001 - the failure is the point; this only adds detail
+            last = f"(could not show: {e})"
     raise Failure(f"timed out waiting for {what} (last: {last!r})")
 
 

@@ -68,8 +68,10 @@ def test_outages(ns):
     stack("kafka-down")
     try:
         q = ns.start("allocation", wait_ready=False)
-        wait_for("allocation not ready without a broker", lambda: readyz(q)[0] == 503, timeout=60)
-        wait_for("intake notices the broker is gone", lambda: '"kafka":"unreachable"' in readyz(p)[1], timeout=60)
+        wait_for("allocation not ready without a broker", lambda: readyz(q)[0] == 503, timeout=60,
+                 show=lambda: readyz(q))
+        wait_for("intake notices the broker is gone", lambda: '"kafka":"unreachable"' in readyz(p)[1], timeout=60,
+                 show=lambda: (readyz(p), [l for l in http_get(p.http + "/metrics")[1].splitlines() if "_up" in l or "lag" in l]))
     finally:
         stack("kafka-up")
     ns.wait_ready(q, timeout=120)
