@@ -17,8 +17,10 @@ struct ctl_opts {
   int dry_run;       /* dlq replay */
   const char *sets[32]; /* submit: --set path=text */
   int nsets;
-  const char *topic, *code, *since; /* dlq list filters */
-  int limit;
+  const char *topic, *code, *since; /* dlq list and replay filters */
+  int limit;         /* dlq: at most this many (0: not given) */
+  const char *groups[16]; /* lag: --group, repeatable (none: every daemon's) */
+  int ngroups;
 };
 
 /* A command: "topics create", its argument count, what it does. */
@@ -32,6 +34,8 @@ struct ctl_command {
 extern struct lmp_config cfg;
 
 void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+/* A command line lmpctl cannot take: the reason, and exit status 2. */
+void die_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 /* The schemas, with the other versions of schemas.extra_dir, loaded on first use. */
 struct lmp_schemas *schemas(void);
 /* A Kafka client with the configured brokers and kafka.property.* (security). */
@@ -53,5 +57,9 @@ int cmd_admin_get(char **args, int nargs, const struct ctl_opts *o);
 int cmd_schema(char **args, int nargs, const struct ctl_opts *o);
 int cmd_schema_check(char **args, int nargs, const struct ctl_opts *o);
 int cmd_encode(char **args, int nargs, const struct ctl_opts *o);
+int cmd_dlq_list(char **args, int nargs, const struct ctl_opts *o);
+int cmd_dlq_show(char **args, int nargs, const struct ctl_opts *o);
+int cmd_dlq_replay(char **args, int nargs, const struct ctl_opts *o);
+int cmd_lag(char **args, int nargs, const struct ctl_opts *o);
 
 #endif

@@ -1,7 +1,9 @@
 /* lmpctl: submit onboarding requests as a frontend would, ask their status, report
  * dispatches as a warehouse would, and administer topics, permissions, groups,
- * schemas and reference data. Options, settings, the command table. */
+ * schemas, reference data, dead letters and consumer lag. Options, settings, the
+ * command table. */
 #include <curl/curl.h>
+#include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -11,6 +13,7 @@
 #include "ctl.h"
 #include "daemons.h"
 #include "lmp/kafka.h"
+#include "lmp/registry.h"
 
 extern char **environ;
 
@@ -61,6 +64,21 @@ void die(const char *fmt, ...) {
   exit(1);
 }
 
+/* The reason quotes the argument refused, which may hold anything: control
+ * characters but newlines are shown as '?', so an argument cannot drive the terminal. */
+void die_usage(const char *fmt, ...) {
+  char why[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(why, sizeof(why), fmt, ap);
+  va_end(ap);
+  for (char *p = why; *p; p++)
+    if (((unsigned char)*p < 0x20 && *p != '\n') || *p == 0x7F)
+      *p = '?';
+  fprintf(stderr, "lmpctl: %s (lmpctl --help shows the usage)\n", why);
+  exit(2);
+}
+
 static struct lmp_schemas *loaded;
 struct lmp_schemas *schemas(void) {
   char err[600];
@@ -71,6 +89,12 @@ struct lmp_schemas *schemas(void) {
   if (cfg.schemas_extra_dir && *cfg.schemas_extra_dir &&
       lmp_schemas_add_writer_dir(loaded, cfg.schemas_extra_dir, err, sizeof(err)) < 0)
     die("schemas: %s", err);
+  /* With schema_registry.url set, registry-framed events (dead letters among them)
+   * decode with the ids it resolves. It lives as long as lmpctl does. */
+  struct lmp_registry *registry;
+  if (lmp_registry_new(&registry, &cfg, err, sizeof(err)) < 0)
+    die("schema registry: %s", err);
+  lmp_schemas_use_registry(loaded, registry);
   return loaded;
 }
 
@@ -137,6 +161,12 @@ static const struct ctl_command commands[] = {
     {"schema", "check", 1, cmd_schema_check, "FILE.avsc   is a new version of a schema compatible both ways?"},
     {"schema", NULL, -1, cmd_schema, "[EVENT_TYPE]   a schema, its canonical form and fingerprint (all: a list)"},
     {"encode", NULL, 2, cmd_encode, "EVENT_TYPE FILE.json   write the framed Avro message to stdout"},
+    {"dlq", "list", 0, cmd_dlq_list, "[--topic SOURCE_TOPIC] [--code ERROR_CODE] [--since TIME] [--limit N] [--json]\n"
+     "        the dead letters, oldest first (the newest 100 unless --limit); TIME is RFC 3339 or an age: 90s, 15m, 2h, 7d"},
+    {"dlq", "show", 1, cmd_dlq_show, "PARTITION:OFFSET|DLQ_EVENT_ID [--json]   one dead letter: headers, error, source, body"},
+    {"dlq", "replay", -1, cmd_dlq_replay, "SELECTOR...|FILTERS [--dry-run]\n"
+     "        produce dead letters again to their source topics, once each however often replayed"},
+    {"lag", NULL, 0, cmd_lag, "[--group GROUP]... [--json]   committed offsets, end offsets and lag of each daemon's group"},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -150,28 +180,54 @@ static int usage(void) {
   return 2;
 }
 
+/* The value of the option at argv[*i], which must follow it. */
+static const char *value_of(int argc, char **argv, int *i) {
+  if (*i + 1 >= argc)
+    die_usage("option %s needs a value", argv[*i]);
+  return argv[++*i];
+}
+
+/* --limit: a count, strictly decimal, so that "10x" or "-1" is refused, not read as 10 or 0. */
+static int count_of(const char *opt, const char *v, int max) {
+  char *end;
+  errno = 0;
+  long n = strtol(v, &end, 10);
+  if (*v < '0' || *v > '9' || *end != '\0' || errno || n < 1 || n > max)
+    die_usage("%s must be a whole number from 1 to %d, not '%s'", opt, max, v);
+  return (int)n;
+}
+
+#define MAX_ARGS 256
+
 int main(int argc, char **argv) {
-  struct ctl_opts o = {.limit = 100};
+  struct ctl_opts o = {0};
   const char *path = getenv("LMP_CONFIG");
-  char *args[16];
+  char *args[MAX_ARGS];
   int nargs = 0;
   /* Options may come before or after the command and its arguments. */
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
-    const char *next = i + 1 < argc ? argv[i + 1] : NULL;
-    if (strcmp(a, "-c") == 0 && next) path = argv[++i];
+    if (strcmp(a, "-c") == 0) path = value_of(argc, argv, &i);
     else if (strcmp(a, "--new-id") == 0) o.new_id = 1;
     else if (strcmp(a, "--json") == 0) o.json = 1;
     else if (strcmp(a, "--dry-run") == 0) o.dry_run = 1;
-    else if (strcmp(a, "--set") == 0 && next) { if (o.nsets < 32) o.sets[o.nsets++] = argv[++i]; }
-    else if (strcmp(a, "--wait") == 0 && next) o.wait_s = atoi(argv[++i]);
-    else if (strcmp(a, "--partitions") == 0 && next) o.partitions = atoi(argv[++i]);
-    else if (strcmp(a, "--topic") == 0 && next) o.topic = argv[++i];
-    else if (strcmp(a, "--code") == 0 && next) o.code = argv[++i];
-    else if (strcmp(a, "--since") == 0 && next) o.since = argv[++i];
-    else if (strcmp(a, "--limit") == 0 && next) o.limit = atoi(argv[++i]);
-    else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0 || (a[0] == '-' && a[1] != '\0')) return usage();
-    else if (nargs < 16) args[nargs++] = argv[i];
+    else if (strcmp(a, "--set") == 0) { const char *v = value_of(argc, argv, &i); if (o.nsets < 32) o.sets[o.nsets++] = v; }
+    else if (strcmp(a, "--wait") == 0) o.wait_s = atoi(value_of(argc, argv, &i));
+    else if (strcmp(a, "--partitions") == 0) o.partitions = atoi(value_of(argc, argv, &i));
+    else if (strcmp(a, "--topic") == 0) o.topic = value_of(argc, argv, &i);
+    else if (strcmp(a, "--code") == 0) o.code = value_of(argc, argv, &i);
+    else if (strcmp(a, "--since") == 0) o.since = value_of(argc, argv, &i);
+    else if (strcmp(a, "--limit") == 0) o.limit = count_of(a, value_of(argc, argv, &i), 1000000);
+    else if (strcmp(a, "--group") == 0) {
+      const char *v = value_of(argc, argv, &i);
+      if (o.ngroups == (int)(sizeof(o.groups) / sizeof(o.groups[0])))
+        die_usage("at most %d --group options", o.ngroups);
+      o.groups[o.ngroups++] = v;
+    }
+    else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) return usage();
+    else if (a[0] == '-' && a[1] != '\0') die_usage("unknown option '%s'", a);
+    else if (nargs < MAX_ARGS) args[nargs++] = argv[i];
+    else die_usage("more than %d arguments", MAX_ARGS);
   }
   if (nargs == 0)
     return usage();
@@ -193,7 +249,8 @@ int main(int argc, char **argv) {
     if (strcmp(args[0], c->name) != 0 || (c->sub && (nargs < 2 || strcmp(args[1], c->sub) != 0)))
       continue;
     if (c->nargs >= 0 && nargs - skip != c->nargs)
-      break;
+      die_usage("%s%s%s takes %d argument%s: %s", c->name, c->sub ? " " : "", c->sub ? c->sub : "", c->nargs,
+                c->nargs == 1 ? "" : "s", c->usage);
     rc = c->run(args + skip, nargs - skip, &o);
   }
   if (rc == -1)

@@ -1,0 +1,1013 @@
+/* lmpctl for dead letters: list them, show one, replay them to their source topics. */
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "ctl.h"
+#include "lmp/kafka.h"
+#include "lmp/service.h"
+#include "lmp/text.h"
+
+/* The longest event_id a daemon's inbox takes (common/src/message.c, LMP_ID_MAX). */
+#define EVENT_ID_MAX 128
+#define REPLAY_PREFIX "replay:"
+/* How long reading the topic may go without a message before lmpctl gives up. */
+#define STALL_MS 30000
+/* The bytes of an undecodable body that show prints. */
+#define DUMP_BYTES 256
+/* The start of an error message in list's table. */
+#define MESSAGE_CHARS 60
+
+struct hdr {
+  char *name;
+  char *value; /* NUL-terminated copy; len bytes before the NUL */
+  size_t len;
+};
+
+/* One dead letter as read from the topic. */
+struct dl {
+  int32_t partition;
+  int64_t offset, ts_ms;  /* ts_ms -1: no timestamp */
+  char *key;              /* NULL: no key */
+  size_t keylen;
+  char *value;            /* NULL unless kept */
+  size_t len;
+  struct hdr *h;
+  size_t nh, norig;       /* the original's headers come first, norig of them */
+};
+
+struct dls {
+  struct dl **v;
+  size_t n, cap;
+};
+
+/* --topic, --code and --since as read from the command line. */
+struct filter {
+  const char *topic, *code;
+  int64_t since_ms; /* 0: any time */
+};
+
+/* A dead letter named on the command line: its position, or its dlq_event_id. */
+struct selector {
+  int32_t partition;
+  int64_t offset;
+  char id[37]; /* "" for a position */
+  const char *text;
+};
+
+/* ---- A dead letter's parts ------------------------------------------------------ */
+
+static char *dup_bytes(const void *p, size_t n) {
+  char *d = malloc(n + 1);
+  if (d == NULL)
+    die("out of memory");
+  if (n)
+    memcpy(d, p, n);
+  d[n] = '\0';
+  return d;
+}
+
+static void dl_free(struct dl *d) {
+  if (d == NULL)
+    return;
+  for (size_t i = 0; i < d->nh; i++) {
+    free(d->h[i].name);
+    free(d->h[i].value);
+  }
+  free(d->h);
+  free(d->key);
+  free(d->value);
+  free(d);
+}
+
+static void dls_free(struct dls *l) {
+  for (size_t i = 0; i < l->n; i++)
+    dl_free(l->v[i]);
+  free(l->v);
+  memset(l, 0, sizeof(*l));
+}
+
+static void dls_add(struct dls *l, struct dl *d) {
+  if (l->n == l->cap) {
+    l->cap = l->cap ? 2 * l->cap : 64;
+    l->v = realloc(l->v, l->cap * sizeof(*l->v));
+    if (l->v == NULL)
+      die("out of memory");
+  }
+  l->v[l->n++] = d;
+}
+
+/* The runtime writes the original's headers, then its own from dlq_event_id on; an
+ * original header never starts with dlq_ (the runtime drops those), so the first
+ * dlq_event_id is where the original's end. */
+static struct dl *dl_from(const rd_kafka_message_t *m, int keep_value) {
+  struct dl *d = calloc(1, sizeof(*d));
+  rd_kafka_headers_t *hs = NULL;
+  if (d == NULL)
+    die("out of memory");
+  d->partition = m->partition;
+  d->offset = m->offset;
+  d->ts_ms = rd_kafka_message_timestamp(m, NULL);
+  if (m->key) {
+    d->key = dup_bytes(m->key, m->key_len);
+    d->keylen = m->key_len;
+  }
+  if (keep_value) {
+    d->value = dup_bytes(m->payload ? m->payload : "", m->payload ? m->len : 0);
+    d->len = m->payload ? m->len : 0;
+  }
+  size_t n = rd_kafka_message_headers(m, &hs) == RD_KAFKA_RESP_ERR_NO_ERROR ? rd_kafka_header_cnt(hs) : 0;
+  d->h = calloc(n ? n : 1, sizeof(*d->h));
+  if (d->h == NULL)
+    die("out of memory");
+  d->norig = n;
+  for (size_t i = 0; i < n; i++) {
+    const char *name;
+    const void *v;
+    size_t len;
+    if (rd_kafka_header_get_all(hs, i, &name, &v, &len) != RD_KAFKA_RESP_ERR_NO_ERROR)
+      break;
+    d->h[i] = (struct hdr){dup_bytes(name, strlen(name)), dup_bytes(v ? v : "", v ? len : 0), v ? len : 0};
+    d->nh++;
+    if (d->norig == n && strcmp(name, "dlq_event_id") == 0)
+      d->norig = i;
+  }
+  return d;
+}
+
+/* A header the runtime added (NULL when absent). */
+static const char *meta(const struct dl *d, const char *name) {
+  for (size_t i = d->norig; i < d->nh; i++)
+    if (strcmp(d->h[i].name, name) == 0)
+      return d->h[i].value;
+  return NULL;
+}
+
+/* A header of the original message (NULL when absent). */
+static const char *orig(const struct dl *d, const char *name) {
+  for (size_t i = 0; i < d->norig; i++)
+    if (strcmp(d->h[i].name, name) == 0)
+      return d->h[i].value;
+  return NULL;
+}
+
+/* A whole non-negative decimal number, as the runtime writes positions; -1 if not one. */
+static int64_t decimal(const char *s) {
+  if (s == NULL || !isdigit((unsigned char)*s))
+    return -1;
+  char *end;
+  errno = 0;
+  long long v = strtoll(s, &end, 10);
+  return *end || errno ? -1 : v;
+}
+
+/* ---- Text for a terminal ------------------------------------------------------------ */
+
+/* Header values, keys and error messages carry bytes from whoever wrote the original:
+ * printed, they are valid UTF-8 without control characters (each becomes '?'), so
+ * nothing in a dead letter can drive the operator's terminal. */
+static char *printable(const char *s, size_t n) {
+  char *t = lmp_utf8_sanitize(s ? s : "", s ? n : 0, NULL);
+  if (t == NULL)
+    die("out of memory");
+  unsigned char *p = (unsigned char *)t;
+  for (size_t i = 0; p[i]; i++) {
+    if (p[i] < 0x20 || p[i] == 0x7F)
+      p[i] = '?';
+    else if (p[i] == 0xC2 && p[i + 1] >= 0x80 && p[i + 1] <= 0x9F) /* C1 controls */
+      p[i] = p[i + 1] = '?';
+  }
+  return t;
+}
+
+static void print_text(FILE *f, const char *s, size_t n) {
+  char *t = printable(s, n);
+  fputs(t, f);
+  free(t);
+}
+
+static const char *or_dash(const char *s) { return s && *s ? s : "-"; }
+
+static void print_key(const struct dl *d) {
+  if (d->key)
+    print_text(stdout, d->key, d->keylen);
+  else
+    printf("(none)");
+}
+
+/* RFC 3339 in UTC with milliseconds. */
+static void rfc3339(int64_t ms, char out[32]) {
+  if (ms < 0) {
+    snprintf(out, 32, "-");
+    return;
+  }
+  time_t t = (time_t)(ms / 1000);
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  size_t k = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+  snprintf(out + k, 32 - k, ".%03dZ", (int)(ms % 1000));
+}
+
+/* JSON text of bytes that may not be UTF-8: bad bytes as U+FFFD. */
+static json_t *json_text(const char *s, size_t n) {
+  if (s == NULL)
+    return json_null();
+  char *t = lmp_utf8_sanitize(s, n, NULL);
+  json_t *j = t ? json_string(t) : NULL;
+  free(t);
+  if (j == NULL)
+    die("out of memory");
+  return j;
+}
+
+static json_t *json_meta(const struct dl *d, const char *name) {
+  const char *v = meta(d, name);
+  return json_text(v, v ? strlen(v) : 0);
+}
+
+/* source_partition and source_offset: -1 for a parked event, which has none. */
+static json_t *json_position(const char *s) {
+  int64_t v = decimal(s && *s == '-' ? s + 1 : s);
+  return v < 0 ? json_null() : json_integer(*s == '-' ? -v : v);
+}
+
+static void print_json(json_t *j) {
+  json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+  putchar('\n');
+  json_decref(j);
+}
+
+/* ---- Arguments ------------------------------------------------------------------- */
+
+/* --since: RFC 3339 (2026-11-28T09:30:00Z, fractions and offsets allowed) or an age
+ * made of whole numbers of s, m, h, d and w (90s, 2h, 1h30m). */
+static int parse_age(const char *s, int64_t *ms) {
+  int64_t total = 0;
+  if (*s == '\0')
+    return -1;
+  while (*s) {
+    if (!isdigit((unsigned char)*s))
+      return -1;
+    int64_t n = 0;
+    while (isdigit((unsigned char)*s) && n < 100000000)
+      n = n * 10 + (*s++ - '0');
+    const char *units = "smhdw";
+    const int64_t unit_s[] = {1, 60, 3600, 86400, 604800};
+    const char *u = *s ? strchr(units, *s) : NULL;
+    if (u == NULL || n >= 100000000)
+      return -1;
+    total += n * unit_s[u - units];
+    s++;
+    if (total > 100LL * 366 * 86400)
+      return -1;
+  }
+  *ms = total * 1000;
+  return 0;
+}
+
+static int digits(const char *s, int n, int *out) {
+  *out = 0;
+  for (int i = 0; i < n; i++) {
+    if (!isdigit((unsigned char)s[i]))
+      return -1;
+    *out = *out * 10 + (s[i] - '0');
+  }
+  return 0;
+}
+
+static int parse_rfc3339(const char *s, int64_t *ms) {
+  int y, mo, d, h, mi, sec, frac_ms = 0, off = 0;
+  static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  if (strlen(s) < 20 || digits(s, 4, &y) || s[4] != '-' || digits(s + 5, 2, &mo) || s[7] != '-' ||
+      digits(s + 8, 2, &d) || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') || digits(s + 11, 2, &h) ||
+      s[13] != ':' || digits(s + 14, 2, &mi) || s[16] != ':' || digits(s + 17, 2, &sec))
+    return -1;
+  if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h > 23 || mi > 59 || sec > 60)
+    return -1;
+  const char *p = s + 19;
+  if (*p == '.') {
+    int scale = 100, n = 0;
+    for (p++; isdigit((unsigned char)*p); p++, n++) {
+      frac_ms += (*p - '0') * scale;
+      scale /= 10;
+    }
+    if (n == 0)
+      return -1;
+  }
+  if ((*p == 'Z' || *p == 'z') && p[1] == '\0') {
+    off = 0;
+  } else if ((*p == '+' || *p == '-') && strlen(p) == 6 && p[3] == ':') {
+    int oh, om;
+    if (digits(p + 1, 2, &oh) || digits(p + 4, 2, &om) || oh > 23 || om > 59)
+      return -1;
+    off = (*p == '-' ? -1 : 1) * (oh * 60 + om);
+  } else {
+    return -1;
+  }
+  struct tm tm = {.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d, .tm_hour = h, .tm_min = mi,
+                  .tm_sec = sec > 59 ? 59 : sec};
+  time_t t = timegm(&tm);
+  struct tm back;
+  gmtime_r(&t, &back);
+  if (back.tm_mday != d) /* 29 February of a year that has none */
+    return -1;
+  *ms = ((int64_t)t - off * 60) * 1000 + frac_ms;
+  return 0;
+}
+
+/* A topic name as Kafka allows one. */
+static int topic_name_ok(const char *s) {
+  size_t n = strlen(s);
+  if (n == 0 || n > 249)
+    return 0;
+  for (size_t i = 0; i < n; i++)
+    if (!isalnum((unsigned char)s[i]) && s[i] != '.' && s[i] != '_' && s[i] != '-')
+      return 0;
+  return 1;
+}
+
+/* An error code as the runtime writes them: HANDLER_REJECTED. */
+static int code_ok(const char *s) {
+  size_t n = strlen(s);
+  if (n == 0 || n > 64)
+    return 0;
+  for (size_t i = 0; i < n; i++)
+    if (!isupper((unsigned char)s[i]) && !isdigit((unsigned char)s[i]) && s[i] != '_')
+      return 0;
+  return 1;
+}
+
+static struct filter filter_of(const struct ctl_opts *o) {
+  struct filter f = {o->topic, o->code, 0};
+  if (o->topic && !topic_name_ok(o->topic))
+    die_usage("--topic '%s' is not a topic name (1 to 249 of a-z A-Z 0-9 . _ -)", o->topic);
+  if (o->code && !code_ok(o->code))
+    die_usage("--code '%s' is not an error code such as HANDLER_REJECTED", o->code);
+  if (o->since) {
+    int64_t age;
+    if (parse_age(o->since, &age) == 0)
+      f.since_ms = (int64_t)time(NULL) * 1000 - age;
+    else if (parse_rfc3339(o->since, &f.since_ms) < 0)
+      die_usage("--since '%s' is neither an RFC 3339 time (2026-11-28T09:30:00Z) nor an age (90s, 15m, 2h, 7d)",
+                o->since);
+  }
+  return f;
+}
+
+static int has_filter(const struct ctl_opts *o) { return o->topic || o->code || o->since; }
+
+/* PARTITION:OFFSET, or a dlq_event_id (a UUID, as the runtime makes them). */
+static void parse_selector(const char *s, struct selector *sel) {
+  memset(sel, 0, sizeof(*sel));
+  sel->text = s;
+  const char *colon = strchr(s, ':');
+  if (colon) {
+    char part[16];
+    size_t pl = (size_t)(colon - s);
+    int64_t p = -1, off = decimal(colon + 1);
+    if (pl > 0 && pl < sizeof(part)) {
+      memcpy(part, s, pl);
+      part[pl] = '\0';
+      p = decimal(part);
+    }
+    if (p < 0 || p > INT32_MAX || off < 0)
+      die_usage("'%s' is not PARTITION:OFFSET (two whole numbers) nor a dlq_event_id", s);
+    sel->partition = (int32_t)p;
+    sel->offset = off;
+    return;
+  }
+  size_t n = strlen(s);
+  for (size_t i = 0; i < n; i++)
+    if ((i == 8 || i == 13 || i == 18 || i == 23) ? s[i] != '-' : !isxdigit((unsigned char)s[i]))
+      n = 0;
+  if (n != 36)
+    die_usage("'%s' is not PARTITION:OFFSET nor a dlq_event_id (a UUID)", s);
+  for (size_t i = 0; i < n; i++)
+    sel->id[i] = (char)tolower((unsigned char)s[i]);
+}
+
+static int matches(const struct dl *d, const struct filter *f) {
+  const char *src = meta(d, "source_topic"), *code = meta(d, "error_code");
+  if (f->topic) {
+    /* The full topic name, or the event type under this prefix. */
+    char full[300];
+    lmp_topic_name(&cfg, f->topic, full, sizeof(full));
+    if (src == NULL || (strcmp(src, f->topic) != 0 && strcmp(src, full) != 0))
+      return 0;
+  }
+  if (f->code && (code == NULL || strcmp(code, f->code) != 0))
+    return 0;
+  return f->since_ms == 0 || d->ts_ms >= f->since_ms;
+}
+
+/* ---- Reading the topic ---------------------------------------------------------------- */
+
+/* A consumer that only assigns partitions: the group id is a name librdkafka wants
+ * for that, never joined and never committed to. */
+static rd_kafka_t *reader(void) { return kafka_client(RD_KAFKA_CONSUMER, "lmpctl-dlq-reader"); }
+
+/* The dead-letter topic's partitions and their offsets now: [lo, hi) each. */
+struct ends {
+  int n;
+  int64_t *lo, *hi;
+};
+
+static struct ends topic_ends(rd_kafka_t *rk) {
+  rd_kafka_topic_t *t = rd_kafka_topic_new(rk, cfg.dead_letter_topic, NULL);
+  const struct rd_kafka_metadata *md;
+  rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, t, &md, 15000);
+  rd_kafka_topic_destroy(t);
+  if (e)
+    die("%s: metadata: %s", cfg.dead_letter_topic, rd_kafka_err2str(e));
+  if (md->topic_cnt != 1 || md->topics[0].err)
+    die("%s: %s", cfg.dead_letter_topic,
+        md->topic_cnt ? rd_kafka_err2str(md->topics[0].err) : "no such topic");
+  struct ends x = {md->topics[0].partition_cnt, NULL, NULL};
+  rd_kafka_metadata_destroy(md);
+  x.lo = calloc((size_t)x.n + 1, sizeof(int64_t));
+  x.hi = calloc((size_t)x.n + 1, sizeof(int64_t));
+  if (x.lo == NULL || x.hi == NULL)
+    die("out of memory");
+  for (int p = 0; p < x.n; p++)
+    if ((e = rd_kafka_query_watermark_offsets(rk, cfg.dead_letter_topic, p, &x.lo[p], &x.hi[p], 15000)))
+      die("%s[%d]: end offsets: %s", cfg.dead_letter_topic, p, rd_kafka_err2str(e));
+  return x;
+}
+
+static void ends_free(struct ends *x) {
+  free(x->lo);
+  free(x->hi);
+}
+
+/* Reads every partition from its start to the end it had when called (never "for a
+ * while": what arrives later is not waited for), giving each message to visit until
+ * it returns non-zero. */
+static void scan(int (*visit)(const rd_kafka_message_t *m, void *ctx), void *ctx) {
+  rd_kafka_t *rk = reader();
+  struct ends x = topic_ends(rk);
+  rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(x.n ? x.n : 1);
+  int pending = 0;
+  for (int p = 0; p < x.n; p++)
+    if (x.hi[p] > x.lo[p]) {
+      rd_kafka_topic_partition_list_add(l, cfg.dead_letter_topic, p)->offset = x.lo[p];
+      pending++;
+    }
+  rd_kafka_resp_err_t e = rd_kafka_assign(rk, l);
+  if (e)
+    die("%s: assign: %s", cfg.dead_letter_topic, rd_kafka_err2str(e));
+  int64_t idle_ms = 0;
+  int stop = 0;
+  while (pending > 0 && !stop) {
+    rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 500);
+    if (m == NULL || m->err) {
+      if (m && m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+        fprintf(stderr, "lmpctl: %s: %s\n", cfg.dead_letter_topic, rd_kafka_message_errstr(m));
+      if (m)
+        rd_kafka_message_destroy(m);
+      if ((idle_ms += 500) >= STALL_MS)
+        die("%s: no progress in %d s with %d partitions not read to their end", cfg.dead_letter_topic,
+            STALL_MS / 1000, pending);
+      continue;
+    }
+    idle_ms = 0;
+    int32_t p = m->partition;
+    if (p >= 0 && p < x.n && m->offset < x.hi[p]) {
+      stop = visit(m, ctx);
+      if (m->offset + 1 >= x.hi[p])
+        pending--;
+    }
+    rd_kafka_message_destroy(m);
+  }
+  rd_kafka_topic_partition_list_destroy(l);
+  ends_free(&x);
+  rd_kafka_consumer_close(rk);
+  rd_kafka_destroy(rk);
+}
+
+/* The dead letter at a position, with its value; NULL (and why) when there is none. */
+static struct dl *fetch_at(int32_t partition, int64_t offset, char *why, size_t whylen) {
+  rd_kafka_t *rk = reader();
+  struct ends x = topic_ends(rk);
+  struct dl *d = NULL;
+  if (partition >= x.n) {
+    snprintf(why, whylen, "%s has partitions 0 to %d", cfg.dead_letter_topic, x.n - 1);
+  } else if (x.lo[partition] == x.hi[partition]) {
+    snprintf(why, whylen, "partition %d is empty", (int)partition);
+  } else if (offset < x.lo[partition] || offset >= x.hi[partition]) {
+    snprintf(why, whylen, "partition %d holds offsets %" PRId64 " to %" PRId64, (int)partition, x.lo[partition],
+             x.hi[partition] - 1);
+  } else {
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, cfg.dead_letter_topic, partition)->offset = offset;
+    rd_kafka_resp_err_t e = rd_kafka_assign(rk, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    if (e)
+      die("%s: assign: %s", cfg.dead_letter_topic, rd_kafka_err2str(e));
+    snprintf(why, whylen, "no message at offset %" PRId64 " of partition %d", offset, (int)partition);
+    int gap = 0; /* the partition goes on past the offset without it */
+    for (int64_t waited = 0; d == NULL && !gap && waited < STALL_MS; waited += 500) {
+      rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 500);
+      if (m && !m->err && m->partition == partition) {
+        if (m->offset == offset)
+          d = dl_from(m, 1);
+        gap = m->offset > offset;
+      }
+      if (m)
+        rd_kafka_message_destroy(m);
+    }
+  }
+  ends_free(&x);
+  rd_kafka_consumer_close(rk);
+  rd_kafka_destroy(rk);
+  return d;
+}
+
+/* Collecting the dead letters a filter, or a set of ids, picks. */
+struct pick {
+  const struct filter *f;
+  const struct selector *sel; /* by dlq_event_id when not NULL */
+  size_t nsel, found;
+  int keep_value;
+  struct dls out;
+};
+
+static int pick_visit(const rd_kafka_message_t *m, void *ctx) {
+  struct pick *k = ctx;
+  struct dl *d = dl_from(m, 0);
+  const char *id = meta(d, "dlq_event_id");
+  int want = k->sel == NULL && matches(d, k->f);
+  for (size_t i = 0; k->sel && id && i < k->nsel && !want; i++)
+    want = strcasecmp(k->sel[i].id, id) == 0;
+  dl_free(d);
+  if (!want)
+    return 0;
+  dls_add(&k->out, dl_from(m, k->keep_value));
+  return k->sel && ++k->found == k->nsel; /* every id found: stop reading */
+}
+
+static int by_time(const void *a, const void *b) {
+  const struct dl *x = *(const struct dl *const *)a, *y = *(const struct dl *const *)b;
+  if (x->ts_ms != y->ts_ms)
+    return x->ts_ms < y->ts_ms ? -1 : 1;
+  if (x->partition != y->partition)
+    return x->partition < y->partition ? -1 : 1;
+  return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
+
+static void sort_by_time(struct dls *l) {
+  if (l->n > 1)
+    qsort(l->v, l->n, sizeof(*l->v), by_time);
+}
+
+/* ---- list ---------------------------------------------------------------------------- */
+
+static json_t *list_json(const struct dl *d) {
+  char t[32];
+  rfc3339(d->ts_ms, t);
+  return json_pack("{s:i, s:I, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "partition", (int)d->partition,
+                   "offset", (json_int_t)d->offset, "time", t, "dlq_event_id", json_meta(d, "dlq_event_id"),
+                   "source_topic", json_meta(d, "source_topic"), "source_partition",
+                   json_position(meta(d, "source_partition")), "source_offset",
+                   json_position(meta(d, "source_offset")), "error_code", json_meta(d, "error_code"),
+                   "error_message", json_meta(d, "error_message"), "source_service",
+                   json_meta(d, "source_service"), "key", json_text(d->key, d->keylen));
+}
+
+static void list_line(const struct dl *d) {
+  char t[32], where[48], msg[4 * MESSAGE_CHARS + 8];
+  rfc3339(d->ts_ms, t);
+  snprintf(where, sizeof(where), "%d:%" PRId64, (int)d->partition, d->offset);
+  char *text = printable(meta(d, "error_message"), meta(d, "error_message") ? strlen(meta(d, "error_message")) : 0);
+  lmp_utf8_copy(msg, sizeof(msg), text, MESSAGE_CHARS);
+  free(text);
+  const char *fields[] = {meta(d, "source_topic"), meta(d, "source_partition"), meta(d, "source_offset"),
+                          meta(d, "error_code"), meta(d, "source_service")};
+  char *p[5];
+  for (int i = 0; i < 5; i++)
+    p[i] = printable(or_dash(fields[i]), strlen(or_dash(fields[i])));
+  printf("%-10s %-24s %-40s %3s:%-8s %-20s %-12s %s\n", where, t, p[0], p[1], p[2], p[3], p[4], msg);
+  for (int i = 0; i < 5; i++)
+    free(p[i]);
+}
+
+int cmd_dlq_list(char **args, int nargs, const struct ctl_opts *o) {
+  struct filter f = filter_of(o);
+  struct pick k = {.f = &f};
+  scan(pick_visit, &k);
+  sort_by_time(&k.out);
+  size_t limit = o->limit ? (size_t)o->limit : 100, first = k.out.n > limit ? k.out.n - limit : 0;
+  if (o->json) {
+    json_t *a = json_array();
+    for (size_t i = first; i < k.out.n; i++)
+      json_array_append_new(a, list_json(k.out.v[i]));
+    print_json(a);
+  } else {
+    printf("%-10s %-24s %-40s %-12s %-20s %-12s %s\n", "DLQ", "TIME", "SOURCE TOPIC", "SOURCE", "ERROR",
+           "SERVICE", "MESSAGE");
+    for (size_t i = first; i < k.out.n; i++)
+      list_line(k.out.v[i]);
+  }
+  fprintf(stderr, "%zu dead letter%s in %s%s", k.out.n, k.out.n == 1 ? "" : "s", cfg.dead_letter_topic,
+          has_filter(o) ? " match" : "");
+  if (first)
+    fprintf(stderr, "; the newest %zu shown (--limit)", limit);
+  fputc('\n', stderr);
+  dls_free(&k.out);
+  return 0;
+}
+
+/* ---- show ---------------------------------------------------------------------------- */
+
+/* Finds the dead letters the selectors name, each with its value; a selector that
+ * names none is reported and counted in *missing. */
+static struct dls find(const struct selector *sel, size_t n, size_t *missing) {
+  struct dls out = {0};
+  size_t nids = 0;
+  struct selector *ids = calloc(n ? n : 1, sizeof(*ids));
+  if (ids == NULL)
+    die("out of memory");
+  *missing = 0;
+  for (size_t i = 0; i < n; i++) {
+    char why[200];
+    if (*sel[i].id) {
+      ids[nids++] = sel[i];
+      continue;
+    }
+    struct dl *d = fetch_at(sel[i].partition, sel[i].offset, why, sizeof(why));
+    if (d)
+      dls_add(&out, d);
+    else {
+      fprintf(stderr, "lmpctl: no dead letter at %s: %s\n", sel[i].text, why);
+      ++*missing;
+    }
+  }
+  if (nids) {
+    struct pick k = {.sel = ids, .nsel = nids, .keep_value = 1, .out = out};
+    scan(pick_visit, &k);
+    out = k.out;
+    for (size_t i = 0; i < nids; i++) {
+      int seen = 0;
+      for (size_t j = 0; j < out.n && !seen; j++)
+        seen = meta(out.v[j], "dlq_event_id") && strcasecmp(meta(out.v[j], "dlq_event_id"), ids[i].id) == 0;
+      if (!seen) {
+        fprintf(stderr, "lmpctl: no dead letter with dlq_event_id %s in %s\n", ids[i].id, cfg.dead_letter_topic);
+        ++*missing;
+      }
+    }
+  }
+  free(ids);
+  return out;
+}
+
+/* The original body as JSON, or NULL with the reason it does not decode. */
+static json_t *decoded(const struct dl *d, const char **type, char *why, size_t whylen) {
+  const struct lmp_schema *s;
+  avro_value_t v;
+  *type = NULL;
+  if (lmp_avro_decode(schemas(), d->value, d->len, &s, &v, why, whylen) < 0)
+    return NULL;
+  json_t *j = lmp_avro_to_json(&v);
+  avro_value_decref(&v);
+  *type = s->name;
+  return j;
+}
+
+static void hex_dump(const char *p, size_t n) {
+  for (size_t i = 0; i < n; i += 16) {
+    printf("  %04zx ", i);
+    for (size_t k = i; k < i + 16; k++) {
+      if (k < n)
+        printf(" %02x", (unsigned char)p[k]);
+      else
+        printf("   ");
+    }
+    printf("  |");
+    for (size_t k = i; k < i + 16 && k < n; k++)
+      putchar(p[k] >= 0x20 && p[k] < 0x7F ? p[k] : '.');
+    printf("|\n");
+  }
+}
+
+static char *hex(const char *p, size_t n) {
+  char *out = malloc(2 * n + 1);
+  if (out == NULL)
+    die("out of memory");
+  for (size_t i = 0; i < n; i++)
+    snprintf(out + 2 * i, 3, "%02x", (unsigned char)p[i]);
+  out[2 * n] = '\0';
+  return out;
+}
+
+static void show_json(const struct dl *d) {
+  char why[500];
+  const char *type;
+  json_t *hs = json_array();
+  for (size_t i = 0; i < d->nh; i++)
+    json_array_append_new(hs, json_pack("{s:o, s:o}", "name", json_text(d->h[i].name, strlen(d->h[i].name)),
+                                        "value", json_text(d->h[i].value, d->h[i].len)));
+  json_t *j = list_json(d), *body = decoded(d, &type, why, sizeof(why));
+  json_object_set_new(j, "headers", hs);
+  json_object_set_new(j, "value_bytes", json_integer((json_int_t)d->len));
+  json_object_set_new(j, "event_type", type ? json_string(type) : json_null());
+  json_object_set_new(j, "value", body ? body : json_null());
+  if (body == NULL) {
+    char *h = hex(d->value, d->len < DUMP_BYTES ? d->len : DUMP_BYTES);
+    json_object_set_new(j, "value_error", json_text(why, strlen(why)));
+    json_object_set_new(j, "value_hex", json_string(h));
+    free(h);
+  }
+  print_json(j);
+}
+
+static void show_text(const struct dl *d) {
+  char t[32], why[500];
+  const char *type;
+  rfc3339(d->ts_ms, t);
+  printf("dead letter %d:%" PRId64 " of %s, %s\n", (int)d->partition, d->offset, cfg.dead_letter_topic, t);
+  printf("error    %s: ", or_dash(meta(d, "error_code")));
+  print_text(stdout, or_dash(meta(d, "error_message")), strlen(or_dash(meta(d, "error_message"))));
+  printf("\nsource   %s[%s]@%s, dead-lettered by %s\n", or_dash(meta(d, "source_topic")),
+         or_dash(meta(d, "source_partition")), or_dash(meta(d, "source_offset")), or_dash(meta(d, "source_service")));
+  printf("key      ");
+  print_key(d);
+  printf("\nheaders  (%zu of the original, then %zu of the dead letter)\n", d->norig, d->nh - d->norig);
+  for (size_t i = 0; i < d->nh; i++) {
+    printf("  ");
+    print_text(stdout, d->h[i].name, strlen(d->h[i].name));
+    printf(" = ");
+    print_text(stdout, d->h[i].value, d->h[i].len);
+    putchar('\n');
+  }
+  json_t *body = decoded(d, &type, why, sizeof(why));
+  if (body) {
+    printf("value    %zu bytes, %s:\n", d->len, type);
+    json_dumpf(body, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    putchar('\n');
+    json_decref(body);
+  } else {
+    printf("value    %zu bytes, does not decode: %s\n", d->len, why);
+    hex_dump(d->value, d->len < DUMP_BYTES ? d->len : DUMP_BYTES);
+    if (d->len > DUMP_BYTES)
+      printf("  ... %zu bytes more\n", d->len - DUMP_BYTES);
+  }
+}
+
+int cmd_dlq_show(char **args, int nargs, const struct ctl_opts *o) {
+  struct selector sel;
+  size_t missing;
+  parse_selector(args[0], &sel);
+  struct dls l = find(&sel, 1, &missing);
+  if (l.n && o->json)
+    show_json(l.v[0]);
+  else if (l.n)
+    show_text(l.v[0]);
+  dls_free(&l);
+  return missing ? 1 : 0;
+}
+
+/* ---- replay -------------------------------------------------------------------------- */
+
+/* One dead letter to produce again, and what became of it. */
+struct replay {
+  const struct dl *d;
+  char event_id[EVENT_ID_MAX + 1];
+  rd_kafka_resp_err_t err; /* RD_KAFKA_RESP_ERR__IN_PROGRESS until its delivery report */
+  int32_t partition;
+  int64_t offset;
+};
+
+static int our_topic(const char *topic) {
+  for (size_t i = 0; i < lmp_schemas_count(schemas()); i++) {
+    const struct lmp_schema *s = lmp_schemas_at(schemas(), i);
+    char t[300];
+    if (strchr(s->name, '.') == NULL) /* a shared type, not an event */
+      continue;
+    lmp_topic_name(&cfg, s->name, t, sizeof(t));
+    if (strcmp(t, topic) == 0)
+      return 1;
+  }
+  return 0;
+}
+
+/* Why a dead letter must not be replayed, or NULL. Replaying is producing the
+ * original again; a dead letter that does not hold the original, or whose source is
+ * not a topic of the flow, cannot be. */
+static const char *refusal(const struct dl *d, char *why, size_t len) {
+  const char *code = meta(d, "error_code"), *src = meta(d, "source_topic"), *id = meta(d, "dlq_event_id");
+  if (id == NULL || !*id || strlen(id) > EVENT_ID_MAX - strlen(REPLAY_PREFIX))
+    return "it has no usable dlq_event_id header, from which a replay takes its event_id";
+  for (const char *c = id; *c; c++)
+    if (*c <= 0x20 || *c >= 0x7F)
+      return "its dlq_event_id is not printable ASCII, as an event_id must be";
+  if (code && strcmp(code, "PUBLISH_REFUSED") == 0) {
+    snprintf(why, len, "it is a parked event (PUBLISH_REFUSED): the broker refused it for good when %s published "
+             "it from its outbox; the event is in that daemon's lmp_outbox_parked", or_dash(meta(d, "source_service")));
+    return why;
+  }
+  if (meta(d, "dlq_truncated_from")) {
+    snprintf(why, len, "its value was cut from %s to %zu bytes (dlq_truncated_from): the original is not there "
+             "to replay", meta(d, "dlq_truncated_from"), d->len);
+    return why;
+  }
+  if (meta(d, "dlq_key_truncated_from"))
+    return "its key was cut (dlq_key_truncated_from): the original is not there to replay";
+  if (src == NULL || !our_topic(src)) {
+    snprintf(why, len, "its source topic %s is not an event topic of this flow (prefix '%s')", or_dash(src),
+             cfg.topic_prefix);
+    return why;
+  }
+  if (decimal(meta(d, "source_partition")) < 0 || decimal(meta(d, "source_partition")) > INT32_MAX)
+    return "it has no source_partition to produce to";
+  return NULL;
+}
+
+static int add_header(rd_kafka_headers_t *hs, const char *name, const char *value, size_t len) {
+  return rd_kafka_header_add(hs, name, -1, value, (ssize_t)len) ? -1 : 0;
+}
+
+/* The original headers, but event_id, which becomes one of the dead letter's own so
+ * that replaying it twice is one event to the inbox (the original event_id is in the
+ * inbox already when its handler refused it), and earlier replay_* headers; then
+ * where this replay comes from. */
+static rd_kafka_headers_t *replay_headers(const struct replay *r) {
+  const struct dl *d = r->d;
+  char pos[400];
+  rd_kafka_headers_t *hs = rd_kafka_headers_new(d->norig + 5);
+  int e = 0;
+  for (size_t i = 0; i < d->norig && !e; i++)
+    if (strcmp(d->h[i].name, "event_id") != 0 && strncmp(d->h[i].name, "replay_", 7) != 0)
+      e = add_header(hs, d->h[i].name, d->h[i].value, d->h[i].len);
+  snprintf(pos, sizeof(pos), "%s/%d/%" PRId64, cfg.dead_letter_topic, (int)d->partition, d->offset);
+  const char *was = orig(d, "event_id");
+  if (!e) e = add_header(hs, "event_id", r->event_id, strlen(r->event_id));
+  if (!e) e = add_header(hs, "replay_dlq_event_id", meta(d, "dlq_event_id"), strlen(meta(d, "dlq_event_id")));
+  if (!e) e = add_header(hs, "replay_dlq_position", pos, strlen(pos));
+  if (!e && was) e = add_header(hs, "replay_of_event_id", was, strlen(was));
+  if (!e) e = add_header(hs, "replay_for_service", or_dash(meta(d, "source_service")),
+                         strlen(or_dash(meta(d, "source_service"))));
+  if (e)
+    die("out of memory");
+  return hs;
+}
+
+static void delivered(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
+  struct replay *r = m->_private;
+  r->err = m->err;
+  r->partition = m->partition;
+  r->offset = m->offset;
+}
+
+static rd_kafka_t *replay_producer(void) {
+  char err[512];
+  rd_kafka_conf_t *c = lmp_kafka_conf(&cfg, err, sizeof(err));
+  if (c == NULL)
+    die("kafka: %s", err);
+  if (rd_kafka_conf_set(c, "enable.idempotence", "true", err, sizeof(err)) ||
+      rd_kafka_conf_set(c, "message.timeout.ms", "60000", err, sizeof(err)))
+    die("kafka: %s", err);
+  rd_kafka_conf_set_dr_msg_cb(c, delivered);
+  rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, sizeof(err));
+  if (rk == NULL)
+    die("kafka: %s", err);
+  return rk; /* c is owned by rk now */
+}
+
+static void produce(rd_kafka_t *rk, struct replay *r) {
+  const struct dl *d = r->d;
+  rd_kafka_headers_t *hs = replay_headers(r);
+  /* The original's partition: its key's other events are there, in order. */
+  rd_kafka_resp_err_t e = rd_kafka_producev(
+      rk, RD_KAFKA_V_TOPIC(meta(d, "source_topic")),
+      RD_KAFKA_V_PARTITION((int32_t)decimal(meta(d, "source_partition"))), RD_KAFKA_V_KEY(d->key, d->keylen),
+      RD_KAFKA_V_VALUE(d->value, d->len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hs),
+      RD_KAFKA_V_OPAQUE(r), RD_KAFKA_V_END);
+  if (e) {
+    rd_kafka_headers_destroy(hs); /* not taken when producev fails */
+    r->err = e;
+  }
+}
+
+static void print_plan(const struct replay *r) {
+  const struct dl *d = r->d;
+  printf("would replay %d:%" PRId64 " to %s[%s] as event_id %s, key ", (int)d->partition, d->offset,
+         meta(d, "source_topic"), meta(d, "source_partition"), r->event_id);
+  print_key(d);
+  printf(", %zu bytes, headers:", d->len);
+  rd_kafka_headers_t *hs = replay_headers(r);
+  const char *name;
+  const void *v;
+  size_t n;
+  for (size_t i = 0; rd_kafka_header_get_all(hs, i, &name, &v, &n) == RD_KAFKA_RESP_ERR_NO_ERROR; i++) {
+    printf(" %s=", name);
+    print_text(stdout, v, v ? n : 0);
+  }
+  rd_kafka_headers_destroy(hs);
+  putchar('\n');
+}
+
+/* Produces the accepted replays and waits for every delivery report; the number
+ * not delivered. */
+static size_t send_all(struct replay *rs, size_t n) {
+  rd_kafka_t *rk = replay_producer();
+  for (size_t i = 0; i < n; i++)
+    produce(rk, &rs[i]);
+  rd_kafka_flush(rk, 90000);
+  size_t failed = 0;
+  for (size_t i = 0; i < n; i++) {
+    const struct dl *d = rs[i].d;
+    if (rs[i].err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      printf("replayed %d:%" PRId64 " to %s[%d]@%" PRId64 " as event_id %s\n", (int)d->partition, d->offset,
+             meta(d, "source_topic"), (int)rs[i].partition, rs[i].offset, rs[i].event_id);
+    } else {
+      fprintf(stderr, "lmpctl: %d:%" PRId64 " not delivered to %s: %s\n", (int)d->partition, d->offset,
+              meta(d, "source_topic"),
+              rd_kafka_err2str(rs[i].err == RD_KAFKA_RESP_ERR__IN_PROGRESS ? RD_KAFKA_RESP_ERR__TIMED_OUT : rs[i].err));
+      failed++;
+    }
+  }
+  rd_kafka_destroy(rk);
+  return failed;
+}
+
+/* The dead letters to replay, oldest first: those the selectors name, or every one
+ * the filters match (the newest --limit of them, as dlq list shows), each once. */
+static struct dls chosen(char **args, int nargs, const struct ctl_opts *o, size_t *missing) {
+  *missing = 0;
+  if (nargs <= 0) {
+    struct filter f = filter_of(o);
+    struct pick k = {.f = &f, .keep_value = 1};
+    scan(pick_visit, &k);
+    sort_by_time(&k.out);
+    size_t first = o->limit && k.out.n > (size_t)o->limit ? k.out.n - (size_t)o->limit : 0;
+    for (size_t i = 0; i < first; i++)
+      dl_free(k.out.v[i]);
+    memmove(k.out.v, k.out.v + first, (k.out.n - first) * sizeof(*k.out.v));
+    k.out.n -= first;
+    return k.out;
+  }
+  struct selector *sel = calloc((size_t)nargs, sizeof(*sel));
+  if (sel == NULL)
+    die("out of memory");
+  for (int i = 0; i < nargs; i++)
+    parse_selector(args[i], &sel[i]);
+  struct dls l = find(sel, (size_t)nargs, missing);
+  free(sel);
+  sort_by_time(&l);
+  size_t kept = 0;
+  for (size_t i = 0; i < l.n; i++) {
+    int dup = kept && l.v[kept - 1]->partition == l.v[i]->partition && l.v[kept - 1]->offset == l.v[i]->offset;
+    if (dup)
+      dl_free(l.v[i]);
+    else
+      l.v[kept++] = l.v[i];
+  }
+  l.n = kept;
+  return l;
+}
+
+int cmd_dlq_replay(char **args, int nargs, const struct ctl_opts *o) {
+  if (nargs == 0 && !has_filter(o))
+    die_usage("dlq replay needs dead letters: PARTITION:OFFSET or dlq_event_id selectors, or --topic, --code "
+              "or --since to take every match");
+  if (nargs > 0 && (has_filter(o) || o->limit))
+    die_usage("dlq replay takes selectors or filters (--topic, --code, --since, --limit), not both");
+  size_t missing;
+  struct dls l = chosen(args, nargs, o, &missing);
+  struct replay *rs = calloc(l.n ? l.n : 1, sizeof(*rs));
+  if (rs == NULL)
+    die("out of memory");
+  size_t n = 0, refused = 0;
+  for (size_t i = 0; i < l.n; i++) {
+    char why[400];
+    const char *no = refusal(l.v[i], why, sizeof(why));
+    if (no) {
+      fprintf(stderr, "lmpctl: refused %d:%" PRId64 ": %s\n", (int)l.v[i]->partition, l.v[i]->offset, no);
+      refused++;
+      continue;
+    }
+    rs[n] = (struct replay){.d = l.v[i], .err = RD_KAFKA_RESP_ERR__IN_PROGRESS};
+    snprintf(rs[n].event_id, sizeof(rs[n].event_id), REPLAY_PREFIX "%s", meta(l.v[i], "dlq_event_id"));
+    n++;
+  }
+  size_t failed = 0;
+  if (o->dry_run)
+    for (size_t i = 0; i < n; i++)
+      print_plan(&rs[i]);
+  else if (n)
+    failed = send_all(rs, n);
+  fprintf(stderr, "%zu dead letter%s %s, %zu refused, %zu not found, %zu not delivered\n", n - failed,
+          n - failed == 1 ? "" : "s", o->dry_run ? "would be replayed (dry run: nothing sent)" : "replayed", refused,
+          missing, failed);
+  if (l.n + missing == 0)
+    fprintf(stderr, "lmpctl: no dead letter matches\n");
+  int rc = refused || missing || failed || l.n + missing == 0 ? 1 : 0;
+  free(rs);
+  dls_free(&l);
+  return rc;
+}
