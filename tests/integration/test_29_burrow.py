@@ -1,0 +1,348 @@
+"""Consumer lag as Burrow sees it. Burrow, started here with deploy/burrow/burrow.toml
+against the stack, sees every daemon's group and rates each OK while the daemons keep
+up under load; with allocation stopped under load it reports that group (WARN, ERR,
+STALL or STOP) while intake's stays OK, and lmpctl lag shows the lag Burrow shows,
+partition by partition, down to none once allocation is back.
+
+It needs Burrow 1.9.5 or newer (LMP_BURROW names one): Kafka 4 no longer answers the
+ListOffsets v0 requests of older Burrows (KIP-896). Debian 12 packages Burrow 1.2.1,
+so with only that at hand the test reports itself skipped (exit status 77, which CTest
+counts as skipped, not passed), saying why."""
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+
+from harness import BUILD, BROKERS, ROOT, SECRETS, SERVICES, Failure, check, example, http_get, run, wait_for
+
+TEMPLATE = os.path.join(ROOT, "deploy", "burrow", "burrow.toml")
+# The daemons authenticate by certificate on the TLS listener, three ports up.
+TLS_BROKERS = ",".join(f'"127.0.0.1:{int(b.rsplit(":", 1)[1]) + 3}"' for b in BROKERS.split(","))
+BAD = ("WARN", "ERR", "STALL", "STOP")
+
+
+SKIPPED = 77  # CTest's SKIP_RETURN_CODE for this test
+
+
+def burrow_binary():
+    found = os.environ.get("LMP_BURROW") or shutil.which("Burrow") or shutil.which("burrow")
+    check(found, "no Burrow: install Burrow 1.9.5 or newer, or name it in LMP_BURROW")
+    return found
+
+
+def too_old():
+    """Why the Burrow at hand cannot read Kafka 4, or None. Only Debian's package has a
+    version to ask for; a Burrow named in LMP_BURROW is taken at its word."""
+    if os.environ.get("LMP_BURROW"):
+        return None
+    path = os.path.realpath(burrow_binary())
+    owner = subprocess.run(["dpkg-query", "-S", path], capture_output=True, text=True)
+    if owner.returncode != 0:
+        return None
+    package = owner.stdout.split(":", 1)[0]
+    version = subprocess.run(["dpkg-query", "-W", "-f=${Version}", package], capture_output=True, text=True).stdout
+    newer = subprocess.run(["dpkg", "--compare-versions", version, "ge", "1.9.5"]).returncode == 0
+    return None if newer else (f"{path} is Burrow {version} from Debian's package; it asks Kafka 4 for end offsets "
+                               "with ListOffsets v0, which Kafka 4 no longer answers (KIP-896). "
+                               "Name a Burrow 1.9.5 or newer in LMP_BURROW to run this test")
+
+
+class ZooKeeperStub:
+    """The few ZooKeeper requests Burrow makes (connect, create its paths, list and
+    delete its lock's nodes, ping), answered from memory: Burrow will not start
+    without a ZooKeeper, and keeps no lag data there. Bound once to a port the system
+    chose and held for the whole test."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.address = f"127.0.0.1:{self.sock.getsockname()[1]}"
+        self.nodes = {"/": b""}
+        self.seq = 0
+        self.lock = threading.Lock()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._session, args=(conn,), daemon=True).start()
+
+    @staticmethod
+    def _frame(conn):
+        def exactly(n):
+            b = b""
+            while len(b) < n:
+                part = conn.recv(n - len(b))
+                if not part:
+                    raise EOFError
+                b += part
+            return b
+        return exactly(struct.unpack(">i", exactly(4))[0])
+
+    @staticmethod
+    def _send(conn, payload):
+        conn.sendall(struct.pack(">i", len(payload)) + payload)
+
+    def _session(self, conn):
+        try:
+            timeout = struct.unpack(">iqiq", self._frame(conn)[:24])[2]
+            self._send(conn, struct.pack(">iiqi", 0, timeout, 1, 16) + bytes(16))
+            while True:
+                req = self._frame(conn)
+                xid, op = struct.unpack(">ii", req[:8])
+                err, body = self._answer(op, Reader(req[8:]))
+                self._send(conn, struct.pack(">iqi", xid, 1, err) + (body if err == 0 else b""))
+                if op == -11:
+                    return
+        except (EOFError, OSError):
+            pass
+        finally:
+            conn.close()
+
+    def _answer(self, op, r):
+        stat = bytes(68)
+        with self.lock:
+            if op in (1, 15):  # create, create2
+                path, _ = r.string(), r.buffer()
+                for _ in range(r.int()):
+                    r.int(), r.string(), r.string()
+                if r.int() & 2:  # sequential
+                    path += "%010d" % self.seq
+                    self.seq += 1
+                if path in self.nodes:
+                    return -110, b""
+                if (path.rsplit("/", 1)[0] or "/") not in self.nodes:
+                    return -101, b""
+                self.nodes[path] = b""
+                return 0, pack_string(path) + (stat if op == 15 else b"")
+            if op in (2, 3, 4, 8, 12):  # delete, exists, getData, getChildren, getChildren2
+                path = r.string()
+                if path not in self.nodes:
+                    return -101, b""
+                if op == 2:
+                    del self.nodes[path]
+                    return 0, b""
+                kids = [p.rsplit("/", 1)[1] for p in self.nodes if p != path and p.rsplit("/", 1)[0] == path]
+                listed = struct.pack(">i", len(kids)) + b"".join(pack_string(k) for k in kids)
+                return 0, {3: stat, 4: struct.pack(">i", 0) + stat, 8: listed, 12: listed + stat}[op]
+            if op in (11, 101, -11):  # ping, setWatches, close
+                return 0, b""
+        return -6, b""  # unimplemented
+
+    def close(self):
+        self.sock.close()
+
+
+class Reader:
+    def __init__(self, b):
+        self.b, self.at = b, 0
+
+    def int(self):
+        self.at += 4
+        return struct.unpack(">i", self.b[self.at - 4:self.at])[0]
+
+    def buffer(self):
+        n = self.int()
+        self.at += max(n, 0)
+        return self.b[self.at - max(n, 0):self.at]
+
+    def string(self):
+        return self.buffer().decode()
+
+
+def pack_string(s):
+    b = s.encode()
+    return struct.pack(">i", len(b)) + b
+
+
+def listening_ports(pid):
+    """The TCP ports a process listens on, from /proc: Burrow takes a free port
+    itself and says which only there."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            inodes.add(link[8:-1])
+    ports = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as fh:
+            for line in list(fh)[1:]:
+                f = line.split()
+                if f[3] == "0A" and f[9] in inodes:
+                    ports.append(int(f[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+class Burrow:
+    def __init__(self, ns, zk):
+        self.dir = os.path.join(BUILD, "Testing", f"{ns.db}-burrow")
+        os.makedirs(self.dir, exist_ok=True)
+        with open(TEMPLATE) as fh:
+            conf = fh.read()
+        groups = "^lmp-[a-z-]+-" + re.escape(ns.prefix) + "$"
+        for name, value in (("DIR", self.dir), ("ZOOKEEPER", zk.address), ("SECRETS", SECRETS),
+                            ("BROKERS", TLS_BROKERS), ("GROUPS", groups)):
+            conf = conf.replace(f"@{name}@", value)
+        check("@" not in re.sub(r"#.*", "", conf), f"a placeholder of {TEMPLATE} left unfilled")
+        with open(os.path.join(self.dir, "burrow.toml"), "w") as fh:
+            fh.write(conf)
+        self.logfile = os.path.join(self.dir, "burrow.log")
+        self.log = open(self.logfile, "w")
+        self.proc = subprocess.Popen([burrow_binary(), "--config-dir", self.dir], stdout=self.log, stderr=self.log)
+        self.url = None
+        port = wait_for("Burrow to listen", self._port, timeout=60)
+        self.url = f"http://127.0.0.1:{port}/v3/kafka/lmp"
+
+    def _port(self):
+        check(self.proc.poll() is None, f"Burrow exited with {self.proc.returncode}: {self.why()}")
+        ports = listening_ports(self.proc.pid)
+        return ports[0] if len(ports) == 1 else None
+
+    def why(self):
+        """Burrow's complaints, for a failure message."""
+        with open(self.logfile, errors="replace") as fh:
+            lines = [line.strip() for line in fh if '"level":"error"' in line or '"level":"panic"' in line]
+        hint = (" (a Burrow older than 1.9.5 cannot read Kafka 4: it asks for end offsets with ListOffsets v0, "
+                "which Kafka 4 no longer answers)" if any("fetch offsets" in line or "Unknown Kafka Version" in line
+                                                          for line in lines) else "")
+        return "; ".join(lines[-3:]) + hint
+
+    def get(self, group, what):
+        check(self.proc.poll() is None, f"Burrow exited with {self.proc.returncode}: {self.why()}")
+        code, body = http_get(f"{self.url}/consumer/{group}/{what}")
+        return json.loads(body)["status"] if code == 200 else None
+
+    def status(self, group):
+        s = self.get(group, "status")
+        return s["status"] if s else "NOTFOUND"
+
+    def lag(self, group):
+        """The partitions the group committed to: {(topic, partition): lag}. Burrow
+        also lists those it knows only from the group's assignments, without lag."""
+        s = self.get(group, "lag")
+        if s is None:
+            return None
+        check(all(p["current_lag"] == 0 for p in s["partitions"] if not p.get("end")), f"lag without commits: {s}")
+        return {(p["topic"], p["partition"]): p["current_lag"] for p in s["partitions"] if p.get("end")}
+
+    def close(self):
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+class Load:
+    """Virtual onboardings published at a steady rate until stopped."""
+
+    def __init__(self, ns, per_second=4):
+        self.ns, self.gap, self.sent = ns, 1 / per_second, 0
+        self.stop_flag = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while not self.stop_flag.wait(self.gap):
+            self.ns.publish("onboarding.requested", example("virtual-core.json"), flush=False)
+            self.ns.producer.poll(0)
+            self.sent += 1
+
+    def stop(self):
+        self.stop_flag.set()
+        self.thread.join(10)
+        check(self.ns.producer.flush(30) == 0, "the load was not acknowledged")
+
+
+def group(ns, service):
+    return f"lmp-{service}-{ns.prefix}"  # what the harness gives each daemon
+
+
+def lmpctl_lag(ns, g):
+    """lmpctl lag --json for one group: {(topic, partition): lag}, its total, and the
+    partitions it has committed."""
+    out = json.loads(ns.lmpctl("lag", "--group", g, "--json").stdout)
+    check(len(out) == 1 and out[0]["group"] == g, f"lmpctl lag --json: {out}")
+    parts = {(p["topic"], p["partition"]): p for p in out[0]["partitions"]}
+    check(out[0]["lag"] == sum(p["lag"] for p in parts.values()), f"total is not the sum: {out}")
+    return {k: p["lag"] for k, p in parts.items()}, out[0]["lag"], {k for k, p in parts.items()
+                                                                     if p["committed"] is not None}
+
+
+def same_lag(ns, burrow, g):
+    """lmpctl's lag and Burrow's, when they agree on every partition: the total."""
+    mine, total, committed = lmpctl_lag(ns, g)
+    theirs = burrow.lag(g)
+    uncommitted = {k: v for k, v in mine.items() if k not in committed and v}
+    if theirs is None or uncommitted or {k: mine[k] for k in committed} != theirs:
+        return None
+    return total, theirs
+
+
+def test_lag_burrow(ns):
+    ns.start_all()
+    zk = ZooKeeperStub()
+    load = Load(ns)
+    burrow = Burrow(ns, zk)
+    try:
+        groups = [group(ns, s) for s in SERVICES]
+        accepted = ns.topic("onboarding.accepted")
+        # Every daemon commits under the load; allocation on every partition of its
+        # input, so that a partition it never reached cannot stand in for lag later.
+        wait_for("allocation to commit on every partition of onboarding.accepted", lambda: len(
+            [k for k in lmpctl_lag(ns, groups[SERVICES.index("allocation")])[2] if k[0] == accepted]) == 6,
+            timeout=90)
+        try:
+            wait_for("Burrow to rate every daemon's group OK under load", lambda: all(
+                burrow.status(g) == "OK" and burrow.lag(g) for g in groups), timeout=90)
+        except Failure as e:
+            raise Failure(f"{e}: {({g: burrow.status(g) for g in groups})} {burrow.why()}")
+
+        allocation = next(p for p in ns.procs if p.service == "allocation")
+        allocation.send_signal(signal.SIGTERM)
+        check(allocation.wait(30) == 0, "allocation did not drain on SIGTERM")
+        reported = wait_for("Burrow to report allocation stopped under load", lambda: (
+            lambda s: s if s in BAD else None)(burrow.status(group(ns, "allocation"))), timeout=90)
+        check(burrow.status(group(ns, "intake")) == "OK", f"intake keeps up but is {burrow.status(group(ns, 'intake'))}")
+
+        load.stop()
+        ns.wait_published(["intake"])
+        g = group(ns, "allocation")
+        total, theirs = wait_for("lmpctl lag and Burrow to agree on allocation's lag",
+                                 lambda: same_lag(ns, burrow, g), timeout=60)
+        check(total > 0 and total == sum(theirs.values()), f"allocation's lag {total}, Burrow's {theirs}")
+        table = ns.lmpctl("lag", "--group", g).stdout
+        check(re.search(r"^\s+total\s+%d$" % total, table, re.M), f"the table's total is not {total}:\n{table}")
+        print(f"allocation stopped under load: Burrow {reported}, lag {total} in both", flush=True)
+
+        ns.start("allocation")
+        wait_for("allocation to catch up", lambda: (lambda r: r and r[0] == 0)(same_lag(ns, burrow, g)), timeout=90)
+        wait_for("Burrow to rate allocation OK again", lambda: burrow.status(g) == "OK", timeout=60)
+    finally:
+        if not load.stop_flag.is_set():
+            load.stop()
+        burrow.close()
+        zk.close()
+
+
+if __name__ == "__main__":
+    why = too_old()
+    if why:
+        print(f"SKIPPED test_lag_burrow: {why}", flush=True)
+        sys.exit(SKIPPED)
+    sys.exit(run(test_lag_burrow))
