@@ -4,17 +4,14 @@ up under load; with allocation stopped under load it reports that group (WARN, E
 STALL or STOP) while intake's stays OK, and lmpctl lag shows the lag Burrow shows,
 partition by partition, down to none once allocation is back.
 
-It needs Burrow 1.9.5 or newer (LMP_BURROW names one): Kafka 4 no longer answers the
-ListOffsets v0 requests of older Burrows (KIP-896). Debian 12 packages Burrow 1.2.1,
-so with only that at hand the test reports itself skipped (exit status 77, which CTest
-counts as skipped, not passed), saying why."""
+Burrow 1.9.6, which deploy/setup builds from the Go module proxy: Kafka 4 no longer
+answers the ListOffsets v0 requests of older Burrows (KIP-896), Debian 12's 1.2.1
+among them."""
 import json
 import os
 import re
 import shutil
 import signal
-import socket
-import struct
 import subprocess
 import sys
 import threading
@@ -28,147 +25,52 @@ TLS_BROKERS = ",".join(f'"127.0.0.1:{int(b.rsplit(":", 1)[1]) + 3}"' for b in BR
 BAD = ("WARN", "ERR", "STALL", "STOP")
 
 
-SKIPPED = 77  # CTest's SKIP_RETURN_CODE for this test
-
-
 def burrow_binary():
-    found = os.environ.get("LMP_BURROW") or shutil.which("Burrow") or shutil.which("burrow")
-    check(found, "no Burrow: install Burrow 1.9.5 or newer, or name it in LMP_BURROW")
+    """deploy/setup builds Burrow into .stack/burrow; LMP_BURROW may name another."""
+    found = os.environ.get("LMP_BURROW") or os.path.join(ROOT, ".stack", "burrow", "Burrow")
+    check(os.access(found, os.X_OK), f"no Burrow at {found}: run deploy/setup, or name one in LMP_BURROW")
     return found
 
 
-def too_old():
-    """Why the Burrow at hand cannot read Kafka 4, or None. Only Debian's package has a
-    version to ask for; a Burrow named in LMP_BURROW is taken at its word."""
-    if os.environ.get("LMP_BURROW"):
-        return None
-    path = os.path.realpath(burrow_binary())
-    owner = subprocess.run(["dpkg-query", "-S", path], capture_output=True, text=True)
-    if owner.returncode != 0:
-        return None
-    package = owner.stdout.split(":", 1)[0]
-    version = subprocess.run(["dpkg-query", "-W", "-f=${Version}", package], capture_output=True, text=True).stdout
-    newer = subprocess.run(["dpkg", "--compare-versions", version, "ge", "1.9.5"]).returncode == 0
-    return None if newer else (f"{path} is Burrow {version} from Debian's package; it asks Kafka 4 for end offsets "
-                               "with ListOffsets v0, which Kafka 4 no longer answers (KIP-896). "
-                               "Name a Burrow 1.9.5 or newer in LMP_BURROW to run this test")
+class ZooKeeper:
+    """A real ZooKeeper (deploy/setup resolves it from Maven Central), which Burrow
+    needs to start: it elects there the one instance that sends notifications, and
+    keeps no lag data there. On loopback, on a port it takes itself."""
 
+    def __init__(self, ns):
+        self.dir = os.path.join(BUILD, "Testing", f"{ns.db}-zookeeper")
+        shutil.rmtree(self.dir, ignore_errors=True)
+        os.makedirs(os.path.join(self.dir, "data"))
+        cfg = os.path.join(self.dir, "zoo.cfg")
+        with open(cfg, "w") as fh:
+            fh.write(f"dataDir={self.dir}/data\nclientPortAddress=127.0.0.1\nclientPort=0\n"
+                     "admin.enableServer=false\ntickTime=2000\n")
+        self.log = open(os.path.join(self.dir, "zookeeper.log"), "w")
+        lib = os.path.join(ROOT, ".stack", "zookeeper", "lib")
+        check(os.path.isdir(lib), f"no ZooKeeper in {lib}: run deploy/setup")
+        self.proc = subprocess.Popen(["java", "-Xmx64m", "-XX:+UseSerialGC", "-cp", f"{lib}/*",
+                                      "org.apache.zookeeper.server.ZooKeeperServerMain", cfg],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        port = wait_for("ZooKeeper to listen", self._port, timeout=60)
+        self.address = f"127.0.0.1:{port}"
 
-class ZooKeeperStub:
-    """The few ZooKeeper requests Burrow makes (connect, create its paths, list and
-    delete its lock's nodes, ping), answered from memory: Burrow will not start
-    without a ZooKeeper, and keeps no lag data there. Bound once to a port the system
-    chose and held for the whole test."""
-
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.address = f"127.0.0.1:{self.sock.getsockname()[1]}"
-        self.nodes = {"/": b""}
-        self.seq = 0
-        self.lock = threading.Lock()
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._session, args=(conn,), daemon=True).start()
-
-    @staticmethod
-    def _frame(conn):
-        def exactly(n):
-            b = b""
-            while len(b) < n:
-                part = conn.recv(n - len(b))
-                if not part:
-                    raise EOFError
-                b += part
-            return b
-        return exactly(struct.unpack(">i", exactly(4))[0])
-
-    @staticmethod
-    def _send(conn, payload):
-        conn.sendall(struct.pack(">i", len(payload)) + payload)
-
-    def _session(self, conn):
-        try:
-            timeout = struct.unpack(">iqiq", self._frame(conn)[:24])[2]
-            self._send(conn, struct.pack(">iiqi", 0, timeout, 1, 16) + bytes(16))
-            while True:
-                req = self._frame(conn)
-                xid, op = struct.unpack(">ii", req[:8])
-                err, body = self._answer(op, Reader(req[8:]))
-                self._send(conn, struct.pack(">iqi", xid, 1, err) + (body if err == 0 else b""))
-                if op == -11:
-                    return
-        except (EOFError, OSError):
-            pass
-        finally:
-            conn.close()
-
-    def _answer(self, op, r):
-        stat = bytes(68)
-        with self.lock:
-            if op in (1, 15):  # create, create2
-                path, _ = r.string(), r.buffer()
-                for _ in range(r.int()):
-                    r.int(), r.string(), r.string()
-                if r.int() & 2:  # sequential
-                    path += "%010d" % self.seq
-                    self.seq += 1
-                if path in self.nodes:
-                    return -110, b""
-                if (path.rsplit("/", 1)[0] or "/") not in self.nodes:
-                    return -101, b""
-                self.nodes[path] = b""
-                return 0, pack_string(path) + (stat if op == 15 else b"")
-            if op in (2, 3, 4, 8, 12):  # delete, exists, getData, getChildren, getChildren2
-                path = r.string()
-                if path not in self.nodes:
-                    return -101, b""
-                if op == 2:
-                    del self.nodes[path]
-                    return 0, b""
-                kids = [p.rsplit("/", 1)[1] for p in self.nodes if p != path and p.rsplit("/", 1)[0] == path]
-                listed = struct.pack(">i", len(kids)) + b"".join(pack_string(k) for k in kids)
-                return 0, {3: stat, 4: struct.pack(">i", 0) + stat, 8: listed, 12: listed + stat}[op]
-            if op in (11, 101, -11):  # ping, setWatches, close
-                return 0, b""
-        return -6, b""  # unimplemented
+    def _port(self):
+        check(self.proc.poll() is None, f"ZooKeeper exited with {self.proc.returncode}; see {self.log.name}")
+        ports = listening_ports(self.proc.pid)
+        return ports[0] if len(ports) == 1 else None
 
     def close(self):
-        self.sock.close()
-
-
-class Reader:
-    def __init__(self, b):
-        self.b, self.at = b, 0
-
-    def int(self):
-        self.at += 4
-        return struct.unpack(">i", self.b[self.at - 4:self.at])[0]
-
-    def buffer(self):
-        n = self.int()
-        self.at += max(n, 0)
-        return self.b[self.at - max(n, 0):self.at]
-
-    def string(self):
-        return self.buffer().decode()
-
-
-def pack_string(s):
-    b = s.encode()
-    return struct.pack(">i", len(b)) + b
+        self.proc.terminate()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
 
 
 def listening_ports(pid):
-    """The TCP ports a process listens on, from /proc: Burrow takes a free port
-    itself and says which only there."""
+    """The TCP ports a process listens on, from /proc: Burrow and ZooKeeper take a
+    free port themselves and say which only there."""
     inodes = set()
     for fd in os.listdir(f"/proc/{pid}/fd"):
         try:
@@ -296,10 +198,11 @@ def same_lag(ns, burrow, g):
 
 def test_lag_burrow(ns):
     ns.start_all()
-    zk = ZooKeeperStub()
-    load = Load(ns)
-    burrow = Burrow(ns, zk)
+    zk = ZooKeeper(ns)
+    load, burrow = None, None
     try:
+        load = Load(ns)
+        burrow = Burrow(ns, zk)
         groups = [group(ns, s) for s in SERVICES]
         accepted = ns.topic("onboarding.accepted")
         # Every daemon commits under the load; allocation on every partition of its
@@ -334,15 +237,12 @@ def test_lag_burrow(ns):
         wait_for("allocation to catch up", lambda: (lambda r: r and r[0] == 0)(same_lag(ns, burrow, g)), timeout=90)
         wait_for("Burrow to rate allocation OK again", lambda: burrow.status(g) == "OK", timeout=60)
     finally:
-        if not load.stop_flag.is_set():
+        if load and not load.stop_flag.is_set():
             load.stop()
-        burrow.close()
+        if burrow:
+            burrow.close()
         zk.close()
 
 
 if __name__ == "__main__":
-    why = too_old()
-    if why:
-        print(f"SKIPPED test_lag_burrow: {why}", flush=True)
-        sys.exit(SKIPPED)
     sys.exit(run(test_lag_burrow))
