@@ -170,6 +170,7 @@ struct rt {
   uv_work_t work;
   uv_work_t probe;             /* the first contact with the brokers, at start */
   rd_kafka_resp_err_t probe_err;
+  int reach[2];                /* per client (consumer, producer): 1 a broker answers, 0 none, -1 not known yet */
   struct lmp_db db;            /* the worker's connection */
   struct lmp_http *http;
   uv_async_t wake;             /* lmp_service_wake: the tick, asked from any thread */
@@ -214,6 +215,7 @@ struct lmp_msg {
   int decoded;
   const struct lmp_route *route;
   int fresh;                        /* the inbox had not seen it */
+  int elsewhere;                    /* a replay addressed to another daemon: not ours to apply */
 };
 
 /* The transaction handed to handlers. */
@@ -230,6 +232,7 @@ struct lmp_tx {
 
 /* daemon.c */
 void lmp__daemon_finish(struct rt *rt);         /* the end: drained, or cut short */
+void lmp__daemon_finish_soon(struct rt *rt);    /* the same from a librdkafka callback: next turn */
 
 /* pipeline.c */
 void lmp__pipeline_consume(struct rt *rt);      /* the consumer's queue has messages */
@@ -257,6 +260,7 @@ int lmp__background_start(struct rt *rt);
 void lmp__background_wake(struct rt *rt);
 void lmp__background_stop(struct rt *rt);
 void lmp__background_free(struct rt *rt);
+void lmp__background_unwake(void);              /* no more wake-ups: the loop closes its handle */
 /* HTTP routes' events (door.c): lmp_http_host's functions, and the end. */
 int lmp__door_value(void *rt, const char *event_type, avro_value_t *out);
 int lmp__door_publish(void *rt, const char *event_type, const char *key, avro_value_t *value,

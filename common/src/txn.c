@@ -213,9 +213,10 @@ static int apply_fast(struct lmp_tx *tx, struct lmp_msg *xs, size_t n) {
   int r = inbox_all(rt, xs, n);
   for (size_t i = 0; r == 0 && i < n; i++) {
     struct lmp_msg *x = &xs[i];
-    if (!x->fresh) {
+    if (!x->fresh || x->elsewhere) {
       b->dups++;
-      lmp_debug(*x->corr ? x->corr : NULL, "skip duplicate %s", x->id);
+      lmp_debug(*x->corr ? x->corr : NULL, "skip %s %s", x->elsewhere ? "replay for another daemon" : "duplicate",
+                x->id);
     } else if (x->code) {
       r = lmp__row_dead_letter(rt, b, x->raw, x->code, x->why, *x->corr ? x->corr : NULL);
     } else if ((r = handle(tx, x)) == 0) {
@@ -239,7 +240,7 @@ static int apply_isolated(struct lmp_tx *tx, struct lmp_msg *xs, size_t n) {
     size_t rows = b->nrows;
     if ((r = lmp_tx_command(tx, "SAVEPOINT lmp_msg", 0, NULL)) < 0 || (r = inbox_one(rt, x)) < 0)
       break;
-    if (!x->fresh) {
+    if (!x->fresh || x->elsewhere) {
       b->dups++;
     } else if (x->code) {
       r = lmp__row_dead_letter(rt, b, x->raw, x->code, x->why, corr);
@@ -270,6 +271,15 @@ static int apply_isolated(struct lmp_tx *tx, struct lmp_msg *xs, size_t n) {
   return r;
 }
 
+/* lmpctl dlq replay sends a dead letter back to its source topic, where every daemon
+ * that reads the topic sees it; only the daemon that dead-lettered it (its
+ * replay_for_service header) applies it. The others had the original already. */
+static int replay_elsewhere(const struct rt *rt, const struct lmp_raw *raw) {
+  size_t n = 0;
+  const char *to = raw->header ? raw->header(raw->hctx, "replay_for_service", &n) : NULL;
+  return to && (n != strlen(rt->svc->name) || memcmp(to, rt->svc->name, n) != 0);
+}
+
 static int apply_messages(struct lmp_tx *tx) {
   struct batch *b = tx->b;
   struct lmp_msg *xs = calloc(b->n, sizeof(*xs));
@@ -279,6 +289,7 @@ static int apply_messages(struct lmp_tx *tx) {
   for (size_t i = 0; i < b->n; i++) {
     lmp__message_check(tx->rt->schemas, &tx->rt->cfg, tx->rt->svc->routes, &b->raws[i], &xs[i]);
     xs[i].raw = &b->raws[i];
+    xs[i].elsewhere = replay_elsewhere(tx->rt, &b->raws[i]);
     if (xs[i].retry && r == 0) {
       snprintf(b->err, sizeof(b->err), "%s", xs[i].why);
       r = LMP_ERETRY;

@@ -3,7 +3,8 @@ decodes and one that does not), and replay. A warehouse's dispatch that shipping
 refused because it had lost the shipment's record is replayed once the record is back
 and then applies; a second replay of it applies nothing more; a dry run sends
 nothing; a truncated dead letter, a parked event (PUBLISH_REFUSED) and one from a
-foreign topic are refused. Every malformed argument is refused with exit status 2."""
+foreign topic are refused. A replay is applied only by the daemon it is addressed to.
+Every malformed argument is refused with exit status 2."""
 import datetime
 import json
 import re
@@ -205,10 +206,10 @@ def check_show(ns, rejected, garbage, dispatch, event_id):
         check(out.returncode == 1 and why in out.stderr, f"dlq show {sel}: {out.returncode} {out.stderr!r}")
 
 
-def check_refusals(ns, truncated, parked, foreign):
+def check_refusals(ns, truncated, parked, foreign, garbage):
     before = {t: len(ns.consume_all(t)) for t in ("onboarding.requested", "onboarding.rejected")}
     for m, why in ((truncated, "was cut from"), (parked, "parked event (PUBLISH_REFUSED)"),
-                   (foreign, "is not an event topic of this flow")):
+                   (foreign, "is not an event topic of this flow"), (garbage, "BAD_FRAMING is the sender's bug")):
         for extra in ((), ("--dry-run",)):
             out = ns.lmpctl("dlq", "replay", pos(m), *extra, check_rc=False)
             check(out.returncode == 1 and why in out.stderr and "replayed" not in out.stdout,
@@ -265,7 +266,7 @@ def test_dlq(ns):
     check_list(ns, dl, dict(by_code, RETRIES_EXHAUSTED=foreign), t_mid)
     check_show(ns, rejected, garbage, dispatch, event_id)
     check_usage_errors(ns, pos(garbage))
-    check_refusals(ns, truncated, parked, foreign)
+    check_refusals(ns, truncated, parked, foreign, garbage)
 
     # A dry run prints what it would send and sends nothing.
     dispatched_before = len(ns.consume_all("shipment.dispatched"))
@@ -273,7 +274,7 @@ def test_dlq(ns):
     replay_id = "replay:" + headers(rejected)["dlq_event_id"]
     check(f"would replay {pos(rejected)}" in dry.stdout and replay_id in dry.stdout and "x-warehouse=north-1" in
           dry.stdout and "nothing sent" in dry.stderr, f"dry run: {dry.stdout!r} {dry.stderr!r}")
-    check(len(ns.lmpctl("dlq", "replay", "--code", "BAD_FRAMING", "--dry-run").stdout.splitlines()) == 1,
+    check(len(ns.lmpctl("dlq", "replay", "--code", "HANDLER_REJECTED", "--dry-run").stdout.splitlines()) == 1,
           "a dry run by filter plans every match")
     check(len(ns.consume_all("shipment.dispatched")) == dispatched_before, "the dry run sent something")
 
@@ -307,6 +308,21 @@ def test_dlq(ns):
           "one inbox row for the replay")
     check(len(ns.mails(oid)) == 3, "no second tracking mail")
     check(len(dead_letters(ns)) == 5, "no new dead letter")
+
+    # A replay goes back to a topic every reader of it sees; only the daemon that
+    # dead-lettered it applies it (the others had the original already).
+    dups = duplicates(ns, "intake")
+    other = example("virtual-core.json")
+    ns.publish("onboarding.requested", other, headers={
+        "event_id": "replay:" + str(uuid.uuid4()), "replay_for_service": "allocation"})
+    wait_for("intake to skip a replay addressed to allocation", lambda: duplicates(ns, "intake") == dups + 1,
+             timeout=60)
+    check(ns.sql("SELECT count(*) FROM onboardings WHERE onboarding_id = %s", other["request_id"]) == [(0,)],
+          "intake applied a replay meant for allocation")
+    ns.publish("onboarding.requested", other, headers={
+        "event_id": "replay:" + str(uuid.uuid4()), "replay_for_service": "intake"})
+    wait_for("intake to apply the replay addressed to it", lambda: ns.sql(
+        "SELECT count(*) FROM onboardings WHERE onboarding_id = %s", other["request_id"]) == [(1,)], timeout=60)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,8 @@
 /* The longest event_id a daemon's inbox takes (common/src/message.c, LMP_ID_MAX). */
 #define EVENT_ID_MAX 128
 #define REPLAY_PREFIX "replay:"
+/* How many dead letters list shows, and a replay by filters takes, without --limit. */
+#define DEFAULT_LIMIT 100
 /* How long reading the topic may go without a message before lmpctl gives up. */
 #define STALL_MS 30000
 /* The bytes of an undecodable body that show prints. */
@@ -59,6 +61,7 @@ struct selector {
   int64_t offset;
   char id[37]; /* "" for a position */
   const char *text;
+  int seen; /* found on the topic already */
 };
 
 /* ---- A dead letter's parts ------------------------------------------------------ */
@@ -193,6 +196,9 @@ static void print_text(FILE *f, const char *s, size_t n) {
 }
 
 static const char *or_dash(const char *s) { return s && *s ? s : "-"; }
+
+/* A header's text on stdout, made printable; "-" when absent. */
+static void put(const char *s) { print_text(stdout, or_dash(s), strlen(or_dash(s))); }
 
 static void print_key(const struct dl *d) {
   if (d->key)
@@ -531,7 +537,7 @@ static struct dl *fetch_at(int32_t partition, int64_t offset, char *why, size_t 
 /* Collecting the dead letters a filter, or a set of ids, picks. */
 struct pick {
   const struct filter *f;
-  const struct selector *sel; /* by dlq_event_id when not NULL */
+  struct selector *sel; /* by dlq_event_id when not NULL */
   size_t nsel, found;
   int keep_value;
   struct dls out;
@@ -543,12 +549,19 @@ static int pick_visit(const rd_kafka_message_t *m, void *ctx) {
   const char *id = meta(d, "dlq_event_id");
   int want = k->sel == NULL && matches(d, k->f);
   for (size_t i = 0; k->sel && id && i < k->nsel && !want; i++)
-    want = strcasecmp(k->sel[i].id, id) == 0;
+    if (strcasecmp(k->sel[i].id, id) == 0) {
+      want = 1;
+      /* The outbox delivers at least once: one dead letter may be there twice. */
+      if (!k->sel[i].seen) {
+        k->sel[i].seen = 1;
+        k->found++;
+      }
+    }
   dl_free(d);
   if (!want)
     return 0;
   dls_add(&k->out, dl_from(m, k->keep_value));
-  return k->sel && ++k->found == k->nsel; /* every id found: stop reading */
+  return k->sel && k->found == k->nsel; /* every id found: stop reading */
 }
 
 static int by_time(const void *a, const void *b) {
@@ -601,7 +614,7 @@ int cmd_dlq_list(char **args, int nargs, const struct ctl_opts *o) {
   struct pick k = {.f = &f};
   scan(pick_visit, &k);
   sort_by_time(&k.out);
-  size_t limit = o->limit ? (size_t)o->limit : 100, first = k.out.n > limit ? k.out.n - limit : 0;
+  size_t limit = o->limit ? (size_t)o->limit : DEFAULT_LIMIT, first = k.out.n > limit ? k.out.n - limit : 0;
   if (o->json) {
     json_t *a = json_array();
     for (size_t i = first; i < k.out.n; i++)
@@ -730,10 +743,19 @@ static void show_text(const struct dl *d) {
   const char *type;
   rfc3339(d->ts_ms, t);
   printf("dead letter %d:%" PRId64 " of %s, %s\n", (int)d->partition, d->offset, cfg.dead_letter_topic, t);
-  printf("error    %s: ", or_dash(meta(d, "error_code")));
-  print_text(stdout, or_dash(meta(d, "error_message")), strlen(or_dash(meta(d, "error_message"))));
-  printf("\nsource   %s[%s]@%s, dead-lettered by %s\n", or_dash(meta(d, "source_topic")),
-         or_dash(meta(d, "source_partition")), or_dash(meta(d, "source_offset")), or_dash(meta(d, "source_service")));
+  printf("error    ");
+  put(meta(d, "error_code"));
+  printf(": ");
+  put(meta(d, "error_message"));
+  printf("\nsource   ");
+  put(meta(d, "source_topic"));
+  putchar('[');
+  put(meta(d, "source_partition"));
+  printf("]@");
+  put(meta(d, "source_offset"));
+  printf(", dead-lettered by ");
+  put(meta(d, "source_service"));
+  putchar('\n');
   printf("key      ");
   print_key(d);
   printf("\nheaders  (%zu of the original, then %zu of the dead letter)\n", d->norig, d->nh - d->norig);
@@ -817,6 +839,18 @@ static const char *refusal(const struct dl *d, char *why, size_t len) {
   }
   if (meta(d, "dlq_key_truncated_from"))
     return "its key was cut (dlq_key_truncated_from): the original is not there to replay";
+  if (meta(d, "dlq_headers_cut") || meta(d, "dlq_headers_dropped"))
+    return "headers of the original were cut or dropped (dlq_headers_cut, dlq_headers_dropped): the original is "
+           "not there to replay";
+  /* The sender's bugs: the same bytes would be refused again, and a message that had
+   * no usable event_id would get one from the replay. Tell the sender's owner. */
+  static const char *const senders_bugs[] = {"BAD_FRAMING", "UNDECODABLE", "BAD_TEXT", "BAD_KEY", "BAD_HEADER",
+                                             "WRONG_TOPIC", "EVENT_TYPE_MISMATCH", "TOO_LARGE", NULL};
+  for (const char *const *c = senders_bugs; code && *c; c++)
+    if (strcmp(code, *c) == 0) {
+      snprintf(why, len, "%s is the sender's bug: the same message would be refused again", code);
+      return why;
+    }
   if (src == NULL || !our_topic(src)) {
     snprintf(why, len, "its source topic %s is not an event topic of this flow (prefix '%s')", or_dash(src),
              cfg.topic_prefix);
@@ -895,8 +929,11 @@ static void produce(rd_kafka_t *rk, struct replay *r) {
 
 static void print_plan(const struct replay *r) {
   const struct dl *d = r->d;
-  printf("would replay %d:%" PRId64 " to %s[%s] as event_id %s, key ", (int)d->partition, d->offset,
-         meta(d, "source_topic"), meta(d, "source_partition"), r->event_id);
+  printf("would replay %d:%" PRId64 " to ", (int)d->partition, d->offset);
+  put(meta(d, "source_topic"));
+  putchar('[');
+  put(meta(d, "source_partition"));
+  printf("] as event_id %s, key ", r->event_id);
   print_key(d);
   printf(", %zu bytes, headers:", d->len);
   rd_kafka_headers_t *hs = replay_headers(r);
@@ -904,7 +941,9 @@ static void print_plan(const struct replay *r) {
   const void *v;
   size_t n;
   for (size_t i = 0; rd_kafka_header_get_all(hs, i, &name, &v, &n) == RD_KAFKA_RESP_ERR_NO_ERROR; i++) {
-    printf(" %s=", name);
+    putchar(' ');
+    put(name);
+    putchar('=');
     print_text(stdout, v, v ? n : 0);
   }
   rd_kafka_headers_destroy(hs);
@@ -944,10 +983,12 @@ static struct dls chosen(char **args, int nargs, const struct ctl_opts *o, size_
     struct pick k = {.f = &f, .keep_value = 1};
     scan(pick_visit, &k);
     sort_by_time(&k.out);
-    size_t first = o->limit && k.out.n > (size_t)o->limit ? k.out.n - (size_t)o->limit : 0;
+    size_t limit = o->limit ? (size_t)o->limit : DEFAULT_LIMIT;
+    size_t first = k.out.n > limit ? k.out.n - limit : 0;
     for (size_t i = 0; i < first; i++)
       dl_free(k.out.v[i]);
-    memmove(k.out.v, k.out.v + first, (k.out.n - first) * sizeof(*k.out.v));
+    if (first)
+      memmove(k.out.v, k.out.v + first, (k.out.n - first) * sizeof(*k.out.v));
     k.out.n -= first;
     return k.out;
   }
@@ -987,7 +1028,9 @@ int cmd_dlq_replay(char **args, int nargs, const struct ctl_opts *o) {
     char why[400];
     const char *no = refusal(l.v[i], why, sizeof(why));
     if (no) {
-      fprintf(stderr, "lmpctl: refused %d:%" PRId64 ": %s\n", (int)l.v[i]->partition, l.v[i]->offset, no);
+      fprintf(stderr, "lmpctl: refused %d:%" PRId64 ": ", (int)l.v[i]->partition, l.v[i]->offset);
+      print_text(stderr, no, strlen(no)); /* it may quote the dead letter's headers */
+      fputc('\n', stderr);
       refused++;
       continue;
     }

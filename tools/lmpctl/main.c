@@ -80,6 +80,7 @@ void die_usage(const char *fmt, ...) {
 }
 
 static struct lmp_schemas *loaded;
+static struct lmp_registry *registry;
 struct lmp_schemas *schemas(void) {
   char err[600];
   if (loaded != NULL)
@@ -91,7 +92,6 @@ struct lmp_schemas *schemas(void) {
     die("schemas: %s", err);
   /* With schema_registry.url set, registry-framed events (dead letters among them)
    * decode with the ids it resolves. It lives as long as lmpctl does. */
-  struct lmp_registry *registry;
   if (lmp_registry_new(&registry, &cfg, err, sizeof(err)) < 0)
     die("schema registry: %s", err);
   lmp_schemas_use_registry(loaded, registry);
@@ -187,13 +187,13 @@ static const char *value_of(int argc, char **argv, int *i) {
   return argv[++*i];
 }
 
-/* --limit: a count, strictly decimal, so that "10x" or "-1" is refused, not read as 10 or 0. */
-static int count_of(const char *opt, const char *v, int max) {
+/* A count, strictly decimal, so that "10x" or "-1" is refused, not read as 10 or 0. */
+static int count_of(const char *opt, const char *v, int min, int max) {
   char *end;
   errno = 0;
   long n = strtol(v, &end, 10);
-  if (*v < '0' || *v > '9' || *end != '\0' || errno || n < 1 || n > max)
-    die_usage("%s must be a whole number from 1 to %d, not '%s'", opt, max, v);
+  if (*v < '0' || *v > '9' || *end != '\0' || errno || n < min || n > max)
+    die_usage("%s must be a whole number from %d to %d, not '%s'", opt, min, max, v);
   return (int)n;
 }
 
@@ -211,13 +211,18 @@ int main(int argc, char **argv) {
     else if (strcmp(a, "--new-id") == 0) o.new_id = 1;
     else if (strcmp(a, "--json") == 0) o.json = 1;
     else if (strcmp(a, "--dry-run") == 0) o.dry_run = 1;
-    else if (strcmp(a, "--set") == 0) { const char *v = value_of(argc, argv, &i); if (o.nsets < 32) o.sets[o.nsets++] = v; }
-    else if (strcmp(a, "--wait") == 0) o.wait_s = atoi(value_of(argc, argv, &i));
-    else if (strcmp(a, "--partitions") == 0) o.partitions = atoi(value_of(argc, argv, &i));
+    else if (strcmp(a, "--set") == 0) {
+      const char *v = value_of(argc, argv, &i);
+      if (o.nsets == (int)(sizeof(o.sets) / sizeof(o.sets[0])))
+        die_usage("at most %d --set options", o.nsets);
+      o.sets[o.nsets++] = v;
+    }
+    else if (strcmp(a, "--wait") == 0) o.wait_s = count_of(a, value_of(argc, argv, &i), 0, 3600);
+    else if (strcmp(a, "--partitions") == 0) o.partitions = count_of(a, value_of(argc, argv, &i), 1, 10000);
     else if (strcmp(a, "--topic") == 0) o.topic = value_of(argc, argv, &i);
     else if (strcmp(a, "--code") == 0) o.code = value_of(argc, argv, &i);
     else if (strcmp(a, "--since") == 0) o.since = value_of(argc, argv, &i);
-    else if (strcmp(a, "--limit") == 0) o.limit = count_of(a, value_of(argc, argv, &i), 1000000);
+    else if (strcmp(a, "--limit") == 0) o.limit = count_of(a, value_of(argc, argv, &i), 1, 1000000);
     else if (strcmp(a, "--group") == 0) {
       const char *v = value_of(argc, argv, &i);
       if (o.ngroups == (int)(sizeof(o.groups) / sizeof(o.groups[0])))
@@ -256,6 +261,7 @@ int main(int argc, char **argv) {
   if (rc == -1)
     rc = usage();
   lmp_schemas_free(loaded);
+  lmp_registry_free(registry);
   lmp_config_free(tables);
   curl_global_cleanup();
   return rc;
