@@ -22,8 +22,12 @@ struct lmp_background {
   int stop;
 };
 
-/* The runtime of this process, for lmp_service_wake: one runtime per process. */
+/* The runtime of this process, for lmp_service_wake: one runtime per process. The
+ * lock keeps a wake-up from reaching its async handle once the loop closes it. */
 static struct rt *running;
+static pthread_mutex_t running_lock = PTHREAD_MUTEX_INITIALIZER;
+/* Threads still in a call when the daemon ended: left to the process's exit. */
+static struct lmp_background *abandoned;
 
 static void tick_now(uv_async_t *a) {
   struct rt *rt = a->data;
@@ -32,8 +36,16 @@ static void tick_now(uv_async_t *a) {
 }
 
 void lmp_service_wake(void) {
+  pthread_mutex_lock(&running_lock);
   if (running)
     uv_async_send(&running->wake);
+  pthread_mutex_unlock(&running_lock);
+}
+
+void lmp__background_unwake(void) {
+  pthread_mutex_lock(&running_lock);
+  running = NULL;
+  pthread_mutex_unlock(&running_lock);
 }
 
 /* Until woken after seen, or ms pass, or the stop; with the lock held. */
@@ -97,10 +109,12 @@ static void *thread(void *arg) {
 }
 
 int lmp__background_start(struct rt *rt) {
-  running = rt;
   rt->wake.data = rt;
   if (uv_async_init(rt->loop, &rt->wake, tick_now) != 0)
     return LMP_EIO;
+  pthread_mutex_lock(&running_lock);
+  running = rt;
+  pthread_mutex_unlock(&running_lock);
   if (rt->svc->background == NULL || rt->svc->background_threads <= 0)
     return 0;
   struct lmp_background *g = calloc(1, sizeof(*g));
@@ -144,12 +158,23 @@ void lmp__background_stop(struct rt *rt) {
 
 void lmp__background_free(struct rt *rt) {
   struct lmp_background *g = rt->background;
-  running = NULL;
+  lmp__background_unwake();
   if (g == NULL)
     return;
   lmp__background_stop(rt);
+  /* A thread ends after its current call: an SMTP exchange or a statement, each
+   * bounded by its timeout. A daemon cut short (a second signal, the drain deadline)
+   * waits for it only briefly: what it did not record is done again after a restart. */
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += rt->exit_code ? 2 : 3600;
   for (int i = 0; i < g->n; i++)
-    pthread_join(g->threads[i], NULL);
+    if (pthread_timedjoin_np(g->threads[i], NULL, &until) != 0) {
+      lmp_warn(NULL, "a background thread is still in a call; exiting without it");
+      abandoned = g;
+      rt->background = NULL;
+      return;
+    }
   pthread_mutex_destroy(&g->lock);
   pthread_cond_destroy(&g->cond);
   free(g->threads);

@@ -38,6 +38,7 @@ void lmp__daemon_finish(struct rt *rt) {
   lmp_info(NULL, "stopping: leaving the consumer group, flushing the producer");
   lmp__pipeline_free(rt);
   lmp__kafka_stop(rt);
+  lmp__background_unwake(); /* before its handle closes below */
   uv_handle_t *handles[] = {(uv_handle_t *)&rt->tick,     (uv_handle_t *)&rt->retry,
                             (uv_handle_t *)&rt->resend,   (uv_handle_t *)&rt->sweep,
                             (uv_handle_t *)&rt->svc_tick, (uv_handle_t *)&rt->deadline,
@@ -52,6 +53,13 @@ void lmp__daemon_finish(struct rt *rt) {
   } else {
     close_handle((uv_handle_t *)&rt->grace);
   }
+}
+
+static void finish_cb(uv_timer_t *t) { lmp__daemon_finish(t->data); }
+
+void lmp__daemon_finish_soon(struct rt *rt) {
+  if (!rt->closing)
+    uv_timer_start(&rt->deadline, finish_cb, 0, 0);
 }
 
 static void deadline_cb(uv_timer_t *t) {

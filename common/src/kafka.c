@@ -59,11 +59,16 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
   lmp__pipeline_delivered(opaque, m->_private, m->err);
 }
 
-/* Whether some broker answers; the log tells each change, so an operator reading it
+/* Whether some broker answers each client; the daemon counts as reaching Kafka when
+ * no client finds none and one has found one. Called on the loop thread only (the
+ * callbacks run in its polls). The log tells each change, so an operator reading it
  * sees when the daemon lost the cluster and when it found it again. */
-static void reachable(struct rt *rt, int up, const char *how) {
-  if (atomic_exchange(&rt->m.kafka_up, up) != up)
-    up ? lmp_info(NULL, "Kafka: a broker answers (%s)", how) : lmp_warn(NULL, "Kafka: no broker answers (%s)", how);
+static void reachable(struct rt *rt, rd_kafka_t *rk, int up, const char *how) {
+  rt->reach[rk == rt->producer] = up;
+  int all = rt->reach[0] != 0 && rt->reach[1] != 0 && (rt->reach[0] == 1 || rt->reach[1] == 1);
+  if (atomic_exchange(&rt->m.kafka_up, all) != all)
+    all ? lmp_info(NULL, "Kafka: a broker answers (%s)", how)
+        : lmp_warn(NULL, "Kafka: no broker answers the %s (%s)", rk == rt->producer ? "producer" : "consumer", how);
 }
 
 static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
@@ -74,13 +79,14 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque) 
     lmp_error(NULL, "Kafka fatal error: %s; exiting (the outbox keeps unsent events)", why);
     rt->exit_code = 70;
     /* No drain: the producer can deliver nothing more, so waiting would only resend
-     * forever. What is committed stays in the outbox for the next start. */
-    lmp__daemon_finish(rt);
+     * forever. What is committed stays in the outbox for the next start. Finished on
+     * the loop's next turn: this runs inside a poll of the client it would close. */
+    lmp__daemon_finish_soon(rt);
     return;
   }
   /* One broker's transport error is not the cluster's: the statistics tell that. */
   if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
-    reachable(rt, 0, "all brokers down");
+    reachable(rt, rk, 0, "all brokers down");
   enum lmp_kafka_refusal r = refusal(err);
   /* With TLS 1.3 a broker refuses a client certificate after the handshake, so the
    * client sees a transport error; librdkafka's text tells it apart: OpenSSL's reason
@@ -116,7 +122,7 @@ static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque) {
         strcmp(json_string_value(json_object_get(v, "state")) ?: "", "UP") == 0)
       up = 1;
   }
-  reachable(rt, up, rk == rt->consumer ? "consumer statistics" : "producer statistics");
+  reachable(rt, rk, up, "statistics");
   /* A session is up: whatever refused to authenticate us before no longer does. */
   atomic_int *refused = rk == rt->consumer ? &rt->m.consumer_refused : &rt->m.producer_refused;
   if (up && atomic_load(refused) == LMP_KAFKA_UNAUTHENTICATED)
@@ -273,10 +279,11 @@ static void probe_work(uv_work_t *w) {
 static void probe_done(uv_work_t *w, int status) {
   struct rt *rt = w->data;
   if (status == 0 && rt->probe_err == RD_KAFKA_RESP_ERR_NO_ERROR)
-    reachable(rt, 1, "metadata");
+    reachable(rt, rt->producer, 1, "metadata");
 }
 
 int lmp__kafka_start(struct rt *rt, char *err, size_t errlen) {
+  rt->reach[0] = rt->reach[1] = -1;
   char poll_ms[32];
   snprintf(poll_ms, sizeof(poll_ms), "%d", rt->cfg.max_poll_interval_ms);
   const struct kv consumer[] = {{"group.id", rt->group},

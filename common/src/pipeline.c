@@ -376,7 +376,6 @@ static void start_messages(struct rt *rt) {
     return;
   }
   atomic_fetch_add(&rt->m.consumed, n);
-  atomic_store(&rt->m.kafka_up, 1);
   struct batch *b = batch_new(rt, BATCH_MESSAGES, raws, msgs, n);
   if (b)
     start_work(rt, b);
