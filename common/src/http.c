@@ -47,6 +47,7 @@ struct req {
   int queued;               /* with the workers; the connection is suspended */
   int64_t first_ms;         /* when a worker first ran the route */
   int64_t due_ms;           /* a long poll: when to run the route again */
+  int waiting;              /* counted in the long polls held */
   struct req *next;
 };
 
@@ -63,6 +64,7 @@ struct lmp_http {
   pthread_cond_t cond;
   struct req *head, *tail;  /* requests waiting for a worker */
   struct req *sleepers;     /* long polls waiting to run again */
+  int nwaiting, max_waiting; /* long polls held; past the most, one is answered at once */
   size_t buffered;          /* body bytes held by all requests */
   int quit;
   char *tokens_file;        /* admin tokens, re-read when the file changes */
@@ -488,7 +490,7 @@ static void *worker(void *arg) {
       sleep_until(h, wait_ms);
       continue;
     }
-    int quit = h->quit;
+    int quit = h->quit, full = !q->waiting && h->nwaiting >= h->max_waiting;
     pthread_mutex_unlock(&h->lock);
     int again = 0;
     if (quit && q->first_ms == 0) {
@@ -497,13 +499,19 @@ static void *worker(void *arg) {
       lmp_warn(NULL, "http: database unavailable: %s", db.err);
       fail(q, 503, "database unavailable");
     } else {
-      again = run_route(h, q, db.conn, quit);
+      again = run_route(h, q, db.conn, quit || full);
     }
     pthread_mutex_lock(&h->lock);
     if (again) {
+      h->nwaiting += !q->waiting;
+      q->waiting = 1;
+      atomic_store(&h->m->long_polls, h->nwaiting);
       q->next = h->sleepers;
       h->sleepers = q;
     } else {
+      h->nwaiting -= q->waiting;
+      q->waiting = 0;
+      atomic_store(&h->m->long_polls, h->nwaiting);
       MHD_resume_connection(q->c);
     }
   }
@@ -591,6 +599,9 @@ int lmp_http_start(struct lmp_http **out, const struct lmp_config *cfg, const st
   h->host = host;
   h->svc_metrics = svc->metrics;
   h->budget = (size_t)cfg->http_body_budget;
+  /* Long polls hold connections: at most half of them, so probes and new requests
+   * always find one. */
+  h->max_waiting = cfg->http_max_connections / 2;
   pthread_mutex_init(&h->lock, NULL);
   /* Long polls wait on the monotonic clock: a change of the wall clock moves no deadline. */
   pthread_condattr_t ca;

@@ -79,6 +79,8 @@ int lmp_metrics_render(struct lmp_metrics *m, const char *service, struct lmp_bu
   GAUGE("outbox_backlog", "Events committed to the outbox and not yet acknowledged.", atomic_load(&m->outbox_backlog));
   GAUGE("outbox_parked", "Events parked in lmp_outbox_parked waiting for an operator (counted at each sweep).",
         atomic_load(&m->parked_waiting));
+  GAUGE("http_long_polls", "Status long polls held open, at most half of http.max_connections.",
+        atomic_load(&m->long_polls));
   GAUGE("consumer_lag", "Messages behind the end of the assigned partitions (-1 unknown).", atomic_load(&m->consumer_lag));
   r = r ? r : lmp_buf_printf(out, "# HELP lmp_consumer_partition_lag Messages behind the end of one assigned partition.\n"
                                   "# TYPE lmp_consumer_partition_lag gauge\n");

@@ -35,6 +35,7 @@ struct lmp_metrics {
   atomic_int_fast64_t parked_waiting;   /* rows in lmp_outbox_parked, as the last sweep counted */
   int64_t started_s;                    /* the process's start, Unix seconds */
   atomic_int_fast64_t consumer_lag;     /* sum over assigned partitions, -1 unknown */
+  atomic_int long_polls;                /* HTTP long polls held */
   atomic_int db_up, kafka_up, draining, migrated;
   /* Why the broker turns this daemon away, as enum lmp_kafka_refusal, for what the
    * consumer and the producer last saw; cleared by their next success. */

@@ -8,6 +8,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "lmp/admin.h"
 #include "lmp/error.h"
@@ -83,7 +84,9 @@ static int known(PGconn *db, const char *id, const char *json) {
 static int submit(void *ctx, struct lmp_http_call *call) {
   const struct intake *in = ctx;
   const char *ctype = lmp_http_header(call, "content-type");
-  if (ctype == NULL || strncmp(ctype, "application/json", 16) != 0)
+  /* Media types are case-insensitive (RFC 9110); parameters such as charset may follow. */
+  if (ctype == NULL || strncasecmp(ctype, "application/json", 16) != 0 ||
+      (ctype[16] != '\0' && ctype[16] != ';' && ctype[16] != ' '))
     return lmp_admin_error(call, 415, "the body must be JSON (Content-Type: application/json)");
   json_t *j = lmp_admin_body(call);
   if (j == NULL)

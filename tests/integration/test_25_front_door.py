@@ -150,6 +150,26 @@ def test_front_door(ns):
           "nothing recorded")
     log("refusals: 422 with reasons, 409, 400/413/415 malformed, 503 when the broker refuses; none published")
 
+    # 7. Long polls hold at most half the connections (here 4 of 8): one more is
+    # answered at once, and the probes still get through.
+    p = ns.start("intake", LMP_HTTP_MAX_CONNECTIONS=8, LMP_KAFKA_GROUP_ID="cap-" + ns.prefix)
+    held = {}
+    pollers = [threading.Thread(target=lambda k=k: held.__setitem__(k, call(
+        p.http + f"/v1/onboardings/{uuid.uuid4()}?wait=15"))) for k in range(4)]
+    for t in pollers:
+        t.start()
+    wait_for("four long polls held", lambda: "\nlmp_http_long_polls{service=\"intake\"} 4\n" in call(
+        p.http + "/metrics")[2], timeout=10, show=lambda: [x for x in call(p.http + "/metrics")[2].splitlines()
+                                                             if "long_polls" in x])
+    t0 = time.time()
+    code, _, text = call(p.http + f"/v1/onboardings/{uuid.uuid4()}?wait=15")
+    check(code == 404 and time.time() - t0 < 5, f"the fifth long poll: {code} after {time.time() - t0:.1f} s")
+    check(call(p.http + "/readyz")[0] == 200, "readyz behind the held long polls")
+    for t in pollers:
+        t.join(60)
+    check(len(held) == 4 and all(v[0] == 404 for v in held.values()), f"the held long polls: {held}")
+    log("long polls capped at half the connections; one past the cap answered at once")
+
 
 if __name__ == "__main__":
     sys.exit(run(test_front_door))
