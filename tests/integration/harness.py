@@ -621,6 +621,33 @@ def wait_for(what, fn, timeout=60, interval=0.2, show=None):
     raise Failure(f"timed out waiting for {what} (last: {last!r})")
 
 
+class Load:
+    """Virtual onboardings published at a steady rate until stopped (the lag tests)."""
+
+    def __init__(self, ns, per_second=4):
+        self.ns, self.gap, self.sent = ns, 1 / per_second, 0
+        self.stop_flag = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while not self.stop_flag.wait(self.gap):
+            self.ns.publish("onboarding.requested", example("virtual-core.json"), flush=False)
+            self.ns.producer.poll(0)
+            self.sent += 1
+
+    def stop(self):
+        if not self.stop_flag.is_set():
+            self.stop_flag.set()
+            self.thread.join(10)
+        check(self.ns.producer.flush(30) == 0, "the load was not acknowledged")
+
+
+def group(ns, service):
+    """The consumer group the harness gives a daemon."""
+    return f"lmp-{service}-{ns.prefix}"
+
+
 def run(test):
     """Runs one test function with a fresh namespace; exit status for CTest."""
     ns = Namespace(test.__name__.replace("test_", "")[:20])

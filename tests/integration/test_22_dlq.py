@@ -13,7 +13,7 @@ import uuid
 
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
 
-from harness import (check, decode, encode, example, headers, http_get, kafka_conf, pg_connect, run, wait_for)
+from harness import (check, decode, example, headers, http_get, kafka_conf, pg_connect, run, wait_for)
 
 GARBAGE = b"\x01\x07not avro at all, and never will be"
 
@@ -190,7 +190,7 @@ def check_show(ns, rejected, garbage, dispatch, event_id):
     check(by_id == shown, "show by dlq_event_id is show by position")
     text = ns.lmpctl("dlq", "show", pos(rejected)).stdout
     for part in ("HANDLER_REJECTED", "shipment.dispatched", dispatch["tracking_number"], "x-warehouse = north-1",
-                 f"dead-lettered by shipping"):
+                 "dead-lettered by shipping"):
         check(part in text, f"dlq show does not print {part!r}:\n{text}")
 
     bad = ctl_json(ns, "dlq", "show", pos(garbage))

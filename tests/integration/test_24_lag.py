@@ -10,37 +10,10 @@ import re
 import signal
 import subprocess
 import sys
-import threading
 
-from harness import ROOT, SERVICES, check, example, http_get, run, wait_for
+from harness import ROOT, SERVICES, Load, check, group, http_get, run, wait_for
 
 GROUPS_TOOL = "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand"
-
-
-class Load:
-    """Virtual onboardings published at a steady rate until stopped."""
-
-    def __init__(self, ns, per_second=4):
-        self.ns, self.gap, self.sent = ns, 1 / per_second, 0
-        self.stop_flag = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self):
-        while not self.stop_flag.wait(self.gap):
-            self.ns.publish("onboarding.requested", example("virtual-core.json"), flush=False)
-            self.ns.producer.poll(0)
-            self.sent += 1
-
-    def stop(self):
-        if not self.stop_flag.is_set():
-            self.stop_flag.set()
-            self.thread.join(10)
-        check(self.ns.producer.flush(30) == 0, "the load was not acknowledged")
-
-
-def group(ns, service):
-    return f"lmp-{service}-{ns.prefix}"  # what the harness gives each daemon
 
 
 def kafka_tool(*args):

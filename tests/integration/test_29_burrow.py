@@ -14,10 +14,8 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
-import time
 
-from harness import BUILD, BROKERS, ROOT, SECRETS, SERVICES, Failure, check, example, http_get, run, wait_for
+from harness import BUILD, BROKERS, ROOT, SECRETS, SERVICES, Failure, Load, check, group, http_get, run, wait_for
 
 TEMPLATE = os.path.join(ROOT, "deploy", "burrow", "burrow.toml")
 # The daemons authenticate by certificate on the TLS listener, three ports up.
@@ -148,31 +146,6 @@ class Burrow:
         except subprocess.TimeoutExpired:
             self.proc.kill()
         self.log.close()
-
-
-class Load:
-    """Virtual onboardings published at a steady rate until stopped."""
-
-    def __init__(self, ns, per_second=4):
-        self.ns, self.gap, self.sent = ns, 1 / per_second, 0
-        self.stop_flag = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self):
-        while not self.stop_flag.wait(self.gap):
-            self.ns.publish("onboarding.requested", example("virtual-core.json"), flush=False)
-            self.ns.producer.poll(0)
-            self.sent += 1
-
-    def stop(self):
-        self.stop_flag.set()
-        self.thread.join(10)
-        check(self.ns.producer.flush(30) == 0, "the load was not acknowledged")
-
-
-def group(ns, service):
-    return f"lmp-{service}-{ns.prefix}"  # what the harness gives each daemon
 
 
 def lmpctl_lag(ns, g):
