@@ -621,6 +621,29 @@ def wait_for(what, fn, timeout=60, interval=0.2, show=None):
     raise Failure(f"timed out waiting for {what} (last: {last!r})")
 
 
+def cap_message_bytes(ns, event_type, n):
+    """Sets max.message.bytes of an event type's topic and waits until the partitions'
+    leader refuses a larger message: the controller takes the change at once, the
+    leader applies it a moment later. Probes that got through before, keyed "probe",
+    are on the topic."""
+    from confluent_kafka import KafkaError
+    from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
+    res = ConfigResource(ResourceType.TOPIC, ns.topic(event_type), incremental_configs=[
+        ConfigEntry("max.message.bytes", str(n), incremental_operation=AlterConfigOpType.SET)])
+    admin = AdminClient(kafka_conf())  # held until the answers are in
+    for f in admin.incremental_alter_configs([res]).values():
+        f.result(30)
+    probe = Producer(kafka_conf())
+
+    def refused():
+        errs = []
+        probe.produce(ns.topic(event_type), value=bytes(n + 100), key=b"probe",
+                      on_delivery=lambda err, msg: errs.append(err))
+        probe.flush(30)
+        return bool(errs) and errs[0] is not None and errs[0].code() == KafkaError.MSG_SIZE_TOO_LARGE
+    wait_for(f"the broker to apply max.message.bytes {n} to {event_type}", refused, timeout=60, interval=0.5)
+
+
 class Load:
     """Virtual onboardings published at a steady rate until stopped (the lag tests)."""
 

@@ -6,9 +6,8 @@ comes after it flows."""
 import struct
 import sys
 
-from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
 
-from harness import check, encode, example, headers, http_get, kafka_conf, run, wait_for
+from harness import cap_message_bytes, check, encode, example, headers, http_get, run, wait_for
 
 
 def test_dead_letter(ns):
@@ -63,11 +62,7 @@ def test_dead_letter(ns):
     # accepted topic takes no message over 400 bytes, an accepted event is larger.
     # What intake answered so far is on the broker first.
     ns.wait_published(["intake"])
-    admin = AdminClient(kafka_conf())
-    res = ConfigResource(ResourceType.TOPIC, ns.topic("onboarding.accepted"), incremental_configs=[
-        ConfigEntry("max.message.bytes", "400", incremental_operation=AlterConfigOpType.SET)])
-    for f in admin.incremental_alter_configs([res]).values():
-        f.result(30)
+    cap_message_bytes(ns, "onboarding.accepted", 400)
     big = example("physical-complete.json")
     ns.publish("onboarding.requested", big, key=key)
     after = example("rejected-breach.json")  # a small answer on another topic, behind it

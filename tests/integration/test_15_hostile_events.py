@@ -43,8 +43,9 @@ def classes(topic, valid, h):
         ("type_mismatch", b"k8", valid, dict(h, event_type=b"onboarding.confirmed" if topic != "onboarding.confirmed"
                                               else b"onboarding.failed"), "EVENT_TYPE_MISMATCH"),
         ("too_large", b"k9", valid[:10] + bytes(1_100_000), dict(h), "TOO_LARGE"),
-        ("garbage", b"k10", bytes(random.getrandbits(8) for _ in range(50)).replace(b"\xc3", b"x"), dict(h),
-         "BAD_FRAMING"),
+        # Random bytes behind a first byte that is neither framing's magic (C3 for
+        # single-object, 00 for a registry's): with either, it would be another case.
+        ("garbage", b"k10", b"\x7f" + bytes(random.getrandbits(8) for _ in range(49)), dict(h), "BAD_FRAMING"),
         ("unknown_schema", b"k11", b"\xc3\x01" + struct.pack("<Q", 0x0123456789ABCDEF) + valid[10:], dict(h),
          "UNKNOWN_SCHEMA"),
         ("truncated", b"k12", valid[: len(valid) // 2], dict(h), "UNDECODABLE"),
@@ -198,8 +199,11 @@ def hostile_requests(ns):
     twin = example("virtual-core.json")
     twin["customer"]["legal_name"] = name
     ns.publish("onboarding.requested", first)
+    # Accepted, and maybe further along already: it holds the name either way.
     wait_for("the first of two long names accepted", lambda: ns.sql(
-        "SELECT status FROM onboardings WHERE onboarding_id = %s", first["request_id"]) == [("accepted",)])
+        "SELECT status FROM onboardings WHERE onboarding_id = %s", first["request_id"]) in (
+        [(s,)] for s in ("accepted", "users_allocated", "appliances_provisioned", "shipping_arranged", "confirmed")),
+        show=lambda: ns.sql("SELECT status FROM onboardings WHERE onboarding_id = %s", first["request_id"]))
     ns.publish("onboarding.requested", twin)
     many = example("virtual-core.json")
     many["deployment"]["addresses"] = [{"ref": f"a{i}", "recipient": "R" * 200, "line1": "L" * 200, "city": "C" * 200,

@@ -11,9 +11,7 @@ import re
 import sys
 import uuid
 
-from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
-
-from harness import (check, decode, example, headers, http_get, kafka_conf, pg_connect, run, wait_for)
+from harness import (cap_message_bytes, check, decode, example, headers, http_get, pg_connect, run, wait_for)
 
 GARBAGE = b"\x01\x07not avro at all, and never will be"
 
@@ -76,11 +74,7 @@ def restore_shipment(ns, ship, items):
 def refuse_rejections(ns):
     """The rejected topic takes no message over 400 bytes: intake's next rejection is
     refused by the broker for good, parked, and copied as PUBLISH_REFUSED."""
-    admin = AdminClient(kafka_conf())
-    res = ConfigResource(ResourceType.TOPIC, ns.topic("onboarding.rejected"), incremental_configs=[
-        ConfigEntry("max.message.bytes", "400", incremental_operation=AlterConfigOpType.SET)])
-    for f in admin.incremental_alter_configs([res]).values():
-        f.result(30)
+    cap_message_bytes(ns, "onboarding.rejected", 400)
 
 
 def check_usage_errors(ns, garbage):
