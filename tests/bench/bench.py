@@ -313,6 +313,32 @@ def peak_mib(pid):
         return next(int(line.split()[1]) / 1024 for line in fh if line.startswith("VmHWM:"))
 
 
+def machine_cpu():
+    """Busy and total CPU seconds of the whole machine, from /proc/stat."""
+    with open("/proc/stat") as fh:
+        f = [int(x) for x in fh.readline().split()[1:]]
+    hz = os.sysconf("SC_CLK_TCK")
+    return (sum(f) - f[3] - f[4]) / hz, sum(f) / hz  # idle and iowait are not busy
+
+
+STACK_PARTS = (("PostgreSQL", "postgres"), ("Kafka broker", "kafka.Kafka"), ("SMTP server", "aiosmtpd"))
+
+
+def stack_cpu():
+    """CPU seconds so far of the stack's servers, by part (PostgreSQL: every backend)."""
+    got = dict.fromkeys((name for name, _ in STACK_PARTS), 0.0)
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                cmd = fh.read().replace(b"\0", b" ").decode(errors="replace")
+            part = next((name for name, mark in STACK_PARTS if mark in cmd), None)
+            if part:
+                got[part] += cpu_s(pid)
+        except OSError:
+            continue  # ended meanwhile
+    return got
+
+
 def mails():
     return len(os.listdir(MAILDIR)) if os.path.isdir(MAILDIR) else 0
 
@@ -327,6 +353,7 @@ def saturation(n):
         msgs = encoded(mixed(i) for i in range(n))
         confirmed = Confirmed(ns)
         cpu0, mails0 = {p.service: cpu_s(p.pid) for p in ns.procs}, mails()
+        machine0, stack0 = machine_cpu(), stack_cpu()
         say(f"saturation: {n} onboardings at once")
         t0 = time.monotonic()
         for rid, value in msgs:
@@ -336,6 +363,9 @@ def saturation(n):
         confirmed.wait([rid for rid, _ in msgs], 1800)
         confirmed.close()
         cpu = {p.service: cpu_s(p.pid) - cpu0[p.service] for p in ns.procs}
+        machine1, stack1 = machine_cpu(), stack_cpu()
+        busy = (machine1[0] - machine0[0], machine1[1] - machine0[1])
+        servers = {k: stack1[k] - stack0[k] for k in stack1}
         rss = {p.service: peak_mib(p.pid) for p in ns.procs}
         deadline = time.monotonic() + 60
         while mails() - mails0 < 2 * n and time.monotonic() < deadline:
@@ -351,7 +381,8 @@ def saturation(n):
             # how long an onboarding waited for it (p99 after the stage before).
             waited = pct([ts[rid][topic] - ts[rid][prev] for rid, _ in msgs], 99)
             stages[topic] = (n / max(0.001, (max(at) - min(at)) / 1000), (max(at) - first) / 1000, waited)
-        return dict(ready=ready, published=published, stages=stages, cpu=cpu, rss=rss, mails=got_mails)
+        return dict(ready=ready, published=published, stages=stages, cpu=cpu, rss=rss, mails=got_mails,
+                    busy=busy, servers=servers)
     finally:
         for problem in ns.close():
             say(f"warning: {problem}")
@@ -413,6 +444,12 @@ def table(lim, alone, hops, loop, sat, n):
     row("saturation: mails received", f"{sat['mails']:,} of {2 * n:,}", met=sat["mails"] >= 2 * n)
     for s in SERVICES:
         row(f"saturation: {s} CPU", f"{sat['cpu'][s]:.1f} s ({1000 * sat['cpu'][s] / n:.2f} ms per onboarding)")
+    busy, total = sat["busy"]
+    row("saturation: the machine's CPU busy until all confirmed",
+        f"{busy:.0f} of {total:.0f} core-seconds ({100 * busy / max(total, 0.001):.0f}%), "
+        f"{1000 * busy / n:.1f} ms per onboarding")
+    for part, secs in sat["servers"].items():
+        row(f"saturation: {part} CPU", f"{secs:.1f} s ({1000 * secs / n:.2f} ms per onboarding)")
     for s in SERVICES:
         row(f"saturation: {s} peak memory (VmHWM)", f"{sat['rss'][s]:.1f} MiB", target="<= 20 MiB",
             met=sat["rss"][s] <= 20)
