@@ -88,9 +88,10 @@ def test_lag(ns):
         listed = kafka_tool("--list").split()
         check(all(x in listed for x in groups), f"the broker's tool lists {listed}, not every daemon's group")
         allocation = next(p for p in ns.procs if p.service == "allocation")
-        consumed = partition_lag(allocation)
-        check({k for k in consumed if k[0] == accepted} == {(accepted, i) for i in range(6)},
-              f"allocation's /metrics has no lag for each partition of {accepted}: {consumed}")
+        # librdkafka's statistics (once a second) know a partition's lag once it has fetched there.
+        wait_for(f"allocation's /metrics to give the lag of each partition of {accepted}", lambda: {
+            k for k in partition_lag(allocation) if k[0] == accepted} == {(accepted, i) for i in range(6)},
+            timeout=30, show=lambda: partition_lag(allocation))
 
         allocation.send_signal(signal.SIGTERM)
         check(allocation.wait(30) == 0, "allocation did not drain on SIGTERM")

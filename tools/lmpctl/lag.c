@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ctl.h"
 #include "daemons.h"
@@ -35,9 +36,16 @@ static int group_ok(const char *g) {
   return 1;
 }
 
-/* Every committed offset of a group, from the group coordinator: a new list, or NULL
- * with the reason when the broker refused. */
-static rd_kafka_topic_partition_list_t *committed(rd_kafka_t *rk, const char *group, char *err, size_t errlen) {
+/* A coordinator still loading or moving (after a broker's start or a failover): ask again. */
+static int coordinator_busy(rd_kafka_resp_err_t e) {
+  return e == RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS || e == RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE ||
+         e == RD_KAFKA_RESP_ERR_NOT_COORDINATOR;
+}
+
+/* One ask for every committed offset of a group: a new list, or NULL with the reason
+ * (*busy when the coordinator is not ready yet). */
+static rd_kafka_topic_partition_list_t *ask_committed(rd_kafka_t *rk, const char *group, int *busy, char *err,
+                                                      size_t errlen) {
   rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
   rd_kafka_AdminOptions_t *opt = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPOFFSETS);
   rd_kafka_AdminOptions_set_request_timeout(opt, 30000, err, errlen);
@@ -46,15 +54,19 @@ static rd_kafka_topic_partition_list_t *committed(rd_kafka_t *rk, const char *gr
   rd_kafka_ListConsumerGroupOffsets(rk, &req, 1, opt, q);
   rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 60000);
   rd_kafka_topic_partition_list_t *out = NULL;
+  *busy = 0;
   if (ev == NULL || rd_kafka_event_error(ev)) {
     snprintf(err, errlen, "%s", ev ? rd_kafka_event_error_string(ev) : "no answer in 60 s");
+    *busy = ev && coordinator_busy(rd_kafka_event_error(ev));
   } else {
     size_t n;
     const rd_kafka_group_result_t **res =
         rd_kafka_ListConsumerGroupOffsets_result_groups(rd_kafka_event_ListConsumerGroupOffsets_result(ev), &n);
     const rd_kafka_error_t *ge = n == 1 ? rd_kafka_group_result_error(res[0]) : NULL;
-    if (n != 1 || ge)
+    if (n != 1 || ge) {
       snprintf(err, errlen, "%s", ge ? rd_kafka_error_string(ge) : "no result for the group");
+      *busy = ge && coordinator_busy(rd_kafka_error_code(ge));
+    }
     else
       out = rd_kafka_topic_partition_list_copy(rd_kafka_group_result_partitions(res[0]));
   }
@@ -63,6 +75,19 @@ static rd_kafka_topic_partition_list_t *committed(rd_kafka_t *rk, const char *gr
   rd_kafka_ListConsumerGroupOffsets_destroy(req);
   rd_kafka_AdminOptions_destroy(opt);
   rd_kafka_queue_destroy(q);
+  return out;
+}
+
+/* Every committed offset of a group, asking again for up to 30 s while its
+ * coordinator loads. */
+static rd_kafka_topic_partition_list_t *committed(rd_kafka_t *rk, const char *group, char *err, size_t errlen) {
+  int busy = 1;
+  rd_kafka_topic_partition_list_t *out = NULL;
+  for (int i = 0; out == NULL && busy && i < 30; i++) {
+    if (i)
+      sleep(1);
+    out = ask_committed(rk, group, &busy, err, errlen);
+  }
   return out;
 }
 
