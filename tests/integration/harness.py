@@ -501,20 +501,22 @@ class Namespace:
         return lag
 
 
-class SmtpGate:
-    """An SMTP address the test owns from start to end: a listener bound once to a
-    port the system chose, never released while the test runs. Closed, it accepts
-    and hangs up at once (the server is down); open, it relays each connection to
-    the stack's SMTP server, whose Maildir the tests read."""
+class TcpGate:
+    """A port the test owns from start to end: a listener bound once to a port the
+    system chose, never released while the test runs. Closed, it accepts and hangs up
+    at once (the server behind it is away), with `refusal` first when `refuse` is
+    set; open, it relays each connection to the target port."""
 
-    def __init__(self):
+    refusal = b""
+
+    def __init__(self, target, open=True):
+        self.target = target
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(64)
         self.port = self.sock.getsockname()[1]
-        self.url = f"smtp://127.0.0.1:{self.port}"
-        self.open = False
-        self.refuse = False  # answer 554 and hang up: a server that refuses for good
+        self.open = open
+        self.refuse = False
         self.refused = 0
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
@@ -527,9 +529,9 @@ class SmtpGate:
                 return
             if not self.open:
                 self.refused += 1
-                if self.refuse:
+                if self.refuse and self.refusal:
                     try:
-                        conn.sendall(b"554 5.7.1 no mail accepted here\r\n")
+                        conn.sendall(self.refusal)
                     except OSError:
                         pass
                 conn.close()
@@ -538,7 +540,7 @@ class SmtpGate:
 
     def _relay(self, conn):
         try:
-            up = socket.create_connection(("127.0.0.1", SMTP_PORT), timeout=30)
+            up = socket.create_connection(("127.0.0.1", self.target), timeout=30)
         except OSError:
             conn.close()
             return
@@ -568,6 +570,17 @@ class SmtpGate:
 
     def close(self):
         self.sock.close()
+
+
+class SmtpGate(TcpGate):
+    """The stack's SMTP server behind a gate, closed at first (the server is down);
+    with `refuse` set it answers 554 and hangs up, a server that refuses for good."""
+
+    refusal = b"554 5.7.1 no mail accepted here\r\n"
+
+    def __init__(self):
+        super().__init__(SMTP_PORT, open=False)
+        self.url = f"smtp://127.0.0.1:{self.port}"
 
 
 def headers(msg):

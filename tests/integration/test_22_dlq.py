@@ -309,7 +309,11 @@ def test_dlq(ns):
     other = example("virtual-core.json")
     ns.publish("onboarding.requested", other, headers={
         "event_id": "replay:" + str(uuid.uuid4()), "replay_for_service": "allocation"})
-    wait_for("intake to skip a replay addressed to allocation", lambda: duplicates(ns, "intake") == dups + 1,
+    # An address that is not text, or far too long, names no daemon either.
+    for hostile in (b"\xff\xfeintake", b"intake\r\n", b"i" * 300_000):
+        ns.publish("onboarding.requested", other, headers={
+            "event_id": "replay:" + str(uuid.uuid4()), "replay_for_service": hostile})
+    wait_for("intake to skip replays addressed to no daemon of its name", lambda: duplicates(ns, "intake") == dups + 4,
              timeout=60)
     check(ns.sql("SELECT count(*) FROM onboardings WHERE onboarding_id = %s", other["request_id"]) == [(0,)],
           "intake applied a replay meant for allocation")

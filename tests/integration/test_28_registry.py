@@ -7,72 +7,14 @@ frame what they emit with the ids, and read both framings; an id nobody knows is
 dead-lettered, an id that cannot be resolved because the registry is away waits for
 it; kcat lists and reads the topics."""
 import json
-import socket
 import subprocess
 import sys
-import threading
 
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from harness import (KAFKA_PORT, REGISTRY_PORT, REGISTRY_URL, SCHEMAS, SECRETS, SECURED, Namespace, check,
-                     example, headers, log, registry_client, registry_env, run, wait_for)
-
-
-class TcpGate:
-    """A port the test owns that relays to the registry while open, and hangs up at
-    once while closed (the registry is away)."""
-
-    def __init__(self, port):
-        self.target = port
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
-        self.open = True
-        self.refused = 0
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            if not self.open:
-                self.refused += 1
-                conn.close()
-                continue
-            threading.Thread(target=self._relay, args=(conn,), daemon=True).start()
-
-    def _relay(self, conn):
-        try:
-            up = socket.create_connection(("127.0.0.1", self.target), timeout=30)
-        except OSError:
-            conn.close()
-            return
-
-        def pump(a, b):
-            try:
-                while (data := a.recv(65536)):
-                    b.sendall(data)
-            except OSError:
-                pass
-            finally:
-                for s in (a, b):
-                    try:
-                        s.shutdown(socket.SHUT_RDWR)
-                    except OSError:
-                        pass
-        t = threading.Thread(target=pump, args=(up, conn), daemon=True)
-        t.start()
-        pump(conn, up)
-        t.join(30)
-        conn.close()
-        up.close()
-
-    def close(self):
-        self.sock.close()
+                     TcpGate, example, headers, log, registry_client, registry_env, run, wait_for)
 
 
 def ctx(ns, event_type):
