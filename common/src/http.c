@@ -15,6 +15,7 @@
 #include "lmp/error.h"
 #include "lmp/log.h"
 #include "lmp/text.h"
+#include "oidc.h"
 
 #define MAX_PATH 1024
 
@@ -32,7 +33,13 @@ struct listener {
 struct req {
   struct MHD_Connection *c;
   const struct listener *l;
-  char who[64];             /* the admin token's name */
+  char peer[64];            /* the client's address */
+  char *bearer;             /* the Authorization header's token, kept for a worker to verify */
+  int verify;               /* the bearer is an access token a worker verifies before the route */
+  struct lmp_caller caller; /* who, once authenticated */
+  int authenticated;
+  int retry_after;          /* seconds, for 429 and 503 */
+  const char *challenge;    /* the WWW-Authenticate error of a 401, or NULL */
   const struct lmp_http_route *route;
   char method[8];
   char *path, *query;
@@ -77,6 +84,8 @@ struct lmp_http {
   pthread_t *workers;
   int nworkers;
   const struct lmp_http_host *host;
+  struct lmp_oidc *oidc;    /* verifies access tokens; NULL: nobody signs in */
+  char issuer[1025];        /* oidc.issuer, for the pages that sign in */
 };
 
 static int64_t now_ms(void) {
@@ -105,12 +114,20 @@ static enum MHD_Result answer(struct req *q, const char *type) {
   MHD_add_response_header(res, "Cache-Control", "no-store");
   if (q->status == 405)
     MHD_add_response_header(res, "Allow", q->allow);
-  if (q->status == 401)
-    MHD_add_response_header(res, "WWW-Authenticate", "Bearer realm=\"lmp-admin\"");
+  if (q->status == 401) {
+    /* RFC 6750: a request that had no token learns only that one is needed. */
+    char v[128];
+    snprintf(v, sizeof(v), "Bearer realm=\"%s\"%s%s%s", q->l->admin ? "lmp-admin" : "lmp",
+             q->challenge ? ", error=\"" : "", q->challenge ? q->challenge : "", q->challenge ? "\"" : "");
+    MHD_add_response_header(res, "WWW-Authenticate", v);
+  }
   if (q->location[0])
     MHD_add_response_header(res, "Location", q->location);
-  if (q->status == 503)
-    MHD_add_response_header(res, "Retry-After", "1");
+  if (q->status == 503 || q->status == 429) {
+    char v[16];
+    snprintf(v, sizeof(v), "%d", q->retry_after > 0 ? q->retry_after : 1);
+    MHD_add_response_header(res, "Retry-After", v);
+  }
   /* Pages the daemon serves load nothing from elsewhere and cannot be framed. */
   if (strncmp(type, "text/html", 9) == 0) {
     MHD_add_response_header(res, "Content-Security-Policy",
@@ -218,21 +235,85 @@ static void load_tokens(struct lmp_http *h) {
   h->tokens_mtime = st.st_mtim;
 }
 
-/* Who sends an admin request, by its bearer token; 0, or -1 for nobody known. */
-static int authenticate(struct lmp_http *h, struct req *q) {
+/* An access token is a JWS in compact form: three base64url parts. Anything else
+ * needs no worker to be refused. */
+static int looks_like_jwt(const char *t) {
+  size_t n = strlen(t), dots = 0;
+  if (n < 16 || n > 16384)
+    return 0;
+  for (const char *c = t; *c; c++) {
+    if (*c == '.')
+      dots++;
+    else if (!((*c >= 'A' && *c <= 'Z') || (*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '-' ||
+               *c == '_'))
+      return 0;
+  }
+  return dots == 2;
+}
+
+/* The request's bearer token, kept; NULL when it has none. */
+static const char *bearer(struct req *q) {
   const char *auth = MHD_lookup_connection_value(q->c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-  if (auth == NULL || strncmp(auth, "Bearer ", 7) != 0)
+  if (auth == NULL || strncasecmp(auth, "Bearer ", 7) != 0)
+    return NULL;
+  auth += 7;
+  while (*auth == ' ')
+    auth++;
+  if (*auth == '\0' || (q->bearer = strdup(auth)) == NULL)
+    return NULL;
+  return q->bearer;
+}
+
+/* Who sends an admin request: a token of admin.tokens_file is known at once; an
+ * access token is verified by a worker before the route runs (it may have to ask the
+ * issuer for its keys). 0, or -1 for nobody to be known. */
+static int authenticate_admin(struct lmp_http *h, struct req *q) {
+  const char *token = bearer(q);
+  if (token == NULL)
     return -1;
   pthread_mutex_lock(&h->lock);
   load_tokens(h);
   int found = -1;
   for (size_t i = 0; i < h->ntokens; i++)
-    if (same_secret(h->tokens[i].secret, auth + 7) && found < 0) {
-      snprintf(q->who, sizeof(q->who), "%s", h->tokens[i].name);
+    if (same_secret(h->tokens[i].secret, token) && found < 0) {
+      snprintf(q->caller.name, sizeof(q->caller.name), "token:%.60s", h->tokens[i].name);
+      q->caller.operator_role = 1;
+      q->authenticated = 1;
       found = 0;
     }
   pthread_mutex_unlock(&h->lock);
+  if (found < 0 && h->oidc && looks_like_jwt(token)) {
+    q->verify = 1;
+    found = 0;
+  }
   return found;
+}
+
+/* A worker's part: the access token verified, and who it says. 0, or the request
+ * answered (401, 403 or 503). */
+static int authenticate_token(struct lmp_http *h, struct req *q) {
+  char why[256];
+  int r = lmp_oidc_verify(h->oidc, q->bearer, time(NULL), &q->caller, why, sizeof(why));
+  if (r == LMP_ERETRY) {
+    lmp_warn(NULL, "%s: %s %s from %s: %s", q->l->admin ? "admin" : "http", q->method, q->path, q->peer, why);
+    q->retry_after = 5;
+    fail(q, 503, "the identity provider cannot be reached; try again");
+    return -1;
+  }
+  if (r < 0) {
+    lmp_warn(NULL, "%s: %s %s from %s refused: %s", q->l->admin ? "admin" : "http", q->method, q->path, q->peer,
+             why);
+    q->challenge = "invalid_token";
+    fail(q, 401, why);
+    return -1;
+  }
+  if (q->l->admin && !q->caller.operator_role) {
+    lmp_warn(NULL, "admin: %s %s from %s refused: %s is not an operator", q->method, q->path, q->peer, q->caller.name);
+    fail(q, 403, "the operator role is required");
+    return -1;
+  }
+  q->authenticated = 1;
+  return 0;
 }
 
 /* The first call for a request: everything decided before any body is read. */
@@ -248,8 +329,13 @@ static void begin(struct lmp_http *h, struct req *q, const char *url, const char
   keep_header(q, "traceparent", q->traceparent, sizeof(q->traceparent));
   keep_header(q, MHD_HTTP_HEADER_CONTENT_TYPE, q->ctype, sizeof(q->ctype));
   keep_header(q, MHD_HTTP_HEADER_ACCEPT, q->accept, sizeof(q->accept));
-  if (q->l->admin && authenticate(h, q) < 0) {
-    lmp_warn(NULL, "admin: %s %.200s refused: no valid bearer token", method, url);
+  const union MHD_ConnectionInfo *ci = MHD_get_connection_info(q->c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+  if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET)
+    inet_ntop(AF_INET, &((const struct sockaddr_in *)ci->client_addr)->sin_addr, q->peer, sizeof(q->peer));
+  else if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET6)
+    inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ci->client_addr)->sin6_addr, q->peer, sizeof(q->peer));
+  if (q->l->admin && authenticate_admin(h, q) < 0) {
+    lmp_warn(NULL, "admin: %s %.200s from %s refused: no valid bearer token", method, url, q->peer);
     return fail(q, 401, "a valid bearer token is required");
   }
   size_t n = strlen(url);
@@ -268,6 +354,17 @@ static void begin(struct lmp_http *h, struct req *q, const char *url, const char
   route(h, q);
   if (q->status)
     return;
+  /* A route for signed-in callers: no token is refused before any body is read. */
+  if (q->route->signed_in && !q->l->admin) {
+    const char *token = bearer(q);
+    if (token == NULL)
+      return fail(q, 401, "sign in: this route needs an access token (Authorization: Bearer)");
+    if (!looks_like_jwt(token)) {
+      q->challenge = "invalid_token";
+      return fail(q, 401, "the bearer token is not an access token (a signed JWT)");
+    }
+    q->verify = 1;
+  }
   size_t max = q->route ? q->route->max_body : 0;
   const char *cl = MHD_lookup_connection_value(q->c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
   unsigned long long announced = cl ? strtoull(cl, NULL, 10) : 0;
@@ -400,6 +497,7 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum 
     lmp_buf_free(&q->out);
     free(q->path);
     free(q->query);
+    free(q->bearer);
     free(q);
   }
   *con_cls = NULL;
@@ -446,15 +544,28 @@ static void sleep_until(struct lmp_http *h, int64_t wait_ms) {
   pthread_cond_timedwait(&h->cond, &h->lock, &ts);
 }
 
+/* Who did what, from where, when (the line's time): every admin request is audited,
+ * reads too, with the caller its token names. */
+static void audit(const struct req *q) {
+  if (q->l->admin)
+    lmp_info(NULL, "audit: %s from %s: %s %s -> %d (%zu bytes in)", q->caller.name[0] ? q->caller.name : "-",
+             q->peer, q->method, q->path, q->status, q->body.len);
+}
+
 /* Runs the route; 1 when it asked to run again later (a long poll). */
 static int run_route(struct lmp_http *h, struct req *q, PGconn *db, int last) {
   int64_t now = now_ms();
   if (q->first_ms == 0)
     q->first_ms = now;
   lmp_buf_reset(&q->out);
+  if (q->verify && !q->authenticated && authenticate_token(h, q) < 0) {
+    audit(q);
+    return 0;
+  }
   struct lmp_http_call call = {.db = db, .method = q->route->method, .path = q->path, .query = q->query,
                                .body = q->body.data, .body_len = q->body.len, .waited_ms = now - q->first_ms,
-                               .last = last, .status = 500, .out = &q->out, .runtime = h};
+                               .last = last, .status = 500, .out = &q->out, .runtime = h,
+                               .caller = q->authenticated ? &q->caller : NULL, .peer = q->peer};
   call.priv = q;
   if (q->route->fn(h->route_ctx, &call) < 0) {
     fail(q, 503, "out of memory");
@@ -466,12 +577,11 @@ static int run_route(struct lmp_http *h, struct req *q, PGconn *db, int last) {
   }
   q->status = call.status;
   q->type = call.type;
+  q->retry_after = call.retry_after_s;
   snprintf(q->location, sizeof(q->location), "%s", call.location);
   if (q->out.len == 0 && strcmp(q->method, "HEAD") != 0 && q->status != 204)
     fail(q, 500, "no answer");
-  /* Who changed what, when (the line's time): every admin change is audited. */
-  if (q->l->admin && strcmp(q->method, "GET") != 0 && strcmp(q->method, "HEAD") != 0)
-    lmp_info(NULL, "audit: %s %s %s -> %d (%zu bytes in)", q->who, q->method, q->path, q->status, q->body.len);
+  audit(q);
   return 0;
 }
 
@@ -541,6 +651,11 @@ const char *lmp_http_header(const struct lmp_http_call *call, const char *name) 
                   : strcasecmp(name, "accept") == 0       ? q->accept
                                                           : "";
   return *v ? v : NULL;
+}
+
+const char *lmp_http_issuer(const struct lmp_http_call *call) {
+  const struct lmp_http *h = call->runtime;
+  return h->issuer[0] ? h->issuer : NULL;
 }
 
 int lmp_http_value(struct lmp_http_call *call, const char *event_type, avro_value_t *out) {
@@ -618,7 +733,13 @@ int lmp_http_start(struct lmp_http **out, const struct lmp_config *cfg, const st
     return LMP_ENOMEM;
   }
   load_tokens(h);
-  int r = listen_on(h, &h->pub, 0, cfg, cfg->http_bind, cfg->http_port, err, errlen);
+  const struct lmp_oidc_conf oc = {cfg->oidc_issuer,        cfg->oidc_audience,       cfg->oidc_partner_claim,
+                                   cfg->oidc_operator_role, cfg->oidc_ca_file,        cfg->oidc_clock_skew_s,
+                                   cfg->oidc_jwks_refetch_s, cfg->oidc_jwks_max_age_s, cfg->oidc_timeout_ms};
+  snprintf(h->issuer, sizeof(h->issuer), "%s", cfg->oidc_issuer);
+  int r = lmp_oidc_new(&h->oidc, &oc);
+  if (r == 0)
+    r = listen_on(h, &h->pub, 0, cfg, cfg->http_bind, cfg->http_port, err, errlen);
   if (r == 0)
     r = listen_on(h, &h->adm, 1, cfg, cfg->admin_bind, cfg->admin_port, err, errlen);
   if (r == 0 && routes && h->nworkers == 0) {
@@ -654,6 +775,7 @@ void lmp_http_stop(struct lmp_http *h) {
     MHD_stop_daemon(h->adm.d);
   free(h->tokens);
   free(h->tokens_file);
+  lmp_oidc_free(h->oidc);
   pthread_mutex_destroy(&h->lock);
   pthread_cond_destroy(&h->cond);
   free(h->workers);

@@ -96,8 +96,8 @@ static int load_route(void *ctx, struct lmp_http_call *call) {
 }
 
 const struct lmp_http_route allocation_http[] = {
-    {"POST", "/v1/admin/load", load_route, 1024 * 1024, 1},
-    {"GET", "/v1/pools/{}", pools, 0, 1},
-    {"GET", "/v1/onboardings/{}", onboarding, 0, 1},
-    {NULL, NULL, NULL, 0, 0},
+    {"POST", "/v1/admin/load", load_route, 1024 * 1024, 1, 0},
+    {"GET", "/v1/pools/{}", pools, 0, 1, 0},
+    {"GET", "/v1/onboardings/{}", onboarding, 0, 1, 0},
+    {NULL, NULL, NULL, 0, 0, 0},
 };

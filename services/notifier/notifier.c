@@ -201,6 +201,6 @@ static int mails(void *ctx, struct lmp_http_call *call) {
 }
 
 const struct lmp_http_route notifier_http[] = {
-    {"GET", "/v1/onboardings/{}", mails, 0, 1},
-    {NULL, NULL, NULL, 0, 0},
+    {"GET", "/v1/onboardings/{}", mails, 0, 1, 0},
+    {NULL, NULL, NULL, 0, 0, 0},
 };

@@ -78,7 +78,7 @@ static int shipments(void *ctx, struct lmp_http_call *call) {
 }
 
 const struct lmp_http_route shipping_http[] = {
-    {"POST", "/v1/admin/load", load_route, 1024 * 1024, 1},
-    {"GET", "/v1/onboardings/{}", shipments, 0, 1},
-    {NULL, NULL, NULL, 0, 0},
+    {"POST", "/v1/admin/load", load_route, 1024 * 1024, 1, 0},
+    {"GET", "/v1/onboardings/{}", shipments, 0, 1, 0},
+    {NULL, NULL, NULL, 0, 0, 0},
 };

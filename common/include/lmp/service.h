@@ -64,6 +64,16 @@ struct lmp_route {
                             * not refuse text that is not UTF-8) */
 };
 
+/* Who sends an HTTP request, from a verified OpenID Connect access token or, on the
+ * admin listener, a token of admin.tokens_file. Never from the request's body. */
+struct lmp_caller {
+  char name[128];        /* preferred_username (or sub); "token:<name>" for a token file's */
+  char subject[256];     /* sub, when the token has one */
+  char partner_id[68];   /* the partner the user acts for (oidc.partner_claim); empty: none */
+  char email[256];       /* the user's email; empty: none */
+  int operator_role;     /* holds oidc.operator_role, or a token of admin.tokens_file */
+};
+
 /* One HTTP request as a route sees it, and its answer. A route runs on an HTTP worker
  * thread with a database connection of its own; while the database is away the
  * runtime answers 503 itself. */
@@ -82,6 +92,9 @@ struct lmp_http_call {
   char location[256];         /* a Location header when not empty (201, 202) */
   int again_ms;               /* > 0: no answer yet; run the route again after this long, or
                                * sooner when the daemon commits something (lmp_http_wake) */
+  int retry_after_s;          /* with 429 or 503: the Retry-After header; 0: 1 second */
+  const struct lmp_caller *caller; /* a route with .signed_in: who, verified; else NULL */
+  const char *peer;           /* the client's address, as text */
   void *runtime, *priv;       /* the runtime's, for the functions below */
 };
 
@@ -90,6 +103,8 @@ typedef int (*lmp_http_fn)(void *ctx, struct lmp_http_call *call);
 
 /* A request header (traceparent, content-type, accept), or NULL. */
 const char *lmp_http_header(const struct lmp_http_call *call, const char *name);
+/* The OpenID Connect issuer whose tokens sign callers in (oidc.issuer), or NULL. */
+const char *lmp_http_issuer(const struct lmp_http_call *call);
 /* A new value of the current schema of event_type, for lmp_http_publish; decref it. */
 int lmp_http_value(struct lmp_http_call *call, const char *event_type, avro_value_t *out);
 /* Publishes an event from a route, as a frontend would: to <prefix><event_type>,
@@ -106,6 +121,8 @@ struct lmp_http_route {
   lmp_http_fn fn;
   size_t max_body;         /* bytes a request body may have; 0: none */
   int admin;               /* on the admin listener, behind its bearer tokens; else public */
+  int signed_in;           /* public, for callers with a verified access token only (401
+                            * before anything else when there is none) */
 };
 
 struct lmp_service {
