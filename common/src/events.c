@@ -136,3 +136,22 @@ int lmp_emit_failed(struct lmp_tx *tx, const char *onboarding_id, const char *pa
   avro_value_decref(&v);
   return r;
 }
+
+/* Fixed forever: the ids of every onboarding already taken depend on it. */
+static const uuid_t onboarding_namespace = {0x6b, 0x1e, 0x0f, 0x4c, 0x8d, 0x2a, 0x4e, 0x57,
+                                            0x9a, 0x31, 0x5c, 0x7e, 0x20, 0xd4, 0x8b, 0x93};
+
+void lmp_onboarding_id(const char *partner_id, const char *request_id, char out[37]) {
+  /* "<bytes of the partner id>:<partner id>/<request id>": the length makes the
+   * name of each pair unique whatever the ids hold. */
+  size_t n = strlen(partner_id) + strlen(request_id) + 24;
+  char *name = malloc(n);
+  uuid_t u;
+  uuid_clear(u); /* when out of memory: the nil id, which no onboarding has */
+  if (name) {
+    int len = snprintf(name, n, "%zu:%s/%s", strlen(partner_id), partner_id, request_id);
+    uuid_generate_sha1(u, onboarding_namespace, name, (size_t)len);
+    free(name);
+  }
+  uuid_unparse_lower(u, out);
+}

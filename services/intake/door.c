@@ -1,9 +1,11 @@
 /* The front door for web frontends, on intake's public listener: the onboarding form's
- * page, its options, and POST /v1/onboardings, which checks a request by the same
- * rules intake applies, answers at once (422 with every reason, 409 for a request id
- * already used for other content), and otherwise publishes it to onboarding.requested
- * as any frontend does and answers 202 once the broker has it. A repeat of a request
- * answers the same without publishing it again. */
+ * page, its options, and POST /v1/onboardings, which acts for the signed-in partner
+ * only (the partner and the submitter come from the verified access token, never from
+ * the body), checks a request by the same rules intake applies, answers at once (422
+ * with every reason, 409 for a request id the partner already used for other
+ * content), and otherwise publishes it to onboarding.requested as any frontend does
+ * and answers 202 once the broker has it. A repeat of a request answers the same
+ * without publishing it again. */
 #include "intake.h"
 
 #include <stdio.h>
@@ -13,6 +15,7 @@
 #include "lmp/admin.h"
 #include "lmp/error.h"
 #include "lmp/log.h"
+#include "limit.h"
 
 /* What the form's page needs beside itself: the choices intake accepts. */
 static int options(void *ctx, struct lmp_http_call *call) {
@@ -22,11 +25,14 @@ static int options(void *ctx, struct lmp_http_call *call) {
     json_array_append_new(regions, json_string(*r));
   for (char **s = in->rules.skus; s && *s; s++)
     json_array_append_new(skus, json_string(*s));
-  json_t *o = json_pack("{s:[{s:s,s:s},{s:s,s:s},{s:s,s:s}],s:o,s:o,s:i,s:i,s:i}", "licenses", "code", "MDR_CORE",
-                        "name", "MDR Core", "code", "MDR_COMPLETE", "name", "MDR Complete", "code", "MDR_CLOUD",
-                        "name", "MDR Cloud", "hosting_regions", regions, "appliance_skus", skus,
+  /* How the page signs its partner in: the issuer and its public client. */
+  const char *issuer = lmp_http_issuer(call);
+  json_t *signin = issuer ? json_pack("{s:s,s:s}", "issuer", issuer, "client_id", in->portal_client_id) : json_null();
+  json_t *o = json_pack("{s:[{s:s,s:s},{s:s,s:s},{s:s,s:s}],s:o,s:o,s:i,s:i,s:i,s:o}", "licenses", "code",
+                        "MDR_CORE", "name", "MDR Core", "code", "MDR_COMPLETE", "name", "MDR Complete", "code",
+                        "MDR_CLOUD", "name", "MDR Cloud", "hosting_regions", regions, "appliance_skus", skus,
                         "virtual_recommended_below", 10, "max_users", in->rules.max_users, "max_appliances",
-                        in->rules.max_appliances);
+                        in->rules.max_appliances, "signin", signin);
   char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
   json_decref(o);
   if (text == NULL)
@@ -66,7 +72,7 @@ static int taken(struct lmp_http_call *call, const char *id, const struct intake
   return r;
 }
 
-/* Whether intake has this request id already: 0 no, 1 with this very content, 2 with
+/* Whether intake has this onboarding already: 0 no, 1 with this very content, 2 with
  * other content; -1 when the database did not answer. */
 static int known(PGconn *db, const char *id, const char *json) {
   const char *p[] = {id, json};
@@ -81,8 +87,51 @@ static int known(PGconn *db, const char *id, const char *json) {
   return r;
 }
 
+/* Answers the call with an error; 1, for the callers below that say "answered". */
+static int answered(struct lmp_http_call *call, int code, const char *msg) {
+  lmp_admin_error(call, code, msg);
+  return 1;
+}
+
+/* The body speaks for the signed-in partner only: a partner it names must be the
+ * token's; the partner and the submitter are the token's whatever the body says. 0,
+ * or 1 when the call was answered (403). */
+static int speak_for_caller(struct lmp_http_call *call, json_t *j) {
+  const struct lmp_caller *who = call->caller;
+  if (who->partner_id[0] == '\0')
+    return answered(call, 403, "the signed-in account acts for no partner");
+  if (who->email[0] == '\0')
+    return answered(call, 403, "the signed-in account has no email address to confirm the onboarding to");
+  if (!json_is_object(j))
+    return 0; /* refused as not a request below */
+  json_t *p = json_object_get(j, "partner_id");
+  if (p && !json_is_null(p) && !(json_is_string(p) && strcmp(json_string_value(p), who->partner_id) == 0)) {
+    lmp_warn(NULL, "front door: %s of %s named another partner", who->name, who->partner_id);
+    return answered(call, 403, "the request names another partner than the one you are signed in for");
+  }
+  /* The mails go to whoever signed in, never to an address the body names. */
+  json_object_set_new(j, "partner_id", json_string(who->partner_id));
+  json_object_set_new(j, "submitted_by", json_string(who->email));
+  return 0;
+}
+
+/* Per partner and per client address; 0, or 1 when the call was answered (429). */
+static int within_limits(const struct intake *in, struct lmp_http_call *call) {
+  int wait = intake_limit_take("partner", call->caller->partner_id, in->partner_per_min);
+  if (wait == 0)
+    wait = intake_limit_take("address", call->peer ? call->peer : "", in->address_per_min);
+  if (wait == 0)
+    return 0;
+  lmp_warn(NULL, "front door: %s of %s from %s: too many submissions", call->caller->name,
+           call->caller->partner_id, call->peer ? call->peer : "");
+  call->retry_after_s = wait;
+  return answered(call, 429, "too many submissions; try again later");
+}
+
 static int submit(void *ctx, struct lmp_http_call *call) {
   const struct intake *in = ctx;
+  if (within_limits(in, call))
+    return 0;
   const char *ctype = lmp_http_header(call, "content-type");
   /* Media types are case-insensitive (RFC 9110); parameters such as charset may follow. */
   if (ctype == NULL || strncasecmp(ctype, "application/json", 16) != 0 ||
@@ -91,6 +140,10 @@ static int submit(void *ctx, struct lmp_http_call *call) {
   json_t *j = lmp_admin_body(call);
   if (j == NULL)
     return 0;
+  if (speak_for_caller(call, j)) {
+    json_decref(j);
+    return 0;
+  }
   avro_value_t v;
   int r = lmp_http_value(call, "onboarding.requested", &v);
   if (r < 0) {
@@ -121,27 +174,29 @@ static int submit(void *ctx, struct lmp_http_call *call) {
     r = LMP_ENOMEM;
     goto out;
   }
-  switch (known(call->db, req.request_id, json)) {
+  char id[37];
+  lmp_onboarding_id(req.partner_id, req.request_id, id);
+  switch (known(call->db, id, json)) {
   case -1:
     r = lmp_admin_error(call, 503, "database error; try again");
     goto out;
   case 1:
-    r = taken(call, req.request_id, &f); /* a repeat: answered the same, not sent again */
+    r = taken(call, id, &f); /* a repeat: answered the same, not sent again */
     goto out;
   case 2:
-    r = lmp_admin_error(call, 409, "this request id was already used for a different onboarding request; "
+    r = lmp_admin_error(call, 409, "you already used this request id for a different onboarding request; "
                                    "submit a new request with a new id");
     goto out;
   }
-  r = lmp_http_publish(call, "onboarding.requested", req.request_id, &v, err, sizeof(err));
+  r = lmp_http_publish(call, "onboarding.requested", id, &v, err, sizeof(err));
   if (r == LMP_ETOOBIG) {
     r = lmp_admin_error(call, 413, "the request is too large to be carried through onboarding");
   } else if (r < 0) {
-    lmp_warn(req.request_id, "front door: not published: %s", err);
+    lmp_warn(id, "front door: not published: %s", err);
     r = lmp_admin_error(call, 503, "the request could not be passed on now; try again");
   } else {
-    lmp_info(req.request_id, "submitted through the front door");
-    r = taken(call, req.request_id, &f);
+    lmp_info(id, "submitted through the front door by %s of %s", call->caller->name, req.partner_id);
+    r = taken(call, id, &f);
   }
 out:
   free(json);
@@ -183,10 +238,11 @@ static int page(void *ctx, struct lmp_http_call *call) { return serve(call, "ind
 static int asset(void *ctx, struct lmp_http_call *call) { return serve(call, call->path + strlen("/form/")); }
 
 const struct lmp_http_route intake_http[] = {
-    {"GET", "/", page, 0, 0},
-    {"GET", "/form/{}", asset, 0, 0},
-    {"GET", "/v1/form", options, 0, 0},
-    {"POST", "/v1/onboardings", submit, 256 * 1024, 0},
-    {"GET", "/v1/onboardings/{}", intake_status_route, 0, 0},
-    {NULL, NULL, NULL, 0, 0},
+    {"GET", "/", page, 0, 0, 0},
+    {"GET", "/form/{}", asset, 0, 0, 0},
+    {"GET", "/v1/form", options, 0, 0, 0},
+    {"POST", "/v1/onboardings", submit, 256 * 1024, 0, 1},
+    {"GET", "/v1/onboardings/{}", intake_status_route, 0, 0, 1},
+    {"GET", "/v1/onboardings/{}", intake_status_admin_route, 0, 1, 0},
+    {NULL, NULL, NULL, 0, 0, 0},
 };

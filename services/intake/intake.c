@@ -11,20 +11,26 @@
 #include "lmp/log.h"
 #include "lmp/text.h"
 
-#define I(field) offsetof(struct intake_rules, field)
+#define I(field) offsetof(struct intake, field)
 
 const struct lmp_conf_entry intake_conf[] = {
-    {"intake.appliance_skus", LMP_CONF_LIST, I(skus), 1, 100, "NS-100,NS-500,NS-1000",
+    {"intake.appliance_skus", LMP_CONF_LIST, I(rules.skus), 1, 100, "NS-100,NS-500,NS-1000",
      "appliance SKUs a request may name"},
-    {"intake.hosting_regions", LMP_CONF_LIST, I(regions), 1, 100,
+    {"intake.hosting_regions", LMP_CONF_LIST, I(rules.regions), 1, 100,
      "ca-central-1,us-east-1,us-west-2,eu-west-1,eu-central-1,ap-southeast-2",
      "hosting regions for a fully virtual deployment"},
-    {"intake.legal_name_max", LMP_CONF_INT, I(legal_name_max), 1, 1000, "200",
+    {"intake.legal_name_max", LMP_CONF_INT, I(rules.legal_name_max), 1, 1000, "200",
      "longest legal name, in characters"},
-    {"intake.max_appliances", LMP_CONF_INT, I(max_appliances), 1, 1000, "50",
+    {"intake.max_appliances", LMP_CONF_INT, I(rules.max_appliances), 1, 1000, "50",
      "most appliances (and shipping addresses) in one request"},
-    {"intake.max_users", LMP_CONF_INT, I(max_users), 1, 100000000, "1000000",
+    {"intake.max_users", LMP_CONF_INT, I(rules.max_users), 1, 100000000, "1000000",
      "largest user count in one request"},
+    {"intake.portal_client_id", LMP_CONF_STR, I(portal_client_id), 1, 255, "lmp-portal",
+     "the identity provider's public client the onboarding page signs partners in with"},
+    {"intake.submissions_per_address_per_min", LMP_CONF_INT, I(address_per_min), 1, 1000000, "300",
+     "submissions one client address may make per minute (a burst of as many); past it 429"},
+    {"intake.submissions_per_partner_per_min", LMP_CONF_INT, I(partner_per_min), 1, 1000000, "300",
+     "submissions one partner may make per minute (a burst of as many); past it 429"},
 };
 const size_t intake_conf_n = sizeof(intake_conf) / sizeof(intake_conf[0]);
 
@@ -80,7 +86,8 @@ static int build_accepted(struct lmp_tx *tx, avro_value_t *v, const char *id, co
  * content is refused without touching the original, and answered on a topic of its
  * own so that nobody following the onboarding reads it as its outcome. Returns 1
  * when handled. */
-static int seen_before(struct lmp_tx *tx, const char *id, const char *partner, const char *json, int *rc) {
+static int seen_before(struct lmp_tx *tx, const char *id, const char *request_id, const char *partner,
+                       const char *json, int *rc) {
   const char *p[] = {id, json};
   PGresult *res;
   if ((*rc = lmp_tx_query(tx, "SELECT request = $2::jsonb FROM onboardings WHERE onboarding_id = $1 FOR UPDATE",
@@ -106,7 +113,8 @@ static int seen_before(struct lmp_tx *tx, const char *id, const char *partner, c
     *rc = lmp_tx_command(tx, "UPDATE onboardings SET conflicts = conflicts + 1, updated_at = now() "
                              "WHERE onboarding_id = $1", 1, p);
   if (*rc == 0 && (*rc = lmp_tx_value(tx, "onboarding.request-conflict", &v)) == 0) {
-    if ((*rc = lmp_av_set_str(&v, "request_id", id)) == 0 && (*rc = lmp_av_set_str(&v, "partner_id", partner)) == 0 &&
+    if ((*rc = lmp_av_set_str(&v, "request_id", request_id)) == 0 &&
+        (*rc = lmp_av_set_str(&v, "partner_id", partner)) == 0 &&
         (*rc = set_reasons(&v, "reasons", &rs)) == 0 && (*rc = lmp_av_set_long(&v, "refused_at", lmp_now_ms())) == 0)
       *rc = lmp_tx_emit(tx, "onboarding.request-conflict", id, &v);
     avro_value_decref(&v);
@@ -115,8 +123,9 @@ static int seen_before(struct lmp_tx *tx, const char *id, const char *partner, c
   return 1;
 }
 
-/* The id keys every later event; it is kept as printable text (a request with a bad
- * one is rejected, and the rejection still needs a key). */
+/* The request and partner ids name the onboarding (intake_onboarding_id); they are
+ * kept as printable text (a request with a bad one is rejected, and the rejection
+ * still needs a key). */
 static void reply_id(const char *raw, char out[LMP_ID_CHARS * 4 + 4]) {
   char *clean = lmp_utf8_sanitize(raw ? raw : "", raw ? strlen(raw) : 0, NULL);
   lmp_utf8_copy(out, LMP_ID_CHARS * 4 + 4, clean ? clean : "", LMP_ID_CHARS);
@@ -131,9 +140,10 @@ static int on_request(struct lmp_tx *tx, const struct lmp_event *ev) {
   avro_value_t accepted;
   int have_accepted = 0, too_big = 0;
   int r = intake_request_read(ev->value, &req);
-  char id[LMP_ID_CHARS * 4 + 4], partner[LMP_ID_CHARS * 4 + 4], customer_id[37] = "";
-  reply_id(req.request_id, id);
+  char request_id[LMP_ID_CHARS * 4 + 4], partner[LMP_ID_CHARS * 4 + 4], customer_id[37] = "", id[37];
+  reply_id(req.request_id, request_id);
   reply_id(req.partner_id, partner);
+  lmp_onboarding_id(partner, request_id, id); /* scoped to the partner */
   json_t *j = lmp_avro_to_json(ev->value); /* text made valid: jsonb takes it */
   json = j ? json_dumps(j, JSON_COMPACT) : NULL;
   json_decref(j);
@@ -143,7 +153,7 @@ static int on_request(struct lmp_tx *tx, const struct lmp_event *ev) {
   free(raw);
   if (r == 0 && (json == NULL || account == NULL))
     r = LMP_ENOMEM;
-  if (r < 0 || seen_before(tx, id, partner, json, &r))
+  if (r < 0 || seen_before(tx, id, request_id, partner, json, &r))
     goto out;
   /* Text that is not text is refused on that alone: no rule quotes it. */
   if ((r = intake_check_text(ev->value, &f)) < 0 || (f.errors.n == 0 && (r = intake_validate(&req, &in->rules, &f)) < 0))

@@ -9,6 +9,9 @@
 
 struct intake {
   struct intake_rules rules;
+  char *portal_client_id;   /* the page's client at the identity provider */
+  int partner_per_min;      /* submissions a partner may make per minute */
+  int address_per_min;      /* and a client address */
 };
 
 extern const struct lmp_conf_entry intake_conf[];
@@ -24,8 +27,10 @@ extern const struct lmp_route intake_routes[];
 extern const struct lmp_http_route intake_http[];
 /* The page of the onboarding form and what it loads (web/). */
 extern const struct lmp_embedded intake_web[];
-/* GET /v1/onboardings/{id}, with ?wait=N a long poll (status.c). */
+/* GET /v1/onboardings/{id}, with ?wait=N a long poll (status.c): on the public
+ * listener the signed-in partner's only, on the admin listener any. */
 int intake_status_route(void *ctx, struct lmp_http_call *call);
+int intake_status_admin_route(void *ctx, struct lmp_http_call *call);
 
 /* The lifecycle of everything after acceptance (lifecycle.c). */
 int intake_on_lifecycle(struct lmp_tx *tx, const struct lmp_event *ev);

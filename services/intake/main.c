@@ -14,7 +14,7 @@ int main(int argc, char **argv) {
       .migrations = intake_migrations,
       .conf = intake_conf,
       .conf_n = intake_conf_n,
-      .conf_base = &in.rules,
+      .conf_base = &in,
       .configured = intake_configured,
       .http = intake_http,
       .purge = intake_purge,

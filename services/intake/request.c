@@ -82,3 +82,4 @@ void intake_request_clear(struct intake_request *r) {
   free(r->addresses);
   memset(r, 0, sizeof(*r));
 }
+

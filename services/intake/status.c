@@ -39,7 +39,7 @@ static const char status_sql[] =
     "'stages', COALESCE((SELECT json_agg(json_build_object('stage', s.stage, 'at', " UTC(s.at) ", "
     "  'detail', s.detail) ORDER BY s.at) FROM onboarding_stages s WHERE s.onboarding_id = o.onboarding_id), '[]')"
     ")::text FROM onboardings o LEFT JOIN customer_accounts a ON a.onboarding_id = o.onboarding_id "
-    "WHERE o.onboarding_id = $1";
+    "WHERE o.onboarding_id = $1 AND ($2::text IS NULL OR o.partner_id = $2)";
 
 /* ?wait=N (1..60): seconds to wait for a final state; 0 when absent, -1 when not a
  * number in range. */
@@ -64,15 +64,16 @@ static int final(const char *json) {
   return yes;
 }
 
-/* GET /v1/onboardings/{id}[?wait=N]: with wait, the answer comes the moment the
- * onboarding is confirmed, rejected or failed (the route runs again after each commit),
- * or after N seconds with where it is then; an id not yet known is waited for too. */
-int intake_status_route(void *ctx, struct lmp_http_call *call) {
+/* GET /v1/onboardings/{id}[?wait=N], for partner (NULL: any, for operators): with
+ * wait, the answer comes the moment the onboarding is confirmed, rejected or failed
+ * (the route runs again after each commit), or after N seconds with where it is then;
+ * an id not yet known is waited for too. */
+static int status_of(struct lmp_http_call *call, const char *partner) {
   int wait = wait_seconds(call->query);
   if (wait < 0)
     return lmp_admin_error(call, 400, "wait must be a number of seconds from 1 to 60");
-  const char *p[] = {call->path + strlen("/v1/onboardings/")};
-  PGresult *res = PQexecParams(call->db, status_sql, 1, NULL, p, NULL, NULL, 0);
+  const char *p[] = {call->path + strlen("/v1/onboardings/"), partner};
+  PGresult *res = PQexecParams(call->db, status_sql, 2, NULL, p, NULL, NULL, 0);
   if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
     lmp_warn(NULL, "status query failed: %s", res ? PQresultErrorMessage(res) : PQerrorMessage(call->db));
     PQclear(res);
@@ -93,3 +94,14 @@ int intake_status_route(void *ctx, struct lmp_http_call *call) {
   PQclear(res);
   return r;
 }
+
+/* The public route: the signed-in partner's onboardings only; another partner's is
+ * answered exactly as one that does not exist. */
+int intake_status_route(void *ctx, struct lmp_http_call *call) {
+  if (call->caller->partner_id[0] == '\0')
+    return lmp_admin_error(call, 404, "no such onboarding");
+  return status_of(call, call->caller->partner_id);
+}
+
+/* The admin route: any partner's, for operators. */
+int intake_status_admin_route(void *ctx, struct lmp_http_call *call) { return status_of(call, NULL); }

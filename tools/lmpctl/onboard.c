@@ -98,11 +98,12 @@ static int terminal(const char *status) {
  * 1 unknown. */
 static int print_status(const char *id, int wait_s, int as_json) {
   char url[1200];
-  snprintf(url, sizeof(url), "%s/v1/onboardings/%s", service_url("intake", 0), id);
+  /* As the operator, on intake's admin listener: any partner's onboarding. */
+  snprintf(url, sizeof(url), "%s/v1/onboardings/%s", service_url("intake", 1), id);
   time_t deadline = time(NULL) + wait_s;
   for (;;) {
     long st;
-    json_t *j = http_json(url, NULL, 0, &st);
+    json_t *j = http_json(url, NULL, 1, &st);
     const char *s = j && st == 200 ? json_string_value(json_object_get(j, "status")) : NULL;
     if (s && (terminal(s) || time(NULL) >= deadline)) {
       if (as_json) {
@@ -117,7 +118,7 @@ static int print_status(const char *id, int wait_s, int as_json) {
     }
     json_decref(j);
     if (time(NULL) >= deadline) {
-      fprintf(stderr, "lmpctl: no status for %s at %s (HTTP %ld)\n", id, service_url("intake", 0), st);
+      fprintf(stderr, "lmpctl: no status for %s at %s (HTTP %ld)\n", id, service_url("intake", 1), st);
       return 1;
     }
     usleep(200 * 1000);
@@ -199,21 +200,21 @@ int cmd_submit(char **args, int nargs, const struct ctl_opts *o) {
   struct lmp_buf msg = {0};
   lmp_avro_encode(s, &v, &msg);
   avro_value_decref(&v);
-  char *id = strdup(json_string_value(json_object_get(j, "request_id")) ?: "");
+  /* The onboarding's id is scoped to its partner: the one intake will give it. */
+  char id[37];
+  lmp_onboarding_id(json_string_value(json_object_get(j, "partner_id")) ?: "",
+                    json_string_value(json_object_get(j, "request_id")) ?: "", id);
   json_decref(j);
 
   int rc = produce("onboarding.requested", id, msg.data, msg.len);
   lmp_buf_free(&msg);
-  if (rc) {
-    free(id);
+  if (rc)
     return 1;
-  }
   fprintf(stderr, "submitted %s\n", id);
   if (o->wait_s > 0)
     rc = print_status(id, o->wait_s, o->json);
   else
     printf("%s\n", id);
-  free(id);
   return rc;
 }
 
