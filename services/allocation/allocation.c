@@ -172,8 +172,15 @@ static int on_failed(struct lmp_tx *tx, const struct lmp_event *ev) {
     return r;
   int had = PQntuples(res) == 1;
   PQclear(res);
-  if (!had)
-    return 0;
+  if (!had) {
+    /* Heard before the acceptance it undoes (a failure follows our own users-allocated,
+     * so only an event delivered late, such as a replayed dead letter, comes after it):
+     * nothing to give back, and the onboarding is closed so that the late acceptance
+     * draws nothing for an onboarding that failed. */
+    const char *p2[] = {id, lmp_av_str(ev->value, "partner_id")};
+    return lmp_tx_command(tx, "INSERT INTO onboardings(onboarding_id, partner_id, status) "
+                              "VALUES ($1, COALESCE($2, ''), 'released') ON CONFLICT DO NOTHING", 2, p2);
+  }
   r = lmp_tx_command(tx, "UPDATE pools p SET allocated = p.allocated - a.users FROM allocations a "
                              "WHERE a.onboarding_id = $1 AND p.partner_id = a.partner_id AND p.product = a.product",
                          1, p);

@@ -180,8 +180,15 @@ static int on_failed(struct lmp_tx *tx, const struct lmp_event *ev) {
   int had;
   int r = lmp_tx_exists(tx, "UPDATE onboardings SET status = 'released', updated_at = now() "
                             "WHERE onboarding_id = $1 AND status = 'provisioned' RETURNING 1", 1, p, &had);
-  if (r < 0 || !had)
+  if (r < 0)
     return r;
+  /* Heard before the users-allocated it undoes (a later stage's failure follows our own
+   * appliances-provisioned, so only an event delivered late, such as a replayed dead
+   * letter, comes after it): nothing to give back, and the onboarding is closed so that
+   * the late event reserves nothing for an onboarding that failed. */
+  if (!had)
+    return lmp_tx_command(tx, "INSERT INTO onboardings(onboarding_id, status) VALUES ($1, 'released') "
+                              "ON CONFLICT DO NOTHING", 1, p);
   r = lmp_tx_command(tx, "UPDATE units SET status = 'available', onboarding_id = NULL, reserved_at = NULL "
                              "WHERE onboarding_id = $1", 1, p);
   if (r == 0)

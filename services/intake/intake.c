@@ -2,6 +2,7 @@
  * customer account, record, then emit accepted or rejected. */
 #include "intake.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uuid/uuid.h>
@@ -187,15 +188,18 @@ static int on_request(struct lmp_tx *tx, const struct lmp_event *ev) {
     goto out;
   }
   const char *license = req.license >= 0 && req.license < 3 ? license_names[req.license] : "";
-  const char *p[] = {id, partner, license, account, ok ? "accepted" : "rejected", reasons, warnings, json,
-                     ok ? customer_id : NULL};
+  const struct intake_stage *st = &intake_stages[ok ? INTAKE_ACCEPTED : INTAKE_REJECTED];
+  char rank[16];
+  snprintf(rank, sizeof(rank), "%d", intake_status_rank(st));
+  const char *p[] = {id, partner, license, account, st->status, reasons, warnings, json,
+                     ok ? customer_id : NULL, rank};
   r = lmp_tx_command(tx, "INSERT INTO onboardings(onboarding_id, partner_id, license, account_name, "
-                         "status, reasons, warnings, request, customer_id) "
-                         "VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8::jsonb, $9::uuid)", 9, p);
+                         "status, reasons, warnings, request, customer_id, status_rank) "
+                         "VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8::jsonb, $9::uuid, $10::int)", 10, p);
   if (r == 0) {
     json_t *detail = ok ? json_pack("{s:o}", "warnings", lmp_reasons_to_json(f.warnings.v, f.warnings.n))
                         : json_pack("{s:o}", "reasons", lmp_reasons_to_json(f.errors.v, f.errors.n));
-    r = detail ? intake_record_stage(tx, id, ok ? "accepted" : "rejected", detail, ev->event_id) : LMP_ENOMEM;
+    r = detail ? intake_record_stage(tx, id, st, detail, ev->event_id) : LMP_ENOMEM;
     json_decref(detail);
   }
   if (r < 0)
@@ -221,11 +225,11 @@ out:
 
 const struct lmp_route intake_routes[] = {
     {"onboarding.requested", on_request, NULL, 1},
-    {"onboarding.users-allocated", intake_on_lifecycle, "users_allocated", 0},
-    {"onboarding.appliances-provisioned", intake_on_lifecycle, "appliances_provisioned", 0},
-    {"onboarding.shipping-completed", intake_on_lifecycle, "shipping_arranged", 0},
-    {"onboarding.confirmed", intake_on_lifecycle, "confirmed", 0},
-    {"onboarding.failed", intake_on_lifecycle, "failed", 0},
-    {"onboarding.shipment-dispatched", intake_on_lifecycle, NULL, 0},
+    {"onboarding.users-allocated", intake_on_lifecycle, &intake_stages[INTAKE_USERS_ALLOCATED], 0},
+    {"onboarding.appliances-provisioned", intake_on_lifecycle, &intake_stages[INTAKE_APPLIANCES_PROVISIONED], 0},
+    {"onboarding.shipping-completed", intake_on_lifecycle, &intake_stages[INTAKE_SHIPPING_ARRANGED], 0},
+    {"onboarding.confirmed", intake_on_lifecycle, &intake_stages[INTAKE_CONFIRMED], 0},
+    {"onboarding.failed", intake_on_lifecycle, &intake_stages[INTAKE_FAILED], 0},
+    {"onboarding.shipment-dispatched", intake_on_lifecycle, &intake_stages[INTAKE_SHIPMENT_DISPATCHED], 0},
     {NULL, NULL, NULL, 0},
 };

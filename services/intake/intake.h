@@ -32,9 +32,42 @@ extern const struct lmp_embedded intake_web[];
 int intake_status_route(void *ctx, struct lmp_http_call *call);
 int intake_status_admin_route(void *ctx, struct lmp_http_call *call);
 
-/* The lifecycle of everything after acceptance (lifecycle.c). */
+/* The stages of the flow, in lifecycle.c's one table. Events on different topics
+ * reach intake in any order, so each stage has its place in the flow: the stage list
+ * is ordered by place, then by when the stage happened at its own daemon, then by when
+ * intake learned of it. A status moves only to a higher rank. */
+enum intake_stage_id {
+  INTAKE_ACCEPTED,
+  INTAKE_REJECTED,
+  INTAKE_USERS_ALLOCATED,
+  INTAKE_APPLIANCES_PROVISIONED,
+  INTAKE_SHIPPING_ARRANGED,
+  INTAKE_SHIPMENT_DISPATCHED,
+  INTAKE_CONFIRMED,
+  INTAKE_FAILED,
+  INTAKE_STAGES
+};
+struct intake_stage {
+  const char *name;       /* as onboarding_stages and the status answer name it */
+  int place;              /* its place in the flow (a failure's depends on who failed) */
+  const char *status;     /* the status it moves the onboarding to; NULL: none */
+  int final;              /* that status is an outcome: nothing moves it again */
+  const char *time_field; /* the event's own time of the stage; NULL: intake's own */
+};
+extern const struct intake_stage intake_stages[INTAKE_STAGES];
+/* The rank of the status a stage sets: outcomes rank above every stage. */
+int intake_status_rank(const struct intake_stage *st);
+/* The stage list's order, over onboarding_stages as alias: the one definition that
+ * the status answer and every reader of the stages use. */
+#define INTAKE_STAGE_ORDER(alias) \
+  #alias ".place, " #alias ".happened_at, " #alias ".at, " #alias ".event_id"
+
+/* The lifecycle of everything after acceptance (lifecycle.c); the route's data is
+ * its stage. */
 int intake_on_lifecycle(struct lmp_tx *tx, const struct lmp_event *ev);
-int intake_record_stage(struct lmp_tx *tx, const char *id, const char *stage, json_t *detail, const char *event_id);
+/* Records one of intake's own stages (accepted, rejected), happening now. */
+int intake_record_stage(struct lmp_tx *tx, const char *id, const struct intake_stage *st, json_t *detail,
+                        const char *event_id);
 /* Reserves the customer account for an accepted onboarding; *taken when a reserved or
  * active account of the partner has the name (in any letter case). */
 int intake_account_reserve(struct lmp_tx *tx, const char *customer_id, const char *partner, const char *name,

@@ -38,13 +38,55 @@ int intake_account_settle(struct lmp_tx *tx, const char *onboarding_id, const ch
                             "WHERE onboarding_id = $1 AND status = 'reserved'", 2, p);
 }
 
-int intake_record_stage(struct lmp_tx *tx, const char *id, const char *stage, json_t *detail, const char *event_id) {
+/* The one table of the flow's stages, in their order. A failure's place is right
+ * after the last stage it could follow (failure_place); its own place here is for a
+ * failing daemon it does not know: then it is listed last. */
+const struct intake_stage intake_stages[INTAKE_STAGES] = {
+    [INTAKE_ACCEPTED] = {"accepted", 0, "accepted", 0, NULL},
+    [INTAKE_REJECTED] = {"rejected", 0, "rejected", 1, NULL},
+    [INTAKE_USERS_ALLOCATED] = {"users-allocated", 2, "users_allocated", 0, "allocated_at"},
+    [INTAKE_APPLIANCES_PROVISIONED] = {"appliances-provisioned", 4, "appliances_provisioned", 0, "provisioned_at"},
+    [INTAKE_SHIPPING_ARRANGED] = {"shipping-completed", 6, "shipping_arranged", 0, "completed_at"},
+    /* One per shipment, between shipping arranged and confirmed, by their own time. */
+    [INTAKE_SHIPMENT_DISPATCHED] = {"shipment-dispatched", 8, NULL, 0, "dispatched_at"},
+    [INTAKE_CONFIRMED] = {"confirmed", 10, "confirmed", 1, "confirmed_at"},
+    [INTAKE_FAILED] = {"failed", 12, "failed", 1, "failed_at"},
+};
+
+/* Outcomes rank above every stage, so that nothing moves them: a confirmed onboarding
+ * never turns failed, a failure is not undone by the stage it undid arriving late. */
+#define FINAL_RANK 1000
+
+int intake_status_rank(const struct intake_stage *st) { return st->final ? FINAL_RANK : st->place; }
+
+/* The daemon that failed (onboarding.failed's stage) and the last stage it could follow. */
+static const struct {
+  const char *daemon;
+  enum intake_stage_id after;
+} failed_after[] = {
+    {"allocation", INTAKE_ACCEPTED},
+    {"appliance-fulfilment", INTAKE_USERS_ALLOCATED},
+    {"shipping", INTAKE_APPLIANCES_PROVISIONED},
+    {"notifier", INTAKE_SHIPMENT_DISPATCHED},
+};
+
+static int failure_place(const char *daemon) {
+  for (size_t i = 0; daemon && i < sizeof(failed_after) / sizeof(failed_after[0]); i++)
+    if (strcmp(failed_after[i].daemon, daemon) == 0)
+      return intake_stages[failed_after[i].after].place + 1;
+  return intake_stages[INTAKE_FAILED].place;
+}
+
+int intake_record_stage(struct lmp_tx *tx, const char *id, const struct intake_stage *st, json_t *detail,
+                        const char *event_id) {
   char *d = json_dumps(detail, JSON_COMPACT);
   if (d == NULL)
     return LMP_ENOMEM;
-  const char *p[] = {id, stage, d, event_id};
-  int r = lmp_tx_command(tx, "INSERT INTO onboarding_stages(onboarding_id, stage, detail, event_id) "
-                             "VALUES ($1, $2, $3::jsonb, $4)", 4, p);
+  char place[16];
+  snprintf(place, sizeof(place), "%d", st->place);
+  const char *p[] = {id, st->name, d, event_id, place};
+  int r = lmp_tx_command(tx, "INSERT INTO onboarding_stages(onboarding_id, stage, detail, event_id, place) "
+                             "VALUES ($1, $2, $3::jsonb, $4, $5::int)", 5, p);
   free(d);
   return r;
 }
@@ -75,17 +117,25 @@ static json_t *stage_detail(const struct lmp_event *ev) {
   return json_object();
 }
 
-#define STATUS_ORDER \
-  "ARRAY['accepted','users_allocated','appliances_provisioned','shipping_arranged','confirmed','failed']"
+/* When the stage happened at its own daemon: the event's time field, in ms. */
+static int event_time(const struct lmp_event *ev, const struct intake_stage *st, int64_t *ms) {
+  avro_value_t v;
+  if (lmp_av_field(ev->value, st->time_field, &v) < 0 || avro_value_get_long(&v, ms) != 0)
+    return LMP_EINVAL;
+  return 0;
+}
 
-/* Each later stage's event moves the status forward, never back; every event is a
- * stage with its time. The route's data is the status it moves to (NULL: a stage
- * that is not a status). One statement records the stage and moves the status. */
+/* Each later stage's event is recorded at its place in the flow with the time it
+ * happened, and moves the status to a higher rank, never back: events on different
+ * topics arrive in any order. One statement records the stage and moves the status. */
 int intake_on_lifecycle(struct lmp_tx *tx, const struct lmp_event *ev) {
-  const char *status = ev->route->data;
+  const struct intake_stage *st = ev->route->data;
   const char *id = lmp_av_str(ev->value, "onboarding_id");
   if (id == NULL)
     return lmp_tx_reject(tx, "%s without onboarding_id", ev->schema->name);
+  int64_t ms;
+  if (event_time(ev, st, &ms) < 0)
+    return lmp_tx_reject(tx, "%s without %s", ev->schema->name, st->time_field);
   json_t *detail = stage_detail(ev);
   char *d = detail ? json_dumps(detail, JSON_COMPACT) : NULL;
   json_t *rj = json_object_get(detail, "reasons");
@@ -96,15 +146,20 @@ int intake_on_lifecycle(struct lmp_tx *tx, const struct lmp_event *ev) {
     free(reasons);
     return LMP_ENOMEM;
   }
-  const char *p[] = {id, strrchr(ev->schema->name, '.') + 1, d, ev->event_id, status, reasons};
+  int where = st == &intake_stages[INTAKE_FAILED] ? failure_place(lmp_av_str(ev->value, "stage")) : st->place;
+  char place[16], at[24], rank[16];
+  snprintf(place, sizeof(place), "%d", where);
+  snprintf(at, sizeof(at), "%lld", (long long)ms);
+  snprintf(rank, sizeof(rank), "%d", intake_status_rank(st));
+  const char *p[] = {id, st->name, d, ev->event_id, st->status, reasons, place, at, rank};
   PGresult *res;
-  int r = lmp_tx_query(tx, "WITH stage AS (INSERT INTO onboarding_stages(onboarding_id, stage, detail, event_id) "
-                           "VALUES ($1, $2, $3::jsonb, $4)) "
-                           "UPDATE onboardings SET status = $5, updated_at = now(), "
+  int r = lmp_tx_query(tx, "WITH stage AS (INSERT INTO onboarding_stages(onboarding_id, stage, detail, event_id, "
+                           "place, happened_at) VALUES ($1, $2, $3::jsonb, $4, $7::int, "
+                           "'epoch'::timestamptz + $8::bigint * interval '1 millisecond')) "
+                           "UPDATE onboardings SET status = $5, status_rank = $9::int, updated_at = now(), "
                            "reasons = COALESCE($6::jsonb, reasons) "
-                           "WHERE onboarding_id = $1 AND $5::text IS NOT NULL AND array_position(" STATUS_ORDER
-                           ", status) < array_position(" STATUS_ORDER ", $5::text) RETURNING 1",
-                       6, p, &res);
+                           "WHERE onboarding_id = $1 AND $5::text IS NOT NULL AND status_rank < $9::int RETURNING 1",
+                       9, p, &res);
   free(d);
   free(reasons);
   if (r < 0)
@@ -113,10 +168,10 @@ int intake_on_lifecycle(struct lmp_tx *tx, const struct lmp_event *ev) {
   PQclear(res);
   if (!moved)
     return 0;
-  lmp_info(id, "status %s", status);
-  if (strcmp(status, "confirmed") == 0)
+  lmp_info(id, "status %s", st->status);
+  if (st == &intake_stages[INTAKE_CONFIRMED])
     return intake_account_settle(tx, id, "active");
-  if (strcmp(status, "failed") == 0)
+  if (st == &intake_stages[INTAKE_FAILED])
     return intake_account_settle(tx, id, "released");
   return 0;
 }

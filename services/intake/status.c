@@ -1,6 +1,7 @@
-/* GET /v1/onboardings/{id}: where an onboarding is, every stage it passed, and all a
- * frontend's confirmation page shows: the customer, users per product, appliances,
- * shipments with their tracking, whom the mails went to, and the notes (advice). */
+/* GET /v1/onboardings/{id}: where an onboarding is, every stage it passed in the
+ * order of the flow, and all a frontend's confirmation page shows: the customer, users
+ * per product, appliances, shipments with their tracking, whom the mails went to, and
+ * the notes (advice). */
 #include "intake.h"
 
 #include <stdlib.h>
@@ -37,7 +38,8 @@ static const char status_sql[] =
     "  FROM jsonb_array_elements(" LATEST("shipping-completed", "shipments") ") sh), '[]'), "
     "'mails', COALESCE(" LATEST("confirmed", "mails") ", '[]'), "
     "'stages', COALESCE((SELECT json_agg(json_build_object('stage', s.stage, 'at', " UTC(s.at) ", "
-    "  'detail', s.detail) ORDER BY s.at) FROM onboarding_stages s WHERE s.onboarding_id = o.onboarding_id), '[]')"
+    "  'happened_at', " UTC(s.happened_at) ", 'detail', s.detail) ORDER BY " INTAKE_STAGE_ORDER(s) ") "
+    "  FROM onboarding_stages s WHERE s.onboarding_id = o.onboarding_id), '[]')"
     ")::text FROM onboardings o LEFT JOIN customer_accounts a ON a.onboarding_id = o.onboarding_id "
     "WHERE o.onboarding_id = $1 AND ($2::text IS NULL OR o.partner_id = $2)";
 

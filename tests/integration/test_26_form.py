@@ -449,6 +449,9 @@ def physical(page, ns):
     check(mails == {"confirmation": (SUBMITTER, "sent"),
                     "invitation": ("security@maritime-freight.example.com", "sent")}, mails)
     check("security@maritime-freight.example.com" in page.text("result-mails"), page.text("result-mails"))
+    shown = page.js("return [...document.querySelectorAll('#result-stages li')].map((e) => e.dataset.stage)")
+    check(shown == [st["stage"] for st in s["stages"]] and shown[-1] == "confirmed",
+          f"the page lists the stages {shown}, the status answer {[st['stage'] for st in s['stages']]}")
     log(f"physical: {n} controls reachable and labelled; the lost answer retried as the same request "
         f"({copies} on the broker), one onboarding; confirmed with serials {serials}")
 

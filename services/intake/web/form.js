@@ -12,6 +12,9 @@
   const PARTNER_DEFAULT = 'partner-default';
   const LICENSE_NAMES = { MDR_CORE: 'MDR Core', MDR_COMPLETE: 'MDR Complete', MDR_CLOUD: 'MDR Cloud' };
   const PRODUCT_NAMES = Object.assign({ BEAUCERON_SAT: 'Beauceron SAT' }, LICENSE_NAMES);
+  // Wording only: the order of statuses and stages is the server's. Intake moves the status
+  // only forward and lists the stages in the order of the flow, whatever order it heard of
+  // them, so the page shows them as given and never sorts them itself.
   const STATUS_TEXT = {
     submitted: 'Submitted; waiting for intake to check it.',
     accepted: 'Accepted; allocating the users.',
@@ -576,6 +579,21 @@
       h('tbody', {}, ...rows.map((r) => h('tr', {}, ...r.map((c) => h('td', { text: c === null ? '' : String(c) }))))));
   }
 
+  const STAGE_TEXT = {
+    accepted: 'Accepted', rejected: 'Refused', 'users-allocated': 'Users allocated',
+    'appliances-provisioned': 'Appliances provisioned', 'shipping-completed': 'Shipping arranged',
+    'shipment-dispatched': 'Shipment dispatched', confirmed: 'Confirmed', failed: 'Could not be completed',
+  };
+
+  /* The stages in the order the status answer gives them: the flow's, with when each
+   * happened at its own stage. */
+  function stageList(stages) {
+    if (!stages || !stages.length) return [];
+    return [h('h3', { text: 'Progress' }), h('ol', { id: 'result-stages' }, ...stages.map((st) =>
+      h('li', { 'data-stage': st.stage, text: `${STAGE_TEXT[st.stage] || st.stage}: ` +
+                                             `${new Date(st.happened_at || st.at).toLocaleString()}` })))];
+  }
+
   function showOutcome(s) {
     outcome = s;
     const result = $('result');
@@ -623,6 +641,7 @@
         h('li', { 'data-code': r.code, text: r.message }))));
       $('correct-button').hidden = false;
     }
+    body.push(...stageList(s.stages));
     $('result-body').replaceChildren(...body);
     $('result-title').focus();
     announce($('result-title').textContent);
