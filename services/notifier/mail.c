@@ -2,7 +2,8 @@
  * quoted-printable body) and SMTP delivery with libcurl. Nothing taken from an event
  * reaches a header or an SMTP command unchecked: addresses must be plain addr-specs,
  * header text is encoded, and the body travels as quoted-printable, so no CR, LF or
- * lone dot of its own ever reaches the wire. */
+ * lone dot of its own ever reaches the wire. The Message-ID is not taken from an
+ * event at all: it is the random value stored with the mail (send.c). */
 #include <ctype.h>
 #include <curl/curl.h>
 #include <stdio.h>
@@ -105,6 +106,23 @@ static int domain_ok(const char *h, size_t n) {
   return labels >= 2;
 }
 
+/* RFC 5322 dot-atom-text: runs of atext (ASCII letters, digits and a few marks)
+ * joined by single dots. p holds no NUL (n comes from strlen). */
+static int dot_atom_ok(const char *p, size_t n) {
+  static const char atext[] = "!#$%&'*+/=?^_`{|}~-";
+  if (n == 0)
+    return 0;
+  for (size_t i = 0; i < n; i++) {
+    if (p[i] == '.') {
+      if (i == 0 || i + 1 == n || p[i + 1] == '.')
+        return 0;
+    } else if (!isalnum((unsigned char)p[i]) && !strchr(atext, p[i])) {
+      return 0;
+    }
+  }
+  return 1;
+}
+
 /* RFC 5322 addr-spec with a dot-atom local part and a host-name domain: what a
  * partner's or an administrator's address is. No quoted local parts, no literals,
  * so nothing of it can be read as CR, LF, NUL, '<', '>' or a second address. */
@@ -115,16 +133,20 @@ int notifier_address_ok(const char *s) {
   const char *at = strrchr(s, '@');
   if (n > 254 || at == NULL || at == s || (size_t)(at - s) > 64)
     return 0;
-  static const char atext[] = "!#$%&'*+/=?^_`{|}~-";
-  for (const char *p = s; p < at; p++) {
-    if (*p == '.') {
-      if (p == s || p + 1 == at || p[1] == '.')
-        return 0;
-    } else if (!isalnum((unsigned char)*p) && !strchr(atext, *p)) {
-      return 0;
-    }
-  }
-  return domain_ok(at + 1, strlen(at + 1));
+  return dot_atom_ok(s, (size_t)(at - s)) && domain_ok(at + 1, strlen(at + 1));
+}
+
+/* RFC 5322 msg-id without its angle brackets, in its strict form: dot-atom-text,
+ * '@', dot-atom-text. The notifier writes only the stored random value, but the
+ * builder checks it all the same, so no value can end the header or add one. */
+int notifier_message_id_ok(const char *s) {
+  if (s == NULL)
+    return 0;
+  size_t n = strlen(s);
+  const char *at = strchr(s, '@');
+  if (n > 250 || at == NULL)
+    return 0;
+  return dot_atom_ok(s, (size_t)(at - s)) && dot_atom_ok(at + 1, strlen(at + 1));
 }
 
 /* ---- Header text (RFC 2047) ---------------------------------------------------------- */
@@ -219,6 +241,8 @@ int notifier_qp(const char *body, struct lmp_buf *out) {
 
 int notifier_message(const struct notifier *n, const char *to, const char *subject, const char *body,
                      const char *message_id, time_t now, struct lmp_buf *out) {
+  if (!notifier_message_id_ok(message_id))
+    return LMP_EINVAL;
   char date[64];
   struct tm tm;
   gmtime_r(&now, &tm);
@@ -261,6 +285,10 @@ int notifier_send(struct notifier *n, void **handle, const char *to, const char 
                   const char *message_id, char *err, size_t errlen) {
   if (!notifier_address_ok(to)) {
     snprintf(err, errlen, "the recipient is not a usable address");
+    return LMP_EREJECT;
+  }
+  if (!notifier_message_id_ok(message_id)) {
+    snprintf(err, errlen, "the stored Message-ID is not a plain msg-id");
     return LMP_EREJECT;
   }
   struct lmp_buf msg = {0};

@@ -192,11 +192,15 @@ const struct lmp_route notifier_routes[] = {
     {NULL, NULL, NULL, 0},
 };
 
+/* An onboarding's mails for operators; message_id is what the Message-ID header
+ * carries (<message_id@lmp-onboarding>), to match a received mail to its row. */
 static int mails(void *ctx, struct lmp_http_call *call) {
   const char *p[] = {call->path + strlen("/v1/onboardings/")};
   return lmp_admin_json(call, "SELECT json_agg(json_build_object('kind', kind, 'recipient', recipient, "
                             "'status', status, 'attempts', attempts, 'last_error', last_error, "
-                            "'sent_at', sent_at) ORDER BY created_at)::text FROM mails WHERE onboarding_id = $1",
+                            "'sent_at', sent_at, 'message_id', message_id) "
+                            "ORDER BY created_at)::text "
+                            "FROM mails WHERE onboarding_id = $1",
                         1, p);
 }
 

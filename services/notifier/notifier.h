@@ -41,18 +41,22 @@ int notifier_render(const struct notifier *n, const char *kind, json_t *vars, ch
 /* Whether s is an address the notifier writes into a header and an SMTP command: an
  * RFC 5322 addr-spec with a dot-atom local part and a host-name domain. */
 int notifier_address_ok(const char *s);
+/* Whether s is a msg-id the notifier writes between the angle brackets of the
+ * Message-ID header: dot-atom-text '@' dot-atom-text, at most 250 bytes. */
+int notifier_message_id_ok(const char *s);
 /* Header text: as it is when it is short printable ASCII, else RFC 2047 encoded words
  * (UTF-8, base64), cut at character boundaries and folded; controls become spaces. */
 int notifier_header_text(const char *text, struct lmp_buf *out);
 /* The body as quoted-printable (RFC 2045) with CRLF line breaks; a dot starting a
  * line is encoded, so the body can never end the SMTP data early. */
 int notifier_qp(const char *body, struct lmp_buf *out);
-/* The whole message: headers and the encoded body. */
+/* The whole message: headers and the encoded body. message_id is the stored one
+ * (without angle brackets); LMP_EINVAL when it is not a plain msg-id. */
 int notifier_message(const struct notifier *n, const char *to, const char *subject, const char *body,
                      const char *message_id, time_t now, struct lmp_buf *out);
 /* Sends one mail on *handle (a libcurl handle, made on first use). 0; LMP_EREJECT when
- * it can never go (unusable recipient, refused by the server with 5xx); LMP_EIO
- * when it may go later; LMP_ENOMEM. The error is in err. */
+ * it can never go (unusable recipient or Message-ID, refused by the server with 5xx);
+ * LMP_EIO when it may go later; LMP_ENOMEM. The error is in err. */
 int notifier_send(struct notifier *n, void **handle, const char *to, const char *subject, const char *body,
                   const char *message_id, char *err, size_t errlen);
 

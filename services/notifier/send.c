@@ -72,7 +72,11 @@ int notifier_send_next(struct lmp_tx *tx) {
   pthread_once(&curl_once, curl_key_make);
   void *curl = pthread_getspecific(curl_key);
   PGresult *res;
-  int r = lmp_tx_query(tx, "SELECT onboarding_id, kind, recipient, subject, body, attempts FROM mails "
+  /* The Message-ID is the random one stored with the mail (migrations/004): the same
+   * on every attempt, so a copy re-sent after a crash repeats the first copy's, and
+   * nothing in it names the onboarding, whose id is the key to its status route. */
+  int r = lmp_tx_query(tx, "SELECT onboarding_id, kind, recipient, subject, body, attempts, "
+                           "message_id || '@lmp-onboarding' FROM mails "
                            "WHERE status = 'pending' AND next_attempt_at <= now() "
                            "ORDER BY next_attempt_at LIMIT 1 FOR UPDATE SKIP LOCKED", 0, NULL, &res);
   if (r < 0)
@@ -82,14 +86,10 @@ int notifier_send_next(struct lmp_tx *tx) {
     return 1000; /* also when a mail waits for its next attempt */
   }
   const char *id = PQgetvalue(res, 0, 0), *kind = PQgetvalue(res, 0, 1);
-  char msgid[300], err[512] = "";
-  snprintf(msgid, sizeof(msgid), "%s.%s@lmp-onboarding", id, kind);
-  for (char *c = msgid; *c; c++)
-    if (*c == ':')
-      *c = '.';
+  char err[512] = "";
   long attempts = strtol(PQgetvalue(res, 0, 5), NULL, 10) + 1;
-  int s = notifier_send(n, &curl, PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 3), PQgetvalue(res, 0, 4), msgid, err,
-                        sizeof(err));
+  int s = notifier_send(n, &curl, PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 3), PQgetvalue(res, 0, 4),
+                        PQgetvalue(res, 0, 6), err, sizeof(err));
   pthread_setspecific(curl_key, curl);
   const char *q[] = {id, kind};
   if (s == 0) {

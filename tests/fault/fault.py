@@ -303,17 +303,19 @@ def check_all(ns, acked, expect, args):
     f["shipments"] = sum(ships.values())
 
     # Mail: one of each kind per onboarding, by Message-ID; a resend after a crash
-    # carries the same Message-ID and is counted apart.
+    # carries the same Message-ID and is counted apart. The Message-ID is random, so
+    # the notifier's table maps it back to its onboarding and kind; a mail whose
+    # Message-ID is not in it is another namespace's.
+    ids = ns.mail_ids()
     seen, raw = {}, 0
     for m in ns.mails():
-        mid = m["Message-ID"] or ""
-        oid = mid.strip("<>").split(".")[0]
-        if oid in status:
+        mid = str(m["Message-ID"] or "").strip()
+        if mid in ids and ids[mid][0] in status:
             raw += 1
             seen[mid] = seen.get(mid, 0) + 1
     kinds = {}
     for mid in seen:
-        oid, kind = mid.strip("<>").split("@")[0].split(".", 1)
+        oid, kind = ids[mid]
         kinds.setdefault(oid, []).append(kind)
     missing_mail = [rid for rid in confirmed if sorted(kinds.get(rid, [])) != ["confirmation", "invitation"]]
     check(not missing_mail, f"{len(missing_mail)} confirmed onboardings without exactly their two mails, "

@@ -336,15 +336,29 @@ class Namespace:
             code, body = self.admin_post(service, "/v1/admin/load", section)
             check(code == 200, f"loading {service}: {code} {body}")
 
+    def mail_ids(self, onboarding_id=None):
+        """Message-ID header -> (onboarding id, kind) of the mails this namespace's
+        notifier recorded (of one onboarding): the Message-ID is random and names
+        neither, so its row in the notifier's table is the only way back."""
+        query = "SELECT message_id, onboarding_id, kind FROM mails"
+        args = ()
+        if onboarding_id is not None:
+            query, args = query + " WHERE onboarding_id = %s", (onboarding_id,)
+        return {f"<{mid}@lmp-onboarding>": (oid, kind)
+                for mid, oid, kind in self.sql(query, *args, service="notifier")}
+
     def mails(self, onboarding_id=None):
-        """Mails the SMTP server received (for one onboarding), as email messages."""
+        """Mails the SMTP server received, as email messages: every one when
+        onboarding_id is None (whoever sent it, so a smuggled message shows too), else
+        those whose Message-ID this namespace's notifier stored for that onboarding."""
+        ids = None if onboarding_id is None else self.mail_ids(onboarding_id)
         out = []
-        if not os.path.isdir(MAILDIR):
+        if not os.path.isdir(MAILDIR) or ids == {}:
             return out
         for f in sorted(os.listdir(MAILDIR)):
             with open(os.path.join(MAILDIR, f), "rb") as fh:
                 m = email.message_from_bytes(fh.read(), policy=email.policy.default)
-            if onboarding_id is None or onboarding_id in (m["Message-ID"] or ""):
+            if ids is None or str(m["Message-ID"] or "").strip() in ids:
                 out.append(m)
         return out
 

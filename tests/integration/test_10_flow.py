@@ -79,6 +79,18 @@ def test_flow(ns):
         conf = by_to[r["submitted_by"]]
         check(r["customer"]["legal_name"] in conf["Subject"], conf["Subject"])
         check(i in conf.get_content(), "the confirmation names the onboarding")
+        # The onboarding id is the key to its status route: no header of any mail
+        # carries it (the Message-ID is random, stored with the mail, and the admin
+        # answer gives it), and the administrator's invitation does not show it.
+        for m in mails:
+            check(not [(k, v) for k, v in m.items() if i in str(v)], f"{i} in the headers: {m.items()}")
+        inv = by_to[r["customer"]["portal_admin_email"]]
+        check(i not in inv.get_content() and i not in inv.as_string(), "the invitation shows the onboarding id")
+        mids = ns.mail_ids(i)
+        check(sorted(mids[str(m["Message-ID"])][1] for m in mails) == ["confirmation", "invitation"], mids)
+        answer = json.loads(ns.admin_get("notifier", f"/v1/onboardings/{i}")[1])
+        check({f"<{x['message_id']}@lmp-onboarding>" for x in answer} == {str(m["Message-ID"]) for m in mails},
+              f"the admin answer's message ids: {answer}")
     sent = ns.sql("SELECT kind, count(*) FROM mails WHERE status = 'sent' GROUP BY 1 ORDER BY 1", service="notifier")
     check(sent == [("confirmation", 3), ("invitation", 3)], sent)
     confirmed = ns.consume("onboarding.confirmed", 3)

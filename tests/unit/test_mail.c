@@ -10,6 +10,7 @@
 
 #include <cmocka.h>
 
+#include "lmp/error.h"
 #include "lmp/text.h"
 #include "notifier.h"
 
@@ -122,13 +123,59 @@ static void body_cannot_end_data(void **state) {
   lmp_buf_free(&b);
 }
 
+/* What the notifier stores (migrations/004) and sends for every attempt. */
+#define MID "0b0c2a53-4a7e-4d8e-9d0e-6f4cf2b8a1e7@lmp-onboarding"
+
+/* A Message-ID is the stored random value; the builder refuses anything that could
+ * end the header or add one, and writes nothing then. */
+static void message_ids(void **state) {
+  static const char *const good[] = {MID, "a@b", "x.y@lmp-onboarding", "a+b@c.d"};
+  static const char *const bad[] = {
+      "", "@lmp-onboarding", "abc@", "abc", "a@b@c", MID "\r\nBcc: eve@example.com",
+      "abc\r@lmp-onboarding", "abc\n@lmp-onboarding", "abc@lmp-onboarding\r\n",
+      "<abc@lmp-onboarding>", "abc@lmp-onboarding>", "a b@lmp-onboarding", ".a@b", "a.@b",
+      "a..b@c", "a@b.", "\"a\"@b", "a@[127.0.0.1]", "caf\xc3\xa9@b", "a\0@b", "a(comment)@b"};
+  for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+    if (!notifier_message_id_ok(good[i]))
+      fail_msg("refused %s", good[i]);
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+    if (notifier_message_id_ok(bad[i]))
+      fail_msg("accepted case %zu", i);
+  assert_false(notifier_message_id_ok(NULL));
+  char long_id[300];
+  memset(long_id, 'a', sizeof(long_id));
+  memcpy(long_id + 280, "@lmp-onboarding", 16);
+  assert_false(notifier_message_id_ok(long_id));
+
+  struct notifier n = {.from_address = "onboarding@lmp.example.com", .from_name = ""};
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    struct lmp_buf b = {0};
+    assert_int_equal(notifier_message(&n, "alex@northwind.example.com", "Hello", "body", bad[i], 0, &b),
+                     LMP_EINVAL);
+    assert_null(b.data);
+  }
+  /* The sender gives such a mail up before it opens a connection. */
+  void *handle = NULL;
+  char err[200] = "";
+  assert_int_equal(notifier_send(&n, &handle, "alex@northwind.example.com", "Hello", "body",
+                                 "abc\r\nBcc: eve@example.com@lmp-onboarding", err, sizeof(err)),
+                   LMP_EREJECT);
+  assert_null(handle);
+  assert_non_null(strstr(err, "Message-ID"));
+}
+
 static void whole_message(void **state) {
   struct notifier n = {.from_address = "onboarding@lmp.example.com", .from_name = "Licence Portal \xc3\x89quipe"};
   struct lmp_buf b = {0};
   assert_int_equal(notifier_message(&n, "alex@northwind.example.com", "Hello\r\nBcc: eve@example.com",
-                                    "line\n.\n", "id.kind@lmp-onboarding", 0, &b), 0);
+                                    "line\n.\n", MID, 0, &b), 0);
   const char *end = strstr(b.data, "\r\n\r\n");
   assert_non_null(end);
+  /* The Message-ID is the one given, once, among the headers. */
+  const char *mid = strstr(b.data, "\r\nMessage-ID: <" MID ">\r\n");
+  assert_non_null(mid);
+  assert_true(mid < end);
+  assert_null(strstr(mid + 3, "Message-ID"));
   /* Exactly the headers we write: no Bcc, every header line starts with a known name. */
   assert_null(strstr(b.data, "\nBcc"));
   assert_non_null(strstr(b.data, "From: =?UTF-8?B?"));
@@ -144,6 +191,7 @@ int main(void) {
       cmocka_unit_test(addresses),
       cmocka_unit_test(header_text),
       cmocka_unit_test(body_cannot_end_data),
+      cmocka_unit_test(message_ids),
       cmocka_unit_test(whole_message),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

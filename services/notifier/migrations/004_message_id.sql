@@ -1,0 +1,14 @@
+-- A mail's Message-ID, chosen once when the mail is recorded and used by every
+-- attempt, so a copy re-sent after a crash (the server accepted it, the notifier died
+-- before recording it) carries the first copy's id and a receiver can drop it.
+-- It used to be <onboarding id>.<kind>@lmp-onboarding: the onboarding id is the key
+-- to the onboarding's status route, and the invitation goes to the customer's
+-- administrator, a third party. A random value reveals nothing of the onboarding, the
+-- kind or the recipient, and needs no key to keep, rotate or leak, as a keyed hash
+-- would; and since it is stored, a re-send cannot come out different.
+-- gen_random_uuid() is built in (PostgreSQL 13 and later): 122 bits from the server's
+-- strong random source. A volatile default is evaluated per row, so every existing
+-- mail gets an id of its own. The one copy this cannot match is a mail the old
+-- version sent without recording it before being killed; a notifier stopped with
+-- SIGTERM before the upgrade finishes every mail in flight, so none is left.
+ALTER TABLE mails ADD COLUMN message_id text NOT NULL DEFAULT gen_random_uuid()::text;
