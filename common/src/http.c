@@ -86,6 +86,7 @@ struct lmp_http {
   const struct lmp_http_host *host;
   struct lmp_oidc *oidc;    /* verifies access tokens; NULL: nobody signs in */
   char issuer[1025];        /* oidc.issuer, for the pages that sign in */
+  char issuer_origin[1025]; /* its scheme://host[:port], for their Content-Security-Policy */
 };
 
 static int64_t now_ms(void) {
@@ -130,8 +131,14 @@ static enum MHD_Result answer(struct req *q, const char *type) {
   }
   /* Pages the daemon serves load nothing from elsewhere and cannot be framed. */
   if (strncmp(type, "text/html", 9) == 0) {
-    MHD_add_response_header(res, "Content-Security-Policy",
-                            "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'");
+    /* The page signs in at the identity provider: it may fetch from the issuer's
+     * origin (its token endpoint), and nowhere else. */
+    char csp[1400];
+    snprintf(csp, sizeof(csp),
+             "default-src 'self'; connect-src 'self'%s%s; frame-ancestors 'none'; form-action 'self'; "
+             "base-uri 'none'",
+             q->l->h->issuer_origin[0] ? " " : "", q->l->h->issuer_origin);
+    MHD_add_response_header(res, "Content-Security-Policy", csp);
     MHD_add_response_header(res, "X-Content-Type-Options", "nosniff");
     MHD_add_response_header(res, "Referrer-Policy", "no-referrer");
   }
@@ -737,6 +744,13 @@ int lmp_http_start(struct lmp_http **out, const struct lmp_config *cfg, const st
                                    cfg->oidc_operator_role, cfg->oidc_ca_file,        cfg->oidc_clock_skew_s,
                                    cfg->oidc_jwks_refetch_s, cfg->oidc_jwks_max_age_s, cfg->oidc_timeout_ms};
   snprintf(h->issuer, sizeof(h->issuer), "%s", cfg->oidc_issuer);
+  /* The origin is the issuer up to the first '/' after "scheme://"; a character
+   * that could end the header's directive keeps it out. */
+  const char *authority = strstr(h->issuer, "://");
+  if (authority && strcspn(h->issuer, " ;,'\"") == strlen(h->issuer)) {
+    size_t n = (size_t)(authority + 3 - h->issuer) + strcspn(authority + 3, "/");
+    snprintf(h->issuer_origin, sizeof(h->issuer_origin), "%.*s", (int)n, h->issuer);
+  }
   int r = lmp_oidc_new(&h->oidc, &oc);
   if (r == 0)
     r = listen_on(h, &h->pub, 0, cfg, cfg->http_bind, cfg->http_port, err, errlen);
