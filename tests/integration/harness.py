@@ -16,6 +16,7 @@ import struct
 import subprocess
 import threading
 import time
+import urllib.parse
 import urllib.request
 import uuid
 
@@ -40,6 +41,11 @@ CONFIG = os.path.join(STACK_DIR, "config")
 SECURED = os.path.exists(os.path.join(SECRETS, "ca.crt"))
 REGISTRY_PORT = int(os.environ.get("LMP_REGISTRY_PORT", KAFKA_PORT + 88))
 REGISTRY_URL = f"{'https' if SECURED else 'http'}://127.0.0.1:{REGISTRY_PORT}/apis/ccompat/v7"
+# The identity provider (Keycloak) of the stack, and the realm partners sign in to.
+KEYCLOAK_PORT = int(os.environ.get("LMP_KEYCLOAK_PORT", KAFKA_PORT + 89))
+ISSUER = f"{'https' if SECURED else 'http'}://127.0.0.1:{KEYCLOAK_PORT}/realms/lmp"
+# The namespace of onboarding ids (lmp_onboarding_id in common/src/events.c).
+ONBOARDING_NS = uuid.UUID("6b1e0f4c-8d2a-4e57-9a31-5c7e20d48b93")
 
 
 def registry_env(url=REGISTRY_URL):
@@ -100,6 +106,59 @@ EXAMPLES = os.path.join(ROOT, "deploy", "examples")
 
 class Failure(Exception):
     pass
+
+
+def onboarding_id(request, request_id=None):
+    """The id intake gives a request: scoped to its partner (a request, or a partner id
+    and a request id)."""
+    if isinstance(request, dict):
+        partner, request_id = request["partner_id"], request["request_id"]
+    else:
+        partner = request
+    return str(uuid.uuid5(ONBOARDING_NS, f"{len(partner.encode())}:{partner}/{request_id}"))
+
+
+def demo_logins():
+    """The stack's demo partner users: {partner_id: (username, password)}."""
+    out = {}
+    with open(os.path.join(SECRETS, "demo-partners")) as fh:
+        for line in fh:
+            if line.strip():
+                user, password, partner = line.split()
+                out.setdefault(partner, (user, password))
+    return out
+
+
+def _ssl_context():
+    import ssl
+    return ssl.create_default_context(cafile=os.path.join(SECRETS, "ca.crt")) if SECURED else None
+
+
+def token_response(username, password, client_id="lmp-cli", issuer=None):
+    """A password grant at the identity provider: its JSON answer (access_token, ...)."""
+    body = urllib.parse.urlencode({"grant_type": "password", "client_id": client_id, "username": username,
+                                   "password": password, "scope": "openid"}).encode()
+    req = urllib.request.Request(f"{issuer or ISSUER}/protocol/openid-connect/token", data=body, method="POST")
+    with urllib.request.urlopen(req, timeout=20, context=_ssl_context()) as r:
+        return json.loads(r.read())
+
+
+_tokens = {}
+
+
+def token(partner="partner-northwind"):
+    """An access token of a demo user of partner (or of a username in secrets'
+    demo-operator for "operator"), fetched once and again when near its expiry."""
+    now = time.time()
+    if partner in _tokens and _tokens[partner][1] > now + 30:
+        return _tokens[partner][0]
+    if partner == "operator":
+        user, password = secret("demo-operator").split()[:2]
+    else:
+        user, password = demo_logins()[partner]
+    t = token_response(user, password)
+    _tokens[partner] = (t["access_token"], now + t.get("expires_in", 60))
+    return t["access_token"]
 
 
 def check(cond, msg):
