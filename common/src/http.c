@@ -362,7 +362,7 @@ static void begin(struct lmp_http *h, struct req *q, const char *url, const char
   if (q->status)
     return;
   /* A route for signed-in callers: no token is refused before any body is read. */
-  if (q->route->signed_in && !q->l->admin) {
+  if (q->route && q->route->signed_in && !q->l->admin) {
     const char *token = bearer(q);
     if (token == NULL)
       return fail(q, 401, "sign in: this route needs an access token (Authorization: Bearer)");

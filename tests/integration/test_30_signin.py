@@ -110,7 +110,9 @@ def parts(token):
 
 
 def key_component(key, priority):
-    return {"name": f"test-key-{priority}", "providerId": "rsa", "providerType": "org.keycloak.keys.KeyProvider",
+    """The test's key as the realm's RSA key provider (as in a realm's export; a
+    component created alone also names its type and realm)."""
+    return {"name": f"test-key-{priority}", "providerId": "rsa",
             "config": {"priority": [str(priority)], "enabled": ["true"], "active": ["true"], "algorithm": ["RS256"],
                        "privateKey": [key.pem]}}
 
@@ -276,7 +278,7 @@ def run_checks(ns, issuer, password, key1, stranger):
     key2 = Key(os.path.dirname(key1.path), "rotated")
     realm_path = "/realms/" + issuer.rsplit("/", 1)[1]
     comp = key_component(key2, 2000)
-    comp["parentId"] = json.loads(kc("GET", realm_path)[1])["id"]
+    comp.update(providerType="org.keycloak.keys.KeyProvider", parentId=json.loads(kc("GET", realm_path)[1])["id"])
     code, body = kc("POST", realm_path + "/components", comp)
     check(code == 201, f"adding a key: {code} {body}")
     rotated = token_response("north", password, issuer=issuer)["access_token"]
