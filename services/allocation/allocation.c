@@ -61,21 +61,16 @@ static int on_accepted(struct lmp_tx *tx, const struct lmp_event *ev) {
     lmp_reason_set(&rs[0], "UNKNOWN_PARTNER", "partner_id", "Partner '%s' holds no volume license.", LMP_Q(partner));
     return fail(tx, id, partner, rs, 1, acc);
   }
+  /* A sub-partner that does not share the license and one that does not exist get the
+   * same answer: the reason goes to the requesting partner, who must not learn from
+   * it which other partners there are. */
   if (sub && *sub) {
-    const char *p3[] = {sub};
-    if ((r = lmp_tx_exists(tx, "SELECT 1 FROM partners WHERE partner_id = $1", 1, p3, &found)) < 0)
-      return r;
-    if (!found) {
-      lmp_reason_set(&rs[0], "UNKNOWN_SUB_PARTNER", "customer.sub_partner_id",
-                     "Sub-partner '%s' is not a known partner.", LMP_Q(sub));
-      return fail(tx, id, partner, rs, 1, acc);
-    }
     if ((r = lmp_tx_exists(tx, "SELECT 1 FROM license_shares WHERE partner_id = $1 AND sub_partner_id = $2",
                     2, p2, &found)) < 0)
       return r;
     if (!found) {
       lmp_reason_set(&rs[0], "SUB_PARTNER_NOT_SHARING", "customer.sub_partner_id",
-                     "Sub-partner '%s' does not share %s's volume license.", LMP_Q(sub), LMP_Q(partner));
+                     "'%s' is not a partner that shares your volume license.", LMP_Q(sub));
       return fail(tx, id, partner, rs, 1, acc);
     }
   }
