@@ -21,6 +21,15 @@ struct ctl_opts {
   int limit;         /* dlq: at most this many (0: not given) */
   const char *groups[16]; /* lag: --group, repeatable (none: every daemon's) */
   int ngroups;
+  int door;           /* submit: through intake's front door, as the signed-in partner */
+  int password_stdin; /* login: the password grant, the password on standard input */
+};
+
+/* lmpctl's own settings (ctl.*). */
+struct ctl_settings {
+  char *admin_token_file; /* bearer token for the daemons' admin routes */
+  char *oidc_client_id;   /* the public client lmpctl login signs in as */
+  char *token_file;       /* where login keeps the tokens; empty: the user's cache */
 };
 
 /* A command: "topics create", its argument count, what it does. */
@@ -32,6 +41,7 @@ struct ctl_command {
 };
 
 extern struct lmp_config cfg;
+extern struct ctl_settings ctl;
 
 void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 /* A command line lmpctl cannot take: the reason, and exit status 2. */
@@ -44,6 +54,12 @@ rd_kafka_t *kafka_client(rd_kafka_type_t type, const char *group);
 const char *service_url(const char *daemon, int admin);
 /* GET (post NULL) or POST JSON; *status the HTTP status, 0 when no answer. */
 json_t *http_json(const char *url, const char *post, int admin, long *status);
+/* The same with "Authorization: Bearer <bearer>" (NULL: none). */
+json_t *http_json_bearer(const char *url, const char *post, const char *bearer, long *status);
+/* The signed-in partner's access token for intake's front door (login.c), renewed
+ * when it expires within 30 s; who (may be NULL) says whose. Exits saying "run lmpctl
+ * login" when there is none or it cannot be renewed. malloc'd. */
+char *door_token(char *who, size_t wholen);
 
 int cmd_submit(char **args, int nargs, const struct ctl_opts *o);
 int cmd_status(char **args, int nargs, const struct ctl_opts *o);
@@ -61,5 +77,8 @@ int cmd_dlq_list(char **args, int nargs, const struct ctl_opts *o);
 int cmd_dlq_show(char **args, int nargs, const struct ctl_opts *o);
 int cmd_dlq_replay(char **args, int nargs, const struct ctl_opts *o);
 int cmd_lag(char **args, int nargs, const struct ctl_opts *o);
+int cmd_login(char **args, int nargs, const struct ctl_opts *o);
+int cmd_logout(char **args, int nargs, const struct ctl_opts *o);
+int cmd_whoami(char **args, int nargs, const struct ctl_opts *o);
 
 #endif

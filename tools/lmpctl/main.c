@@ -1,11 +1,12 @@
-/* lmpctl: submit onboarding requests as a frontend would, ask their status, report
- * dispatches as a warehouse would, and administer topics, permissions, groups,
- * schemas, reference data, dead letters and consumer lag. Options, settings, the
- * command table. */
+/* lmpctl: submit onboarding requests as a frontend would (or as a signed-in partner,
+ * through intake's front door), ask their status, report dispatches as a warehouse
+ * would, and administer topics, permissions, groups, schemas, reference data, dead
+ * letters and consumer lag. Options, settings, the command table. */
 #include <curl/curl.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,10 +50,15 @@ const char *service_url(const char *daemon, int admin) {
   return NULL;
 }
 
-static char *token_file;
+struct ctl_settings ctl;
+#define S(field) offsetof(struct ctl_settings, field)
+/* Kept alphabetical. */
 static const struct lmp_conf_entry ctl_conf[] = {
-    {"ctl.admin_token_file", LMP_CONF_STR, 0, 0, 1024, "", "file holding the bearer token for the daemons' admin routes"},
+    {"ctl.admin_token_file", LMP_CONF_STR, S(admin_token_file), 0, 1024, "", "file holding the bearer token for the daemons' admin routes"},
+    {"ctl.oidc_client_id", LMP_CONF_STR, S(oidc_client_id), 1, 255, "lmp-cli", "the public OpenID Connect client lmpctl login signs in as, at oidc.issuer (LMP_OIDC_CLIENT_ID is read when LMP_CTL_OIDC_CLIENT_ID is not set)"},
+    {"ctl.token_file", LMP_CONF_STR, S(token_file), 0, 1024, "", "where lmpctl login keeps the signed-in user's tokens (mode 0600); empty: $XDG_CACHE_HOME/lmpctl/token.json, else ~/.cache/lmpctl/token.json"},
 };
+#define NCTL_CONF (sizeof(ctl_conf) / sizeof(ctl_conf[0]))
 
 void die(const char *fmt, ...) {
   va_list ap;
@@ -112,18 +118,15 @@ rd_kafka_t *kafka_client(rd_kafka_type_t type, const char *group) {
   return rk; /* c is owned by rk now */
 }
 
-json_t *http_json(const char *url, const char *post, int admin, long *status) {
+json_t *http_json_bearer(const char *url, const char *post, const char *bearer, long *status) {
   CURL *c = curl_easy_init();
-  char *body = NULL, auth[400] = "";
+  char *body = NULL, *auth = NULL;
   size_t len = 0;
   FILE *mem = open_memstream(&body, &len);
   struct curl_slist *h = NULL;
-  if (admin && *token_file) {
-    char *token, err[400];
-    if (lmp_config_read_secret(token_file, &token, err, sizeof(err)) < 0)
-      die("ctl.admin_token_file: %s", err);
-    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
-    free(token);
+  if (bearer) {
+    if (asprintf(&auth, "Authorization: Bearer %s", bearer) < 0)
+      die("out of memory");
     h = curl_slist_append(h, auth);
   }
   curl_easy_setopt(c, CURLOPT_URL, url);
@@ -140,15 +143,30 @@ json_t *http_json(const char *url, const char *post, int admin, long *status) {
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
   curl_easy_cleanup(c);
   curl_slist_free_all(h);
+  if (auth) {
+    explicit_bzero(auth, strlen(auth));
+    free(auth);
+  }
   json_t *j = cr == CURLE_OK ? json_loadb(body, len, 0, NULL) : NULL;
   free(body);
   return j;
 }
 
+json_t *http_json(const char *url, const char *post, int admin, long *status) {
+  char *token = NULL, err[400];
+  if (admin && *ctl.admin_token_file && lmp_config_read_secret(ctl.admin_token_file, &token, err, sizeof(err)) < 0)
+    die("ctl.admin_token_file: %s", err);
+  json_t *j = http_json_bearer(url, post, token, status);
+  free(token);
+  return j;
+}
+
 static const struct ctl_command commands[] = {
-    {"submit", NULL, 1, cmd_submit, "FILE.json [--new-id] [--set path=text]... [--wait SECONDS]\n"
-     "        publish an onboarding request, as a web frontend does; --wait prints the final outcome"},
-    {"status", NULL, 1, cmd_status, "ID [--json] [--wait SECONDS]   where onboarding ID is, with its stages"},
+    {"submit", NULL, 1, cmd_submit, "FILE.json [--new-id] [--set path=text]... [--wait SECONDS] [--door]\n"
+     "        publish an onboarding request, as a web frontend does; --wait prints the final outcome;\n"
+     "        --door posts it to intake's front door as the partner signed in with lmpctl login"},
+    {"status", NULL, 1, cmd_status, "ID [--json] [--wait SECONDS] [--door]   where onboarding ID is, with its stages\n"
+     "        (--door: through the front door, as the partner signed in with lmpctl login)"},
     {"dispatch", NULL, 4, cmd_dispatch, "SHIPMENT ONBOARDING CARRIER TRACKING\n"
      "        report a shipment dispatched, as a warehouse system does"},
     {"topics", "create", 0, cmd_topics_create, "[--partitions N] [--wait SECONDS]   every event topic and the dead-letter topic"},
@@ -167,6 +185,11 @@ static const struct ctl_command commands[] = {
     {"dlq", "replay", -1, cmd_dlq_replay, "SELECTOR...|FILTERS [--dry-run]\n"
      "        produce dead letters again to their source topics, once each however often replayed"},
     {"lag", NULL, 0, cmd_lag, "[--group GROUP]... [--json]   committed offsets, end offsets and lag of each daemon's group"},
+    {"login", NULL, -1, cmd_login, "[USERNAME --password-stdin]   sign a partner's user in at oidc.issuer: in a browser\n"
+     "        with a code (device grant), or USERNAME with the password as one line of stdin (password grant);\n"
+     "        keeps the tokens in ctl.token_file. Exit 3: refused or declined, 4: the code expired"},
+    {"logout", NULL, 0, cmd_logout, "   end the session at the issuer and remove the token file"},
+    {"whoami", NULL, 0, cmd_whoami, "[--json]   who is signed in, for which partner, and when the access token expires"},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -176,7 +199,8 @@ static int usage(void) {
     fprintf(stderr, "  %s%s%s %s\n", commands[i].name, commands[i].sub ? " " : "", commands[i].sub ? commands[i].sub : "",
             commands[i].usage);
   fprintf(stderr, "Settings come from -c FILE, $LMP_CONFIG or LMP_* variables (LMP_KAFKA_BROKERS, LMP_INTAKE_URL,\n"
-                  "LMP_KAFKA_PROPERTY_SASL_USERNAME, LMP_CTL_ADMIN_TOKEN_FILE, ...).\n");
+                  "LMP_KAFKA_PROPERTY_SASL_USERNAME, LMP_CTL_ADMIN_TOKEN_FILE, LMP_OIDC_ISSUER, LMP_OIDC_CA_FILE,\n"
+                  "LMP_CTL_OIDC_CLIENT_ID, LMP_CTL_TOKEN_FILE, ...).\n");
   return 2;
 }
 
@@ -197,6 +221,27 @@ static int count_of(const char *opt, const char *v, int min, int max) {
   return (int)n;
 }
 
+/* The environment settings are read from: LMP_OIDC_CLIENT_ID, as deploy/stack env
+ * prints it for every client, stands for LMP_CTL_OIDC_CLIENT_ID when that is not set.
+ * A copy of environ's pointers, and the one string added (freed by the caller). */
+static char **settings_env(char **added) {
+  size_t n = 0;
+  while (environ[n])
+    n++;
+  char **env = calloc(n + 2, sizeof(char *));
+  if (env == NULL)
+    die("out of memory");
+  memcpy(env, environ, n * sizeof(char *));
+  const char *alias = getenv("LMP_OIDC_CLIENT_ID");
+  *added = NULL;
+  if (alias && getenv("LMP_CTL_OIDC_CLIENT_ID") == NULL) {
+    if (asprintf(added, "LMP_CTL_OIDC_CLIENT_ID=%s", alias) < 0)
+      die("out of memory");
+    env[n] = *added;
+  }
+  return env;
+}
+
 #define MAX_ARGS 256
 
 int main(int argc, char **argv) {
@@ -211,6 +256,8 @@ int main(int argc, char **argv) {
     else if (strcmp(a, "--new-id") == 0) o.new_id = 1;
     else if (strcmp(a, "--json") == 0) o.json = 1;
     else if (strcmp(a, "--dry-run") == 0) o.dry_run = 1;
+    else if (strcmp(a, "--door") == 0) o.door = 1;
+    else if (strcmp(a, "--password-stdin") == 0) o.password_stdin = 1;
     else if (strcmp(a, "--set") == 0) {
       const char *v = value_of(argc, argv, &i);
       if (o.nsets == (int)(sizeof(o.sets) / sizeof(o.sets[0])))
@@ -239,10 +286,14 @@ int main(int argc, char **argv) {
   url_table();
   struct lmp_conf_table tables[] = {{lmp_config_entries, lmp_config_entries_n, &cfg},
                                     {url_conf, 2 * ndaemons, urls},
-                                    {ctl_conf, 1, &token_file},
+                                    {ctl_conf, NCTL_CONF, &ctl},
                                     {NULL, 0, NULL}};
-  char err[600];
-  if (lmp_config_load(tables, path && *path ? path : NULL, environ, err, sizeof(err)) < 0) {
+  char err[600], *added;
+  char **env = settings_env(&added);
+  int loaded_ok = lmp_config_load(tables, path && *path ? path : NULL, env, err, sizeof(err));
+  free(env);
+  free(added);
+  if (loaded_ok < 0) {
     fprintf(stderr, "lmpctl: configuration: %s\n", err);
     return 2;
   }
@@ -266,3 +317,4 @@ int main(int argc, char **argv) {
   curl_global_cleanup();
   return rc;
 }
+

@@ -1,5 +1,5 @@
-/* lmpctl as a frontend and a warehouse: submit a request, follow its status, report a
- * dispatch. */
+/* lmpctl as a frontend and a warehouse: submit a request (to Kafka, or to intake's
+ * front door as the signed-in partner), follow its status, report a dispatch. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,17 +38,19 @@ static void set_path(json_t *root, const char *assign) {
 }
 
 
-static void print_issues(const char *title, json_t *list) {
+static void print_issues_to(FILE *f, const char *title, json_t *list) {
   if (json_array_size(list) == 0)
     return;
-  printf("  %s:\n", title);
+  fprintf(f, "  %s:\n", title);
   size_t i;
   json_t *it;
   json_array_foreach(list, i, it)
-    printf("    %-28s %-34s %s\n", json_string_value(json_object_get(it, "code")),
-           json_string_value(json_object_get(it, "field")),
-           json_string_value(json_object_get(it, "message")));
+    fprintf(f, "    %-28s %-34s %s\n", json_string_value(json_object_get(it, "code")),
+            json_string_value(json_object_get(it, "field")),
+            json_string_value(json_object_get(it, "message")));
 }
+
+static void print_issues(const char *title, json_t *list) { print_issues_to(stdout, title, list); }
 
 static void print_human(json_t *j) {
   const char *status = json_string_value(json_object_get(j, "status"));
@@ -93,17 +95,34 @@ static int terminal(const char *status) {
                     strcmp(status, "failed") == 0);
 }
 
+/* One look at an onboarding through the front door, as the signed-in partner: a long
+ * poll of up to wait_s seconds (1 to 50, within the HTTP client's 60). */
+static json_t *door_status(const char *url, long wait_s, long *st) {
+  char poll[1300];
+  snprintf(poll, sizeof(poll), "%s?wait=%ld", url, wait_s < 1 ? 1 : wait_s > 50 ? 50 : wait_s);
+  char *token = door_token(NULL, 0); /* renewed when it expires soon */
+  json_t *j = http_json_bearer(poll, NULL, token, st);
+  explicit_bzero(token, strlen(token));
+  free(token);
+  if (*st == 401)
+    die("the front door did not take the sign-in (%s): run lmpctl login",
+        json_string_value(json_object_get(j, "error")) ?: "HTTP 401");
+  return j;
+}
+
 /* Prints an onboarding's status; with wait_s, first waits up to that long for a
- * final outcome. Exit status: 0 confirmed (or not final yet), 3 rejected, 4 failed,
- * 1 unknown. */
-static int print_status(const char *id, int wait_s, int as_json) {
+ * final outcome. door: through the front door's public route, as the signed-in
+ * partner. Exit status: 0 confirmed (or not final yet), 3 rejected, 4 failed, 1
+ * unknown. */
+static int print_status(const char *id, int wait_s, int as_json, int door) {
   char url[1200];
-  /* As the operator, on intake's admin listener: any partner's onboarding. */
-  snprintf(url, sizeof(url), "%s/v1/onboardings/%s", service_url("intake", 1), id);
+  /* As the operator, on intake's admin listener: any partner's onboarding. Through
+   * the front door: the signed-in partner's only. */
+  snprintf(url, sizeof(url), "%s/v1/onboardings/%s", service_url("intake", !door), id);
   time_t deadline = time(NULL) + wait_s;
   for (;;) {
     long st;
-    json_t *j = http_json(url, NULL, 1, &st);
+    json_t *j = door ? door_status(url, (long)(deadline - time(NULL)), &st) : http_json(url, NULL, 1, &st);
     const char *s = j && st == 200 ? json_string_value(json_object_get(j, "status")) : NULL;
     if (s && (terminal(s) || time(NULL) >= deadline)) {
       if (as_json) {
@@ -118,10 +137,11 @@ static int print_status(const char *id, int wait_s, int as_json) {
     }
     json_decref(j);
     if (time(NULL) >= deadline) {
-      fprintf(stderr, "lmpctl: no status for %s at %s (HTTP %ld)\n", id, service_url("intake", 1), st);
+      fprintf(stderr, "lmpctl: no status for %s at %s (HTTP %ld)\n", id, service_url("intake", !door), st);
       return 1;
     }
-    usleep(200 * 1000);
+    if (!door || st != 200) /* a long poll that answered 200 waited already */
+      usleep(door ? 500 * 1000 : 200 * 1000);
   }
 }
 
@@ -170,6 +190,50 @@ static int produce(const char *event_type, const char *key, const void *value, s
   return 0;
 }
 
+/* POSTs the request to intake's front door with the signed-in partner's access
+ * token; the partner and the submitter are the token's. Exit status as print_status's;
+ * 3 also when the door refuses the request (422). */
+static int door_submit(json_t *j, const struct ctl_opts *o) {
+  char who[600], url[1200];
+  char *token = door_token(who, sizeof(who));
+  snprintf(url, sizeof(url), "%s/v1/onboardings", service_url("intake", 0));
+  char *body = json_dumps(j, JSON_COMPACT);
+  if (body == NULL)
+    die("out of memory");
+  long st;
+  json_t *a = http_json_bearer(url, body, token, &st);
+  free(body);
+  explicit_bzero(token, strlen(token));
+  free(token);
+  const char *error = json_string_value(json_object_get(a, "error"));
+  const char *id = json_string_value(json_object_get(a, "onboarding_id"));
+  int rc = 1;
+  if ((st == 202 || st == 200) && id) {
+    fprintf(stderr, "submitted %s through the front door as %s\n", id, who);
+    print_issues_to(stderr, "warnings", json_object_get(a, "warnings"));
+    if (o->wait_s > 0) {
+      rc = print_status(id, o->wait_s, o->json, 1);
+    } else {
+      printf("%s\n", id);
+      rc = 0;
+    }
+  } else if (st == 422) {
+    fprintf(stderr, "lmpctl: the front door refused the request:\n");
+    print_issues_to(stderr, "reasons", json_object_get(a, "reasons"));
+    print_issues_to(stderr, "warnings", json_object_get(a, "warnings"));
+    rc = 3;
+  } else if (st == 401) {
+    fprintf(stderr, "lmpctl: the front door did not take the sign-in of %s (%s): run lmpctl login\n", who,
+            error ? error : "HTTP 401");
+  } else if (st == 0) {
+    fprintf(stderr, "lmpctl: intake's front door at %s does not answer\n", url);
+  } else {
+    fprintf(stderr, "lmpctl: the front door answered HTTP %ld: %s\n", st, error ? error : "(no error given)");
+  }
+  json_decref(a);
+  return rc;
+}
+
 /* Publishes an onboarding request, as a web frontend does. */
 int cmd_submit(char **args, int nargs, const struct ctl_opts *o) {
   const char *file = args[0];
@@ -187,8 +251,19 @@ int cmd_submit(char **args, int nargs, const struct ctl_opts *o) {
     json_object_set_new(j, "request_id", json_string(id));
     json_object_set_new(j, "submitted_at", json_integer((json_int_t)time(NULL) * 1000));
   }
+  if (o->door) {
+    /* The door takes them from the token: a body that named another partner would
+     * be refused, and the mails go to whoever signed in. --set may still name them. */
+    json_object_del(j, "partner_id");
+    json_object_del(j, "submitted_by");
+  }
   for (int i = 0; i < o->nsets; i++)
     set_path(j, o->sets[i]);
+  if (o->door) {
+    int rc = door_submit(j, o);
+    json_decref(j);
+    return rc;
+  }
   const struct lmp_schema *s = lmp_schemas_get(schemas(), "onboarding.requested");
   avro_value_t v;
   char err[400];
@@ -212,7 +287,7 @@ int cmd_submit(char **args, int nargs, const struct ctl_opts *o) {
     return 1;
   fprintf(stderr, "submitted %s\n", id);
   if (o->wait_s > 0)
-    rc = print_status(id, o->wait_s, o->json);
+    rc = print_status(id, o->wait_s, o->json, 0);
   else
     printf("%s\n", id);
   return rc;
@@ -239,4 +314,6 @@ int cmd_dispatch(char **args, int nargs, const struct ctl_opts *o) {
 }
 
 
-int cmd_status(char **args, int nargs, const struct ctl_opts *o) { return print_status(args[0], o->wait_s, o->json); }
+int cmd_status(char **args, int nargs, const struct ctl_opts *o) {
+  return print_status(args[0], o->wait_s, o->json, o->door);
+}
