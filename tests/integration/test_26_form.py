@@ -1,7 +1,14 @@
 """The onboarding form in a real browser: Debian's chromium, headless, driven through
-chromedriver by Selenium. A partner fills in the article's form on intake's front door
-and the page shows the outcome the backend reached:
+chromedriver by Selenium. A partner signs in at the stack's Keycloak, fills in the
+article's form on intake's front door, and the page shows the outcome the backend
+reached:
 
+0. signed out, the page shows no form, only a way to sign in; an answer with a state it
+   did not send is refused before any code is redeemed; signing in goes through
+   Keycloak's own login page (authorization code with PKCE S256: the verifier the page
+   redeems is the one whose challenge it sent), and back on the page it shows the user,
+   their email and their partner from the access token, with nothing of the sign-in
+   left in the address, sessionStorage, localStorage or cookies;
 1. a customer under attack gets the incident-response advice and no way to submit;
 2. a refused request (no legal name, a bad administrator email) shows each reason at
    its field, announced, with the focus on the first; corrected, it is confirmed under
@@ -11,18 +18,34 @@ and the page shows the outcome the backend reached:
 4. a physical MDR Complete onboarding with Beauceron SAT users, two custom addresses
    and three appliances, after checking that every control is reachable with Tab and
    labelled and that the page fits a phone's width. Its first answer is lost on the
-   way back, so the page's retry must send the same request and be taken once.
+   way back, so the page's retry must send the same request and be taken once;
+5. the front door refusing the token mid-form (the page's bearer header taken away on
+   the way): one refresh, one retry, then the page says the sign-in ended and that
+   signing in again keeps nothing entered; signing in again starts the form over;
+6. Sign out: back on the signed-out page through Keycloak's end-session endpoint,
+   nothing kept, a front-door call from the page refused, and Keycloak asking for the
+   password again.
 
-What the page sent is compared with what was typed, with what intake stored, and with
-the status API. A PNG of each step goes to <build dir>/Testing/26_form/."""
+Every front-door call the page makes carries `Authorization: Bearer` with an access
+token of the signed-in partner; the requests carry no partner_id or submitted_by (the
+front door fills them from the token), and the confirmation mail goes to the user's
+email. Before one submission the page's clock is moved to 30 s before the token
+expires, so the page refreshes it first. Chromium trusts the stack's CA through an
+NSS database of its own profile (HOME), never --ignore-certificate-errors. No
+Content-Security-Policy violation may happen on the page. What the page sent is
+compared with what was typed, with what intake stored, and with the status API. A PNG
+of each step goes to <build dir>/Testing/26_form/."""
 import base64
+import hashlib
 import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 import uuid
 
@@ -30,35 +53,60 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from harness import BUILD, check, log, run, wait_for
+from harness import BUILD, ISSUER, SECRETS, SECURED, check, demo_logins, log, onboarding_id, run, token, wait_for
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 SHOTS = os.path.join(BUILD, "Testing", "26_form")
 UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 PARTNER = "partner-northwind"
-SUBMITTER = "alex.moreau@northwind-msp.example.com"
 
-# Records every POST body the page sends; window.__drop > 0 loses that many answers
-# after the server has handled the request, as a dropped connection would.
+# Put into every document of the page's origin before its own scripts run: records
+# every fetch the page makes (url, method, headers, body, status) in window.__calls,
+# and every Content-Security-Policy violation in window.__csp. window.__drop > 0 loses
+# that many front-door POST answers after the server has handled the request, as a
+# dropped connection would; window.__unauth > 0 takes the Authorization header off
+# that many front-door calls, so the front door refuses them as it would a token it
+# no longer accepts.
 RECORDER = """
-window.__sent = [];
-window.__drop = 0;
-const real = window.fetch.bind(window);
-window.fetch = async (url, init) => {
-  const post = !!init && init.method === 'POST';
-  if (post) window.__sent.push(init.body);
-  const res = await real(url, init);
-  if (post && window.__drop > 0) {
-    window.__drop--;
-    await res.text();
-    throw new TypeError('the answer was lost on the way back');
-  }
-  return res;
-};
+(() => {
+  if (location.origin !== %s) return;
+  window.__calls = [];
+  window.__csp = [];
+  window.__drop = 0;
+  window.__unauth = 0;
+  document.addEventListener('securitypolicyviolation',
+    (e) => window.__csp.push(`${e.effectiveDirective} ${e.blockedURI}`));
+  const real = window.fetch.bind(window);
+  window.fetch = async (url, init) => {
+    init = init || {};
+    const where = new URL(String(url), location.href);
+    const door = where.origin === location.origin && where.pathname.startsWith('/v1/onboardings');
+    const call = { url: where.href, method: init.method || 'GET',
+                   headers: Object.fromEntries(new Headers(init.headers || {})),
+                   body: init.body === undefined || init.body === null ? null : String(init.body) };
+    window.__calls.push(call);
+    if (door && window.__unauth > 0) {
+      window.__unauth--;
+      const h = new Headers(init.headers || {});
+      h.delete('Authorization');
+      init = Object.assign({}, init, { headers: h });
+      call.stripped = true;
+    }
+    const res = await real(url, init);
+    call.status = res.status;
+    if (door && call.method === 'POST' && window.__drop > 0) {
+      window.__drop--;
+      await res.text();
+      throw new TypeError('the answer was lost on the way back');
+    }
+    return res;
+  };
+})();
 """
 
 # What assistive technology would announce for a control: its label, aria-label(ledby),
@@ -76,24 +124,79 @@ const describe = (e) => e && ({id: e.id, tag: e.tagName, type: e.type || '', nam
 """
 
 
-def status_of(ns, onboarding_id):
-    with urllib.request.urlopen(f"{ns.http['intake']}/v1/onboardings/{onboarding_id}", timeout=30) as r:
+def claims_of(jwt):
+    """A JWT's claims, unverified (tokens this test got from the stack itself)."""
+    part = jwt.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+
+
+def status_of(ns, oid):
+    req = urllib.request.Request(f"{ns.http['intake']}/v1/onboardings/{oid}",
+                                 headers={"Authorization": f"Bearer {token(PARTNER)}"})
+    with urllib.request.urlopen(req, timeout=30) as r:
         return json.load(r)
+
+
+def s256(verifier):
+    return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
 
 
 class Page:
     """The form's page in one browser, with the steps a person takes on it."""
 
-    def __init__(self, driver, url):
+    def __init__(self, driver, url, login):
         self.d = driver
         self.url = url
+        self.origin = url.rstrip("/")
+        self.username, self.password = login
         self.shots = 0
+        self.d.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument",
+                               {"source": RECORDER % json.dumps(self.origin)})
+
+    def signin_state(self):
+        """signed-out, signed-in, ended, ... on the page; None elsewhere (Keycloak)."""
+        try:
+            if not self.d.current_url.startswith(self.origin + "/"):
+                return None
+            return self.js("return document.body ? document.body.dataset.signin || null : null")
+        except WebDriverException:
+            return None  # between two pages
+
+    def load(self):
+        """The page as a new visit sees it: signed out, since it keeps no token."""
+        self.d.get(self.url)
+        self.wait("the page knows whether it is signed in", lambda: self.signin_state() in ("signed-out",
+                                                                                               "signed-in"), 30)
+
+    def sign_in(self, login_shot=None):
+        """Sign in at Keycloak's own page; while Keycloak's session lasts it sends the
+        browser straight back. Returns the authorization request's parameters."""
+        self.click("signin-button")
+        self.wait("Keycloak or the page", lambda: self.d.current_url.startswith(ISSUER) and self.present("username")
+                  or self.signin_state() == "signed-in", 30)
+        if self.signin_state() == "signed-in":
+            return None
+        asked = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(self.d.current_url).query))
+        if login_shot:
+            self.shot(login_shot)
+        self.type("username", self.username)
+        self.type("password", self.password)
+        self.click("kc-login")
+        self.wait("back on the page, signed in", lambda: self.signin_state() == "signed-in", 30)
+        return asked
 
     def open(self):
-        self.d.get(self.url)
+        self.load()
+        if self.signin_state() != "signed-in":
+            self.sign_in()
         self.wait("the form's choices loaded",
                   lambda: self.js("return document.getElementById('onboarding').dataset.ready === 'true'"), 30)
-        self.js(RECORDER)
+
+    def present(self, id_):
+        try:
+            return self.js("return !!document.getElementById(arguments[0])", id_)
+        except WebDriverException:
+            return False
 
     def js(self, script, *args):
         return self.d.execute_script(script, *args)
@@ -131,8 +234,45 @@ class Page:
     def wait(self, what, fn, timeout=60):
         WebDriverWait(self.d, timeout, poll_frequency=0.2).until(lambda _: fn(), message=f"timed out: {what}")
 
+    def calls(self):
+        return self.js("return window.__calls")
+
+    def posts(self):
+        """The front door POSTs the page made, each {url, method, headers, body, status}."""
+        return [c for c in self.calls() if c["method"] == "POST" and c["url"] == self.origin + "/v1/onboardings"]
+
+    def grants(self):
+        """The requests the page made at the token endpoint (in this document), as
+        their form fields and the answer's status."""
+        return [dict(urllib.parse.parse_qsl(c["body"] or ""), status=c.get("status")) for c in self.calls()
+                if c["url"] == f"{ISSUER}/protocol/openid-connect/token"]
+
     def sent(self):
-        return [json.loads(b) for b in self.js("return window.__sent")]
+        return [json.loads(c["body"]) for c in self.posts()]
+
+    def bearer(self, call):
+        """The access token a call carried, checked to be one of the signed-in partner."""
+        auth = call["headers"].get("authorization", "")
+        check(auth.startswith("Bearer "), f"{call['method']} {call['url']} carried no bearer token: {call['headers']}")
+        c = claims_of(auth[len("Bearer "):])
+        check(c.get("partner_id") == PARTNER and c.get("azp") == "lmp-portal",
+              f"{call['url']}: the token is not the page's for {PARTNER}: {c}")
+        return auth
+
+    def check_front_door_calls(self):
+        """Every call to the front door carried the partner's bearer token; no CSP
+        violation happened."""
+        door = [c for c in self.calls() if c["url"].startswith(self.origin + "/v1/onboardings")]
+        for c in door:
+            if not c.get("stripped"):
+                self.bearer(c)
+        csp = self.js("return window.__csp")
+        check(csp == [], f"Content-Security-Policy violations: {csp}")
+        return door
+
+    def check_nothing_stored(self):
+        kept = self.js("return {session: sessionStorage.length, local: localStorage.length, cookie: document.cookie}")
+        check(kept == {"session": 0, "local": 0, "cookie": ""}, f"the page keeps something: {kept}")
 
     def outcome(self, timeout=90):
         """The final status the page shows: confirmed, rejected or failed."""
@@ -154,10 +294,6 @@ class Page:
             fh.write(base64.b64decode(png["data"]))
         return path
 
-    def signed_in(self):
-        self.type("partner_id", PARTNER)
-        self.type("submitted_by", SUBMITTER)
-
     def review_and_submit(self):
         self.click("review-button")
         self.wait("the review step", lambda: self.shown("summary") and not self.shown("legal_name"))
@@ -175,10 +311,68 @@ def check_field_error(page, id_, says):
     check(says in message and page.shown(f"{id_}-error"), f"{id_}: the error says {message!r}, not {says!r}")
 
 
+def signing_in(page, who):
+    """Signed out, the page offers only signing in; through Keycloak's login page with
+    PKCE, back on the page it shows who is signed in, for which partner, and keeps
+    nothing of the sign-in anywhere but in memory."""
+    page.load()
+    check(page.signin_state() == "signed-out", f"a new visit is {page.signin_state()}")
+    check(page.shown("signin-button") and not page.shown("onboarding") and not page.shown("account"),
+          "signed out, the page shows the form or an account, or no way to sign in")
+    for gone in ("partner_id", "submitted_by", "fs-partner"):
+        check(not page.present(gone), f"the page still has #{gone}")
+    check("has no login" not in page.text("main"), "the page still says it has no login")
+    page.shot("signed-out")
+
+    # An answer the page did not ask for (a forged or replayed state) is refused
+    # before any code is redeemed.
+    page.d.get(page.url + "?" + urllib.parse.urlencode({"state": "forged", "code": "forged", "iss": ISSUER}))
+    page.wait("the forged answer refused", lambda: page.signin_state() == "signed-out", 30)
+    check("does not belong to a sign-in this page started" in page.text("signin-problem"),
+          f"the page says {page.text('signin-problem')!r}")
+    check(page.grants() == [] and page.d.current_url == page.url and not page.shown("onboarding"),
+          f"a forged answer was redeemed or kept: {page.grants()}, {page.d.current_url}")
+    page.shot("forged-answer")
+
+    asked = page.sign_in(login_shot="keycloak-login")
+    check(asked is not None, "Keycloak did not ask for a password at the first sign-in")
+    check(asked.get("response_type") == "code" and asked.get("client_id") == "lmp-portal"
+          and asked.get("code_challenge_method") == "S256" and asked.get("redirect_uri") == page.url
+          and "openid" in asked.get("scope", "").split() and len(asked.get("state", "")) >= 32
+          and asked.get("nonce") and re.fullmatch(r"[A-Za-z0-9_-]{43}", asked.get("code_challenge", "")),
+          f"the authorization request: {asked}")
+    page.wait("the form's choices loaded",
+              lambda: page.js("return document.getElementById('onboarding').dataset.ready === 'true'"), 30)
+    check(page.d.current_url == page.url, f"the code stays in the address: {page.d.current_url}")
+    page.check_nothing_stored()
+
+    # The page redeemed the code with the verifier of the challenge it sent, as a
+    # public client (no secret), at the token endpoint of the issuer it discovered.
+    calls = page.calls()
+    discovery = [c for c in calls if c["url"] == f"{ISSUER}/.well-known/openid-configuration"]
+    check(len(discovery) == 1 and discovery[0]["status"] == 200, f"discovery: {discovery}")
+    grants = page.grants()
+    check(len(grants) == 1, f"{len(grants)} token requests at the sign-in: {grants}")
+    g = grants[0]
+    check(g["grant_type"] == "authorization_code" and g["client_id"] == "lmp-portal" and g["status"] == 200
+          and g["redirect_uri"] == page.url and "client_secret" not in g, g)
+    check(s256(g["code_verifier"]) == asked["code_challenge"] and 43 <= len(g["code_verifier"]) <= 128,
+          "the code verifier is not the one of the challenge sent")
+
+    shown = {k: page.text(f"account-{k}") for k in ("name", "email", "partner")}
+    check(shown == {"name": who["preferred_username"], "email": who["email"], "partner": PARTNER},
+          f"the page shows {shown}, the token says {who}")
+    check(page.shown("account") and page.shown("signout-button") and page.shown("onboarding")
+          and not page.shown("signin"), "signed in, the page does not show the form and the account")
+    page.shot("signed-in")
+    page.check_front_door_calls()
+    log(f"sign-in: Keycloak's login page, PKCE S256 verified, {who['preferred_username']} of {PARTNER} shown, "
+        "nothing stored")
+
+
 def breach_yes(page):
     """"Yes" to the breach question: the article's advice, and nothing to submit."""
     page.open()
-    page.signed_in()
     page.click("license-MDR_CORE")
     page.click("breach-yes")
     page.wait("the incident-response advice", lambda: page.shown("breach-advice"))
@@ -195,10 +389,11 @@ def breach_yes(page):
     log("breach: the advice to contact incident response, no submit; 'no' opens the form")
 
 
-def refused(page, ns):
-    """Intake's reasons shown at their fields, then the corrected request confirmed."""
+def refused(page, ns, who):
+    """Intake's reasons shown at their fields, then the corrected request confirmed; the
+    page's clock moved near the token's expiry first, so it refreshes the token before
+    sending."""
     page.open()
-    page.signed_in()
     page.click("license-MDR_CORE")
     page.click("breach-no")
     page.type("portal_admin_email", "not-an-email")
@@ -217,30 +412,41 @@ def refused(page, ns):
     check(page.active()["id"] == "legal_name", f"the focus is on {page.active()}, not the first error")
     check(page.attr("errors", "role") == "alert", "the reasons are not announced")
     check(page.shown("legal_name") and not page.shown("submit-button"), "the form is not back for correcting")
-    check(ns.sql("SELECT count(*) FROM onboardings WHERE onboarding_id = %s", body["request_id"]) == [(0,)],
-          "a refused request was recorded")
+    check(ns.sql("SELECT count(*) FROM onboardings WHERE onboarding_id = %s",
+                 onboarding_id(PARTNER, body["request_id"])) == [(0,)], "a refused request was recorded")
+    first = page.bearer(page.posts()[-1])
 
     name = f"Harbourview Dental Clinic Inc. {uuid.uuid4().hex[:8]}"
     page.type("legal_name", name)
     page.type("portal_admin_email", "it@harbourview-dental.example.com")
+    # 30 s before the access token expires (Keycloak's 300 s) on the page's clock.
+    page.js("const real = Date.now.bind(Date); window.__realNow = real; Date.now = () => real() + 275000;")
     page.review_and_submit()
+    page.wait("the corrected request sent", lambda: len(page.posts()) == 2)
+    page.js("Date.now = window.__realNow;")
     check(page.outcome() == "confirmed", page.text("result"))
     page.shot("corrected-confirmed")
     again = page.sent()[-1]
     check(again["request_id"] != body["request_id"], "the corrected request reused the refused one's id")
     check(again["customer"]["legal_name"] == name, again["customer"])
-    log("refused: both reasons at their fields, focus on the first; corrected, it is confirmed")
+    refreshes = [g for g in page.grants() if g["grant_type"] == "refresh_token"]
+    check(len(refreshes) == 1 and refreshes[0]["status"] == 200 and refreshes[0]["client_id"] == "lmp-portal",
+          f"refreshes: {refreshes}")
+    second = page.bearer(page.posts()[-1])
+    check(second != first, "the token was not refreshed before it expired")
+    check(page.text("account-email") == who["email"], "the account changed with the refresh")
+    page.check_front_door_calls()
+    log("refused: both reasons at their fields, focus on the first; corrected, sent with a refreshed token, "
+        "confirmed")
 
 
-def keyboard_virtual(page, ns):
+def keyboard_virtual(page, ns, who):
     """A fully virtual onboarding with the keyboard alone: Tab to each control, then
     type, Space, an arrow or Enter, as a person without a mouse does."""
     page.open()
     page.shot("empty")
     name = f"Lakeside Physiotherapy {uuid.uuid4().hex[:8]}"
     plan = {
-        "partner_id": PARTNER,
-        "submitted_by": SUBMITTER,
         "license-MDR_CORE": Keys.SPACE,
         "breach-yes": Keys.ARROW_DOWN,  # moves to "No" and selects it
         "legal_name": name,
@@ -254,6 +460,9 @@ def keyboard_virtual(page, ns):
         "submit-button": Keys.ENTER,
     }
     page.js("document.getElementById('page-title').focus()")
+    # What the page says on the way: the submitted step does not last long.
+    page.js("window.__intros = []; const e = document.getElementById('result-intro');"
+            "new MutationObserver(() => window.__intros.push(e.textContent)).observe(e, {childList: true});")
     t0 = int(time.time() * 1000)
     done, path = set(), []
     for _ in range(150):
@@ -269,6 +478,9 @@ def keyboard_virtual(page, ns):
                   "the region was not chosen by typing")
             page.shot("keyboard-filled")
         if here == "submit-button":
+            summary = page.text("summary")
+            check(f"Partner{PARTNER}" in summary and f"Submitted by{who['email']}" in summary,
+                  f"the review does not show the signed-in partner and email: {summary}")
             page.shot("keyboard-review")
         page.keys(plan[here])
         if here == "submit-button":
@@ -281,29 +493,38 @@ def keyboard_virtual(page, ns):
     sent = page.sent()
     check(len(sent) == 1, f"{len(sent)} requests sent")
     body = sent[0]
+    page.bearer(page.posts()[0])
     check(UUID4.match(body["request_id"]) and t0 <= body["submitted_at"] <= t1, body)
-    check(body["partner_id"] == PARTNER and body["submitted_by"] == SUBMITTER and body["license"] == "MDR_CORE"
-          and body["breach_or_incident"] is False and body["confirmed"] is True, body)
+    check("partner_id" not in body and "submitted_by" not in body, f"the page sent who it is: {body}")
+    check(body["license"] == "MDR_CORE" and body["breach_or_incident"] is False and body["confirmed"] is True, body)
     check(body["customer"] == {"legal_name": name, "web_site": "lakeside-physio.example.com", "sub_partner_id": None,
                                "portal_admin_email": "office@lakeside-physio.example.com"}, body["customer"])
     check(body["users"] == {"tier": 8, "cloud": 0, "sat": 0}, body["users"])
     check(body["deployment"] == {"kind": "VIRTUAL", "hosting_region": "eu-west-1", "appliances": [],
                                  "addresses": []}, body["deployment"])
-    stored = ns.sql("SELECT request, customer_id::text FROM onboardings WHERE onboarding_id = %s", body["request_id"])
-    check(len(stored) == 1 and stored[0][0] == body, f"intake stored {stored}, the page sent {body}")
+    oid = onboarding_id(PARTNER, body["request_id"])
+    followed = page.attr("result", "data-onboarding-id")
+    check(followed == oid, f"the page follows {followed}, not the onboarding id {oid}")
+    intros = page.js("return window.__intros")
+    check(any(f"An email will be sent to you at {who['email']} " in t for t in intros),
+          f"the submitted page said {intros}")
+    stored = ns.sql("SELECT request, customer_id::text FROM onboardings WHERE onboarding_id = %s", oid)
+    want = dict(body, partner_id=PARTNER, submitted_by=who["email"])  # the front door's, from the token
+    check(len(stored) == 1 and stored[0][0] == want, f"intake stored {stored}, the page sent {body}")
 
-    s = status_of(ns, body["request_id"])
+    s = status_of(ns, oid)
     check(page.text("result-customer-id") == s["customer"]["customer_id"] == stored[0][1],
           f"the page shows customer {page.text('result-customer-id')}, intake has {stored[0][1]}")
     check(s["users"] == [{"product": "MDR_CORE", "users": 8}], s["users"])
     check(len(s["appliances"]) == 1 and s["appliances"][0]["hosting_region"] == "eu-west-1", s["appliances"])
     check(s["appliances"][0]["virtual_id"] in page.text("result-appliances"), page.text("result-appliances"))
     mails = {m["kind"]: m["recipient"] for m in s["mails"]}
-    check(mails == {"confirmation": SUBMITTER, "invitation": "office@lakeside-physio.example.com"}, mails)
+    check(mails == {"confirmation": who["email"], "invitation": "office@lakeside-physio.example.com"}, mails)
     for kind, to in mails.items():
         shown = page.js("const e = document.querySelector(`#result-mails [data-kind='${arguments[0]}']`);"
                         "return e ? e.textContent : ''", kind)
         check(to in shown and "sent" in shown, f"the page says of the {kind}: {shown!r}")
+    page.check_front_door_calls()
     log(f"keyboard: {len(path)} Tabs, confirmed as customer {stored[0][1]}")
 
 
@@ -336,11 +557,10 @@ def check_reach_and_labels(page):
     return len(controls)
 
 
-def physical(page, ns):
+def physical(page, ns, who):
     """MDR Complete with SAT users, two custom addresses, three appliances; the first
     answer is lost, and the retry is the same request, taken once."""
     page.open()
-    page.signed_in()
     name = f"Maritime Freight Logistics Ltd. {uuid.uuid4().hex[:8]}"
     page.click("license-MDR_COMPLETE")
     page.click("breach-no")
@@ -408,7 +628,9 @@ def physical(page, ns):
     check(len(sent) == 2 and sent[0] == sent[1], f"the retry was not the same request: {sent}")
     body = sent[0]
     rid = body["request_id"]
+    oid = onboarding_id(PARTNER, rid)
     check(UUID4.match(rid), rid)
+    check("partner_id" not in body and "submitted_by" not in body, f"the page sent who it is: {body}")
     check(body["license"] == "MDR_COMPLETE" and body["users"] == {"tier": 120, "cloud": 25, "sat": 120}, body)
     check(body["customer"] == {"legal_name": name, "web_site": "maritime-freight.example.com",
                                "sub_partner_id": None, "portal_admin_email": "security@maritime-freight.example.com"},
@@ -426,15 +648,16 @@ def physical(page, ns):
     # repeat without publishing it once intake has recorded the first; a retry quicker
     # than that is published again, and intake counts it as a duplicate, never as a
     # second onboarding or a conflict. Both copies were on the broker before the 202.
-    copies = len([m for m in ns.consume_all("onboarding.requested") if m.key() == rid.encode()])
+    copies = len([m for m in ns.consume_all("onboarding.requested") if m.key() == oid.encode()])
     check(copies in (1, 2), f"{copies} requests on the broker for one submission sent twice")
     stored = wait_for("intake to absorb every copy", lambda: [r for r in ns.sql(
-        "SELECT request, duplicates, conflicts FROM onboardings WHERE onboarding_id = %s", rid)
+        "SELECT request, duplicates, conflicts FROM onboardings WHERE onboarding_id = %s", oid)
         if r[1] == copies - 1])
-    check(len(stored) == 1 and stored[0][0] == body, f"intake stored {stored}, the page sent {body}")
+    want = dict(body, partner_id=PARTNER, submitted_by=who["email"])
+    check(len(stored) == 1 and stored[0][0] == want, f"intake stored {stored}, the page sent {body}")
     check(stored[0][2] == 0, "the retry was taken as a conflict")
 
-    s = status_of(ns, rid)
+    s = status_of(ns, oid)
     check(s["status"] == "confirmed" and page.text("result-customer-id") == s["customer"]["customer_id"], s["status"])
     check(sorted((u["product"], u["users"]) for u in s["users"]) ==
           [("BEAUCERON_SAT", 120), ("MDR_CLOUD", 25), ("MDR_COMPLETE", 120)], s["users"])
@@ -446,24 +669,112 @@ def physical(page, ns):
     check(by_city == {"Halifax": ["NS-100", "NS-500"], "Dartmouth": ["NS-100"]}, by_city)
     check(page.js("return document.querySelectorAll('#result-shipments li').length") == 2, page.text("result"))
     mails = {m["kind"]: (m["recipient"], m["status"]) for m in s["mails"]}
-    check(mails == {"confirmation": (SUBMITTER, "sent"),
+    check(mails == {"confirmation": (who["email"], "sent"),
                     "invitation": ("security@maritime-freight.example.com", "sent")}, mails)
     check("security@maritime-freight.example.com" in page.text("result-mails"), page.text("result-mails"))
     shown = page.js("return [...document.querySelectorAll('#result-stages li')].map((e) => e.dataset.stage)")
     check(shown == [st["stage"] for st in s["stages"]] and shown[-1] == "confirmed",
           f"the page lists the stages {shown}, the status answer {[st['stage'] for st in s['stages']]}")
+    for c in page.posts():
+        page.bearer(c)
+    page.check_front_door_calls()
     log(f"physical: {n} controls reachable and labelled; the lost answer retried as the same request "
         f"({copies} on the broker), one onboarding; confirmed with serials {serials}")
+    return oid
+
+
+def ended_mid_form(page):
+    """The front door refuses the page's token while a request is being sent: one
+    refresh and one retry, then the page says the sign-in ended, keeps what is shown,
+    and says that signing in again keeps nothing entered; signing in again (Keycloak's
+    session still on, so no password) starts the form over."""
+    page.open()
+    page.click("license-MDR_CLOUD")
+    page.click("breach-no")
+    page.type("legal_name", f"Northshore Accounting LLP {uuid.uuid4().hex[:8]}")
+    page.type("portal_admin_email", "it@northshore-accounting.example.com")
+    page.type("users_cloud", "12")
+    page.click("review-button")
+    page.wait("the review step", lambda: page.shown("summary"))
+    page.click("confirmed")
+    page.js("window.__unauth = 2")
+    page.click("submit-button")
+    page.wait("the sign-in ended", lambda: page.signin_state() == "ended")
+    posts = page.posts()
+    check(len(posts) == 2 and all(c.get("stripped") and c["status"] == 401 for c in posts),
+          f"the refused POST was not retried once: {posts}")
+    grants = [g["grant_type"] for g in page.grants()]
+    check(grants == ["authorization_code", "refresh_token"], f"no refresh between the tries: {grants}")
+    problem = page.text("signin-problem")
+    check("sign-in has ended" in problem and "keeps nothing you entered" in problem, problem)
+    check("not sent" in page.text("submit-problem"), page.text("submit-problem"))
+    check(page.shown("summary") and page.shown("signin-button") and not page.shown("account"),
+          "the page does not keep what it showed, or offers no way to sign in again")
+    check(page.text("signin-button") == "Sign in again" and page.active()["id"] == "signin-title",
+          f"the focus is on {page.active()}")
+    page.shot("ended-mid-form")
+
+    check(page.sign_in() is None, "Keycloak asked for the password again while its session lasted")
+    page.wait("the form's choices loaded",
+              lambda: page.js("return document.getElementById('onboarding').dataset.ready === 'true'"), 30)
+    check("starts over" in page.text("account-note"), page.text("account-note"))
+    check(page.js("return !document.querySelector('#onboarding input:checked')"
+                  " && document.getElementById('legal_name').value === ''") and page.shown("license-MDR_CORE"),
+          "signed in again, the form does not start over")
+    page.check_nothing_stored()
+    page.check_front_door_calls()
+    page.shot("signed-in-again")
+    log("ended: a refused token refreshed and retried once, then the page says so and that nothing is kept")
+
+
+def signing_out(page, ns, oid):
+    """Sign out: the end-session endpoint with the ID token (without it Keycloak would
+    ask to confirm) sends the browser back to the page, signed out, keeping nothing;
+    a front-door call from it is refused, and Keycloak asks for the password again."""
+    check(page.signin_state() == "signed-in", page.signin_state())
+    page.click("signout-button")
+    page.wait("back on the page, signed out", lambda: page.signin_state() == "signed-out", 30)
+    check(page.d.current_url == page.url, f"signed out at {page.d.current_url}")
+    check("You have signed out" in page.text("signin-status"), page.text("signin-status"))
+    check(not page.shown("onboarding") and not page.shown("account") and page.shown("signin-button"),
+          "signed out, the page still shows the form or the account")
+    page.check_nothing_stored()
+    page.shot("signed-out-again")
+    # The page has no token left to send; the front door refuses a call without one.
+    answer = page.js("""return fetch(arguments[0], {headers: {Accept: 'application/json'}})
+                          .then((r) => ({status: r.status, challenge: r.headers.get('WWW-Authenticate')}))""",
+                     f"/v1/onboardings/{oid}")
+    check(answer["status"] == 401 and (answer["challenge"] or "").startswith("Bearer"),
+          f"a front-door call from the signed-out page: {answer}")
+    check(all("authorization" not in c["headers"] for c in page.calls()), "the signed-out page sent a token")
+    page.click("signin-button")
+    page.wait("Keycloak's login page", lambda: page.d.current_url.startswith(ISSUER) and page.present("username"), 30)
+    page.shot("signin-after-signout")
+    log("sign-out: back on the signed-out page, nothing kept, the front door refuses, Keycloak asks again")
 
 
 def browser():
+    """Chromium with a profile of its own, which trusts the stack's CA for Keycloak's
+    HTTPS: Chromium on Linux reads trust anchors from the NSS database under $HOME, so
+    the profile directory is its HOME and holds one with the CA, and nothing else on
+    the machine is touched."""
     profile = tempfile.mkdtemp(prefix="lmp-form-chromium-")
+    if SECURED:
+        check(shutil.which("certutil"), "certutil is missing: deploy/setup installs it (libnss3-tools)")
+        nssdb = os.path.join(profile, ".pki", "nssdb")
+        os.makedirs(nssdb)
+        for cmd in (["certutil", "-d", f"sql:{nssdb}", "-N", "--empty-password"],
+                    ["certutil", "-d", f"sql:{nssdb}", "-A", "-t", "C,,", "-n", "lmp-stack-ca",
+                     "-i", os.path.join(SECRETS, "ca.crt")]):
+            out = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+            check(out.returncode == 0, f"{' '.join(cmd)}: {out.stderr}")
     o = webdriver.ChromeOptions()
     o.binary_location = CHROMIUM
     for a in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--no-first-run",
               "--window-size=1100,900", f"--user-data-dir={profile}"):
         o.add_argument(a)
-    service = Service(CHROMEDRIVER, log_output=os.path.join(SHOTS, "chromedriver.log"))
+    service = Service(CHROMEDRIVER, log_output=os.path.join(SHOTS, "chromedriver.log"),
+                      env=dict(os.environ, HOME=profile))
     d = webdriver.Chrome(service=service, options=o)
     d.profile_dir = profile
     return d
@@ -471,13 +782,22 @@ def browser():
 
 def test_form(ns):
     ns.start_all()
+    user, password = demo_logins()[PARTNER]
+    who = claims_of(token(PARTNER))  # the same user's token, for what the page must show
+    check(who["preferred_username"] == user and who["partner_id"] == PARTNER and who["email"], who)
+    with urllib.request.urlopen(ns.http["intake"] + "/v1/form", timeout=10) as r:
+        signin = json.load(r)["signin"]
+    check(signin == {"issuer": ISSUER, "client_id": "lmp-portal"}, f"/v1/form signs in with {signin}")
     d = browser()
-    page = Page(d, ns.http["intake"] + "/")
+    page = Page(d, ns.http["intake"] + "/", (user, password))
     try:
+        signing_in(page, who)
         breach_yes(page)
-        refused(page, ns)
-        keyboard_virtual(page, ns)
-        physical(page, ns)
+        refused(page, ns, who)
+        keyboard_virtual(page, ns, who)
+        oid = physical(page, ns, who)
+        ended_mid_form(page)
+        signing_out(page, ns, oid)
     except Exception:
         log(f"the page when it failed: {page.shot('failure')}")
         raise

@@ -4,8 +4,12 @@
  *
  * The rules live in intake, not here: the page sends what was typed and shows each
  * reason intake gives at the field it names. The page only refuses what it could not
- * put into a request at all (no license, a user count that is not a number). */
-'use strict';
+ * put into a request at all (no license, a user count that is not a number).
+ *
+ * signin.js signs the partner in; every front-door call goes through its authFetch,
+ * which sends the access token. The partner and the submitter are not in the request:
+ * the front door takes them from the token. A module, so strict. */
+import * as auth from './signin.js';
 
 (function () {
   const FINAL = new Set(['confirmed', 'rejected', 'failed']);
@@ -34,6 +38,7 @@
   let busy = false;       // a POST is on its way
   let following = 0;      // the long poll of this generation runs; a newer one ends it
   let outcome = null;     // the final status shown on the result page
+  let touched = false;    // answers were given that leaving the page would lose
 
   /* ---- small helpers ---------------------------------------------------------- */
 
@@ -105,6 +110,7 @@
     for (const r of form.querySelectorAll('input[name="license"]')) r.disabled = !offered.has(r.value);
     refresh();
     form.dataset.ready = 'true';
+    auth.start(options.signin, { unsaved: () => touched && $('result').hidden });
   }
 
   const skuItems = () => options.appliance_skus.map((s) => [s, s]);
@@ -303,8 +309,6 @@
     if (license === 'MDR_COMPLETE') users.sat = users_of('users_sat', 'users.sat', 'Beauceron SAT users');
     const breach = checked('breach');
     const request = {
-      partner_id: text('partner_id'),
-      submitted_by: text('submitted_by'),
       license,
       breach_or_incident: breach === null ? null : breach === 'yes',
       customer: { legal_name: text('legal_name'), web_site: optional('web_site'),
@@ -433,8 +437,9 @@
   function renderSummary(req) {
     const dl = $('summary');
     dl.replaceChildren();
-    entry(dl, 'Partner', req.partner_id);
-    entry(dl, 'Submitted by', req.submitted_by);
+    const who = auth.user() || {};
+    entry(dl, 'Partner', who.partner_id || '');
+    entry(dl, 'Submitted by', who.email || '');
     entry(dl, 'License', LICENSE_NAMES[req.license]);
     entry(dl, 'Breach or incident', req.breach_or_incident ? 'Yes' : 'No');
     entry(dl, 'Customer legal name', req.customer.legal_name);
@@ -492,7 +497,7 @@
     let res = null;
     let answer = {};
     try {
-      res = await fetch('/v1/onboardings', { method: 'POST', body: sent.body,
+      res = await auth.authFetch('/v1/onboardings', { method: 'POST', body: sent.body,
         headers: { 'Content-Type': 'application/json', Accept: 'application/json' } });
       answer = await res.json().catch(() => ({}));
     } catch (e) {
@@ -510,6 +515,9 @@
       setMode('edit');
       $('confirmed').checked = false;
       showReasons(answer.reasons || []);
+    } else if (res && res.status === 401) {
+      $('submit-problem').textContent = 'The request was not sent: you are not signed in any more. Sign in again ' +
+        'at the top of the page.';
     } else if (res && res.status >= 400 && res.status < 500) {
       pending = null;
       $('submit-problem').textContent = `The request was not taken: ${answer.error || `the server answered ${res.status}`}.`;
@@ -524,6 +532,7 @@
   /* ---- the confirmation page -------------------------------------------------- */
 
   function showSubmitted(request, answer) {
+    const email = (auth.user() || {}).email || 'your email address'; // the front door's submitter
     outcome = null;
     setMode('result');
     const result = $('result');
@@ -531,7 +540,7 @@
     result.dataset.onboardingId = answer.onboarding_id;
     $('result-title').textContent = 'Onboarding request submitted';
     $('result-intro').textContent = `We are confirming your new customer, ${request.customer.legal_name}, and ` +
-      `their users. An email will be sent to you at ${request.submitted_by} when the onboarding is ` +
+      `their users. An email will be sent to you at ${email} when the onboarding is ` +
       `complete, and ${request.customer.portal_admin_email} will be invited to the MDR Portal.`;
     $('result-progress').textContent = STATUS_TEXT.submitted;
     $('result-body').replaceChildren(...advice(answer.warnings));
@@ -553,12 +562,18 @@
       let res = null;
       let status = null;
       try {
-        res = await fetch(`${url}?wait=${LONG_POLL_S}`, { headers: { Accept: 'application/json' }, cache: 'no-store' });
+        res = await auth.authFetch(`${url}?wait=${LONG_POLL_S}`, { headers: { Accept: 'application/json' },
+                                                                   cache: 'no-store' });
         if (res.status === 200) status = await res.json();
       } catch (e) {
         res = null;
       }
       if (mine !== following) return;
+      if (res && res.status === 401) {
+        $('result-progress').textContent = 'You are not signed in any more, so this page stopped following the ' +
+          'onboarding. It goes on, and the email is sent to you when it is complete.';
+        return;
+      }
       if (status && FINAL.has(status.status)) {
         showOutcome(status);
         return;
@@ -649,8 +664,12 @@
 
   /* ---- wiring ----------------------------------------------------------------- */
 
-  form.addEventListener('input', refresh);
+  form.addEventListener('input', () => {
+    touched = true;
+    refresh();
+  });
   form.addEventListener('change', (e) => {
+    touched = true;
     refresh();
     if (e.target.name === 'breach')
       announce(e.target.value === 'yes'
@@ -691,11 +710,10 @@
   });
   $('new-button').addEventListener('click', () => {
     following++;
-    const keep = [text('partner_id'), text('submitted_by')]; // who is signed in stays
     form.reset();
+    touched = false;
     $('sensors').replaceChildren();
     $('addresses').replaceChildren();
-    [$('partner_id').value, $('submitted_by').value] = keep;
     clearErrors();
     refresh();
     setMode('edit');
