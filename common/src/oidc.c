@@ -219,6 +219,16 @@ static cjose_jwk_t *find_key(struct lmp_oidc *o, const char *kid, cjose_jwk_kty_
   return jwk;
 }
 
+/* Gives back a key find_key lent. cjose counts its references without atomics, so
+ * every count changes under the lock. */
+static void put_key(struct lmp_oidc *o, cjose_jwk_t *jwk) {
+  if (jwk == NULL)
+    return;
+  pthread_mutex_lock(&o->lock);
+  cjose_jwk_release(jwk);
+  pthread_mutex_unlock(&o->lock);
+}
+
 /* The key for kid, fetching the set again when it does not have it (at most once
  * every refetch_s seconds) or when it is older than max_age_s. LMP_ERETRY when the
  * key is not known and the issuer could not be asked; LMP_EREJECT when it was asked
@@ -416,7 +426,7 @@ int lmp_oidc_verify(struct lmp_oidc *o, const char *token, int64_t now, struct l
     }
     json_decref(claims);
     cjose_jws_release(jws);
-    cjose_jwk_release(jwk);
+    put_key(o, jwk);
   }
   json_decref(h);
   return r;
