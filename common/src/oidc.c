@@ -261,6 +261,12 @@ static int key_for(struct lmp_oidc *o, const char *kid, int64_t now, cjose_jwk_t
     pthread_mutex_unlock(&o->fetching);
     if (*jwk == NULL)
       *jwk = find_key(o, kid, kty);
+  } else if (*jwk == NULL) {
+    /* Another thread may be fetching the keys right now (a daemon's first requests
+     * come together): wait for it before answering from what it fetched. */
+    pthread_mutex_lock(&o->fetching);
+    pthread_mutex_unlock(&o->fetching);
+    *jwk = find_key(o, kid, kty);
   }
   if (*jwk)
     return 0; /* a cached key still verifies while the issuer is away */
