@@ -31,7 +31,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from confluent_kafka import Consumer, TopicPartition  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 from harness import (BUILD, CONFIG, MAILDIR, PG_PORT, ROOT, SECRETS, SECURED, SERVICES, SMTP_PORT,  # noqa: E402
-                     Failure, Namespace, check, encode, example, http_get, kafka_conf, pg_connect, secret)
+                     Failure, Namespace, check, encode, example, http_get, kafka_conf, onboarding_id, pg_connect,
+                     secret)
 
 OUT = os.path.join(BUILD, "bench")
 # The flow's topics in order: each daemon consumes one and emits the next.
@@ -94,9 +95,9 @@ def pg_script(batch, request):
         f"FROM generate_series(1, {batch}) k));",
         "INSERT INTO lmp_inbox(event_id, topic, partition, \"offset\") SELECT 'in-' || :cur::text || '-' || k, "
         f"'bench.requested', k % 6, k FROM generate_series(1, {batch}) k ON CONFLICT DO NOTHING RETURNING event_id;",
-        *("INSERT INTO onboardings(onboarding_id, partner_id, license, account_name, status, request) "
+        *("INSERT INTO onboardings(onboarding_id, partner_id, license, account_name, status, request, status_rank) "
           f"VALUES (:cur::text || '-{k}', 'partner-northwind', 'MDR_CORE', 'Account ' || :cur::text || '-{k}', "
-          f"'accepted', '{req}');" for k in range(1, batch + 1)),
+          f"'accepted', '{req}', 0);" for k in range(1, batch + 1)),
         "INSERT INTO lmp_outbox(event_id, topic, key, value, header_names, header_values) "
         "SELECT id, 'bench.accepted', convert_to(id, 'UTF8'), v, '{correlation_id,event_id,event_type,traceparent}', "
         "ARRAY[convert_to(id, 'UTF8'), convert_to(id, 'UTF8'), convert_to('onboarding.accepted', 'UTF8'), "
@@ -195,7 +196,9 @@ def send(ns, rid, value):
 
 
 def encoded(records):
-    return [(r["request_id"], encode("onboarding.requested", r)) for r in records]
+    """(request id, onboarding id, value) of each request: a frontend keys the request by
+    its request id; every later event is keyed by the onboarding id intake gives it."""
+    return [(r["request_id"], onboarding_id(r), encode("onboarding.requested", r)) for r in records]
 
 
 class Confirmed:
@@ -225,12 +228,16 @@ class Confirmed:
         self.c.close()
 
 
-def stamps(ns):
-    """{onboarding id: {topic: Kafka timestamp in ms}} for every topic of the flow."""
+def stamps(ns, requests):
+    """{onboarding id: {topic: Kafka timestamp in ms}} for every topic of the flow; the
+    requests (keyed by request id) are found by requests, {request id: onboarding id}."""
     out = {}
     for topic in FLOW:
         for m in ns.consume_all(topic, timeout=300):
-            out.setdefault(m.key().decode(), {}).setdefault(topic, m.timestamp()[1])
+            key = m.key().decode()
+            if topic == FLOW[0]:
+                key = requests.get(key, key)
+            out.setdefault(key, {}).setdefault(topic, m.timestamp()[1])
     return out
 
 
@@ -245,29 +252,31 @@ def latency_runs(sz):
         ns.start_all()
         stock(ns, sum(r * sz["rate_seconds"] for r in sz["rates"]))
         confirmed = Confirmed(ns)
-        alone = []
+        alone, requests = [], {}
         say(f"{sz['alone']} onboardings one at a time (virtual-core), after 5 not counted")
         for i in range(sz["alone"] + 5):
             r = example("virtual-core.json")
+            requests[r["request_id"]] = onboarding_id(r)
             ns.publish("onboarding.requested", r)
-            confirmed.wait([r["request_id"]], 30)
+            confirmed.wait([onboarding_id(r)], 30)
             if i >= 5:
-                alone.append(r["request_id"])
+                alone.append(onboarding_id(r))
         rates = {}
         for rate in sz["rates"]:
             n = int(rate * sz["rate_seconds"])
             msgs = encoded(mixed(i) for i in range(n))
             say(f"open loop: {n} onboardings at {rate}/s")
             t0 = time.monotonic()
-            for i, (rid, value) in enumerate(msgs):
+            for i, (rid, oid, value) in enumerate(msgs):
+                requests[rid] = oid
                 time.sleep(max(0.0, t0 + i / rate - time.monotonic()))
                 send(ns, rid, value)
             ns.producer.flush(60)
             offered = n / (time.monotonic() - t0)
-            confirmed.wait([rid for rid, _ in msgs], 120 + n / 10)
-            rates[rate] = ([rid for rid, _ in msgs], offered)
+            confirmed.wait([oid for _, oid, _ in msgs], 120 + n / 10)
+            rates[rate] = ([oid for _, oid, _ in msgs], offered)
         confirmed.close()
-        ts = stamps(ns)
+        ts = stamps(ns, requests)
         hops = {t: spread([ts[i][t] - ts[i][p] for i in alone]) for p, t in zip(FLOW, FLOW[1:])}
         return spread(e2e(ts, alone)), hops, {r: (spread(e2e(ts, ids)), offered) for r, (ids, offered) in rates.items()}
     finally:
@@ -356,11 +365,11 @@ def saturation(n):
         machine0, stack0 = machine_cpu(), stack_cpu()
         say(f"saturation: {n} onboardings at once")
         t0 = time.monotonic()
-        for rid, value in msgs:
+        for rid, _, value in msgs:
             send(ns, rid, value)
         ns.producer.flush(60)
         published = time.monotonic() - t0
-        confirmed.wait([rid for rid, _ in msgs], 1800)
+        confirmed.wait([oid for _, oid, _ in msgs], 1800)
         confirmed.close()
         cpu = {p.service: cpu_s(p.pid) - cpu0[p.service] for p in ns.procs}
         machine1, stack1 = machine_cpu(), stack_cpu()
@@ -371,15 +380,15 @@ def saturation(n):
         while mails() - mails0 < 2 * n and time.monotonic() < deadline:
             time.sleep(0.2)
         got_mails = mails() - mails0
-        ts = stamps(ns)
-        first = min(ts[rid][FLOW[0]] for rid, _ in msgs)
+        ts = stamps(ns, {rid: oid for rid, oid, _ in msgs})
+        first = min(ts[oid][FLOW[0]] for _, oid, _ in msgs)
         stages = {}
         for prev, topic in zip(FLOW, FLOW[1:]):
-            at = [ts[rid][topic] for rid, _ in msgs if topic in ts[rid]]
+            at = [ts[oid][topic] for _, oid, _ in msgs if topic in ts[oid]]
             check(len(at) == n, f"{topic}: {len(at)} of {n} onboardings")
             # The stage's own pace (its first event to its last), when it was done, and
             # how long an onboarding waited for it (p99 after the stage before).
-            waited = pct([ts[rid][topic] - ts[rid][prev] for rid, _ in msgs], 99)
+            waited = pct([ts[oid][topic] - ts[oid][prev] for _, oid, _ in msgs], 99)
             stages[topic] = (n / max(0.001, (max(at) - min(at)) / 1000), (max(at) - first) / 1000, waited)
         return dict(ready=ready, published=published, stages=stages, cpu=cpu, rss=rss, mails=got_mails,
                     busy=busy, servers=servers)

@@ -21,7 +21,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
-from harness import ROOT, SERVICES, Failure, Namespace, check, decode, encode, example, headers, wait_for
+from harness import (ROOT, SERVICES, Failure, Namespace, check, decode, encode, example, headers, onboarding_id,
+                     wait_for)
 
 STACK = os.path.join(ROOT, "deploy", "stack")
 GROUPS = {}    # daemon -> the event types it consumes
@@ -123,13 +124,15 @@ def main():
             code, body = ns.admin_post(service, "/v1/admin/load", data)
             check(code == 200, f"{service}: {body}")
 
+        # Both by onboarding id (lmp_onboarding_id of the partner and the request id);
+        # each request is keyed by its request id on the topic, as a frontend sends it.
         acked, lock = {}, threading.Lock()
         expect = {}
 
-        def on_delivery(err, msg, rid=None):
-            if err is None and rid:
+        def on_delivery(err, msg, oid=None):
+            if err is None and oid:
                 with lock:
-                    acked[rid] = True
+                    acked[oid] = True
 
         stop = threading.Event()
         chaos = {"kills": 0, "pg_restarts": 0, "kafka_restarts": 0}
@@ -182,13 +185,13 @@ def main():
         t_start = time.time()
         for i in range(args.requests):
             r, kind, addrs = make_request(rng, i)
-            expect[r["request_id"]] = (kind, addrs, r)
+            expect[onboarding_id(r)] = (kind, addrs, r)
             value = encode("onboarding.requested", r)
             while True:
                 try:
                     ns.producer.produce(ns.topic("onboarding.requested"), value=value, key=r["request_id"],
                                         headers=[("event_type", "onboarding.requested")],
-                                        on_delivery=lambda e, m, rid=r["request_id"]: on_delivery(e, m, rid))
+                                        on_delivery=lambda e, m, oid=onboarding_id(r): on_delivery(e, m, oid))
                     break
                 except BufferError:
                     ns.producer.poll(0.1)

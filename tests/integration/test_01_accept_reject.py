@@ -2,7 +2,7 @@
 and the emitted events say so, and a rejected request holds no customer account."""
 import sys
 
-from harness import check, decode, example, headers, run, wait_for
+from harness import check, decode, example, headers, onboarding_id, run, wait_for
 
 
 def test_accept_reject(ns):
@@ -21,8 +21,8 @@ def test_accept_reject(ns):
     name, ev = decode(m.value())
     h = headers(m)
     check(name == "onboarding.accepted", name)
-    check(m.key().decode() == good["request_id"], "accepted is keyed by the onboarding id")
-    check(ev["onboarding_id"] == good["request_id"], "onboarding id")
+    check(m.key().decode() == onboarding_id(good), "accepted is keyed by the onboarding id")
+    check(ev["onboarding_id"] == onboarding_id(good), "onboarding id")
     check(ev["request"]["customer"]["legal_name"] == good["customer"]["legal_name"], "request carried")
     check(len(ev["request"]["deployment"]["appliances"]) == 3, "appliances carried")
     check(h["event_type"] == "onboarding.accepted", h)
@@ -38,10 +38,10 @@ def test_accept_reject(ns):
     check(all(r["message"] for r in ev["reasons"]), "every reason has a message")
 
     rows = ns.sql("SELECT onboarding_id, status, customer_id IS NOT NULL FROM onboardings ORDER BY status")
-    check(rows == [(good["request_id"], "accepted", True), (bad["request_id"], "rejected", False)], rows)
+    check(rows == [(onboarding_id(good), "accepted", True), (onboarding_id(bad), "rejected", False)], rows)
     accounts = ns.sql("SELECT onboarding_id, account_name FROM customer_accounts")
-    check(accounts == [(good["request_id"], good["customer"]["legal_name"])], accounts)
-    stages = ns.sql("SELECT stage FROM onboarding_stages WHERE onboarding_id = %s", good["request_id"])
+    check(accounts == [(onboarding_id(good), good["customer"]["legal_name"])], accounts)
+    stages = ns.sql("SELECT stage FROM onboarding_stages WHERE onboarding_id = %s", onboarding_id(good))
     check(stages == [("accepted",)], stages)
     # Everything published: the outbox is empty once the broker acknowledged.
     wait_for("outbox drained", lambda: ns.sql("SELECT count(*) FROM lmp_outbox")[0][0] == 0)

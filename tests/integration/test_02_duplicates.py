@@ -4,7 +4,7 @@ regardless of case."""
 import copy
 import sys
 
-from harness import check, decode, example, run, wait_for
+from harness import check, decode, example, onboarding_id, run, wait_for
 
 
 def test_duplicates(ns):
@@ -24,7 +24,7 @@ def test_duplicates(ns):
     # another partition, so it is sent once the first holds the name: otherwise either
     # could win it.
     wait_for("the first request accepted", lambda: ns.sql(
-        "SELECT status FROM onboardings WHERE onboarding_id = %s", r["request_id"]) == [("accepted",)])
+        "SELECT status FROM onboardings WHERE onboarding_id = %s", onboarding_id(r)) == [("accepted",)])
     twin = example("virtual-core.json")
     twin["customer"]["legal_name"] = "  " + r["customer"]["legal_name"].upper() + " "
     ns.publish("onboarding.requested", twin)
@@ -33,9 +33,9 @@ def test_duplicates(ns):
     wait_for("all five events applied", lambda: ns.sql(
         "SELECT count(*) FROM lmp_inbox")[0][0] == 5)
     wait_for("the twin answered", lambda: ns.sql(
-        "SELECT status FROM onboardings WHERE onboarding_id = %s", twin["request_id"]) == [("rejected",)])
+        "SELECT status FROM onboardings WHERE onboarding_id = %s", onboarding_id(twin)) == [("rejected",)])
     rows = ns.sql("SELECT status, duplicates, conflicts FROM onboardings WHERE onboarding_id = %s",
-                  r["request_id"])
+                  onboarding_id(r))
     check(rows == [("accepted", 2, 1)], f"one onboarding, two duplicates ignored, one conflict: {rows}")
     check(ns.sql("SELECT count(*) FROM customer_accounts")[0][0] == 1, "one account")
 
@@ -46,16 +46,17 @@ def test_duplicates(ns):
     # is answered on a topic of its own: the original onboarding has no rejection.
     rej = ns.consume_all("onboarding.rejected")
     reasons = [(decode(m.value())[1]["onboarding_id"], decode(m.value())[1]["reasons"][0]["code"]) for m in rej]
-    check(reasons == [(twin["request_id"], "LEGAL_NAME_TAKEN")], reasons)
+    check(reasons == [(onboarding_id(twin), "LEGAL_NAME_TAKEN")], reasons)
     conflicts = ns.consume_all("onboarding.request-conflict")
     check(len(conflicts) == 1, f"one conflict answer, got {len(conflicts)}")
     name, ev = decode(conflicts[0].value())
     check(name == "onboarding.request-conflict" and ev["request_id"] == r["request_id"] and
           ev["reasons"][0]["code"] == "REQUEST_ID_CONFLICT", ev)
-    check(conflicts[0].key().decode() == r["request_id"], "keyed by the request id")
+    # Keyed by the onboarding id it conflicts with; its request_id is the frontend's.
+    check(conflicts[0].key().decode() == onboarding_id(r), "keyed by the onboarding id")
     # The conflict did not change the original onboarding.
     stored = ns.sql("SELECT request->'users'->>'tier' FROM onboardings WHERE onboarding_id = %s",
-                    r["request_id"])
+                    onboarding_id(r))
     check(stored == [("8",)], stored)
 
 

@@ -7,7 +7,7 @@ import struct
 import sys
 
 
-from harness import cap_message_bytes, check, encode, example, headers, http_get, run, wait_for
+from harness import cap_message_bytes, check, encode, example, headers, http_get, onboarding_id, run, wait_for
 
 
 def test_dead_letter(ns):
@@ -54,7 +54,7 @@ def test_dead_letter(ns):
     check(len(found["BAD_FRAMING"]) == 2, "the empty message is dead-lettered too")
 
     wait_for("the valid request behind the poison", lambda: ns.sql(
-        "SELECT status FROM onboardings WHERE onboarding_id = %s", good["request_id"]) == [("accepted",)])
+        "SELECT status FROM onboardings WHERE onboarding_id = %s", onboarding_id(good)) == [("accepted",)])
     # A redelivery of the same poison is recognised by its position: one dead letter each.
     check(ns.sql("SELECT count(*) FROM lmp_inbox")[0][0] == len(poison) + 2, "inbox rows")
 
@@ -72,7 +72,7 @@ def test_dead_letter(ns):
     check(parked[0][0] == ns.topic("onboarding.accepted") and "too large" in parked[0][1].lower(), parked)
     wait_for("the outbox empty again", lambda: ns.sql("SELECT count(*) FROM lmp_outbox")[0][0] == 0, timeout=60)
     wait_for("the request behind it answered", lambda: ns.sql(
-        "SELECT status FROM onboardings WHERE onboarding_id = %s", after["request_id"]) == [("rejected",)])
+        "SELECT status FROM onboardings WHERE onboarding_id = %s", onboarding_id(after)) == [("rejected",)])
     copies = [headers(m) for m in ns.consume_all(ns.dlq) if headers(m).get("error_code") == "PUBLISH_REFUSED"]
     check(len(copies) == 1 and copies[0]["source_topic"] == ns.topic("onboarding.accepted") and
           copies[0]["event_type"] == "onboarding.accepted", f"one copy of the parked event: {copies}")

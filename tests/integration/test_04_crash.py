@@ -4,7 +4,7 @@ import random
 import signal
 import sys
 
-from harness import check, decode, example, headers, log, run, wait_for
+from harness import check, decode, example, headers, log, onboarding_id, run, wait_for
 
 N = 600
 
@@ -15,7 +15,7 @@ def test_crash(ns):
     for i in range(N):
         r = example(random.choice(["virtual-core.json", "physical-complete.json", "cloud-only.json",
                                    "rejected-breach.json"]))
-        ids.append(r["request_id"])
+        ids.append(onboarding_id(r))
         ns.publish("onboarding.requested", r, flush=False)
     ns.producer.flush(30)
 

@@ -1,10 +1,12 @@
 """Another language reads and writes our events: fastavro computes the same Parsing
 Canonical Form and fingerprint for every schema, a Python frontend's request is
-answered, and a request sent by lmpctl (C) is read back by Python."""
+answered, and a request sent by lmpctl (C) is read back by Python, and its status by
+lmpctl."""
+import json
 import os
 import sys
 
-from harness import SCHEMAS, check, decode, example, headers, run, wait_for
+from harness import SCHEMAS, check, decode, example, headers, onboarding_id, run, wait_for
 
 
 def lmpctl(ns, *args):
@@ -43,6 +45,11 @@ def test_interop(ns):
     check(h["event_type"] == "onboarding.requested" and h["correlation_id"] == rid, h)
     wait_for("intake answers lmpctl's request", lambda: ns.sql(
         "SELECT status FROM onboardings WHERE onboarding_id = %s", rid) == [("accepted",)])
+    # The id lmpctl printed is the onboarding's (scoped to its partner), and the
+    # operator reads it back on intake's admin listener.
+    check(rid == onboarding_id(req), f"lmpctl printed {rid}, not the onboarding id")
+    out = lmpctl(ns, "status", rid, "--json")
+    check(out.returncode == 0 and json.loads(out.stdout)["status"] == "accepted", f"{out.stdout} {out.stderr}")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ import re
 import subprocess
 import sys
 
-from harness import BUILD, SERVICES, check, example, http_get, run, wait_for
+from harness import BUILD, SERVICES, check, example, http_get, run, token, wait_for
 
 
 def test_health_config(ns):
@@ -63,7 +63,7 @@ def test_health_config(ns):
     check(m['lmp_applied_total{service="intake"}'] == 1, m)
     check(m['lmp_batch_duration_seconds_count{service="intake"}'] >= 1, m)
     check('lmp_consumer_lag{service="intake"}' in m, m)
-    code, body = http_get(p.http + "/v1/onboardings/nope")
+    code, body = http_get(p.http + "/v1/onboardings/nope", token=token())
     check(code == 404, f"unknown onboarding: {code}")
 
     # A database that cannot be reached: not ready, and said so in the log.

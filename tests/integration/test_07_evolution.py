@@ -10,7 +10,7 @@ import sys
 import fastavro
 from fastavro.schema import fingerprint, parse_schema, to_parsing_canonical_form
 
-from harness import BUILD, ROOT, _collect, _expand, check, example, headers, run, wait_for
+from harness import BUILD, ROOT, _collect, _expand, check, example, headers, onboarding_id, run, wait_for
 
 
 def next_version(extra_field):
@@ -54,9 +54,9 @@ def test_evolution(ns):
     # ...one given the version reads it into the current schema and accepts it.
     ns.start("intake", LMP_SCHEMAS_EXTRA_DIR=versions)
     wait_for("the newer request accepted", lambda: ns.sql(
-        "SELECT status FROM onboardings WHERE onboarding_id = %s", r["request_id"]) == [("accepted",)], timeout=60)
+        "SELECT status FROM onboardings WHERE onboarding_id = %s", onboarding_id(r)) == [("accepted",)], timeout=60)
     stored = ns.sql("SELECT request->'customer'->>'legal_name', request ? 'referral_code' FROM onboardings "
-                    "WHERE onboarding_id = %s", r["request_id"])
+                    "WHERE onboarding_id = %s", onboarding_id(r))
     check(stored == [(r["customer"]["legal_name"], False)], f"read into the current schema: {stored}")
 
     # A version the current reader cannot read is refused at start-up.

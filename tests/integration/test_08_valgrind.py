@@ -1,10 +1,12 @@
 """One daemon under valgrind (a build without sanitizers): it consumes, answers,
-dead-letters and drains with no memory error and nothing lost."""
+dead-letters, takes a signed-in partner's request at the front door (the access token
+verified against the issuer's keys), refuses a forged token, and drains with no memory
+error and nothing lost."""
 import os
 import signal
 import sys
 
-from harness import check, example, run, wait_for
+from harness import check, example, http_get, http_post, onboarding_id, run, token, wait_for
 
 PLAIN = os.environ.get("LMP_VALGRIND_BUILD", "")
 
@@ -20,11 +22,23 @@ def test_valgrind(ns):
         ids = []
         for name in ("virtual-core.json", "physical-complete.json", "cloud-only.json", "rejected-breach.json"):
             r = example(name)
-            ids.append(r["request_id"])
+            ids.append(onboarding_id(r))
             ns.publish("onboarding.requested", r)
         ns.publish("onboarding.requested", raw=b"not avro")
+        # The front door: a partner's token verified (the issuer's keys fetched), a
+        # forged one refused, the status read back.
+        door = example("virtual-core.json")
+        code, body = http_post(p.http + "/v1/onboardings", door, token=token(), timeout=120)
+        check(code == 202, f"front door: {code} {body}")
+        ids.append(onboarding_id(door))
+        head, payload, sig = token().split(".")
+        code, body = http_post(p.http + "/v1/onboardings", example("virtual-core.json"),
+                               token=f"{head}.{payload}.{sig[::-1]}", timeout=120)
+        check(code == 401, f"a forged token: {code} {body}")
         wait_for("every request answered", lambda: ns.sql(
-            "SELECT count(*) FROM onboardings WHERE onboarding_id = ANY(%s)", ids)[0][0] == 4, timeout=120)
+            "SELECT count(*) FROM onboardings WHERE onboarding_id = ANY(%s)", ids)[0][0] == 5, timeout=120)
+        wait_for("the status of the front door's request", lambda: http_get(
+            p.http + "/v1/onboardings/" + onboarding_id(door), token=token())[0] == 200, timeout=60)
         wait_for("the junk dead-lettered", lambda: len(ns.consume(ns.dlq, 1, timeout=5)) == 1, timeout=60)
     finally:
         p.send_signal(signal.SIGTERM)

@@ -5,7 +5,7 @@ by the SMTP server are checked."""
 import json
 import sys
 
-from harness import check, decode, example, headers, http_get, run, wait_for
+from harness import check, decode, example, headers, http_get, onboarding_id, run, token, wait_for
 
 
 def status(ns, oid):
@@ -20,14 +20,14 @@ def test_flow(ns):
     cloud = example("cloud-only.json")
     for r in (virt, phys, cloud):
         ns.publish("onboarding.requested", r)
-    ids = [r["request_id"] for r in (virt, phys, cloud)]
+    ids = [onboarding_id(r) for r in (virt, phys, cloud)]
     wait_for("three confirmed onboardings",
              lambda: all(status(ns, i) == "confirmed" for i in ids), timeout=90)
 
     # intake: every stage in the order of the flow, as the status answer gives it: each
     # stage's event comes on its own topic, so intake may hear of them in any order
     for i in ids:
-        code, body = http_get(ns.http["intake"] + "/v1/onboardings/" + i)
+        code, body = http_get(ns.http["intake"] + "/v1/onboardings/" + i, token=token("partner-northwind"))
         check(code == 200, f"{i}: status {code}")
         answer = json.loads(body)
         stages = [s["stage"] for s in answer["stages"]]
@@ -40,9 +40,9 @@ def test_flow(ns):
 
     # allocation: what each drew, and the pools
     allocs = ns.sql("SELECT onboarding_id, product, users FROM allocations ORDER BY 1, 2", service="allocation")
-    want = sorted([(virt["request_id"], "MDR_CORE", 8), (phys["request_id"], "BEAUCERON_SAT", 120),
-                   (phys["request_id"], "MDR_CLOUD", 25), (phys["request_id"], "MDR_COMPLETE", 120),
-                   (cloud["request_id"], "MDR_CLOUD", 40)])
+    want = sorted([(onboarding_id(virt), "MDR_CORE", 8), (onboarding_id(phys), "BEAUCERON_SAT", 120),
+                   (onboarding_id(phys), "MDR_CLOUD", 25), (onboarding_id(phys), "MDR_COMPLETE", 120),
+                   (onboarding_id(cloud), "MDR_CLOUD", 40)])
     check(sorted(allocs) == want, allocs)
     pools = dict(ns.sql("SELECT product, allocated FROM pools WHERE partner_id = 'partner-northwind'",
                         service="allocation"))
@@ -50,11 +50,11 @@ def test_flow(ns):
 
     # fulfilment: one virtual appliance, three reserved units
     va = ns.sql("SELECT onboarding_id, region, status FROM virtual_appliances", service="appliance-fulfilment")
-    check(va == [(virt["request_id"], "ca-central-1", "provisioned")], va)
+    check(va == [(onboarding_id(virt), "ca-central-1", "provisioned")], va)
     units = ns.sql("SELECT sku, onboarding_id FROM units WHERE status = 'reserved' ORDER BY sku",
                    service="appliance-fulfilment")
-    check(sorted(units) == sorted([("NS-100", phys["request_id"]), ("NS-100", phys["request_id"]),
-                                   ("NS-500", phys["request_id"])]), units)
+    check(sorted(units) == sorted([("NS-100", onboarding_id(phys)), ("NS-100", onboarding_id(phys)),
+                                   ("NS-500", onboarding_id(phys))]), units)
 
     # shipping: two shipments for the physical one (head office: 2 units, warehouse: 1)
     ships = ns.sql("SELECT s.address->>'city', count(*) FROM shipments s JOIN shipment_items i USING (shipment_id) "
@@ -64,14 +64,14 @@ def test_flow(ns):
     check(len(reqs) == 2, f"{len(reqs)} shipment requests for the warehouse")
     for m in reqs:
         name, ev = decode(m.value())
-        check(name == "shipment.requested" and ev["onboarding_id"] == phys["request_id"], ev)
+        check(name == "shipment.requested" and ev["onboarding_id"] == onboarding_id(phys), ev)
         check(all(it["serial"] for it in ev["items"]) and ev["address"]["country"] == "CA", ev)
-        check(m.key().decode() == phys["request_id"], "keyed by onboarding")
-        check(headers(m)["correlation_id"] == phys["request_id"], "correlation id carried through")
+        check(m.key().decode() == onboarding_id(phys), "keyed by onboarding")
+        check(headers(m)["correlation_id"] == phys["request_id"], "the frontend's request id carried through")
 
     # notifier and the SMTP server: a confirmation and an invitation each, nothing else
     for r in (virt, phys, cloud):
-        i = r["request_id"]
+        i = onboarding_id(r)
         mails = wait_for(f"two mails for {i}", lambda: (lambda m: m if len(m) >= 2 else None)(ns.mails(i)))
         by_to = {m["To"].addresses[0].addr_spec: m for m in mails}
         check(len(mails) == 2, f"{i}: {len(mails)} mails")

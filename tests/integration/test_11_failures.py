@@ -1,10 +1,10 @@
 """Onboardings that cannot complete leave nothing behind: a breach is rejected with
 nothing allocated; a shortfall fails at allocation naming product, requested and
 available; an appliance out of stock after allocation returns the pool exactly to
-where it was; unknown and non-sharing sub-partners are refused; each partner is told."""
+where it was; unknown and non-sharing sub-partners are refused alike; each partner is told."""
 import sys
 
-from harness import check, decode, example, run, wait_for
+from harness import check, decode, example, onboarding_id, run, wait_for
 
 
 def outcome(ns, oid):
@@ -40,27 +40,32 @@ def test_failures(ns):
     for r in cases:
         ns.publish("onboarding.requested", r)
 
-    got = {r["request_id"]: wait_for("an outcome", lambda r=r: outcome(ns, r["request_id"]), timeout=60)
+    got = {onboarding_id(r): wait_for("an outcome", lambda r=r: outcome(ns, onboarding_id(r)), timeout=60)
            for r in cases}
-    st, reasons = got[breach["request_id"]]
-    check(st == "rejected" and reasons[0]["code"] == "BREACH_OR_INCIDENT", got[breach["request_id"]])
-    check(ns.sql("SELECT count(*) FROM onboardings WHERE onboarding_id = %s", breach["request_id"],
+    st, reasons = got[onboarding_id(breach)]
+    check(st == "rejected" and reasons[0]["code"] == "BREACH_OR_INCIDENT", got[onboarding_id(breach)])
+    check(ns.sql("SELECT count(*) FROM onboardings WHERE onboarding_id = %s", onboarding_id(breach),
                  service="allocation")[0][0] == 0, "a rejected request never reaches allocation")
 
-    st, reasons = got[short["request_id"]]
-    check(st == "failed" and reasons[0]["code"] == "INSUFFICIENT_USERS", got[short["request_id"]])
+    st, reasons = got[onboarding_id(short)]
+    check(st == "failed" and reasons[0]["code"] == "INSUFFICIENT_USERS", got[onboarding_id(short)])
     check("MDR Core: 51 users requested, 50 available" in reasons[0]["message"], reasons[0]["message"])
 
-    st, reasons = got[stock["request_id"]]
-    check(st == "failed" and reasons[0]["code"] == "OUT_OF_STOCK", got[stock["request_id"]])
+    st, reasons = got[onboarding_id(stock)]
+    check(st == "failed" and reasons[0]["code"] == "OUT_OF_STOCK", got[onboarding_id(stock)])
     check("NS-2000" in reasons[0]["message"], reasons[0]["message"])
 
-    check(got[unknown_sub["request_id"]][1][0]["code"] == "UNKNOWN_SUB_PARTNER", got[unknown_sub["request_id"]])
-    check(got[not_sharing["request_id"]][1][0]["code"] == "SUB_PARTNER_NOT_SHARING", got[not_sharing["request_id"]])
+    # A sub-partner that does not exist is answered as one that does not share the
+    # license: the requesting partner learns nothing of which other partners exist.
+    (unknown,), (sharing,) = got[onboarding_id(unknown_sub)][1], got[onboarding_id(not_sharing)][1]
+    check(unknown["code"] == sharing["code"] == "SUB_PARTNER_NOT_SHARING" and
+          unknown["field"] == sharing["field"] == "customer.sub_partner_id", (unknown, sharing))
+    check(unknown["message"].replace("partner-nowhere", "X") == sharing["message"].replace("partner-southwind", "X"),
+          f"the two refusals differ beyond the id: {unknown['message']!r} {sharing['message']!r}")
 
     # Compensation: the out-of-stock onboarding's users went back, exactly.
     wait_for("allocation released", lambda: ns.sql(
-        "SELECT status FROM onboardings WHERE onboarding_id = %s", stock["request_id"],
+        "SELECT status FROM onboardings WHERE onboarding_id = %s", onboarding_id(stock),
         service="allocation") == [("released",)])
     check(pools(ns) == before, f"pools after: {pools(ns)}, before: {before}")
     check(ns.sql("SELECT count(*) FROM units WHERE status = 'reserved'", service="appliance-fulfilment")[0][0] == 0,
@@ -70,10 +75,10 @@ def test_failures(ns):
 
     # Each failed onboarding's partner is told, once, with the reasons.
     for r in (short, stock, unknown_sub, not_sharing):
-        mails = wait_for("a failure notice", lambda r=r: ns.mails(r["request_id"]) or None)
+        mails = wait_for("a failure notice", lambda r=r: ns.mails(onboarding_id(r)) or None)
         check(len(mails) == 1 and mails[0]["To"].addresses[0].addr_spec == r["submitted_by"], mails)
         check("not completed" in mails[0]["Subject"], mails[0]["Subject"])
-    check(ns.mails(breach["request_id"]) == [], "a rejection by intake sends no mail")
+    check(ns.mails(onboarding_id(breach)) == [], "a rejection by intake sends no mail")
     failed = ns.consume("onboarding.failed", 4)
     stages = sorted(decode(m.value())[1]["stage"] for m in failed)
     check(stages == ["allocation", "allocation", "allocation", "appliance-fulfilment"], stages)

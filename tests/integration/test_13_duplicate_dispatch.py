@@ -3,13 +3,13 @@ mails. The warehouse's dispatch is recorded and leads to one tracking mail, howe
 often it is reported; a dispatch for an unknown shipment is dead-lettered."""
 import sys
 
-from harness import check, decode, example, headers, run, wait_for
+from harness import check, decode, example, headers, onboarding_id, run, wait_for
 
 
 def test_duplicate_dispatch(ns):
     ns.start_all()
     r = example("physical-complete.json")
-    oid = r["request_id"]
+    oid = onboarding_id(r)
     ns.publish("onboarding.requested", r)
     ns.publish("onboarding.requested", r)
     wait_for("confirmed", lambda: ns.sql("SELECT status FROM onboardings WHERE onboarding_id = %s", oid)

@@ -5,7 +5,7 @@ confirmed. The server's address is a listener this test holds for its whole run,
 no other process can take it."""
 import sys
 
-from harness import SmtpGate, check, example, run, wait_for
+from harness import SmtpGate, check, example, onboarding_id, run, wait_for
 
 
 def test_smtp_down(ns):
@@ -28,7 +28,7 @@ def run_with_gate(ns, gate):
     def three_attempts():
         for attempts, next_at, err in ns.sql(
                 "SELECT attempts, extract(epoch FROM next_attempt_at)::float8, last_error FROM mails "
-                "WHERE onboarding_id = %s AND kind = 'confirmation'", first["request_id"], service="notifier"):
+                "WHERE onboarding_id = %s AND kind = 'confirmation'", onboarding_id(first), service="notifier"):
             if attempts:
                 seen.setdefault(attempts, (next_at, err))
         return seen if len(seen) >= 3 else None
@@ -42,17 +42,17 @@ def run_with_gate(ns, gate):
     second = example("physical-complete.json")
     ns.publish("onboarding.requested", second)
     wait_for("the second onboarding at its last step", lambda: ns.sql(
-        "SELECT status FROM onboardings WHERE onboarding_id = %s", second["request_id"])
+        "SELECT status FROM onboardings WHERE onboarding_id = %s", onboarding_id(second))
         == [("shipping_arranged",)], timeout=90)
     wait_for("the second onboarding's mails owed", lambda: ns.sql(
-        "SELECT count(*) FROM mails WHERE onboarding_id = %s", second["request_id"],
+        "SELECT count(*) FROM mails WHERE onboarding_id = %s", onboarding_id(second),
         service="notifier")[0][0] == 2, timeout=90)
     check(ns.sql("SELECT count(*) FROM onboardings WHERE status = 'confirmed'") == [(0,)], "none confirmed yet")
     check(ns.sql("SELECT count(*) FROM mails WHERE status = 'sent'", service="notifier") == [(0,)],
           "no mail counted as sent while the server is down")
 
     gate.open = True
-    ids = [first["request_id"], second["request_id"]]
+    ids = [onboarding_id(first), onboarding_id(second)]
     wait_for("both confirmed once the server is back", lambda: ns.sql(
         "SELECT count(*) FROM onboardings WHERE status = 'confirmed' AND onboarding_id = ANY(%s)", ids)
         == [(2,)], timeout=120, interval=0.5)

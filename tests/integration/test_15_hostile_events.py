@@ -11,7 +11,7 @@ import struct
 import sys
 import uuid
 
-from harness import SERVICES, check, decode, encode, example, headers, log, run, wait_for
+from harness import SERVICES, check, decode, encode, example, headers, log, onboarding_id, run, wait_for
 
 CONSUMERS = {}  # topic -> the daemons that read it, from their route tables
 PARTITION = 2
@@ -70,12 +70,12 @@ def real_events(ns):
     ns.publish("onboarding.requested", phys)
     ns.publish("onboarding.requested", short)
     wait_for("the physical onboarding confirmed", lambda: ns.sql(
-        "SELECT status FROM onboardings WHERE onboarding_id = %s", phys["request_id"]) == [("confirmed",)], timeout=90)
+        "SELECT status FROM onboardings WHERE onboarding_id = %s", onboarding_id(phys)) == [("confirmed",)], timeout=90)
     wait_for("the short one failed", lambda: ns.sql(
-        "SELECT status FROM onboardings WHERE onboarding_id = %s", short["request_id"]) == [("failed",)], timeout=90)
+        "SELECT status FROM onboardings WHERE onboarding_id = %s", onboarding_id(short)) == [("failed",)], timeout=90)
     ship = decode(ns.consume("shipment.requested", 1)[0].value())[1]
     ns.publish("shipment.dispatched", {"shipment_id": ship["shipment_id"], "carrier": "Purolator",
-                                       "tracking_number": "PRL1", "dispatched_at": 0}, key=phys["request_id"])
+                                       "tracking_number": "PRL1", "dispatched_at": 0}, key=onboarding_id(phys))
     wait_for("the dispatch recorded", lambda: ns.sql(
         "SELECT count(*) FROM onboarding_stages WHERE stage = 'shipment-dispatched'")[0][0] == 1, timeout=60)
     ns.wait_published()
@@ -91,11 +91,12 @@ def real_events(ns):
 
 def valid_message(topic, events):
     """A valid message for the topic: a new request, or a real event under a new
-    event id (each daemon's handler is idempotent, so it applies and changes nothing)."""
+    event id (each daemon's handler is idempotent, so it applies and changes nothing);
+    for a request, the onboarding id intake gives it too."""
     if topic == "onboarding.requested":
         r = example("virtual-core.json")
         h = {"event_id": str(uuid.uuid4()), "event_type": topic, "correlation_id": r["request_id"]}
-        return r["request_id"].encode(), encode(topic, r), h, r["request_id"]
+        return r["request_id"].encode(), encode(topic, r), h, onboarding_id(r)
     key, value, h = events[topic]
     h = {"event_id": str(uuid.uuid4()), "event_type": topic, "correlation_id": h["correlation_id"]}
     return key, value, h, None
@@ -110,7 +111,7 @@ def test_hostile_events(ns):
     hostile_requests(ns)
     events = real_events(ns)
     base = {t: valid_message(t, events)[2] for t in CONSUMERS}
-    sent, valid = [], []  # (topic, probe, code); (topic, event_id, request_id)
+    sent, valid = [], []  # (topic, probe, code); (topic, event_id, onboarding id of a request)
     plan = {t: classes(t, valid_message(t, events)[1], base[t]) for t in CONSUMERS}
     half = max(len(c) for c in plan.values()) // 2
     for part in (0, 1):
@@ -201,9 +202,9 @@ def hostile_requests(ns):
     ns.publish("onboarding.requested", first)
     # Accepted, and maybe further along already: it holds the name either way.
     wait_for("the first of two long names accepted", lambda: ns.sql(
-        "SELECT status FROM onboardings WHERE onboarding_id = %s", first["request_id"]) in (
+        "SELECT status FROM onboardings WHERE onboarding_id = %s", onboarding_id(first)) in (
         [(s,)] for s in ("accepted", "users_allocated", "appliances_provisioned", "shipping_arranged", "confirmed")),
-        show=lambda: ns.sql("SELECT status FROM onboardings WHERE onboarding_id = %s", first["request_id"]))
+        show=lambda: ns.sql("SELECT status FROM onboardings WHERE onboarding_id = %s", onboarding_id(first)))
     ns.publish("onboarding.requested", twin)
     many = example("virtual-core.json")
     many["deployment"]["addresses"] = [{"ref": f"a{i}", "recipient": "R" * 200, "line1": "L" * 200, "city": "C" * 200,
@@ -214,14 +215,16 @@ def hostile_requests(ns):
         rows = ns.sql("SELECT status, reasons FROM onboardings WHERE onboarding_id = %s", rid)
         return rows[0] if rows and rows[0][0] == "rejected" else None
     for r, _, field in cases:
-        st, rs = wait_for(f"{field} answered", lambda r=r: reasons(r["request_id"]), timeout=60)
+        st, rs = wait_for(f"{field} answered", lambda r=r: reasons(onboarding_id(r)), timeout=60)
         check(any(x["code"] == "INVALID_TEXT" and x["field"] == field for x in rs), f"{field}: {rs}")
-    st, rs = wait_for("the twin answered", lambda: reasons(twin["request_id"]), timeout=60)
+    st, rs = wait_for("the twin answered", lambda: reasons(onboarding_id(twin)), timeout=60)
     check(rs[0]["code"] == "LEGAL_NAME_TAKEN" and name[:50] in rs[0]["message"], rs)
-    st, rs = wait_for("the many addresses answered", lambda: reasons(many["request_id"]), timeout=60)
+    st, rs = wait_for("the many addresses answered", lambda: reasons(onboarding_id(many)), timeout=60)
     check([x["code"] for x in rs] == ["ADDRESSES_NOT_APPLICABLE"], rs)
     ns.wait_published(["intake"])
-    answered = {r["request_id"] for r, _, _ in cases} | {twin["request_id"], many["request_id"]}
+    answered = {onboarding_id(r) for r, _, _ in cases} | {onboarding_id(twin), onboarding_id(many)}
+    # A request is keyed by its frontend's request id on onboarding.requested.
+    request_keys = {r["request_id"] for r, _, _ in cases} | {twin["request_id"], many["request_id"]}
     found = set()
     for m in ns.consume_all("onboarding.rejected"):
         ev = decode(m.value())[1]  # fastavro refuses strings that are not UTF-8
@@ -229,7 +232,7 @@ def hostile_requests(ns):
         check(ev["reasons"], "a rejection has its reasons")
     check(answered <= found, f"rejections missing for {answered - found}")
     for m in ns.consume_all(ns.dlq):
-        check((m.key() or b"").decode(errors="replace") not in answered, "a request was dead-lettered")
+        check((m.key() or b"").decode(errors="replace") not in request_keys, "a request was dead-lettered")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """HTTP under hostile clients: a thousand slow half-open connections, sixty stalled
 one-megabyte uploads and a long admin load never keep /healthz from answering or grow
 the daemon without bound; bodies over the limit are refused before they are read;
-admin routes exist only on the admin listener and only with a valid bearer token;
+admin routes exist only on the admin listener and only with a valid bearer token; the
+front door refuses a request without an access token on its headers, whatever its body,
+and only a signed-in request reaches its JSON parser;
 wrong methods get 405 with Allow, HEAD works where GET does, a path that is not text
 gets 400; every error is well-formed JSON and no database text reaches a client."""
 import http.client
@@ -13,7 +15,7 @@ import sys
 import threading
 import time
 
-from harness import check, http_get, http_post, log, run, secret
+from harness import check, http_get, http_post, log, run, secret, token
 
 HEALTH_DEADLINE = 2.0  # seconds a probe may take while the daemon is under attack
 
@@ -98,6 +100,25 @@ def test_hostile_http(ns):
     check("at most 1048576 bytes" in json_error(code, body), body)
     code, _, body = request(ns.http["intake"], "POST", "/v1/onboardings/x", body=b"{}")
     check(code == 405, f"POST to a GET route: {code}")
+    # The front door: a request without a token (or with one that is not an access
+    # token) is refused on its headers, whatever its body; a body over the limit is
+    # refused on its announced length, before the token is verified (on a worker, once
+    # a body is in); only a signed-in request reaches the JSON parser.
+    door = ns.http["intake"]
+    bearer = {"Authorization": "Bearer " + token()}
+    big = b"{" + b" " * (300 * 1024) + b"}"
+    for what, hdrs, body, want, challenge in [
+            ("no token, over the limit", {}, big, 401, 'Bearer realm="lmp"'),
+            ("not an access token, over the limit", {"Authorization": "Bearer x.y.z"}, big, 401,
+             'Bearer realm="lmp", error="invalid_token"'),
+            ("signed in, over the limit", bearer, big, 413, None),
+            ("no token, not JSON", {}, b"{not json", 401, 'Bearer realm="lmp"'),
+            ("signed in, not JSON", bearer, b"{not json", 400, None)]:
+        code, got, text = request(door, "POST", "/v1/onboardings", body=body,
+                                  headers=dict(hdrs, **{"Content-Type": "application/json"}))
+        check(code == want and got.get("WWW-Authenticate") == challenge, f"{what}: {code} {got}, want {want}")
+        err = json_error(code, text)
+        check(code != 413 or "at most 262144 bytes" in err, err)
     # A refusal by the database names the rule, not the server's text.
     code, _, body = request(ns.admin["allocation"], "POST", "/v1/admin/load", headers=auth,
                             body=json.dumps({"pools": [{"partner_id": "partner-northwind", "product": "NOT_A_PRODUCT",

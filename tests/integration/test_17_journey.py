@@ -7,16 +7,17 @@ import json
 import sys
 import uuid
 
-from harness import check, decode, example, headers, http_get, run, wait_for
+from harness import check, decode, example, headers, http_get, onboarding_id, run, token, wait_for
 
 
-def status(ns, oid):
-    code, body = http_get(ns.http["intake"] + "/v1/onboardings/" + oid)
+def status(ns, oid, partner="partner-northwind"):
+    """The status answer the partner's frontend gets, signed in as that partner."""
+    code, body = http_get(ns.http["intake"] + "/v1/onboardings/" + oid, token=token(partner))
     return json.loads(body) if code == 200 else None
 
 
-def final(ns, oid):
-    s = status(ns, oid)
+def final(ns, oid, partner="partner-northwind"):
+    s = status(ns, oid, partner)
     return s if s and s["status"] in ("confirmed", "failed", "rejected") else None
 
 
@@ -29,18 +30,18 @@ def test_journey(ns):
     first["users"]["tier"] = 51
     first["submitted_by"] = "ops@southwind.example.com"
     ns.publish("onboarding.requested", first)
-    s = wait_for("the first attempt fails", lambda: final(ns, first["request_id"]), timeout=60)
+    s = wait_for("the first attempt fails", lambda: final(ns, onboarding_id(first), "partner-southwind"), timeout=60)
     check(s["status"] == "failed" and s["reasons"][0]["code"] == "INSUFFICIENT_USERS", s)
     check(s["account_status"] == "released", f"the failed onboarding released its account: {s['account_status']}")
     again = dict(first, request_id=str(uuid.uuid4()), users={"tier": 50, "cloud": 0, "sat": 0})
     ns.publish("onboarding.requested", again)
-    s = wait_for("the corrected request", lambda: final(ns, again["request_id"]), timeout=90)
+    s = wait_for("the corrected request", lambda: final(ns, onboarding_id(again), "partner-southwind"), timeout=90)
     check(s["status"] == "confirmed", f"resubmitted under the same legal name: {s['status']} {s['reasons']}")
     check(s["account_status"] == "active" and s["customer"]["legal_name"] == first["customer"]["legal_name"], s)
     # A third one with that name now finds it taken by the confirmed customer.
     third = dict(first, request_id=str(uuid.uuid4()), users={"tier": 1, "cloud": 0, "sat": 0})
     ns.publish("onboarding.requested", third)
-    s = wait_for("a third with the name", lambda: final(ns, third["request_id"]), timeout=60)
+    s = wait_for("a third with the name", lambda: final(ns, onboarding_id(third), "partner-southwind"), timeout=60)
     check(s["status"] == "rejected" and s["reasons"][0]["code"] == "LEGAL_NAME_TAKEN", s)
 
     # 2. The frontend's trace, through every event, whatever emitted it.
@@ -50,7 +51,7 @@ def test_journey(ns):
     ns.publish("onboarding.requested", phys, headers={
         "event_id": str(uuid.uuid4()), "event_type": "onboarding.requested", "correlation_id": phys["request_id"],
         "traceparent": f"00-{trace}-{uuid.uuid4().hex[:16]}-01"})
-    oid = phys["request_id"]
+    oid = onboarding_id(phys)
     s = wait_for("the physical onboarding confirmed", lambda: final(ns, oid), timeout=90)
     check(s["status"] == "confirmed", s)
     # Events on different topics have no order between them: the shipment request
@@ -59,7 +60,7 @@ def test_journey(ns):
         decode(m.value())[1] for m in ns.consume_all("shipment.requested") if m.key().decode() == oid], timeout=60)[0]
     ns.publish("shipment.dispatched", {"shipment_id": ship["shipment_id"], "carrier": "Purolator",
                                        "tracking_number": "PRL777", "dispatched_at": 0}, key=oid, headers={
-        "event_id": str(uuid.uuid4()), "event_type": "shipment.dispatched", "correlation_id": oid,
+        "event_id": str(uuid.uuid4()), "event_type": "shipment.dispatched", "correlation_id": phys["request_id"],
         "traceparent": f"00-{trace}-{uuid.uuid4().hex[:16]}-01"})
     wait_for("the dispatch in the status", lambda: any(x.get("tracking_number") == "PRL777"
                                                         for x in status(ns, oid)["shipments"]), timeout=60)
@@ -73,7 +74,8 @@ def test_journey(ns):
                 h = headers(m)
                 # At least once: a copy the sweeper sent again is the same event, same span.
                 seen.setdefault(topic, {})[h["event_id"]] = h["traceparent"]
-                check(h["correlation_id"] == oid, f"{topic}: correlation id {h['correlation_id']}")
+                # keyed by the onboarding; correlated by the frontend's request id
+                check(h["correlation_id"] == phys["request_id"], f"{topic}: correlation id {h['correlation_id']}")
     check(len(seen) == 7, f"events of the onboarding on {sorted(seen)}")
     spans = set()
     for topic, tps in seen.items():

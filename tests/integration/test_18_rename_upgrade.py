@@ -5,7 +5,7 @@ renamed daemon goes on from there (README, "Renaming fulfilment")."""
 import re
 import sys
 
-from harness import SECURED, SERVICES, check, example, http_get, pg_connect, role, run, wait_for
+from harness import SECURED, SERVICES, check, example, http_get, onboarding_id, pg_connect, role, run, wait_for
 
 
 def metric(url, name):
@@ -30,7 +30,8 @@ def test_rename_upgrade(ns):
     first = example("physical-complete.json")
     ns.publish("onboarding.requested", first)
     wait_for("confirmed under the old names", lambda: ns.sql(
-        "SELECT status FROM onboardings WHERE onboarding_id = %s", first["request_id"]) == [("confirmed",)], timeout=90)
+        "SELECT status FROM onboardings WHERE onboarding_id = %s", onboarding_id(first)) == [("confirmed",)],
+        timeout=90)
     wait_for("the old group caught up", lambda: ns.group_lag(old_group, "onboarding.users-allocated") == 0)
 
     # The upgrade, as the README says.
@@ -46,14 +47,14 @@ def test_rename_upgrade(ns):
     second = example("physical-complete.json")
     ns.publish("onboarding.requested", second)
     wait_for("confirmed under the new names", lambda: ns.sql(
-        "SELECT status FROM onboardings WHERE onboarding_id = %s", second["request_id"]) == [("confirmed",)],
+        "SELECT status FROM onboardings WHERE onboarding_id = %s", onboarding_id(second)) == [("confirmed",)],
         timeout=90)
     # Nothing read twice (no duplicate skipped) and nothing skipped: both onboardings'
     # units are reserved in the renamed database.
     check(metric(new.http, "lmp_duplicates_total") == 0, "the new group started where the old one stopped")
     units = dict(ns.sql("SELECT onboarding_id, count(*) FROM units WHERE status = 'reserved' GROUP BY 1",
                         service="appliance-fulfilment"))
-    check(units == {first["request_id"]: 3, second["request_id"]: 3}, units)
+    check(units == {onboarding_id(first): 3, onboarding_id(second): 3}, units)
 
 
 if __name__ == "__main__":

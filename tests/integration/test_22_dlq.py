@@ -11,7 +11,8 @@ import re
 import sys
 import uuid
 
-from harness import (cap_message_bytes, check, decode, example, headers, http_get, pg_connect, run, wait_for)
+from harness import (cap_message_bytes, check, decode, example, headers, http_get, onboarding_id, pg_connect, run,
+                     wait_for)
 
 GARBAGE = b"\x01\x07not avro at all, and never will be"
 
@@ -215,7 +216,7 @@ def check_refusals(ns, truncated, parked, foreign, garbage):
 def test_dlq(ns):
     ns.start_all()
     r = example("physical-complete.json")
-    oid = r["request_id"]
+    oid = onboarding_id(r)
     ns.publish("onboarding.requested", r)
     wait_for("confirmed", lambda: ns.sql("SELECT status FROM onboardings WHERE onboarding_id = %s", oid)
              == [("confirmed",)], timeout=120)
@@ -235,7 +236,7 @@ def test_dlq(ns):
                 "dispatched_at": 1795800000000}
     event_id = str(uuid.uuid4())
     ns.publish("shipment.dispatched", dispatch, key=oid, headers={
-        "event_id": event_id, "event_type": "shipment.dispatched", "correlation_id": oid,
+        "event_id": event_id, "event_type": "shipment.dispatched", "correlation_id": r["request_id"],
         "x-warehouse": "north-1"})
     rejected = one_with(ns, "HANDLER_REJECTED")[0]
 
@@ -285,7 +286,8 @@ def test_dlq(ns):
     h = headers(sent[0])
     check(sent[0].value() == rejected.value() and sent[0].key() == rejected.key() and
           sent[0].partition() == int(headers(rejected)["source_partition"]), "the original key, value and partition")
-    check(h["x-warehouse"] == "north-1" and h["correlation_id"] == oid and h["replay_of_event_id"] == event_id and
+    check(h["x-warehouse"] == "north-1" and h["correlation_id"] == r["request_id"] and
+          h["replay_of_event_id"] == event_id and
           h["replay_dlq_position"] == f"{ns.dlq}/{rejected.partition()}/{rejected.offset()}" and
           h["replay_for_service"] == "shipping" and not any(k.startswith("dlq_") or k == "error_code" for k in h),
           f"replay headers: {h}")
@@ -315,12 +317,12 @@ def test_dlq(ns):
             "event_id": "replay:" + str(uuid.uuid4()), "replay_for_service": hostile})
     wait_for("intake to skip replays addressed to no daemon of its name", lambda: duplicates(ns, "intake") == dups + 4,
              timeout=60)
-    check(ns.sql("SELECT count(*) FROM onboardings WHERE onboarding_id = %s", other["request_id"]) == [(0,)],
+    check(ns.sql("SELECT count(*) FROM onboardings WHERE onboarding_id = %s", onboarding_id(other)) == [(0,)],
           "intake applied a replay meant for allocation")
     ns.publish("onboarding.requested", other, headers={
         "event_id": "replay:" + str(uuid.uuid4()), "replay_for_service": "intake"})
     wait_for("intake to apply the replay addressed to it", lambda: ns.sql(
-        "SELECT count(*) FROM onboardings WHERE onboarding_id = %s", other["request_id"]) == [(1,)], timeout=60)
+        "SELECT count(*) FROM onboardings WHERE onboarding_id = %s", onboarding_id(other)) == [(1,)], timeout=60)
 
 
 if __name__ == "__main__":

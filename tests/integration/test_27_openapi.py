@@ -3,11 +3,13 @@
 1. it is a valid OpenAPI 3.1 document (openapi-spec-validator);
 2. its routes are exactly the ones the daemons serve: each daemon's --print-routes plus
    the probes of every public listener, each on its listener, with the bearer token
-   required on admin listeners and on no public one, and its servers naming them;
+   required on admin listeners, a public route open or needing a partner's access
+   token (step 4 shows which: without one it is 401), and its servers naming them;
 3. its onboarding request is schemas/onboarding.requested.avsc field by field;
 4. real answers of running daemons are what it says (openapi-core validates each
-   request and response): every intake route with its success and error answers, and
-   every admin route of the other daemons with and without the token; each answer of a
+   request and response): every intake route with its success and error answers, signed
+   in as a partner, as another partner, and not at all, and every admin route with and
+   without the token and with a partner's access token; each answer of a
    path several daemons serve is in the schema of the daemon that gave it; and every
    status code the document lists was seen, but for the few listed here that need an
    outage to happen."""
@@ -29,7 +31,8 @@ from openapi_core.testing import MockRequest, MockResponse
 from openapi_schema_validator import OAS31Validator
 from openapi_spec_validator import validate as validate_spec
 
-from harness import BUILD, CONFIG, DEMO_DATA, ROOT, SERVICES, check, example, log, run, secret, wait_for
+from harness import (BUILD, CONFIG, DEMO_DATA, ROOT, SERVICES, check, example, log, onboarding_id, run, secret, token,
+                     wait_for)
 
 DOC = os.path.join(ROOT, "docs", "openapi.yaml")
 AVRO_REQUEST = os.path.join(ROOT, "schemas", "onboarding.requested.avsc")
@@ -38,6 +41,10 @@ PROBES = ("/healthz", "/readyz", "/metrics")
 # only null and empty-array defaults (common/src/json.c), so a JSON request must carry
 # them and the document says so. Step 4 holds the daemon to it.
 DEFAULT_NOT_APPLIED = {"users.cloud", "users.sat"}
+# Fields the front door takes from the access token whatever the body says (the
+# partner, and the submitter's email): a JSON request may leave them out, and the
+# document says so. Step 4 holds the daemon to it.
+FROM_TOKEN = {"partner_id", "submitted_by"}
 # Answers the document lists that only an outage produces; everything else is seen.
 NOT_REPRODUCED = {
     ("/healthz", "get"): {"503"},                           # a stalled event loop
@@ -97,11 +104,15 @@ def check_routes(ns, doc):
             documented.add((s["daemon"], s["listener"], method.upper(), template(path)))
         security = op.get("security", top)
         no_login = security == [] or {} in security
-        token = {"adminToken": []} in security
-        check(token == ("admin" in listeners), f"{method} {path}: the bearer token {'not ' if not token else ''}"
+        admin = {"adminToken": []} in security
+        partner = {"partnerToken": []} in security
+        check(admin == ("admin" in listeners), f"{method} {path}: the bearer token {'not ' if not admin else ''}"
                                                f"required, yet served on {listeners}")
-        check(no_login == ("public" in listeners), f"{method} {path}: {'no ' if no_login else ''}login needed, "
-                                                   f"yet served on {listeners}")
+        # A public route is open or needs a partner's token (never both); live() holds
+        # each to it: without a token, a partner's route is 401 and an open one is not.
+        check((no_login or partner) == ("public" in listeners) and not (no_login and partner),
+              f"{method} {path}: {'no ' if no_login else ''}login, {'a' if partner else 'no'} partner's token, "
+              f"yet served on {listeners}")
         servers = {srv["description"].split(" (")[0] for srv in item.get("servers", doc["servers"])}
         want = {f"{s['daemon']}, {s['listener']} listener" for s in served}
         check(servers == want, f"{method} {path}: servers {servers}, served by {want}")
@@ -162,7 +173,8 @@ class Mirror:
         names = [f["name"] for f in rec["fields"]]
         check(list(oas["properties"]) == names, f"{where}: fields {names}, documented {list(oas['properties'])}")
         path = lambda f: f"{where}.{f['name']}".lstrip(".")  # noqa: E731
-        required = {f["name"] for f in rec["fields"] if "default" not in f or path(f) in DEFAULT_NOT_APPLIED}
+        required = {f["name"] for f in rec["fields"] if ("default" not in f or path(f) in DEFAULT_NOT_APPLIED) and
+                    path(f) not in FROM_TOKEN}
         check(set(oas.get("required", [])) == required, f"{where}: required {sorted(required)}, "
                                                           f"documented {sorted(oas.get('required', []))}")
         for f in rec["fields"]:
@@ -280,9 +292,16 @@ class Checker:
         check(False, f"openapi-core took a wrong answer: {what}")
 
 
+def partner_routes(doc):
+    """The public operations that need a partner's access token."""
+    return {(path, method) for path, method, _, op in operations(doc) if {"partnerToken": []} in op.get("security", [])
+            and any(s["listener"] == "public" for s in op["x-lmp-served-by"])}
+
+
 def live(ns, doc):
     ok = Checker(doc)
-    token = secret("admin-token")
+    admin_token = secret("admin-token")
+    nora, erin = token("partner-northwind"), token("partner-eastwind")
     door = ns.http["intake"]
     adm = ns.admin
 
@@ -300,34 +319,53 @@ def live(ns, doc):
 
     # Submissions: taken, repeated, conflicting, refused, malformed.
     virtual = example("virtual-core.json")
-    a = ok("intake", "public", door + "/v1/onboardings", "POST", virtual, want=202,
+    a = ok("intake", "public", door + "/v1/onboardings", "POST", virtual, token=nora, want=202,
            headers={"traceparent": f"00-{uuid.uuid4().hex}-{uuid.uuid4().hex[:16]}-01"})
     check(a.headers["Location"] == a.json()["status_url"], a.headers)
-    # The status: a long poll to the outcome, a bad wait, an unknown id.
-    a = ok("intake", "public", f"{door}/v1/onboardings/{virtual['request_id']}?wait=60", want=200)
+    vid = onboarding_id(virtual)
+    check(a.json()["onboarding_id"] == vid, a.json())
+    # The status: a long poll to the outcome, a bad wait, an unknown id, another partner's.
+    a = ok("intake", "public", f"{door}/v1/onboardings/{vid}?wait=60", token=nora, want=200)
     check(a.json()["status"] == "confirmed", a.json()["status"])
-    ok("intake", "public", f"{door}/v1/onboardings/{virtual['request_id']}?wait=abc", want=400, valid_request=False)
-    ok("intake", "public", f"{door}/v1/onboardings/{uuid.uuid4()}", want=404)
+    ok("intake", "public", f"{door}/v1/onboardings/{vid}?wait=abc", token=nora, want=400, valid_request=False)
+    ok("intake", "public", f"{door}/v1/onboardings/{uuid.uuid4()}", token=nora, want=404)
+    ok("intake", "public", f"{door}/v1/onboardings/{vid}", token=erin, want=404)
     # Once intake has recorded a request, a repeat is 202 and other content under its id 409.
-    ok("intake", "public", door + "/v1/onboardings", "POST", virtual, want=202)
+    ok("intake", "public", door + "/v1/onboardings", "POST", virtual, token=nora, want=202)
     ok("intake", "public", door + "/v1/onboardings", "POST", dict(virtual, users={"tier": 9, "cloud": 0, "sat": 0}),
-       want=409)
-    ok("intake", "public", door + "/v1/onboardings", "POST", example("rejected-breach.json"), want=422)
-    ok("intake", "public", door + "/v1/onboardings", "POST", b"{not json", want=400, valid_request=False)
+       token=nora, want=409)
+    ok("intake", "public", door + "/v1/onboardings", "POST", example("rejected-breach.json"), token=nora, want=422)
+    ok("intake", "public", door + "/v1/onboardings", "POST", b"{not json", token=nora, want=400, valid_request=False)
     ok("intake", "public", door + "/v1/onboardings", "POST", b"a=b", ctype="application/x-www-form-urlencoded",
-       want=415, valid_request=False)
-    ok("intake", "public", door + "/v1/onboardings", "POST", b"{" + b" " * (300 * 1024) + b"}", want=413,
-       valid_request=False)
+       token=nora, want=415, valid_request=False)
+    ok("intake", "public", door + "/v1/onboardings", "POST", b"{" + b" " * (300 * 1024) + b"}", token=nora,
+       want=413, valid_request=False)
     # What the document says of users.cloud and users.sat: required, though Avro has a default.
     no_cloud = example("virtual-core.json", users={"tier": 8})
-    a = ok("intake", "public", door + "/v1/onboardings", "POST", no_cloud, want=400, valid_request=False)
+    a = ok("intake", "public", door + "/v1/onboardings", "POST", no_cloud, token=nora, want=400, valid_request=False)
     check("users.cloud" in a.json()["error"], f"the front door took a request without users.cloud: {a.body!r}")
+    # The partner and the submitter come from the token: a request may leave them out.
+    anonymous = {k: v for k, v in example("virtual-core.json").items() if k not in FROM_TOKEN}
+    a = ok("intake", "public", door + "/v1/onboardings", "POST", anonymous, token=nora, want=202)
+    check(a.json()["onboarding_id"] == onboarding_id("partner-northwind", anonymous["request_id"]), a.json())
+    # Signed in, for one's own partner only: a body naming another partner is 403.
+    ok("intake", "public", door + "/v1/onboardings", "POST",
+       example("virtual-core.json", partner_id="partner-eastwind"), token=nora, want=403)
+    # Without a token, or with one that is not an access token: 401, on every route
+    # that needs a partner's token (the request itself is not what the document says).
+    for path, method in sorted(partner_routes(doc)):
+        url = door + path.replace("{onboarding_id}", vid)
+        body = example("virtual-core.json") if method == "post" else None
+        for bad in (None, "not-an-access-token"):
+            a = ok("intake", "public", url, method.upper(), body, token=bad, want=401, valid_request=False)
+            check(a.headers.get("WWW-Authenticate", "").startswith('Bearer realm="lmp"'), a.headers)
 
     physical = example("physical-complete.json")
-    ok("intake", "public", door + "/v1/onboardings", "POST", physical, want=202)
-    a = ok("intake", "public", f"{door}/v1/onboardings/{physical['request_id']}?wait=60", want=200)
+    ok("intake", "public", door + "/v1/onboardings", "POST", physical, token=nora, want=202)
+    oid = onboarding_id(physical)
+    a = ok("intake", "public", f"{door}/v1/onboardings/{oid}?wait=60", token=nora, want=200)
     check(a.json()["status"] == "confirmed" and len(a.json()["shipments"]) == 2, a.json()["status"])
-    ok.must_refuse(f"{door}/v1/onboardings/{physical['request_id']}", "GET", 200,
+    ok.must_refuse(f"{door}/v1/onboardings/{oid}", "GET", 200,
                    dict(a.json(), status="teleported"), "a status no onboarding has")
 
     # A broker that will not take the request: 503. This intake speaks as the warehouse,
@@ -339,33 +377,47 @@ def live(ns, doc):
         fh.write(text)
     p = ns.start("intake", wait_ready=False, LMP_CONFIG=conf, LMP_KAFKA_GROUP_ID="openapi-" + ns.prefix)
     wait_for("the second intake listening", lambda: urllib.request.urlopen(p.http + "/v1/form", timeout=5).status)
-    a = ok("intake", "public", p.http + "/v1/onboardings", "POST", example("virtual-core.json"), want=503)
+    a = ok("intake", "public", p.http + "/v1/onboardings", "POST", example("virtual-core.json"), token=nora, want=503)
+
+    # Past the partner's allowance of submissions: 429 with Retry-After.
+    p = ns.start("intake", LMP_INTAKE_SUBMISSIONS_PER_PARTNER_PER_MIN=1, LMP_KAFKA_GROUP_ID="limit-" + ns.prefix)
+    ok("intake", "public", p.http + "/v1/onboardings", "POST", example("virtual-core.json"), token=nora, want=202)
+    ok("intake", "public", p.http + "/v1/onboardings", "POST", example("virtual-core.json"), token=nora, want=429)
 
     # Admin routes: with the token, without it, and their errors.
     with open(DEMO_DATA) as fh:
         demo = json.load(fh)
-    oid = physical["request_id"]
+    operator = token("operator")
     for daemon in ("allocation", "appliance-fulfilment", "shipping"):
-        ok(daemon, "admin", adm[daemon] + "/v1/admin/load", "POST", demo[daemon], token=token, want=200)
+        ok(daemon, "admin", adm[daemon] + "/v1/admin/load", "POST", demo[daemon], token=admin_token, want=200)
+        ok(daemon, "admin", adm[daemon] + "/v1/admin/load", "POST", demo[daemon], token=operator, want=200)
         ok(daemon, "admin", adm[daemon] + "/v1/admin/load", "POST", demo[daemon], want=401, valid_request=False)
+        ok(daemon, "admin", adm[daemon] + "/v1/admin/load", "POST", demo[daemon], token=nora, want=403)
     ok("allocation", "admin", adm["allocation"] + "/v1/admin/load", "POST", {"partners": [{"partner_id": "bad id"}]},
-       token=token, want=400, valid_request=False)
-    ok("shipping", "admin", adm["shipping"] + "/v1/admin/load", "POST", {"partner_addresses": [{}]}, token=token,
+       token=admin_token, want=400, valid_request=False)
+    ok("shipping", "admin", adm["shipping"] + "/v1/admin/load", "POST", {"partner_addresses": [{}]}, token=admin_token,
        want=400, valid_request=False)
     ok("appliance-fulfilment", "admin", adm["appliance-fulfilment"] + "/v1/admin/load", "POST",
-       {"skus": [{"sku": "S" * 70}]}, token=token, want=400, valid_request=False)
+       {"skus": [{"sku": "S" * 70}]}, token=admin_token, want=400, valid_request=False)
     ok("allocation", "admin", adm["allocation"] + "/v1/admin/load", "POST",
-       b'{"partners": [' + b" " * (1100 * 1024) + b"]}", token=token, want=413, valid_request=False)
-    a = ok("allocation", "admin", adm["allocation"] + "/v1/pools/partner-northwind", token=token, want=200)
+       b'{"partners": [' + b" " * (1100 * 1024) + b"]}", token=admin_token, want=413, valid_request=False)
+    a = ok("allocation", "admin", adm["allocation"] + "/v1/pools/partner-northwind", token=admin_token, want=200)
     check({x["product"] for x in a.json()} >= {"MDR_CORE", "MDR_COMPLETE"}, a.json())
-    ok("allocation", "admin", adm["allocation"] + "/v1/pools/partner-nobody", token=token, want=404)
+    ok("allocation", "admin", adm["allocation"] + "/v1/pools/partner-nobody", token=admin_token, want=404)
     ok("allocation", "admin", adm["allocation"] + "/v1/pools/partner-northwind", want=401, valid_request=False)
-    a = ok("appliance-fulfilment", "admin", adm["appliance-fulfilment"] + "/v1/inventory", token=token, want=200)
+    ok("allocation", "admin", adm["allocation"] + "/v1/pools/partner-northwind", token=nora, want=403)
+    a = ok("appliance-fulfilment", "admin", adm["appliance-fulfilment"] + "/v1/inventory", token=admin_token, want=200)
     check(any(x["reserved"] >= 2 for x in a.json()), f"the physical onboarding's units: {a.json()}")
     ok("appliance-fulfilment", "admin", adm["appliance-fulfilment"] + "/v1/inventory", want=401, valid_request=False)
-    for daemon in ("allocation", "shipping", "notifier"):
-        ok(daemon, "admin", f"{adm[daemon]}/v1/onboardings/{oid}", token=token, want=200)
-        ok(daemon, "admin", f"{adm[daemon]}/v1/onboardings/{uuid.uuid4()}", token=token, want=404)
+    ok("appliance-fulfilment", "admin", adm["appliance-fulfilment"] + "/v1/inventory", token=nora, want=403)
+    # intake's admin listener answers any partner's onboarding, for operators only.
+    for t in (admin_token, operator):
+        a = ok("intake", "admin", f"{adm['intake']}/v1/onboardings/{oid}", token=t, want=200)
+        check(a.json()["status"] == "confirmed", a.json()["status"])
+    ok("intake", "admin", f"{adm['intake']}/v1/onboardings/{oid}", token=nora, want=403)
+    for daemon in ("intake", "allocation", "shipping", "notifier"):
+        ok(daemon, "admin", f"{adm[daemon]}/v1/onboardings/{oid}", token=admin_token, want=200)
+        ok(daemon, "admin", f"{adm[daemon]}/v1/onboardings/{uuid.uuid4()}", token=admin_token, want=404)
         ok(daemon, "admin", f"{adm[daemon]}/v1/onboardings/{oid}", token="not-the-token-at-all", want=401)
 
     # Every documented answer was seen, but for those only an outage gives.

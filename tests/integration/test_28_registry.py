@@ -14,7 +14,7 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerialize
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from harness import (KAFKA_PORT, REGISTRY_PORT, REGISTRY_URL, SCHEMAS, SECRETS, SECURED, Namespace, check,
-                     TcpGate, example, headers, log, registry_client, registry_env, run, wait_for)
+                     TcpGate, example, headers, log, onboarding_id, registry_client, registry_env, run, wait_for)
 
 
 def ctx(ns, event_type):
@@ -35,7 +35,7 @@ def test_registry(ns):
     value = serialize(r, ctx(ns, "onboarding.requested"))
     check(value[0] == 0, "the serializer frames with a registry id")
     ns.publish("onboarding.requested", raw=value, key=r["request_id"])
-    oid = r["request_id"]
+    oid = onboarding_id(r)
     wait_for("confirmed from a registry-framed request", lambda: ns.sql(
         "SELECT status FROM onboardings WHERE onboarding_id = %s", oid) == [("confirmed",)], timeout=120)
 
@@ -71,7 +71,7 @@ def test_registry(ns):
     plain = example("virtual-core.json")
     ns.publish("onboarding.requested", plain)
     wait_for("a single-object request confirmed", lambda: ns.sql(
-        "SELECT status FROM onboardings WHERE onboarding_id = %s", plain["request_id"]) == [("confirmed",)],
+        "SELECT status FROM onboardings WHERE onboarding_id = %s", onboarding_id(plain)) == [("confirmed",)],
         timeout=120)
 
     # 5. An id the registry does not know is the message's fault: dead-lettered.
@@ -104,7 +104,7 @@ def test_registry(ns):
         p = other.start("intake", LMP_KAFKA_GROUP_ID="gated-" + other.prefix, **via_gate)
         # The same request, read from the start by an intake that has the registry.
         wait_for("the registry-framed request applied with a registry", lambda: other.sql(
-            "SELECT status FROM onboardings WHERE onboarding_id = %s", req2["request_id"]) == [("accepted",)],
+            "SELECT status FROM onboardings WHERE onboarding_id = %s", onboarding_id(req2)) == [("accepted",)],
             timeout=60)
         newer = json.loads(SCHEMAS["onboarding.requested"]["json"])
         newer["fields"].append({"name": "campaign", "type": ["null", "string"], "default": None})
@@ -120,7 +120,7 @@ def test_registry(ns):
               "not dead-lettered while the registry is away")
         gate.open = True
         wait_for("applied when the registry is back", lambda: other.sql(
-            "SELECT status FROM onboardings WHERE onboarding_id = %s", later["request_id"]) == [("accepted",)],
+            "SELECT status FROM onboardings WHERE onboarding_id = %s", onboarding_id(later)) == [("accepted",)],
             timeout=90)
         log(f"registry away: {gate.refused} connections refused, the message waited, then applied")
     finally:
