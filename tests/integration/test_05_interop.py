@@ -37,12 +37,14 @@ def test_interop(ns):
                                             "examples", "cloud-only.json"), "--new-id")
     check(out.returncode == 0, out.stderr)
     rid = out.stdout.strip()
-    sent = [m for m in ns.consume("onboarding.requested", 2) if m.key().decode() == rid]
+    sent = [m for m in ns.consume("onboarding.requested", 2) if onboarding_id(decode(m.value())[1]) == rid]
     check(len(sent) == 1, "lmpctl's request found")
     name, req = decode(sent[0].value())
     h = headers(sent[0])
     check(name == "onboarding.requested" and req["license"] == "MDR_CLOUD", req)
-    check(h["event_type"] == "onboarding.requested" and h["correlation_id"] == rid, h)
+    # Keyed by its request id, as a frontend does; that is every later event's correlation id.
+    check(sent[0].key().decode() == req["request_id"], sent[0].key())
+    check(h["event_type"] == "onboarding.requested" and h["correlation_id"] == req["request_id"], h)
     wait_for("intake answers lmpctl's request", lambda: ns.sql(
         "SELECT status FROM onboardings WHERE onboarding_id = %s", rid) == [("accepted",)])
     # The id lmpctl printed is the onboarding's (scoped to its partner), and the

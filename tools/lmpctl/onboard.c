@@ -275,13 +275,15 @@ int cmd_submit(char **args, int nargs, const struct ctl_opts *o) {
   struct lmp_buf msg = {0};
   lmp_avro_encode(s, &v, &msg);
   avro_value_decref(&v);
-  /* The onboarding's id is scoped to its partner: the one intake will give it. */
-  char id[37];
-  lmp_onboarding_id(json_string_value(json_object_get(j, "partner_id")) ?: "",
-                    json_string_value(json_object_get(j, "request_id")) ?: "", id);
+  /* Keyed by the request id, as a frontend does (it is also the correlation id of
+   * every later event); followed by the id intake will give it, scoped to its partner. */
+  char id[37], *request_id = strdup(json_string_value(json_object_get(j, "request_id")) ?: "");
+  lmp_onboarding_id(json_string_value(json_object_get(j, "partner_id")) ?: "", request_id ? request_id : "", id);
   json_decref(j);
-
-  int rc = produce("onboarding.requested", id, msg.data, msg.len);
+  if (request_id == NULL)
+    die("out of memory");
+  int rc = produce("onboarding.requested", request_id, msg.data, msg.len);
+  free(request_id);
   lmp_buf_free(&msg);
   if (rc)
     return 1;
