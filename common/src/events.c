@@ -143,15 +143,13 @@ static const uuid_t onboarding_namespace = {0x6b, 0x1e, 0x0f, 0x4c, 0x8d, 0x2a, 
 
 void lmp_onboarding_id(const char *partner_id, const char *request_id, char out[37]) {
   /* "<bytes of the partner id>:<partner id>/<request id>": the length makes the
-   * name of each pair unique whatever the ids hold. */
-  size_t n = strlen(partner_id) + strlen(request_id) + 24;
-  char *name = malloc(n);
+   * name of each pair unique whatever the ids hold. Every caller's ids are bounded
+   * (a partner id of 64 characters, a request id checked or cut to 64), far below
+   * the buffer; a longer one would be cut, the same way every time. */
+  char name[2048];
+  int n = snprintf(name, sizeof(name), "%zu:%s/%s", strlen(partner_id), partner_id, request_id);
+  size_t len = n < 0 ? 0 : (size_t)n < sizeof(name) ? (size_t)n : sizeof(name) - 1;
   uuid_t u;
-  uuid_clear(u); /* when out of memory: the nil id, which no onboarding has */
-  if (name) {
-    int len = snprintf(name, n, "%zu:%s/%s", strlen(partner_id), partner_id, request_id);
-    uuid_generate_sha1(u, onboarding_namespace, name, (size_t)len);
-    free(name);
-  }
+  uuid_generate_sha1(u, onboarding_namespace, name, len);
   uuid_unparse_lower(u, out);
 }

@@ -271,10 +271,14 @@ static const char *bearer(struct req *q) {
   return q->bearer;
 }
 
-/* Who sends an admin request: a token of admin.tokens_file is known at once; an
- * access token is verified by a worker before the route runs (it may have to ask the
- * issuer for its keys). 0, or -1 for nobody to be known. */
-static int authenticate_admin(struct lmp_http *h, struct req *q) {
+static int authenticate_token(struct lmp_http *h, struct req *q, const char *path);
+
+/* Who sends an admin request, before anything else about it is answered or read: a
+ * token of admin.tokens_file, or an access token of an operator, verified here on the
+ * admin listener's own thread (a fetch of the issuer's keys may hold it for up to
+ * oidc.timeout_ms; probes are on the other listener). 0, or -1 with the request
+ * answered. */
+static int authenticate_admin(struct lmp_http *h, struct req *q, const char *path) {
   const char *token = bearer(q);
   if (token == NULL)
     return -1;
@@ -289,33 +293,34 @@ static int authenticate_admin(struct lmp_http *h, struct req *q) {
       found = 0;
     }
   pthread_mutex_unlock(&h->lock);
-  if (found < 0 && h->oidc && looks_like_jwt(token)) {
-    q->verify = 1;
-    found = 0;
-  }
-  return found;
+  if (found == 0)
+    return 0;
+  if (h->oidc && looks_like_jwt(token))
+    return authenticate_token(h, q, path);
+  return -1;
 }
 
-/* A worker's part: the access token verified, and who it says. 0, or the request
- * answered (401, 403 or 503). */
-static int authenticate_token(struct lmp_http *h, struct req *q) {
+/* The access token verified, and who it says. 0, or -1 with the request answered
+ * (401, 403 or 503). */
+static int authenticate_token(struct lmp_http *h, struct req *q, const char *path) {
   char why[256];
   int r = lmp_oidc_verify(h->oidc, q->bearer, time(NULL), &q->caller, why, sizeof(why));
   if (r == LMP_ERETRY) {
-    lmp_warn(NULL, "%s: %s %s from %s: %s", q->l->admin ? "admin" : "http", q->method, q->path, q->peer, why);
+    lmp_warn(NULL, "%s: %s %.200s from %s: %s", q->l->admin ? "admin" : "http", q->method, path, q->peer, why);
     q->retry_after = 5;
     fail(q, 503, "the identity provider cannot be reached; try again");
     return -1;
   }
   if (r < 0) {
-    lmp_warn(NULL, "%s: %s %s from %s refused: %s", q->l->admin ? "admin" : "http", q->method, q->path, q->peer,
+    lmp_warn(NULL, "%s: %s %.200s from %s refused: %s", q->l->admin ? "admin" : "http", q->method, path, q->peer,
              why);
     q->challenge = "invalid_token";
     fail(q, 401, why);
     return -1;
   }
   if (q->l->admin && !q->caller.operator_role) {
-    lmp_warn(NULL, "admin: %s %s from %s refused: %s is not an operator", q->method, q->path, q->peer, q->caller.name);
+    lmp_warn(NULL, "admin: %s %.200s from %s refused: %s is not an operator", q->method, path, q->peer,
+             q->caller.name);
     fail(q, 403, "the operator role is required");
     return -1;
   }
@@ -341,7 +346,9 @@ static void begin(struct lmp_http *h, struct req *q, const char *url, const char
     inet_ntop(AF_INET, &((const struct sockaddr_in *)ci->client_addr)->sin_addr, q->peer, sizeof(q->peer));
   else if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET6)
     inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ci->client_addr)->sin6_addr, q->peer, sizeof(q->peer));
-  if (q->l->admin && authenticate_admin(h, q) < 0) {
+  if (q->l->admin && authenticate_admin(h, q, url) < 0) {
+    if (q->status)
+      return; /* answered: 401, 403 or 503 */
     lmp_warn(NULL, "admin: %s %.200s from %s refused: no valid bearer token", method, url, q->peer);
     return fail(q, 401, "a valid bearer token is required");
   }
@@ -361,7 +368,10 @@ static void begin(struct lmp_http *h, struct req *q, const char *url, const char
   route(h, q);
   if (q->status)
     return;
-  /* A route for signed-in callers: no token is refused before any body is read. */
+  /* A route for signed-in callers: no token, or one that is not a JWT, is refused
+   * before any body is read; a worker verifies the rest before the route runs (the
+   * issuer's keys may have to be fetched, which this thread, the probes', must not
+   * wait for). */
   if (q->route && q->route->signed_in && !q->l->admin) {
     const char *token = bearer(q);
     if (token == NULL)
@@ -565,8 +575,12 @@ static int run_route(struct lmp_http *h, struct req *q, PGconn *db, int last) {
   if (q->first_ms == 0)
     q->first_ms = now;
   lmp_buf_reset(&q->out);
-  if (q->verify && !q->authenticated && authenticate_token(h, q) < 0) {
-    audit(q);
+  if (q->verify && !q->authenticated && authenticate_token(h, q, q->path) < 0)
+    return 0;
+  /* A long poll runs its route again and again: the token must still be valid. */
+  if (q->authenticated && q->caller.expires_at && time(NULL) > q->caller.expires_at) {
+    q->challenge = "invalid_token";
+    fail(q, 401, "the token has expired");
     return 0;
   }
   struct lmp_http_call call = {.db = db, .method = q->route->method, .path = q->path, .query = q->query,

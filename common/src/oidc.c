@@ -196,6 +196,12 @@ static int fetch_keys(struct lmp_oidc *o, char *err, size_t errlen) {
   struct key fresh[KEYS_MAX];
   size_t n = read_keys(jwks, fresh);
   json_decref(jwks);
+  if (n == 0) {
+    /* A set without one key we can use is a fault of the issuer's: the keys we have
+     * stay, and tokens they do not cover wait for a better answer (503). */
+    snprintf(err, errlen, "%s: no RSA or EC signing key with a kid", uri);
+    return LMP_ERETRY;
+  }
   pthread_mutex_lock(&o->lock);
   clear_keys(o->keys, o->nkeys);
   memcpy(o->keys, fresh, n * sizeof(fresh[0]));
@@ -310,6 +316,8 @@ static json_t *header_of(const char *token) {
   return h;
 }
 
+/* The audience must be named in aud (RFC 9068). azp is not enough: it names the
+ * client that asked for the token, not the service it is for. */
 static int audience_ok(const struct lmp_oidc *o, json_t *claims) {
   json_t *aud = json_object_get(claims, "aud");
   if (json_is_string(aud) && strcmp(json_string_value(aud), o->audience) == 0)
@@ -317,8 +325,7 @@ static int audience_ok(const struct lmp_oidc *o, json_t *claims) {
   size_t i;
   json_t *a;
   json_array_foreach(aud, i, a) if (json_is_string(a) && strcmp(json_string_value(a), o->audience) == 0) return 1;
-  const char *azp = json_string_value(json_object_get(claims, "azp"));
-  return azp && strcmp(azp, o->audience) == 0;
+  return 0;
 }
 
 /* A claim kept in a field of the caller: text without control characters that fits. */
@@ -383,6 +390,8 @@ static int check_claims(const struct lmp_oidc *o, json_t *claims, int64_t now, s
   if (who->name[0] == '\0')
     snprintf(who->name, sizeof(who->name), "%.127s", who->subject[0] ? who->subject : "unnamed");
   who->operator_role = *o->operator_role && has_role(claims, o->operator_role);
+  who->email_verified = json_is_true(json_object_get(claims, "email_verified"));
+  who->expires_at = (int64_t)json_number_value(exp) + o->skew_s;
   return 0;
 }
 
@@ -403,8 +412,7 @@ int lmp_oidc_verify(struct lmp_oidc *o, const char *token, int64_t now, struct l
     a++;
   int r;
   if (alg == NULL || a == sizeof(algs) / sizeof(algs[0])) {
-    r = refuse(why, whylen, "the token's algorithm '%.20s' is refused: only RS*, PS* and ES* are accepted",
-               alg ? alg : "");
+    r = refuse(why, whylen, "the token's algorithm is refused: only RS*, PS* and ES* are accepted");
   } else if (kid == NULL || strlen(kid) >= 128) {
     r = refuse(why, whylen, "the token names no key (kid)");
   } else {

@@ -97,11 +97,9 @@ static int answered(struct lmp_http_call *call, int code, const char *msg) {
  * token's; the partner and the submitter are the token's whatever the body says. 0,
  * or 1 when the call was answered (403). */
 static int speak_for_caller(struct lmp_http_call *call, json_t *j) {
-  const struct lmp_caller *who = call->caller;
-  if (who->partner_id[0] == '\0')
-    return answered(call, 403, "the signed-in account acts for no partner");
-  if (who->email[0] == '\0')
-    return answered(call, 403, "the signed-in account has no email address to confirm the onboarding to");
+  const struct lmp_caller *who = call->caller; /* acts for a partner (within_limits) */
+  if (who->email[0] == '\0' || !who->email_verified)
+    return answered(call, 403, "the signed-in account has no verified email address to confirm the onboarding to");
   if (!json_is_object(j))
     return 0; /* refused as not a request below */
   json_t *p = json_object_get(j, "partner_id");
@@ -109,21 +107,25 @@ static int speak_for_caller(struct lmp_http_call *call, json_t *j) {
     lmp_warn(NULL, "front door: %s of %s named another partner", who->name, who->partner_id);
     return answered(call, 403, "the request names another partner than the one you are signed in for");
   }
-  /* The mails go to whoever signed in, never to an address the body names. */
+  /* The partner's mails go to whoever signed in (a verified address), never to one
+   * the body names; the invitation goes to the administrator the partner names. */
   json_object_set_new(j, "partner_id", json_string(who->partner_id));
   json_object_set_new(j, "submitted_by", json_string(who->email));
   return 0;
 }
 
-/* Per partner and per client address; 0, or 1 when the call was answered (429). */
+/* Per partner, then per client address, for callers that act for a partner; 0, or 1
+ * when the call was answered (403, 429). */
 static int within_limits(const struct intake *in, struct lmp_http_call *call) {
+  if (call->caller->partner_id[0] == '\0')
+    return answered(call, 403, "the signed-in account acts for no partner");
   int wait = intake_limit_take("partner", call->caller->partner_id, in->partner_per_min);
   if (wait == 0)
-    wait = intake_limit_take("address", call->peer ? call->peer : "", in->address_per_min);
+    wait = intake_limit_take("address", call->peer, in->address_per_min);
   if (wait == 0)
     return 0;
   lmp_warn(NULL, "front door: %s of %s from %s: too many submissions", call->caller->name,
-           call->caller->partner_id, call->peer ? call->peer : "");
+           call->caller->partner_id, call->peer);
   call->retry_after_s = wait;
   return answered(call, 429, "too many submissions; try again later");
 }

@@ -16,6 +16,7 @@ import struct
 import subprocess
 import threading
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
@@ -134,13 +135,30 @@ def _ssl_context():
     return ssl.create_default_context(cafile=os.path.join(SECRETS, "ca.crt")) if SECURED else None
 
 
+def with_retries(fn, tries=6):
+    """fn(), again after a second when the identity provider answered 5xx or not at
+    all: right after the stack's PostgreSQL restarts (integration.20) its first
+    requests fail on pooled connections that died, as a real client would see it."""
+    for i in range(tries):
+        try:
+            return fn()
+        except (urllib.error.HTTPError, urllib.error.URLError, ConnectionError) as e:
+            if (isinstance(e, urllib.error.HTTPError) and e.code < 500) or i == tries - 1:
+                raise
+            log(f"the identity provider answered {e}; again in a second")
+            time.sleep(1)
+
+
 def token_response(username, password, client_id="lmp-cli", issuer=None):
     """A password grant at the identity provider: its JSON answer (access_token, ...)."""
     body = urllib.parse.urlencode({"grant_type": "password", "client_id": client_id, "username": username,
                                    "password": password, "scope": "openid"}).encode()
     req = urllib.request.Request(f"{issuer or ISSUER}/protocol/openid-connect/token", data=body, method="POST")
-    with urllib.request.urlopen(req, timeout=20, context=_ssl_context()) as r:
-        return json.loads(r.read())
+
+    def grant():
+        with urllib.request.urlopen(req, timeout=20, context=_ssl_context()) as r:
+            return json.loads(r.read())
+    return with_retries(grant)
 
 
 _tokens = {}

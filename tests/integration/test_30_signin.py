@@ -18,6 +18,7 @@ import hmac
 import json
 import os
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
@@ -26,7 +27,7 @@ import urllib.request
 import uuid
 
 from harness import (ISSUER, ROOT, SECRETS, SECURED, _ssl_context, check, example, log, onboarding_id, run, secret,
-                     token_response, wait_for)
+                     token_response, wait_for, with_retries)
 
 KC_BASE = ISSUER.rsplit("/realms/", 1)[0]
 
@@ -59,12 +60,8 @@ def call(url, method="GET", body=None, token=None, raw_auth=None, timeout=30):
 # ---- Keycloak's admin API, as the stack's bootstrap admin ---------------------------
 
 def kc_admin_token():
-    body = urllib.parse.urlencode({"grant_type": "password", "client_id": "admin-cli",
-                                   "username": secret("keycloak-admin.username"),
-                                   "password": secret("keycloak-admin.password")}).encode()
-    req = urllib.request.Request(f"{KC_BASE}/realms/master/protocol/openid-connect/token", data=body, method="POST")
-    with urllib.request.urlopen(req, timeout=30, context=_ssl_context()) as r:
-        return json.loads(r.read())["access_token"]
+    return token_response(secret("keycloak-admin.username"), secret("keycloak-admin.password"),
+                          client_id="admin-cli", issuer=f"{KC_BASE}/realms/master")["access_token"]
 
 
 def kc(method, path, body=None):
@@ -73,10 +70,16 @@ def kc(method, path, body=None):
         h["Content-Type"] = "application/json"
     req = urllib.request.Request(f"{KC_BASE}/admin{path}", data=None if body is None else json.dumps(body).encode(),
                                  method=method, headers=h)
+    return with_retries(lambda: _answer(req))
+
+
+def _answer(req):
     try:
         with urllib.request.urlopen(req, timeout=60, context=_ssl_context()) as r:
             return r.status, r.read().decode()
     except urllib.error.HTTPError as e:
+        if e.code >= 500:
+            raise
         return e.code, e.read().decode()
 
 
@@ -232,8 +235,15 @@ def run_checks(ns, issuer, password, key1, stranger):
     theirs = call(p.http + f"/v1/onboardings/{mine}", token=east)
     unknown = call(p.http + f"/v1/onboardings/{uuid.uuid4()}", token=east)
     check(theirs[0] == unknown[0] == 404 and theirs[2] == unknown[2], f"{theirs} vs {unknown}")
-    # A body that names another partner, or another submitter, is refused whole.
+    # A body that names another partner is refused whole; so is a user whose email the
+    # identity provider has not verified (the mails would go there).
     post(east, example("virtual-core.json", partner_id="partner-northwind"), expect=403)
+    post(jwt(header, dict(claims, email_verified=False), key1), expect=403)
+    # A long poll stops when its token expires, whatever wait it asked for.
+    short = jwt(header, dict(claims, exp=int(time.time()) + 2), key1)
+    t0 = time.time()
+    code, h, body = call(p.http + f"/v1/onboardings/{accepted[0]}?wait=40", token=short, timeout=60)
+    check(code == 401 and "expired" in body and time.time() - t0 < 30, f"{code} {body} after {time.time() - t0:.0f} s")
     # The partner and the submitter come from the token, whatever the body says or
     # leaves out: the mails go to whoever signed in.
     req = example("virtual-core.json", submitted_by="someone@else.example")
@@ -313,4 +323,4 @@ def run_checks(ns, issuer, password, key1, stranger):
 
 
 if __name__ == "__main__":
-    run(test_signin)
+    sys.exit(run(test_signin))

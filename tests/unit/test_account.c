@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "intake.h"
+#include "lmp/events.h"
 #include "txh.h"
 
 static struct intake in;
@@ -44,21 +45,23 @@ static void new_id(char out[37]) {
 
 /* Submits a virtual MDR Core request for a legal name; returns its id in id. */
 static void submit(const char *name, char id[37], int users) {
-  new_id(id);
+  char rid[37];
+  new_id(rid);
   char json[2000];
   snprintf(json, sizeof(json),
            "{\"request_id\": \"%s\", \"partner_id\": \"partner-a\", \"submitted_by\": \"a@partner.example.com\", "
            "\"license\": \"MDR_CORE\", \"breach_or_incident\": false, \"customer\": {\"legal_name\": \"%s\", "
            "\"portal_admin_email\": \"it@customer.example.com\"}, \"users\": {\"tier\": %d, \"cloud\": 0, \"sat\": 0}, "
            "\"deployment\": {\"kind\": \"VIRTUAL\", \"hosting_region\": \"ca-central-1\"}, \"confirmed\": true, "
-           "\"submitted_at\": 0}", id, name, users);
+           "\"submitted_at\": 0}", rid, name, users);
   char evid[40];
   new_id(evid);
   txh_batch(&H, 1);
-  txh_event(&H, 0, "onboarding.requested", id, evid, json);
+  txh_event(&H, 0, "onboarding.requested", rid, evid, json);
   assert_int_equal(txh_run(&H), 0);
   assert_int_equal(H.b->applied, 1);
   txh_done(&H);
+  lmp_onboarding_id("partner-a", rid, id); /* the id intake gives it */
 }
 
 static void lifecycle(const char *event_type, const char *id) {

@@ -72,6 +72,8 @@ struct lmp_caller {
   char partner_id[68];   /* the partner the user acts for (oidc.partner_claim); empty: none */
   char email[256];       /* the user's email; empty: none */
   int operator_role;     /* holds oidc.operator_role, or a token of admin.tokens_file */
+  int email_verified;    /* the identity provider says the email is the user's */
+  int64_t expires_at;    /* the access token's exp with the clock skew; 0: a token file's */
 };
 
 /* One HTTP request as a route sees it, and its answer. A route runs on an HTTP worker
