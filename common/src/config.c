@@ -32,7 +32,7 @@ const struct lmp_conf_entry lmp_config_entries[] = {
     {"kafka.property", LMP_CONF_MAP, C(kafka_props), 0, 0, "", "any librdkafka property, e.g. kafka.property.security.protocol = SASL_SSL; <name>_file reads a secret from a file"},
     {"kafka.topic_prefix", LMP_CONF_STR, C(topic_prefix), 0, 200, "lmp.", "topic name = prefix + event type"},
     {"log.level", LMP_CONF_STR, C(log_level), 1, 5, "info", "debug, info, warn or error"},
-    {"oidc.audience", LMP_CONF_STR, C(oidc_audience), 1, 255, "lmp-onboarding", "an access token's aud (or azp) must name this"},
+    {"oidc.audience", LMP_CONF_STR, C(oidc_audience), 1, 255, "lmp-onboarding", "an access token's aud must name this"},
     {"oidc.ca_file", LMP_CONF_STR, C(oidc_ca_file), 0, 1024, "", "CA certificates (PEM) that verify the issuer's HTTPS; empty: the system's"},
     {"oidc.clock_skew_s", LMP_CONF_INT, C(oidc_clock_skew_s), 0, 300, "30", "clock difference allowed on a token's exp, nbf and iat"},
     {"oidc.issuer", LMP_CONF_STR, C(oidc_issuer), 0, 1024, "", "OpenID Connect issuer whose access tokens sign partners and operators in (its discovery document names the keys); empty: public routes that need a signed-in partner answer 401, admin routes take only admin.tokens_file"},
