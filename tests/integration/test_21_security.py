@@ -14,7 +14,7 @@ import sys
 import uuid
 
 import psycopg
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, KafkaException, Producer
 
 from harness import (BUILD, CONFIG, ROOT, SECRETS, SECURED, check, encode, example, http_get, http_post, kafka_conf,
                      log, onboarding_id, pg_connect, role, run, secret, token, wait_for)
@@ -82,9 +82,14 @@ def turned_away(ns, what, field, state, says, conf=None, **env):
 
 
 def deliver(producer, topic, value, key):
-    """Produces one message; the broker's answer (None when it took it)."""
+    """Produces one message; the broker's answer (None when it took it). A client that
+    already knows from the topic's metadata that it may not write there refuses at
+    once, as the broker would: that answer is the same."""
     result = {}
-    producer.produce(topic, value=value, key=key, on_delivery=lambda err, msg: result.setdefault("err", err))
+    try:
+        producer.produce(topic, value=value, key=key, on_delivery=lambda err, msg: result.setdefault("err", err))
+    except KafkaException as e:
+        return e.args[0]
     producer.flush(30)
     check("err" in result, f"no answer from the broker for {topic}")
     return result["err"]
