@@ -26,8 +26,8 @@ import urllib.parse
 import urllib.request
 import uuid
 
-from harness import (ISSUER, ROOT, SECRETS, SECURED, _ssl_context, check, example, log, onboarding_id, run, secret,
-                     token_response, wait_for, with_retries)
+from harness import (ISSUER, ROOT, SECRETS, SECURED, STACK_DIR, _ssl_context, check, example, log, onboarding_id,
+                     run, secret, token_response, wait_for, with_retries)
 
 KC_BASE = ISSUER.rsplit("/realms/", 1)[0]
 
@@ -316,7 +316,12 @@ def run_checks(ns, issuer, password, key1, stranger):
         post(rotated)  # the first daemon's cached keys still cover it
         log("with the identity provider stopped: 503 where the keys are not cached, the cache serves the rest")
     finally:
-        subprocess.run([os.path.join(ROOT, "deploy", "stack"), "keycloak-up"], env=env, check=True, timeout=300)
+        up = subprocess.run([os.path.join(ROOT, "deploy", "stack"), "keycloak-up"], env=env, capture_output=True,
+                            text=True, timeout=300)
+        if up.returncode != 0:
+            with open(os.path.join(STACK_DIR, "keycloak.log"), errors="replace") as fh:
+                tail = fh.read()[-6000:]
+            check(False, f"the identity provider did not come back: {up.stderr.strip()}\n{tail}")
     wait_for("the fresh daemon taking tokens again", lambda: call(
         fresh.http + f"/v1/onboardings/{mine}", token=token_response("north", password, issuer=issuer)[
             "access_token"])[0] == 200, timeout=60, interval=1.5)
