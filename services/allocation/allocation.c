@@ -1,5 +1,6 @@
 /* On onboarding.accepted, draw every product's users from the partner's pools in one
- * step or not at all; on onboarding.failed, give them back. */
+ * step or not at all; on onboarding.failed, give them back; on
+ * onboarding.shipping-completed, keep them for good. */
 #include "allocation.h"
 
 #include <stdio.h>
@@ -151,7 +152,9 @@ static int on_accepted(struct lmp_tx *tx, const struct lmp_event *ev) {
   return r;
 }
 
-/* Compensation: a later stage failed, so the users go back to the pools, once. */
+/* Compensation: a later stage failed, so the users go back to the pools, once. Only
+ * a stage after ours can fail an onboarding we allocated, and none can once its
+ * shipping completed: such a failure was not written by the flow, and is refused. */
 static int on_failed(struct lmp_tx *tx, const struct lmp_event *ev) {
   const char *id = lmp_av_str(ev->value, "onboarding_id");
   const char *stage = lmp_av_str(ev->value, "stage");
@@ -159,7 +162,18 @@ static int on_failed(struct lmp_tx *tx, const struct lmp_event *ev) {
     return lmp_tx_reject(tx, "onboarding.failed without onboarding_id or stage");
   if (strcmp(stage, STAGE) == 0)
     return 0; /* our own refusal: nothing was taken */
+  if (strcmp(stage, "appliance-fulfilment") != 0 && strcmp(stage, "shipping") != 0)
+    return lmp_tx_reject(tx, "onboarding.failed names stage '%.64s', which fails no onboarding after allocation",
+                         stage);
   const char *p[] = {id};
+  int done;
+  int r0 = lmp_tx_exists(tx, "SELECT 1 FROM onboardings WHERE onboarding_id = $1 AND status = 'completed'", 1, p,
+                         &done);
+  if (r0 < 0)
+    return r0;
+  if (done)
+    return lmp_tx_reject(tx, "onboarding.failed from %s for an onboarding whose shipping completed: its users stay",
+                         stage);
   PGresult *res;
   int r = lmp_tx_query(tx, "UPDATE onboardings SET status = 'released', updated_at = now() "
                            "WHERE onboarding_id = $1 AND status = 'allocated' RETURNING 1", 1, p, &res);
@@ -184,8 +198,20 @@ static int on_failed(struct lmp_tx *tx, const struct lmp_event *ev) {
   return r;
 }
 
+/* Shipping completed: nothing can fail the onboarding any more, so its users are
+ * allocated for good, and a failure that names it later is refused. */
+static int on_completed(struct lmp_tx *tx, const struct lmp_event *ev) {
+  const char *id = lmp_av_str(ev->value, "onboarding_id");
+  if (id == NULL)
+    return lmp_tx_reject(tx, "onboarding.shipping-completed without onboarding_id");
+  const char *p[] = {id};
+  return lmp_tx_command(tx, "UPDATE onboardings SET status = 'completed', updated_at = now() "
+                            "WHERE onboarding_id = $1 AND status = 'allocated'", 1, p);
+}
+
 const struct lmp_route allocation_routes[] = {
     {"onboarding.accepted", on_accepted, NULL, 0},
     {"onboarding.failed", on_failed, NULL, 0},
+    {"onboarding.shipping-completed", on_completed, NULL, 0},
     {NULL, NULL, NULL, 0},
 };

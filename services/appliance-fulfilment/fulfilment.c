@@ -168,7 +168,10 @@ out:
   return r;
 }
 
-/* Compensation: units back to stock, the virtual appliance released, once. */
+/* Compensation: units back to stock, the virtual appliance released, once. Shipping
+ * may fail an onboarding we provisioned, allocation only one we never heard of (its
+ * users-allocated is what we provision on), and nothing one whose shipping completed:
+ * any other failure was not written by the flow, and is refused. */
 static int on_failed(struct lmp_tx *tx, const struct lmp_event *ev) {
   const char *id = lmp_av_str(ev->value, "onboarding_id");
   const char *stage = lmp_av_str(ev->value, "stage");
@@ -176,9 +179,23 @@ static int on_failed(struct lmp_tx *tx, const struct lmp_event *ev) {
     return lmp_tx_reject(tx, "onboarding.failed without onboarding_id or stage");
   if (strcmp(stage, STAGE) == 0)
     return 0;
+  int from_allocation = strcmp(stage, "allocation") == 0;
+  if (!from_allocation && strcmp(stage, "shipping") != 0)
+    return lmp_tx_reject(tx, "onboarding.failed names stage '%.64s', which fails no onboarding", stage);
   const char *p[] = {id};
+  int past;
+  int r = lmp_tx_exists(tx, from_allocation ? "SELECT 1 FROM onboardings WHERE onboarding_id = $1 "
+                                              "AND status IN ('provisioned', 'completed')"
+                                            : "SELECT 1 FROM onboardings WHERE onboarding_id = $1 "
+                                              "AND status = 'completed'",
+                        1, p, &past);
+  if (r < 0)
+    return r;
+  if (past)
+    return lmp_tx_reject(tx, "onboarding.failed from %s for an onboarding past that stage: %s", stage,
+                         from_allocation ? "its users were allocated" : "its shipping completed");
   int had;
-  int r = lmp_tx_exists(tx, "UPDATE onboardings SET status = 'released', updated_at = now() "
+  r = lmp_tx_exists(tx, "UPDATE onboardings SET status = 'released', updated_at = now() "
                             "WHERE onboarding_id = $1 AND status = 'provisioned' RETURNING 1", 1, p, &had);
   if (r < 0)
     return r;
@@ -198,8 +215,20 @@ static int on_failed(struct lmp_tx *tx, const struct lmp_event *ev) {
   return r;
 }
 
+/* Shipping completed: the units are on their way and nothing can fail the onboarding
+ * any more, so a failure that names it later is refused. */
+static int on_completed(struct lmp_tx *tx, const struct lmp_event *ev) {
+  const char *id = lmp_av_str(ev->value, "onboarding_id");
+  if (id == NULL)
+    return lmp_tx_reject(tx, "onboarding.shipping-completed without onboarding_id");
+  const char *p[] = {id};
+  return lmp_tx_command(tx, "UPDATE onboardings SET status = 'completed', updated_at = now() "
+                            "WHERE onboarding_id = $1 AND status = 'provisioned'", 1, p);
+}
+
 const struct lmp_route fulfilment_routes[] = {
     {"onboarding.users-allocated", on_allocated, NULL, 0},
     {"onboarding.failed", on_failed, NULL, 0},
+    {"onboarding.shipping-completed", on_completed, NULL, 0},
     {NULL, NULL, NULL, 0},
 };

@@ -59,22 +59,44 @@ const struct intake_stage intake_stages[INTAKE_STAGES] = {
 
 int intake_status_rank(const struct intake_stage *st) { return st->final ? FINAL_RANK : st->place; }
 
-/* The daemon that failed (onboarding.failed's stage) and the last stage it could follow. */
+/* The daemons that may fail an onboarding (onboarding.failed's stage), the last stage
+ * each could follow, and the stage it gives instead of failing: one or the other,
+ * never both. */
 static const struct {
   const char *daemon;
-  enum intake_stage_id after;
+  enum intake_stage_id after, instead;
 } failed_after[] = {
-    {"allocation", INTAKE_ACCEPTED},
-    {"appliance-fulfilment", INTAKE_USERS_ALLOCATED},
-    {"shipping", INTAKE_APPLIANCES_PROVISIONED},
-    {"notifier", INTAKE_SHIPMENT_DISPATCHED},
+    {"allocation", INTAKE_ACCEPTED, INTAKE_USERS_ALLOCATED},
+    {"appliance-fulfilment", INTAKE_USERS_ALLOCATED, INTAKE_APPLIANCES_PROVISIONED},
+    {"shipping", INTAKE_APPLIANCES_PROVISIONED, INTAKE_SHIPPING_ARRANGED},
 };
 
-static int failure_place(const char *daemon) {
+static int failing_daemon(const char *daemon) {
   for (size_t i = 0; daemon && i < sizeof(failed_after) / sizeof(failed_after[0]); i++)
     if (strcmp(failed_after[i].daemon, daemon) == 0)
-      return intake_stages[failed_after[i].after].place + 1;
-  return intake_stages[INTAKE_FAILED].place;
+      return (int)i;
+  return -1;
+}
+
+/* A failure is believed only while it can be true: from a daemon that fails
+ * onboardings, for an onboarding not confirmed, whose failing daemon has not done
+ * its part already. Anything else was not written by the flow: it is refused
+ * (dead-lettered with the reason), and nothing of the onboarding changes. */
+static int failure_possible(struct lmp_tx *tx, const char *id, const char *daemon) {
+  int i = failing_daemon(daemon);
+  if (i < 0)
+    return lmp_tx_reject(tx, "onboarding.failed names stage '%.64s', which fails no onboarding", daemon ? daemon : "");
+  char done[16];
+  snprintf(done, sizeof(done), "%d", intake_stages[failed_after[i].instead].place);
+  const char *p[] = {id, done};
+  int past;
+  int r = lmp_tx_exists(tx, "SELECT 1 FROM onboardings WHERE onboarding_id = $1 AND status = 'confirmed' UNION ALL "
+                            "SELECT 1 FROM onboarding_stages WHERE onboarding_id = $1 AND place >= $2::int "
+                            "AND stage <> 'failed' LIMIT 1", 2, p, &past);
+  if (r == 0 && past)
+    r = lmp_tx_reject(tx, "onboarding.failed from %s for an onboarding past that stage (its %s is recorded)", daemon,
+                      intake_stages[failed_after[i].instead].name);
+  return r;
 }
 
 int intake_record_stage(struct lmp_tx *tx, const char *id, const struct intake_stage *st, json_t *detail,
@@ -146,7 +168,17 @@ int intake_on_lifecycle(struct lmp_tx *tx, const struct lmp_event *ev) {
     free(reasons);
     return LMP_ENOMEM;
   }
-  int where = st == &intake_stages[INTAKE_FAILED] ? failure_place(lmp_av_str(ev->value, "stage")) : st->place;
+  int where = st->place;
+  if (st == &intake_stages[INTAKE_FAILED]) {
+    const char *daemon = lmp_av_str(ev->value, "stage");
+    int r = failure_possible(tx, id, daemon);
+    if (r < 0) {
+      free(d);
+      free(reasons);
+      return r;
+    }
+    where = intake_stages[failed_after[failing_daemon(daemon)].after].place + 1;
+  }
   char place[16], at[24], rank[16];
   snprintf(place, sizeof(place), "%d", where);
   snprintf(at, sizeof(at), "%lld", (long long)ms);

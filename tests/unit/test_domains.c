@@ -202,11 +202,64 @@ static void out_of_stock(void **state) {
   txh_close(&f);
 }
 
+/* A failure the flow cannot have written changes nothing and is dead-lettered: from a
+ * stage that fails no onboarding there, from allocation for an onboarding already
+ * provisioned, from anyone once shipping completed (the users and units stay). */
+static void failures_past_their_stage(void **state) {
+  struct txh a, f;
+  txh_open(&a, &allocation);
+  txh_exec(&a, "INSERT INTO partners VALUES ('partner-northwind', 'N')");
+  txh_exec(&a, "INSERT INTO pools VALUES ('partner-northwind', 'MDR_COMPLETE', 200, 0), "
+               "('partner-northwind', 'MDR_CLOUD', 30, 0), ('partner-northwind', 'BEAUCERON_SAT', 120, 0)");
+  const char *id = "44444444-4444-4444-8444-444444444444";
+  json_t *rows = feed(&a, "onboarding.accepted", id, accepted("physical-complete.json", id));
+  json_t *ua = json_incref(emitted(rows, "onboarding.users-allocated"));
+  json_decref(rows);
+  static const char *const not_after_allocation[] = {"notifier", "intake", ""};
+  for (size_t i = 0; i < 3; i++) {
+    rows = feed(&a, "onboarding.failed", id, failed(id, not_after_allocation[i]));
+    assert_int_equal(count(rows, "dead-letter"), 1);
+    json_decref(rows);
+  }
+  assert_int_equal(txh_long(&a, "SELECT sum(allocated) FROM pools"), 265);
+
+  txh_open(&f, &fulfilment);
+  txh_exec(&f, "INSERT INTO skus VALUES ('NS-100', ''), ('NS-500', '')");
+  txh_exec(&f, "INSERT INTO units(serial, sku) VALUES ('A1', 'NS-100'), ('A2', 'NS-100'), ('B1', 'NS-500')");
+  rows = feed(&f, "onboarding.users-allocated", id, json_incref(ua));
+  json_t *ap = json_incref(emitted(rows, "onboarding.appliances-provisioned"));
+  json_decref(rows);
+  rows = feed(&f, "onboarding.failed", id, failed(id, "allocation"));
+  assert_int_equal(count(rows, "dead-letter"), 1);
+  json_decref(rows);
+  assert_int_equal(txh_long(&f, "SELECT count(*) FROM units WHERE status = 'reserved'"), 3);
+
+  json_t *sc = json_pack("{s:s, s:O, s:O, s:O, s:[], s:i}", "onboarding_id", id, "onboarding",
+                         json_object_get(ap, "onboarding"), "allocations", json_object_get(ap, "allocations"),
+                         "appliances", json_object_get(ap, "appliances"), "shipments", "completed_at", 0);
+  json_decref(feed(&a, "onboarding.shipping-completed", id, json_incref(sc)));
+  json_decref(feed(&f, "onboarding.shipping-completed", id, json_incref(sc)));
+  rows = feed(&a, "onboarding.failed", id, failed(id, "shipping"));
+  assert_int_equal(count(rows, "dead-letter"), 1);
+  json_decref(rows);
+  rows = feed(&f, "onboarding.failed", id, failed(id, "shipping"));
+  assert_int_equal(count(rows, "dead-letter"), 1);
+  json_decref(rows);
+  assert_int_equal(txh_long(&a, "SELECT sum(allocated) FROM pools"), 265);
+  assert_int_equal(txh_long(&f, "SELECT count(*) FROM units WHERE status = 'reserved'"), 3);
+  json_decref(ua);
+  json_decref(ap);
+  json_decref(sc);
+  txh_close(&a);
+  txh_close(&f);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(a_physical_onboarding),
       cmocka_unit_test(all_or_nothing),
       cmocka_unit_test(out_of_stock),
+      cmocka_unit_test(failures_past_their_stage),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
