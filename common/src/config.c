@@ -16,7 +16,6 @@ const struct lmp_conf_entry lmp_config_entries[] = {
     {"admin.port", LMP_CONF_INT, C(admin_port), 0, 65535, "0", "port of the admin listener; 0 takes any free port (see http.port_file)"},
     {"admin.tokens_file", LMP_CONF_STR, C(admin_tokens_file), 0, 1024, "", "file of bearer tokens, one 'name token' per line; empty: every admin request is refused"},
     {"batch.max", LMP_CONF_INT, C(batch_max), 1, 10000, "100", "messages handled per database transaction"},
-    {"dead_letter.topic", LMP_CONF_STR, C(dead_letter_topic), 1, 249, "lmp.onboarding.dead-letter", "topic for messages that cannot be processed"},
     {"http.bind", LMP_CONF_STR, C(http_bind), 1, 255, "127.0.0.1", "address of /healthz, /readyz and /metrics"},
     {"http.body_budget_bytes", LMP_CONF_INT, C(http_body_budget), 65536, 1073741824, "8388608", "request bodies held at once over all connections; past it new uploads get 503"},
     {"http.max_connections", LMP_CONF_INT, C(http_max_connections), 4, 100000, "256", "open HTTP connections at most"},

@@ -160,8 +160,8 @@ static void print_routes(const struct rt *rt) {
 }
 
 /* What the daemon's Kafka principal needs, and nothing more: read the topics it
- * consumes, write those it emits and the dead letters, read its group. For
- * lmpctl acls apply. */
+ * consumes and its replays, write those it emits and its own dead letters, read its
+ * group. For lmpctl acls apply. */
 static void print_acls(const struct rt *rt) {
   char topic[300];
   for (const struct lmp_route *r = rt->svc->routes; r->event_type; r++) {
@@ -172,7 +172,8 @@ static void print_acls(const struct rt *rt) {
     lmp_topic_name(&rt->cfg, *e, topic, sizeof(topic));
     printf("topic %s write\n", topic);
   }
-  printf("topic %s write\ngroup %s read\n", rt->cfg.dead_letter_topic, rt->group);
+  printf("topic %s read\ntopic %s write\ngroup %s read\n", rt->cfg.replay_topic, rt->cfg.dead_letter_topic,
+         rt->group);
 }
 
 /* Everything up to the loop; 0, or the exit status. */
@@ -336,6 +337,10 @@ int lmp_service_main(const struct lmp_service *svc, int argc, char **argv) {
     snprintf(rt->group, sizeof(rt->group), "%s", *rt->cfg.group_id ? rt->cfg.group_id : "");
     if (!*rt->group)
       snprintf(rt->group, sizeof(rt->group), "lmp-%s", svc->name);
+    lmp_dead_letter_topic(&rt->cfg, svc->name, rt->dead_letter, sizeof(rt->dead_letter));
+    lmp_replay_topic(&rt->cfg, svc->name, rt->replay, sizeof(rt->replay));
+    rt->cfg.dead_letter_topic = rt->dead_letter;
+    rt->cfg.replay_topic = rt->replay;
   }
   if (r < 0 || check_only || routes) {
     if (r < 0)

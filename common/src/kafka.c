@@ -16,6 +16,14 @@ void lmp_topic_name(const struct lmp_config *cfg, const char *event_type, char *
   snprintf(out, outlen, "%s%s", cfg->topic_prefix, event_type);
 }
 
+void lmp_dead_letter_topic(const struct lmp_config *cfg, const char *service, char *out, size_t outlen) {
+  snprintf(out, outlen, "%sdead-letter.%s", cfg->topic_prefix, service);
+}
+
+void lmp_replay_topic(const struct lmp_config *cfg, const char *service, char *out, size_t outlen) {
+  snprintf(out, outlen, "%sreplay.%s", cfg->topic_prefix, service);
+}
+
 int lmp__kafka_permanent(rd_kafka_resp_err_t err) {
   switch (err) {
   case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
@@ -315,13 +323,14 @@ int lmp__kafka_start(struct rt *rt, char *err, size_t errlen) {
     return LMP_ECONFIG;
   rd_kafka_poll_set_consumer(rt->consumer);
 
-  /* One topic per route: <prefix><event type>. */
+  /* One topic per route, <prefix><event type>, and the daemon's replays. */
   rd_kafka_topic_partition_list_t *subs = rd_kafka_topic_partition_list_new(8);
   for (const struct lmp_route *r = rt->svc->routes; r->event_type; r++) {
     char topic[300];
     lmp_topic_name(&rt->cfg, r->event_type, topic, sizeof(topic));
     rd_kafka_topic_partition_list_add(subs, topic, RD_KAFKA_PARTITION_UA);
   }
+  rd_kafka_topic_partition_list_add(subs, rt->cfg.replay_topic, RD_KAFKA_PARTITION_UA);
   rd_kafka_resp_err_t kerr = rd_kafka_subscribe(rt->consumer, subs);
   rd_kafka_topic_partition_list_destroy(subs);
   if (kerr) {

@@ -50,6 +50,15 @@ void lmp__message_check(const struct lmp_schemas *schemas, const struct lmp_conf
                         const struct lmp_route *routes, const struct lmp_raw *raw, struct lmp_msg *x) {
   memset(x, 0, sizeof(*x));
   snprintf(x->id, sizeof(x->id), "%.90s/%d/%lld", raw->topic, (int)raw->partition, (long long)raw->offset);
+  snprintf(x->source, sizeof(x->source), "%s", raw->topic);
+  /* Only the replay principal writes the replay topic; what it names is still checked:
+   * a topic this daemon has no route for is WRONG_TOPIC below. */
+  if (cfg->replay_topic && strcmp(raw->topic, cfg->replay_topic) == 0 &&
+      (text_header(raw, "source_topic", x->source, sizeof(x->source), 1) < 0 || !*x->source)) {
+    snprintf(x->source, sizeof(x->source), "%s", raw->topic);
+    return poison(x, "BAD_HEADER", "a replay's header source_topic must name the topic its dead letter came "
+                  "from (1 to %d printable ASCII characters)", LMP_TOPIC_MAX);
+  }
   if (raw->key) {
     if (raw->keylen > LMP_KEY_MAX || lmp_text_check(raw->key, raw->keylen, 0, NULL) != LMP_TEXT_OK)
       return poison(x, "BAD_KEY", "the key must be text of at most %d bytes without control characters "
@@ -80,9 +89,9 @@ void lmp__message_check(const struct lmp_schemas *schemas, const struct lmp_conf
     return poison(x, dr == LMP_EFRAME ? "BAD_FRAMING" : dr == LMP_ESCHEMA ? "UNKNOWN_SCHEMA"
                      : dr == LMP_ETOOBIG ? "TOO_LARGE" : "UNDECODABLE", "%s", err);
   x->decoded = 1;
-  x->route = route_of(cfg, routes, raw->topic);
+  x->route = route_of(cfg, routes, x->source);
   if (x->route == NULL || strcmp(x->route->event_type, x->schema->name) != 0)
-    return poison(x, "WRONG_TOPIC", "%s carries %s only, not %s", raw->topic,
+    return poison(x, "WRONG_TOPIC", "%s carries %s only, not %s", x->source,
                   x->route ? x->route->event_type : "nothing this daemon reads", x->schema->name);
   if (*etype && strcmp(etype, x->schema->name) != 0)
     return poison(x, "EVENT_TYPE_MISMATCH", "header says %s, the schema is %s", etype, x->schema->name);

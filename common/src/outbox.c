@@ -275,9 +275,13 @@ static int dead_letter(struct rt *rt, struct batch *b, const struct dl_source *s
   return 0;
 }
 
-int lmp__row_dead_letter(struct rt *rt, struct batch *b, const struct lmp_raw *m, const char *code,
+/* A replay that fails again names its letter's source topic, as the first letter did,
+ * so that it can be replayed again; its position is the one on the replay topic. */
+int lmp__row_dead_letter(struct rt *rt, struct batch *b, const struct lmp_msg *x, const char *code,
                          const char *why, const char *corr) {
-  struct dl_source src = {m->topic, m->partition, m->offset, m->payload, m->key, m->len, m->keylen, m, NULL};
+  const struct lmp_raw *m = x->raw;
+  struct dl_source src = {*x->source ? x->source : m->topic, m->partition, m->offset, m->payload, m->key, m->len,
+                          m->keylen, m, NULL};
   return dead_letter(rt, b, &src, code, why, corr);
 }
 

@@ -30,6 +30,8 @@
 /* Keys and ids the runtime accepts on consumed messages. */
 #define LMP_KEY_MAX 256
 #define LMP_ID_MAX 128
+/* The longest topic name Kafka allows. */
+#define LMP_TOPIC_MAX 249
 
 struct rt;
 struct batch;
@@ -153,6 +155,7 @@ struct rt {
   const struct lmp_ops *ops;
   struct lmp_config cfg;
   char group[256];
+  char dead_letter[300], replay[300]; /* the daemon's own topics, under cfg's prefix */
   char dbname[64];
   struct lmp_schemas *schemas;
   struct lmp_registry *registry; /* schema_registry.url: events framed with its ids */
@@ -214,8 +217,9 @@ struct lmp_msg {
   avro_value_t value;
   int decoded;
   const struct lmp_route *route;
+  char source[LMP_TOPIC_MAX + 1];   /* the topic whose route applies: raw->topic, or for a
+                                     * message on the daemon's replay topic, its source_topic */
   int fresh;                        /* the inbox had not seen it */
-  int elsewhere;                    /* a replay addressed to another daemon: not ours to apply */
 };
 
 /* The transaction handed to handlers. */
@@ -280,7 +284,7 @@ struct outrow *lmp__row_add(struct batch *b);
 void lmp__rows_truncate(struct batch *b, size_t n);
 int lmp__row_header(struct outrow *r, const char *name, const void *value, size_t len);
 int lmp__row_emit(struct lmp_tx *tx, const char *event_type, const char *key, avro_value_t *value);
-int lmp__row_dead_letter(struct rt *rt, struct batch *b, const struct lmp_raw *raw,
+int lmp__row_dead_letter(struct rt *rt, struct batch *b, const struct lmp_msg *x,
                          const char *code, const char *why, const char *corr);
 int lmp__outbox_flush(struct rt *rt, struct batch *b);
 int lmp__outbox_delete(struct rt *rt, char **ids, size_t n);

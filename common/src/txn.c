@@ -167,7 +167,7 @@ static int handle(struct lmp_tx *tx, struct lmp_msg *x) {
                          .event_id = x->id,
                          .correlation_id = *x->corr ? x->corr : NULL,
                          .key = *x->key ? x->key : NULL,
-                         .topic = x->raw->topic,
+                         .topic = x->source,
                          .partition = x->raw->partition,
                          .offset = x->raw->offset,
                          .route = x->route};
@@ -213,12 +213,11 @@ static int apply_fast(struct lmp_tx *tx, struct lmp_msg *xs, size_t n) {
   int r = inbox_all(rt, xs, n);
   for (size_t i = 0; r == 0 && i < n; i++) {
     struct lmp_msg *x = &xs[i];
-    if (!x->fresh || x->elsewhere) {
+    if (!x->fresh) {
       b->dups++;
-      lmp_debug(*x->corr ? x->corr : NULL, "skip %s %s", x->elsewhere ? "replay for another daemon" : "duplicate",
-                x->id);
+      lmp_debug(*x->corr ? x->corr : NULL, "skip duplicate %s", x->id);
     } else if (x->code) {
-      r = lmp__row_dead_letter(rt, b, x->raw, x->code, x->why, *x->corr ? x->corr : NULL);
+      r = lmp__row_dead_letter(rt, b, x, x->code, x->why, *x->corr ? x->corr : NULL);
     } else if ((r = handle(tx, x)) == 0) {
       b->applied++;
     } else if (!lmp_error_is_retry(r)) {
@@ -240,10 +239,10 @@ static int apply_isolated(struct lmp_tx *tx, struct lmp_msg *xs, size_t n) {
     size_t rows = b->nrows;
     if ((r = lmp_tx_command(tx, "SAVEPOINT lmp_msg", 0, NULL)) < 0 || (r = inbox_one(rt, x)) < 0)
       break;
-    if (!x->fresh || x->elsewhere) {
+    if (!x->fresh) {
       b->dups++;
     } else if (x->code) {
-      r = lmp__row_dead_letter(rt, b, x->raw, x->code, x->why, corr);
+      r = lmp__row_dead_letter(rt, b, x, x->code, x->why, corr);
     } else {
       r = handle(tx, x);
       if (r == 0 && (r = lmp__outbox_flush(rt, b)) == 0)
@@ -260,7 +259,7 @@ static int apply_isolated(struct lmp_tx *tx, struct lmp_msg *xs, size_t n) {
         lmp__rows_truncate(b, rows);
         if ((r = lmp_tx_command(tx, "ROLLBACK TO SAVEPOINT lmp_msg", 0, NULL)) == 0 &&
             (r = inbox_one(rt, x)) == 0)
-          r = lmp__row_dead_letter(rt, b, x->raw, code, why, corr);
+          r = lmp__row_dead_letter(rt, b, x, code, why, corr);
       }
     }
     if (r == 0)
@@ -269,15 +268,6 @@ static int apply_isolated(struct lmp_tx *tx, struct lmp_msg *xs, size_t n) {
       r = lmp_tx_command(tx, "RELEASE SAVEPOINT lmp_msg", 0, NULL);
   }
   return r;
-}
-
-/* lmpctl dlq replay sends a dead letter back to its source topic, where every daemon
- * that reads the topic sees it; only the daemon that dead-lettered it (its
- * replay_for_service header) applies it. The others had the original already. */
-static int replay_elsewhere(const struct rt *rt, const struct lmp_raw *raw) {
-  size_t n = 0;
-  const char *to = raw->header ? raw->header(raw->hctx, "replay_for_service", &n) : NULL;
-  return to && (n != strlen(rt->svc->name) || memcmp(to, rt->svc->name, n) != 0);
 }
 
 static int apply_messages(struct lmp_tx *tx) {
@@ -289,7 +279,6 @@ static int apply_messages(struct lmp_tx *tx) {
   for (size_t i = 0; i < b->n; i++) {
     lmp__message_check(tx->rt->schemas, &tx->rt->cfg, tx->rt->svc->routes, &b->raws[i], &xs[i]);
     xs[i].raw = &b->raws[i];
-    xs[i].elsewhere = replay_elsewhere(tx->rt, &b->raws[i]);
     if (xs[i].retry && r == 0) {
       snprintf(b->err, sizeof(b->err), "%s", xs[i].why);
       r = LMP_ERETRY;

@@ -315,7 +315,7 @@ class Namespace:
     def __init__(self, name):
         tag = "".join(random.choices(string.ascii_lowercase + string.digits, k=6))
         self.prefix = f"it.{name}.{tag}."
-        self.dlq = self.prefix + "dead-letter"
+        self.dlq = [self.dead_letters(service) for service in SERVICES]  # every daemon's
         self.db = f"it_{name}_{tag}"
         self.procs = []
         self.groups = set()
@@ -351,8 +351,7 @@ class Namespace:
         return out
 
     def ctl_env(self, **extra):
-        e = dict(os.environ, LMP_CONFIG=os.path.join(CONFIG, "lmpctl.conf"), LMP_KAFKA_TOPIC_PREFIX=self.prefix,
-                 LMP_DEAD_LETTER_TOPIC=self.dlq)
+        e = dict(os.environ, LMP_CONFIG=os.path.join(CONFIG, "lmpctl.conf"), LMP_KAFKA_TOPIC_PREFIX=self.prefix)
         for svc, url in self.http.items():
             e[f"LMP_{svc.upper().replace('-', '_')}_URL"] = url
         for svc, url in self.admin.items():
@@ -362,6 +361,14 @@ class Namespace:
 
     def topic(self, event_type):
         return self.prefix + event_type
+
+    def dead_letters(self, service):
+        """A daemon's own dead-letter topic: only its principal may write it."""
+        return f"{self.prefix}dead-letter.{service}"
+
+    def replays(self, service):
+        """Where lmpctl dlq replay hands a daemon's dead letters back to it."""
+        return f"{self.prefix}replay.{service}"
 
     def dbname(self, service):
         return self.db if service == "intake" else f"{self.db}_{service.replace('-', '_')}"
@@ -373,7 +380,6 @@ class Namespace:
         e.update({
             "LMP_CONFIG": os.path.join(CONFIG, f"{service}.conf"),
             "LMP_KAFKA_TOPIC_PREFIX": self.prefix,
-            "LMP_DEAD_LETTER_TOPIC": self.dlq,
             "LMP_PG_DATABASE": self.dbname(service),
             "LMP_KAFKA_GROUP_ID": f"lmp-{service}-" + self.prefix,
             "LMP_OUTBOX_SWEEP_MS": "1000",
@@ -543,10 +549,12 @@ class Namespace:
         return h
 
     def consume(self, topic, count, timeout=60):
-        """All messages of a topic from the beginning, until count or timeout."""
+        """All messages of a topic (or of a list of topics) from the beginning, until
+        count or timeout."""
         c = Consumer(kafka_conf(**{"group.id": "it-reader-" + str(uuid.uuid4()), "auto.offset.reset": "earliest",
                                    "enable.auto.commit": False, "log_level": 2}))
-        c.subscribe([topic if topic.startswith(self.prefix) else self.topic(topic)])
+        c.subscribe([t if t.startswith(self.prefix) else self.topic(t)
+                     for t in (topic if isinstance(topic, list) else [topic])])
         out = []
         deadline = time.time() + timeout
         try:
@@ -560,9 +568,11 @@ class Namespace:
         return out
 
     def consume_all(self, topic, timeout=120):
-        """Every message of a topic up to its end as it is now: read until each
-        partition's position reaches the high watermark taken at the start, so the
-        answer does not depend on how fast the machine is."""
+        """Every message of a topic (or of each of a list) up to its end as it is now:
+        read until each partition's position reaches the high watermark taken at the
+        start, so the answer does not depend on how fast the machine is."""
+        if isinstance(topic, list):
+            return [m for t in topic for m in self.consume_all(t, timeout)]
         name = topic if topic.startswith(self.prefix) else self.topic(topic)
         c = Consumer(kafka_conf(**{"group.id": "it-reader-" + str(uuid.uuid4()), "auto.offset.reset": "earliest",
                                    "enable.auto.commit": False, "log_level": 2}))

@@ -3,8 +3,9 @@ decodes and one that does not), and replay. A warehouse's dispatch that shipping
 refused because it had lost the shipment's record is replayed once the record is back
 and then applies; a second replay of it applies nothing more; a dry run sends
 nothing; a truncated dead letter, a parked event (PUBLISH_REFUSED) and one from a
-foreign topic are refused. A replay is applied only by the daemon it is addressed to.
-Every malformed argument is refused with exit status 2."""
+foreign topic are refused. Each daemon's dead letters are on its own topic, and a
+replay goes to that daemon's replay topic; a replay by filters shows its plan and sends
+only with --yes. Every malformed argument is refused with exit status 2."""
 import datetime
 import json
 import re
@@ -18,7 +19,7 @@ GARBAGE = b"\x01\x07not avro at all, and never will be"
 
 
 def dead_letters(ns):
-    return {(m.partition(), m.offset()): m for m in ns.consume_all(ns.dlq)}
+    return {pos(m): m for m in ns.consume_all(ns.dlq)}
 
 
 def one_with(ns, code, count=1):
@@ -29,8 +30,14 @@ def one_with(ns, code, count=1):
     return found
 
 
+def daemon_of(m):
+    """The daemon whose dead-letter topic a message is on."""
+    return m.topic().rsplit("dead-letter.", 1)[1]
+
+
 def pos(m):
-    return f"{m.partition()}:{m.offset()}"
+    """A dead letter's position as lmpctl shows and takes it."""
+    return f"{daemon_of(m)}/{m.partition()}:{m.offset()}"
 
 
 def rfc3339(ms):
@@ -81,23 +88,30 @@ def refuse_rejections(ns):
 def check_usage_errors(ns, garbage):
     """Every malformed argument: exit status 2 and a sentence naming what is wrong."""
     cases = [
-        (("dlq", "show", "abc"), "not PARTITION:OFFSET"),
-        (("dlq", "show", "1:"), "not PARTITION:OFFSET"),
-        (("dlq", "show", ":5"), "not PARTITION:OFFSET"),
-        (("dlq", "show", "1:x"), "not PARTITION:OFFSET"),
-        (("dlq", "show", "1:2:3"), "not PARTITION:OFFSET"),
-        (("dlq", "show", "99999999999:0"), "not PARTITION:OFFSET"),
-        (("dlq", "show", "0:99999999999999999999"), "not PARTITION:OFFSET"),
+        (("dlq", "show", "abc"), "not DAEMON/PARTITION:OFFSET nor a dlq_event_id"),
+        (("dlq", "show", "1:5"), "names no daemon"),
+        (("dlq", "show", "shipping/1:"), "not DAEMON/PARTITION:OFFSET"),
+        (("dlq", "show", "shipping/:5"), "not DAEMON/PARTITION:OFFSET"),
+        (("dlq", "show", "shipping/1:x"), "not DAEMON/PARTITION:OFFSET"),
+        (("dlq", "show", "shipping/1:2:3"), "not DAEMON/PARTITION:OFFSET"),
+        (("dlq", "show", "shipping/99999999999:0"), "not DAEMON/PARTITION:OFFSET"),
+        (("dlq", "show", "shipping/0:99999999999999999999"), "not DAEMON/PARTITION:OFFSET"),
+        (("dlq", "show", "shipping/15"), "two whole numbers after the daemon"),
+        (("dlq", "show", "nobody/0:1"), "'nobody' is not a daemon of the flow"),
+        (("dlq", "show", "\x1b[31m/0:1"), "is not a daemon of the flow"),
         (("dlq", "show", "-1:5"), "unknown option '-1:5'"),
-        (("dlq", "show", "0123e4567-e89b-12d3-a456-426614174000"), "not PARTITION:OFFSET nor a dlq_event_id"),
-        (("dlq", "show", "123e4567-e89b-12d3-a456-42661417400g"), "not PARTITION:OFFSET nor a dlq_event_id"),
-        (("dlq", "show", "\x1b[31m"), "not PARTITION:OFFSET nor a dlq_event_id"),
+        (("dlq", "show", "0123e4567-e89b-12d3-a456-426614174000"), "nor a dlq_event_id"),
+        (("dlq", "show", "123e4567-e89b-12d3-a456-42661417400g"), "nor a dlq_event_id"),
+        (("dlq", "show", "\x1b[31m"), "nor a dlq_event_id"),
+        (("dlq", "list", "--daemon", "nobody"), "'nobody' is not a daemon of the flow"),
+        (("dlq", "list", "--daemon"), "option --daemon needs a value"),
         (("dlq", "show"), "dlq show takes 1 argument"),
         (("dlq", "show", "0:1", "0:2"), "dlq show takes 1 argument"),
         (("dlq", "replay"), "dlq replay needs dead letters"),
         (("dlq", "replay", garbage, "--code", "BAD_FRAMING"), "selectors or filters"),
         (("dlq", "replay", garbage, "--limit", "1"), "selectors or filters"),
-        (("dlq", "replay", garbage, "nonsense"), "not PARTITION:OFFSET nor a dlq_event_id"),
+        (("dlq", "replay", garbage, "nonsense"), "nor a dlq_event_id"),
+        (("dlq", "replay", garbage, "--daemon", "intake"), "selectors or filters"),
         (("dlq", "list", "--since", "yesterday"), "--since 'yesterday' is neither"),
         (("dlq", "list", "--since", "2h5"), "--since '2h5' is neither"),
         (("dlq", "list", "--since", "5x"), "--since '5x' is neither"),
@@ -137,7 +151,7 @@ def check_list(ns, dl, by_code, t_mid):
     listed = ctl_json(ns, "dlq", "list")
     check(len(listed) == len(dl), f"dlq list: {len(listed)} entries, the topic holds {len(dl)}")
     for e in listed:
-        h = headers(dl[(e["partition"], e["offset"])])
+        h = headers(dl[f"{e['daemon']}/{e['partition']}:{e['offset']}"])
         for f in ("error_code", "error_message", "source_topic", "source_service", "dlq_event_id"):
             check(e[f] == h.get(f), f"dlq list {f}: {e[f]!r} != {h.get(f)!r}")
         src = h.get("source_partition")
@@ -150,8 +164,7 @@ def check_list(ns, dl, by_code, t_mid):
     check(len(table) == len(dl) + 1, f"dlq list table: {table}")
     for code, m in by_code.items():
         line = [row for row in table if row.startswith(pos(m) + " ")]
-        check(len(line) == 1 and code in line[0] and headers(m)["source_service"] in line[0],
-              f"{code} at {pos(m)} not in the table: {table}")
+        check(len(line) == 1 and code in line[0], f"{code} at {pos(m)} not in the table: {table}")
 
     def listed_codes(*args):
         return sorted(e["error_code"] for e in ctl_json(ns, "dlq", "list", *args))
@@ -163,6 +176,8 @@ def check_list(ns, dl, by_code, t_mid):
     check(listed_codes("--topic", ns.topic("onboarding.requested")) == ["BAD_FRAMING", "TOO_LARGE"],
           "--topic onboarding.requested")
     check(listed_codes("--topic", "no.such.topic") == [], "--topic matching nothing")
+    check(listed_codes("--daemon", "shipping") == ["HANDLER_REJECTED"], "--daemon shipping")
+    check(listed_codes("--daemon", "intake", "--code", "TOO_LARGE") == ["TOO_LARGE"], "--daemon and --code")
     check(listed_codes("--since", "1h") == sorted(by_code), "--since 1h takes all")
     check(listed_codes("--since", "2020-01-01T02:00:00+02:00") == sorted(by_code), "--since with an offset")
     later = sorted(c for c in by_code if c != "BAD_FRAMING")
@@ -195,7 +210,8 @@ def check_show(ns, rejected, garbage, dispatch, event_id):
     check("does not decode" in text and "01 07 6e 6f 74 20 61 76" in text and "|..not avro at al|" in text,
           f"no hex dump:\n{text}")
 
-    for sel, why in (("0:999999", "no dead letter at 0:999999"), ("977:0", "has partitions 0 to"),
+    for sel, why in (("shipping/0:999999", "no dead letter at shipping/0:999999"),
+                     ("shipping/977:0", "has partitions 0 to"),
                      (str(uuid.uuid4()), "no dead letter with dlq_event_id")):
         out = ns.lmpctl("dlq", "show", sel, check_rc=False)
         check(out.returncode == 1 and why in out.stderr, f"dlq show {sel}: {out.returncode} {out.stderr!r}")
@@ -247,10 +263,10 @@ def test_dlq(ns):
     ns.publish("onboarding.requested", example("rejected-breach.json"))
     parked = one_with(ns, "PUBLISH_REFUSED")[0]
     # A dead letter an operator wrote by hand, from a topic that is not the flow's.
-    ns.publish(ns.dlq, raw=b"foreign", key="k", headers={
+    ns.publish(ns.dead_letters("intake"), raw=b"foreign", key="k", headers={
         "event_id": "f-1", "dlq_event_id": str(uuid.uuid4()), "error_code": "RETRIES_EXHAUSTED",
         "error_message": "elsewhere", "source_topic": "other.system.events", "source_partition": "0",
-        "source_offset": "7", "source_service": "other"})
+        "source_offset": "7", "source_service": "intake"})
     foreign = wait_for("the hand-made dead letter", lambda: [
         m for m in ns.consume_all(ns.dlq) if headers(m).get("source_topic") == "other.system.events"])[0]
 
@@ -272,32 +288,37 @@ def test_dlq(ns):
     check(len(ns.lmpctl("dlq", "replay", "--code", "HANDLER_REJECTED", "--dry-run").stdout.splitlines()) == 1,
           "a dry run by filter plans every match")
     check(len(ns.consume_all("shipment.dispatched")) == dispatched_before, "the dry run sent something")
+    # By filters, without --yes and not at a terminal: the plan, and nothing sent.
+    unsure = ns.lmpctl("dlq", "replay", "--code", "HANDLER_REJECTED", input="", check_rc=False)
+    check(unsure.returncode == 1 and f"would replay {pos(rejected)}" in unsure.stdout and "--yes" in unsure.stderr
+          and "1 dead letter not sent" in unsure.stderr, f"replay by filter without --yes: {unsure!r}")
+    check(ns.consume_all(ns.replays("shipping")) == [], "a replay by filters sent without --yes")
 
     # The cause fixed, the replay applies: the dispatch is recorded and mailed.
     restore_shipment(ns, ship, items)
     out = ns.lmpctl("dlq", "replay", pos(rejected))
-    check(f"replayed {pos(rejected)} to {ns.topic('shipment.dispatched')}" in out.stdout, out.stdout)
+    check(f"replayed {pos(rejected)} to {ns.replays('shipping')}" in out.stdout, out.stdout)
     wait_for("the dispatch recorded", lambda: ns.sql(
         "SELECT status, carrier, tracking_number FROM shipments WHERE shipment_id = %s", sid, service="shipping")
         == [("dispatched", "Purolator", "PRL22000001")], timeout=60)
     wait_for("the tracking mail", lambda: len(ns.mails(oid)) == 3, timeout=60)
-    sent = [m for m in ns.consume_all("shipment.dispatched") if headers(m).get("event_id") == replay_id]
-    check(len(sent) == 1, f"{len(sent)} replays on the topic")
+    sent = [m for m in ns.consume_all(ns.replays("shipping")) if headers(m).get("event_id") == replay_id]
+    check(len(sent) == 1, f"{len(sent)} replays on shipping's replay topic")
+    check(not [m for m in ns.consume_all("shipment.dispatched") if headers(m).get("event_id") == replay_id],
+          "a replay went to the source topic, where every reader sees it")
     h = headers(sent[0])
-    check(sent[0].value() == rejected.value() and sent[0].key() == rejected.key() and
-          sent[0].partition() == int(headers(rejected)["source_partition"]), "the original key, value and partition")
+    check(sent[0].value() == rejected.value() and sent[0].key() == rejected.key(), "the original key and value")
     check(h["x-warehouse"] == "north-1" and h["correlation_id"] == r["request_id"] and
-          h["replay_of_event_id"] == event_id and
-          h["replay_dlq_position"] == f"{ns.dlq}/{rejected.partition()}/{rejected.offset()}" and
-          h["replay_for_service"] == "shipping" and not any(k.startswith("dlq_") or k == "error_code" for k in h),
-          f"replay headers: {h}")
+          h["replay_of_event_id"] == event_id and h["source_topic"] == ns.topic("shipment.dispatched") and
+          h["replay_dlq_position"] == f"{ns.dead_letters('shipping')}/{rejected.partition()}/{rejected.offset()}"
+          and not any(k.startswith("dlq_") or k == "error_code" for k in h), f"replay headers: {h}")
 
     # Replayed again (by its dlq_event_id): the inbox knows it, nothing more happens.
     dups = duplicates(ns, "shipping")
     out = ns.lmpctl("dlq", "replay", headers(rejected)["dlq_event_id"])
     check(f"as event_id {replay_id}" in out.stdout, out.stdout)
     wait_for("shipping to skip the second replay", lambda: duplicates(ns, "shipping") == dups + 1, timeout=60)
-    check(len([m for m in ns.consume_all("shipment.dispatched") if headers(m).get("event_id") == replay_id]) == 2,
+    check(len([m for m in ns.consume_all(ns.replays("shipping")) if headers(m).get("event_id") == replay_id]) == 2,
           "both replays on the topic")
     check(len(ns.consume_all("onboarding.shipment-dispatched")) == 1, "one shipment-dispatched event")
     check(ns.sql("SELECT count(*) FROM lmp_inbox WHERE event_id = %s", replay_id, service="shipping") == [(1,)],
@@ -305,24 +326,15 @@ def test_dlq(ns):
     check(len(ns.mails(oid)) == 3, "no second tracking mail")
     check(len(dead_letters(ns)) == 5, "no new dead letter")
 
-    # A replay goes back to a topic every reader of it sees; only the daemon that
-    # dead-lettered it applies it (the others had the original already).
-    dups = duplicates(ns, "intake")
-    other = example("virtual-core.json")
-    ns.publish("onboarding.requested", other, headers={
-        "event_id": "replay:" + str(uuid.uuid4()), "replay_for_service": "allocation"})
-    # An address that is not text, or far too long, names no daemon either.
-    for hostile in (b"\xff\xfeintake", b"intake\r\n", b"i" * 300_000):
+    # A replay_for_service header means nothing any more (it once made every daemon
+    # but the one it named skip the message): whatever it says, intake applies a
+    # request, and the header cannot hide one from it.
+    for hostile in (b"allocation", b"\xff\xfeintake", b"intake\r\n", b"i" * 300_000):
+        other = example("virtual-core.json")
         ns.publish("onboarding.requested", other, headers={
-            "event_id": "replay:" + str(uuid.uuid4()), "replay_for_service": hostile})
-    wait_for("intake to skip replays addressed to no daemon of its name", lambda: duplicates(ns, "intake") == dups + 4,
-             timeout=60)
-    check(ns.sql("SELECT count(*) FROM onboardings WHERE onboarding_id = %s", onboarding_id(other)) == [(0,)],
-          "intake applied a replay meant for allocation")
-    ns.publish("onboarding.requested", other, headers={
-        "event_id": "replay:" + str(uuid.uuid4()), "replay_for_service": "intake"})
-    wait_for("intake to apply the replay addressed to it", lambda: ns.sql(
-        "SELECT count(*) FROM onboardings WHERE onboarding_id = %s", onboarding_id(other)) == [(1,)], timeout=60)
+            "event_id": str(uuid.uuid4()), "replay_for_service": hostile})
+        wait_for("intake to apply a request whatever its replay_for_service says", lambda: ns.sql(
+            "SELECT count(*) FROM onboardings WHERE onboarding_id = %s", onboarding_id(other)) == [(1,)], timeout=60)
 
 
 if __name__ == "__main__":

@@ -136,7 +136,7 @@ def test_registry(ns):
     out = subprocess.run(["kcat", "-b", broker, *tls, "-L", "-J"], capture_output=True, text=True, timeout=60)
     check(out.returncode == 0, out.stderr)
     topics = {t["topic"] for t in json.loads(out.stdout)["topics"]}
-    check(ns.topic("onboarding.confirmed") in topics and ns.dlq in topics, "kcat lists our topics")
+    check(ns.topic("onboarding.confirmed") in topics and set(ns.dlq) <= topics, "kcat lists our topics")
     out = subprocess.run(["kcat", "-b", broker, *tls, "-C", "-t", ns.topic("onboarding.confirmed"), "-o", "beginning",
                           "-e", "-q", "-f", "%k %h\n"], capture_output=True, text=True, timeout=60)
     check(out.returncode == 0 and oid in out.stdout and "event_type=onboarding.confirmed" in out.stdout,

@@ -14,7 +14,9 @@ struct ctl_opts {
   int wait_s;        /* submit, status: wait this long for a final outcome */
   int partitions;    /* topics create */
   int json;          /* status, dlq: print JSON */
-  int dry_run;       /* dlq replay */
+  int dry_run;       /* dlq replay: show the plan, send nothing */
+  int yes;           /* dlq replay by filters: send what the plan shows */
+  const char *daemon; /* dlq: one daemon's dead letters */
   const char *sets[32]; /* submit: --set path=text */
   int nsets;
   const char *topic, *code, *since; /* dlq list and replay filters */
@@ -75,6 +77,7 @@ int cmd_schema_check(char **args, int nargs, const struct ctl_opts *o);
 int cmd_encode(char **args, int nargs, const struct ctl_opts *o);
 int cmd_dlq_list(char **args, int nargs, const struct ctl_opts *o);
 int cmd_dlq_show(char **args, int nargs, const struct ctl_opts *o);
+int cmd_dlq_acls(char **args, int nargs, const struct ctl_opts *o);
 int cmd_dlq_replay(char **args, int nargs, const struct ctl_opts *o);
 int cmd_lag(char **args, int nargs, const struct ctl_opts *o);
 int cmd_login(char **args, int nargs, const struct ctl_opts *o);

@@ -1,4 +1,7 @@
-/* lmpctl for dead letters: list them, show one, replay them to their source topics. */
+/* lmpctl for dead letters: list them, show one, replay them to the daemon that
+ * dead-lettered them. Each daemon has its own dead-letter topic, which only its
+ * principal may write, and its own replay topic, which only it reads: so the topic a
+ * letter is on says whose it is, and a replay can make no daemon but that one act. */
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -8,8 +11,10 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "ctl.h"
+#include "daemons.h"
 #include "lmp/kafka.h"
 #include "lmp/service.h"
 #include "lmp/text.h"
@@ -32,8 +37,9 @@ struct hdr {
   size_t len;
 };
 
-/* One dead letter as read from the topic. */
+/* One dead letter as read from a daemon's dead-letter topic. */
 struct dl {
+  const char *daemon;     /* whose topic it is on (lmp_daemons) */
   int32_t partition;
   int64_t offset, ts_ms;  /* ts_ms -1: no timestamp */
   char *key;              /* NULL: no key */
@@ -49,14 +55,16 @@ struct dls {
   size_t n, cap;
 };
 
-/* --topic, --code and --since as read from the command line. */
+/* --daemon, --topic, --code and --since as read from the command line. */
 struct filter {
+  const char *daemon; /* NULL: every daemon's dead letters */
   const char *topic, *code;
   int64_t since_ms; /* 0: any time */
 };
 
 /* A dead letter named on the command line: its position, or its dlq_event_id. */
 struct selector {
+  const char *daemon; /* the position's; NULL for an id */
   int32_t partition;
   int64_t offset;
   char id[37]; /* "" for a position */
@@ -109,11 +117,12 @@ static void dls_add(struct dls *l, struct dl *d) {
 /* The runtime writes the original's headers, then its own from dlq_event_id on; an
  * original header never starts with dlq_ (the runtime drops those), so the first
  * dlq_event_id is where the original's end. */
-static struct dl *dl_from(const rd_kafka_message_t *m, int keep_value) {
+static struct dl *dl_from(const char *daemon, const rd_kafka_message_t *m, int keep_value) {
   struct dl *d = calloc(1, sizeof(*d));
   rd_kafka_headers_t *hs = NULL;
   if (d == NULL)
     die("out of memory");
+  d->daemon = daemon;
   d->partition = m->partition;
   d->offset = m->offset;
   d->ts_ms = rd_kafka_message_timestamp(m, NULL);
@@ -349,8 +358,22 @@ static int code_ok(const char *s) {
   return 1;
 }
 
+/* A daemon of the flow by name, as lmp_daemons spells it; dies otherwise. */
+static const char *daemon_named(const char *s, size_t n) {
+  for (const struct lmp_daemon *d = lmp_daemons; d->name; d++)
+    if (strlen(d->name) == n && strncmp(d->name, s, n) == 0)
+      return d->name;
+  char *t = printable(s, n);
+  fprintf(stderr, "lmpctl: '%s' is not a daemon of the flow (", t);
+  for (const struct lmp_daemon *d = lmp_daemons; d->name; d++)
+    fprintf(stderr, "%s%s", d == lmp_daemons ? "" : ", ", d->name);
+  fprintf(stderr, ")\n");
+  free(t);
+  exit(2);
+}
+
 static struct filter filter_of(const struct ctl_opts *o) {
-  struct filter f = {o->topic, o->code, 0};
+  struct filter f = {o->daemon ? daemon_named(o->daemon, strlen(o->daemon)) : NULL, o->topic, o->code, 0};
   if (o->topic && !topic_name_ok(o->topic))
     die_usage("--topic '%s' is not a topic name (1 to 249 of a-z A-Z 0-9 . _ -)", o->topic);
   if (o->code && !code_ok(o->code))
@@ -366,13 +389,23 @@ static struct filter filter_of(const struct ctl_opts *o) {
   return f;
 }
 
-static int has_filter(const struct ctl_opts *o) { return o->topic || o->code || o->since; }
+static int has_filter(const struct ctl_opts *o) { return o->daemon || o->topic || o->code || o->since; }
 
-/* PARTITION:OFFSET, or a dlq_event_id (a UUID, as the runtime makes them). */
+/* DAEMON/PARTITION:OFFSET (as list shows a position), or a dlq_event_id (a UUID, as
+ * the runtime makes them). */
 static void parse_selector(const char *s, struct selector *sel) {
   memset(sel, 0, sizeof(*sel));
   sel->text = s;
-  const char *colon = strchr(s, ':');
+  const char *colon = strchr(s, ':'), *slash = strchr(s, '/');
+  if (colon && (slash == NULL || slash > colon))
+    die_usage("'%s' names no daemon: DAEMON/PARTITION:OFFSET, as dlq list shows it", s);
+  if (slash) {
+    sel->daemon = daemon_named(s, (size_t)(slash - s));
+    s = slash + 1;
+    colon = strchr(s, ':');
+    if (colon == NULL)
+      die_usage("'%s' is not DAEMON/PARTITION:OFFSET (two whole numbers after the daemon)", sel->text);
+  }
   if (colon) {
     char part[16];
     size_t pl = (size_t)(colon - s);
@@ -383,7 +416,7 @@ static void parse_selector(const char *s, struct selector *sel) {
       p = decimal(part);
     }
     if (p < 0 || p > INT32_MAX || off < 0)
-      die_usage("'%s' is not PARTITION:OFFSET (two whole numbers) nor a dlq_event_id", s);
+      die_usage("'%s' is not DAEMON/PARTITION:OFFSET (two whole numbers) nor a dlq_event_id", sel->text);
     sel->partition = (int32_t)p;
     sel->offset = off;
     return;
@@ -393,13 +426,15 @@ static void parse_selector(const char *s, struct selector *sel) {
     if ((i == 8 || i == 13 || i == 18 || i == 23) ? s[i] != '-' : !isxdigit((unsigned char)s[i]))
       n = 0;
   if (n != 36)
-    die_usage("'%s' is not PARTITION:OFFSET nor a dlq_event_id (a UUID)", s);
+    die_usage("'%s' is not DAEMON/PARTITION:OFFSET nor a dlq_event_id (a UUID)", s);
   for (size_t i = 0; i < n; i++)
     sel->id[i] = (char)tolower((unsigned char)s[i]);
 }
 
 static int matches(const struct dl *d, const struct filter *f) {
   const char *src = meta(d, "source_topic"), *code = meta(d, "error_code");
+  if (f->daemon && strcmp(f->daemon, d->daemon) != 0)
+    return 0;
   if (f->topic) {
     /* The full topic name, or the event type under this prefix. */
     char full[300];
@@ -416,24 +451,24 @@ static int matches(const struct dl *d, const struct filter *f) {
 
 /* A consumer that only assigns partitions: the group id is a name librdkafka wants
  * for that, never joined and never committed to. */
-static rd_kafka_t *reader(void) { return kafka_client(RD_KAFKA_CONSUMER, "lmpctl-dlq-reader"); }
+#define READER_GROUP "lmpctl-dlq-reader"
+static rd_kafka_t *reader(void) { return kafka_client(RD_KAFKA_CONSUMER, READER_GROUP); }
 
-/* The dead-letter topic's partitions and their offsets now: [lo, hi) each. */
+/* A dead-letter topic's partitions and their offsets now: [lo, hi) each. */
 struct ends {
   int n;
   int64_t *lo, *hi;
 };
 
-static struct ends topic_ends(rd_kafka_t *rk) {
-  rd_kafka_topic_t *t = rd_kafka_topic_new(rk, cfg.dead_letter_topic, NULL);
+static struct ends topic_ends(rd_kafka_t *rk, const char *topic) {
+  rd_kafka_topic_t *t = rd_kafka_topic_new(rk, topic, NULL);
   const struct rd_kafka_metadata *md;
   rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, t, &md, 15000);
   rd_kafka_topic_destroy(t);
   if (e)
-    die("%s: metadata: %s", cfg.dead_letter_topic, rd_kafka_err2str(e));
+    die("%s: metadata: %s", topic, rd_kafka_err2str(e));
   if (md->topic_cnt != 1 || md->topics[0].err)
-    die("%s: %s", cfg.dead_letter_topic,
-        md->topic_cnt ? rd_kafka_err2str(md->topics[0].err) : "no such topic");
+    die("%s: %s", topic, md->topic_cnt ? rd_kafka_err2str(md->topics[0].err) : "no such topic");
   struct ends x = {md->topics[0].partition_cnt, NULL, NULL};
   rd_kafka_metadata_destroy(md);
   x.lo = calloc((size_t)x.n + 1, sizeof(int64_t));
@@ -441,8 +476,8 @@ static struct ends topic_ends(rd_kafka_t *rk) {
   if (x.lo == NULL || x.hi == NULL)
     die("out of memory");
   for (int p = 0; p < x.n; p++)
-    if ((e = rd_kafka_query_watermark_offsets(rk, cfg.dead_letter_topic, p, &x.lo[p], &x.hi[p], 15000)))
-      die("%s[%d]: end offsets: %s", cfg.dead_letter_topic, p, rd_kafka_err2str(e));
+    if ((e = rd_kafka_query_watermark_offsets(rk, topic, p, &x.lo[p], &x.hi[p], 15000)))
+      die("%s[%d]: end offsets: %s", topic, p, rd_kafka_err2str(e));
   return x;
 }
 
@@ -451,40 +486,43 @@ static void ends_free(struct ends *x) {
   free(x->hi);
 }
 
-/* Reads every partition from its start to the end it had when called (never "for a
- * while": what arrives later is not waited for), giving each message to visit until
- * it returns non-zero. */
-static void scan(int (*visit)(const rd_kafka_message_t *m, void *ctx), void *ctx) {
+typedef int (*visitor)(const char *daemon, const rd_kafka_message_t *m, void *ctx);
+
+/* Reads every partition of a daemon's dead-letter topic from its start to the end it
+ * had when called (never "for a while": what arrives later is not waited for), giving
+ * each message to visit until it returns non-zero; that value. */
+static int scan_daemon(const char *daemon, visitor visit, void *ctx) {
+  char topic[300];
+  lmp_dead_letter_topic(&cfg, daemon, topic, sizeof(topic));
   rd_kafka_t *rk = reader();
-  struct ends x = topic_ends(rk);
+  struct ends x = topic_ends(rk, topic);
   rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(x.n ? x.n : 1);
   int pending = 0;
   for (int p = 0; p < x.n; p++)
     if (x.hi[p] > x.lo[p]) {
-      rd_kafka_topic_partition_list_add(l, cfg.dead_letter_topic, p)->offset = x.lo[p];
+      rd_kafka_topic_partition_list_add(l, topic, p)->offset = x.lo[p];
       pending++;
     }
   rd_kafka_resp_err_t e = rd_kafka_assign(rk, l);
   if (e)
-    die("%s: assign: %s", cfg.dead_letter_topic, rd_kafka_err2str(e));
+    die("%s: assign: %s", topic, rd_kafka_err2str(e));
   int64_t idle_ms = 0;
   int stop = 0;
   while (pending > 0 && !stop) {
     rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 500);
     if (m == NULL || m->err) {
       if (m && m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-        fprintf(stderr, "lmpctl: %s: %s\n", cfg.dead_letter_topic, rd_kafka_message_errstr(m));
+        fprintf(stderr, "lmpctl: %s: %s\n", topic, rd_kafka_message_errstr(m));
       if (m)
         rd_kafka_message_destroy(m);
       if ((idle_ms += 500) >= STALL_MS)
-        die("%s: no progress in %d s with %d partitions not read to their end", cfg.dead_letter_topic,
-            STALL_MS / 1000, pending);
+        die("%s: no progress in %d s with %d partitions not read to their end", topic, STALL_MS / 1000, pending);
       continue;
     }
     idle_ms = 0;
     int32_t p = m->partition;
     if (p >= 0 && p < x.n && m->offset < x.hi[p]) {
-      stop = visit(m, ctx);
+      stop = visit(daemon, m, ctx);
       if (m->offset + 1 >= x.hi[p])
         pending--;
     }
@@ -494,34 +532,48 @@ static void scan(int (*visit)(const rd_kafka_message_t *m, void *ctx), void *ctx
   ends_free(&x);
   rd_kafka_consumer_close(rk);
   rd_kafka_destroy(rk);
+  return stop;
+}
+
+/* scan_daemon over the daemon named, or over every daemon's until visit says stop. */
+static void scan(const char *daemon, visitor visit, void *ctx) {
+  if (daemon) {
+    scan_daemon(daemon, visit, ctx);
+    return;
+  }
+  for (const struct lmp_daemon *d = lmp_daemons; d->name; d++)
+    if (scan_daemon(d->name, visit, ctx))
+      return;
 }
 
 /* The dead letter at a position, with its value; NULL (and why) when there is none. */
-static struct dl *fetch_at(int32_t partition, int64_t offset, char *why, size_t whylen) {
+static struct dl *fetch_at(const char *daemon, int32_t partition, int64_t offset, char *why, size_t whylen) {
+  char topic[300];
+  lmp_dead_letter_topic(&cfg, daemon, topic, sizeof(topic));
   rd_kafka_t *rk = reader();
-  struct ends x = topic_ends(rk);
+  struct ends x = topic_ends(rk, topic);
   struct dl *d = NULL;
   if (partition >= x.n) {
-    snprintf(why, whylen, "%s has partitions 0 to %d", cfg.dead_letter_topic, x.n - 1);
+    snprintf(why, whylen, "%s has partitions 0 to %d", topic, x.n - 1);
   } else if (x.lo[partition] == x.hi[partition]) {
-    snprintf(why, whylen, "partition %d is empty", (int)partition);
+    snprintf(why, whylen, "partition %d of %s is empty", (int)partition, topic);
   } else if (offset < x.lo[partition] || offset >= x.hi[partition]) {
-    snprintf(why, whylen, "partition %d holds offsets %" PRId64 " to %" PRId64, (int)partition, x.lo[partition],
-             x.hi[partition] - 1);
+    snprintf(why, whylen, "partition %d of %s holds offsets %" PRId64 " to %" PRId64, (int)partition, topic,
+             x.lo[partition], x.hi[partition] - 1);
   } else {
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(l, cfg.dead_letter_topic, partition)->offset = offset;
+    rd_kafka_topic_partition_list_add(l, topic, partition)->offset = offset;
     rd_kafka_resp_err_t e = rd_kafka_assign(rk, l);
     rd_kafka_topic_partition_list_destroy(l);
     if (e)
-      die("%s: assign: %s", cfg.dead_letter_topic, rd_kafka_err2str(e));
+      die("%s: assign: %s", topic, rd_kafka_err2str(e));
     snprintf(why, whylen, "no message at offset %" PRId64 " of partition %d", offset, (int)partition);
     int gap = 0; /* the partition goes on past the offset without it */
     for (int64_t waited = 0; d == NULL && !gap && waited < STALL_MS; waited += 500) {
       rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 500);
       if (m && !m->err && m->partition == partition) {
         if (m->offset == offset)
-          d = dl_from(m, 1);
+          d = dl_from(daemon, m, 1);
         gap = m->offset > offset;
       }
       if (m)
@@ -543,9 +595,9 @@ struct pick {
   struct dls out;
 };
 
-static int pick_visit(const rd_kafka_message_t *m, void *ctx) {
+static int pick_visit(const char *daemon, const rd_kafka_message_t *m, void *ctx) {
   struct pick *k = ctx;
-  struct dl *d = dl_from(m, 0);
+  struct dl *d = dl_from(daemon, m, 0);
   const char *id = meta(d, "dlq_event_id");
   int want = k->sel == NULL && matches(d, k->f);
   for (size_t i = 0; k->sel && id && i < k->nsel && !want; i++)
@@ -560,7 +612,7 @@ static int pick_visit(const rd_kafka_message_t *m, void *ctx) {
   dl_free(d);
   if (!want)
     return 0;
-  dls_add(&k->out, dl_from(m, k->keep_value));
+  dls_add(&k->out, dl_from(daemon, m, k->keep_value));
   return k->sel && k->found == k->nsel; /* every id found: stop reading */
 }
 
@@ -568,6 +620,8 @@ static int by_time(const void *a, const void *b) {
   const struct dl *x = *(const struct dl *const *)a, *y = *(const struct dl *const *)b;
   if (x->ts_ms != y->ts_ms)
     return x->ts_ms < y->ts_ms ? -1 : 1;
+  if (strcmp(x->daemon, y->daemon) != 0)
+    return strcmp(x->daemon, y->daemon);
   if (x->partition != y->partition)
     return x->partition < y->partition ? -1 : 1;
   return x->offset < y->offset ? -1 : x->offset > y->offset;
@@ -580,10 +634,15 @@ static void sort_by_time(struct dls *l) {
 
 /* ---- list ---------------------------------------------------------------------------- */
 
+/* A dead letter's position as list shows it and selectors take it: DAEMON/PARTITION:OFFSET. */
+static void position(const struct dl *d, char *out, size_t n) {
+  snprintf(out, n, "%s/%d:%" PRId64, d->daemon, (int)d->partition, d->offset);
+}
+
 static json_t *list_json(const struct dl *d) {
   char t[32];
   rfc3339(d->ts_ms, t);
-  return json_pack("{s:i, s:I, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "partition", (int)d->partition,
+  return json_pack("{s:s, s:i, s:I, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "daemon", d->daemon, "partition", (int)d->partition,
                    "offset", (json_int_t)d->offset, "time", t, "dlq_event_id", json_meta(d, "dlq_event_id"),
                    "source_topic", json_meta(d, "source_topic"), "source_partition",
                    json_position(meta(d, "source_partition")), "source_offset",
@@ -593,26 +652,26 @@ static json_t *list_json(const struct dl *d) {
 }
 
 static void list_line(const struct dl *d) {
-  char t[32], where[48], msg[4 * MESSAGE_CHARS + 8];
+  char t[32], where[80], msg[4 * MESSAGE_CHARS + 8];
   rfc3339(d->ts_ms, t);
-  snprintf(where, sizeof(where), "%d:%" PRId64, (int)d->partition, d->offset);
+  position(d, where, sizeof(where));
   char *text = printable(meta(d, "error_message"), meta(d, "error_message") ? strlen(meta(d, "error_message")) : 0);
   lmp_utf8_copy(msg, sizeof(msg), text, MESSAGE_CHARS);
   free(text);
   const char *fields[] = {meta(d, "source_topic"), meta(d, "source_partition"), meta(d, "source_offset"),
-                          meta(d, "error_code"), meta(d, "source_service")};
-  char *p[5];
-  for (int i = 0; i < 5; i++)
+                          meta(d, "error_code")};
+  char *p[4];
+  for (int i = 0; i < 4; i++)
     p[i] = printable(or_dash(fields[i]), strlen(or_dash(fields[i])));
-  printf("%-10s %-24s %-40s %3s:%-8s %-20s %-12s %s\n", where, t, p[0], p[1], p[2], p[3], p[4], msg);
-  for (int i = 0; i < 5; i++)
+  printf("%-32s %-24s %-40s %3s:%-8s %-20s %s\n", where, t, p[0], p[1], p[2], p[3], msg);
+  for (int i = 0; i < 4; i++)
     free(p[i]);
 }
 
 int cmd_dlq_list(char **args, int nargs, const struct ctl_opts *o) {
   struct filter f = filter_of(o);
   struct pick k = {.f = &f};
-  scan(pick_visit, &k);
+  scan(f.daemon, pick_visit, &k);
   sort_by_time(&k.out);
   size_t limit = o->limit ? (size_t)o->limit : DEFAULT_LIMIT, first = k.out.n > limit ? k.out.n - limit : 0;
   if (o->json) {
@@ -621,13 +680,13 @@ int cmd_dlq_list(char **args, int nargs, const struct ctl_opts *o) {
       json_array_append_new(a, list_json(k.out.v[i]));
     print_json(a);
   } else {
-    printf("%-10s %-24s %-40s %-12s %-20s %-12s %s\n", "DLQ", "TIME", "SOURCE TOPIC", "SOURCE", "ERROR",
-           "SERVICE", "MESSAGE");
+    printf("%-32s %-24s %-40s %-12s %-20s %s\n", "DEAD LETTER", "TIME", "SOURCE TOPIC", "SOURCE", "ERROR",
+           "MESSAGE");
     for (size_t i = first; i < k.out.n; i++)
       list_line(k.out.v[i]);
   }
-  fprintf(stderr, "%zu dead letter%s in %s%s", k.out.n, k.out.n == 1 ? "" : "s", cfg.dead_letter_topic,
-          has_filter(o) ? " match" : "");
+  fprintf(stderr, "%zu dead letter%s of %s%s", k.out.n, k.out.n == 1 ? "" : "s",
+          f.daemon ? f.daemon : "every daemon", has_filter(o) ? " match" : "");
   if (first)
     fprintf(stderr, "; the newest %zu shown (--limit)", limit);
   fputc('\n', stderr);
@@ -652,7 +711,7 @@ static struct dls find(const struct selector *sel, size_t n, size_t *missing) {
       ids[nids++] = sel[i];
       continue;
     }
-    struct dl *d = fetch_at(sel[i].partition, sel[i].offset, why, sizeof(why));
+    struct dl *d = fetch_at(sel[i].daemon, sel[i].partition, sel[i].offset, why, sizeof(why));
     if (d)
       dls_add(&out, d);
     else {
@@ -662,14 +721,14 @@ static struct dls find(const struct selector *sel, size_t n, size_t *missing) {
   }
   if (nids) {
     struct pick k = {.sel = ids, .nsel = nids, .keep_value = 1, .out = out};
-    scan(pick_visit, &k);
+    scan(NULL, pick_visit, &k);
     out = k.out;
     for (size_t i = 0; i < nids; i++) {
       int seen = 0;
       for (size_t j = 0; j < out.n && !seen; j++)
         seen = meta(out.v[j], "dlq_event_id") && strcasecmp(meta(out.v[j], "dlq_event_id"), ids[i].id) == 0;
       if (!seen) {
-        fprintf(stderr, "lmpctl: no dead letter with dlq_event_id %s in %s\n", ids[i].id, cfg.dead_letter_topic);
+        fprintf(stderr, "lmpctl: no dead letter with dlq_event_id %s\n", ids[i].id);
         ++*missing;
       }
     }
@@ -742,7 +801,10 @@ static void show_text(const struct dl *d) {
   char t[32], why[500];
   const char *type;
   rfc3339(d->ts_ms, t);
-  printf("dead letter %d:%" PRId64 " of %s, %s\n", (int)d->partition, d->offset, cfg.dead_letter_topic, t);
+  char where[80], topic[300];
+  position(d, where, sizeof(where));
+  lmp_dead_letter_topic(&cfg, d->daemon, topic, sizeof(topic));
+  printf("dead letter %s (%s), %s\n", where, topic, t);
   printf("error    ");
   put(meta(d, "error_code"));
   printf(": ");
@@ -753,8 +815,7 @@ static void show_text(const struct dl *d) {
   put(meta(d, "source_partition"));
   printf("]@");
   put(meta(d, "source_offset"));
-  printf(", dead-lettered by ");
-  put(meta(d, "source_service"));
+  printf(", dead-lettered by %s", d->daemon);
   putchar('\n');
   printf("key      ");
   print_key(d);
@@ -799,6 +860,7 @@ int cmd_dlq_show(char **args, int nargs, const struct ctl_opts *o) {
 struct replay {
   const struct dl *d;
   char event_id[EVENT_ID_MAX + 1];
+  char topic[300];         /* the replay topic of the letter's daemon */
   rd_kafka_resp_err_t err; /* RD_KAFKA_RESP_ERR__IN_PROGRESS until its delivery report */
   int32_t partition;
   int64_t offset;
@@ -817,9 +879,11 @@ static int our_topic(const char *topic) {
   return 0;
 }
 
-/* Why a dead letter must not be replayed, or NULL. Replaying is producing the
- * original again; a dead letter that does not hold the original, or whose source is
- * not a topic of the flow, cannot be. */
+/* Why a dead letter must not be replayed, or NULL. Replaying is handing the original
+ * to the daemon that dead-lettered it once more; a dead letter that does not hold the
+ * original, or whose source is not a topic of the flow, cannot be. Whose it is comes
+ * from the topic it is on, never from its headers: a source_service that names
+ * another daemon was not written by the runtime. */
 static const char *refusal(const struct dl *d, char *why, size_t len) {
   const char *code = meta(d, "error_code"), *src = meta(d, "source_topic"), *id = meta(d, "dlq_event_id");
   if (id == NULL || !*id || strlen(id) > EVENT_ID_MAX - strlen(REPLAY_PREFIX))
@@ -827,9 +891,14 @@ static const char *refusal(const struct dl *d, char *why, size_t len) {
   for (const char *c = id; *c; c++)
     if (*c <= 0x20 || *c >= 0x7F)
       return "its dlq_event_id is not printable ASCII, as an event_id must be";
+  if (meta(d, "source_service") == NULL || strcmp(meta(d, "source_service"), d->daemon) != 0) {
+    snprintf(why, len, "it is on %s's dead-letter topic but names %s as its source_service: the runtime never "
+             "writes that", d->daemon, or_dash(meta(d, "source_service")));
+    return why;
+  }
   if (code && strcmp(code, "PUBLISH_REFUSED") == 0) {
     snprintf(why, len, "it is a parked event (PUBLISH_REFUSED): the broker refused it for good when %s published "
-             "it from its outbox; the event is in that daemon's lmp_outbox_parked", or_dash(meta(d, "source_service")));
+             "it from its outbox; the event is in that daemon's lmp_outbox_parked", d->daemon);
     return why;
   }
   if (meta(d, "dlq_truncated_from")) {
@@ -856,8 +925,6 @@ static const char *refusal(const struct dl *d, char *why, size_t len) {
              cfg.topic_prefix);
     return why;
   }
-  if (decimal(meta(d, "source_partition")) < 0 || decimal(meta(d, "source_partition")) > INT32_MAX)
-    return "it has no source_partition to produce to";
   return NULL;
 }
 
@@ -865,26 +932,33 @@ static int add_header(rd_kafka_headers_t *hs, const char *name, const char *valu
   return rd_kafka_header_add(hs, name, -1, value, (ssize_t)len) ? -1 : 0;
 }
 
+/* Headers a replay sets itself, never copied from the original. */
+static int replay_owns(const char *name) {
+  return strcmp(name, "event_id") == 0 || strcmp(name, "source_topic") == 0 || strncmp(name, "replay_", 7) == 0;
+}
+
 /* The original headers, but event_id, which becomes one of the dead letter's own so
  * that replaying it twice is one event to the inbox (the original event_id is in the
  * inbox already when its handler refused it), and earlier replay_* headers; then
- * where this replay comes from. */
+ * the topic whose route the daemon applies (source_topic) and where this replay comes
+ * from. */
 static rd_kafka_headers_t *replay_headers(const struct replay *r) {
   const struct dl *d = r->d;
   char pos[400];
   rd_kafka_headers_t *hs = rd_kafka_headers_new(d->norig + 5);
   int e = 0;
   for (size_t i = 0; i < d->norig && !e; i++)
-    if (strcmp(d->h[i].name, "event_id") != 0 && strncmp(d->h[i].name, "replay_", 7) != 0)
+    if (!replay_owns(d->h[i].name))
       e = add_header(hs, d->h[i].name, d->h[i].value, d->h[i].len);
-  snprintf(pos, sizeof(pos), "%s/%d/%" PRId64, cfg.dead_letter_topic, (int)d->partition, d->offset);
-  const char *was = orig(d, "event_id");
+  char topic[300];
+  lmp_dead_letter_topic(&cfg, d->daemon, topic, sizeof(topic));
+  snprintf(pos, sizeof(pos), "%s/%d/%" PRId64, topic, (int)d->partition, d->offset);
+  const char *was = orig(d, "event_id"), *src = meta(d, "source_topic");
   if (!e) e = add_header(hs, "event_id", r->event_id, strlen(r->event_id));
+  if (!e) e = add_header(hs, "source_topic", src, strlen(src));
   if (!e) e = add_header(hs, "replay_dlq_event_id", meta(d, "dlq_event_id"), strlen(meta(d, "dlq_event_id")));
   if (!e) e = add_header(hs, "replay_dlq_position", pos, strlen(pos));
   if (!e && was) e = add_header(hs, "replay_of_event_id", was, strlen(was));
-  if (!e) e = add_header(hs, "replay_for_service", or_dash(meta(d, "source_service")),
-                         strlen(or_dash(meta(d, "source_service"))));
   if (e)
     die("out of memory");
   return hs;
@@ -915,12 +989,11 @@ static rd_kafka_t *replay_producer(void) {
 static void produce(rd_kafka_t *rk, struct replay *r) {
   const struct dl *d = r->d;
   rd_kafka_headers_t *hs = replay_headers(r);
-  /* The original's partition: its key's other events are there, in order. */
+  /* Partitioned by the key, as the daemon's own topics are: the key's replays stay in
+   * the order they are sent. */
   rd_kafka_resp_err_t e = rd_kafka_producev(
-      rk, RD_KAFKA_V_TOPIC(meta(d, "source_topic")),
-      RD_KAFKA_V_PARTITION((int32_t)decimal(meta(d, "source_partition"))), RD_KAFKA_V_KEY(d->key, d->keylen),
-      RD_KAFKA_V_VALUE(d->value, d->len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hs),
-      RD_KAFKA_V_OPAQUE(r), RD_KAFKA_V_END);
+      rk, RD_KAFKA_V_TOPIC(r->topic), RD_KAFKA_V_KEY(d->key, d->keylen), RD_KAFKA_V_VALUE(d->value, d->len),
+      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hs), RD_KAFKA_V_OPAQUE(r), RD_KAFKA_V_END);
   if (e) {
     rd_kafka_headers_destroy(hs); /* not taken when producev fails */
     r->err = e;
@@ -929,11 +1002,11 @@ static void produce(rd_kafka_t *rk, struct replay *r) {
 
 static void print_plan(const struct replay *r) {
   const struct dl *d = r->d;
-  printf("would replay %d:%" PRId64 " to ", (int)d->partition, d->offset);
+  char where[80];
+  position(d, where, sizeof(where));
+  printf("would replay %s to %s for ", where, r->topic);
   put(meta(d, "source_topic"));
-  putchar('[');
-  put(meta(d, "source_partition"));
-  printf("] as event_id %s, key ", r->event_id);
+  printf(" as event_id %s, key ", r->event_id);
   print_key(d);
   printf(", %zu bytes, headers:", d->len);
   rd_kafka_headers_t *hs = replay_headers(r);
@@ -959,13 +1032,13 @@ static size_t send_all(struct replay *rs, size_t n) {
   rd_kafka_flush(rk, 90000);
   size_t failed = 0;
   for (size_t i = 0; i < n; i++) {
-    const struct dl *d = rs[i].d;
+    char where[80];
+    position(rs[i].d, where, sizeof(where));
     if (rs[i].err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-      printf("replayed %d:%" PRId64 " to %s[%d]@%" PRId64 " as event_id %s\n", (int)d->partition, d->offset,
-             meta(d, "source_topic"), (int)rs[i].partition, rs[i].offset, rs[i].event_id);
+      printf("replayed %s to %s[%d]@%" PRId64 " as event_id %s\n", where, rs[i].topic, (int)rs[i].partition,
+             rs[i].offset, rs[i].event_id);
     } else {
-      fprintf(stderr, "lmpctl: %d:%" PRId64 " not delivered to %s: %s\n", (int)d->partition, d->offset,
-              meta(d, "source_topic"),
+      fprintf(stderr, "lmpctl: %s not delivered to %s: %s\n", where, rs[i].topic,
               rd_kafka_err2str(rs[i].err == RD_KAFKA_RESP_ERR__IN_PROGRESS ? RD_KAFKA_RESP_ERR__TIMED_OUT : rs[i].err));
       failed++;
     }
@@ -981,7 +1054,7 @@ static struct dls chosen(char **args, int nargs, const struct ctl_opts *o, size_
   if (nargs <= 0) {
     struct filter f = filter_of(o);
     struct pick k = {.f = &f, .keep_value = 1};
-    scan(pick_visit, &k);
+    scan(f.daemon, pick_visit, &k);
     sort_by_time(&k.out);
     size_t limit = o->limit ? (size_t)o->limit : DEFAULT_LIMIT;
     size_t first = k.out.n > limit ? k.out.n - limit : 0;
@@ -1002,7 +1075,8 @@ static struct dls chosen(char **args, int nargs, const struct ctl_opts *o, size_
   sort_by_time(&l);
   size_t kept = 0;
   for (size_t i = 0; i < l.n; i++) {
-    int dup = kept && l.v[kept - 1]->partition == l.v[i]->partition && l.v[kept - 1]->offset == l.v[i]->offset;
+    int dup = kept && l.v[kept - 1]->daemon == l.v[i]->daemon && l.v[kept - 1]->partition == l.v[i]->partition &&
+              l.v[kept - 1]->offset == l.v[i]->offset;
     if (dup)
       dl_free(l.v[i]);
     else
@@ -1012,12 +1086,28 @@ static struct dls chosen(char **args, int nargs, const struct ctl_opts *o, size_
   return l;
 }
 
+/* A replay by filters takes what matches, which the operator has not seen one by one:
+ * it shows its plan first and sends only with --yes, or when the operator answers yes
+ * at a terminal. */
+static int confirmed(const struct ctl_opts *o, size_t n) {
+  if (o->yes)
+    return 1;
+  if (!isatty(STDIN_FILENO)) {
+    fprintf(stderr, "lmpctl: nothing sent: a replay by filters sends only what its plan above shows; run it "
+            "again with --yes to send these %zu\n", n);
+    return 0;
+  }
+  fprintf(stderr, "replay these %zu dead letter%s? [y/N] ", n, n == 1 ? "" : "s");
+  char answer[8] = "";
+  return fgets(answer, sizeof(answer), stdin) && (answer[0] == 'y' || answer[0] == 'Y');
+}
+
 int cmd_dlq_replay(char **args, int nargs, const struct ctl_opts *o) {
   if (nargs == 0 && !has_filter(o))
-    die_usage("dlq replay needs dead letters: PARTITION:OFFSET or dlq_event_id selectors, or --topic, --code "
-              "or --since to take every match");
+    die_usage("dlq replay needs dead letters: DAEMON/PARTITION:OFFSET or dlq_event_id selectors, or --daemon, "
+              "--topic, --code or --since to take every match");
   if (nargs > 0 && (has_filter(o) || o->limit))
-    die_usage("dlq replay takes selectors or filters (--topic, --code, --since, --limit), not both");
+    die_usage("dlq replay takes selectors or filters (--daemon, --topic, --code, --since, --limit), not both");
   size_t missing;
   struct dls l = chosen(args, nargs, o, &missing);
   struct replay *rs = calloc(l.n ? l.n : 1, sizeof(*rs));
@@ -1025,10 +1115,11 @@ int cmd_dlq_replay(char **args, int nargs, const struct ctl_opts *o) {
     die("out of memory");
   size_t n = 0, refused = 0;
   for (size_t i = 0; i < l.n; i++) {
-    char why[400];
+    char why[400], where[80];
     const char *no = refusal(l.v[i], why, sizeof(why));
     if (no) {
-      fprintf(stderr, "lmpctl: refused %d:%" PRId64 ": ", (int)l.v[i]->partition, l.v[i]->offset);
+      position(l.v[i], where, sizeof(where));
+      fprintf(stderr, "lmpctl: refused %s: ", where);
       print_text(stderr, no, strlen(no)); /* it may quote the dead letter's headers */
       fputc('\n', stderr);
       refused++;
@@ -1036,21 +1127,39 @@ int cmd_dlq_replay(char **args, int nargs, const struct ctl_opts *o) {
     }
     rs[n] = (struct replay){.d = l.v[i], .err = RD_KAFKA_RESP_ERR__IN_PROGRESS};
     snprintf(rs[n].event_id, sizeof(rs[n].event_id), REPLAY_PREFIX "%s", meta(l.v[i], "dlq_event_id"));
+    lmp_replay_topic(&cfg, l.v[i]->daemon, rs[n].topic, sizeof(rs[n].topic));
     n++;
   }
-  size_t failed = 0;
-  if (o->dry_run)
+  int bulk = nargs == 0, send = n && !o->dry_run;
+  if (o->dry_run || (bulk && n))
     for (size_t i = 0; i < n; i++)
       print_plan(&rs[i]);
-  else if (n)
-    failed = send_all(rs, n);
-  fprintf(stderr, "%zu dead letter%s %s, %zu refused, %zu not found, %zu not delivered\n", n - failed,
-          n - failed == 1 ? "" : "s", o->dry_run ? "would be replayed (dry run: nothing sent)" : "replayed", refused,
-          missing, failed);
+  if (send && bulk && !confirmed(o, n))
+    send = 0;
+  size_t failed = send ? send_all(rs, n) : 0;
+  size_t done = send ? n - failed : 0;
+  fprintf(stderr, "%zu dead letter%s %s, %zu refused, %zu not found, %zu not delivered\n",
+          o->dry_run || !send ? n : done, (o->dry_run || !send ? n : done) == 1 ? "" : "s",
+          o->dry_run ? "would be replayed (dry run: nothing sent)" : send ? "replayed" : "not sent", refused, missing,
+          failed);
   if (l.n + missing == 0)
     fprintf(stderr, "lmpctl: no dead letter matches\n");
-  int rc = refused || missing || failed || l.n + missing == 0 ? 1 : 0;
+  int rc = refused || missing || failed || l.n + missing == 0 || (n && !send && !o->dry_run) ? 1 : 0;
   free(rs);
   dls_free(&l);
   return rc;
+}
+
+/* What the replay principal needs, and nothing more: read every daemon's dead letters,
+ * write every daemon's replays. For lmpctl acls apply. */
+int cmd_dlq_acls(char **args, int nargs, const struct ctl_opts *o) {
+  char topic[300];
+  for (const struct lmp_daemon *d = lmp_daemons; d->name; d++) {
+    lmp_dead_letter_topic(&cfg, d->name, topic, sizeof(topic));
+    printf("topic %s read\n", topic);
+    lmp_replay_topic(&cfg, d->name, topic, sizeof(topic));
+    printf("topic %s write\n", topic);
+  }
+  printf("group %s read\n", READER_GROUP);
+  return 0;
 }

@@ -169,7 +169,7 @@ static const struct ctl_command commands[] = {
      "        (--door: through the front door, as the partner signed in with lmpctl login)"},
     {"dispatch", NULL, 4, cmd_dispatch, "SHIPMENT ONBOARDING CARRIER TRACKING\n"
      "        report a shipment dispatched, as a warehouse system does"},
-    {"topics", "create", 0, cmd_topics_create, "[--partitions N] [--wait SECONDS]   every event topic and the dead-letter topic"},
+    {"topics", "create", 0, cmd_topics_create, "[--partitions N] [--wait SECONDS]   every event topic, and each daemon's dead-letter and replay topics"},
     {"topics", "list", 0, cmd_topics_list, "   the topics lmpctl creates"},
     {"acls", "apply", -1, cmd_acls_apply, "PRINCIPAL [FILE]   allow what FILE (or stdin) lists: lines\n"
      "        'topic NAME read|write', 'group NAME read', with '-prefix' after topic or group for a prefix"},
@@ -179,11 +179,14 @@ static const struct ctl_command commands[] = {
     {"schema", "check", 1, cmd_schema_check, "FILE.avsc   is a new version of a schema compatible both ways?"},
     {"schema", NULL, -1, cmd_schema, "[EVENT_TYPE]   a schema, its canonical form and fingerprint (all: a list)"},
     {"encode", NULL, 2, cmd_encode, "EVENT_TYPE FILE.json   write the framed Avro message to stdout"},
-    {"dlq", "list", 0, cmd_dlq_list, "[--topic SOURCE_TOPIC] [--code ERROR_CODE] [--since TIME] [--limit N] [--json]\n"
-     "        the dead letters, oldest first (the newest 100 unless --limit); TIME is RFC 3339 or an age: 90s, 15m, 2h, 7d"},
-    {"dlq", "show", 1, cmd_dlq_show, "PARTITION:OFFSET|DLQ_EVENT_ID [--json]   one dead letter: headers, error, source, body"},
-    {"dlq", "replay", -1, cmd_dlq_replay, "SELECTOR...|FILTERS [--dry-run]\n"
-     "        produce dead letters again to their source topics, once each however often replayed"},
+    {"dlq", "list", 0, cmd_dlq_list, "[--daemon D] [--topic SOURCE_TOPIC] [--code ERROR_CODE] [--since TIME] [--limit N]\n"
+     "        [--json]   the dead letters of every daemon (or D), oldest first (the newest 100 unless --limit);\n"
+     "        TIME is RFC 3339 or an age: 90s, 15m, 2h, 7d"},
+    {"dlq", "show", 1, cmd_dlq_show, "DAEMON/PARTITION:OFFSET|DLQ_EVENT_ID [--json]   one dead letter: headers, error, source, body"},
+    {"dlq", "replay", -1, cmd_dlq_replay, "SELECTOR...|FILTERS [--dry-run|--yes]\n"
+     "        hand dead letters back to the daemon that wrote them (its replay topic), once each however often\n"
+     "        replayed; by filters, the plan is shown and sent only with --yes (or a yes at a terminal)"},
+    {"dlq", "acls", 0, cmd_dlq_acls, "   the permissions of the principal that replays (for acls apply)"},
     {"lag", NULL, 0, cmd_lag, "[--group GROUP]... [--json]   committed offsets, end offsets and lag of each daemon's group"},
     {"login", NULL, -1, cmd_login, "[USERNAME --password-stdin]   sign a partner's user in at oidc.issuer: in a browser\n"
      "        with a code (device grant), or USERNAME with the password as one line of stdin (password grant);\n"
@@ -256,6 +259,8 @@ int main(int argc, char **argv) {
     else if (strcmp(a, "--new-id") == 0) o.new_id = 1;
     else if (strcmp(a, "--json") == 0) o.json = 1;
     else if (strcmp(a, "--dry-run") == 0) o.dry_run = 1;
+    else if (strcmp(a, "--yes") == 0) o.yes = 1;
+    else if (strcmp(a, "--daemon") == 0) o.daemon = value_of(argc, argv, &i);
     else if (strcmp(a, "--door") == 0) o.door = 1;
     else if (strcmp(a, "--password-stdin") == 0) o.password_stdin = 1;
     else if (strcmp(a, "--set") == 0) {

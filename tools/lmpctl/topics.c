@@ -6,31 +6,39 @@
 #include <unistd.h>
 
 #include "ctl.h"
+#include "daemons.h"
 #include "lmp/service.h"
 
 static int is_event(const struct lmp_schema *s) { return strchr(s->name, '.') != NULL; }
 
+#define MAX_TOPICS 64
+
+/* Every topic of the flow: one per event type, and each daemon's dead letters and
+ * replays. The number of names. */
+static size_t flow_topics(char names[][300]) {
+  size_t n = 0;
+  for (size_t i = 0; i < lmp_schemas_count(schemas()) && n < MAX_TOPICS; i++)
+    if (is_event(lmp_schemas_at(schemas(), i)))
+      lmp_topic_name(&cfg, lmp_schemas_at(schemas(), i)->name, names[n++], 300);
+  for (const struct lmp_daemon *d = lmp_daemons; d->name && n + 2 <= MAX_TOPICS; d++) {
+    lmp_dead_letter_topic(&cfg, d->name, names[n++], 300);
+    lmp_replay_topic(&cfg, d->name, names[n++], 300);
+  }
+  return n;
+}
+
 /* ---- topics ------------------------------------------------------------------------ */
 
-/* Every event topic (one per schema of an event type) and the dead-letter topic. */
+/* Every topic of the flow (flow_topics). */
 int cmd_topics_create(char **args, int nargs, const struct ctl_opts *o) {
   int partitions = o->partitions > 0 ? o->partitions : cfg.partitions, wait_s = o->wait_s > 0 ? o->wait_s : 30;
-  struct lmp_schemas *s = schemas();
   rd_kafka_t *rk = kafka_client(RD_KAFKA_PRODUCER, NULL);
-  size_t n = 0;
-  rd_kafka_NewTopic_t *topics[64];
-  char names[64][300];
+  rd_kafka_NewTopic_t *topics[MAX_TOPICS];
+  char names[MAX_TOPICS][300];
   char err[256];
-  for (size_t i = 0; i < lmp_schemas_count(s) && n < 63; i++) {
-    if (!is_event(lmp_schemas_at(s, i)))
-      continue;
-    lmp_topic_name(&cfg, lmp_schemas_at(s, i)->name, names[n], sizeof(names[n]));
-    topics[n] = rd_kafka_NewTopic_new(names[n], partitions, -1, err, sizeof(err));
-    n++;
-  }
-  snprintf(names[n], sizeof(names[n]), "%s", cfg.dead_letter_topic);
-  topics[n] = rd_kafka_NewTopic_new(names[n], partitions, -1, err, sizeof(err));
-  n++;
+  size_t n = flow_topics(names);
+  for (size_t i = 0; i < n; i++)
+    topics[i] = rd_kafka_NewTopic_new(names[i], partitions, -1, err, sizeof(err));
   int rc = 1;
   time_t deadline = time(NULL) + wait_s;
   do {
@@ -129,13 +137,10 @@ int cmd_group_copy(char **args, int nargs, const struct ctl_opts *o) {
 
 
 int cmd_topics_list(char **args, int nargs, const struct ctl_opts *o) {
-  for (size_t i = 0; i < lmp_schemas_count(schemas()); i++)
-    if (is_event(lmp_schemas_at(schemas(), i))) {
-      char t[300];
-      lmp_topic_name(&cfg, lmp_schemas_at(schemas(), i)->name, t, sizeof(t));
-      printf("%s\n", t);
-    }
-  printf("%s\n", cfg.dead_letter_topic);
+  char names[MAX_TOPICS][300];
+  size_t n = flow_topics(names);
+  for (size_t i = 0; i < n; i++)
+    printf("%s\n", names[i]);
   return 0;
 }
 

@@ -64,7 +64,8 @@ struct lmp_config {
   struct lmp_kvs kafka_props;/* any librdkafka property, for both clients */
   char *group_id;            /* consumer group; empty means lmp-<service> */
   char *topic_prefix;        /* topics are <prefix><event type> */
-  char *dead_letter_topic;   /* where poison messages go */
+  char *dead_letter_topic;   /* the daemon's own (lmp_dead_letter_topic); not a setting */
+  char *replay_topic;        /* the daemon's replays (lmp_replay_topic); not a setting */
   int partitions;            /* partition count lmpctl creates topics with */
   char *pg_host;
   int pg_port;

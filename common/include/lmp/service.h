@@ -173,4 +173,14 @@ void lmp_service_wake(void);
 /* Topic of an event type under the configured prefix. */
 void lmp_topic_name(const struct lmp_config *cfg, const char *event_type, char *out, size_t outlen);
 
+/* A daemon's own dead-letter topic, <prefix>dead-letter.<service>. Only that daemon's
+ * principal may write it, so the topic a dead letter is on says which daemon wrote
+ * it: no header does. */
+void lmp_dead_letter_topic(const struct lmp_config *cfg, const char *service, char *out, size_t outlen);
+
+/* Where lmpctl dlq replay sends a daemon's dead letters back, <prefix>replay.<service>:
+ * read by that daemon alone, written by the replay principal alone. A message there
+ * is handled by the route of its source_topic header, among the daemon's own. */
+void lmp_replay_topic(const struct lmp_config *cfg, const char *service, char *out, size_t outlen);
+
 #endif
