@@ -1,6 +1,7 @@
 /* Helpers for the event contract: copies, timestamps, onboarding.failed. */
 #include "lmp/events.h"
 
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -152,4 +153,20 @@ void lmp_onboarding_id(const char *partner_id, const char *request_id, char out[
   uuid_t u;
   uuid_generate_sha1(u, onboarding_namespace, name, len);
   uuid_unparse_lower(u, out);
+}
+
+int lmp_uuid_valid(const char *s) {
+  size_t n = s ? strlen(s) : 0;
+  if (n != 36)
+    return 0;
+  for (size_t i = 0; i < n; i++)
+    if ((i == 8 || i == 13 || i == 18 || i == 23) ? s[i] != '-' : !isxdigit((unsigned char)s[i]))
+      return 0;
+  return 1;
+}
+
+int lmp_partner_id_valid(const char *s) {
+  size_t n = s ? strlen(s) : 0;
+  return n > 0 && n <= 64 &&
+         strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-") == n;
 }

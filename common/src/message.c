@@ -38,6 +38,34 @@ static const struct lmp_route *route_of(const struct lmp_config *cfg, const stru
   return NULL;
 }
 
+/* The ids an event is keyed and mailed by, each by its syntax, where the daemons read
+ * them: the top-level fields of these names, when the event has them. */
+static const struct {
+  const char *field;
+  int (*valid)(const char *);
+  const char *what;
+} ids[] = {
+    {"onboarding_id", lmp_uuid_valid, "a UUID"},
+    {"customer_id", lmp_uuid_valid, "a UUID"},
+    {"shipment_id", lmp_uuid_valid, "a UUID"},
+    {"partner_id", lmp_partner_id_valid, "1 to 64 of A-Z a-z 0-9 . _ : -"},
+};
+
+static int ids_check(avro_value_t *v, char *err, size_t errlen) {
+  for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+    avro_value_t f;
+    const char *s;
+    size_t n;
+    if (avro_value_get_by_name(v, ids[i].field, &f, NULL) != 0 || avro_value_get_type(&f) != AVRO_STRING)
+      continue;
+    if (avro_value_get_string(&f, &s, &n) != 0 || !ids[i].valid(s)) {
+      snprintf(err, errlen, "%s must be %s", ids[i].field, ids[i].what);
+      return -1;
+    }
+  }
+  return 0;
+}
+
 __attribute__((format(printf, 3, 4))) static void poison(struct lmp_msg *x, const char *code, const char *fmt, ...) {
   x->code = code;
   va_list ap;
@@ -97,6 +125,8 @@ void lmp__message_check(const struct lmp_schemas *schemas, const struct lmp_conf
     return poison(x, "EVENT_TYPE_MISMATCH", "header says %s, the schema is %s", etype, x->schema->name);
   if (!x->route->checks_text && lmp_avro_check_text(&x->value, err, sizeof(err)) < 0)
     return poison(x, "BAD_TEXT", "%s", err);
+  if (!x->route->checks_text && ids_check(&x->value, err, sizeof(err)) < 0)
+    return poison(x, "BAD_ID", "%s", err);
   if (*evid)
     snprintf(x->id, sizeof(x->id), "%s", evid);
 }

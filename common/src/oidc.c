@@ -19,6 +19,7 @@
 
 #include "lmp/buf.h"
 #include "lmp/error.h"
+#include "lmp/events.h"
 #include "lmp/log.h"
 #include "lmp/text.h"
 
@@ -340,14 +341,6 @@ static int copy_claim(json_t *claims, const char *name, char *out, size_t outlen
   return 0;
 }
 
-/* A partner id as every daemon keys it: 1 to 64 of [A-Za-z0-9._:-]. */
-static int partner_id_ok(const char *s) {
-  size_t n = strlen(s);
-  if (n == 0 || n > 64)
-    return 0;
-  return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-") == n;
-}
-
 static int has_role(json_t *claims, const char *role) {
   size_t i;
   json_t *r;
@@ -385,7 +378,7 @@ static int check_claims(const struct lmp_oidc *o, json_t *claims, int64_t now, s
       copy_claim(claims, "email", who->email, sizeof(who->email)) < 0 ||
       copy_claim(claims, o->partner_claim, who->partner_id, sizeof(who->partner_id)) < 0)
     return refuse(why, whylen, "the token has a claim that is not short text");
-  if (who->partner_id[0] && !partner_id_ok(who->partner_id))
+  if (who->partner_id[0] && !lmp_partner_id_valid(who->partner_id))
     return refuse(why, whylen, "the token's %s is not a partner id", o->partner_claim);
   if (who->name[0] == '\0')
     snprintf(who->name, sizeof(who->name), "%.127s", who->subject[0] ? who->subject : "unnamed");

@@ -72,7 +72,7 @@ static size_t lifecycle(const char *event_type, const char *id) {
              "\"reasons\": [{\"code\": \"INSUFFICIENT_USERS\", \"field\": \"users\", \"message\": \"short\"}], "
              "\"onboarding\": null, \"failed_at\": 0}", id);
   else
-    snprintf(json, sizeof(json), "{\"onboarding_id\": \"%s\", \"customer_id\": \"c\", \"partner_id\": \"partner-a\", "
+    snprintf(json, sizeof(json), "{\"onboarding_id\": \"%s\", \"customer_id\": \"6d0f7c6e-0000-4000-8000-0000000000cc\", \"partner_id\": \"partner-a\", "
              "\"account_name\": \"x\", \"shipments\": 0, \"mails\": [], \"confirmed_at\": 0}", id);
   new_id(evid);
   txh_batch(&H, 1);

@@ -19,6 +19,10 @@
 #include "lmp/events.h"
 #include "txh.h"
 
+#define SHIP_HALIFAX "6d0f7c6e-0000-4000-8000-00000000000a"
+#define SHIP_DARTMOUTH "6d0f7c6e-0000-4000-8000-00000000000b"
+#define CUSTOMER "6d0f7c6e-0000-4000-8000-0000000000cc"
+
 static struct intake in;
 static char *regions[] = {"ca-central-1", NULL};
 static char *skus[] = {"NS-100", "NS-500", NULL};
@@ -110,8 +114,8 @@ static json_t *allocations(void) { return json_pack("[{s:s, s:i}]", "product", "
 static json_t *appliances(void) { return json_pack("[o, o]", unit("NS-100", "A1"), unit("NS-500", "B1")); }
 
 static json_t *shipments(void) {
-  return json_pack("[{s:s, s:o, s:[o]}, {s:s, s:o, s:[o]}]", "shipment_id", "ship-halifax", "address",
-                   address("Halifax"), "items", unit("NS-100", "A1"), "shipment_id", "ship-dartmouth", "address",
+  return json_pack("[{s:s, s:o, s:[o]}, {s:s, s:o, s:[o]}]", "shipment_id", SHIP_HALIFAX, "address",
+                   address("Halifax"), "items", unit("NS-100", "A1"), "shipment_id", SHIP_DARTMOUTH, "address",
                    address("Dartmouth"), "items", unit("NS-500", "B1"));
 }
 
@@ -142,13 +146,13 @@ static size_t confirmed_flow(const char *id, json_t *acc, struct ev *out) {
                                  "completed_at", (json_int_t)(T0 + 300))};
   out[3] = (struct ev){"onboarding.confirmed",
                        json_pack("{s:s, s:s, s:s, s:s, s:i, s:[{s:s, s:s, s:s}], s:I}", "onboarding_id", id,
-                                 "customer_id", "c", "partner_id", "partner-northwind", "account_name", "x",
+                                 "customer_id", CUSTOMER, "partner_id", "partner-northwind", "account_name", "x",
                                  "shipments", 2, "mails", "kind", "confirmation", "recipient", "ops@example.com",
                                  "status", "sent", "confirmed_at", (json_int_t)(T0 + 400))};
   out[4] = (struct ev){"onboarding.shipment-dispatched",
-                       dispatched(id, "ship-halifax", "Halifax", "PRL-H", T0 + 600)};
+                       dispatched(id, SHIP_HALIFAX, "Halifax", "PRL-H", T0 + 600)};
   out[5] = (struct ev){"onboarding.shipment-dispatched",
-                       dispatched(id, "ship-dartmouth", "Dartmouth", "PRL-D", T0 + 500)};
+                       dispatched(id, SHIP_DARTMOUTH, "Dartmouth", "PRL-D", T0 + 500)};
   return 6;
 }
 
@@ -283,9 +287,9 @@ static void every_order(struct run *run, size_t n) {
 static void confirmed_in_any_order(void **state) {
   struct run run = {confirmed_flow,
                     "confirmed active - | accepted@ users-allocated@" TIME("100") " appliances-provisioned@" TIME(
-                        "200") " shipping-completed@" TIME("300") " shipment-dispatched:ship-dartmouth@" TIME("500")
-                    " shipment-dispatched:ship-halifax@" TIME("600") " confirmed@" TIME("400")
-                    " | ship-halifax=PRL-H ship-dartmouth=PRL-D", 0};
+                        "200") " shipping-completed@" TIME("300") " shipment-dispatched:" SHIP_DARTMOUTH "@" TIME("500")
+                    " shipment-dispatched:" SHIP_HALIFAX "@" TIME("600") " confirmed@" TIME("400")
+                    " | " SHIP_HALIFAX "=PRL-H " SHIP_DARTMOUTH "=PRL-D", 0};
   every_order(&run, 6);
   assert_int_equal(run.runs, 720);
 }

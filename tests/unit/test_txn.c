@@ -17,9 +17,9 @@
 #include "txh.h"
 
 /* The test service: what it does with an onboarding.failed event is what its stage
- * field says. */
+ * field says; its effect is named by the event's key. */
 static int handle(struct lmp_tx *tx, const struct lmp_event *ev) {
-  const char *id = lmp_av_str(ev->value, "onboarding_id");
+  const char *id = ev->key;
   const char *what = lmp_av_str(ev->value, "stage");
   const char *p[] = {id};
   int r = lmp_tx_command(tx, "INSERT INTO effects(id) VALUES ($1)", 1, p);
@@ -34,7 +34,7 @@ static int handle(struct lmp_tx *tx, const struct lmp_event *ev) {
   avro_value_t out;
   if ((r = lmp_tx_value(tx, "onboarding.rejected", &out)) < 0)
     return r;
-  lmp_av_set_str(&out, "onboarding_id", id);
+  lmp_av_set_str(&out, "onboarding_id", lmp_av_str(ev->value, "onboarding_id"));
   lmp_av_set_str(&out, "partner_id", "p");
   if (strcmp(what, "toobig") == 0) { /* over LMP_MAX_EVENT_BYTES */
     char *big = malloc(1000 * 1024);
@@ -66,11 +66,12 @@ static int teardown(void **state) {
   return 0;
 }
 
+/* An event keyed id (two hexadecimal digits), whose onboarding id ends in it. */
 static void event(size_t i, const char *id, const char *what) {
   char json[300], evid[64];
   snprintf(json, sizeof(json),
-           "{\"onboarding_id\": \"%s\", \"partner_id\": \"p\", \"stage\": \"%s\", \"reasons\": [], "
-           "\"onboarding\": null, \"failed_at\": 0}", id, what);
+           "{\"onboarding_id\": \"00000000-0000-4000-8000-0000000000%.2s\", \"partner_id\": \"p\", \"stage\": "
+           "\"%s\", \"reasons\": [], \"onboarding\": null, \"failed_at\": 0}", id, what);
   snprintf(evid, sizeof(evid), "ev-%s", id);
   txh_event(&H, i, "onboarding.failed", id, evid, json);
 }
@@ -226,11 +227,47 @@ static void database_error_classes(void **state) {
     assert_false(lmp_error_is_retry(final[i]));
 }
 
+/* An id that is not one, or text with a control character, never reaches a handler
+ * (nor a mail header or a log line through it): the message is dead-lettered with
+ * what is wrong, the valid one beside it applied. */
+static void hostile_ids_refused(void **state) {
+  static const char *const hostile[][2] = {
+      {"{\"onboarding_id\": \"x>\\r\\nBcc: eve@evil.example\", \"partner_id\": \"p\"", "BAD_TEXT"},
+      {"{\"onboarding_id\": \"00000000-0000-4000-8000-0000000000g1\", \"partner_id\": \"p\"", "BAD_ID"},
+      {"{\"onboarding_id\": \"00000000-0000-4000-8000-000000000099\", \"partner_id\": \"p q\"", "BAD_ID"},
+      {"{\"onboarding_id\": \"00000000-0000-4000-8000-000000000099\", \"partner_id\": \"p\\u001b[31m\"",
+       "BAD_TEXT"},
+      {"{\"onboarding_id\": \"00000000-0000-4000-8000-000000000099\", \"partner_id\": \"p\\u0085\"", "BAD_TEXT"},
+  };
+  const size_t n = sizeof(hostile) / sizeof(hostile[0]);
+  txh_batch(&H, n + 1);
+  char want[200] = "";
+  for (size_t i = 0; i < n; i++) {
+    char json[400], evid[32], key[8];
+    snprintf(json, sizeof(json), "%s, \"stage\": \"ok\", \"reasons\": [], \"onboarding\": null, \"failed_at\": 0}",
+             hostile[i][0]);
+    snprintf(evid, sizeof(evid), "ev-h%zu", i);
+    snprintf(key, sizeof(key), "h%zu", i);
+    txh_event(&H, i, "onboarding.failed", key, evid, json);
+    H.b->raws[i].offset = 1000 + (int64_t)i; /* poison is known by its position: not poison_once's */
+    strcat(want, i ? " " : "");
+    strcat(want, hostile[i][1]);
+  }
+  event(n, "99", "ok");
+  assert_int_equal(txh_run(&H), 0);
+  assert_int_equal(H.b->applied, 1);
+  assert_string_equal(txh_dead_codes(&H), want);
+  txh_done(&H);
+  assert_int_equal(effects("h"), 0);
+  assert_int_equal(effects("99"), 1);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(applies_a_batch_once),  cmocka_unit_test(isolates_the_failing_message),
       cmocka_unit_test(retries_then_gives_up_on_one), cmocka_unit_test(too_large_an_event),
       cmocka_unit_test(poison_once),           cmocka_unit_test(database_error_classes),
+      cmocka_unit_test(hostile_ids_refused),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -913,7 +913,7 @@ static const char *refusal(const struct dl *d, char *why, size_t len) {
            "not there to replay";
   /* The sender's bugs: the same bytes would be refused again, and a message that had
    * no usable event_id would get one from the replay. Tell the sender's owner. */
-  static const char *const senders_bugs[] = {"BAD_FRAMING", "UNDECODABLE", "BAD_TEXT", "BAD_KEY", "BAD_HEADER",
+  static const char *const senders_bugs[] = {"BAD_FRAMING", "UNDECODABLE", "BAD_TEXT", "BAD_ID", "BAD_KEY", "BAD_HEADER",
                                              "WRONG_TOPIC", "EVENT_TYPE_MISMATCH", "TOO_LARGE", NULL};
   for (const char *const *c = senders_bugs; code && *c; c++)
     if (strcmp(code, *c) == 0) {

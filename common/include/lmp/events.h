@@ -27,6 +27,13 @@ int lmp_traceparent_valid(const char *s);
  * request's events. */
 void lmp_onboarding_id(const char *partner_id, const char *request_id, char out[37]);
 
+/* A UUID as text: 8-4-4-4-12 hexadecimal digits, either case. */
+int lmp_uuid_valid(const char *s);
+
+/* A partner id as every daemon keys it: 1 to 64 of A-Z a-z 0-9 . _ : - (nothing that
+ * could end a header, a path or a line). */
+int lmp_partner_id_valid(const char *s);
+
 /* One reason for a refusal or a failure, or one piece of advice: a machine code, the
  * field it is about (a path such as "deployment.addresses[1].country", or ""), and a
  * sentence for the partner. Always valid UTF-8. */
