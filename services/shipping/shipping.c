@@ -211,6 +211,18 @@ static int on_provisioned(struct lmp_tx *tx, const struct lmp_event *ev) {
   return r;
 }
 
+/* What a warehouse may say a carrier and a tracking number are: they go into the
+ * partner's mail and the operator's terminal, so nothing but the characters such
+ * names and numbers are made of, and not much of it. */
+#define CARRIER_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 .&'-"
+#define TRACKING_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-"
+#define DISPATCH_FIELD_MAX 64
+
+static int made_of(const char *s, const char *chars) {
+  size_t n = strlen(s);
+  return n > 0 && n <= DISPATCH_FIELD_MAX && strspn(s, chars) == n;
+}
+
 /* The warehouse dispatched a shipment: record carrier and tracking, once. */
 static int on_dispatched(struct lmp_tx *tx, const struct lmp_event *ev) {
   const char *sid = lmp_av_str(ev->value, "shipment_id");
@@ -218,6 +230,10 @@ static int on_dispatched(struct lmp_tx *tx, const struct lmp_event *ev) {
   const char *tracking = lmp_av_str(ev->value, "tracking_number");
   if (sid == NULL || carrier == NULL || tracking == NULL || !*carrier || !*tracking)
     return lmp_tx_reject(tx, "a dispatch needs shipment_id, carrier and tracking_number");
+  if (!made_of(carrier, CARRIER_CHARS))
+    return lmp_tx_reject(tx, "carrier must be 1 to %d of letters, digits, space and . & ' -", DISPATCH_FIELD_MAX);
+  if (!made_of(tracking, TRACKING_CHARS))
+    return lmp_tx_reject(tx, "tracking_number must be 1 to %d of letters, digits and -", DISPATCH_FIELD_MAX);
   uuid_t u;
   if (uuid_parse(sid, u) != 0)
     return lmp_tx_reject(tx, "shipment_id is not a UUID");
@@ -291,3 +307,15 @@ const struct lmp_route shipping_routes[] = {
     {"shipment.dispatched", on_dispatched, NULL, 0},
     {NULL, NULL, NULL, 0},
 };
+
+/* A shipment not yet dispatched keeps them: the dispatch tells the partner where it
+ * went. The address key is the address too, so it becomes the shipment's own id. */
+int shipping_purge(struct lmp_tx *tx, int days) {
+  char d[16];
+  snprintf(d, sizeof(d), "%d", days);
+  const char *p[] = {d};
+  return lmp_tx_command(tx, "UPDATE shipments SET address = jsonb_build_object('purged', true), "
+                            "address_key = shipment_id::text, partner_email = '' "
+                            "WHERE status = 'dispatched' AND NOT address ? 'purged' "
+                            "AND dispatched_at < now() - $1::int * interval '1 day'", 1, p);
+}

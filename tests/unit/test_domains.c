@@ -129,6 +129,20 @@ static void a_physical_onboarding(void **state) {
   rows = feed(&s, "shipment.dispatched", id, json_incref(dispatch));
   assert_int_equal(json_array_size(rows), 0);
   json_decref(rows);
+  /* A carrier or tracking number that could carry markup or run long into the
+   * partner's mail is refused, whoever the shipment is. */
+  static const char *const hostile[][2] = {{"<a href=https://evil.example>Purolator</a>", "PRL1"},
+                                           {"Purolator", "PRL1 call +1-555-0100 to pay"},
+                                           {"Purolator", "PRL12345678901234567890123456789012345678901234567890123456789012345"}};
+  for (size_t i = 0; i < 3; i++) {
+    json_t *bad = json_pack("{s:O, s:s, s:s, s:i}", "shipment_id", json_object_get(sreq, "shipment_id"), "carrier",
+                            hostile[i][0], "tracking_number", hostile[i][1], "dispatched_at", 0);
+    rows = feed(&s, "shipment.dispatched", id, bad);
+    assert_int_equal(count(rows, "dead-letter"), 1);
+    json_decref(rows);
+  }
+  assert_int_equal(txh_long(&s, "SELECT count(*) FROM shipments WHERE carrier <> 'Purolator' OR "
+                                "tracking_number <> 'PRL1'"), 0);
   /* A shipment never requested is refused: dead-lettered with the handler's reason. */
   json_object_set_new(dispatch, "shipment_id", json_string("00000000-0000-4000-8000-000000000000"));
   rows = feed(&s, "shipment.dispatched", id, json_incref(dispatch));
