@@ -208,13 +208,29 @@ int intake_on_lifecycle(struct lmp_tx *tx, const struct lmp_event *ev) {
   return 0;
 }
 
-/* Retention: a finished onboarding's request body goes after the retention period;
- * its facts (status, account name, customer id, reasons, stages) stay. */
+/* Retention: past the retention period an onboarding keeps its facts (status, account
+ * name, customer id, reasons, the stages and when they happened) and loses every copy
+ * of a person's data: the request body (emails, addresses, phones), the shipments'
+ * addresses in the shipping stage, the mails' recipients in the confirmation. An
+ * onboarding stuck short of its outcome is purged as well: its data is no less
+ * personal for the flow having stopped. */
 int intake_purge(struct lmp_tx *tx, int days) {
   char d[16];
   snprintf(d, sizeof(d), "%d", days);
   const char *p[] = {d};
-  return lmp_tx_command(tx, "UPDATE onboardings SET request = jsonb_build_object('purged', true) "
-                            "WHERE status IN ('confirmed', 'rejected', 'failed') AND NOT request ? 'purged' "
-                            "AND updated_at < now() - $1::int * interval '1 day'", 1, p);
+  int r = lmp_tx_command(tx, "UPDATE onboardings SET request = jsonb_build_object('purged', true) "
+                             "WHERE NOT request ? 'purged' AND updated_at < now() - $1::int * interval '1 day'", 1, p);
+  /* The stages of a purged onboarding, those recorded after its purge too. */
+  if (r == 0)
+    r = lmp_tx_command(
+        tx, "UPDATE onboarding_stages s SET detail = CASE s.stage "
+            "  WHEN 'shipping-completed' THEN jsonb_set(s.detail, '{shipments}', (SELECT COALESCE(jsonb_agg(sh - "
+            "    'address'), '[]') FROM jsonb_array_elements(s.detail->'shipments') sh)) "
+            "  ELSE jsonb_set(s.detail, '{mails}', (SELECT COALESCE(jsonb_agg(m - 'recipient'), '[]') "
+            "    FROM jsonb_array_elements(s.detail->'mails') m)) END "
+            "FROM onboardings o WHERE o.onboarding_id = s.onboarding_id AND o.request ? 'purged' "
+            "AND (s.stage = 'shipping-completed' AND s.detail @? '$.shipments[*].address' "
+            "  OR s.stage = 'confirmed' AND s.detail @? '$.mails[*].recipient')",
+        0, NULL);
+  return r;
 }

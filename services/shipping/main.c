@@ -10,6 +10,7 @@ int main(int argc, char **argv) {
       .emits = emits,
       .migrations = shipping_migrations,
       .http = shipping_http,
+      .purge = shipping_purge,
   };
   return lmp_service_main(&svc, argc, argv);
 }

@@ -11,4 +11,8 @@ extern const struct lmp_embedded shipping_migrations[];
 extern const struct lmp_route shipping_routes[];
 extern const struct lmp_http_route shipping_http[];
 
+/* Retention: a dispatched shipment past retention.days keeps its facts (onboarding,
+ * items, carrier, tracking) and loses the address and the partner's email. */
+int shipping_purge(struct lmp_tx *tx, int days);
+
 #endif
