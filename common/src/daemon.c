@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "lmp/error.h"
@@ -89,19 +90,25 @@ static void tick_cb(uv_timer_t *t) { lmp__pipeline_housekeeping(t->data); }
 
 /* Tells whoever started the daemon which port it took (http.port 0 lets the system
  * choose, so parallel tests never race for a port they picked and released). The file
- * appears whole or not at all: written beside, then renamed. */
+ * appears whole or not at all: written beside under a name no one can foresee, made
+ * by this call alone (O_EXCL: never a file or a link someone left there), then
+ * renamed over the path (which replaces a link there, never follows it). */
 static int write_port_file(struct rt *rt, char *err, size_t errlen) {
   const char *path = rt->cfg.http_port_file;
   if (*path == '\0')
     return 0;
   char tmp[1100];
-  snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-  FILE *f = fopen(tmp, "w");
-  int ok = f && fprintf(f, "{\"http\":%d,\"admin\":%d}\n", lmp_http_port(rt->http, 0), lmp_http_port(rt->http, 1)) > 0;
-  if (f && fclose(f) != 0)
+  snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path);
+  int fd = mkstemp(tmp);
+  FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+  int ok = f && fchmod(fd, 0644) == 0 &&
+           fprintf(f, "{\"http\":%d,\"admin\":%d}\n", lmp_http_port(rt->http, 0), lmp_http_port(rt->http, 1)) > 0;
+  if (f ? fclose(f) != 0 : fd >= 0 && close(fd) != 0)
     ok = 0;
   if (!ok || rename(tmp, path) != 0) {
     snprintf(err, errlen, "%s: %s", path, strerror(errno));
+    if (fd >= 0)
+      unlink(tmp);
     return LMP_EIO;
   }
   return 0;

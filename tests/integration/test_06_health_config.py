@@ -40,7 +40,18 @@ def test_health_config(ns):
     out = subprocess.run([exe, "-c", conf, "--check-config"], capture_output=True, text=True)
     check(out.returncode == 2 and "intake.max_appliances: 0 is not in 1..1000" in out.stderr, out.stderr)
 
+    # The port file is written under a name nobody can foresee: a link left where a
+    # temporary file could be expected (<file>.tmp) is not written through.
+    base = os.path.join(BUILD, "Testing", f"{ns.db}-intake-{len(ns.procs)}")
+    victim = base + ".victim"
+    with open(victim, "w") as fh:
+        fh.write("keep me\n")
+    if os.path.lexists(base + ".port.tmp"):
+        os.unlink(base + ".port.tmp")
+    os.symlink(victim, base + ".port.tmp")
     p = ns.start()
+    check(open(victim).read() == "keep me\n" and os.path.islink(base + ".port.tmp"),
+          "the daemon wrote its port file through a link left beside it")
     check(http_get(p.http + "/healthz")[0] == 200, "healthz")
     code, body = http_get(p.http + "/readyz")
     check(code == 200 and '"ready":true' in body, body)
