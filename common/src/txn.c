@@ -292,14 +292,18 @@ static int apply_messages(struct lmp_tx *tx) {
 
 /* Retention: processed inbox rows past retention.days go, and the service purges its
  * own. The inbox only needs ids as long as a redelivery can come (the broker's
- * retention, far shorter); the onboarding's facts are the services'. Parked events
- * stay: they were never delivered, and only an operator may let them go. */
+ * retention, far shorter); the onboarding's facts are the services'. A parked event
+ * was never delivered, and only an operator may let it go: it goes retention.days
+ * after an operator marked it reviewed (reviewed_at), never before. */
 static int purge(struct lmp_tx *tx) {
   struct rt *rt = tx->rt;
   char days[16];
   snprintf(days, sizeof(days), "%d", rt->cfg.retention_days);
   const char *p[] = {days};
   int r = lmp_tx_command(tx, "DELETE FROM lmp_inbox WHERE processed_at < now() - $1::int * interval '1 day'", 1, p);
+  if (r == 0)
+    r = lmp_tx_command(tx, "DELETE FROM lmp_outbox_parked WHERE reviewed_at < now() - $1::int * interval '1 day'", 1,
+                       p);
   if (r == 0 && rt->svc->purge)
     r = rt->svc->purge(tx, rt->cfg.retention_days);
   return r;

@@ -262,12 +262,29 @@ static void hostile_ids_refused(void **state) {
   assert_int_equal(effects("99"), 1);
 }
 
+/* Retention: a parked event an operator marked reviewed goes retention.days later; one
+ * nobody reviewed stays however old, as does one reviewed lately. */
+static void parked_events_go_after_review(void **state) {
+  txh_exec(&H, "INSERT INTO lmp_outbox_parked(event_id, topic, value, header_names, header_values, reason, "
+               "parked_at, reviewed_at) VALUES "
+               "('old-reviewed', 't', 'x', '{}', '{}', 'r', now() - interval '9 days', now() - interval '2 days'), "
+               "('old-unreviewed', 't', 'x', '{}', '{}', 'r', now() - interval '9 days', NULL), "
+               "('just-reviewed', 't', 'x', '{}', '{}', 'r', now() - interval '9 days', now())");
+  H.rt.cfg.retention_days = 1;
+  txh_batch(&H, 0);
+  H.b->purge = 1;
+  assert_int_equal(txh_run(&H), 0);
+  txh_done(&H);
+  assert_int_equal(txh_long(&H, "SELECT count(*) FROM lmp_outbox_parked WHERE event_id = 'old-reviewed'"), 0);
+  assert_int_equal(txh_long(&H, "SELECT count(*) FROM lmp_outbox_parked WHERE event_id <> 'old-reviewed'"), 2);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(applies_a_batch_once),  cmocka_unit_test(isolates_the_failing_message),
       cmocka_unit_test(retries_then_gives_up_on_one), cmocka_unit_test(too_large_an_event),
       cmocka_unit_test(poison_once),           cmocka_unit_test(database_error_classes),
-      cmocka_unit_test(hostile_ids_refused),
+      cmocka_unit_test(hostile_ids_refused),     cmocka_unit_test(parked_events_go_after_review),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
