@@ -5,7 +5,8 @@ says so; a principal that may not write a topic cannot forge its events; a daemo
 role reaches only its own database and nothing of the server's; admin routes need a
 token, log who used them, take rotated tokens, and refuse hostile reference data
 without changing anything; secrets appear in no log and no printed configuration;
-retention purges personal data and keeps the onboarding's facts."""
+retention purges every copy of a person's data from every daemon and keeps the
+onboarding's facts."""
 import json
 import os
 import re
@@ -16,8 +17,8 @@ import uuid
 import psycopg
 from confluent_kafka import Consumer, KafkaException, Producer
 
-from harness import (BUILD, CONFIG, ROOT, SECRETS, SECURED, check, encode, example, http_get, http_post, kafka_conf,
-                     log, onboarding_id, pg_connect, role, run, secret, token, wait_for)
+from harness import (BUILD, CONFIG, ROOT, SECRETS, SECURED, SERVICES, check, decode, encode, example, http_get,
+                     http_post, kafka_conf, log, onboarding_id, pg_connect, role, run, secret, token, wait_for)
 
 
 def work(ns, name):
@@ -332,6 +333,65 @@ def test_security(ns):
     check(ns.sql("SELECT bool_and(body <> '') FROM mails WHERE onboarding_id = %s", onboarding_id(recent),
                  service="notifier") == [(True,)], "the recent mails kept")
     log("retention: the old onboarding's request body, inbox rows and mail bodies purged; its facts kept")
+    every_copy_purged(ns)
+
+
+def every_copy_purged(ns):
+    """Retention on a physical onboarding, dispatched: past retention.days no value a
+    person could be found by (the emails, every address line, postal code and phone)
+    is left in the status answer or in any table of any daemon; the partner's default
+    address, reference data, is not the person's. Its facts stay."""
+    tag = uuid.uuid4().hex[:8]
+    r = example("physical-complete.json")
+    r["submitted_by"] = f"ops-{tag}@northwind-msp.example.com"
+    r["customer"]["portal_admin_email"] = f"it-{tag}@maritime-freight.example.com"
+    for a in r["deployment"]["addresses"]:
+        a["line1"] = f"{tag} {a['line1']}"
+        a["line2"] = f"Suite {tag}"
+        a["recipient"] = f"{a['recipient']} {tag}"
+        a["phone"] = f"+1 902 555 {tag[:4]}"
+    personal = [r["submitted_by"], r["customer"]["portal_admin_email"]] + [
+        a[k] for a in r["deployment"]["addresses"] for k in ("line1", "line2", "recipient", "phone")]
+    oid = onboarding_id(r)
+    ns.publish("onboarding.requested", r)
+    wait_for("the physical onboarding confirmed", lambda: ns.sql(
+        "SELECT status FROM onboardings WHERE onboarding_id = %s", oid) == [("confirmed",)], timeout=120)
+    for m in [m for m in ns.consume_all("shipment.requested") if m.key() == oid.encode()]:
+        sid = decode(m.value())[1]["shipment_id"]
+        ns.publish("shipment.dispatched", {"shipment_id": sid, "carrier": "Purolator", "tracking_number": "PRL" + tag,
+                                           "dispatched_at": 1795800000000}, key=oid)
+    wait_for("both shipments dispatched", lambda: ns.sql(
+        "SELECT count(*) FROM shipments WHERE onboarding_id = %s AND status = 'dispatched'", oid,
+        service="shipping") == [(2,)], timeout=60)
+    wait_for("the mails sent", lambda: ns.sql(
+        "SELECT count(*) FROM mails WHERE onboarding_id = %s AND status = 'sent'", oid, service="notifier")[0][0] >= 4,
+        timeout=60)
+    ns.sql("UPDATE onboardings SET updated_at = now() - interval '2 days' WHERE onboarding_id = %s RETURNING 1", oid)
+    ns.sql("UPDATE shipments SET dispatched_at = now() - interval '2 days' WHERE onboarding_id = %s RETURNING 1", oid,
+           service="shipping")
+    ns.sql("UPDATE mails SET created_at = now() - interval '2 days' WHERE onboarding_id = %s RETURNING 1", oid,
+           service="notifier")
+
+    def left():
+        code, body = http_get(ns.http["intake"] + "/v1/onboardings/" + oid, token=token("partner-northwind"))
+        found = [v for v in personal if v in body]
+        for service in SERVICES:
+            with pg_connect(ns.dbname(service)) as c:
+                tables = [t for (t,) in c.execute("SELECT table_name FROM information_schema.tables WHERE "
+                                                  "table_schema = 'public' AND table_type = 'BASE TABLE'")]
+                for t in tables:
+                    if t == "partner_addresses":
+                        continue
+                    text = " ".join(row for (row,) in c.execute(f'SELECT t::text FROM "{t}" t'))
+                    found += [f"{service}.{t}: {v}" for v in personal if v in text]
+        return found
+    wait_for("every copy of the person's data purged", lambda: not left(), timeout=60, show=left)
+    code, body = http_get(ns.http["intake"] + "/v1/onboardings/" + oid, token=token("partner-northwind"))
+    facts = json.loads(body)
+    check(code == 200 and facts["status"] == "confirmed" and len(facts["shipments"]) == 2 and
+          all(sh["tracking_number"] == "PRL" + tag for sh in facts["shipments"]), f"the facts kept: {facts}")
+    log(f"retention: none of {len(personal)} personal values of a dispatched physical onboarding left in the "
+        f"status answer or any daemon's tables; its facts kept")
 
 
 if __name__ == "__main__":
