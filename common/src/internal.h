@@ -16,6 +16,12 @@ json_t *lmp__avro_inline(json_t *schema, json_t *defs);
 /* Whether reader can read what writer wrote, by the specification's resolution rules;
  * reader_defs maps the reader's named types to their JSON (for field defaults). */
 int lmp__avro_can_read(avro_schema_t reader, avro_schema_t writer, json_t *reader_defs, char *err, size_t errlen);
+/* lmp_avro_check, saying in *visits how many schema nodes it walked (its work). */
+int lmp__avro_check_counted(avro_schema_t schema, const void *body, size_t len, size_t *visits, char *err,
+                            size_t errlen);
+/* 0 when every array item and map value of s takes at least one byte, which the walk's
+ * bound needs; else LMP_ESCHEMA with the field in err. */
+int lmp__avro_items_sized(avro_schema_t s, char *err, size_t errlen);
 /* The index of a union's null branch, or -1. */
 int lmp__avro_null_branch(avro_schema_t s);
 /* Reads a writer's value into a reader's value, filling defaults. */

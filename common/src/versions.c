@@ -46,6 +46,10 @@ static int parse_version(const struct lmp_schemas *s, const char *json, avro_sch
   if (r == 0 && avro_schema_from_json_length(text, strlen(text), out) != 0) {
     snprintf(err, errlen, "%s", avro_strerror());
     r = LMP_EINVAL;
+  } else if (r == 0 && (r = lmp__avro_items_sized(*out, err, errlen)) < 0) {
+    /* Array items of no bytes would let a short message claim items without end
+     * (walk.c): such a version never enters, from a folder or from the registry. */
+    avro_schema_decref(*out);
   }
   free(text);
   if (r < 0) {

@@ -1,8 +1,10 @@
 /* The bounded walk: an Avro binary body checked against its schema before Avro-C
- * sees it, so a lying length or count is refused instead of allocated. */
+ * sees it, so a lying length or count is refused instead of allocated, and its work
+ * is bounded by the body's length. */
 #include <stdio.h>
 #include <string.h>
 
+#include "internal.h"
 #include "lmp/codec.h"
 #include "lmp/error.h"
 
@@ -11,6 +13,8 @@
 struct cursor {
   const unsigned char *p;
   size_t left;
+  size_t items;  /* array items and map entries the rest of the message may still hold */
+  size_t visits; /* schema nodes walked so far: the walk's work */
   char *err;
   size_t errlen;
 };
@@ -49,6 +53,7 @@ static int skip(struct cursor *c, int64_t n, const char *what) {
 static int walk(avro_schema_t s, struct cursor *c, int depth) {
   int64_t n;
   int r;
+  c->visits++;
   if (depth > MAX_DEPTH)
     return fail(c, LMP_EDECODE, "nesting too deep");
   switch (avro_typeof(s)) {
@@ -111,10 +116,17 @@ static int walk(avro_schema_t s, struct cursor *c, int depth) {
         if (block_bytes < 0 || (uint64_t)block_bytes > c->left)
           return fail(c, LMP_EDECODE, "block size past the end of the message");
       }
-      /* Every item takes at least one byte in our schemas; a count larger than the
-       * bytes left is a lie that would make Avro-C allocate for nothing. */
+      /* Every item takes at least one byte of its own (lmp__avro_items_sized refuses
+       * schemas where one could take none): a count larger than the bytes left is a
+       * lie that would make Avro-C allocate for nothing. */
       if ((uint64_t)n > c->left)
         return fail(c, LMP_EDECODE, "item count larger than the message");
+      /* The same holds for the whole message, not just this block: were each block
+       * checked alone, items that take no bytes would let every block of a message
+       * claim its whole length again, and the work grow with the square of it. */
+      if ((uint64_t)n > c->items)
+        return fail(c, LMP_EDECODE, "more array and map items than the message has bytes");
+      c->items -= (size_t)n;
       for (int64_t i = 0; i < n; i++) {
         if (avro_typeof(s) == AVRO_MAP) {
           int64_t klen;
@@ -134,10 +146,73 @@ static int walk(avro_schema_t s, struct cursor *c, int depth) {
   }
 }
 
-int lmp_avro_check(avro_schema_t schema, const void *body, size_t len, char *err, size_t errlen) {
-  struct cursor c = {body, len, err, errlen};
+int lmp__avro_check_counted(avro_schema_t schema, const void *body, size_t len, size_t *visits, char *err,
+                            size_t errlen) {
+  struct cursor c = {body, len, len, 0, err, errlen};
   int r = walk(schema, &c, 0);
+  *visits = c.visits;
   if (r == 0 && c.left != 0)
     return fail(&c, LMP_EDECODE, "trailing bytes after the value");
   return r;
+}
+
+int lmp_avro_check(avro_schema_t schema, const void *body, size_t len, char *err, size_t errlen) {
+  size_t visits;
+  return lmp__avro_check_counted(schema, body, len, &visits, err, errlen);
+}
+
+/* Whether a value of s may be written in no bytes at all: null, fixed(0), and a
+ * record whose fields all may (an empty record among them). */
+static int takes_no_bytes(avro_schema_t s, int depth) {
+  if (depth > MAX_DEPTH)
+    return 0; /* a record that holds itself has no finite value to write */
+  switch (avro_typeof(s)) {
+  case AVRO_NULL:
+    return 1;
+  case AVRO_FIXED:
+    return avro_schema_fixed_size(s) == 0;
+  case AVRO_RECORD:
+    for (size_t i = 0; i < avro_schema_record_size(s); i++)
+      if (!takes_no_bytes(avro_schema_record_field_get_by_index(s, (int)i), depth + 1))
+        return 0;
+    return 1;
+  case AVRO_LINK:
+    return takes_no_bytes(avro_schema_link_target(s), depth + 1);
+  default:
+    return 0; /* numbers, strings, enums and unions write at least one byte */
+  }
+}
+
+static int items_sized(avro_schema_t s, const char *where, int depth, char *err, size_t errlen) {
+  if (depth > MAX_DEPTH)
+    return 0; /* deeper than the walk goes: no message it lets through reaches there */
+  int r = 0;
+  switch (avro_typeof(s)) {
+  case AVRO_RECORD:
+    for (size_t i = 0; r == 0 && i < avro_schema_record_size(s); i++)
+      r = items_sized(avro_schema_record_field_get_by_index(s, (int)i), avro_schema_record_field_name(s, (int)i),
+                      depth + 1, err, errlen);
+    return r;
+  case AVRO_UNION:
+    for (size_t i = 0; r == 0 && i < avro_schema_union_size(s); i++)
+      r = items_sized(avro_schema_union_branch(s, (int)i), where, depth + 1, err, errlen);
+    return r;
+  case AVRO_ARRAY:
+  case AVRO_MAP: {
+    int array = avro_typeof(s) == AVRO_ARRAY;
+    avro_schema_t item = array ? avro_schema_array_items(s) : avro_schema_map_values(s);
+    if (takes_no_bytes(item, 0)) {
+      snprintf(err, errlen, "%s is %s of %s, whose %s take no bytes (the bounded walk needs every one to take a "
+               "byte)", where, array ? "an array" : "a map", avro_schema_type_name(item), array ? "items" : "values");
+      return LMP_ESCHEMA;
+    }
+    return items_sized(item, where, depth + 1, err, errlen);
+  }
+  default:
+    return 0; /* a link names a type checked where it is defined */
+  }
+}
+
+int lmp__avro_items_sized(avro_schema_t s, char *err, size_t errlen) {
+  return items_sized(s, "the schema", 0, err, errlen);
 }
