@@ -59,6 +59,7 @@ const struct lmp_conf_entry lmp_config_entries[] = {
     {"retry.initial_ms", LMP_CONF_INT, C(retry_initial_ms), 1, 60000, "100", "first backoff after a transient fault"},
     {"retry.isolate_after", LMP_CONF_INT, C(retry_isolate_after), 1, 100, "3", "retries of a batch before its messages run one at a time, and of one message before it is dead-lettered"},
     {"retry.max_ms", LMP_CONF_INT, C(retry_max_ms), 10, 600000, "10000", "longest backoff between retries"},
+    {"schema_registry.allow_http", LMP_CONF_BOOL, C(registry_allow_http), 0, 1, "false", "accept an http:// schema_registry.url: schemas then cross the network unauthenticated and in clear, so anyone on the path may change how events are read; local experiments only"},
     {"schema_registry.ca_file", LMP_CONF_STR, C(registry_ca_file), 0, 1024, "", "CA certificates (PEM) that verify the registry's; empty: the system's"},
     {"schema_registry.password_file", LMP_CONF_STR, C(registry_password_file), 0, 1024, "", "file holding the registry's basic-auth password"},
     {"schema_registry.timeout_ms", LMP_CONF_INT, C(registry_timeout_ms), 100, 60000, "5000", "longest a call to the registry may take"},

@@ -334,6 +334,8 @@ int lmp_service_main(const struct lmp_service *svc, int argc, char **argv) {
   int r = lmp_config_load(tables, path, environ, err, sizeof(err));
   if (r == 0)
     r = check_settings(&rt->cfg, err, sizeof(err));
+  if (r == 0)
+    r = lmp_registry_check_config(&rt->cfg, err, sizeof(err));
   if (r == 0 && svc->configured)
     r = svc->configured(svc->ctx, err, sizeof(err));
   if (r == 0 && lmp_log_init(svc->name, rt->cfg.log_level) < 0) {

@@ -12,20 +12,38 @@
 
 struct lmp_registry {
   char *url, *ca, *user, *password;
+  const char *protocols; /* what libcurl may speak: https only, unless allow_http */
   long timeout_ms;
 };
 
 /* Registry answers are small; a larger one is not a registry's. */
 #define ANSWER_MAX (4 * 1024 * 1024)
 
+/* The registry says how every consumed event is read: in clear, anyone on the path
+ * could hand the daemons a schema of their choosing. */
+int lmp_registry_check_config(const struct lmp_config *cfg, char *err, size_t errlen) {
+  const char *url = cfg->registry_url;
+  if (url == NULL || *url == '\0' || strncmp(url, "https://", 8) == 0)
+    return 0;
+  if (strncmp(url, "http://", 7) != 0) {
+    snprintf(err, errlen, "schema_registry.url: '%s' is not an https:// address", url);
+    return LMP_ECONFIG;
+  }
+  if (!cfg->registry_allow_http) {
+    snprintf(err, errlen, "schema_registry.url: '%s' is plain http://; use https://, or set "
+             "schema_registry.allow_http = true for a registry on a trusted network", url);
+    return LMP_ECONFIG;
+  }
+  return 0;
+}
+
 int lmp_registry_new(struct lmp_registry **out, const struct lmp_config *cfg, char *err, size_t errlen) {
   *out = NULL;
   if (cfg->registry_url == NULL || *cfg->registry_url == '\0')
     return 0;
-  if (strncmp(cfg->registry_url, "https://", 8) != 0 && strncmp(cfg->registry_url, "http://", 7) != 0) {
-    snprintf(err, errlen, "schema_registry.url: '%s' is not an http(s) address", cfg->registry_url);
-    return LMP_ECONFIG;
-  }
+  int rc = lmp_registry_check_config(cfg, err, errlen);
+  if (rc < 0)
+    return rc;
   struct lmp_registry *r = calloc(1, sizeof(*r));
   if (r == NULL)
     return LMP_ENOMEM;
@@ -36,7 +54,8 @@ int lmp_registry_new(struct lmp_registry **out, const struct lmp_config *cfg, ch
   r->ca = cfg->registry_ca_file && *cfg->registry_ca_file ? strdup(cfg->registry_ca_file) : NULL;
   r->user = cfg->registry_username && *cfg->registry_username ? strdup(cfg->registry_username) : NULL;
   r->timeout_ms = cfg->registry_timeout_ms;
-  int rc = r->url ? 0 : LMP_ENOMEM;
+  r->protocols = cfg->registry_allow_http ? "http,https" : "https";
+  rc = r->url ? 0 : LMP_ENOMEM;
   if (rc == 0 && cfg->registry_password_file && *cfg->registry_password_file) {
     char why[400];
     if ((rc = lmp_config_read_secret(cfg->registry_password_file, &r->password, why, sizeof(why))) < 0)
@@ -93,7 +112,7 @@ static int call(struct lmp_registry *r, const char *method, const char *path, co
   curl_easy_setopt(c, CURLOPT_ERRORBUFFER, cerr);
   curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, r->timeout_ms);
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, r->protocols);
   if (body)
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
   if (r->ca)

@@ -10,7 +10,9 @@
 #include <cmocka.h>
 
 #include "lmp/codec.h"
+#include "lmp/config.h"
 #include "lmp/error.h"
+#include "lmp/registry.h"
 
 static struct lmp_schemas *S;
 
@@ -244,12 +246,50 @@ static void json_errors(void **state) {
   json_decref(j);
 }
 
+/* A registry is reached over https:// only, unless schema_registry.allow_http says
+ * otherwise (M9): what --check-config and the daemon's start both check. */
+static void registry_needs_https(void **state) {
+  static struct {
+    char *env[3];
+    int ok;
+  } cases[] = {
+      {{"LMP_SCHEMA_REGISTRY_URL=http://127.0.0.1:8080/apis/ccompat/v7", NULL}, 0},
+      {{"LMP_SCHEMA_REGISTRY_URL=ftp://127.0.0.1/apis", "LMP_SCHEMA_REGISTRY_ALLOW_HTTP=true", NULL}, 0},
+      {{"LMP_SCHEMA_REGISTRY_URL=http://127.0.0.1:8080/apis/ccompat/v7", "LMP_SCHEMA_REGISTRY_ALLOW_HTTP=true",
+        NULL}, 1},
+      {{"LMP_SCHEMA_REGISTRY_URL=https://127.0.0.1:8443/apis/ccompat/v7", NULL}, 1},
+      {{NULL}, 1}, /* no registry */
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    struct lmp_config cfg = {0};
+    struct lmp_conf_table t[] = {{lmp_config_entries, lmp_config_entries_n, &cfg}, {NULL, 0, NULL}};
+    char err[400] = "";
+    assert_int_equal(lmp_config_load(t, NULL, cases[i].env, err, sizeof(err)), 0);
+    int r = lmp_registry_check_config(&cfg, err, sizeof(err));
+    struct lmp_registry *reg = NULL;
+    assert_int_equal(lmp_registry_new(&reg, &cfg, err, sizeof(err)), r);
+    if (cases[i].ok) {
+      assert_int_equal(r, 0);
+      assert_true((reg != NULL) == (cases[i].env[0] != NULL));
+    } else {
+      assert_int_equal(r, LMP_ECONFIG);
+      assert_null(reg);
+      assert_non_null(strstr(err, "schema_registry.url"));
+      if (i == 0 && strstr(err, "schema_registry.allow_http = true") == NULL)
+        fail_msg("the refusal does not name the setting: %s", err);
+    }
+    lmp_registry_free(reg);
+    lmp_config_free(t);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(round_trip_examples),  cmocka_unit_test(fingerprint_is_canonical_crc),
       cmocka_unit_test(bad_framing),          cmocka_unit_test(every_truncation_fails),
       cmocka_unit_test(lying_lengths),        cmocka_unit_test(check_walker),
       cmocka_unit_test(json_errors),          cmocka_unit_test(registry_framing),
+      cmocka_unit_test(registry_needs_https),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

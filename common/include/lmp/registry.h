@@ -12,6 +12,9 @@
 
 struct lmp_registry;
 
+/* Whether cfg's registry settings are usable: an https:// schema_registry.url, or an
+ * http:// one with schema_registry.allow_http. 0, or LMP_ECONFIG with the reason. */
+int lmp_registry_check_config(const struct lmp_config *cfg, char *err, size_t errlen);
 /* A client for cfg->registry_url (with its CA, user and password file); *out is
  * NULL when no registry is configured. 0, or LMP_ECONFIG with the reason. */
 int lmp_registry_new(struct lmp_registry **out, const struct lmp_config *cfg, char *err, size_t errlen);
