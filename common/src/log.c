@@ -3,12 +3,14 @@
 
 #include <jansson.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "lmp/error.h"
+#include "lmp/text.h"
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 static char service_name[64] = "lmp";
@@ -28,14 +30,25 @@ int lmp_log_init(const char *service, const char *level) {
   return level ? lmp_log_level_parse(level, &min_level) : 0;
 }
 
+/* The longest message a line carries, in bytes. */
+#define MSG_MAX 2048
+
 void lmp_log(enum lmp_log_level level, const char *request_id, const char *fmt, ...) {
   if (level < min_level)
     return;
-  char msg[2048];
+  /* Formatted with room to spare, so the cut below, not vsnprintf's, decides where a
+   * long message ends: on a character boundary, marked with "...". */
+  char raw[2 * MSG_MAX], msg[MSG_MAX];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(msg, sizeof(msg), fmt, ap);
+  vsnprintf(raw, sizeof(raw), fmt, ap);
   va_end(ap);
+  /* raw may hold bytes from untrusted input, or a value a caller cut mid-character
+   * ("%.200s"): those bytes become U+FFFD, so the line keeps its text (jansson
+   * refuses a string that is not UTF-8). */
+  char *text = lmp_utf8_sanitize(raw, strlen(raw), NULL);
+  lmp_utf8_copy(msg, sizeof(msg), text ? text : "(out of memory)", SIZE_MAX);
+  free(text);
 
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
@@ -51,9 +64,7 @@ void lmp_log(enum lmp_log_level level, const char *request_id, const char *fmt, 
     return;
   if (request_id && *request_id)
     json_object_set_new(o, "request_id", json_string(request_id));
-  /* msg may hold bytes from untrusted input; jansson refuses invalid UTF-8. */
-  json_t *m = json_string(msg);
-  json_object_set_new(o, "msg", m ? m : json_string("(message not valid UTF-8)"));
+  json_object_set_new(o, "msg", json_string(msg));
   char *line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
   json_decref(o);
   if (line) {

@@ -108,17 +108,14 @@ char *lmp_utf8_copy(char *out, size_t outlen, const char *s, size_t max_chars) {
     bytes += len;
     chars++;
   }
-  int cut = bytes < n;
-  /* Room for the ellipsis and the terminator, cut back to a boundary to fit. */
+  /* Cut when the characters or the bytes do not fit; then room for the ellipsis (when
+   * out holds one) and the terminator, cut back to a boundary to fit. */
+  int cut = (bytes < n || bytes > outlen - 1) && outlen >= 5;
   size_t room = outlen - 1 - (cut ? 3 : 0);
-  if (outlen < 5)
-    room = outlen - 1, cut = 0;
-  if (bytes > room) {
+  if (bytes > room)
     bytes = lmp_utf8_cut(s, bytes, room);
-    cut = 1;
-  }
   memcpy(out, s, bytes);
-  if (cut && outlen >= 5) {
+  if (cut) {
     memcpy(out + bytes, "...", 3);
     bytes += 3;
   }

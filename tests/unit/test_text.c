@@ -7,10 +7,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "lmp/events.h"
+#include "lmp/log.h"
 #include "lmp/text.h"
 
 /* "a", "é", "日", "🚀": one character of each length, repeated. */
@@ -46,6 +49,12 @@ static void copy_by_characters(void **state) {
   lmp_utf8_copy(out, 8, "\xf0\x9f\x9a\x80\xf0\x9f\x9a\x80\xf0\x9f\x9a\x80", 10); /* room for one and "..." */
   assert_string_equal(out, "\xf0\x9f\x9a\x80...");
   assert_true(lmp_utf8_valid(out, strlen(out)));
+  /* Cut by bytes, not characters: the ellipsis still fits, and nothing past outlen
+   * is written. */
+  memset(out, 'Z', sizeof(out));
+  lmp_utf8_copy(out, 8, "abcdefghij", 40);
+  assert_string_equal(out, "abcd...");
+  assert_int_equal(out[8], 'Z');
   lmp_utf8_copy(out, sizeof(out), "short", 40);
   assert_string_equal(out, "short");
   assert_string_equal(LMP_Q(NULL), "");
@@ -109,12 +118,72 @@ static void reasons_stay_text(void **state) {
   lmp_reasons_clear(&rs);
 }
 
+/* The "msg" of the one line lmp_log writes to stderr for what fmt formats. */
+__attribute__((format(printf, 1, 2))) static json_t *logged(const char *fmt, ...) {
+  char path[] = "/tmp/lmp-test-log-XXXXXX";
+  int fd = mkstemp(path), saved = dup(2);
+  assert_true(fd >= 0 && saved >= 0);
+  unlink(path);
+  fflush(stderr);
+  dup2(fd, 2);
+  va_list ap;
+  va_start(ap, fmt);
+  char *text = NULL;
+  assert_true(vasprintf(&text, fmt, ap) >= 0);
+  va_end(ap);
+  lmp_warn(NULL, "%s", text);
+  free(text);
+  fflush(stderr);
+  dup2(saved, 2);
+  close(saved);
+  char line[8192] = "";
+  ssize_t n = pread(fd, line, sizeof(line) - 1, 0);
+  close(fd);
+  assert_true(n > 0 && line[n - 1] == '\n');
+  json_error_t e;
+  json_t *j = json_loads(line, 0, &e);
+  if (j == NULL)
+    fail_msg("not one JSON line: %s (%s)", line, e.text);
+  json_t *msg = json_incref(json_object_get(j, "msg"));
+  json_decref(j);
+  assert_true(json_is_string(msg));
+  return msg;
+}
+
+/* A refusal that quotes a URL cut at 200 bytes mid-character, and a message cut at
+ * the line's limit mid-character, keep their text (L1): once the whole line read
+ * "(message not valid UTF-8)". */
+static void log_lines_keep_their_text(void **state) {
+  assert_int_equal(lmp_log_init("test", "info"), 0);
+  char url[400] = "/v1/onboardings/x";
+  while (strlen(url) < 300)
+    strcat(url, "\xc3\xa9"); /* é: the 200th byte is its first half */
+  json_t *m = logged("refused: GET %.200s -> 404", url);
+  const char *s = json_string_value(m);
+  assert_non_null(strstr(s, "refused: GET /v1/onboardings/x\xc3\xa9\xc3\xa9"));
+  assert_non_null(strstr(s, "\xef\xbf\xbd -> 404")); /* the half character, as U+FFFD */
+  json_decref(m);
+
+  char big[3000];
+  memset(big, 'x', sizeof(big));
+  memcpy(big + 2042, "\xf0\x9f\x9a\x80", 4); /* a 4-byte character across the 2044th byte */
+  big[sizeof(big) - 1] = '\0';
+  m = logged("dispatch %s", big);
+  s = json_string_value(m);
+  assert_int_equal(strncmp(s, "dispatch xxx", 12), 0);
+  assert_true(json_string_length(m) < 2048);
+  assert_int_equal(strcmp(s + json_string_length(m) - 3, "..."), 0);
+  assert_true(lmp_utf8_valid(s, json_string_length(m)));
+  json_decref(m);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(cut_at_every_point),
       cmocka_unit_test(copy_by_characters),
       cmocka_unit_test(not_utf8),
       cmocka_unit_test(reasons_stay_text),
+      cmocka_unit_test(log_lines_keep_their_text),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
