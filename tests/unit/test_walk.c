@@ -239,7 +239,7 @@ static void sized_writers_still_read(void **state) {
  * so each nested array of a schema holds items. */
 static void fill(avro_value_t *v) {
   avro_value_t c;
-  size_t n;
+  size_t n = 0;
   switch (avro_value_get_type(v)) {
   case AVRO_RECORD:
     avro_value_get_size(v, &n);
