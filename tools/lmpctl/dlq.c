@@ -706,7 +706,7 @@ static struct dls find(const struct selector *sel, size_t n, size_t *missing) {
     die("out of memory");
   *missing = 0;
   for (size_t i = 0; i < n; i++) {
-    char why[200];
+    char why[400]; /* a topic name is up to 299 bytes */
     if (*sel[i].id) {
       ids[nids++] = sel[i];
       continue;
