@@ -41,6 +41,7 @@ const struct lmp_conf_entry lmp_config_entries[] = {
     {"oidc.partner_claim", LMP_CONF_STR, C(oidc_partner_claim), 1, 255, "partner_id", "access-token claim naming the partner a user acts for"},
     {"oidc.timeout_ms", LMP_CONF_INT, C(oidc_timeout_ms), 100, 60000, "3000", "longest a call to the issuer may take"},
     {"outbox.sweep_ms", LMP_CONF_INT, C(outbox_sweep_ms), 100, 600000, "5000", "how often events left unpublished by a crash are sent"},
+    {"pg.allow_insecure", LMP_CONF_BOOL, C(pg_allow_insecure), 0, 1, "false", "accept a pg.sslmode that does not verify the server (disable, allow, prefer, require, verify-ca): for a database reached over a trusted path only"},
     {"pg.connect_timeout_s", LMP_CONF_INT, C(pg_connect_timeout_s), 1, 600, "5", "PostgreSQL connection timeout"},
     {"pg.database", LMP_CONF_STR, C(pg_database), 0, 63, "", "database; empty means lmp_<service> (a hyphen written as _)"},
     {"pg.host", LMP_CONF_STR, C(pg_host), 1, 255, "127.0.0.1", "PostgreSQL host or socket directory"},
@@ -49,7 +50,7 @@ const struct lmp_conf_entry lmp_config_entries[] = {
     {"pg.port", LMP_CONF_INT, C(pg_port), 1, 65535, "15432", "PostgreSQL port"},
     {"pg.sslcert", LMP_CONF_STR, C(pg_sslcert), 0, 1024, "", "client certificate (PEM) for certificate authentication"},
     {"pg.sslkey", LMP_CONF_STR, C(pg_sslkey), 0, 1024, "", "the client certificate's key"},
-    {"pg.sslmode", LMP_CONF_STR, C(pg_sslmode), 1, 16, "prefer", "libpq sslmode: disable, allow, prefer, require, verify-ca or verify-full"},
+    {"pg.sslmode", LMP_CONF_STR, C(pg_sslmode), 1, 16, "verify-full", "libpq sslmode: verify-full; disable, allow, prefer, require or verify-ca only with pg.allow_insecure = true"},
     {"pg.sslrootcert", LMP_CONF_STR, C(pg_sslrootcert), 0, 1024, "", "CA certificates (PEM) that verify the server, for verify-ca and verify-full"},
     {"pg.statement_timeout_ms", LMP_CONF_INT, C(pg_statement_timeout_ms), 100, 3600000, "30000", "longest a statement may run before it is cancelled and its batch retried"},
     {"pg.user", LMP_CONF_STR, C(pg_user), 1, 63, "lmp", "PostgreSQL role"},
@@ -332,6 +333,27 @@ static int load_file(const struct lmp_conf_table *tables, const char *path, char
   return r;
 }
 
+/* A connection that does not verify the server can be read and changed by anyone on
+ * the path, and libpq 15 even hands such a server the password in clear: only an
+ * operator who says so (pg.allow_insecure) gets one. */
+static int check_pg_tls(const struct lmp_config *cfg, char *err, size_t errlen) {
+  static const char *const weak[] = {"disable", "allow", "prefer", "require", "verify-ca", NULL};
+  for (const char *const *m = weak; *m && !cfg->pg_allow_insecure; m++)
+    if (strcmp(*m, cfg->pg_sslmode) == 0) {
+      snprintf(err, errlen,
+               "pg.sslmode = %s does not verify the database server's certificate and name (verify-full does); set pg.allow_insecure = true "
+               "to accept it",
+               cfg->pg_sslmode);
+      return LMP_ECONFIG;
+    }
+  return 0;
+}
+
+/* What the settings every daemon has say together, once every source is read. */
+static int check_common(const struct lmp_config *cfg, char *err, size_t errlen) {
+  return check_pg_tls(cfg, err, errlen);
+}
+
 int lmp_config_load(const struct lmp_conf_table *tables, const char *path, char **env, char *err,
                     size_t errlen) {
   int r;
@@ -376,6 +398,9 @@ int lmp_config_load(const struct lmp_conf_table *tables, const char *path, char 
         }
       }
   }
+  for (const struct lmp_conf_table *t = tables; t->entries; t++)
+    if (t->entries == lmp_config_entries && (r = check_common(t->base, err, errlen)) < 0)
+      return r;
   return 0;
 }
 

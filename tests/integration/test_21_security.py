@@ -117,7 +117,8 @@ def test_security(ns):
                 LMP_PG_PASSWORD_FILE=wrong)
     turned_away(ns, "PostgreSQL server it cannot verify", "database", "refused", "certificate verify failed",
                 LMP_PG_SSLROOTCERT=ca)
-    turned_away(ns, "PostgreSQL without TLS", "database", "refused", "no pg_hba.conf entry", LMP_PG_SSLMODE="disable")
+    turned_away(ns, "PostgreSQL without TLS", "database", "refused", "no pg_hba.conf entry", LMP_PG_SSLMODE="disable",
+                LMP_PG_ALLOW_INSECURE="true")
     turned_away(ns, "PostgreSQL at another daemon's database", "database", "refused", "permission denied",
                 LMP_PG_DATABASE=ns.dbname("allocation"))
     for env, says in [({"LMP_PG_PASSWORD_FILE": "/nonexistent/pg.password"},

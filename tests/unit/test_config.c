@@ -199,6 +199,32 @@ static void kafka_properties_refused(void **state) {
   unlink(path);
 }
 
+/* The database server is verified unless the operator says otherwise: every weaker
+ * sslmode is refused, naming both settings, until pg.allow_insecure is set. */
+static void pg_sslmode_weaker_needs_allow_insecure(void **state) {
+  char err[300] = "";
+  assert_int_equal(lmp_config_load(tables, NULL, NULL, err, sizeof(err)), 0);
+  assert_string_equal(cfg.pg_sslmode, "verify-full");
+  assert_int_equal(cfg.pg_allow_insecure, 0);
+  lmp_config_free(tables);
+  static const char *const weak[] = {"disable", "allow", "prefer", "require", "verify-ca"};
+  for (size_t i = 0; i < sizeof(weak) / sizeof(weak[0]); i++) {
+    char text[64], *env[] = {"LMP_PG_ALLOW_INSECURE=true", NULL};
+    snprintf(text, sizeof(text), "pg.sslmode = %s\n", weak[i]);
+    char *path = write_file(text);
+    assert_int_equal(lmp_config_load(tables, path, NULL, err, sizeof(err)), LMP_ECONFIG);
+    if (strstr(err, "pg.sslmode") == NULL || strstr(err, weak[i]) == NULL || strstr(err, "pg.allow_insecure") == NULL)
+      fail_msg("%s: error '%s' names neither the mode nor both settings", weak[i], err);
+    lmp_config_free(tables);
+    assert_int_equal(lmp_config_load(tables, path, env, err, sizeof(err)), 0);
+    assert_string_equal(cfg.pg_sslmode, weak[i]);
+    lmp_config_free(tables);
+    unlink(path);
+  }
+  char *env[] = {"LMP_PG_SSLMODE=verify-full", "LMP_PG_ALLOW_INSECURE=false", NULL};
+  assert_int_equal(lmp_config_load(tables, NULL, env, err, sizeof(err)), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_teardown(defaults, teardown_each),
@@ -207,6 +233,7 @@ int main(void) {
       cmocka_unit_test_teardown(example_file_loads_back, teardown_each),
       cmocka_unit_test_teardown(kafka_properties, teardown_each),
       cmocka_unit_test_teardown(kafka_properties_refused, teardown_each),
+      cmocka_unit_test_teardown(pg_sslmode_weaker_needs_allow_insecure, teardown_each),
   };
   return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -43,7 +43,9 @@ struct lmp_conf_table {
 };
 
 /* Applies defaults, then the file (when path is not NULL), then LMP_* variables of
- * env. On error, err names the source (file and line, or variable) and the value. */
+ * env, then checks what the table of the settings every daemon has cannot say of one
+ * setting alone (pg.sslmode against pg.allow_insecure, ...). On error, err names the
+ * source (file and line, or variable) and the value, or the settings at odds. */
 int lmp_config_load(const struct lmp_conf_table *tables, const char *path, char **env,
                     char *err, size_t errlen);
 void lmp_config_free(const struct lmp_conf_table *tables);
@@ -72,7 +74,8 @@ struct lmp_config {
   char *pg_user;
   char *pg_password;
   char *pg_password_file;    /* the password, read from this file when set */
-  char *pg_sslmode;          /* libpq sslmode: disable, prefer, require, verify-ca, verify-full */
+  char *pg_sslmode;          /* libpq sslmode: verify-full unless pg_allow_insecure */
+  int pg_allow_insecure;     /* a weaker sslmode is accepted */
   char *pg_sslrootcert;      /* CA certificates that verify the server */
   char *pg_sslcert;          /* client certificate, for certificate authentication */
   char *pg_sslkey;
