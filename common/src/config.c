@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "lmp/error.h"
 
@@ -14,6 +15,8 @@
 const struct lmp_conf_entry lmp_config_entries[] = {
     {"admin.bind", LMP_CONF_STR, C(admin_bind), 1, 255, "127.0.0.1", "address of the admin listener (reference data, operator routes)"},
     {"admin.port", LMP_CONF_INT, C(admin_port), 0, 65535, "0", "port of the admin listener; 0 takes any free port (see http.port_file)"},
+    {"admin.tls_cert_file", LMP_CONF_STR, C(admin_tls_cert_file), 0, 1024, "", "certificate chain (PEM) the admin listener serves HTTPS with; empty: plain HTTP"},
+    {"admin.tls_key_file", LMP_CONF_STR, C(admin_tls_key_file), 0, 1024, "", "the private key (PEM) of admin.tls_cert_file; readable by its owner (and group) only"},
     {"admin.tokens_file", LMP_CONF_STR, C(admin_tokens_file), 0, 1024, "", "file of bearer tokens, one 'name token' per line; empty: every admin request is refused"},
     {"batch.max", LMP_CONF_INT, C(batch_max), 1, 10000, "100", "messages handled per database transaction"},
     {"http.bind", LMP_CONF_STR, C(http_bind), 1, 255, "127.0.0.1", "address of /healthz, /readyz and /metrics"},
@@ -23,6 +26,8 @@ const struct lmp_conf_entry lmp_config_entries[] = {
     {"http.port", LMP_CONF_INT, C(http_port), 0, 65535, "0", "port of /healthz, /readyz and /metrics; 0 takes any free port (see http.port_file)"},
     {"http.port_file", LMP_CONF_STR, C(http_port_file), 0, 1024, "", "file the daemon writes its HTTP port to once it listens, as {\"http\":PORT}"},
     {"http.timeout_s", LMP_CONF_INT, C(http_timeout_s), 1, 3600, "10", "an HTTP connection idle this long is closed"},
+    {"http.tls_cert_file", LMP_CONF_STR, C(http_tls_cert_file), 0, 1024, "", "certificate chain (PEM) the public listener (probes, metrics, public routes) serves HTTPS with; empty: plain HTTP"},
+    {"http.tls_key_file", LMP_CONF_STR, C(http_tls_key_file), 0, 1024, "", "the private key (PEM) of http.tls_cert_file; readable by its owner (and group) only"},
     {"http.workers", LMP_CONF_INT, C(http_workers), 1, 64, "2", "threads (each with a database connection) that run the service's HTTP routes"},
     {"kafka.brokers", LMP_CONF_STR, C(kafka_brokers), 1, 1024, "127.0.0.1:19092", "bootstrap servers, host:port[,host:port]"},
     {"kafka.group_id", LMP_CONF_STR, C(group_id), 0, 255, "", "consumer group; empty means lmp-<service>"},
@@ -349,9 +354,30 @@ static int check_pg_tls(const struct lmp_config *cfg, char *err, size_t errlen) 
   return 0;
 }
 
+/* A listener's certificate and key come together, and are files the daemon can read
+ * (the listener checks that they match when it starts). */
+static int check_listener_tls(const char *prefix, const char *cert, const char *key, char *err, size_t errlen) {
+  if (!*cert != !*key) {
+    snprintf(err, errlen, "%s.tls_cert_file and %s.tls_key_file: set both for HTTPS, or neither", prefix, prefix);
+    return LMP_ECONFIG;
+  }
+  const char *files[][2] = {{"tls_cert_file", cert}, {"tls_key_file", key}};
+  for (size_t i = 0; i < 2 && *cert; i++)
+    if (access(files[i][1], R_OK) != 0) {
+      snprintf(err, errlen, "%s.%s: cannot read %s: %s", prefix, files[i][0], files[i][1], strerror(errno));
+      return LMP_ECONFIG;
+    }
+  return 0;
+}
+
 /* What the settings every daemon has say together, once every source is read. */
 static int check_common(const struct lmp_config *cfg, char *err, size_t errlen) {
-  return check_pg_tls(cfg, err, errlen);
+  int r = check_pg_tls(cfg, err, errlen);
+  if (r == 0)
+    r = check_listener_tls("http", cfg->http_tls_cert_file, cfg->http_tls_key_file, err, errlen);
+  if (r == 0)
+    r = check_listener_tls("admin", cfg->admin_tls_cert_file, cfg->admin_tls_key_file, err, errlen);
+  return r;
 }
 
 int lmp_config_load(const struct lmp_conf_table *tables, const char *path, char **env, char *err,

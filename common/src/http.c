@@ -3,9 +3,12 @@
 #include "http.h"
 
 #include <arpa/inet.h>
+#include <gnutls/gnutls.h>
 #include <microhttpd.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -27,6 +30,8 @@ struct listener {
   struct MHD_Daemon *d;
   struct lmp_http *h;
   int admin;
+  char *tls_cert, *tls_key; /* PEM, kept while the daemon serves (wiped at the end) */
+  char mhd_err[256];        /* libmicrohttpd's last message, for why a start failed */
 };
 
 /* One request, from its first byte to its answer. */
@@ -694,26 +699,108 @@ int lmp_http_publish(struct lmp_http_call *call, const char *event_type, const c
   return h->host->publish(h->host->rt, event_type, key, value, lmp_http_header(call, "traceparent"), err, errlen);
 }
 
+/* What libmicrohttpd says, kept: its reason is the one a failed start reports. */
+__attribute__((format(printf, 2, 0))) static void mhd_said(void *cls, const char *fmt, va_list ap) {
+  struct listener *l = cls;
+  vsnprintf(l->mhd_err, sizeof(l->mhd_err), fmt, ap);
+  l->mhd_err[strcspn(l->mhd_err, "\n")] = '\0';
+}
+
+/* The certificate chain and key a listener serves HTTPS with, read once at start. A
+ * key that others may read is refused: anyone on the host could speak as the daemon. */
+static int read_tls(struct listener *l, const char *prefix, const char *cert_file, const char *key_file, char *err,
+                    size_t errlen) {
+  char why[400];
+  struct stat st;
+  if (stat(key_file, &st) == 0 && (st.st_mode & (S_IROTH | S_IWOTH))) {
+    snprintf(err, errlen, "%s.tls_key_file: %s may be read or written by others (mode %04o); chmod o-rwx it", prefix,
+             key_file, (unsigned)(st.st_mode & 07777));
+    return LMP_ECONFIG;
+  }
+  if (lmp_config_read_secret(cert_file, &l->tls_cert, why, sizeof(why)) < 0) {
+    snprintf(err, errlen, "%s.tls_cert_file: %s", prefix, why);
+    return LMP_ECONFIG;
+  }
+  if (lmp_config_read_secret(key_file, &l->tls_key, why, sizeof(why)) < 0) {
+    snprintf(err, errlen, "%s.tls_key_file: %s", prefix, why);
+    return LMP_ECONFIG;
+  }
+  if (!MHD_is_feature_supported(MHD_FEATURE_TLS)) {
+    snprintf(err, errlen, "%s.tls_cert_file: this libmicrohttpd has no TLS", prefix);
+    return LMP_ECONFIG;
+  }
+  /* GnuTLS, as libmicrohttpd will, reads the pair now: its reason (not PEM, a key
+   * that is not the certificate's) is clearer than the listener's "cannot start". */
+  gnutls_certificate_credentials_t creds;
+  if (gnutls_certificate_allocate_credentials(&creds) < 0)
+    return LMP_ENOMEM;
+  const gnutls_datum_t c = {(unsigned char *)l->tls_cert, (unsigned)strlen(l->tls_cert)},
+                       k = {(unsigned char *)l->tls_key, (unsigned)strlen(l->tls_key)};
+  int r = gnutls_certificate_set_x509_key_mem2(creds, &c, &k, GNUTLS_X509_FMT_PEM, NULL, 0);
+  gnutls_certificate_free_credentials(creds);
+  if (r < 0) {
+    snprintf(err, errlen, "%s.tls_cert_file %s and %s.tls_key_file %s: %s", prefix, cert_file, prefix, key_file,
+             gnutls_strerror(r));
+    return LMP_ECONFIG;
+  }
+  return 0;
+}
+
+/* Where a listener listens and how: its settings' prefix ("http", "admin"). */
+struct listen_spec {
+  const char *prefix, *bind;
+  int port;
+  const char *cert_file, *key_file; /* both empty: plain HTTP */
+};
+
 static int listen_on(struct lmp_http *h, struct listener *l, int admin, const struct lmp_config *cfg,
-                     const char *bind, int port, char *err, size_t errlen) {
-  struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-  if (inet_pton(AF_INET, bind, &addr.sin_addr) != 1) {
-    snprintf(err, errlen, "%s: '%s' is not an IPv4 address", admin ? "admin.bind" : "http.bind", bind);
+                     const struct listen_spec *sp, char *err, size_t errlen) {
+  struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)sp->port)};
+  if (inet_pton(AF_INET, sp->bind, &addr.sin_addr) != 1) {
+    snprintf(err, errlen, "%s.bind: '%s' is not an IPv4 address", sp->prefix, sp->bind);
     return LMP_ECONFIG;
   }
   l->h = h;
   l->admin = admin;
-  l->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME, (uint16_t)port,
-                          NULL, NULL, handle, l, MHD_OPTION_SOCK_ADDR, &addr, MHD_OPTION_NOTIFY_COMPLETED, completed, l,
-                          MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->http_timeout_s,
-                          MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->http_max_connections,
-                          MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->http_max_connections_per_ip,
-                          MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32768, MHD_OPTION_END);
+  int tls = *sp->cert_file || *sp->key_file, r;
+  if (tls && (r = read_tls(l, sp->prefix, sp->cert_file, sp->key_file, err, errlen)) < 0)
+    return r;
+  /* TLS 1.2 and 1.3 only, GnuTLS's choice of ciphers among them. */
+  struct MHD_OptionItem opts[] = {
+      {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_said, l},
+      {MHD_OPTION_SOCK_ADDR, 0, &addr},
+      {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)completed, l},
+      {MHD_OPTION_CONNECTION_TIMEOUT, cfg->http_timeout_s, NULL},
+      {MHD_OPTION_CONNECTION_LIMIT, cfg->http_max_connections, NULL},
+      {MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->http_max_connections_per_ip, NULL},
+      {MHD_OPTION_CONNECTION_MEMORY_LIMIT, 32768, NULL},
+      {tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, l->tls_cert},
+      {MHD_OPTION_HTTPS_MEM_KEY, 0, l->tls_key},
+      {MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"},
+      {MHD_OPTION_END, 0, NULL}};
+  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+  l->d = MHD_start_daemon(flags | (tls ? MHD_USE_TLS : 0), (uint16_t)sp->port, NULL, NULL, handle, l,
+                          MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
   if (l->d == NULL) {
-    snprintf(err, errlen, "cannot listen on %s:%d (port taken?)", bind, port);
+    if (tls)
+      snprintf(err, errlen, "cannot serve HTTPS on %s:%d with %s.tls_cert_file and %s.tls_key_file: %s", sp->bind,
+               sp->port, sp->prefix, sp->prefix, l->mhd_err[0] ? l->mhd_err : "refused");
+    else
+      snprintf(err, errlen, "cannot listen on %s:%d: %s", sp->bind, sp->port,
+               l->mhd_err[0] ? l->mhd_err : "port taken?");
     return LMP_EIO;
   }
   return 0;
+}
+
+/* A listener stopped, its key wiped. */
+static void listener_stop(struct listener *l) {
+  if (l->d)
+    MHD_stop_daemon(l->d);
+  if (l->tls_key)
+    explicit_bzero(l->tls_key, strlen(l->tls_key));
+  free(l->tls_key);
+  free(l->tls_cert);
 }
 
 int lmp_http_start(struct lmp_http **out, const struct lmp_config *cfg, const struct lmp_service *svc,
@@ -766,10 +853,14 @@ int lmp_http_start(struct lmp_http **out, const struct lmp_config *cfg, const st
     snprintf(h->issuer_origin, sizeof(h->issuer_origin), "%.*s", (int)n, h->issuer);
   }
   int r = lmp_oidc_new(&h->oidc, &oc);
+  const struct listen_spec pub = {"http", cfg->http_bind, cfg->http_port, cfg->http_tls_cert_file,
+                                   cfg->http_tls_key_file},
+                           adm = {"admin", cfg->admin_bind, cfg->admin_port, cfg->admin_tls_cert_file,
+                                  cfg->admin_tls_key_file};
   if (r == 0)
-    r = listen_on(h, &h->pub, 0, cfg, cfg->http_bind, cfg->http_port, err, errlen);
+    r = listen_on(h, &h->pub, 0, cfg, &pub, err, errlen);
   if (r == 0)
-    r = listen_on(h, &h->adm, 1, cfg, cfg->admin_bind, cfg->admin_port, err, errlen);
+    r = listen_on(h, &h->adm, 1, cfg, &adm, err, errlen);
   if (r == 0 && routes && h->nworkers == 0) {
     snprintf(err, errlen, "cannot start the HTTP workers");
     r = LMP_EIO;
@@ -797,10 +888,8 @@ void lmp_http_stop(struct lmp_http *h) {
   pthread_mutex_unlock(&h->lock);
   for (int i = 0; i < h->nworkers; i++)
     pthread_join(h->workers[i], NULL);
-  if (h->pub.d)
-    MHD_stop_daemon(h->pub.d);
-  if (h->adm.d)
-    MHD_stop_daemon(h->adm.d);
+  listener_stop(&h->pub);
+  listener_stop(&h->adm);
   free(h->tokens);
   free(h->tokens_file);
   lmp_oidc_free(h->oidc);

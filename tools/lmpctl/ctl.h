@@ -30,6 +30,7 @@ struct ctl_opts {
 /* lmpctl's own settings (ctl.*). */
 struct ctl_settings {
   char *admin_token_file; /* bearer token for the daemons' admin routes */
+  char *ca_file;          /* CA certificates of the daemons' HTTPS listeners; empty: the system's */
   char *oidc_client_id;   /* the public client lmpctl login signs in as */
   char *token_file;       /* where login keeps the tokens; empty: the user's cache */
 };

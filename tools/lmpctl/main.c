@@ -55,6 +55,7 @@ struct ctl_settings ctl;
 /* Kept alphabetical. */
 static const struct lmp_conf_entry ctl_conf[] = {
     {"ctl.admin_token_file", LMP_CONF_STR, S(admin_token_file), 0, 1024, "", "file holding the bearer token for the daemons' admin routes"},
+    {"ctl.ca_file", LMP_CONF_STR, S(ca_file), 0, 1024, "", "CA certificates (PEM) that verify the daemons' HTTPS listeners (an https:// <daemon>.url or .admin_url); empty: the system's"},
     {"ctl.oidc_client_id", LMP_CONF_STR, S(oidc_client_id), 1, 255, "lmp-cli", "the public OpenID Connect client lmpctl login signs in as, at oidc.issuer (LMP_OIDC_CLIENT_ID is read when LMP_CTL_OIDC_CLIENT_ID is not set)"},
     {"ctl.token_file", LMP_CONF_STR, S(token_file), 0, 1024, "", "where lmpctl login keeps the signed-in user's tokens (mode 0600); empty: $XDG_CACHE_HOME/lmpctl/token.json, else ~/.cache/lmpctl/token.json"},
 };
@@ -130,6 +131,8 @@ json_t *http_json_bearer(const char *url, const char *post, const char *bearer, 
     h = curl_slist_append(h, auth);
   }
   curl_easy_setopt(c, CURLOPT_URL, url);
+  if (*ctl.ca_file)
+    curl_easy_setopt(c, CURLOPT_CAINFO, ctl.ca_file);
   if (post) {
     h = curl_slist_append(h, "Content-Type: application/json");
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, post);
@@ -137,7 +140,11 @@ json_t *http_json_bearer(const char *url, const char *post, const char *bearer, 
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, mem);
   curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
+  char why[CURL_ERROR_SIZE] = "";
+  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, why);
   CURLcode cr = curl_easy_perform(c);
+  if (cr != CURLE_OK) /* no answer at all: say why (an HTTPS listener it cannot verify, ...) */
+    fprintf(stderr, "lmpctl: %s: %s\n", url, why[0] ? why : curl_easy_strerror(cr));
   fclose(mem);
   *status = 0;
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
@@ -202,8 +209,8 @@ static int usage(void) {
     fprintf(stderr, "  %s%s%s %s\n", commands[i].name, commands[i].sub ? " " : "", commands[i].sub ? commands[i].sub : "",
             commands[i].usage);
   fprintf(stderr, "Settings come from -c FILE, $LMP_CONFIG or LMP_* variables (LMP_KAFKA_BROKERS, LMP_INTAKE_URL,\n"
-                  "LMP_KAFKA_PROPERTY_SASL_USERNAME, LMP_CTL_ADMIN_TOKEN_FILE, LMP_OIDC_ISSUER, LMP_OIDC_CA_FILE,\n"
-                  "LMP_CTL_OIDC_CLIENT_ID, LMP_CTL_TOKEN_FILE, ...).\n");
+                  "LMP_KAFKA_PROPERTY_SASL_USERNAME, LMP_CTL_ADMIN_TOKEN_FILE, LMP_CTL_CA_FILE, LMP_OIDC_ISSUER,\n"
+                  "LMP_OIDC_CA_FILE, LMP_CTL_OIDC_CLIENT_ID, LMP_CTL_TOKEN_FILE, ...).\n");
   return 2;
 }
 

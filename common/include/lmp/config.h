@@ -90,9 +90,13 @@ struct lmp_config {
   int http_timeout_s;        /* idle connections closed after */
   int http_workers;          /* threads running the service's routes */
   int http_body_budget;      /* request body bytes buffered at once, all connections */
+  char *http_tls_cert_file;  /* PEM chain and key: the public listener serves HTTPS; empty: HTTP */
+  char *http_tls_key_file;
   char *admin_bind;          /* the admin listener: reference data, operator routes */
   int admin_port;            /* 0: any free port, reported in http_port_file */
   char *admin_tokens_file;   /* "name token" lines; empty: every admin request refused */
+  char *admin_tls_cert_file; /* PEM chain and key: the admin listener serves HTTPS; empty: HTTP */
+  char *admin_tls_key_file;
   int retention_days;        /* processed inbox rows, request and mail bodies kept this long */
   int retention_interval_s;  /* how often the purge runs */
   int batch_max;             /* messages per database transaction */
