@@ -24,20 +24,35 @@
 
 struct lmp_http;
 
-/* A listener: the public one (probes, metrics, public routes) or the admin one (admin
- * routes, each request authenticated by a bearer token). */
+/* Body bytes one client address holds on a listener. */
+struct holder {
+  char peer[64];
+  size_t bytes;
+};
+
+/* A listener: the public one (probes, metrics, public routes), the admin one (admin
+ * routes, each request authenticated by a bearer token) or the probe one (probes and
+ * metrics only). Each has its own body budget, so uploads on one never refuse
+ * another's. */
 struct listener {
   struct MHD_Daemon *d;
   struct lmp_http *h;
   int admin;
+  int probe;                /* serves /healthz, /readyz and /metrics and nothing else */
   char *tls_cert, *tls_key; /* PEM, kept while the daemon serves (wiped at the end) */
   char mhd_err[256];        /* libmicrohttpd's last message, for why a start failed */
+  size_t budget;            /* http.body_budget_bytes */
+  size_t per_address;       /* http.body_budget_per_address_bytes */
+  /* Guarded by h->lock: */
+  size_t buffered;          /* body bytes held by this listener's requests */
+  struct holder *holders;   /* addresses holding body bytes; a slot with 0 is free */
+  size_t nholders, maxholders; /* each holder has a connection: at most http.max_connections */
 };
 
 /* One request, from its first byte to its answer. */
 struct req {
   struct MHD_Connection *c;
-  const struct listener *l;
+  struct listener *l;
   char peer[64];            /* the client's address */
   char *bearer;             /* the Authorization header's token, kept for a worker to verify */
   int verify;               /* the bearer is an access token a worker verifies before the route */
@@ -50,6 +65,9 @@ struct req {
   char *path, *query;
   struct lmp_buf body;
   size_t budgeted;          /* bytes of the body budget this request holds */
+  unsigned long long announced, received; /* the body's Content-Length (0: none) and bytes so far */
+  int64_t window_ms;        /* when the current window of the minimum rate began */
+  unsigned long long window_from; /* received when it began */
   int status;               /* set once the answer is known */
   struct lmp_buf out;
   const char *type;         /* the route's Content-Type, or NULL for JSON */
@@ -64,20 +82,20 @@ struct req {
 };
 
 struct lmp_http {
-  struct listener pub, adm;
+  struct listener pub, adm, prb; /* prb: on probe.bind, or none (d NULL) */
   char service[64];
   struct lmp_metrics *m;
   const struct lmp_http_route *routes;
   void *route_ctx;
   int (*svc_metrics)(void *ctx, const char *service, struct lmp_buf *out);
   char *conninfo;
-  size_t budget;            /* http.body_budget_bytes */
+  size_t min_rate;          /* http.min_bytes_per_s; 0: any rate */
+  int64_t rate_window_ms;   /* http.min_rate_window_s */
   pthread_mutex_t lock;     /* guards the fields below */
   pthread_cond_t cond;
   struct req *head, *tail;  /* requests waiting for a worker */
   struct req *sleepers;     /* long polls waiting to run again */
   int nwaiting, max_waiting; /* long polls held; past the most, one is answered at once */
-  size_t buffered;          /* body bytes held by all requests */
   int quit;
   char *tokens_file;        /* admin tokens, re-read when the file changes */
   struct timespec tokens_mtime;
@@ -180,6 +198,8 @@ static void route(struct lmp_http *h, struct req *q) {
       snprintf(q->allow, sizeof(q->allow), "GET, HEAD");
       return fail(q, 405, "method not allowed");
     }
+  if (q->l->probe)
+    return fail(q, 404, "not found");
   for (const struct lmp_http_route *r = h->routes; r && r->method; r++) {
     if (!r->admin != !q->l->admin || !match(r->pattern, q->path))
       continue;
@@ -396,20 +416,83 @@ static void begin(struct lmp_http *h, struct req *q, const char *url, const char
     return fail(q, 413, msg);
   }
   /* The announced body takes its share of the budget now, and its buffer once. */
-  if (announced && (reserve(h, q, (size_t)announced) < 0 || lmp_buf_reserve(&q->body, (size_t)announced) < 0))
-    fail(q, 503, "too many uploads at once; try again");
+  q->announced = announced;
+  q->window_ms = now_ms();
+  if (announced && reserve(h, q, (size_t)announced) == 0 && lmp_buf_reserve(&q->body, (size_t)announced) < 0)
+    fail(q, 503, "out of memory");
 }
 
-/* Takes n more bytes of the body budget for q; -1 when the budget has no room. */
+/* The slot of the address of q on its listener: its own, else a free one; NULL when
+ * every slot is taken (cannot be: one per connection). Called with the lock held. */
+static struct holder *holder_of(struct listener *l, const char *peer) {
+  struct holder *free_slot = NULL;
+  for (size_t i = 0; i < l->nholders; i++) {
+    if (strcmp(l->holders[i].peer, peer) == 0)
+      return &l->holders[i];
+    if (l->holders[i].bytes == 0 && free_slot == NULL)
+      free_slot = &l->holders[i];
+  }
+  if (free_slot == NULL && l->nholders < l->maxholders)
+    free_slot = &l->holders[l->nholders++];
+  if (free_slot)
+    snprintf(free_slot->peer, sizeof(free_slot->peer), "%s", peer);
+  return free_slot;
+}
+
+/* Takes n more bytes of its listener's body budget for q: within the listener's
+ * budget, and within the share one address may hold, so that one client stalling
+ * uploads cannot refuse everyone else's. 0, or -1 with q answered (503: the listener
+ * is full; 429: this address holds its share). */
 static int reserve(struct lmp_http *h, struct req *q, size_t n) {
+  struct listener *l = q->l;
   pthread_mutex_lock(&h->lock);
-  int room = h->buffered + n <= h->budget;
-  if (room)
-    h->buffered += n;
+  struct holder *who = holder_of(l, q->peer);
+  int full = l->buffered + n > l->budget, greedy = who == NULL || who->bytes + n > l->per_address;
+  if (!full && !greedy) {
+    l->buffered += n;
+    who->bytes += n;
+    q->budgeted += n;
+  }
   pthread_mutex_unlock(&h->lock);
-  if (!room)
-    return -1;
-  q->budgeted += n;
+  if (greedy) {
+    q->retry_after = 5;
+    fail(q, 429, "too many uploads from your address at once; try again");
+  } else if (full) {
+    fail(q, 503, "too many uploads at once; try again");
+  }
+  return full || greedy ? -1 : 0;
+}
+
+/* Gives back what q holds of its listener's body budget. */
+static void release(struct lmp_http *h, struct req *q) {
+  struct listener *l = q->l;
+  if (q->budgeted == 0)
+    return;
+  pthread_mutex_lock(&h->lock);
+  l->buffered -= q->budgeted;
+  struct holder *who = holder_of(l, q->peer);
+  if (who)
+    who->bytes -= q->budgeted;
+  pthread_mutex_unlock(&h->lock);
+  q->budgeted = 0;
+}
+
+/* Whether the body comes slower than http.min_bytes_per_s: counted over windows of
+ * http.min_rate_window_s, each of which must bring the rate's bytes or the rest of the
+ * body. The idle timeout alone would keep a client that sends a byte now and then;
+ * this runs as each piece arrives, so such a client is dropped within two windows. */
+static int too_slow(const struct lmp_http *h, struct req *q, size_t n) {
+  q->received += n;
+  int64_t now = now_ms(), took = now - q->window_ms;
+  if (h->min_rate == 0 || took < h->rate_window_ms)
+    return 0;
+  unsigned long long due = (unsigned long long)h->min_rate * (unsigned long long)took / 1000;
+  if (q->announced && q->announced - q->window_from < due)
+    due = q->announced - q->window_from; /* all the body lacked */
+  if (q->received - q->window_from < due)
+    return 1;
+  q->window_ms = now;
+  q->window_from = q->received;
   return 0;
 }
 
@@ -424,7 +507,7 @@ static void take_body(struct lmp_http *h, struct req *q, const char *data, size_
     return fail(q, 413, msg);
   }
   if (q->body.len + n > q->budgeted && reserve(h, q, q->body.len + n - q->budgeted) < 0)
-    return fail(q, 503, "too many uploads at once; try again");
+    return;
   if (lmp_buf_append(&q->body, data, n) < 0)
     fail(q, 503, "out of memory");
 }
@@ -465,7 +548,7 @@ static void probe(struct lmp_http *h, struct req *q, const char **type) {
 
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                               const char *version, const char *data, size_t *data_size, void **con_cls) {
-  const struct listener *l = cls;
+  struct listener *l = cls;
   struct lmp_http *h = l->h;
   struct req *q = *con_cls;
   if (q == NULL) {
@@ -478,6 +561,11 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     return MHD_YES;
   }
   if (*data_size) {
+    if (too_slow(h, q, *data_size)) {
+      lmp_warn(NULL, "%s: %s %.200s from %s dropped: its body came slower than %zu bytes/s", l->admin ? "admin" : "http",
+               q->method, q->path ? q->path : "-", q->peer, h->min_rate);
+      return MHD_NO;
+    }
     take_body(h, q, data, *data_size);
     *data_size = 0;
     return MHD_YES;
@@ -512,9 +600,7 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum 
   struct lmp_http *h = ((const struct listener *)cls)->h;
   struct req *q = *con_cls;
   if (q) {
-    pthread_mutex_lock(&h->lock);
-    h->buffered -= q->budgeted;
-    pthread_mutex_unlock(&h->lock);
+    release(h, q);
     lmp_buf_free(&q->body);
     lmp_buf_free(&q->out);
     free(q->path);
@@ -751,6 +837,7 @@ struct listen_spec {
   const char *prefix, *bind;
   int port;
   const char *cert_file, *key_file; /* both empty: plain HTTP */
+  int probe;                        /* probes and metrics only, no body */
 };
 
 static int listen_on(struct lmp_http *h, struct listener *l, int admin, const struct lmp_config *cfg,
@@ -762,6 +849,12 @@ static int listen_on(struct lmp_http *h, struct listener *l, int admin, const st
   }
   l->h = h;
   l->admin = admin;
+  l->probe = sp->probe;
+  l->budget = sp->probe ? 0 : (size_t)cfg->http_body_budget;
+  l->per_address = (size_t)cfg->http_body_budget_per_address;
+  l->maxholders = sp->probe ? 0 : (size_t)cfg->http_max_connections;
+  if (!sp->probe && (l->holders = calloc(l->maxholders, sizeof(*l->holders))) == NULL)
+    return LMP_ENOMEM;
   int tls = *sp->cert_file || *sp->key_file, r;
   if (tls && (r = read_tls(l, sp->prefix, sp->cert_file, sp->key_file, err, errlen)) < 0)
     return r;
@@ -801,6 +894,7 @@ static void listener_stop(struct listener *l) {
     explicit_bzero(l->tls_key, strlen(l->tls_key));
   free(l->tls_key);
   free(l->tls_cert);
+  free(l->holders);
 }
 
 int lmp_http_start(struct lmp_http **out, const struct lmp_config *cfg, const struct lmp_service *svc,
@@ -821,7 +915,8 @@ int lmp_http_start(struct lmp_http **out, const struct lmp_config *cfg, const st
   h->route_ctx = svc->ctx;
   h->host = host;
   h->svc_metrics = svc->metrics;
-  h->budget = (size_t)cfg->http_body_budget;
+  h->min_rate = (size_t)cfg->http_min_bytes_per_s;
+  h->rate_window_ms = (int64_t)cfg->http_min_rate_window_s * 1000;
   /* Long polls hold connections: at most half of them, so probes and new requests
    * always find one. */
   h->max_waiting = cfg->http_max_connections / 2;
@@ -854,13 +949,19 @@ int lmp_http_start(struct lmp_http **out, const struct lmp_config *cfg, const st
   }
   int r = lmp_oidc_new(&h->oidc, &oc);
   const struct listen_spec pub = {"http", cfg->http_bind, cfg->http_port, cfg->http_tls_cert_file,
-                                   cfg->http_tls_key_file},
+                                   cfg->http_tls_key_file, 0},
                            adm = {"admin", cfg->admin_bind, cfg->admin_port, cfg->admin_tls_cert_file,
-                                  cfg->admin_tls_key_file};
+                                  cfg->admin_tls_key_file, 0},
+                           prb = {"probe", cfg->probe_bind, cfg->probe_port, "", "", 1};
   if (r == 0)
     r = listen_on(h, &h->pub, 0, cfg, &pub, err, errlen);
   if (r == 0)
     r = listen_on(h, &h->adm, 1, cfg, &adm, err, errlen);
+  /* Probes on a listener of their own, which public traffic cannot fill: kubelets and
+   * Prometheus go there (they are still served on http.port too, for what points
+   * there). */
+  if (r == 0 && *cfg->probe_bind && (r = listen_on(h, &h->prb, 0, cfg, &prb, err, errlen)) == 0)
+    lmp_info(NULL, "probes on %s:%d", cfg->probe_bind, lmp_http_port(h, 2));
   if (r == 0 && routes && h->nworkers == 0) {
     snprintf(err, errlen, "cannot start the HTTP workers");
     r = LMP_EIO;
@@ -882,6 +983,8 @@ void lmp_http_stop(struct lmp_http *h) {
     MHD_quiesce_daemon(h->pub.d);
   if (h->adm.d)
     MHD_quiesce_daemon(h->adm.d);
+  if (h->prb.d)
+    MHD_quiesce_daemon(h->prb.d);
   pthread_mutex_lock(&h->lock);
   h->quit = 1;
   pthread_cond_broadcast(&h->cond);
@@ -890,6 +993,7 @@ void lmp_http_stop(struct lmp_http *h) {
     pthread_join(h->workers[i], NULL);
   listener_stop(&h->pub);
   listener_stop(&h->adm);
+  listener_stop(&h->prb);
   free(h->tokens);
   free(h->tokens_file);
   lmp_oidc_free(h->oidc);
@@ -900,8 +1004,9 @@ void lmp_http_stop(struct lmp_http *h) {
   free(h);
 }
 
-int lmp_http_port(const struct lmp_http *h, int admin) {
-  const union MHD_DaemonInfo *i = MHD_get_daemon_info(admin ? h->adm.d : h->pub.d, MHD_DAEMON_INFO_BIND_PORT);
+int lmp_http_port(const struct lmp_http *h, int which) {
+  struct MHD_Daemon *d = which == 2 ? h->prb.d : which ? h->adm.d : h->pub.d;
+  const union MHD_DaemonInfo *i = d ? MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT) : NULL;
   return i ? (int)i->port : -1;
 }
 

@@ -18,22 +18,28 @@ struct lmp_http_host {
 };
 
 /* Listens on cfg->http_bind:cfg->http_port (probes, metrics, the service's public
- * routes) and on cfg->admin_bind:cfg->admin_port (its admin routes, each request
- * authenticated by a bearer token of cfg->admin_tokens_file, changes audited in the
- * log). On each listener one thread does every connection's I/O
- * and answers /healthz, /readyz and /metrics itself, from the metrics' atomics; the
- * service's routes run on cfg->http_workers threads, each with its own database
- * connection (conninfo), while their connections wait suspended. So a slow client or
- * a slow query never delays a probe, and neither ever touches the event loop. */
+ * routes), on cfg->admin_bind:cfg->admin_port (its admin routes, each request
+ * authenticated by a bearer token of cfg->admin_tokens_file or an operator's access
+ * token, every one audited in the log) and, with cfg->probe_bind set, on
+ * cfg->probe_bind:cfg->probe_port (probes and metrics only); the first two serve HTTPS
+ * with their tls_cert_file and tls_key_file. On each listener one thread does every
+ * connection's I/O and answers /healthz, /readyz and /metrics itself, from the
+ * metrics' atomics; the service's routes run on cfg->http_workers threads, each with
+ * its own database connection (conninfo), while their connections wait suspended. So
+ * a slow client or a slow query never delays a probe, and neither ever touches the
+ * event loop. Each listener holds at most cfg->http_body_budget body bytes, one
+ * address at most cfg->http_body_budget_per_address of them, and a body slower than
+ * cfg->http_min_bytes_per_s drops its connection. */
 int lmp_http_start(struct lmp_http **out, const struct lmp_config *cfg, const struct lmp_service *svc,
                    struct lmp_metrics *metrics, const char *conninfo, const struct lmp_http_host *host, char *err,
                    size_t errlen);
 void lmp_http_stop(struct lmp_http *h);
 /* Runs every waiting long poll again now: something was committed that may answer it. */
 void lmp_http_wake(struct lmp_http *h);
-/* The port a listener (the public one, or with admin the admin one) listens on: the
- * configured one, or the one the system chose for 0. */
-int lmp_http_port(const struct lmp_http *h, int admin);
+/* The port a listener listens on (which: 0 the public one, 1 the admin one, 2 the
+ * probe one): the configured one, or the one the system chose for 0; -1 for a
+ * listener that is not there. */
+int lmp_http_port(const struct lmp_http *h, int which);
 /* How many admin tokens are in effect (0: every admin request is refused). */
 size_t lmp_http_tokens(struct lmp_http *h);
 

@@ -90,6 +90,11 @@ static void bad_values(void **state) {
       {"pg.user = \n", NULL, "pg.user: length must be 1..63"},
       {"", "LMP_HTTP_PORT=70000", "LMP_HTTP_PORT: http.port: 70000 is not in 0..65535"},
       {"", "LMP_PG_PORT=", "LMP_PG_PORT: pg.port: '' is not an integer"},
+      {"http.tls_cert_file = /etc/hostname\n", NULL, "http.tls_cert_file and http.tls_key_file: set both"},
+      {"", "LMP_ADMIN_TLS_KEY_FILE=/etc/hostname", "admin.tls_cert_file and admin.tls_key_file: set both"},
+      {"admin.tls_cert_file = /nonexistent/c\nadmin.tls_key_file = /etc/hostname\n", NULL,
+       "admin.tls_cert_file: cannot read /nonexistent/c"},
+      {"", "LMP_HTTP_MIN_RATE_WINDOW_S=0", "http.min_rate_window_s: 0 is not in 1..3600"},
   };
   for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
     char *path = write_file(cases[i].file);

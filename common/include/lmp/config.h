@@ -89,7 +89,12 @@ struct lmp_config {
   int http_max_connections_per_ip;
   int http_timeout_s;        /* idle connections closed after */
   int http_workers;          /* threads running the service's routes */
-  int http_body_budget;      /* request body bytes buffered at once, all connections */
+  int http_body_budget;      /* request body bytes buffered at once, per listener */
+  int http_body_budget_per_address; /* of them, by one client address */
+  int http_min_bytes_per_s;  /* slower bodies drop their connection; 0: any rate */
+  int http_min_rate_window_s; /* the window that rate is measured over */
+  char *probe_bind;          /* a listener of probes and metrics only; empty: none */
+  int probe_port;
   char *http_tls_cert_file;  /* PEM chain and key: the public listener serves HTTPS; empty: HTTP */
   char *http_tls_key_file;
   char *admin_bind;          /* the admin listener: reference data, operator routes */
