@@ -3,6 +3,7 @@
 #include "http.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <gnutls/gnutls.h>
 #include <microhttpd.h>
 #include <pthread.h>
@@ -21,6 +22,8 @@
 #include "oidc.h"
 
 #define MAX_PATH 1024
+#define TOKEN_MIN 16  /* characters of an admin token, at least */
+#define TOKEN_MAX 255 /* and at most */
 
 struct lmp_http;
 
@@ -98,10 +101,12 @@ struct lmp_http {
   int nwaiting, max_waiting; /* long polls held; past the most, one is answered at once */
   int quit;
   char *tokens_file;        /* admin tokens, re-read when the file changes */
-  struct timespec tokens_mtime;
+  struct stat tokens_seen;  /* the file as last read (its inode, size and times) */
+  int tokens_read;          /* tokens_seen is the file's; 0: read it again */
+  int tokens_errno;         /* why the file could not be read last (0: it could), logged once */
   struct token {
     char name[64];
-    char secret[256];
+    char secret[TOKEN_MAX + 1];
   } *tokens;
   size_t ntokens;
   pthread_t *workers;
@@ -129,7 +134,28 @@ static void fail(struct req *q, int status, const char *msg) {
   json_decref(o);
 }
 
+/* A path as a log line shows it: valid UTF-8 (what is not, replaced), at most 200
+ * characters, cut between characters; "-" for none. */
+static const char *shown(const char *path, char out[256]) {
+  char *clean = path ? lmp_utf8_sanitize(path, strlen(path), NULL) : NULL;
+  lmp_utf8_copy(out, 256, clean ? clean : "-", 200);
+  free(clean);
+  return out;
+}
+
+/* Who did what, from where, when (the line's time): every admin request its caller
+ * was authenticated for is audited as it is answered, whatever the answer (reads,
+ * 404s, refused bodies too); the ones refused for want of a valid token are logged as
+ * refused where they are. */
+static void audit(const struct req *q) {
+  char p[256];
+  lmp_info(NULL, "audit: %s from %s: %s %s -> %d (%zu bytes in)", q->caller.name, q->peer, q->method,
+           shown(q->path, p), q->status, q->body.len);
+}
+
 static enum MHD_Result answer(struct req *q, const char *type) {
+  if (q->l->admin && q->authenticated)
+    audit(q);
   struct MHD_Response *res = MHD_create_response_from_buffer(q->out.len, q->out.data ? q->out.data : (char *)"",
                                                              MHD_RESPMEM_MUST_COPY);
   if (res == NULL)
@@ -234,37 +260,106 @@ static int same_secret(const char *a, const char *b) {
   return d == 0 && la == lb;
 }
 
-/* The tokens of admin.tokens_file ("name token" lines, at least 16 characters each),
- * read again whenever the file changed: a token is rotated by rewriting the file. */
+/* Whether the file is the one last read: same inode, size and times (a chmod changes
+ * the ctime, a rewrite the mtime, a replacement the inode). */
+static int same_file(const struct stat *a, const struct stat *b) {
+  return a->st_ino == b->st_ino && a->st_dev == b->st_dev && a->st_size == b->st_size &&
+         a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
+         a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
+}
+
+/* Tokens wiped, then freed. */
+static void free_tokens(struct token *t, size_t n) {
+  if (t)
+    explicit_bzero(t, n * sizeof(*t));
+  free(t);
+}
+
+/* No token is in effect any more: the file is gone or unreadable. Said once. */
+static void revoke_tokens(struct lmp_http *h, int why) {
+  if (h->tokens_errno != why || h->ntokens)
+    lmp_warn(NULL, "admin.tokens_file %s: %s: no admin token is in effect", h->tokens_file, strerror(why));
+  h->tokens_errno = why;
+  free_tokens(h->tokens, h->ntokens);
+  h->tokens = NULL;
+  h->ntokens = 0;
+  h->tokens_read = 0;
+}
+
+/* One "name token" line, kept in t when it is one; a line that is not is logged (by
+ * its number: it may hold a secret) and left out, never cut to fit. */
+static int parse_token(struct lmp_http *h, char *line, size_t lineno, struct token *t) {
+  char *save = NULL, *name = strtok_r(line, " \t\r\n", &save), *secret = name ? strtok_r(NULL, " \t\r\n", &save) : NULL;
+  const char *why = NULL;
+  if (name == NULL || *name == '#')
+    return -1; /* blank, or a comment */
+  if (secret == NULL || strtok_r(NULL, " \t\r\n", &save) != NULL)
+    why = "is not 'name token'";
+  else if (strlen(name) >= sizeof(t->name))
+    why = "has a name longer than 63 characters";
+  else if (strlen(secret) < TOKEN_MIN)
+    why = "has a token shorter than 16 characters";
+  else if (strlen(secret) > TOKEN_MAX)
+    why = "has a token longer than 255 characters";
+  if (why) {
+    lmp_warn(NULL, "admin.tokens_file %s: line %zu %s: left out", h->tokens_file, lineno, why);
+    return -1;
+  }
+  snprintf(t->name, sizeof(t->name), "%s", name);
+  snprintf(t->secret, sizeof(t->secret), "%s", secret);
+  return 0;
+}
+
+/* The tokens of admin.tokens_file, read again whenever the file changed: a token is
+ * rotated by rewriting the file, and every token is revoked by emptying the file,
+ * removing it or making it unreadable. Called with the lock held. */
 static void load_tokens(struct lmp_http *h) {
   struct stat st;
-  if (*h->tokens_file == '\0' || stat(h->tokens_file, &st) != 0)
+  if (*h->tokens_file == '\0')
     return;
-  if (h->tokens && st.st_mtim.tv_sec == h->tokens_mtime.tv_sec && st.st_mtim.tv_nsec == h->tokens_mtime.tv_nsec)
+  if (stat(h->tokens_file, &st) != 0)
+    return revoke_tokens(h, errno);
+  if (h->tokens_read && same_file(&st, &h->tokens_seen))
     return;
   FILE *f = fopen(h->tokens_file, "r");
   if (f == NULL)
-    return;
+    return revoke_tokens(h, errno);
   struct token *t = NULL;
-  size_t n = 0;
-  char line[400];
-  while (fgets(line, sizeof(line), f)) {
-    char name[64], secret[256];
-    if (line[0] == '#' || sscanf(line, "%63s %255s", name, secret) != 2 || strlen(secret) < 16)
+  size_t n = 0, cap = 0, lineno = 0, len = 0;
+  char *line = NULL;
+  int failed = 0;
+  while (getline(&line, &len, f) > 0) {
+    struct token one;
+    if (parse_token(h, line, ++lineno, &one) < 0)
       continue;
-    struct token *nt = realloc(t, (n + 1) * sizeof(*nt));
-    if (nt == NULL)
-      break;
-    t = nt;
-    snprintf(t[n].name, sizeof(t[n].name), "%s", name);
-    snprintf(t[n].secret, sizeof(t[n].secret), "%s", secret);
-    n++;
+    if (n == cap) {
+      struct token *nt = realloc(t, (cap = cap ? 2 * cap : 8) * sizeof(*nt));
+      if (nt == NULL) {
+        failed = ENOMEM;
+        break;
+      }
+      t = nt;
+    }
+    t[n++] = one;
   }
+  if (ferror(f))
+    failed = errno ? errno : EIO;
+  if (line)
+    explicit_bzero(line, len);
+  free(line);
   fclose(f);
-  free(h->tokens);
+  if (failed) { /* a file read in part is not what the operator wrote */
+    free_tokens(t, n);
+    return revoke_tokens(h, failed);
+  }
+  if (n == 0 && h->ntokens)
+    lmp_warn(NULL, "admin.tokens_file %s holds no token now: no admin token is in effect", h->tokens_file);
+  free_tokens(h->tokens, h->ntokens);
   h->tokens = t;
   h->ntokens = n;
-  h->tokens_mtime = st.st_mtim;
+  h->tokens_seen = st;
+  h->tokens_read = 1;
+  h->tokens_errno = 0;
 }
 
 /* An access token is a JWS in compact form: three base64url parts. Anything else
@@ -328,23 +423,23 @@ static int authenticate_admin(struct lmp_http *h, struct req *q, const char *pat
 /* The access token verified, and who it says. 0, or -1 with the request answered
  * (401, 403 or 503). */
 static int authenticate_token(struct lmp_http *h, struct req *q, const char *path) {
-  char why[256];
+  char why[256], p[256];
   int r = lmp_oidc_verify(h->oidc, q->bearer, time(NULL), &q->caller, why, sizeof(why));
   if (r == LMP_ERETRY) {
-    lmp_warn(NULL, "%s: %s %.200s from %s: %s", q->l->admin ? "admin" : "http", q->method, path, q->peer, why);
+    lmp_warn(NULL, "%s: %s %s from %s: %s", q->l->admin ? "admin" : "http", q->method, shown(path, p), q->peer, why);
     q->retry_after = 5;
     fail(q, 503, "the identity provider cannot be reached; try again");
     return -1;
   }
   if (r < 0) {
-    lmp_warn(NULL, "%s: %s %.200s from %s refused: %s", q->l->admin ? "admin" : "http", q->method, path, q->peer,
-             why);
+    lmp_warn(NULL, "%s: %s %s from %s refused: %s", q->l->admin ? "admin" : "http", q->method, shown(path, p),
+             q->peer, why);
     q->challenge = "invalid_token";
     fail(q, 401, why);
     return -1;
   }
   if (q->l->admin && !q->caller.operator_role) {
-    lmp_warn(NULL, "admin: %s %.200s from %s refused: %s is not an operator", q->method, path, q->peer,
+    lmp_warn(NULL, "admin: %s %s from %s refused: %s is not an operator", q->method, shown(path, p), q->peer,
              q->caller.name);
     fail(q, 403, "the operator role is required");
     return -1;
@@ -374,7 +469,8 @@ static void begin(struct lmp_http *h, struct req *q, const char *url, const char
   if (q->l->admin && authenticate_admin(h, q, url) < 0) {
     if (q->status)
       return; /* answered: 401, 403 or 503 */
-    lmp_warn(NULL, "admin: %s %.200s from %s refused: no valid bearer token", method, url, q->peer);
+    char p[256];
+    lmp_warn(NULL, "admin: %s %s from %s refused: no valid bearer token", method, shown(url, p), q->peer);
     return fail(q, 401, "a valid bearer token is required");
   }
   size_t n = strlen(url);
@@ -562,8 +658,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
   }
   if (*data_size) {
     if (too_slow(h, q, *data_size)) {
-      lmp_warn(NULL, "%s: %s %.200s from %s dropped: its body came slower than %zu bytes/s", l->admin ? "admin" : "http",
-               q->method, q->path ? q->path : "-", q->peer, h->min_rate);
+      char p[256];
+      lmp_warn(NULL, "%s: %s %s from %s dropped: its body came slower than %zu bytes/s", l->admin ? "admin" : "http",
+               q->method, shown(q->path, p), q->peer, h->min_rate);
       return MHD_NO;
     }
     take_body(h, q, data, *data_size);
@@ -652,14 +749,6 @@ static void sleep_until(struct lmp_http *h, int64_t wait_ms) {
   pthread_cond_timedwait(&h->cond, &h->lock, &ts);
 }
 
-/* Who did what, from where, when (the line's time): every admin request is audited,
- * reads too, with the caller its token names. */
-static void audit(const struct req *q) {
-  if (q->l->admin)
-    lmp_info(NULL, "audit: %s from %s: %s %s -> %d (%zu bytes in)", q->caller.name[0] ? q->caller.name : "-",
-             q->peer, q->method, q->path, q->status, q->body.len);
-}
-
 /* Runs the route; 1 when it asked to run again later (a long poll). */
 static int run_route(struct lmp_http *h, struct req *q, PGconn *db, int last) {
   int64_t now = now_ms();
@@ -693,7 +782,6 @@ static int run_route(struct lmp_http *h, struct req *q, PGconn *db, int last) {
   snprintf(q->location, sizeof(q->location), "%s", call.location);
   if (q->out.len == 0 && strcmp(q->method, "HEAD") != 0 && q->status != 204)
     fail(q, 500, "no answer");
-  audit(q);
   return 0;
 }
 
@@ -994,7 +1082,7 @@ void lmp_http_stop(struct lmp_http *h) {
   listener_stop(&h->pub);
   listener_stop(&h->adm);
   listener_stop(&h->prb);
-  free(h->tokens);
+  free_tokens(h->tokens, h->ntokens);
   free(h->tokens_file);
   lmp_oidc_free(h->oidc);
   pthread_mutex_destroy(&h->lock);
