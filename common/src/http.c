@@ -22,6 +22,7 @@
 #include "oidc.h"
 
 #define MAX_PATH 1024
+#define WAKE_EVERY_MS 200 /* a long poll runs again on a commit at most this often */
 #define TOKEN_MIN 16  /* characters of an admin token, at least */
 #define TOKEN_MAX 255 /* and at most */
 
@@ -80,8 +81,14 @@ struct req {
   int queued;               /* with the workers; the connection is suspended */
   int64_t first_ms;         /* when a worker first ran the route */
   int64_t due_ms;           /* a long poll: when to run the route again */
+  int64_t ran_ms;           /* when a worker last ran the route */
   int waiting;              /* counted in the long polls held */
+  uint64_t ticket;          /* lmp_http_ticket's, 0: none; the request is then in h->ticketed */
+  int resumed;              /* lmp_http_resume came (perhaps while its route still ran): due now */
+  void *state;              /* the route's, between its runs (lmp_http_call.state) */
+  void (*state_free)(void *state);
   struct req *next;
+  struct req *next_ticketed;
 };
 
 struct lmp_http {
@@ -99,6 +106,8 @@ struct lmp_http {
   struct req *head, *tail;  /* requests waiting for a worker */
   struct req *sleepers;     /* long polls waiting to run again */
   int nwaiting, max_waiting; /* long polls held; past the most, one is answered at once */
+  struct req *ticketed;     /* requests with a ticket, until they are over */
+  uint64_t last_ticket;
   int quit;
   char *tokens_file;        /* admin tokens, re-read when the file changes */
   struct stat tokens_seen;  /* the file as last read (its inode, size and times) */
@@ -693,11 +702,27 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
   return MHD_YES;
 }
 
+/* A request that is over no longer takes lmp_http_resume. */
+static void forget_ticket(struct lmp_http *h, struct req *q) {
+  if (q->ticket == 0)
+    return;
+  pthread_mutex_lock(&h->lock);
+  for (struct req **p = &h->ticketed; *p; p = &(*p)->next_ticketed)
+    if (*p == q) {
+      *p = q->next_ticketed;
+      break;
+    }
+  pthread_mutex_unlock(&h->lock);
+}
+
 static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe) {
   struct lmp_http *h = ((const struct listener *)cls)->h;
   struct req *q = *con_cls;
   if (q) {
     release(h, q);
+    forget_ticket(h, q);
+    if (q->state_free)
+      q->state_free(q->state);
     lmp_buf_free(&q->body);
     lmp_buf_free(&q->out);
     free(q->path);
@@ -722,9 +747,10 @@ static struct req *next_request(struct lmp_http *h, int64_t *wait_ms) {
   }
   int64_t now = now_ms();
   for (struct req **p = &h->sleepers; *p; p = &(*p)->next) {
-    if (h->quit || (*p)->due_ms <= now) {
+    if (h->quit || (*p)->resumed || (*p)->due_ms <= now) {
       q = *p;
       *p = q->next;
+      q->resumed = 0;
       return q;
     }
     if (*wait_ms < 0 || (*p)->due_ms - now < *wait_ms)
@@ -754,6 +780,7 @@ static int run_route(struct lmp_http *h, struct req *q, PGconn *db, int last) {
   int64_t now = now_ms();
   if (q->first_ms == 0)
     q->first_ms = now;
+  q->ran_ms = now;
   lmp_buf_reset(&q->out);
   if (q->verify && !q->authenticated && authenticate_token(h, q, q->path) < 0)
     return 0;
@@ -766,9 +793,13 @@ static int run_route(struct lmp_http *h, struct req *q, PGconn *db, int last) {
   struct lmp_http_call call = {.db = db, .method = q->route->method, .path = q->path, .query = q->query,
                                .body = q->body.data, .body_len = q->body.len, .waited_ms = now - q->first_ms,
                                .last = last, .status = 500, .out = &q->out, .runtime = h,
-                               .caller = q->authenticated ? &q->caller : NULL, .peer = q->peer};
+                               .caller = q->authenticated ? &q->caller : NULL, .peer = q->peer,
+                               .state = q->state, .state_free = q->state_free};
   call.priv = q;
-  if (q->route->fn(h->route_ctx, &call) < 0) {
+  int r = q->route->fn(h->route_ctx, &call);
+  q->state = call.state; /* the route's, whatever it answered: freed when the request is over */
+  q->state_free = call.state_free;
+  if (r < 0) {
     fail(q, 503, "out of memory");
     return 0;
   }
@@ -836,11 +867,42 @@ void lmp_http_wake(struct lmp_http *h) {
     return;
   pthread_mutex_lock(&h->lock);
   if (h->sleepers) {
+    /* Every long poll's query runs again, but not on every commit: at most every
+     * WAKE_EVERY_MS, so a busy daemon's commits do not multiply its queries. */
     int64_t now = now_ms();
-    for (struct req *q = h->sleepers; q; q = q->next)
-      q->due_ms = now;
+    for (struct req *q = h->sleepers; q; q = q->next) {
+      int64_t soonest = q->ran_ms + WAKE_EVERY_MS > now ? q->ran_ms + WAKE_EVERY_MS : now;
+      if (soonest < q->due_ms)
+        q->due_ms = soonest;
+    }
     pthread_cond_broadcast(&h->cond);
   }
+  pthread_mutex_unlock(&h->lock);
+}
+
+uint64_t lmp_http_ticket(struct lmp_http_call *call) {
+  struct lmp_http *h = call->runtime;
+  struct req *q = call->priv;
+  pthread_mutex_lock(&h->lock);
+  if (q->ticket == 0) {
+    q->ticket = ++h->last_ticket;
+    q->next_ticketed = h->ticketed;
+    h->ticketed = q;
+  }
+  uint64_t t = q->ticket;
+  pthread_mutex_unlock(&h->lock);
+  return t;
+}
+
+void lmp_http_resume(void *runtime, uint64_t ticket) {
+  struct lmp_http *h = runtime;
+  pthread_mutex_lock(&h->lock);
+  for (struct req *q = h->ticketed; q; q = q->next_ticketed)
+    if (q->ticket == ticket) {
+      q->resumed = 1; /* due at once, even if its route still runs and then sleeps */
+      pthread_cond_broadcast(&h->cond);
+      break;
+    }
   pthread_mutex_unlock(&h->lock);
 }
 

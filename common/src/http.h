@@ -34,7 +34,8 @@ int lmp_http_start(struct lmp_http **out, const struct lmp_config *cfg, const st
                    struct lmp_metrics *metrics, const char *conninfo, const struct lmp_http_host *host, char *err,
                    size_t errlen);
 void lmp_http_stop(struct lmp_http *h);
-/* Runs every waiting long poll again now: something was committed that may answer it. */
+/* Runs every waiting long poll again soon (each at most every 200 ms): something was
+ * committed that may answer it. */
 void lmp_http_wake(struct lmp_http *h);
 /* The port a listener listens on (which: 0 the public one, 1 the admin one, 2 the
  * probe one): the configured one, or the one the system chose for 0; -1 for a

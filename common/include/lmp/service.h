@@ -97,6 +97,10 @@ struct lmp_http_call {
   int retry_after_s;          /* with 429 or 503: the Retry-After header; 0: 1 second */
   const struct lmp_caller *caller; /* a route with .signed_in: who, verified; else NULL */
   const char *peer;           /* the client's address, as text */
+  /* Kept for the route from one run of this request to the next (again_ms), and
+   * freed with state_free once the request is over, answered or not: */
+  void *state;
+  void (*state_free)(void *state);
   void *runtime, *priv;       /* the runtime's, for the functions below */
 };
 
@@ -105,6 +109,18 @@ typedef int (*lmp_http_fn)(void *ctx, struct lmp_http_call *call);
 
 /* A request header (traceparent, content-type, accept), or NULL. */
 const char *lmp_http_header(const struct lmp_http_call *call, const char *name);
+/* A route waiting for something other than the database (the broker's acknowledgement
+ * of a publish) answers asynchronously, holding no worker meanwhile: it starts the
+ * work with lmp_http_ticket(call) for whoever finishes it, keeps what it needs in
+ * call->state and returns with call->again_ms (the longest it will wait). Whoever
+ * finishes calls lmp_http_resume(runtime, ticket), from any thread, and the route runs
+ * again at once with the same call->state to answer. A ticket is never reused; one
+ * whose request is over (answered, its client gone) is ignored, so the finisher need
+ * not know. The route also runs again when again_ms passes (call->waited_ms says how
+ * long it has waited) or the daemon commits something, and must answer when call->last
+ * is set. */
+uint64_t lmp_http_ticket(struct lmp_http_call *call);
+void lmp_http_resume(void *runtime, uint64_t ticket);
 /* The OpenID Connect issuer whose tokens sign callers in (oidc.issuer), or NULL. */
 const char *lmp_http_issuer(const struct lmp_http_call *call);
 /* A new value of the current schema of event_type, for lmp_http_publish; decref it. */
