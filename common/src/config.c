@@ -351,8 +351,8 @@ static int check_pg_tls(const struct lmp_config *cfg, char *err, size_t errlen) 
   for (const char *const *m = weak; *m && !cfg->pg_allow_insecure; m++)
     if (strcmp(*m, cfg->pg_sslmode) == 0) {
       snprintf(err, errlen,
-               "pg.sslmode = %s does not verify the database server's certificate and name (verify-full does); set pg.allow_insecure = true "
-               "to accept it",
+               "pg.sslmode = %s does not verify the database server's certificate and name (verify-full "
+               "does); set pg.allow_insecure = true to accept it",
                cfg->pg_sslmode);
       return LMP_ECONFIG;
     }

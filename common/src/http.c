@@ -601,7 +601,7 @@ static int too_slow(const struct lmp_http *h, struct req *q, size_t n) {
   return 0;
 }
 
-/* A piece of the body: kept while within the route's limit and the global budget. */
+/* A piece of the body: kept while within the route's limit and its listener's budget. */
 static void take_body(struct lmp_http *h, struct req *q, const char *data, size_t n) {
   if (q->status)
     return; /* answered already; the rest is read and dropped */
