@@ -150,12 +150,6 @@ def availability(ns):
     # Stalls last: the idle timeout is long, so only the budgets and the rate decide.
     p = ns.start("intake", LMP_KAFKA_GROUP_ID="avail-" + ns.prefix, LMP_PROBE_BIND="127.0.0.1",
                  LMP_HTTP_MAX_CONNECTIONS=64, LMP_HTTP_TIMEOUT_S=60, LMP_HTTP_MIN_RATE_WINDOW_S=3)
-    m = wait_for("the probe listener's port in the log",
-                 lambda: re.search(r"probes on 127\.0\.0\.1:(\d+)", open(p.logfile).read()))
-    probes = f"http://127.0.0.1:{m.group(1)}"
-    code, body = http_get(probes + "/v1/form")
-    check(code == 404, f"the probe listener serves probes only: {code}")
-
     # 1. Thirty-two stalled front-door uploads from one address (as many connections as
     # it may open), each announcing the door's limit: 8 MiB, the whole default budget.
     stalled = stall(p.http, "/v1/onboardings", DOOR_LIMIT, 32, "127.0.0.2", NOT_A_TOKEN)
@@ -164,6 +158,11 @@ def availability(ns):
     check(code == 202, f"another address's POST while one address stalls 32 uploads: {code} {body}")
 
     # 2. Every public connection taken: the probe listener still answers, at once.
+    m = wait_for("the probe listener's port in the log",
+                 lambda: re.search(r"probes on 127\.0\.0\.1:(\d+)", open(p.logfile).read()))
+    probes = f"http://127.0.0.1:{m.group(1)}"
+    code, body = http_get(probes + "/v1/form")
+    check(code == 404, f"the probe listener serves probes only: {code}")
     crowd = half_open(p.http, 32, "127.0.0.3")
     time.sleep(0.5)
     code, _ = http_get(p.http + "/healthz")
