@@ -17,7 +17,7 @@ const struct lmp_conf_entry lmp_config_entries[] = {
     {"admin.port", LMP_CONF_INT, C(admin_port), 0, 65535, "0", "port of the admin listener; 0 takes any free port (see http.port_file)"},
     {"admin.tls_cert_file", LMP_CONF_STR, C(admin_tls_cert_file), 0, 1024, "", "certificate chain (PEM) the admin listener serves HTTPS with; empty: plain HTTP"},
     {"admin.tls_key_file", LMP_CONF_STR, C(admin_tls_key_file), 0, 1024, "", "the private key (PEM) of admin.tls_cert_file; readable by its owner (and group) only"},
-    {"admin.tokens_file", LMP_CONF_STR, C(admin_tokens_file), 0, 1024, "", "file of bearer tokens, one 'name token' per line; empty: every admin request is refused"},
+    {"admin.tokens_file", LMP_CONF_STR, C(admin_tokens_file), 0, 1024, "", "file of bearer tokens, one 'name token [scopes]' per line: a token of 16 to 255 characters, scopes read or write, each for every daemon or as <daemon>:read, comma-separated (none: write on every daemon); a missing, empty or unreadable file refuses every admin request"},
     {"batch.max", LMP_CONF_INT, C(batch_max), 1, 10000, "100", "messages handled per database transaction"},
     {"http.bind", LMP_CONF_STR, C(http_bind), 1, 255, "127.0.0.1", "address of /healthz, /readyz and /metrics"},
     {"http.body_budget_bytes", LMP_CONF_INT, C(http_body_budget), 65536, 1073741824, "8388608", "request body bytes each listener holds at once; past it new uploads get 503"},

@@ -116,6 +116,7 @@ struct lmp_http {
   struct token {
     char name[64];
     char secret[TOKEN_MAX + 1];
+    int writes;             /* may POST; else GET and HEAD only */
   } *tokens;
   size_t ntokens;
   pthread_t *workers;
@@ -295,15 +296,42 @@ static void revoke_tokens(struct lmp_http *h, int why) {
   h->tokens_read = 0;
 }
 
-/* One "name token" line, kept in t when it is one; a line that is not is logged (by
- * its number: it may hold a secret) and left out, never cut to fit. */
+/* What a token may do on this daemon, from its scopes ("read" or "write", each for
+ * every daemon or "<daemon>:" only, comma-separated; none: write on every daemon): 1
+ * read, 2 write, 0 nothing here, -1 a scope that is none of these. */
+static int token_scope(const struct lmp_http *h, char *scopes) {
+  if (scopes == NULL)
+    return 2;
+  int may = 0;
+  char *save = NULL;
+  for (char *sc = strtok_r(scopes, ",", &save); sc; sc = strtok_r(NULL, ",", &save)) {
+    char *colon = strchr(sc, ':'), *what = colon ? colon + 1 : sc;
+    size_t n = strlen(h->service);
+    int here = colon == NULL || ((size_t)(colon - sc) == n && strncmp(sc, h->service, n) == 0);
+    int level = strcmp(what, "read") == 0 ? 1 : strcmp(what, "write") == 0 ? 2 : -1;
+    if (level < 0)
+      return -1;
+    if (here && level > may)
+      may = level;
+  }
+  return may;
+}
+
+/* One "name token [scopes]" line, kept in t when it is one for this daemon; a line
+ * that is not one is logged (by its number: it may hold a secret) and left out,
+ * never cut to fit. */
 static int parse_token(struct lmp_http *h, char *line, size_t lineno, struct token *t) {
-  char *save = NULL, *name = strtok_r(line, " \t\r\n", &save), *secret = name ? strtok_r(NULL, " \t\r\n", &save) : NULL;
+  static const char *const blank = " \t\r\n";
+  char *save = NULL, *name = strtok_r(line, blank, &save), *secret = name ? strtok_r(NULL, blank, &save) : NULL;
+  char *scopes = secret ? strtok_r(NULL, blank, &save) : NULL;
   const char *why = NULL;
+  int may = 0;
   if (name == NULL || *name == '#')
     return -1; /* blank, or a comment */
-  if (secret == NULL || strtok_r(NULL, " \t\r\n", &save) != NULL)
-    why = "is not 'name token'";
+  if (secret == NULL || strtok_r(NULL, blank, &save) != NULL)
+    why = "is not 'name token [scopes]'";
+  else if ((may = token_scope(h, scopes)) < 0)
+    why = "has a scope that is not read, write, <daemon>:read or <daemon>:write";
   else if (strlen(name) >= sizeof(t->name))
     why = "has a name longer than 63 characters";
   else if (strlen(secret) < TOKEN_MIN)
@@ -314,8 +342,11 @@ static int parse_token(struct lmp_http *h, char *line, size_t lineno, struct tok
     lmp_warn(NULL, "admin.tokens_file %s: line %zu %s: left out", h->tokens_file, lineno, why);
     return -1;
   }
+  if (may == 0)
+    return -1; /* a token for other daemons */
   snprintf(t->name, sizeof(t->name), "%s", name);
   snprintf(t->secret, sizeof(t->secret), "%s", secret);
+  t->writes = may == 2;
   return 0;
 }
 
@@ -413,17 +444,26 @@ static int authenticate_admin(struct lmp_http *h, struct req *q, const char *pat
     return -1;
   pthread_mutex_lock(&h->lock);
   load_tokens(h);
-  int found = -1;
+  int found = -1, writes = 0;
   for (size_t i = 0; i < h->ntokens; i++)
     if (same_secret(h->tokens[i].secret, token) && found < 0) {
       snprintf(q->caller.name, sizeof(q->caller.name), "token:%.60s", h->tokens[i].name);
       q->caller.operator_role = 1;
-      q->authenticated = 1;
+      writes = h->tokens[i].writes;
       found = 0;
     }
   pthread_mutex_unlock(&h->lock);
-  if (found == 0)
+  if (found == 0 && !writes && strcmp(q->method, "GET") != 0 && strcmp(q->method, "HEAD") != 0) {
+    char p[256];
+    lmp_warn(NULL, "admin: %s %s from %s refused: %s may only read", q->method, shown(path, p), q->peer,
+             q->caller.name);
+    fail(q, 403, "this token may only read");
+    return -1;
+  }
+  if (found == 0) {
+    q->authenticated = 1;
     return 0;
+  }
   if (h->oidc && looks_like_jwt(token))
     return authenticate_token(h, q, path);
   return -1;
@@ -522,7 +562,6 @@ static void begin(struct lmp_http *h, struct req *q, const char *url, const char
   }
   /* The announced body takes its share of the budget now, and its buffer once. */
   q->announced = announced;
-  q->window_ms = now_ms();
   if (announced && reserve(h, q, (size_t)announced) == 0 && lmp_buf_reserve(&q->body, (size_t)announced) < 0)
     fail(q, 503, "out of memory");
 }
@@ -661,6 +700,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
       return MHD_NO;
     q->c = c;
     q->l = l;
+    q->window_ms = now_ms(); /* the body's rate is measured from the end of the headers */
     *con_cls = q;
     begin(h, q, url, method);
     return MHD_YES;

@@ -5,8 +5,9 @@ thirty-two stalled uploads from one address refuse neither another address's fro
 POST nor an admin load; the probe listener answers while the public listener's
 connections are all taken; a client trickling its body is dropped after the window;
 an admin tokens file that is removed or emptied revokes its tokens, a token longer
-than the limit is left out (not cut to fit) with a log line, and every authenticated
-admin request is audited, a 404 too."""
+than the limit is left out (not cut to fit) with a log line, a read token may not
+load and another daemon's token is none, and every authenticated admin request is
+audited, a 404 too."""
 import json
 import os
 import re
@@ -206,7 +207,9 @@ def availability(ns):
 def admin_tokens(ns):
     tokens = work(ns, "tokens")
     too_long = "x" * 300
-    write(tokens, f"operator {secret('admin-token')}\nlong {too_long}\n")
+    reader, elsewhere = uuid.uuid4().hex, uuid.uuid4().hex
+    write(tokens, f"operator {secret('admin-token')}\nlong {too_long}\nreader {reader} allocation:read\n"
+                  f"elsewhere {elsewhere} shipping:write\n")
     p = ns.start("allocation", LMP_ADMIN_TOKENS_FILE=tokens, LMP_HTTP_TIMEOUT_S=60)
     with open(DEMO_DATA) as fh:
         reference = json.load(fh)["allocation"]
@@ -227,13 +230,19 @@ def admin_tokens(ns):
         check(code == 401, f"a token of {len(t)} characters: {code}")
     check("line 2 has a token longer than 255 characters: left out" in open(p.logfile).read(), "the long token logged")
 
-    # 3. Every authenticated request is audited, whatever its answer.
+    # 3. Scopes: a read token reads and may not load; a token for another daemon is none here.
+    check(http_get(p.admin + "/v1/pools/partner-northwind", token=reader)[0] == 200, "a read token reads")
+    code, body = http_post(p.admin + "/v1/admin/load", reference, token=reader)
+    check(code == 403, f"a read token loads: {code} {body}")
+    check(http_get(p.admin + "/v1/pools/partner-northwind", token=elsewhere)[0] == 401, "another daemon's token")
+
+    # 4. Every authenticated request is audited, whatever its answer.
     code, _ = http_get(p.admin + "/v1/nowhere", token=secret("admin-token"))
     check(code == 404, f"an unknown admin path: {code}")
     wait_for("the 404 audited", lambda: '"audit: token:operator from 127.0.0.1: GET /v1/nowhere -> 404' in
              open(p.logfile).read())
 
-    # 4. Removing the file revokes its tokens; writing it again restores them; emptying
+    # 5. Removing the file revokes its tokens; writing it again restores them; emptying
     # it revokes them again.
     os.rename(tokens, tokens + ".away")
     check(pools() == 401, "a removed tokens file still grants")
@@ -242,7 +251,7 @@ def admin_tokens(ns):
     check(pools() == 200, "the tokens file written back")
     write(tokens, "")
     check(pools() == 401, "an emptied tokens file still grants")
-    log("admin: a load taken while one address stalls 32; long tokens refused; a 404 audited; "
+    log("admin: a load taken while one address stalls 32; long tokens refused; scopes held; a 404 audited; "
         "removed and emptied token files revoke")
 
 
