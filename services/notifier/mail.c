@@ -1,9 +1,12 @@
 /* Mail: templates, addresses, the message's bytes (RFC 5322, RFC 2047 headers, a
- * quoted-printable body) and SMTP delivery with libcurl. Nothing taken from an event
- * reaches a header or an SMTP command unchecked: addresses must be plain addr-specs,
- * header text is encoded, and the body travels as quoted-printable, so no CR, LF or
- * lone dot of its own ever reaches the wire. The Message-ID is not taken from an
- * event at all: it is the random value stored with the mail (send.c). */
+ * quoted-printable body) and SMTP delivery with libcurl. Every header is written by
+ * one function, notifier_header, which refuses a CR, an LF or any other byte that is
+ * not printable ASCII in a name or a value: nothing can end a header and start
+ * another, whatever reaches it. Addresses and the Message-ID must also be plain
+ * addr-specs and msg-ids, header text is encoded, and the body travels as
+ * quoted-printable, so no CR, LF or lone dot of its own ever reaches the wire. The
+ * Message-ID is not taken from an event at all: it is the random value stored with
+ * the mail (send.c). */
 #include <ctype.h>
 #include <curl/curl.h>
 #include <stdio.h>
@@ -12,6 +15,7 @@
 #include <time.h>
 
 #include "lmp/buf.h"
+#include "lmp/config.h"
 #include "lmp/error.h"
 #include "lmp/text.h"
 #include "notifier.h"
@@ -149,6 +153,63 @@ int notifier_message_id_ok(const char *s) {
   return dot_atom_ok(s, (size_t)(at - s)) && dot_atom_ok(at + 1, strlen(at + 1));
 }
 
+/* ---- Headers -------------------------------------------------------------------------- */
+
+/* Why a header value cannot be written as it is: the first byte that is not printable
+ * ASCII (a CR or LF would end the header and start another, or the body), or NULL. */
+static const char *value_fault(const char *v, char *why, size_t whylen) {
+  for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
+    if (*p >= 0x20 && *p < 0x7F)
+      continue;
+    snprintf(why, whylen, "%s 0x%02X at byte %zu", *p < 0x20 || *p == 0x7F ? "a control character" : "a non-ASCII byte",
+             *p, (size_t)(p - (const unsigned char *)v));
+    return why;
+  }
+  return NULL;
+}
+
+/* Folds at a space once a line would pass 78 characters (RFC 5322 2.2.3): the CRLF goes
+ * before the space, so unfolding gives the value back. A run of more than 998
+ * characters without a space cannot be a header line. */
+static int put_folded(struct lmp_buf *out, const char *name, const char *value) {
+  size_t col = strlen(name) + 2;
+  lmp_buf_printf(out, "%s: ", name);
+  for (const char *p = value; *p;) {
+    size_t word = strcspn(p + 1, " ") + 1; /* a space and the word after it, or the first word */
+    if (*p == ' ' && col + word > 78) {
+      lmp_buf_puts(out, "\r\n");
+      col = 0;
+    }
+    if (col + word > 998)
+      return LMP_EINVAL;
+    lmp_buf_append(out, p, word);
+    col += word;
+    p += word;
+  }
+  return lmp_buf_puts(out, "\r\n");
+}
+
+int notifier_header(struct lmp_buf *out, const char *name, const char *value, char *err, size_t errlen) {
+  char why[80];
+  size_t n = strlen(name);
+  if (n == 0 || strspn(name, "!\"#$%&'()*+,-./0123456789;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`"
+                           "abcdefghijklmnopqrstuvwxyz{|}~") != n) {
+    snprintf(err, errlen, "a header name must be printable ASCII without ':' or space");
+    return LMP_EINVAL;
+  }
+  if (value_fault(value, why, sizeof(why))) {
+    snprintf(err, errlen, "the %s header: %s; a header value is one line of printable ASCII", name, why);
+    return LMP_EINVAL;
+  }
+  size_t mark = out->len;
+  int r = put_folded(out, name, value);
+  if (r == LMP_EINVAL) {
+    out->len = mark;
+    snprintf(err, errlen, "the %s header: a word longer than a header line", name);
+  }
+  return r;
+}
+
 /* ---- Header text (RFC 2047) ---------------------------------------------------------- */
 
 static void base64(struct lmp_buf *out, const unsigned char *p, size_t n) {
@@ -161,37 +222,29 @@ static void base64(struct lmp_buf *out, const unsigned char *p, size_t n) {
 }
 
 int notifier_header_text(const char *text, struct lmp_buf *out) {
-  /* Control characters become spaces: a header is one line of text. */
-  char *clean = lmp_utf8_sanitize(text, strlen(text), NULL);
-  if (clean == NULL)
-    return LMP_ENOMEM;
-  int plain = strstr(clean, "=?") == NULL;
-  for (unsigned char *p = (unsigned char *)clean; *p; p++) {
-    if (*p < 0x20 || *p == 0x7F)
-      *p = ' ';
-    plain &= *p < 0x80;
-  }
-  size_t n = strlen(clean);
-  if (plain && n <= 900) {
-    int r = lmp_buf_puts(out, clean);
-    free(clean);
-    return r;
-  }
-  /* Encoded words of at most 45 bytes of text each (75 characters encoded), cut at
-   * character boundaries, folded onto continuation lines. */
-  size_t at = 0;
-  int first = 1;
-  while (at < n) {
-    size_t take = lmp_utf8_cut(clean + at, n - at, 45);
+  /* A control character is refused, not hidden: encoded, a CR or LF would still reach
+   * the reader's screen as a line break of a one-line field. */
+  size_t n = strlen(text);
+  if (lmp_text_check(text, n, 0, NULL) != LMP_TEXT_OK)
+    return LMP_EINVAL;
+  int plain = strstr(text, "=?") == NULL && n <= 900;
+  for (const unsigned char *p = (const unsigned char *)text; *p && plain; p++)
+    plain = *p < 0x80;
+  if (plain)
+    return lmp_buf_puts(out, text);
+  /* Encoded words of at most 39 bytes of text each (64 characters encoded), cut at
+   * character boundaries, separated by spaces where the header builder folds: each
+   * line that holds one stays within the 76 characters RFC 2047 allows, the first
+   * one's header name included. */
+  for (size_t at = 0; at < n;) {
+    size_t take = lmp_utf8_cut(text + at, n - at, 39);
     if (take == 0)
-      take = 1; /* cannot happen with sanitized text; never loops */
-    lmp_buf_puts(out, first ? "=?UTF-8?B?" : "\r\n =?UTF-8?B?");
-    base64(out, (const unsigned char *)clean + at, take);
+      take = 1; /* cannot happen with checked text; never loops */
+    lmp_buf_puts(out, at ? " =?UTF-8?B?" : "=?UTF-8?B?");
+    base64(out, (const unsigned char *)text + at, take);
     lmp_buf_puts(out, "?=");
     at += take;
-    first = 0;
   }
-  free(clean);
   return out->data ? 0 : LMP_ENOMEM;
 }
 
@@ -239,29 +292,66 @@ int notifier_qp(const char *body, struct lmp_buf *out) {
   return out->data ? 0 : LMP_ENOMEM;
 }
 
-int notifier_message(const struct notifier *n, const char *to, const char *subject, const char *body,
-                     const char *message_id, time_t now, struct lmp_buf *out) {
-  if (!notifier_message_id_ok(message_id))
+/* A header whose value is text: encoded (RFC 2047) before it goes to the builder. */
+static int text_header(struct lmp_buf *out, const char *name, const char *text, const char *suffix, char *err,
+                       size_t errlen) {
+  struct lmp_buf v = {0};
+  int r = notifier_header_text(text, &v);
+  if (r == LMP_EINVAL)
+    snprintf(err, errlen, "the %s header: its text holds a control character or is not UTF-8", name);
+  if (r == 0 && (r = lmp_buf_puts(&v, suffix)) == 0)
+    r = notifier_header(out, name, v.data, err, errlen);
+  lmp_buf_free(&v);
+  return r;
+}
+
+/* A header whose value is an address or an id between angle brackets, such as
+ * <a@b.example>: its syntax keeps it one token (no second address, no comment). */
+static int angle_header(struct lmp_buf *out, const char *name, const char *value, int (*ok)(const char *),
+                        char *err, size_t errlen) {
+  if (!ok(value)) {
+    snprintf(err, errlen, "the %s header: %s", name,
+             ok == notifier_address_ok ? "not a plain address such as a@example.com" : "not a plain msg-id");
     return LMP_EINVAL;
+  }
+  char v[300];
+  snprintf(v, sizeof(v), "<%s>", value);
+  return notifier_header(out, name, v, err, errlen);
+}
+
+int notifier_message(const struct notifier *n, const char *to, const char *subject, const char *body,
+                     const char *message_id, time_t now, struct lmp_buf *out, char *err, size_t errlen) {
   char date[64];
   struct tm tm;
   gmtime_r(&now, &tm);
   strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
-  int r = lmp_buf_printf(out, "Date: %s\r\nFrom: ", date);
+  int r = notifier_header(out, "Date", date, err, errlen);
   if (r == 0 && *n->from_name) {
-    r = notifier_header_text(n->from_name, out);
-    if (r == 0)
-      r = lmp_buf_puts(out, " ");
+    /* The display name, then the address: each checked as its own kind. */
+    if (!notifier_address_ok(n->from_address)) {
+      snprintf(err, errlen, "the From header: not a plain address such as a@example.com");
+      r = LMP_EINVAL;
+    } else {
+      char addr[300];
+      snprintf(addr, sizeof(addr), " <%s>", n->from_address);
+      r = text_header(out, "From", n->from_name, addr, err, errlen);
+    }
+  } else if (r == 0) {
+    r = angle_header(out, "From", n->from_address, notifier_address_ok, err, errlen);
   }
-  if (r == 0)
-    r = lmp_buf_printf(out, "<%s>\r\nTo: <%s>\r\nSubject: ", n->from_address, to);
-  if (r == 0)
-    r = notifier_header_text(subject, out);
-  if (r == 0)
-    r = lmp_buf_printf(out, "\r\nMessage-ID: <%s>\r\nMIME-Version: 1.0\r\n"
-                            "Content-Type: text/plain; charset=utf-8\r\n"
-                            "Content-Transfer-Encoding: quoted-printable\r\n\r\n", message_id);
-  return r ? r : notifier_qp(body, out);
+  if (r == 0) r = angle_header(out, "To", to, notifier_address_ok, err, errlen);
+  if (r == 0) r = text_header(out, "Subject", subject, "", err, errlen);
+  if (r == 0) r = angle_header(out, "Message-ID", message_id, notifier_message_id_ok, err, errlen);
+  if (r == 0) r = notifier_header(out, "MIME-Version", "1.0", err, errlen);
+  if (r == 0) r = notifier_header(out, "Content-Type", "text/plain; charset=utf-8", err, errlen);
+  if (r == 0) r = notifier_header(out, "Content-Transfer-Encoding", "quoted-printable", err, errlen);
+  if (r == 0) r = lmp_buf_puts(out, "\r\n");
+  if (r == 0) r = notifier_qp(body, out);
+  if (r < 0)
+    lmp_buf_free(out); /* nothing of a refused message is left to send */
+  if (r == LMP_ENOMEM)
+    snprintf(err, errlen, "out of memory");
+  return r;
 }
 
 /* ---- SMTP ---------------------------------------------------------------------------- */
@@ -281,21 +371,38 @@ static size_t read_cb(char *dst, size_t size, size_t nmemb, void *arg) {
   return n;
 }
 
+/* TLS and authentication as the settings say (notifier_configured checked them):
+ * only SMTP, TLS required unless smtp_tls says otherwise, the server's certificate
+ * verified (libcurl's default, never turned off), and the password read from its file
+ * for this attempt only, so a new one is used without a restart. *password is the
+ * caller's to zero and free. 0, or LMP_EIO with why in err. */
+static int secure(const struct notifier *n, CURL *c, char **password, char *err, size_t errlen) {
+  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "smtp,smtps");
+  curl_easy_setopt(c, CURLOPT_USE_SSL, n->use_ssl);
+  if (n->smtp_ca_file && *n->smtp_ca_file)
+    curl_easy_setopt(c, CURLOPT_CAINFO, n->smtp_ca_file);
+  if (n->smtp_username == NULL || *n->smtp_username == '\0')
+    return 0;
+  char why[400];
+  if (lmp_config_read_secret(n->smtp_password_file, password, why, sizeof(why)) < 0) {
+    snprintf(err, errlen, "notifier.smtp_password_file: %s", why);
+    return LMP_EIO;
+  }
+  curl_easy_setopt(c, CURLOPT_USERNAME, n->smtp_username);
+  curl_easy_setopt(c, CURLOPT_PASSWORD, *password);
+  return 0;
+}
+
 int notifier_send(struct notifier *n, void **handle, const char *to, const char *subject, const char *body,
                   const char *message_id, char *err, size_t errlen) {
   if (!notifier_address_ok(to)) {
     snprintf(err, errlen, "the recipient is not a usable address");
     return LMP_EREJECT;
   }
-  if (!notifier_message_id_ok(message_id)) {
-    snprintf(err, errlen, "the stored Message-ID is not a plain msg-id");
-    return LMP_EREJECT;
-  }
   struct lmp_buf msg = {0};
-  if (notifier_message(n, to, subject, body, message_id, time(NULL), &msg) < 0) {
-    lmp_buf_free(&msg);
-    return LMP_ENOMEM;
-  }
+  int built = notifier_message(n, to, subject, body, message_id, time(NULL), &msg, err, errlen);
+  if (built < 0)
+    return built == LMP_ENOMEM ? LMP_ENOMEM : LMP_EREJECT; /* a message that cannot be written never goes */
   /* One handle per sender, kept: curl_easy_reset keeps its live connection, so
    * consecutive mails share one SMTP session. */
   CURL *c = *handle;
@@ -309,7 +416,7 @@ int notifier_send(struct notifier *n, void **handle, const char *to, const char 
   snprintf(rcpt, sizeof(rcpt), "<%s>", to);
   struct curl_slist *rcpts = curl_slist_append(NULL, rcpt);
   struct upload up = {msg.data, msg.len, 0};
-  char cerr[CURL_ERROR_SIZE] = "";
+  char cerr[CURL_ERROR_SIZE] = "", *password = NULL;
   curl_easy_setopt(c, CURLOPT_URL, n->smtp_url);
   curl_easy_setopt(c, CURLOPT_MAIL_FROM, from);
   curl_easy_setopt(c, CURLOPT_MAIL_RCPT, rcpts);
@@ -320,15 +427,26 @@ int notifier_send(struct notifier *n, void **handle, const char *to, const char 
   curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, (long)n->smtp_timeout_s);
   curl_easy_setopt(c, CURLOPT_TIMEOUT, (long)n->smtp_timeout_s * 3);
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-  CURLcode rc = curl_easy_perform(c);
+  int r = secure(n, c, &password, err, errlen);
+  CURLcode rc = r == 0 ? curl_easy_perform(c) : CURLE_OK;
   long code = 0;
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
-  if (rc != CURLE_OK)
-    snprintf(err, errlen, "%s (SMTP %ld)", *cerr ? cerr : curl_easy_strerror(rc), code);
+  if (password) {
+    curl_easy_setopt(c, CURLOPT_PASSWORD, NULL); /* libcurl's copy goes now too */
+    explicit_bzero(password, strlen(password));
+    free(password);
+  }
   curl_slist_free_all(rcpts);
   lmp_buf_free(&msg);
+  if (r < 0)
+    return r;
   if (rc == CURLE_OK)
     return 0;
-  /* 5xx: the server refuses this mail for good; anything else may pass. */
+  snprintf(err, errlen, "%s (SMTP %ld)", *cerr ? cerr : curl_easy_strerror(rc), code);
+  /* 5xx: the server refuses this mail for good; anything else may pass. A refused
+   * login (535) or a server that wants one (530) is the notifier's setup, not the
+   * mail's: the mail waits for the operator as for a server that is down. */
+  if (rc == CURLE_LOGIN_DENIED || code == 530 || code == 535)
+    return LMP_EIO;
   return code >= 500 && code < 600 ? LMP_EREJECT : LMP_EIO;
 }

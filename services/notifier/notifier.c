@@ -4,9 +4,13 @@
  * tick emits confirmed once both onboarding mails are out. */
 #include "notifier.h"
 
+#include <curl/curl.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <uuid/uuid.h>
 
 #include "lmp/admin.h"
 #include "lmp/codec.h"
@@ -22,11 +26,92 @@ const struct lmp_conf_entry notifier_conf[] = {
     {"notifier.from_name", LMP_CONF_STR, N(from_name), 0, 100, "License Management Portal", "sender's display name"},
     {"notifier.max_attempts", LMP_CONF_INT, N(max_attempts), 1, 1000, "10", "attempts at one mail before it is given up as failed"},
     {"notifier.retry_max_s", LMP_CONF_INT, N(retry_max_s), 1, 86400, "300", "longest wait before retrying a mail"},
+    {"notifier.smtp_ca_file", LMP_CONF_STR, N(smtp_ca_file), 0, 1024, "", "PEM CA certificates that verify the SMTP server; empty: the system's"},
+    {"notifier.smtp_password_file", LMP_CONF_STR, N(smtp_password_file), 0, 1024, "", "file holding the SMTP password (with smtp_username); read at each attempt"},
     {"notifier.smtp_timeout_s", LMP_CONF_INT, N(smtp_timeout_s), 1, 300, "10", "SMTP connect timeout"},
-    {"notifier.smtp_url", LMP_CONF_STR, N(smtp_url), 7, 1024, "smtp://127.0.0.1:2525", "SMTP server, smtp://host:port"},
+    {"notifier.smtp_tls", LMP_CONF_STR, N(smtp_tls), 3, 8, "required", "required: TLS (STARTTLS on smtp://, or smtps://) with the certificate verified, or no mail goes; try: STARTTLS when offered; none: plaintext, insecure"},
+    {"notifier.smtp_url", LMP_CONF_STR, N(smtp_url), 7, 1024, "smtp://127.0.0.1:2525", "SMTP server, smtp://host:port or smtps://host:port, without credentials"},
+    {"notifier.smtp_username", LMP_CONF_STR, N(smtp_username), 0, 255, "", "SMTP AUTH user; empty: no authentication"},
     {"notifier.template_dir", LMP_CONF_STR, N(template_dir), 0, 1024, "", "folder of <kind>.txt mail templates; empty: built in"},
 };
 const size_t notifier_conf_n = sizeof(notifier_conf) / sizeof(notifier_conf[0]);
+
+/* smtp_url: smtp:// or smtps://, and no credentials in it: a password there would sit
+ * in the settings and in every printout of them, where smtp_password_file keeps it in
+ * a file of its own. The URL is read by libcurl's own parser, the one that uses it. */
+static int check_url(const char *url, int *implicit_tls, char *err, size_t errlen) {
+  CURLU *u = curl_url();
+  char *scheme = NULL, *user = NULL, *password = NULL;
+  int r = 0;
+  if (u == NULL)
+    return LMP_ENOMEM;
+  if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+      curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+      (strcmp(scheme, "smtp") != 0 && strcmp(scheme, "smtps") != 0)) {
+    snprintf(err, errlen, "notifier.smtp_url: not an smtp:// or smtps:// address");
+    r = LMP_ECONFIG;
+  } else if (curl_url_get(u, CURLUPART_USER, &user, 0) == CURLUE_OK ||
+             curl_url_get(u, CURLUPART_PASSWORD, &password, 0) == CURLUE_OK) {
+    snprintf(err, errlen, "notifier.smtp_url: holds credentials; set notifier.smtp_username and "
+                          "notifier.smtp_password_file instead");
+    r = LMP_ECONFIG;
+  } else {
+    *implicit_tls = strcmp(scheme, "smtps") == 0;
+  }
+  if (password)
+    explicit_bzero(password, strlen(password));
+  curl_free(scheme);
+  curl_free(user);
+  curl_free(password);
+  curl_url_cleanup(u);
+  return r;
+}
+
+/* The TLS settings and the credentials, as the senders will use them. */
+static int check_smtp(struct notifier *n, char *err, size_t errlen) {
+  int implicit_tls = 0, r = check_url(n->smtp_url, &implicit_tls, err, errlen);
+  if (r < 0)
+    return r;
+  if (strcmp(n->smtp_tls, "required") == 0) {
+    n->use_ssl = CURLUSESSL_ALL;
+  } else if (strcmp(n->smtp_tls, "try") == 0) {
+    n->use_ssl = CURLUSESSL_TRY;
+  } else if (strcmp(n->smtp_tls, "none") == 0) {
+    n->use_ssl = CURLUSESSL_NONE;
+  } else {
+    snprintf(err, errlen, "notifier.smtp_tls: '%s' is not required, try or none", n->smtp_tls);
+    return LMP_ECONFIG;
+  }
+  if (*n->smtp_ca_file && access(n->smtp_ca_file, R_OK) != 0) {
+    snprintf(err, errlen, "notifier.smtp_ca_file: cannot read %s: %s", n->smtp_ca_file, strerror(errno));
+    return LMP_ECONFIG;
+  }
+  if (!*n->smtp_username != !*n->smtp_password_file) {
+    snprintf(err, errlen, "notifier.smtp_username and notifier.smtp_password_file go together");
+    return LMP_ECONFIG;
+  }
+  if (!*n->smtp_password_file)
+    return 0;
+  /* A password only where TLS cannot be stripped: with try or none, an attacker on
+   * the path could answer without STARTTLS and read it. */
+  if (!implicit_tls && n->use_ssl != CURLUSESSL_ALL) {
+    snprintf(err, errlen, "notifier.smtp_password_file: a password goes only over TLS: set notifier.smtp_tls = "
+                          "required, or use smtps://");
+    return LMP_ECONFIG;
+  }
+  char *password = NULL, why[400];
+  if ((r = lmp_config_read_secret(n->smtp_password_file, &password, why, sizeof(why))) < 0) {
+    snprintf(err, errlen, "notifier.smtp_password_file: %s", why);
+    return r;
+  }
+  if (*password == '\0') {
+    snprintf(err, errlen, "notifier.smtp_password_file: %s is empty", n->smtp_password_file);
+    r = LMP_ECONFIG;
+  }
+  explicit_bzero(password, strlen(password));
+  free(password);
+  return r;
+}
 
 int notifier_configured(void *ctx, char *err, size_t errlen) {
   struct notifier *n = ctx;
@@ -39,7 +124,81 @@ int notifier_configured(void *ctx, char *err, size_t errlen) {
     snprintf(err, errlen, "notifier.from_name: must be UTF-8 text without control characters");
     return LMP_ECONFIG;
   }
-  return 0;
+  return check_smtp(n, err, errlen);
+}
+
+/* ---- What an event may carry ----------------------------------------------------------- */
+
+/* An id a daemon made with libuuid: 8-4-4-4-12 hex digits, nothing around them. */
+static int uuid_ok(const char *s) {
+  uuid_t u;
+  return uuid_parse(s, u) == 0;
+}
+
+/* Stages that emit onboarding.failed (each daemon's STAGE). */
+static int stage_ok(const char *s) {
+  return strcmp(s, "allocation") == 0 || strcmp(s, "appliance-fulfilment") == 0 || strcmp(s, "shipping") == 0;
+}
+
+/* A partner id as intake accepts it (services/intake/validate.c, id_ok). */
+static int partner_id_ok(const char *s) {
+  size_t n = strlen(s);
+  return n >= 1 && n <= 64 &&
+         strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == n;
+}
+
+/* The identifiers the notifier reads, by their path in an event, and their syntax. */
+static const struct {
+  const char *path;
+  int (*ok)(const char *);
+  const char *what;
+} ids[] = {
+    {"onboarding_id", uuid_ok, "a UUID"},
+    {"shipment_id", uuid_ok, "a UUID"},
+    {"partner_id", partner_id_ok, "a partner id (1 to 64 of A-Z a-z 0-9 . _ -)"},
+    {"stage", stage_ok, "a stage (allocation, appliance-fulfilment or shipping)"},
+    {"onboarding.onboarding_id", uuid_ok, "a UUID"},
+    {"onboarding.customer_id", uuid_ok, "a UUID"},
+    {"onboarding.request.partner_id", partner_id_ok, "a partner id (1 to 64 of A-Z a-z 0-9 . _ -)"},
+};
+
+struct fault {
+  char *why;
+  size_t len;
+};
+
+static int check_string(void *ctx, const char *path, const char *s, size_t n) {
+  struct fault *f = ctx;
+  for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+    if (strcmp(path, ids[i].path) != 0)
+      continue;
+    if (strlen(s) == n && ids[i].ok(s))
+      return 0;
+    snprintf(f->why, f->len, "%s is not %s", path, ids[i].what);
+    return LMP_EREJECT;
+  }
+  enum lmp_text_fault t = lmp_text_check(s, n, 0, NULL);
+  if (t == LMP_TEXT_OK)
+    return 0;
+  snprintf(f->why, f->len, "%s %s", path, lmp_text_fault_str(t));
+  return LMP_EREJECT;
+}
+
+int notifier_event_fault(avro_value_t *event, char *why, size_t whylen) {
+  struct fault f = {why, whylen};
+  return lmp_avro_walk_strings(event, check_string, &f) < 0 ? LMP_EREJECT : 0;
+}
+
+/* Every string of a consumed event is checked before anything of it is stored or
+ * mailed: an id of the wrong syntax, or a control character in any text (a line
+ * break, an escape sequence), refuses the event, and the runtime dead-letters it
+ * with the reason. No sender of a valid event writes one: intake accepts no control
+ * character in a request, and the stages write ids they made. */
+static int refuse_faulty(struct lmp_tx *tx, const struct lmp_event *ev) {
+  char why[200];
+  if (notifier_event_fault(ev->value, why, sizeof(why)) == 0)
+    return 0;
+  return lmp_tx_reject(tx, "%s", why);
 }
 
 /* Owes one mail: rendered now, stored with the state change, sent by a sender. */
@@ -72,6 +231,9 @@ static const char *license_name(const char *symbol) {
 
 static int on_completed(struct lmp_tx *tx, const struct lmp_event *ev) {
   avro_value_t *in = ev->value, acc, req, cust, ships, apps, allocs;
+  int r = refuse_faulty(tx, ev);
+  if (r < 0)
+    return r;
   const char *id = lmp_av_str(in, "onboarding_id");
   if (id == NULL || lmp_av_field(in, "onboarding", &acc) < 0 || lmp_av_field(&acc, "request", &req) < 0 ||
       lmp_av_field(&req, "customer", &cust) < 0 || lmp_av_field(in, "shipments", &ships) < 0 ||
@@ -109,7 +271,7 @@ static int on_completed(struct lmp_tx *tx, const struct lmp_event *ev) {
   lmp_buf_free(&appl);
   if (vars == NULL)
     return LMP_ENOMEM;
-  int r = owe(tx, id, "confirmation", "confirmation", partner_email, vars);
+  r = owe(tx, id, "confirmation", "confirmation", partner_email, vars);
   if (r == 0)
     r = owe(tx, id, "invitation", "invitation", admin, vars);
   json_decref(vars);
@@ -127,6 +289,9 @@ static int on_completed(struct lmp_tx *tx, const struct lmp_event *ev) {
 
 static int on_failed(struct lmp_tx *tx, const struct lmp_event *ev) {
   avro_value_t acc, req, reasons;
+  int r = refuse_faulty(tx, ev);
+  if (r < 0)
+    return r;
   const char *id = lmp_av_str(ev->value, "onboarding_id");
   if (id == NULL || lmp_av_field(ev->value, "reasons", &reasons) < 0)
     return lmp_tx_reject(tx, "onboarding.failed without onboarding_id or reasons");
@@ -149,13 +314,16 @@ static int on_failed(struct lmp_tx *tx, const struct lmp_event *ev) {
   lmp_buf_free(&text);
   if (vars == NULL)
     return LMP_ENOMEM;
-  int r = owe(tx, id, "failure", "failure", lmp_av_str(&req, "submitted_by"), vars);
+  r = owe(tx, id, "failure", "failure", lmp_av_str(&req, "submitted_by"), vars);
   json_decref(vars);
   return r;
 }
 
 static int on_dispatched(struct lmp_tx *tx, const struct lmp_event *ev) {
   avro_value_t *in = ev->value, addr, items;
+  int r = refuse_faulty(tx, ev);
+  if (r < 0)
+    return r;
   const char *id = lmp_av_str(in, "onboarding_id"), *sid = lmp_av_str(in, "shipment_id");
   if (id == NULL || sid == NULL || lmp_av_field(in, "address", &addr) < 0 || lmp_av_field(in, "items", &items) < 0)
     return lmp_tx_reject(tx, "shipment-dispatched without onboarding_id, shipment_id, address or items");
@@ -180,7 +348,7 @@ static int on_dispatched(struct lmp_tx *tx, const struct lmp_event *ev) {
     return LMP_ENOMEM;
   char kind[80];
   snprintf(kind, sizeof(kind), "dispatch:%s", sid);
-  int r = owe(tx, id, kind, "dispatch", lmp_av_str(in, "partner_email"), vars);
+  r = owe(tx, id, kind, "dispatch", lmp_av_str(in, "partner_email"), vars);
   json_decref(vars);
   return r;
 }

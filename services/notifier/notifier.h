@@ -11,7 +11,12 @@
 #include "lmp/tx.h"
 
 struct notifier {
-  char *smtp_url;       /* smtp://host:port */
+  char *smtp_url;       /* smtp://host:port or smtps://host:port */
+  char *smtp_tls;       /* required, try or none */
+  long use_ssl;         /* smtp_tls as libcurl's CURLOPT_USE_SSL */
+  char *smtp_ca_file;   /* empty: the system's CAs */
+  char *smtp_username;  /* empty: no SMTP AUTH */
+  char *smtp_password_file;
   char *from_address;   /* envelope and header sender */
   char *from_name;
   char *template_dir;   /* empty: the built-in templates */
@@ -36,6 +41,11 @@ int notifier_tick(struct lmp_tx *tx);
 int notifier_purge(struct lmp_tx *tx, int days);
 int notifier_metrics(void *ctx, const char *service, struct lmp_buf *out);
 
+/* Whether an event's strings are what the notifier accepts: its identifiers of their
+ * syntax (onboarding, customer and shipment ids UUIDs, partner ids, the failing stage
+ * one of the three), and no other text with a control character. 0, or LMP_EREJECT
+ * with the field and the fault in why. */
+int notifier_event_fault(avro_value_t *event, char *why, size_t whylen);
 /* Fills {{name}} placeholders of a template from vars; *subject and *body are malloc'd. */
 int notifier_render(const struct notifier *n, const char *kind, json_t *vars, char **subject, char **body);
 /* Whether s is an address the notifier writes into a header and an SMTP command: an
@@ -44,18 +54,27 @@ int notifier_address_ok(const char *s);
 /* Whether s is a msg-id the notifier writes between the angle brackets of the
  * Message-ID header: dot-atom-text '@' dot-atom-text, at most 250 bytes. */
 int notifier_message_id_ok(const char *s);
+/* The one writer of a mail header: "name: value" and CRLF, folded at spaces to keep
+ * lines short. LMP_EINVAL, with why in err and nothing written, when the name is not
+ * printable ASCII without ':' and space, or the value holds a byte that is not
+ * printable ASCII (CR, LF, any other control character, or text not yet encoded). */
+int notifier_header(struct lmp_buf *out, const char *name, const char *value, char *err, size_t errlen);
 /* Header text: as it is when it is short printable ASCII, else RFC 2047 encoded words
- * (UTF-8, base64), cut at character boundaries and folded; controls become spaces. */
+ * (UTF-8, base64) cut at character boundaries, separated by spaces. LMP_EINVAL when the
+ * text holds a control character or is not UTF-8. */
 int notifier_header_text(const char *text, struct lmp_buf *out);
 /* The body as quoted-printable (RFC 2045) with CRLF line breaks; a dot starting a
  * line is encoded, so the body can never end the SMTP data early. */
 int notifier_qp(const char *body, struct lmp_buf *out);
-/* The whole message: headers and the encoded body. message_id is the stored one
- * (without angle brackets); LMP_EINVAL when it is not a plain msg-id. */
+/* The whole message: headers, each through notifier_header, and the encoded body.
+ * message_id is the stored one (without angle brackets). LMP_EINVAL, with why in err
+ * and out emptied, when a field cannot be written (an address or Message-ID that is
+ * not plain, text with a control character). */
 int notifier_message(const struct notifier *n, const char *to, const char *subject, const char *body,
-                     const char *message_id, time_t now, struct lmp_buf *out);
+                     const char *message_id, time_t now, struct lmp_buf *out, char *err, size_t errlen);
 /* Sends one mail on *handle (a libcurl handle, made on first use). 0; LMP_EREJECT when
- * it can never go (unusable recipient or Message-ID, refused by the server with 5xx);
+ * it can never go (unusable recipient, a message that cannot be written, refused by
+ * the server with 5xx);
  * LMP_EIO when it may go later; LMP_ENOMEM. The error is in err. */
 int notifier_send(struct notifier *n, void **handle, const char *to, const char *subject, const char *body,
                   const char *message_id, char *err, size_t errlen);

@@ -1,15 +1,15 @@
 """Nothing from an event reaches a mail header or an SMTP command unchecked, and a
 mail that cannot go is given up, not retried forever: an invitation to "not an email
-at all" fails at once and the partner is told; text built to smuggle a second
-message or a Bcc header arrives as plain text of the one mail; a server that refuses
-with 5xx fails the mail at once; a server that never answers fails it after
+at all" fails at once and the partner is told; an event whose text was built to
+smuggle a second message or a Bcc header is dead-lettered, never mailed; a server
+that refuses with 5xx fails the mail at once; a server that never answers fails it after
 notifier.max_attempts. Each is recorded, counted, and the onboarding confirmed with
 its mails' status."""
 import re
 import sys
 import uuid
 
-from harness import Namespace, SmtpGate, check, example, http_get, onboarding_id, run, wait_for
+from harness import Namespace, SmtpGate, check, example, headers, http_get, onboarding_id, run, wait_for
 
 SMUGGLE = ("Evil Corp\r\n.\r\nMAIL FROM:<eve@evil.example>\r\nRCPT TO:<eve@evil.example>\r\nDATA\r\n"
            "Subject: smuggled\r\nBcc: eve@evil.example\r\n\r\nhi\r\n.\r\nQUIT\r\n")
@@ -38,8 +38,11 @@ def mails(ns, oid):
 def test_mail_refusals(ns):
     ns.start_all()
     notifier = ns.http["notifier"]
-    oid, ev = shipping_completed("not an email at all", SMUGGLE)
+    oid, ev = shipping_completed("not an email at all", "Evil Corp. MAIL FROM:<eve@evil.example> Bcc: eve")
     ns.publish("onboarding.shipping-completed", ev, key=oid)
+    # Control characters in an event's text refuse the event (services/notifier/notifier.c).
+    smuggler, sev = shipping_completed("it@example.com", SMUGGLE)
+    ns.publish("onboarding.shipping-completed", sev, key=smuggler)
     wait_for("the onboarding confirmed with its mails settled", lambda: ns.sql(
         "SELECT confirmed_at IS NOT NULL FROM confirmations WHERE onboarding_id = %s", oid,
         service="notifier") == [(True,)], timeout=60)
@@ -59,6 +62,10 @@ def test_mail_refusals(ns):
         check("eve@evil.example" not in str(x.get("X-RcptTo", "")) and x["Subject"] != "smuggled",
               f"a smuggled message reached the server: {x.items()}")
     ns.wait_published(["notifier"])
+    dead = [h for h in map(headers, ns.consume_all(ns.dlq)) if h["source_service"] == "notifier"]
+    check([h["error_code"] for h in dead] == ["HANDLER_REJECTED"] and
+          "onboarding.account_name contains a control character" in dead[0]["error_message"], dead)
+    check(mails(ns, smuggler) == {}, "the smuggling event owed no mail")
     confirmed = ns.consume_all("onboarding.confirmed")
     check(len(confirmed) == 1, f"confirmed once, not {len(confirmed)} times")
 

@@ -89,6 +89,9 @@ static size_t count(json_t *rows, const char *topic_suffix) {
   return n;
 }
 
+/* A shipment id as shipping makes them: the notifier refuses any other. */
+#define SHIP "5b3c9e1a-7d2f-4c8b-9a0e-1f2d3c4b5a69"
+
 /* The notifier hears of a shipment's dispatch before the shipping-completed that
  * arranged it (two topics): the tracking mail is owed from the dispatch alone, the
  * confirmation and the invitation when shipping-completed comes, and the onboarding is
@@ -98,19 +101,19 @@ static void notifier_dispatch_before_shipping(void **state) {
   txh_open(&n, &notifier);
   const char *id = "44444444-4444-4444-8444-444444444444";
   json_t *dispatch = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:[o], s:i}", "onboarding_id", id,
-                               "shipment_id", "6d0f7c6e-0000-4000-8000-00000000000a", "partner_id", "partner-northwind", "partner_email",
+                               "shipment_id", SHIP, "partner_id", "partner-northwind", "partner_email",
                                "ops@northwind.example.com", "account_name", "Maritime Freight", "carrier", "Purolator",
                                "tracking_number", "PRL-1", "address", address(), "items", unit("NS-100", "A1"),
                                "dispatched_at", 0);
   json_decref(feed(&n, "onboarding.shipment-dispatched", id, dispatch));
-  assert_int_equal(txh_long(&n, "SELECT count(*) FROM mails WHERE kind = 'dispatch:6d0f7c6e-0000-4000-8000-00000000000a' AND body LIKE '%PRL-1%' "
+  assert_int_equal(txh_long(&n, "SELECT count(*) FROM mails WHERE kind = 'dispatch:" SHIP "' AND body LIKE '%PRL-1%' "
                                 "AND recipient = 'ops@northwind.example.com'"), 1);
   assert_int_equal(txh_long(&n, "SELECT count(*) FROM confirmations"), 0);
 
   json_t *completed = json_pack("{s:s, s:o, s:[{s:s, s:i}], s:[o], s:[{s:s, s:o, s:[o]}], s:i}", "onboarding_id", id,
                                 "onboarding", accepted("physical-complete.json", id), "allocations", "product",
                                 "MDR_COMPLETE", "users", 120, "appliances", unit("NS-100", "A1"), "shipments",
-                                "shipment_id", "6d0f7c6e-0000-4000-8000-00000000000a", "address", address(), "items", unit("NS-100", "A1"),
+                                "shipment_id", SHIP, "address", address(), "items", unit("NS-100", "A1"),
                                 "completed_at", 0);
   json_decref(feed(&n, "onboarding.shipping-completed", id, completed));
   assert_int_equal(txh_long(&n, "SELECT count(*) FROM mails WHERE kind IN ('confirmation', 'invitation')"), 2);
@@ -127,7 +130,7 @@ static void notifier_dispatch_before_shipping(void **state) {
   json_t *ev = json_object_get(json_array_get(rows, 0), "event");
   assert_int_equal(json_array_size(json_object_get(ev, "mails")), 2);
   json_decref(rows);
-  assert_int_equal(txh_long(&n, "SELECT count(*) FROM mails WHERE kind = 'dispatch:6d0f7c6e-0000-4000-8000-00000000000a' AND status = 'pending'"),
+  assert_int_equal(txh_long(&n, "SELECT count(*) FROM mails WHERE kind = 'dispatch:" SHIP "' AND status = 'pending'"),
                    1);
   txh_close(&n);
 }
