@@ -64,6 +64,12 @@ json_t *http_json_bearer(const char *url, const char *post, const char *bearer, 
  * login" when there is none or it cannot be renewed. malloc'd. */
 char *door_token(char *who, size_t wholen);
 
+/* Text an event or a daemon supplied (n bytes of s; NULL: ""), as it may be shown on a
+ * terminal: invalid UTF-8 and NUL become U+FFFD, and every C0 and C1 control character
+ * and DEL becomes '?', so no escape sequence or line break of its own reaches the
+ * operator's terminal. malloc'd; exits when out of memory. */
+char *ctl_printable(const char *s, size_t n);
+
 int cmd_submit(char **args, int nargs, const struct ctl_opts *o);
 int cmd_status(char **args, int nargs, const struct ctl_opts *o);
 int cmd_dispatch(char **args, int nargs, const struct ctl_opts *o);

@@ -38,33 +38,70 @@ static void set_path(json_t *root, const char *assign) {
 }
 
 
+/* A text field of an answer as it may be shown (ctl_printable): the status answer
+ * carries what partners, warehouses and other daemons wrote (names, carriers,
+ * tracking numbers, reasons), which may hold escape sequences. "" when absent; the
+ * caller frees it. */
+static char *field(json_t *obj, const char *key) {
+  json_t *v = json_object_get(obj, key);
+  return ctl_printable(json_string_value(v), json_string_length(v));
+}
+
 static void print_issues_to(FILE *f, const char *title, json_t *list) {
   if (json_array_size(list) == 0)
     return;
   fprintf(f, "  %s:\n", title);
   size_t i;
   json_t *it;
-  json_array_foreach(list, i, it)
-    fprintf(f, "    %-28s %-34s %s\n", json_string_value(json_object_get(it, "code")),
-            json_string_value(json_object_get(it, "field")),
-            json_string_value(json_object_get(it, "message")));
+  json_array_foreach(list, i, it) {
+    char *code = field(it, "code"), *path = field(it, "field"), *message = field(it, "message");
+    fprintf(f, "    %-28s %-34s %s\n", code, path, message);
+    free(code);
+    free(path);
+    free(message);
+  }
 }
 
 static void print_issues(const char *title, json_t *list) { print_issues_to(stdout, title, list); }
 
+/* One stage: when, which, and what its detail says. */
+static void print_stage(json_t *st) {
+  json_t *d = json_object_get(st, "detail");
+  char *at = field(st, "at"), *stage = field(st, "stage");
+  printf("    %s  %-22s", at, stage);
+  if (json_object_get(d, "tracking_number")) {
+    char *carrier = field(d, "carrier"), *tracking = field(d, "tracking_number");
+    printf(" %s %s", carrier, tracking);
+    free(carrier);
+    free(tracking);
+  } else if (json_is_integer(json_object_get(d, "shipments"))) {
+    printf(" %lld shipment(s)", (long long)json_integer_value(json_object_get(d, "shipments")));
+  } else if (json_is_string(json_object_get(d, "stage"))) {
+    char *failed_at = field(d, "stage");
+    printf(" at %s", failed_at);
+    free(failed_at);
+  }
+  putchar('\n');
+  free(at);
+  free(stage);
+}
+
 static void print_human(json_t *j) {
-  const char *status = json_string_value(json_object_get(j, "status"));
-  char up[32];
-  size_t k = 0;
-  for (; status && status[k] && k < sizeof(up) - 1; k++)
-    up[k] = (char)(status[k] >= 'a' && status[k] <= 'z' ? status[k] - 32 : status[k]);
-  up[k] = '\0';
-  printf("onboarding %s  %s\n", json_string_value(json_object_get(j, "onboarding_id")), up);
-  printf("  partner   %s   license %s\n", json_string_value(json_object_get(j, "partner_id")),
-         json_string_value(json_object_get(j, "license")));
-  printf("  account   %s\n", json_string_value(json_object_get(j, "account_name")));
+  char *id = field(j, "onboarding_id"), *status = field(j, "status"), *partner = field(j, "partner_id"),
+       *license = field(j, "license"), *account = field(j, "account_name"), *customer = field(j, "customer_id");
+  for (char *c = status; *c; c++)
+    *c = (char)(*c >= 'a' && *c <= 'z' ? *c - 32 : *c);
+  printf("onboarding %s  %s\n", id, status);
+  printf("  partner   %s   license %s\n", partner, license);
+  printf("  account   %s\n", account);
   if (json_is_string(json_object_get(j, "customer_id")))
-    printf("  customer  %s\n", json_string_value(json_object_get(j, "customer_id")));
+    printf("  customer  %s\n", customer);
+  free(id);
+  free(status);
+  free(partner);
+  free(license);
+  free(account);
+  free(customer);
   print_issues("reasons", json_object_get(j, "reasons"));
   print_issues("warnings", json_object_get(j, "warnings"));
   json_int_t dup = json_integer_value(json_object_get(j, "duplicates"));
@@ -75,19 +112,8 @@ static void print_human(json_t *j) {
   printf("  stages:\n");
   size_t i;
   json_t *st;
-  json_array_foreach(json_object_get(j, "stages"), i, st) {
-    json_t *d = json_object_get(st, "detail");
-    printf("    %s  %-22s", json_string_value(json_object_get(st, "at")),
-           json_string_value(json_object_get(st, "stage")));
-    if (json_object_get(d, "tracking_number"))
-      printf(" %s %s", json_string_value(json_object_get(d, "carrier")),
-             json_string_value(json_object_get(d, "tracking_number")));
-    else if (json_is_integer(json_object_get(d, "shipments")))
-      printf(" %lld shipment(s)", (long long)json_integer_value(json_object_get(d, "shipments")));
-    else if (json_is_string(json_object_get(d, "stage")))
-      printf(" at %s", json_string_value(json_object_get(d, "stage")));
-    putchar('\n');
-  }
+  json_array_foreach(json_object_get(j, "stages"), i, st)
+    print_stage(st);
 }
 
 static int terminal(const char *status) {
@@ -205,18 +231,20 @@ static int door_submit(json_t *j, const struct ctl_opts *o) {
   free(body);
   explicit_bzero(token, strlen(token));
   free(token);
-  const char *error = json_string_value(json_object_get(a, "error"));
+  char *error = json_is_string(json_object_get(a, "error")) ? field(a, "error") : NULL;
   const char *id = json_string_value(json_object_get(a, "onboarding_id"));
   int rc = 1;
   if ((st == 202 || st == 200) && id) {
-    fprintf(stderr, "submitted %s through the front door as %s\n", id, who);
+    char *shown = field(a, "onboarding_id");
+    fprintf(stderr, "submitted %s through the front door as %s\n", shown, who);
     print_issues_to(stderr, "warnings", json_object_get(a, "warnings"));
     if (o->wait_s > 0) {
       rc = print_status(id, o->wait_s, o->json, 1);
     } else {
-      printf("%s\n", id);
+      printf("%s\n", shown);
       rc = 0;
     }
+    free(shown);
   } else if (st == 422) {
     fprintf(stderr, "lmpctl: the front door refused the request:\n");
     print_issues_to(stderr, "reasons", json_object_get(a, "reasons"));
@@ -230,6 +258,7 @@ static int door_submit(json_t *j, const struct ctl_opts *o) {
   } else {
     fprintf(stderr, "lmpctl: the front door answered HTTP %ld: %s\n", st, error ? error : "(no error given)");
   }
+  free(error);
   json_decref(a);
   return rc;
 }
