@@ -185,12 +185,23 @@ int notifier_metrics(void *ctx, const char *service, struct lmp_buf *out) {
                         (unsigned long long)atomic_load(&n->mails_failed));
 }
 
-/* Retention: the text of settled mails goes after the retention period; who was
- * mailed, what kind and when stay. */
+/* Retention: after the retention period a settled mail keeps only its facts (kind,
+ * status, attempts, times): its text goes, and so does every copy of an address it
+ * held, the recipient and an error that may quote it. A mail whose onboarding still
+ * waits for its confirmed event is kept whole, since that event names the
+ * recipients; and the partner's address kept with a confirmation goes once the
+ * confirmation is that old. */
 int notifier_purge(struct lmp_tx *tx, int days) {
   char d[16];
   snprintf(d, sizeof(d), "%d", days);
   const char *p[] = {d};
-  return lmp_tx_command(tx, "UPDATE mails SET subject = '', body = '' WHERE status IN ('sent', 'failed') "
-                            "AND body <> '' AND created_at < now() - $1::int * interval '1 day'", 1, p);
+  int r = lmp_tx_command(tx, "UPDATE mails m SET subject = '', body = '', recipient = NULL, last_error = NULL "
+                             "WHERE m.status IN ('sent', 'failed') AND (m.recipient IS NOT NULL OR m.body <> '') "
+                             "AND m.created_at < now() - $1::int * interval '1 day' AND NOT EXISTS "
+                             "(SELECT 1 FROM confirmations c WHERE c.onboarding_id = m.onboarding_id "
+                             "AND c.confirmed_at IS NULL)", 1, p);
+  if (r == 0)
+    r = lmp_tx_command(tx, "UPDATE confirmations SET partner_email = NULL WHERE partner_email IS NOT NULL "
+                           "AND confirmed_at < now() - $1::int * interval '1 day'", 1, p);
+  return r;
 }
