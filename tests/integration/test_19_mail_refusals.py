@@ -62,7 +62,7 @@ def test_mail_refusals(ns):
         check("eve@evil.example" not in str(x.get("X-RcptTo", "")) and x["Subject"] != "smuggled",
               f"a smuggled message reached the server: {x.items()}")
     ns.wait_published(["notifier"])
-    dead = [h for h in map(headers, ns.consume_all(ns.dlq)) if h["source_service"] == "notifier"]
+    dead = [headers(m) for m in ns.consume_all(ns.dead_letters("notifier"))]
     check([h["error_code"] for h in dead] == ["HANDLER_REJECTED"] and
           "onboarding.account_name contains a control character" in dead[0]["error_message"], dead)
     check(mails(ns, smuggler) == {}, "the smuggling event owed no mail")

@@ -273,8 +273,8 @@ def run_all(ns, certs, plain, tls):
     ns.wait_published(["notifier"])
 
     def dead():
-        out = {(m.key() or b"").decode(errors="replace"): h for m in ns.consume_all(ns.dlq)
-               if (h := headers(m))["source_service"] == "notifier"}
+        out = {(m.key() or b"").decode(errors="replace"): headers(m)
+               for m in ns.consume_all(ns.dead_letters("notifier"))}
         return out if all(k in out for k, _, _ in bad) else None
     letters = wait_for("both dead-lettered", dead, timeout=60)
     for key, oid, want in bad:
