@@ -168,25 +168,27 @@ static const char *value_fault(const char *v, char *why, size_t whylen) {
   return NULL;
 }
 
-/* Folds at a space once a line would pass 78 characters (RFC 5322 2.2.3): the CRLF goes
- * before the space, so unfolding gives the value back. A run of more than 998
- * characters without a space cannot be a header line. */
+/* Folds at a space once a line would pass 76 characters (RFC 5322 2.2.3 asks for 78,
+ * RFC 2047 for 76 where a line holds an encoded word): the CRLF goes before the space,
+ * so unfolding gives the value back. A run of more than 998 characters without a
+ * space cannot be a header line. */
 static int put_folded(struct lmp_buf *out, const char *name, const char *value) {
   size_t col = strlen(name) + 2;
-  lmp_buf_printf(out, "%s: ", name);
-  for (const char *p = value; *p;) {
+  int r = lmp_buf_printf(out, "%s: ", name);
+  for (const char *p = value; r == 0 && *p;) {
     size_t word = strcspn(p + 1, " ") + 1; /* a space and the word after it, or the first word */
-    if (*p == ' ' && col + word > 78) {
-      lmp_buf_puts(out, "\r\n");
+    if (*p == ' ' && col + word > 76) {
+      r = lmp_buf_puts(out, "\r\n");
       col = 0;
     }
     if (col + word > 998)
       return LMP_EINVAL;
-    lmp_buf_append(out, p, word);
+    if (r == 0)
+      r = lmp_buf_append(out, p, word);
     col += word;
     p += word;
   }
-  return lmp_buf_puts(out, "\r\n");
+  return r ? r : lmp_buf_puts(out, "\r\n");
 }
 
 int notifier_header(struct lmp_buf *out, const char *name, const char *value, char *err, size_t errlen) {
@@ -204,7 +206,8 @@ int notifier_header(struct lmp_buf *out, const char *name, const char *value, ch
   size_t mark = out->len;
   int r = put_folded(out, name, value);
   if (r == LMP_EINVAL) {
-    out->len = mark;
+    out->len = mark; /* nothing of the refused header stays */
+    out->data[mark] = '\0';
     snprintf(err, errlen, "the %s header: a word longer than a header line", name);
   }
   return r;
