@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include <uuid/uuid.h>
 
 #include "lmp/admin.h"
@@ -67,6 +66,25 @@ static int check_url(const char *url, int *implicit_tls, char *err, size_t errle
   return r;
 }
 
+/* smtp_ca_file: readable, and holding a PEM certificate (not a key, not DER). */
+static int check_pem(const char *path, char *err, size_t errlen) {
+  FILE *f = fopen(path, "r");
+  if (f == NULL) {
+    snprintf(err, errlen, "notifier.smtp_ca_file: cannot read %s: %s", path, strerror(errno));
+    return LMP_ECONFIG;
+  }
+  char line[256];
+  int found = 0;
+  while (!found && fgets(line, sizeof(line), f))
+    found = strncmp(line, "-----BEGIN CERTIFICATE-----", 27) == 0;
+  fclose(f);
+  if (!found) {
+    snprintf(err, errlen, "notifier.smtp_ca_file: %s holds no PEM certificate", path);
+    return LMP_ECONFIG;
+  }
+  return 0;
+}
+
 /* The TLS settings and the credentials, as the senders will use them. */
 static int check_smtp(struct notifier *n, char *err, size_t errlen) {
   int implicit_tls = 0, r = check_url(n->smtp_url, &implicit_tls, err, errlen);
@@ -82,10 +100,8 @@ static int check_smtp(struct notifier *n, char *err, size_t errlen) {
     snprintf(err, errlen, "notifier.smtp_tls: '%s' is not required, try or none", n->smtp_tls);
     return LMP_ECONFIG;
   }
-  if (*n->smtp_ca_file && access(n->smtp_ca_file, R_OK) != 0) {
-    snprintf(err, errlen, "notifier.smtp_ca_file: cannot read %s: %s", n->smtp_ca_file, strerror(errno));
-    return LMP_ECONFIG;
-  }
+  if (*n->smtp_ca_file && (r = check_pem(n->smtp_ca_file, err, errlen)) < 0)
+    return r;
   if (!*n->smtp_username != !*n->smtp_password_file) {
     snprintf(err, errlen, "notifier.smtp_username and notifier.smtp_password_file go together");
     return LMP_ECONFIG;

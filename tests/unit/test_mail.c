@@ -9,6 +9,8 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <curl/curl.h>
+#include <unistd.h>
 
 #include "lmp/codec.h"
 #include "lmp/error.h"
@@ -313,6 +315,84 @@ static void whole_message(void **state) {
   lmp_buf_free(&b);
 }
 
+/* ---- SMTP settings (notifier_configured) ------------------------------------------- */
+
+/* A file with the given text; its path in path. */
+static void write_file(char *path, const char *text) {
+  int fd = mkstemp(path);
+  assert_true(fd >= 0);
+  assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+  close(fd);
+}
+
+/* What --check-config refuses, each with the setting named: credentials in the URL
+ * (the username and password file are the place), another scheme, an unknown TLS
+ * mode, a username without a password file, a password where TLS could be stripped,
+ * a password or CA file that cannot be read or holds no certificate. */
+static void smtp_settings(void **state) {
+  char pw[] = "/tmp/test_mail_pw_XXXXXX", empty[] = "/tmp/test_mail_empty_XXXXXX", ca[] = "/tmp/test_mail_ca_XXXXXX",
+       notpem[] = "/tmp/test_mail_notpem_XXXXXX";
+  write_file(pw, "s3cret\n");
+  write_file(empty, "\n");
+  write_file(ca, "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n");
+  write_file(notpem, "-----BEGIN PRIVATE KEY-----\n");
+  const struct notifier base = {.from_address = "onboarding@lmp.example.com", .from_name = "LMP",
+                                .smtp_url = "smtp://mail.example.com:587", .smtp_tls = "required",
+                                .smtp_ca_file = "", .smtp_username = "", .smtp_password_file = ""};
+  const struct {
+    char *url, *tls, *ca, *user;
+    int pw; /* 0 none, 1 the password, 2 an empty file, 3 a missing file */
+    const char *want;
+  } cases[] = {
+      {"smtp://bob:hunter2@mail.example.com:587", "required", "", "", 0, "smtp_url: holds credentials"},
+      {"smtp://bob@mail.example.com:587", "required", "", "", 0, "smtp_url: holds credentials"},
+      {"http://mail.example.com", "required", "", "", 0, "smtp_url: not an smtp"},
+      {"mail.example.com:25", "required", "", "", 0, "smtp_url: not an smtp"},
+      {NULL, "maybe", "", "", 0, "smtp_tls: 'maybe' is not"},
+      {NULL, "required", "", "lmp-notifier", 0, "go together"},
+      {NULL, "required", "", "", 1, "go together"},
+      {NULL, "try", "", "lmp-notifier", 1, "a password goes only over TLS"},
+      {NULL, "none", "", "lmp-notifier", 1, "a password goes only over TLS"},
+      {NULL, "required", "", "lmp-notifier", 2, "is empty"},
+      {NULL, "required", "", "lmp-notifier", 3, "smtp_password_file: cannot read"},
+      {NULL, "required", "/nonexistent/ca.pem", "", 0, "smtp_ca_file: cannot read"},
+      {NULL, "required", notpem, "", 0, "holds no PEM certificate"},
+      {NULL, "required", ca, "lmp-notifier", 1, NULL},
+      {"smtps://mail.example.com:465", "none", "", "lmp-notifier", 1, NULL},
+      {NULL, "try", "", "", 0, NULL},
+      {NULL, "none", "", "", 0, NULL},
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    struct notifier n = base;
+    n.smtp_url = cases[i].url ? cases[i].url : base.smtp_url;
+    n.smtp_tls = cases[i].tls;
+    n.smtp_ca_file = cases[i].ca;
+    n.smtp_username = cases[i].user;
+    n.smtp_password_file = cases[i].pw == 1 ? pw : cases[i].pw == 2 ? empty : cases[i].pw == 3 ? "/nonexistent" : "";
+    char err[300] = "";
+    int r = notifier_configured(&n, err, sizeof(err));
+    if (cases[i].want == NULL && r != 0)
+      fail_msg("case %zu refused: %s", i, err);
+    if (cases[i].want && (r != LMP_ECONFIG || strstr(err, cases[i].want) == NULL))
+      fail_msg("case %zu: %d '%s', want '%s'", i, r, err, cases[i].want);
+    assert_null(strstr(err, "hunter2"));
+    assert_null(strstr(err, "s3cret"));
+  }
+  struct notifier n = base;
+  assert_int_equal(notifier_configured(&n, (char[200]){0}, 200), 0);
+  assert_int_equal(n.use_ssl, CURLUSESSL_ALL); /* the default: TLS or no mail */
+  n.smtp_tls = "try";
+  assert_int_equal(notifier_configured(&n, (char[200]){0}, 200), 0);
+  assert_int_equal(n.use_ssl, CURLUSESSL_TRY);
+  n.smtp_tls = "none";
+  assert_int_equal(notifier_configured(&n, (char[200]){0}, 200), 0);
+  assert_int_equal(n.use_ssl, CURLUSESSL_NONE);
+  unlink(pw);
+  unlink(empty);
+  unlink(ca);
+  unlink(notpem);
+}
+
 /* ---- What an event may carry (notifier_event_fault) ---------------------------------- */
 
 #define ID "0b7f6c1e-4a57-4c2e-9a54-6f1d7a0c0002"
@@ -437,6 +517,7 @@ int main(void) {
       cmocka_unit_test(body_cannot_end_data),
       cmocka_unit_test(message_ids),
       cmocka_unit_test(whole_message),
+      cmocka_unit_test(smtp_settings),
       cmocka_unit_test(event_fields),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
