@@ -311,6 +311,14 @@ static int on_failed(struct lmp_tx *tx, const struct lmp_event *ev) {
   const char *id = lmp_av_str(ev->value, "onboarding_id");
   if (id == NULL || lmp_av_field(ev->value, "reasons", &reasons) < 0)
     return lmp_tx_reject(tx, "onboarding.failed without onboarding_id or reasons");
+  /* Shipping completed it (its confirmation is owed): no stage can fail it any more,
+   * and the partner is not told otherwise. */
+  const char *p[] = {id};
+  int done;
+  if ((r = lmp_tx_exists(tx, "SELECT 1 FROM confirmations WHERE onboarding_id = $1", 1, p, &done)) < 0)
+    return r;
+  if (done)
+    return lmp_tx_reject(tx, "onboarding.failed for an onboarding whose shipping completed: no failure mail");
   if (lmp_av_field(ev->value, "onboarding", &acc) < 0 || lmp_av_field(&acc, "request", &req) < 0) {
     lmp_warn(id, "failure of an onboarding without its request: nobody to tell");
     return 0;
