@@ -182,24 +182,10 @@ static int64_t decimal(const char *s) {
 /* ---- Text for a terminal ------------------------------------------------------------ */
 
 /* Header values, keys and error messages carry bytes from whoever wrote the original:
- * printed, they are valid UTF-8 without control characters (each becomes '?'), so
- * nothing in a dead letter can drive the operator's terminal. */
-static char *printable(const char *s, size_t n) {
-  char *t = lmp_utf8_sanitize(s ? s : "", s ? n : 0, NULL);
-  if (t == NULL)
-    die("out of memory");
-  unsigned char *p = (unsigned char *)t;
-  for (size_t i = 0; p[i]; i++) {
-    if (p[i] < 0x20 || p[i] == 0x7F)
-      p[i] = '?';
-    else if (p[i] == 0xC2 && p[i + 1] >= 0x80 && p[i + 1] <= 0x9F) /* C1 controls */
-      p[i] = p[i + 1] = '?';
-  }
-  return t;
-}
-
+ * printed, they are valid UTF-8 without control characters (ctl_printable), so nothing
+ * in a dead letter can drive the operator's terminal. */
 static void print_text(FILE *f, const char *s, size_t n) {
-  char *t = printable(s, n);
+  char *t = ctl_printable(s, n);
   fputs(t, f);
   free(t);
 }
@@ -363,7 +349,7 @@ static const char *daemon_named(const char *s, size_t n) {
   for (const struct lmp_daemon *d = lmp_daemons; d->name; d++)
     if (strlen(d->name) == n && strncmp(d->name, s, n) == 0)
       return d->name;
-  char *t = printable(s, n);
+  char *t = ctl_printable(s, n);
   fprintf(stderr, "lmpctl: '%s' is not a daemon of the flow (", t);
   for (const struct lmp_daemon *d = lmp_daemons; d->name; d++)
     fprintf(stderr, "%s%s", d == lmp_daemons ? "" : ", ", d->name);
@@ -655,14 +641,14 @@ static void list_line(const struct dl *d) {
   char t[32], where[80], msg[4 * MESSAGE_CHARS + 8];
   rfc3339(d->ts_ms, t);
   position(d, where, sizeof(where));
-  char *text = printable(meta(d, "error_message"), meta(d, "error_message") ? strlen(meta(d, "error_message")) : 0);
+  char *text = ctl_printable(meta(d, "error_message"), meta(d, "error_message") ? strlen(meta(d, "error_message")) : 0);
   lmp_utf8_copy(msg, sizeof(msg), text, MESSAGE_CHARS);
   free(text);
   const char *fields[] = {meta(d, "source_topic"), meta(d, "source_partition"), meta(d, "source_offset"),
                           meta(d, "error_code")};
   char *p[4];
   for (int i = 0; i < 4; i++)
-    p[i] = printable(or_dash(fields[i]), strlen(or_dash(fields[i])));
+    p[i] = ctl_printable(or_dash(fields[i]), strlen(or_dash(fields[i])));
   printf("%-32s %-24s %-40s %3s:%-8s %-20s %s\n", where, t, p[0], p[1], p[2], p[3], msg);
   for (int i = 0; i < 4; i++)
     free(p[i]);
