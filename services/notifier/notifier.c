@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <uuid/uuid.h>
 
 #include "lmp/admin.h"
 #include "lmp/codec.h"
@@ -145,22 +144,9 @@ int notifier_configured(void *ctx, char *err, size_t errlen) {
 
 /* ---- What an event may carry ----------------------------------------------------------- */
 
-/* An id a daemon made with libuuid: 8-4-4-4-12 hex digits, nothing around them. */
-static int uuid_ok(const char *s) {
-  uuid_t u;
-  return uuid_parse(s, u) == 0;
-}
-
 /* Stages that emit onboarding.failed (each daemon's STAGE). */
 static int stage_ok(const char *s) {
   return strcmp(s, "allocation") == 0 || strcmp(s, "appliance-fulfilment") == 0 || strcmp(s, "shipping") == 0;
-}
-
-/* A partner id as intake accepts it (services/intake/validate.c, id_ok). */
-static int partner_id_ok(const char *s) {
-  size_t n = strlen(s);
-  return n >= 1 && n <= 64 &&
-         strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == n;
 }
 
 /* The identifiers the notifier reads, by their path in an event, and their syntax. */
@@ -169,13 +155,13 @@ static const struct {
   int (*ok)(const char *);
   const char *what;
 } ids[] = {
-    {"onboarding_id", uuid_ok, "a UUID"},
-    {"shipment_id", uuid_ok, "a UUID"},
-    {"partner_id", partner_id_ok, "a partner id (1 to 64 of A-Z a-z 0-9 . _ -)"},
+    {"onboarding_id", lmp_uuid_valid, "a UUID"},
+    {"shipment_id", lmp_uuid_valid, "a UUID"},
+    {"partner_id", lmp_partner_id_valid, "a partner id (1 to 64 of A-Z a-z 0-9 . _ : -)"},
     {"stage", stage_ok, "a stage (allocation, appliance-fulfilment or shipping)"},
-    {"onboarding.onboarding_id", uuid_ok, "a UUID"},
-    {"onboarding.customer_id", uuid_ok, "a UUID"},
-    {"onboarding.request.partner_id", partner_id_ok, "a partner id (1 to 64 of A-Z a-z 0-9 . _ -)"},
+    {"onboarding.onboarding_id", lmp_uuid_valid, "a UUID"},
+    {"onboarding.customer_id", lmp_uuid_valid, "a UUID"},
+    {"onboarding.request.partner_id", lmp_partner_id_valid, "a partner id (1 to 64 of A-Z a-z 0-9 . _ : -)"},
 };
 
 struct fault {
