@@ -34,7 +34,7 @@ struct job {
   atomic_int done;
 };
 
-static atomic_int jobs_freed;
+static atomic_int jobs_started, jobs_freed;
 static uint64_t last_ticket;
 static void *last_runtime;
 
@@ -68,6 +68,7 @@ static int later(void *ctx, struct lmp_http_call *call) {
     last_runtime = call->runtime;
     call->state = j;
     call->state_free = free_job;
+    atomic_fetch_add(&jobs_started, 1);
     assert_int_equal(j->delay_ms < 0 || pthread_create(&j->thread, NULL, run_job, j) == 0, 1);
   }
   if (!atomic_load(&j->done) && !call->last && call->waited_ms < (j->delay_ms < 0 ? 300 : WAIT_MS)) {
@@ -143,12 +144,21 @@ static void resumed_answers_at_once(void **state) {
   }
 }
 
+/* Until every job started so far is freed (a request's state goes when its connection
+ * ends, after its answer), for at most 5 s: whether they all were. */
+static int all_jobs_freed(void) {
+  for (int i = 0; i < 500 && atomic_load(&jobs_freed) != atomic_load(&jobs_started); i++)
+    usleep(10 * 1000);
+  return atomic_load(&jobs_freed) == atomic_load(&jobs_started);
+}
+
 static void never_resumed_waits_it_out(void **state) {
+  assert_true(all_jobs_freed()); /* the earlier tests' states too */
   int freed = atomic_load(&jobs_freed);
   int64_t took;
   assert_int_equal(get_later(-1, &took), 504);
   assert_true(took >= 300 && took < 3000);
-  usleep(100 * 1000); /* the connection's end frees the state */
+  assert_true(all_jobs_freed());
   assert_int_equal(atomic_load(&jobs_freed), freed + 1);
   /* Its ticket, now that its request is over, is ignored. */
   lmp_http_resume(last_runtime, last_ticket);
