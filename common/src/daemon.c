@@ -383,8 +383,8 @@ int lmp_service_main(const struct lmp_service *svc, int argc, char **argv) {
     status = rt->exit_code;
   }
   lmp__background_free(rt);
+  lmp__door_free(rt); /* its last reports resume routes of the HTTP runtime */
   lmp_http_stop(rt->http);
-  lmp__door_free(rt);
   lmp__pipeline_free(rt);
   lmp__kafka_free(rt);
   free(rt->carry);

@@ -1,8 +1,10 @@
-/* Events published from HTTP routes (a front door): the route's worker thread waits
- * for the broker's acknowledgement, so an answer that says "taken" means the event is
- * on the broker. They have an idempotent producer of their own, made on first use,
- * whose reports the waiting workers serve themselves: nothing of the event loop's is
- * touched from their threads. */
+/* Events published from HTTP routes (a front door): an answer that says "taken" means
+ * the event is on the broker, yet no HTTP worker waits for the broker meanwhile. The
+ * route starts the publish and returns; the delivery report, served by a thread of
+ * the door's own, resumes the route (lmp_http_resume) to answer. The door has an
+ * idempotent producer of its own, made on first use: nothing of the event loop's is
+ * touched from these threads. */
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,17 +19,46 @@
 
 /* How long the end waits for events still on their way. */
 #define FLUSH_MS 10000
+/* How long the poller sleeps in librdkafka when nothing is reported. */
+#define POLL_MS 100
 
-struct waiter {
+/* Held by the route (its state) and by the delivery report: freed by the last. */
+struct lmp_http_pending {
+  atomic_int refs;
   atomic_int done;
   rd_kafka_resp_err_t err;
+  void *runtime; /* lmp_http's, for the resume */
+  uint64_t ticket;
 };
 
-/* Served by whichever waiting worker polls: each report finds its own waiter. */
+static void pending_unref(struct lmp_http_pending *p) {
+  if (atomic_fetch_sub(&p->refs, 1) == 1)
+    free(p);
+}
+
+/* The broker's answer: kept for the route, which is resumed to read it. */
 static void door_report(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
-  struct waiter *w = m->_private;
-  w->err = m->err;
-  atomic_store(&w->done, 1);
+  struct lmp_http_pending *p = m->_private;
+  p->err = m->err;
+  atomic_store(&p->done, 1);
+  lmp_http_resume(p->runtime, p->ticket);
+  pending_unref(p);
+}
+
+int lmp_http_published(struct lmp_http_pending *p, int *result, char *err, size_t errlen) {
+  if (!atomic_load(&p->done))
+    return 0;
+  *result = 0;
+  if (p->err) {
+    snprintf(err, errlen, "the broker did not take it: %s", rd_kafka_err2str(p->err));
+    *result = lmp__kafka_permanent(p->err) ? LMP_ETOOBIG : LMP_ERETRY;
+  }
+  return 1;
+}
+
+void lmp_http_pending_free(struct lmp_http_pending *p) {
+  if (p)
+    pending_unref(p);
 }
 
 static void door_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
@@ -39,9 +70,18 @@ static void door_log(const rd_kafka_t *rk, int level, const char *fac, const cha
     lmp_warn(NULL, "librdkafka %s: %s: %s", rd_kafka_name(rk), fac, buf);
 }
 
+static void *door_poll(void *arg) {
+  struct rt *rt = arg;
+  while (!atomic_load(&rt->door_closed))
+    rd_kafka_poll(rt->door, POLL_MS);
+  return NULL;
+}
+
 static rd_kafka_t *door(struct rt *rt, char *err, size_t errlen) {
   pthread_mutex_lock(&rt->door_lock);
-  if (rt->door == NULL) {
+  if (rt->door == NULL && atomic_load(&rt->door_closed))
+    snprintf(err, errlen, "the daemon is stopping");
+  else if (rt->door == NULL) {
     char client_id[128];
     snprintf(client_id, sizeof(client_id), "lmp-%s-http", rt->svc->name);
     rd_kafka_conf_t *c = lmp_kafka_conf(&rt->cfg, err, errlen);
@@ -60,6 +100,11 @@ static rd_kafka_t *door(struct rt *rt, char *err, size_t errlen) {
       rd_kafka_conf_set_log_cb(c, door_log);
       if ((rt->door = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, errlen)) == NULL)
         rd_kafka_conf_destroy(c);
+      else if (pthread_create(&rt->door_poller, NULL, door_poll, rt) != 0) {
+        snprintf(err, errlen, "no thread for the door's reports");
+        rd_kafka_destroy(rt->door);
+        rt->door = NULL;
+      }
     }
   }
   rd_kafka_t *rk = rt->door;
@@ -74,8 +119,10 @@ int lmp__door_value(void *opaque, const char *event_type, avro_value_t *out) {
 }
 
 int lmp__door_publish(void *opaque, const char *event_type, const char *key, avro_value_t *value,
-                      const char *traceparent, char *err, size_t errlen) {
+                      const char *traceparent, void *runtime, uint64_t ticket, struct lmp_http_pending **pending,
+                      char *err, size_t errlen) {
   struct rt *rt = opaque;
+  *pending = NULL;
   int declared = 0;
   for (const char *const *e = rt->svc->emits; e && *e; e++)
     declared |= strcmp(*e, event_type) == 0;
@@ -104,36 +151,41 @@ int lmp__door_publish(void *opaque, const char *event_type, const char *key, avr
   lmp_topic_name(&rt->cfg, event_type, topic, sizeof(topic));
   lmp_traceparent(traceparent && lmp_traceparent_valid(traceparent) ? traceparent : "", span);
   const char *ctype = lmp__content_type(rt);
-  struct waiter w = {0};
+  struct lmp_http_pending *p = calloc(1, sizeof(*p));
   char *k = strdup(key); /* librdkafka's macro takes it as not const; it copies it */
-  if (k == NULL) {
+  if (p == NULL || k == NULL) {
+    free(p);
+    free(k);
     lmp_buf_free(&enc);
     return LMP_ENOMEM;
   }
+  *p = (struct lmp_http_pending){.runtime = runtime, .ticket = ticket};
+  atomic_init(&p->refs, 2); /* the route's and the report's */
   rd_kafka_resp_err_t kerr = rd_kafka_producev(
       rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(k, strlen(k)), RD_KAFKA_V_VALUE(enc.data, enc.len),
-      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(&w), RD_KAFKA_V_HEADER("event_id", id, -1),
+      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(p), RD_KAFKA_V_HEADER("event_id", id, -1),
       RD_KAFKA_V_HEADER("event_type", event_type, -1), RD_KAFKA_V_HEADER("correlation_id", key, -1),
       RD_KAFKA_V_HEADER("traceparent", span, -1), RD_KAFKA_V_HEADER("content_type", ctype, -1), RD_KAFKA_V_END);
   lmp_buf_free(&enc);
   free(k);
   if (kerr) {
+    free(p); /* no report will come */
     snprintf(err, errlen, "the producer did not take it: %s", rd_kafka_err2str(kerr));
     return LMP_ERETRY;
   }
-  /* message.timeout.ms ends every message with a report: the wait is bounded, and the
-   * waiter outlives its report. */
-  while (!atomic_load(&w.done))
-    rd_kafka_poll(rk, 50);
-  if (w.err) {
-    snprintf(err, errlen, "the broker did not take it: %s", rd_kafka_err2str(w.err));
-    return lmp__kafka_permanent(w.err) ? LMP_ETOOBIG : LMP_ERETRY;
-  }
+  /* message.timeout.ms ends every message with a report: the route's wait is bounded. */
+  *pending = p;
   return 0;
 }
 
+/* Before the HTTP runtime stops: the reports still due resume their routes, which
+ * are answered as the runtime stops. */
 void lmp__door_free(struct rt *rt) {
+  pthread_mutex_lock(&rt->door_lock);
+  atomic_store(&rt->door_closed, 1);
+  pthread_mutex_unlock(&rt->door_lock);
   if (rt->door) {
+    pthread_join(rt->door_poller, NULL);
     rd_kafka_flush(rt->door, FLUSH_MS);
     rd_kafka_destroy(rt->door);
     rt->door = NULL;

@@ -966,13 +966,15 @@ int lmp_http_value(struct lmp_http_call *call, const char *event_type, avro_valu
 }
 
 int lmp_http_publish(struct lmp_http_call *call, const char *event_type, const char *key, avro_value_t *value,
-                     char *err, size_t errlen) {
+                     struct lmp_http_pending **pending, char *err, size_t errlen) {
   struct lmp_http *h = call->runtime;
+  *pending = NULL;
   if (h->host == NULL || h->host->publish == NULL) {
     snprintf(err, errlen, "this daemon publishes nothing from HTTP");
     return LMP_EINVAL;
   }
-  return h->host->publish(h->host->rt, event_type, key, value, lmp_http_header(call, "traceparent"), err, errlen);
+  return h->host->publish(h->host->rt, event_type, key, value, lmp_http_header(call, "traceparent"), h,
+                          lmp_http_ticket(call), pending, err, errlen);
 }
 
 /* What libmicrohttpd says, kept: its reason is the one a failed start reports. */

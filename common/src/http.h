@@ -13,8 +13,9 @@ struct lmp_http;
 struct lmp_http_host {
   void *rt;
   int (*value)(void *rt, const char *event_type, avro_value_t *out);
+  /* Starts a publish whose answer calls lmp_http_resume(runtime, ticket). */
   int (*publish)(void *rt, const char *event_type, const char *key, avro_value_t *value, const char *traceparent,
-                 char *err, size_t errlen);
+                 void *runtime, uint64_t ticket, struct lmp_http_pending **pending, char *err, size_t errlen);
 };
 
 /* Listens on cfg->http_bind:cfg->http_port (probes, metrics, the service's public

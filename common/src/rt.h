@@ -181,6 +181,8 @@ struct rt {
   struct lmp_http_host host;   /* what HTTP routes may use of the runtime */
   rd_kafka_t *door;            /* the producer of HTTP routes' events (door.c), made on first use */
   pthread_mutex_t door_lock;
+  pthread_t door_poller;       /* serves the door's delivery reports */
+  atomic_int door_closed;      /* the daemon stops: no new door, the poller ends */
   struct batch *head, *tail;   /* batches not yet retired, oldest first */
   struct batch *txn;           /* the youngest, while WORKING or BACKOFF; else NULL */
   size_t nbatches;
@@ -267,8 +269,8 @@ void lmp__background_free(struct rt *rt);
 void lmp__background_unwake(void);              /* no more wake-ups: the loop closes its handle */
 /* HTTP routes' events (door.c): lmp_http_host's functions, and the end. */
 int lmp__door_value(void *rt, const char *event_type, avro_value_t *out);
-int lmp__door_publish(void *rt, const char *event_type, const char *key, avro_value_t *value,
-                      const char *traceparent, char *err, size_t errlen);
+int lmp__door_publish(void *rt, const char *event_type, const char *key, avro_value_t *value, const char *traceparent,
+                      void *runtime, uint64_t ticket, struct lmp_http_pending **pending, char *err, size_t errlen);
 void lmp__door_free(struct rt *rt);
 
 /* txn.c */

@@ -57,11 +57,11 @@ static int refused(struct lmp_http_call *call, const struct intake_findings *f) 
   return r;
 }
 
-/* 202: taken; the answer is where to follow it. */
-static int taken(struct lmp_http_call *call, const char *id, const struct intake_findings *f) {
+/* 202: taken; the answer is where to follow it. The warnings' reference is taken. */
+static int taken(struct lmp_http_call *call, const char *id, json_t *warnings) {
   snprintf(call->location, sizeof(call->location), "/v1/onboardings/%s", id);
   json_t *o = json_pack("{s:s,s:s,s:s,s:o}", "onboarding_id", id, "status", "submitted", "status_url", call->location,
-                        "warnings", lmp_reasons_to_json(f->warnings.v, f->warnings.n));
+                        "warnings", warnings);
   char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
   json_decref(o);
   if (text == NULL)
@@ -130,8 +130,51 @@ static int within_limits(const struct intake *in, struct lmp_http_call *call) {
   return answered(call, 429, "too many submissions; try again later");
 }
 
+/* How long a submission waits for the broker's answer at most: the door's producer
+ * gives every event one within its message.timeout.ms (8 s). */
+#define PUBLISH_WAIT_MS 10000
+
+/* A submission whose event is on its way to the broker, between the route's runs. */
+struct submission {
+  struct lmp_http_pending *pending;
+  char id[37];
+  json_t *warnings;
+};
+
+static void submission_free(void *state) {
+  struct submission *s = state;
+  lmp_http_pending_free(s->pending);
+  json_decref(s->warnings);
+  free(s);
+}
+
+/* The route runs again when the broker answered (or the wait ran out, or the daemon
+ * stops): taken once the event is on the broker, else 503 or 413. */
+static int answer_submission(struct lmp_http_call *call, struct submission *s) {
+  int result;
+  char err[512];
+  if (!lmp_http_published(s->pending, &result, err, sizeof(err))) {
+    if (!call->last && call->waited_ms < PUBLISH_WAIT_MS) {
+      call->again_ms = (int)(PUBLISH_WAIT_MS - call->waited_ms);
+      return 0;
+    }
+    snprintf(err, sizeof(err), "no answer from the broker in %d ms", PUBLISH_WAIT_MS);
+    result = LMP_ERETRY;
+  }
+  if (result == LMP_ETOOBIG)
+    return lmp_admin_error(call, 413, "the request is too large to be carried through onboarding");
+  if (result < 0) {
+    lmp_warn(s->id, "front door: not published: %s", err);
+    return lmp_admin_error(call, 503, "the request could not be passed on now; try again");
+  }
+  lmp_info(s->id, "submitted through the front door by %s of %s", call->caller->name, call->caller->partner_id);
+  return taken(call, s->id, json_incref(s->warnings));
+}
+
 static int submit(void *ctx, struct lmp_http_call *call) {
   const struct intake *in = ctx;
+  if (call->state)
+    return answer_submission(call, call->state);
   if (within_limits(in, call))
     return 0;
   const char *ctype = lmp_http_header(call, "content-type");
@@ -182,24 +225,35 @@ static int submit(void *ctx, struct lmp_http_call *call) {
   case -1:
     r = lmp_admin_error(call, 503, "database error; try again");
     goto out;
-  case 1:
-    r = taken(call, id, &f); /* a repeat: answered the same, not sent again */
+  case 1: /* a repeat: answered the same, not sent again */
+    r = taken(call, id, lmp_reasons_to_json(f.warnings.v, f.warnings.n));
     goto out;
   case 2:
     r = lmp_admin_error(call, 409, "you already used this request id for a different onboarding request; "
                                    "submit a new request with a new id");
     goto out;
   }
-  r = lmp_http_publish(call, "onboarding.requested", id, &v, err, sizeof(err));
+  struct submission *s = calloc(1, sizeof(*s));
+  if (s == NULL) {
+    r = LMP_ENOMEM;
+    goto out;
+  }
+  memcpy(s->id, id, sizeof(s->id));
+  s->warnings = lmp_reasons_to_json(f.warnings.v, f.warnings.n);
+  r = lmp_http_publish(call, "onboarding.requested", id, &v, &s->pending, err, sizeof(err));
   if (r == LMP_ETOOBIG) {
     r = lmp_admin_error(call, 413, "the request is too large to be carried through onboarding");
   } else if (r < 0) {
     lmp_warn(id, "front door: not published: %s", err);
     r = lmp_admin_error(call, 503, "the request could not be passed on now; try again");
-  } else {
-    lmp_info(id, "submitted through the front door by %s of %s", call->caller->name, req.partner_id);
-    r = taken(call, id, &f);
+  } else { /* answered when the broker has answered */
+    call->state = s;
+    call->state_free = submission_free;
+    call->again_ms = PUBLISH_WAIT_MS;
+    s = NULL;
   }
+  if (s)
+    submission_free(s);
 out:
   free(json);
   intake_findings_clear(&f);

@@ -125,13 +125,23 @@ void lmp_http_resume(void *runtime, uint64_t ticket);
 const char *lmp_http_issuer(const struct lmp_http_call *call);
 /* A new value of the current schema of event_type, for lmp_http_publish; decref it. */
 int lmp_http_value(struct lmp_http_call *call, const char *event_type, avro_value_t *out);
-/* Publishes an event from a route, as a frontend would: to <prefix><event_type>,
- * keyed, with fresh event_id, the key as correlation_id and a span under the
- * request's traceparent (or a new trace). Returns 0 once the broker acknowledged it,
- * LMP_ERETRY when it did not (err says why), LMP_EINVAL for an event type the
- * service does not declare it emits, LMP_ETOOBIG for one over the event size limit. */
+/* A publish from a route, under way. */
+struct lmp_http_pending;
+/* Starts publishing an event from a route, as a frontend would: to
+ * <prefix><event_type>, keyed, with fresh event_id, the key as correlation_id and a
+ * span under the request's traceparent (or a new trace). It returns at once, holding
+ * no worker while the broker answers: 0 with *pending, whose answer resumes the route
+ * (lmp_http_ticket) to read it with lmp_http_published; or, with err saying why,
+ * LMP_ERETRY (the producer did not take it), LMP_EINVAL (an event type the service
+ * does not declare it emits), LMP_ETOOBIG (over the event size limit). */
 int lmp_http_publish(struct lmp_http_call *call, const char *event_type, const char *key, avro_value_t *value,
-                     char *err, size_t errlen);
+                     struct lmp_http_pending **pending, char *err, size_t errlen);
+/* 0 while the broker has not answered; 1 once it has, *result then 0 (the event is on
+ * the broker), LMP_ERETRY (it was not taken; err says why) or LMP_ETOOBIG (refused for
+ * good as too large). */
+int lmp_http_published(struct lmp_http_pending *p, int *result, char *err, size_t errlen);
+/* Lets go of a publish, answered or not (the broker's answer may still come). */
+void lmp_http_pending_free(struct lmp_http_pending *p);
 
 struct lmp_http_route {
   const char *method;      /* "GET" (HEAD is served too) or "POST"; NULL ends the table */
