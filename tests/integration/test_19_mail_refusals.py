@@ -40,7 +40,8 @@ def test_mail_refusals(ns):
     notifier = ns.http["notifier"]
     oid, ev = shipping_completed("not an email at all", "Evil Corp. MAIL FROM:<eve@evil.example> Bcc: eve")
     ns.publish("onboarding.shipping-completed", ev, key=oid)
-    # Control characters in an event's text refuse the event (services/notifier/notifier.c).
+    # Control characters in an event's text refuse the event before the notifier sees
+    # it (the runtime's BAD_TEXT; services/notifier/notifier.c checks again).
     smuggler, sev = shipping_completed("it@example.com", SMUGGLE)
     ns.publish("onboarding.shipping-completed", sev, key=smuggler)
     wait_for("the onboarding confirmed with its mails settled", lambda: ns.sql(
@@ -63,7 +64,7 @@ def test_mail_refusals(ns):
               f"a smuggled message reached the server: {x.items()}")
     ns.wait_published(["notifier"])
     dead = [headers(m) for m in ns.consume_all(ns.dead_letters("notifier"))]
-    check([h["error_code"] for h in dead] == ["HANDLER_REJECTED"] and
+    check([h["error_code"] for h in dead] == ["BAD_TEXT"] and
           "onboarding.account_name contains a control character" in dead[0]["error_message"], dead)
     check(mails(ns, smuggler) == {}, "the smuggling event owed no mail")
     confirmed = ns.consume_all("onboarding.confirmed")

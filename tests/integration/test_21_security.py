@@ -372,6 +372,8 @@ def every_copy_purged(ns):
            service="shipping")
     ns.sql("UPDATE mails SET created_at = now() - interval '2 days' WHERE onboarding_id = %s RETURNING 1", oid,
            service="notifier")
+    ns.sql("UPDATE confirmations SET confirmed_at = now() - interval '2 days' WHERE onboarding_id = %s RETURNING 1",
+           oid, service="notifier")
 
     def left():
         code, body = http_get(ns.http["intake"] + "/v1/onboardings/" + oid, token=token("partner-northwind"))

@@ -254,8 +254,9 @@ def run_all(ns, certs, plain, tls):
                                                   service="notifier") == [(0,)], timeout=60)
     log("smtp_tls = none: delivered in plaintext")
 
-    # 6. The review's payload in an onboarding id or a partner id: dead-lettered with
-    # the field named; nothing owed, nothing mailed.
+    # 6. The review's payload in an onboarding id: dead-lettered by the runtime with the
+    # field named (BAD_TEXT); a partner id of the wrong syntax deeper in the event, by
+    # the notifier's own check (HANDLER_REJECTED); nothing owed, nothing mailed.
     sent_before = len(plain.events("mail"))
     bad = []
     for field in ("onboarding_id", "partner_id"):
@@ -263,10 +264,10 @@ def run_all(ns, certs, plain, tls):
         oid, ev = completed(r)
         if field == "onboarding_id":
             ev["onboarding_id"] = oid + PAYLOAD
-            want = "onboarding_id is not a UUID"
+            want = ("BAD_TEXT", "onboarding_id contains a control character")
         else:
-            ev["onboarding"]["request"]["partner_id"] = r["partner_id"] + PAYLOAD
-            want = "onboarding.request.partner_id is not a partner id"
+            ev["onboarding"]["request"]["partner_id"] = r["partner_id"] + "><a href=https://evil.example>"
+            want = ("HANDLER_REJECTED", "onboarding.request.partner_id is not a partner id")
         key = str(uuid.uuid4())
         ns.publish("onboarding.shipping-completed", ev, key=key)
         bad.append((key, oid, want))
@@ -279,13 +280,13 @@ def run_all(ns, certs, plain, tls):
     letters = wait_for("both dead-lettered", dead, timeout=60)
     for key, oid, want in bad:
         h = letters[key]
-        check(h["error_code"] == "HANDLER_REJECTED" and want in h["error_message"], f"dead letter {h}")
+        check(h["error_code"] == want[0] and want[1] in h["error_message"], f"dead letter {h}")
         check(ns.sql("SELECT count(*) FROM mails WHERE onboarding_id LIKE %s", oid + "%", service="notifier")
               == [(0,)], f"{oid}: no mail owed")
     time.sleep(2)  # a sender would have taken anything owed by now
     check(len(plain.events("mail")) == sent_before, "nothing mailed for a refused event")
     check(all("eve@evil.example" not in e["rcpt"] for e in plain.events("mail")), "no mail to the payload's Bcc")
-    log("CR LF in an onboarding id or a partner id: dead-lettered, nothing mailed")
+    log("CR LF in an onboarding id, markup in a partner id: dead-lettered, nothing mailed")
 
     # 7. Retention: the dispatch mail too, then every mail past retention.days.
     ns.publish("onboarding.shipment-dispatched", dispatched(mine, o5), key=o5)
