@@ -1,5 +1,7 @@
 """The local stack itself, tried as an attacker on the same machine would: a client's
-certificate does not pass for a server's, and each server has its own (M10)."""
+certificate does not pass for a server's, and each server has its own (M10); a
+daemon's role reaches no database but its own, and role passwords reach PostgreSQL
+only as SCRAM verifiers (L4)."""
 import os
 import socket
 import ssl
@@ -7,7 +9,9 @@ import subprocess
 import sys
 import threading
 
-from harness import SECRETS, SECURED, SERVICES, check, log, run
+import psycopg
+
+from harness import SECRETS, SECURED, SERVICES, check, log, pg_connect, role, run
 
 CA = os.path.join(SECRETS, "ca.crt")
 
@@ -78,9 +82,27 @@ def certificates():
         f"the frontend's refused as a server's ({err})")
 
 
+def pg_roles():
+    """L4: a daemon's role may not connect to the maintenance database or the template,
+    and every role's password is stored as a SCRAM verifier."""
+    me = role("intake")
+    for db in ("postgres", "template1"):
+        try:
+            pg_connect(db, me).close()
+            check(False, f"{me} connected to {db}")
+        except psycopg.OperationalError as e:
+            check("permission denied" in str(e), f"{me} to {db}: {e}")
+    with pg_connect("postgres") as c:
+        rows = c.execute("SELECT rolname, rolpassword FROM pg_authid WHERE rolcanlogin").fetchall()
+    check(rows and all(pw and pw.startswith("SCRAM-SHA-256$") for _, pw in rows),
+          f"roles without a SCRAM verifier: {[r for r, pw in rows if not (pw or '').startswith('SCRAM-SHA-256$')]}")
+    log(f"PostgreSQL: {me} refused by postgres and template1; {len(rows)} roles hold SCRAM verifiers")
+
+
 def test_stack_hardening(ns):
     check(SECURED, "the stack is secured")
     certificates()
+    pg_roles()
 
 
 if __name__ == "__main__":
