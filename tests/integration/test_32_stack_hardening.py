@@ -1,17 +1,30 @@
 """The local stack itself, tried as an attacker on the same machine would: a client's
 certificate does not pass for a server's, and each server has its own (M10); a
 daemon's role reaches no database but its own, and role passwords reach PostgreSQL
-only as SCRAM verifiers (L4)."""
+only as SCRAM verifiers (L4). A second stack, brought up beside the test stack in a
+folder the postgres user cannot reach, as root: a folder planted where PostgreSQL's
+files used to go, with links in it to files of root's, is not used and nothing is
+written through it, a cluster folder someone else could write to is refused (M7),
+and no command line of the whole start holds a secret (M8)."""
+import glob
+import hashlib
 import os
+import pwd
+import random
+import re
+import shutil
 import socket
 import ssl
+import stat
 import subprocess
 import sys
+import tempfile
 import threading
+import time
 
 import psycopg
 
-from harness import SECRETS, SECURED, SERVICES, check, log, pg_connect, role, run
+from harness import BUILD, ROOT, SECRETS, SECURED, SERVICES, check, log, pg_connect, role, run
 
 CA = os.path.join(SECRETS, "ca.crt")
 
@@ -99,10 +112,194 @@ def pg_roles():
     log(f"PostgreSQL: {me} refused by postgres and template1; {len(rows)} roles hold SCRAM verifiers")
 
 
+def port_free(port):
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def free_base():
+    """A Kafka port base for the second stack whose ports, and those it derives from
+    it (the registry's and Keycloak's, + 88 to + 90), are free; PostgreSQL and SMTP
+    take + 50 and + 51."""
+    for _ in range(500):
+        base = random.randrange(40000, 60000, 100)
+        if all(port_free(base + o) for o in (0, 1, 2, 3, 50, 51, 88, 89, 90)):
+            return base
+    raise AssertionError("no free ports for a second stack")
+
+
+def shims(folder, log_file):
+    """Programs of the same names ahead on PATH that write their command line to
+    log_file and run the real one: every command deploy/stack runs by name."""
+    os.makedirs(folder)
+    for name in ("java", "psql", "curl", "openssl", "keytool", "python3", "runuser", "setsid", "nohup"):
+        real = shutil.which(name)
+        if real is None:
+            continue
+        path = os.path.join(folder, name)
+        with open(path, "w") as fh:
+            fh.write(f'#!/bin/sh\nprintf \'%s\\n\' "{name} $*" >>"{log_file}"\nexec "{real}" "$@"\n')
+        os.chmod(path, 0o755)
+
+
+class Sampler:
+    """Every command line of every process, read from /proc ten times a second."""
+
+    def __init__(self):
+        self.seen = set()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while not self.stop.wait(0.1):
+            for f in glob.glob("/proc/[0-9]*/cmdline"):
+                try:
+                    with open(f, "rb") as fh:
+                        line = fh.read().replace(b"\0", b" ").decode(errors="replace")
+                except OSError:
+                    continue
+                if line:
+                    self.seen.add(line)
+
+    def close(self):
+        self.stop.set()
+        self.thread.join(10)
+        return self.seen
+
+
+def secret_values(secrets):
+    """Every password, token and client secret a stack made: the long words of its
+    secrets folder's files other than keys and certificates."""
+    out = set()
+    for f in os.listdir(secrets):
+        if f.endswith((".crt", ".key", ".pem", ".srl", ".p12")):
+            continue
+        with open(os.path.join(secrets, f), errors="replace") as fh:
+            out.update(re.findall(r"[A-Za-z0-9+/=_-]{16,}", fh.read()))
+    return out
+
+
+class SecondStack:
+    """deploy/stack with its own folder, ports and environment."""
+
+    def __init__(self, top):
+        self.dir = os.path.join(top, "stack")
+        base = free_base()
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("LMP_")}
+        self.env.update(LMP_STACK_DIR=self.dir, LMP_KAFKA_PORT=str(base), LMP_PG_PORT=str(base + 50),
+                        LMP_SMTP_PORT=str(base + 51), LMP_BUILD_DIR=BUILD)
+        self.log = os.path.join(BUILD, "Testing", f"stack-hardening-{base}.log")
+
+    def run(self, *args, env=None, ok=True):
+        with open(self.log, "a") as fh:
+            fh.write(f"== deploy/stack {' '.join(args)}\n")
+        out = subprocess.run([os.path.join(ROOT, "deploy", "stack"), *args], env=env or self.env,
+                             capture_output=True, text=True, timeout=400)
+        with open(self.log, "a") as fh:
+            fh.write(out.stdout + out.stderr)
+        if ok:
+            check(out.returncode == 0, f"deploy/stack {' '.join(args)}: {out.stderr[-800:]} (see {self.log})")
+        return out
+
+    def pg_base(self):
+        line = [x for x in self.run("status", ok=False).stdout.splitlines() if x.startswith("postgres")][0]
+        return os.path.dirname(line.split()[-1])
+
+
+def planted(stack_dir, victims):
+    """M7's attack: the folder the old deploy/stack used for a stack folder the postgres
+    user cannot reach, made first by someone else, open to all, its file names links to
+    files of root's."""
+    old = "/var/tmp/lmp-postgres-" + hashlib.sha1(stack_dir.encode()).hexdigest()[:12]
+    shutil.rmtree(old, ignore_errors=True)
+    os.mkdir(old)
+    os.chmod(old, 0o777)
+    for name in ("initdb.log", "security", "pg_hba.conf", "server.key"):
+        victim = os.path.join(victims, name)
+        with open(victim, "w") as fh:
+            fh.write("root's own file\n")
+        os.symlink(victim, os.path.join(old, name))
+    return old
+
+
+def second_stack():
+    """M7, M8 and L4's log, on a stack brought up beside the test stack."""
+    check(os.geteuid() == 0, "this part runs as root, as the stack does on CI")
+    top = tempfile.mkdtemp(prefix="lmp-hardening-")  # 0700: the postgres user cannot reach it
+    victims = os.path.join(top, "victims")
+    os.mkdir(victims)
+    st = SecondStack(top)
+    old = planted(st.dir, victims)
+    argv_log = os.path.join(top, "argv.log")
+    shims(os.path.join(top, "bin"), argv_log)
+    env = dict(st.env, PATH=os.path.join(top, "bin") + ":" + os.environ["PATH"],
+               PGOPTIONS="-c log_statement=all")  # every statement of the stack's psql in the server's log
+    sampler = Sampler()
+    try:
+        started = time.time()
+        st.run("up", env=env)
+        seen = sampler.close()
+        log(f"a second stack up in {time.time() - started:.0f} s, {len(seen)} command lines seen")
+
+        # M7: the planted folder is not used, nothing was written through its links,
+        # and the cluster's folder is root's or postgres' alone.
+        for name in os.listdir(victims):
+            with open(os.path.join(victims, name)) as fh:
+                check(fh.read() == "root's own file\n", f"written through the planted link {name}")
+        check(sorted(os.listdir(old)) == ["initdb.log", "pg_hba.conf", "security", "server.key"],
+              f"the planted folder was used: {os.listdir(old)}")
+        base = st.pg_base()
+        info = os.lstat(base)
+        check(stat.S_ISDIR(info.st_mode) and stat.S_IMODE(info.st_mode) == 0o700 and
+              pwd.getpwuid(info.st_uid).pw_name == "postgres", f"{base}: mode {oct(info.st_mode)}, uid {info.st_uid}")
+        check(not base.startswith("/var/tmp/") and os.stat(os.path.dirname(base)).st_mode & 0o022 == 0,
+              f"the cluster's folder {base} is in a folder others may write to")
+        log(f"PostgreSQL's files in {base} (0700); the planted {old} untouched, nothing written through its links")
+
+        # M8: no secret of that stack was on any command line while it came up.
+        secrets = secret_values(os.path.join(st.dir, "secrets"))
+        with open(argv_log) as fh:
+            argv = fh.read().splitlines()
+        check(any("kafka.tools.StorageTool format" in a for a in argv), "the shims saw the SCRAM users made")
+        leaks = [line[:120] for line in argv + sorted(seen) for v in secrets if v in line]
+        check(not leaks, f"secrets on a command line: {leaks[:3]}")
+        log(f"{len(secrets)} secrets on none of {len(argv)} commands run nor {len(seen)} command lines seen")
+
+        # L4: with every statement logged, the role passwords went as verifiers.
+        with open(os.path.join(base, "postgres.log"), errors="replace") as fh:
+            pg_log = fh.read()
+        check(re.search(r"ALTER ROLE lmp_intake PASSWORD 'SCRAM-SHA-256\$4096:", pg_log),
+              "the statements were not logged")
+        check(not [v for v in secrets if v in pg_log], "a password in PostgreSQL's log")
+        log("PostgreSQL's log of every statement holds verifiers, no password")
+
+        # M7: a cluster folder that someone else could write to is refused.
+        st.run("down")
+        for change, undo, what in ((lambda: os.chmod(base, 0o777), lambda: os.chmod(base, 0o700), "mode 777"),
+                                   (lambda: os.chown(base, 65534, -1), lambda: shutil.chown(base, "postgres"),
+                                    "owned by nobody")):
+            change()
+            out = st.run("pg-up", ok=False)
+            undo()
+            check(out.returncode != 0 and "refusing" in out.stderr, f"{what}: {out.returncode} {out.stderr[-300:]}")
+        log("a cluster folder open to others, or another user's, is refused")
+    finally:
+        sampler.close()
+        st.run("reset", ok=False)
+        shutil.rmtree(old, ignore_errors=True)
+        shutil.rmtree(top, ignore_errors=True)
+
+
 def test_stack_hardening(ns):
     check(SECURED, "the stack is secured")
     certificates()
     pg_roles()
+    second_stack()
 
 
 if __name__ == "__main__":
