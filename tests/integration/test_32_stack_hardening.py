@@ -5,7 +5,9 @@ only as SCRAM verifiers (L4). A second stack, brought up beside the test stack i
 folder the postgres user cannot reach, as root: a folder planted where PostgreSQL's
 files used to go, with links in it to files of root's, is not used and nothing is
 written through it, a cluster folder someone else could write to is refused (M7),
-and no command line of the whole start holds a secret (M8)."""
+and no command line of the whole start holds a secret (M8). The SMTP server takes
+mail only over STARTTLS from the notifier's user, and AUTH only after STARTTLS (M5)."""
+import base64
 import glob
 import hashlib
 import os
@@ -13,6 +15,7 @@ import pwd
 import random
 import re
 import shutil
+import smtplib
 import socket
 import ssl
 import stat
@@ -24,7 +27,8 @@ import time
 
 import psycopg
 
-from harness import BUILD, ROOT, SECRETS, SECURED, SERVICES, check, log, pg_connect, role, run
+from harness import (BUILD, CONFIG, MAILDIR, ROOT, SECRETS, SECURED, SERVICES, SMTP_PORT, check, log, pg_connect,
+                     role, run, secret, wait_for)
 
 CA = os.path.join(SECRETS, "ca.crt")
 
@@ -295,10 +299,100 @@ def second_stack():
         shutil.rmtree(top, ignore_errors=True)
 
 
+def stack_conf(service):
+    """The stack's settings for a daemon, as a dict of name to value."""
+    out = {}
+    with open(os.path.join(CONFIG, f"{service}.conf")) as fh:
+        for line in fh:
+            if "=" in line and not line.startswith("#"):
+                k, v = line.split("=", 1)
+                out[k.strip()] = v.strip()
+    return out
+
+
+def mail_server(top):
+    """The stack's SMTP server, its notifier's user and password, and its maildir; or,
+    while deploy/stack's M5 switch is off (the notifier built here cannot use STARTTLS
+    and AUTH yet, so the stack does not require them), deploy/smtp/server.py started
+    here as the stack starts it once the switch is on."""
+    conf = stack_conf("notifier")
+    if conf.get("notifier.smtp_tls") == "required":
+        check(conf["notifier.smtp_ca_file"] == CA and conf["notifier.smtp_username"] == "lmp-notifier",
+              f"the notifier's SMTP settings: {conf}")
+        with open(conf["notifier.smtp_password_file"]) as fh:
+            return SMTP_PORT, "lmp-notifier", fh.read().strip(), MAILDIR, None
+    log("deploy/stack's M5 switch is off (this notifier has no notifier.smtp_tls): the server script alone")
+    maildir = os.path.join(top, "maildir")
+    for d in ("new", "cur", "tmp"):
+        os.makedirs(os.path.join(maildir, d))
+    with open(os.path.join(top, "password"), "w") as fh:
+        fh.write(secret("smtp-lmp-notifier.password"))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    p = subprocess.Popen(["/usr/bin/python3", os.path.join(ROOT, "deploy", "smtp", "server.py"), "--listen",
+                          f"127.0.0.1:{port}", "--maildir", maildir, "--cert", os.path.join(SECRETS, "smtp.crt"),
+                          "--key", os.path.join(SECRETS, "smtp.key"), "--user", "lmp-notifier", "--password-file",
+                          os.path.join(top, "password")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for("the SMTP server to listen", lambda: not port_free(port), timeout=20)
+    return port, "lmp-notifier", secret("smtp-lmp-notifier.password"), os.path.join(maildir, "new"), p
+
+
+def smtp():
+    """M5, the stack's side: no mail in clear or without AUTH, no AUTH in clear; with
+    STARTTLS (the stack's certificate, verified) and the notifier's user, a mail lands
+    in the maildir the tests read."""
+    top = tempfile.mkdtemp(prefix="lmp-smtp-")
+    port, user, password, maildir, proc = mail_server(top)
+    subject = f"hardening {random.getrandbits(64):x}"
+    msg = f"From: lmp@lmp.example\r\nTo: nora@northwind.example\r\nSubject: {subject}\r\n\r\nhello\r\n"
+    try:
+        with smtplib.SMTP("127.0.0.1", port, timeout=20) as c:
+            c.ehlo()
+            check("auth" not in c.esmtp_features and "starttls" in c.esmtp_features,
+                  f"before STARTTLS the server offers {c.esmtp_features}")
+            code, text = c.docmd("AUTH", "PLAIN " + base64.b64encode(f"\0{user}\0{password}".encode()).decode())
+            check(code == 530, f"AUTH before STARTTLS: {code} {text}")
+            try:
+                c.sendmail("lmp@lmp.example", ["nora@northwind.example"], msg)
+                check(False, "a mail taken in clear")
+            except smtplib.SMTPSenderRefused as e:
+                check(e.smtp_code == 530, f"a mail in clear: {e}")
+        with smtplib.SMTP("127.0.0.1", port, timeout=20) as c:
+            c.starttls(context=ssl.create_default_context(cafile=CA))
+            try:
+                c.sendmail("lmp@lmp.example", ["nora@northwind.example"], msg)
+                check(False, "a mail taken without AUTH")
+            except smtplib.SMTPSenderRefused as e:
+                check(e.smtp_code == 530, f"a mail without AUTH: {e}")
+            try:
+                c.login(user, password[::-1])
+                check(False, "a wrong password taken")
+            except smtplib.SMTPAuthenticationError:
+                pass
+            c.login(user, password)
+            c.sendmail("lmp@lmp.example", ["nora@northwind.example"], msg)
+
+        def landed():
+            for f in os.listdir(maildir):
+                with open(os.path.join(maildir, f), errors="replace") as fh:
+                    if subject in fh.read():
+                        return f
+        wait_for("the mail in the maildir", landed, timeout=20)
+        log(f"SMTP: clear text and AUTH before STARTTLS refused (530), no mail without AUTH; "
+            f"STARTTLS and {user} deliver into {maildir}")
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait(10)
+        shutil.rmtree(top, ignore_errors=True)
+
+
 def test_stack_hardening(ns):
     check(SECURED, "the stack is secured")
     certificates()
     pg_roles()
+    smtp()
     second_stack()
 
 
