@@ -61,6 +61,8 @@ def registry_client(url=REGISTRY_URL):
     conf = {"url": url}
     if SECURED:
         conf["ssl.ca.location"] = os.path.join(SECRETS, "ca.crt")
+        # The registry takes its clients only: the operator's, which may register.
+        conf["basic.auth.user.info"] = f"registry-admin:{secret('registry-admin.password')}"
     return SchemaRegistryClient(conf)
 
 

@@ -6,10 +6,13 @@ folder the postgres user cannot reach, as root: a folder planted where PostgreSQ
 files used to go, with links in it to files of root's, is not used and nothing is
 written through it, a cluster folder someone else could write to is refused (M7),
 and no command line of the whole start holds a secret (M8). The SMTP server takes
-mail only over STARTTLS from the notifier's user, and AUTH only after STARTTLS (M5)."""
+mail only over STARTTLS from the notifier's user, and AUTH only after STARTTLS (M5).
+The schema registry answers its clients in the identity provider's realm only, each
+as its role allows, and deletes nothing (M9)."""
 import base64
 import glob
 import hashlib
+import json
 import os
 import pwd
 import random
@@ -24,11 +27,13 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 
 import psycopg
 
-from harness import (BUILD, CONFIG, MAILDIR, ROOT, SECRETS, SECURED, SERVICES, SMTP_PORT, check, log, pg_connect,
-                     role, run, secret, wait_for)
+from harness import (BUILD, CONFIG, MAILDIR, REGISTRY_URL, ROOT, SCHEMAS, SECRETS, SECURED, SERVICES, SMTP_PORT, check,
+                     log, pg_connect, role, run, secret, token, wait_for)
 
 CA = os.path.join(SECRETS, "ca.crt")
 
@@ -388,10 +393,64 @@ def smtp():
         shutil.rmtree(top, ignore_errors=True)
 
 
+def registry_call(method, path, body=None, user=None, bearer=None, api=REGISTRY_URL):
+    """One call to the stack's registry as a client of the realm (registry-<user>, by
+    HTTP basic authentication), with a bearer token, or anonymous: (status, answer)."""
+    h = {"Content-Type": "application/vnd.schemaregistry.v1+json"}
+    if user:
+        h["Authorization"] = "Basic " + base64.b64encode(
+            f"registry-{user}:{secret(f'registry-{user}.password')}".encode()).decode()
+    if bearer:
+        h["Authorization"] = f"Bearer {bearer}"
+    req = urllib.request.Request(api + path, data=body.encode() if body else None, method=method, headers=h)
+    try:
+        with urllib.request.urlopen(req, timeout=30, context=ssl.create_default_context(cafile=CA)) as r:
+            return r.status, json.loads(r.read() or b"null")
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode(errors="replace")[:200]
+
+
+def registry():
+    """M9, the registry's half: no anonymous read or write, no partner's token; the
+    operator's client registers; a daemon's client reads, and may neither delete nor
+    change the registry's settings nor use its core API; nobody deletes."""
+    subject = f"it.hardening.{random.getrandbits(48):x}.onboarding.requested-value"
+    schema = json.dumps({"schema": SCHEMAS["onboarding.requested"]["json"]})
+    core = REGISTRY_URL.replace("/apis/ccompat/v7", "/apis/registry/v3")
+    for method, path, body in (("GET", "/subjects", None), ("GET", "/schemas/ids/1", None),
+                               ("POST", f"/subjects/{subject}/versions", schema)):
+        code, _ = registry_call(method, path, body)
+        check(code == 401, f"anonymous {method} {path}: {code}")
+    code, _ = registry_call("GET", "/subjects", bearer=token())
+    check(code in (401, 403), f"a partner's token reads the registry: {code}")
+    code, answer = registry_call("POST", f"/subjects/{subject}/versions", schema, user="admin")
+    check(code == 200 and isinstance(answer, dict) and "id" in answer, f"the operator registers: {code} {answer}")
+    sid = answer["id"]
+    code, answer = registry_call("GET", f"/schemas/ids/{sid}", user="intake")
+    check(code == 200 and "schema" in answer, f"a daemon reads a schema: {code} {answer}")
+    code, answer = registry_call("GET", "/subjects", user="intake")
+    check(code == 200 and subject in answer, f"a daemon lists the subjects: {code}")
+    for user in ("intake", "admin"):
+        for path in (f"/subjects/{subject}", f"/subjects/{subject}/versions/1"):
+            code, _ = registry_call("DELETE", path, user=user)
+            check(code == 403, f"registry-{user} DELETE {path}: {code}")
+    code, _ = registry_call("PUT", "/config", json.dumps({"compatibility": "NONE"}), user="intake")
+    check(code == 403, f"a daemon changes the registry's compatibility: {code}")
+    code, _ = registry_call("GET", "/search/artifacts", user="intake", api=core)
+    check(code == 403, f"a daemon uses the core API: {code}")
+    code, _ = registry_call("GET", "/search/artifacts", user="admin", api=core)
+    check(code == 200, f"the operator uses the core API: {code}")
+    code, answer = registry_call("GET", f"/subjects/{subject}/versions", user="intake")
+    check(code == 200 and answer == [1], f"the subject after the deletes: {code} {answer}")
+    log("registry: anonymous 401, a partner's token refused; the operator registers; a daemon reads, "
+        "and neither it nor the operator deletes; settings and core API are the operator's")
+
+
 def test_stack_hardening(ns):
     check(SECURED, "the stack is secured")
     certificates()
     pg_roles()
+    registry()
     smtp()
     second_stack()
 
