@@ -322,9 +322,11 @@ def mail_server(top):
     and AUTH yet, so the stack does not require them), deploy/smtp/server.py started
     here as the stack starts it once the switch is on."""
     conf = stack_conf("notifier")
-    if conf.get("notifier.smtp_tls") == "required":
-        check(conf["notifier.smtp_ca_file"] == CA and conf["notifier.smtp_username"] == "lmp-notifier",
-              f"the notifier's SMTP settings: {conf}")
+    settings = subprocess.run([os.path.join(BUILD, "services", "notifier", "lmp-notifier"), "--print-config"],
+                              capture_output=True, text=True, timeout=30)
+    if "\n# notifier.smtp_tls = " in settings.stdout:
+        check(conf.get("notifier.smtp_tls") == "required" and conf.get("notifier.smtp_ca_file") == CA and
+              conf.get("notifier.smtp_username") == "lmp-notifier", f"the notifier's SMTP settings: {conf}")
         with open(conf["notifier.smtp_password_file"]) as fh:
             return SMTP_PORT, "lmp-notifier", fh.read().strip(), MAILDIR, None
     log("deploy/stack's M5 switch is off (this notifier has no notifier.smtp_tls): the server script alone")
