@@ -387,9 +387,6 @@ class Namespace:
             "LMP_OUTBOX_SWEEP_MS": "1000",
             "LMP_NOTIFIER_SMTP_URL": f"smtp://127.0.0.1:{SMTP_PORT}",
         })
-        # The stack's SMTP server speaks plaintext only, and notifier.smtp_tls is required
-        # by default: until the stack offers STARTTLS with AUTH, its notifiers are told so.
-        e["LMP_NOTIFIER_SMTP_TLS"] = "none"
         e.update({k: str(v) for k, v in extra.items()})
         return e
 

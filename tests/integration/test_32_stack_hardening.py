@@ -316,84 +316,57 @@ def stack_conf(service):
     return out
 
 
-def mail_server(top):
-    """The stack's SMTP server, its notifier's user and password, and its maildir; or,
-    while deploy/stack's M5 switch is off (the notifier built here cannot use STARTTLS
-    and AUTH yet, so the stack does not require them), deploy/smtp/server.py started
-    here as the stack starts it once the switch is on."""
+def mail_server():
+    """The stack's SMTP server, its notifier's user and password, and its maildir, as
+    the stack wrote them into the notifier's settings."""
     conf = stack_conf("notifier")
-    settings = subprocess.run([os.path.join(BUILD, "services", "notifier", "lmp-notifier"), "--print-config"],
-                              capture_output=True, text=True, timeout=30)
-    if "\n# notifier.smtp_tls = " in settings.stdout:
-        check(conf.get("notifier.smtp_tls") == "required" and conf.get("notifier.smtp_ca_file") == CA and
-              conf.get("notifier.smtp_username") == "lmp-notifier", f"the notifier's SMTP settings: {conf}")
-        with open(conf["notifier.smtp_password_file"]) as fh:
-            return SMTP_PORT, "lmp-notifier", fh.read().strip(), MAILDIR, None
-    log("deploy/stack's M5 switch is off (this notifier has no notifier.smtp_tls): the server script alone")
-    maildir = os.path.join(top, "maildir")
-    for d in ("new", "cur", "tmp"):
-        os.makedirs(os.path.join(maildir, d))
-    with open(os.path.join(top, "password"), "w") as fh:
-        fh.write(secret("smtp-lmp-notifier.password"))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    p = subprocess.Popen(["/usr/bin/python3", os.path.join(ROOT, "deploy", "smtp", "server.py"), "--listen",
-                          f"127.0.0.1:{port}", "--maildir", maildir, "--cert", os.path.join(SECRETS, "smtp.crt"),
-                          "--key", os.path.join(SECRETS, "smtp.key"), "--user", "lmp-notifier", "--password-file",
-                          os.path.join(top, "password")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_for("the SMTP server to listen", lambda: not port_free(port), timeout=20)
-    return port, "lmp-notifier", secret("smtp-lmp-notifier.password"), os.path.join(maildir, "new"), p
+    check(conf.get("notifier.smtp_tls") == "required" and conf.get("notifier.smtp_ca_file") == CA and
+          conf.get("notifier.smtp_username") == "lmp-notifier", f"the notifier's SMTP settings: {conf}")
+    with open(conf["notifier.smtp_password_file"]) as fh:
+        return SMTP_PORT, "lmp-notifier", fh.read().strip(), MAILDIR
 
 
 def smtp():
     """M5, the stack's side: no mail in clear or without AUTH, no AUTH in clear; with
     STARTTLS (the stack's certificate, verified) and the notifier's user, a mail lands
     in the maildir the tests read."""
-    top = tempfile.mkdtemp(prefix="lmp-smtp-")
-    port, user, password, maildir, proc = mail_server(top)
+    port, user, password, maildir = mail_server()
     subject = f"hardening {random.getrandbits(64):x}"
     msg = f"From: lmp@lmp.example\r\nTo: nora@northwind.example\r\nSubject: {subject}\r\n\r\nhello\r\n"
-    try:
-        with smtplib.SMTP("127.0.0.1", port, timeout=20) as c:
-            c.ehlo()
-            check("auth" not in c.esmtp_features and "starttls" in c.esmtp_features,
-                  f"before STARTTLS the server offers {c.esmtp_features}")
-            code, text = c.docmd("AUTH", "PLAIN " + base64.b64encode(f"\0{user}\0{password}".encode()).decode())
-            check(code == 530, f"AUTH before STARTTLS: {code} {text}")
-            try:
-                c.sendmail("lmp@lmp.example", ["nora@northwind.example"], msg)
-                check(False, "a mail taken in clear")
-            except smtplib.SMTPSenderRefused as e:
-                check(e.smtp_code == 530, f"a mail in clear: {e}")
-        with smtplib.SMTP("127.0.0.1", port, timeout=20) as c:
-            c.starttls(context=ssl.create_default_context(cafile=CA))
-            try:
-                c.sendmail("lmp@lmp.example", ["nora@northwind.example"], msg)
-                check(False, "a mail taken without AUTH")
-            except smtplib.SMTPSenderRefused as e:
-                check(e.smtp_code == 530, f"a mail without AUTH: {e}")
-            try:
-                c.login(user, password[::-1])
-                check(False, "a wrong password taken")
-            except smtplib.SMTPAuthenticationError:
-                pass
-            c.login(user, password)
+    with smtplib.SMTP("127.0.0.1", port, timeout=20) as c:
+        c.ehlo()
+        check("auth" not in c.esmtp_features and "starttls" in c.esmtp_features,
+              f"before STARTTLS the server offers {c.esmtp_features}")
+        code, text = c.docmd("AUTH", "PLAIN " + base64.b64encode(f"\0{user}\0{password}".encode()).decode())
+        check(code == 530, f"AUTH before STARTTLS: {code} {text}")
+        try:
             c.sendmail("lmp@lmp.example", ["nora@northwind.example"], msg)
+            check(False, "a mail taken in clear")
+        except smtplib.SMTPSenderRefused as e:
+            check(e.smtp_code == 530, f"a mail in clear: {e}")
+    with smtplib.SMTP("127.0.0.1", port, timeout=20) as c:
+        c.starttls(context=ssl.create_default_context(cafile=CA))
+        try:
+            c.sendmail("lmp@lmp.example", ["nora@northwind.example"], msg)
+            check(False, "a mail taken without AUTH")
+        except smtplib.SMTPSenderRefused as e:
+            check(e.smtp_code == 530, f"a mail without AUTH: {e}")
+        try:
+            c.login(user, password[::-1])
+            check(False, "a wrong password taken")
+        except smtplib.SMTPAuthenticationError:
+            pass
+        c.login(user, password)
+        c.sendmail("lmp@lmp.example", ["nora@northwind.example"], msg)
 
-        def landed():
-            for f in os.listdir(maildir):
-                with open(os.path.join(maildir, f), errors="replace") as fh:
-                    if subject in fh.read():
-                        return f
-        wait_for("the mail in the maildir", landed, timeout=20)
-        log(f"SMTP: clear text and AUTH before STARTTLS refused (530), no mail without AUTH; "
-            f"STARTTLS and {user} deliver into {maildir}")
-    finally:
-        if proc is not None:
-            proc.terminate()
-            proc.wait(10)
-        shutil.rmtree(top, ignore_errors=True)
+    def landed():
+        for f in os.listdir(maildir):
+            with open(os.path.join(maildir, f), errors="replace") as fh:
+                if subject in fh.read():
+                    return f
+    wait_for("the mail in the maildir", landed, timeout=20)
+    log(f"SMTP: clear text and AUTH before STARTTLS refused (530), no mail without AUTH; "
+        f"STARTTLS and {user} deliver into {maildir}")
 
 
 def registry_call(method, path, body=None, user=None, bearer=None, api=REGISTRY_URL):
