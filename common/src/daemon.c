@@ -151,15 +151,19 @@ static void usage(const char *prog, const struct lmp_service *svc) {
           prog, svc->name);
 }
 
+/* One line per event type: the topics it is read from (one per writer of a type
+ * several daemons write), the one it is written to. */
 static void print_routes(const struct rt *rt) {
+  char topics[8][LMP_TOPIC_NAME_MAX], topic[LMP_TOPIC_NAME_MAX];
   for (const struct lmp_route *r = rt->svc->routes; r->event_type; r++) {
-    char topic[300];
-    lmp_topic_name(&rt->cfg, r->event_type, topic, sizeof(topic));
-    printf("consumes %s %s\n", r->event_type, topic);
+    size_t n = lmp_event_topics(&rt->cfg, r->event_type, topics, 8);
+    printf("consumes %s", r->event_type);
+    for (size_t i = 0; i < n && i < 8; i++)
+      printf(" %s", topics[i]);
+    putchar('\n');
   }
   for (const char *const *e = rt->svc->emits; e && *e; e++) {
-    char topic[300];
-    lmp_topic_name(&rt->cfg, *e, topic, sizeof(topic));
+    lmp_emit_topic(&rt->cfg, *e, rt->svc->name, topic, sizeof(topic));
     printf("emits %s %s\n", *e, topic);
   }
   for (const struct lmp_http_route *h = rt->svc->http; h && h->method; h++)
@@ -170,13 +174,14 @@ static void print_routes(const struct rt *rt) {
  * consumes and its replays, write those it emits and its own dead letters, read its
  * group. For lmpctl acls apply. */
 static void print_acls(const struct rt *rt) {
-  char topic[300];
+  char topics[8][LMP_TOPIC_NAME_MAX], topic[LMP_TOPIC_NAME_MAX];
   for (const struct lmp_route *r = rt->svc->routes; r->event_type; r++) {
-    lmp_topic_name(&rt->cfg, r->event_type, topic, sizeof(topic));
-    printf("topic %s read\n", topic);
+    size_t n = lmp_event_topics(&rt->cfg, r->event_type, topics, 8);
+    for (size_t i = 0; i < n && i < 8; i++)
+      printf("topic %s read\n", topics[i]);
   }
   for (const char *const *e = rt->svc->emits; e && *e; e++) {
-    lmp_topic_name(&rt->cfg, *e, topic, sizeof(topic));
+    lmp_emit_topic(&rt->cfg, *e, rt->svc->name, topic, sizeof(topic));
     printf("topic %s write\n", topic);
   }
   printf("topic %s read\ntopic %s write\ngroup %s read\n", rt->cfg.replay_topic, rt->cfg.dead_letter_topic,
@@ -201,7 +206,7 @@ static int register_schemas(struct rt *rt) {
   for (size_t i = 0; i < n; i++) {
     const struct lmp_schema *s = lmp_schemas_get(rt->schemas, rt->svc->emits[i]);
     char topic[300], subject[320], err[600];
-    lmp_topic_name(&rt->cfg, rt->svc->emits[i], topic, sizeof(topic));
+    lmp_emit_topic(&rt->cfg, rt->svc->emits[i], rt->svc->name, topic, sizeof(topic));
     snprintf(subject, sizeof(subject), "%s-value", topic);
     int r = s ? LMP_ERETRY : LMP_ESCHEMA;
     for (int t = 0; s && r == LMP_ERETRY && t < REGISTRY_START_TRIES; t++) {

@@ -148,7 +148,7 @@ int lmp__door_publish(void *opaque, const char *event_type, const char *key, avr
   uuid_t u;
   uuid_generate(u);
   uuid_unparse_lower(u, id);
-  lmp_topic_name(&rt->cfg, event_type, topic, sizeof(topic));
+  lmp_emit_topic(&rt->cfg, event_type, rt->svc->name, topic, sizeof(topic));
   lmp_traceparent(traceparent && lmp_traceparent_valid(traceparent) ? traceparent : "", span);
   const char *ctype = lmp__content_type(rt);
   struct lmp_http_pending *p = calloc(1, sizeof(*p));

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "lmp/error.h"
+#include "lmp/service.h"
 #include "lmp/text.h"
 
 static int hex_run(const char *s, size_t n, int *nonzero) {
@@ -169,4 +170,15 @@ int lmp_partner_id_valid(const char *s) {
   size_t n = s ? strlen(s) : 0;
   return n > 0 && n <= 64 &&
          strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-") == n;
+}
+
+/* onboarding.failed: a stage fails only its own part, and says which in "stage". */
+static const char *const failing_stages[] = {"allocation", "appliance-fulfilment", "shipping", NULL};
+static const struct lmp_writers several[] = {{"onboarding.failed", "stage", failing_stages}};
+
+const struct lmp_writers *lmp_event_writers(const char *event_type) {
+  for (size_t i = 0; i < sizeof(several) / sizeof(several[0]); i++)
+    if (strcmp(several[i].event_type, event_type) == 0)
+      return &several[i];
+  return NULL;
 }

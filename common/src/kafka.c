@@ -16,6 +16,29 @@ void lmp_topic_name(const struct lmp_config *cfg, const char *event_type, char *
   snprintf(out, outlen, "%s%s", cfg->topic_prefix, event_type);
 }
 
+size_t lmp_event_topics(const struct lmp_config *cfg, const char *event_type, char (*out)[LMP_TOPIC_NAME_MAX],
+                        size_t max) {
+  const struct lmp_writers *w = lmp_event_writers(event_type);
+  if (w == NULL) {
+    if (max)
+      lmp_topic_name(cfg, event_type, out[0], LMP_TOPIC_NAME_MAX);
+    return 1;
+  }
+  size_t n = 0;
+  for (; w->writers[n]; n++)
+    if (n < max)
+      snprintf(out[n], LMP_TOPIC_NAME_MAX, "%s%s.%s", cfg->topic_prefix, event_type, w->writers[n]);
+  return n;
+}
+
+void lmp_emit_topic(const struct lmp_config *cfg, const char *event_type, const char *service, char *out,
+                    size_t outlen) {
+  if (lmp_event_writers(event_type))
+    snprintf(out, outlen, "%s%s.%s", cfg->topic_prefix, event_type, service);
+  else
+    lmp_topic_name(cfg, event_type, out, outlen);
+}
+
 void lmp_dead_letter_topic(const struct lmp_config *cfg, const char *service, char *out, size_t outlen) {
   snprintf(out, outlen, "%sdead-letter.%s", cfg->topic_prefix, service);
 }
@@ -323,12 +346,14 @@ int lmp__kafka_start(struct rt *rt, char *err, size_t errlen) {
     return LMP_ECONFIG;
   rd_kafka_poll_set_consumer(rt->consumer);
 
-  /* One topic per route, <prefix><event type>, and the daemon's replays. */
-  rd_kafka_topic_partition_list_t *subs = rd_kafka_topic_partition_list_new(8);
+  /* The topics of each route, <prefix><event type> (one per writer of a type several
+   * daemons write), and the daemon's replays. */
+  rd_kafka_topic_partition_list_t *subs = rd_kafka_topic_partition_list_new(16);
   for (const struct lmp_route *r = rt->svc->routes; r->event_type; r++) {
-    char topic[300];
-    lmp_topic_name(&rt->cfg, r->event_type, topic, sizeof(topic));
-    rd_kafka_topic_partition_list_add(subs, topic, RD_KAFKA_PARTITION_UA);
+    char topics[8][LMP_TOPIC_NAME_MAX];
+    size_t n = lmp_event_topics(&rt->cfg, r->event_type, topics, 8);
+    for (size_t i = 0; i < n && i < 8; i++)
+      rd_kafka_topic_partition_list_add(subs, topics[i], RD_KAFKA_PARTITION_UA);
   }
   rd_kafka_topic_partition_list_add(subs, rt->cfg.replay_topic, RD_KAFKA_PARTITION_UA);
   rd_kafka_resp_err_t kerr = rd_kafka_subscribe(rt->consumer, subs);

@@ -27,15 +27,33 @@ static int text_header(const struct lmp_raw *raw, const char *name, char *out, s
   return 0;
 }
 
+/* The route of a topic, and for an event type several daemons write, which of them
+ * may write that topic (*writer; else NULL). */
 static const struct lmp_route *route_of(const struct lmp_config *cfg, const struct lmp_route *routes,
-                                        const char *topic) {
-  char t[300];
+                                        const char *topic, const char **writer) {
+  char t[8][LMP_TOPIC_NAME_MAX];
+  *writer = NULL;
   for (const struct lmp_route *r = routes; r->event_type; r++) {
-    lmp_topic_name(cfg, r->event_type, t, sizeof(t));
-    if (strcmp(t, topic) == 0)
-      return r;
+    size_t n = lmp_event_topics(cfg, r->event_type, t, 8);
+    for (size_t i = 0; i < n && i < 8; i++)
+      if (strcmp(t[i], topic) == 0) {
+        const struct lmp_writers *w = lmp_event_writers(r->event_type);
+        *writer = w ? w->writers[i] : NULL;
+        return r;
+      }
   }
   return NULL;
+}
+
+/* An event of a type several daemons write names its writer: the one whose topic
+ * it is on, which only that daemon's principal may write. */
+static int writer_named(avro_value_t *v, const char *event_type, const char *writer) {
+  const struct lmp_writers *w = lmp_event_writers(event_type);
+  avro_value_t f;
+  const char *s;
+  size_t n;
+  return w == NULL || (avro_value_get_by_name(v, w->field, &f, NULL) == 0 && avro_value_get_type(&f) == AVRO_STRING &&
+                       avro_value_get_string(&f, &s, &n) == 0 && strcmp(s, writer) == 0);
 }
 
 /* The ids an event is keyed and mailed by, each by its syntax, where the daemons read
@@ -117,10 +135,14 @@ void lmp__message_check(const struct lmp_schemas *schemas, const struct lmp_conf
     return poison(x, dr == LMP_EFRAME ? "BAD_FRAMING" : dr == LMP_ESCHEMA ? "UNKNOWN_SCHEMA"
                      : dr == LMP_ETOOBIG ? "TOO_LARGE" : "UNDECODABLE", "%s", err);
   x->decoded = 1;
-  x->route = route_of(cfg, routes, x->source);
+  const char *writer;
+  x->route = route_of(cfg, routes, x->source, &writer);
   if (x->route == NULL || strcmp(x->route->event_type, x->schema->name) != 0)
     return poison(x, "WRONG_TOPIC", "%s carries %s only, not %s", x->source,
                   x->route ? x->route->event_type : "nothing this daemon reads", x->schema->name);
+  if (writer && !writer_named(&x->value, x->schema->name, writer))
+    return poison(x, "WRONG_TOPIC", "%s carries %s's %s only, not another daemon's", x->source, writer,
+                  x->schema->name);
   if (*etype && strcmp(etype, x->schema->name) != 0)
     return poison(x, "EVENT_TYPE_MISMATCH", "header says %s, the schema is %s", etype, x->schema->name);
   if (!x->route->checks_text && lmp_avro_check_text(&x->value, err, sizeof(err)) < 0)

@@ -150,7 +150,7 @@ int lmp__row_emit(struct lmp_tx *tx, const char *event_type, const char *key, av
   }
   char id[37], topic[300], span[64];
   new_uuid(id);
-  lmp_topic_name(&rt->cfg, event_type, topic, sizeof(topic));
+  lmp_emit_topic(&rt->cfg, event_type, rt->svc->name, topic, sizeof(topic));
   /* Each emitted event is a span of its own under the span that caused it. */
   lmp_traceparent(tx->traceparent, span);
   row->len = enc.len;

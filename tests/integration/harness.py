@@ -103,6 +103,9 @@ def _daemons():
 
 
 SERVICES = _daemons()
+# Event types several daemons write: a topic per writer (<prefix><type>.<writer>),
+# as the runtime's lmp_event_writers says.
+WRITERS = {"onboarding.failed": ["allocation", "appliance-fulfilment", "shipping"]}
 DEMO_DATA = os.path.join(ROOT, "deploy", "demo-data.json")
 EXAMPLES = os.path.join(ROOT, "deploy", "examples")
 
@@ -361,8 +364,23 @@ class Namespace:
         e.update({k: str(v) for k, v in extra.items()})
         return e
 
-    def topic(self, event_type):
+    def topic(self, event_type, writer=None):
+        """An event type's topic; for one several daemons write (WRITERS), the given
+        writer's, or the first writer's."""
+        if event_type in WRITERS:
+            return f"{self.prefix}{event_type}.{writer or WRITERS[event_type][0]}"
         return self.prefix + event_type
+
+    def topics(self, event_type):
+        """Every topic an event type is on: one per writer of a type several write."""
+        return [self.topic(event_type, w) for w in WRITERS.get(event_type, [None])]
+
+    def _names(self, topic):
+        """Full topic names for a topic, an event type (all its topics) or a list."""
+        out = []
+        for t in (topic if isinstance(topic, list) else [topic]):
+            out += [t] if t.startswith(self.prefix) else self.topics(t)
+        return out
 
     def dead_letters(self, service):
         """A daemon's own dead-letter topic: only its principal may write it."""
@@ -555,8 +573,7 @@ class Namespace:
         count or timeout."""
         c = Consumer(kafka_conf(**{"group.id": "it-reader-" + str(uuid.uuid4()), "auto.offset.reset": "earliest",
                                    "enable.auto.commit": False, "log_level": 2}))
-        c.subscribe([t if t.startswith(self.prefix) else self.topic(t)
-                     for t in (topic if isinstance(topic, list) else [topic])])
+        c.subscribe(self._names(topic))
         out = []
         deadline = time.time() + timeout
         try:
@@ -573,9 +590,10 @@ class Namespace:
         """Every message of a topic (or of each of a list) up to its end as it is now:
         read until each partition's position reaches the high watermark taken at the
         start, so the answer does not depend on how fast the machine is."""
-        if isinstance(topic, list):
-            return [m for t in topic for m in self.consume_all(t, timeout)]
-        name = topic if topic.startswith(self.prefix) else self.topic(topic)
+        names = self._names(topic)
+        if len(names) > 1:
+            return [m for t in names for m in self.consume_all(t, timeout)]
+        name = names[0]
         c = Consumer(kafka_conf(**{"group.id": "it-reader-" + str(uuid.uuid4()), "auto.offset.reset": "earliest",
                                    "enable.auto.commit": False, "log_level": 2}))
         try:

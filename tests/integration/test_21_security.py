@@ -153,6 +153,12 @@ def test_security(ns):
     allocation = Producer(kafka_conf("lmp-allocation", **{"log_level": 2}))
     err = deliver(allocation, ns.topic("onboarding.accepted"), b"forged", forged)
     check(err is not None and err.name() == "TOPIC_AUTHORIZATION_FAILED", f"allocation wrote accepted: {err}")
+    # Each stage writes its own failures only: allocation cannot say that shipping
+    # failed, nor fulfilment that allocation did.
+    for who, other in (("lmp-allocation", "shipping"), ("lmp-appliance-fulfilment", "allocation")):
+        p = Producer(kafka_conf(who, **{"log_level": 2}))
+        err = deliver(p, ns.topic("onboarding.failed", other), b"forged", forged)
+        check(err is not None and err.name() == "TOPIC_AUTHORIZATION_FAILED", f"{who} wrote {other}'s failures: {err}")
     reader = Consumer(kafka_conf("lmp-allocation", **{"group.id": f"lmp-allocation-{ns.prefix}",
                                                       "auto.offset.reset": "earliest", "log_level": 2}))
     reader.subscribe([ns.topic("onboarding.requested")])

@@ -16,11 +16,15 @@
 #include "lmp/events.h"
 #include "txh.h"
 
-/* The test service: what it does with an onboarding.failed event is what its stage
- * field says; its effect is named by the event's key. */
+/* The test service: what it does with an onboarding.failed event is what its first
+ * reason's code says; its effect is named by the event's key. */
 static int handle(struct lmp_tx *tx, const struct lmp_event *ev) {
   const char *id = ev->key;
-  const char *what = lmp_av_str(ev->value, "stage");
+  avro_value_t reasons, first;
+  const char *what = lmp_av_field(ev->value, "reasons", &reasons) == 0 &&
+                             avro_value_get_by_index(&reasons, 0, &first, NULL) == 0
+                         ? lmp_av_str(&first, "code")
+                         : "";
   const char *p[] = {id};
   int r = lmp_tx_command(tx, "INSERT INTO effects(id) VALUES ($1)", 1, p);
   if (r < 0)
@@ -71,7 +75,8 @@ static void event(size_t i, const char *id, const char *what) {
   char json[300], evid[64];
   snprintf(json, sizeof(json),
            "{\"onboarding_id\": \"00000000-0000-4000-8000-0000000000%.2s\", \"partner_id\": \"p\", \"stage\": "
-           "\"%s\", \"reasons\": [], \"onboarding\": null, \"failed_at\": 0}", id, what);
+           "\"allocation\", \"reasons\": [{\"code\": \"%s\", \"field\": \"\", \"message\": \"\"}], "
+           "\"onboarding\": null, \"failed_at\": 0}", id, what);
   snprintf(evid, sizeof(evid), "ev-%s", id);
   txh_event(&H, i, "onboarding.failed", id, evid, json);
 }
@@ -244,8 +249,8 @@ static void hostile_ids_refused(void **state) {
   char want[200] = "";
   for (size_t i = 0; i < n; i++) {
     char json[400], evid[32], key[8];
-    snprintf(json, sizeof(json), "%s, \"stage\": \"ok\", \"reasons\": [], \"onboarding\": null, \"failed_at\": 0}",
-             hostile[i][0]);
+    snprintf(json, sizeof(json), "%s, \"stage\": \"allocation\", \"reasons\": [{\"code\": \"ok\", \"field\": "
+             "\"\", \"message\": \"\"}], \"onboarding\": null, \"failed_at\": 0}", hostile[i][0]);
     snprintf(evid, sizeof(evid), "ev-h%zu", i);
     snprintf(key, sizeof(key), "h%zu", i);
     txh_event(&H, i, "onboarding.failed", key, evid, json);
@@ -279,12 +284,30 @@ static void parked_events_go_after_review(void **state) {
   assert_int_equal(txh_long(&H, "SELECT count(*) FROM lmp_outbox_parked WHERE event_id <> 'old-reviewed'"), 2);
 }
 
+/* An event type several daemons write names its writer, which must be the one whose
+ * topic it is on (only that daemon's principal may write it): allocation's failure on
+ * shipping's topic was written by shipping, and is refused. */
+static void writer_bound_to_topic(void **state) {
+  txh_batch(&H, 2);
+  event(0, "b7", "ok");
+  H.b->raws[0].topic = "t.onboarding.failed.shipping";
+  H.b->raws[0].offset = 2000;
+  event(1, "b8", "ok");
+  assert_int_equal(txh_run(&H), 0);
+  assert_int_equal(H.b->applied, 1);
+  assert_string_equal(txh_dead_codes(&H), "WRONG_TOPIC");
+  txh_done(&H);
+  assert_int_equal(effects("b7"), 0);
+  assert_int_equal(effects("b8"), 1);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(applies_a_batch_once),  cmocka_unit_test(isolates_the_failing_message),
       cmocka_unit_test(retries_then_gives_up_on_one), cmocka_unit_test(too_large_an_event),
       cmocka_unit_test(poison_once),           cmocka_unit_test(database_error_classes),
       cmocka_unit_test(hostile_ids_refused),     cmocka_unit_test(parked_events_go_after_review),
+      cmocka_unit_test(writer_bound_to_topic),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -179,7 +179,12 @@ void txh_raw(struct txh *h, size_t i, const char *event_type, const void *key, s
              const void *value, size_t len) {
   struct fake *f = calloc(1, sizeof(*f));
   assert_non_null(f);
-  snprintf(f->topic, sizeof(f->topic), "t.%s", event_type);
+  /* A type several daemons write: its first writer's topic (txh_event picks by content). */
+  const struct lmp_writers *w = lmp_event_writers(event_type);
+  if (w)
+    snprintf(f->topic, sizeof(f->topic), "t.%s.%s", event_type, w->writers[0]);
+  else
+    snprintf(f->topic, sizeof(f->topic), "t.%s", event_type);
   snprintf(f->event_id, sizeof(f->event_id), "%s", event_id ? event_id : "");
   snprintf(f->event_type, sizeof(f->event_type), "%s", event_type);
   if (key) {
@@ -210,6 +215,17 @@ void txh_event(struct txh *h, size_t i, const char *event_type, const char *key,
   struct lmp_buf enc = {0};
   assert_int_equal(lmp_avro_encode(s, &v, &enc), 0);
   txh_raw(h, i, event_type, key, key ? strlen(key) : 0, event_id, enc.data, enc.len);
+  /* A type several daemons write is on the topic of the writer it names, or, naming
+   * none of them, on the first one's (where the runtime refuses it). */
+  const struct lmp_writers *w = lmp_event_writers(event_type);
+  if (w) {
+    const char *named = json_string_value(json_object_get(j, w->field)), *writer = w->writers[0];
+    for (const char *const *x = w->writers; named && *x; x++)
+      if (strcmp(*x, named) == 0)
+        writer = *x;
+    struct fake *f = h->b->msgs[i];
+    snprintf(f->topic, sizeof(f->topic), "t.%s.%s", event_type, writer);
+  }
   lmp_buf_free(&enc);
   avro_value_decref(&v);
   json_decref(j);

@@ -417,15 +417,24 @@ static void parse_selector(const char *s, struct selector *sel) {
     sel->id[i] = (char)tolower((unsigned char)s[i]);
 }
 
+/* Whether a topic is one an event type is on (one per writer of a type several
+ * daemons write). */
+static int topic_of(const char *topic, const char *event_type) {
+  char t[8][LMP_TOPIC_NAME_MAX];
+  size_t n = lmp_event_topics(&cfg, event_type, t, 8);
+  for (size_t i = 0; i < n && i < 8; i++)
+    if (strcmp(t[i], topic) == 0)
+      return 1;
+  return 0;
+}
+
 static int matches(const struct dl *d, const struct filter *f) {
   const char *src = meta(d, "source_topic"), *code = meta(d, "error_code");
   if (f->daemon && strcmp(f->daemon, d->daemon) != 0)
     return 0;
   if (f->topic) {
     /* The full topic name, or the event type under this prefix. */
-    char full[300];
-    lmp_topic_name(&cfg, f->topic, full, sizeof(full));
-    if (src == NULL || (strcmp(src, f->topic) != 0 && strcmp(src, full) != 0))
+    if (src == NULL || (strcmp(src, f->topic) != 0 && !topic_of(src, f->topic)))
       return 0;
   }
   if (f->code && (code == NULL || strcmp(code, f->code) != 0))
@@ -855,11 +864,7 @@ struct replay {
 static int our_topic(const char *topic) {
   for (size_t i = 0; i < lmp_schemas_count(schemas()); i++) {
     const struct lmp_schema *s = lmp_schemas_at(schemas(), i);
-    char t[300];
-    if (strchr(s->name, '.') == NULL) /* a shared type, not an event */
-      continue;
-    lmp_topic_name(&cfg, s->name, t, sizeof(t));
-    if (strcmp(t, topic) == 0)
+    if (strchr(s->name, '.') != NULL && topic_of(topic, s->name)) /* not a shared type: an event */
       return 1;
   }
   return 0;

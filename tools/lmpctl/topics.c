@@ -15,11 +15,13 @@ static int is_event(const struct lmp_schema *s) { return strchr(s->name, '.') !=
 
 /* Every topic of the flow: one per event type, and each daemon's dead letters and
  * replays. The number of names. */
-static size_t flow_topics(char names[][300]) {
+static size_t flow_topics(char names[][LMP_TOPIC_NAME_MAX]) {
   size_t n = 0;
   for (size_t i = 0; i < lmp_schemas_count(schemas()) && n < MAX_TOPICS; i++)
     if (is_event(lmp_schemas_at(schemas(), i)))
-      lmp_topic_name(&cfg, lmp_schemas_at(schemas(), i)->name, names[n++], 300);
+      n += lmp_event_topics(&cfg, lmp_schemas_at(schemas(), i)->name, names + n, MAX_TOPICS - n);
+  if (n > MAX_TOPICS - 10)
+    die("more topics than lmpctl makes room for (%d)", MAX_TOPICS);
   for (const struct lmp_daemon *d = lmp_daemons; d->name && n + 2 <= MAX_TOPICS; d++) {
     lmp_dead_letter_topic(&cfg, d->name, names[n++], 300);
     lmp_replay_topic(&cfg, d->name, names[n++], 300);
