@@ -91,6 +91,17 @@ def pg_connect(dbname, user="lmp", **kw):
     return psycopg.connect(host="127.0.0.1", port=PG_PORT, user=user, dbname=dbname, **kw)
 
 
+def stack_conf(service):
+    """The stack's settings for a daemon, as a dict of name to value."""
+    out = {}
+    with open(os.path.join(CONFIG, f"{service}.conf")) as fh:
+        for line in fh:
+            if "=" in line and not line.startswith("#"):
+                k, v = line.split("=", 1)
+                out[k.strip()] = v.strip()
+    return out
+
+
 def role(service):
     """A daemon's PostgreSQL role (and the name of its database in the stack)."""
     return "lmp_" + service.replace("-", "_")

@@ -18,7 +18,8 @@ import psycopg
 from confluent_kafka import Consumer, KafkaException, Producer
 
 from harness import (BUILD, CONFIG, ROOT, SECRETS, SECURED, SERVICES, check, decode, encode, example, http_get,
-                     http_post, kafka_conf, log, onboarding_id, pg_connect, role, run, secret, token, wait_for)
+                     http_post, kafka_conf, log, onboarding_id, pg_connect, role, run, secret, stack_conf, token,
+                     wait_for)
 
 
 def work(ns, name):
@@ -44,17 +45,6 @@ def rogue_ca(base):
     openssl("x509", "-req", "-in", base + "-client.csr", "-CA", base + "-ca.crt", "-CAkey", base + "-ca.key",
             "-CAcreateserial", "-days", "2", "-out", base + "-client.crt")
     return base + "-ca.crt", base + "-client.crt", base + "-client.key"
-
-
-def stack_conf(service):
-    """The stack's settings for a daemon, as a dict of name to value."""
-    out = {}
-    with open(os.path.join(CONFIG, f"{service}.conf")) as fh:
-        for line in fh:
-            if "=" in line and not line.startswith("#"):
-                k, v = line.split("=", 1)
-                out[k.strip()] = v.strip()
-    return out
 
 
 def readyz(p):

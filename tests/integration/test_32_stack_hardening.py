@@ -33,7 +33,7 @@ import urllib.request
 import psycopg
 
 from harness import (BUILD, CONFIG, MAILDIR, REGISTRY_URL, ROOT, SCHEMAS, SECRETS, SECURED, SERVICES, SMTP_PORT, check,
-                     log, pg_connect, role, run, secret, token, wait_for)
+                     log, pg_connect, role, run, secret, stack_conf, token, wait_for)
 
 CA = os.path.join(SECRETS, "ca.crt")
 
@@ -303,17 +303,6 @@ def second_stack():
         st.run("reset", ok=False)
         shutil.rmtree(old, ignore_errors=True)
         shutil.rmtree(top, ignore_errors=True)
-
-
-def stack_conf(service):
-    """The stack's settings for a daemon, as a dict of name to value."""
-    out = {}
-    with open(os.path.join(CONFIG, f"{service}.conf")) as fh:
-        for line in fh:
-            if "=" in line and not line.startswith("#"):
-                k, v = line.split("=", 1)
-                out[k.strip()] = v.strip()
-    return out
 
 
 def mail_server():
