@@ -51,8 +51,10 @@ ONBOARDING_NS = uuid.UUID("6b1e0f4c-8d2a-4e57-9a31-5c7e20d48b93")
 
 def registry_env(url=REGISTRY_URL):
     """A daemon's settings for framing its events with the stack's schema registry."""
+    # A plaintext stack's registry speaks http://, which a daemon takes only when told.
     return {"LMP_SCHEMA_REGISTRY_URL": url,
-            "LMP_SCHEMA_REGISTRY_CA_FILE": os.path.join(SECRETS, "ca.crt") if SECURED else ""}
+            "LMP_SCHEMA_REGISTRY_CA_FILE": os.path.join(SECRETS, "ca.crt") if SECURED else "",
+            "LMP_SCHEMA_REGISTRY_ALLOW_HTTP": "false" if SECURED else "true"}
 
 
 def registry_client(url=REGISTRY_URL):
