@@ -153,15 +153,29 @@ def _ssl_context():
     return ssl.create_default_context(cafile=os.path.join(SECRETS, "ca.crt")) if SECURED else None
 
 
+def _pool_died(e):
+    """Keycloak's answer when the database connection it took from its pool died (the
+    stack's PostgreSQL restarted, integration.20): it cannot look the client up, and
+    says invalid_client (401). Our clients exist; a wrong password is invalid_grant."""
+    if not isinstance(e, urllib.error.HTTPError) or e.code != 401:
+        return False
+    try:
+        return json.loads(e.read() or b"{}").get("error") == "invalid_client"
+    except ValueError:
+        return False
+
+
 def with_retries(fn, tries=6):
-    """fn(), again after a second when the identity provider answered 5xx or not at
-    all: right after the stack's PostgreSQL restarts (integration.20) its first
-    requests fail on pooled connections that died, as a real client would see it."""
+    """fn(), again after a second when the identity provider answered 5xx, not at all,
+    or lost a pooled database connection: right after the stack's PostgreSQL restarts
+    (integration.20) its first requests fail on pooled connections that died, as a
+    real client would see it."""
     for i in range(tries):
         try:
             return fn()
         except (urllib.error.HTTPError, urllib.error.URLError, ConnectionError) as e:
-            if (isinstance(e, urllib.error.HTTPError) and e.code < 500) or i == tries - 1:
+            transient = not isinstance(e, urllib.error.HTTPError) or e.code >= 500 or _pool_died(e)
+            if not transient or i == tries - 1:
                 raise
             log(f"the identity provider answered {e}; again in a second")
             time.sleep(1)
