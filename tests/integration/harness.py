@@ -156,8 +156,9 @@ def _ssl_context():
 def _pool_died(e):
     """Keycloak's answer when the database connection it took from its pool died (the
     stack's PostgreSQL restarted, integration.20): it cannot look the client up, and
-    says invalid_client (401). Our clients exist; a wrong password is invalid_grant."""
-    if not isinstance(e, urllib.error.HTTPError) or e.code != 401:
+    says invalid_client (400 or 401). Our clients exist; a wrong password is
+    invalid_grant."""
+    if not isinstance(e, urllib.error.HTTPError) or e.code not in (400, 401):
         return False
     try:
         return json.loads(e.read() or b"{}").get("error") == "invalid_client"
