@@ -53,6 +53,9 @@ const struct lmp_conf_entry lmp_config_entries[] = {
     {"pg.connect_timeout_s", LMP_CONF_INT, C(pg_connect_timeout_s), 1, 600, "5", "PostgreSQL connection timeout"},
     {"pg.database", LMP_CONF_STR, C(pg_database), 0, 63, "", "database; empty means lmp_<service> (a hyphen written as _)"},
     {"pg.host", LMP_CONF_STR, C(pg_host), 1, 255, "127.0.0.1", "PostgreSQL host or socket directory"},
+    {"pg.migrate_on_start", LMP_CONF_BOOL, C(pg_migrate_on_start), 0, 1, "true", "apply the daemon's pending migrations when it starts; false: only check that they are applied (run lmp-<service> --migrate before it) and stay unready until they are"},
+    {"pg.migrate_password_file", LMP_CONF_STR, C(pg_migrate_password_file), 0, 1024, "", "file holding pg.migrate_user's password"},
+    {"pg.migrate_user", LMP_CONF_STR, C(pg_migrate_user), 0, 63, "", "PostgreSQL role that owns the daemon's tables and applies its migrations over a connection of its own, then grants pg.user reading and writing their rows; empty: pg.user migrates (and so must own them)"},
     {"pg.password", LMP_CONF_STR, C(pg_password), 0, 255, "", "PostgreSQL password (prefer pg.password_file)"},
     {"pg.password_file", LMP_CONF_STR, C(pg_password_file), 0, 1024, "", "file holding the PostgreSQL password"},
     {"pg.port", LMP_CONF_INT, C(pg_port), 1, 65535, "15432", "PostgreSQL port"},
@@ -141,18 +144,21 @@ int lmp_config_read_secret(const char *path, char **out, char *err, size_t errle
   size_t n = fread(buf, 1, sizeof(buf) - 1, f);
   int big = !feof(f);
   fclose(f);
-  if (big) {
-    snprintf(err, errlen, "%s: over %zu bytes", path, sizeof(buf) - 1);
-    return LMP_ECONFIG;
-  }
+  int r = 0;
   while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
     n--;
   buf[n] = '\0';
-  if (memchr(buf, '\0', n)) {
+  if (big) {
+    snprintf(err, errlen, "%s: over %zu bytes", path, sizeof(buf) - 1);
+    r = LMP_ECONFIG;
+  } else if (memchr(buf, '\0', n)) {
     snprintf(err, errlen, "%s: holds a NUL byte", path);
-    return LMP_ECONFIG;
+    r = LMP_ECONFIG;
+  } else if ((*out = strdup(buf)) == NULL) {
+    r = LMP_ENOMEM;
   }
-  return (*out = strdup(buf)) ? 0 : LMP_ENOMEM;
+  explicit_bzero(buf, sizeof(buf)); /* no copy of the secret stays on the stack */
+  return r;
 }
 
 /* One "<prefix>.<key> = value" of a map; a key ending in _file reads its value. */
@@ -378,6 +384,15 @@ static int check_listener_tls(const char *prefix, const char *cert, const char *
 /* What the settings every daemon has say together, once every source is read. */
 static int check_common(const struct lmp_config *cfg, char *err, size_t errlen) {
   int r = check_pg_tls(cfg, err, errlen);
+  if (r == 0 && *cfg->pg_migrate_password_file && !*cfg->pg_migrate_user) {
+    snprintf(err, errlen, "pg.migrate_password_file is set but pg.migrate_user is not: whose password is it?");
+    r = LMP_ECONFIG;
+  }
+  if (r == 0 && *cfg->pg_migrate_user && strcmp(cfg->pg_migrate_user, cfg->pg_user) == 0) {
+    snprintf(err, errlen, "pg.migrate_user is pg.user (%s): leave it empty, or name the role that owns the tables",
+             cfg->pg_user);
+    r = LMP_ECONFIG;
+  }
   if (r == 0)
     r = check_listener_tls("http", cfg->http_tls_cert_file, cfg->http_tls_key_file, err, errlen);
   if (r == 0)

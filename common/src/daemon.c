@@ -140,13 +140,14 @@ static int check_settings(const struct lmp_config *cfg, char *err, size_t errlen
 
 static void usage(const char *prog, const struct lmp_service *svc) {
   fprintf(stderr,
-          "usage: %s [-c FILE] [--print-config] [--check-config] [--print-routes]\n"
+          "usage: %s [-c FILE] [--print-config | --check-config | --print-routes | --print-acls | --migrate]\n"
           "  The %s daemon of the LMP onboarding backend.\n"
           "  -c, --config FILE   settings file (default: $LMP_CONFIG, else built-in defaults)\n"
           "  --print-config      print every setting with its default and exit\n"
           "  --check-config      validate the settings and exit (0 when valid)\n"
           "  --print-routes      print the event types it consumes and emits, their topics, its HTTP routes\n"
           "  --print-acls        print the Kafka permissions it needs (for lmpctl acls apply)\n"
+          "  --migrate           apply the database's pending migrations (as pg.migrate_user when set) and exit\n"
           "  Each setting may also be given as an environment variable LMP_<NAME>.\n",
           prog, svc->name);
 }
@@ -295,6 +296,24 @@ static void bounded_heap(void) {
   mallopt(M_TRIM_THRESHOLD, 256 * 1024);
 }
 
+/* --migrate: the database brought to this build's schema, once, for a deployment
+ * that runs the daemon itself with a role that cannot change tables (an init
+ * container, a step before the service starts). */
+static int migrate_and_exit(struct rt *rt) {
+  char app[80];
+  snprintf(app, sizeof(app), "lmp-%s", rt->svc->name);
+  int r = lmp__db_init(&rt->db, &rt->cfg, rt->dbname, app);
+  if (r == 0)
+    r = lmp__db_migrate_all(&rt->db, &rt->cfg, rt->dbname, rt->svc->name, rt->svc->migrations);
+  if (r < 0)
+    fprintf(stderr, "lmp-%s: migrating database %s: %s\n", rt->svc->name, rt->dbname, rt->db.err);
+  else
+    printf("lmp-%s: database %s is migrated%s%s\n", rt->svc->name, rt->dbname,
+           *rt->cfg.pg_migrate_user ? " by " : "", rt->cfg.pg_migrate_user);
+  lmp__db_close(&rt->db);
+  return r == LMP_ECONFIG ? 2 : r < 0 ? 1 : 0;
+}
+
 int lmp_service_main(const struct lmp_service *svc, int argc, char **argv) {
   static struct rt rt0; /* one runtime per process */
   struct rt *rt = &rt0;
@@ -303,12 +322,13 @@ int lmp_service_main(const struct lmp_service *svc, int argc, char **argv) {
   rt->svc = svc;
   rt->ops = &lmp__kafka_ops;
   const char *path = getenv("LMP_CONFIG");
-  int print = 0, check_only = 0, routes = 0;
+  int print = 0, check_only = 0, routes = 0, migrate_only = 0;
   static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
                                        {"print-config", no_argument, NULL, 'p'},
                                        {"check-config", no_argument, NULL, 'k'},
                                        {"print-routes", no_argument, NULL, 'r'},
                                        {"print-acls", no_argument, NULL, 'a'},
+                                       {"migrate", no_argument, NULL, 'm'},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
   int o;
@@ -319,6 +339,7 @@ int lmp_service_main(const struct lmp_service *svc, int argc, char **argv) {
     case 'k': check_only = 1; break;
     case 'r': routes = 1; break;
     case 'a': routes = 2; break;
+    case 'm': migrate_only = 1; break;
     case 'h': usage(argv[0], svc); return 0;
     default: usage(argv[0], svc); return 2;
     }
@@ -376,6 +397,11 @@ int lmp_service_main(const struct lmp_service *svc, int argc, char **argv) {
     for (char *c = rt->dbname; *c; c++)
       if (*c == '-')
         *c = '_'; /* a name PostgreSQL takes without quotes */
+  }
+  if (migrate_only) {
+    r = migrate_and_exit(rt);
+    lmp_config_free(tables);
+    return r;
   }
   lmp_metrics_init(&rt->m);
   pthread_mutex_init(&rt->door_lock, NULL);

@@ -15,23 +15,28 @@ static int put_kv(struct lmp_buf *b, const char *k, const char *v) {
   return r ? r : lmp_buf_puts(b, "'");
 }
 
-int lmp__db_init(struct lmp_db *db, const struct lmp_config *cfg, const char *dbname,
-                 const char *application_name) {
+/* The connection string of one role: user, and its password from password_file
+ * (named setting in errors) when set, else the inline password. */
+static int init_as(struct lmp_db *db, const struct lmp_config *cfg, const char *dbname,
+                   const char *application_name, const char *user, const char *setting,
+                   const char *password_file, const char *inline_password) {
   memset(db, 0, sizeof(*db));
   struct lmp_buf b = {0};
   char num[16], opts[64];
   int r = put_kv(&b, "host", cfg->pg_host);
   snprintf(num, sizeof(num), "%d", cfg->pg_port);
   if (r == 0) r = put_kv(&b, "port", num);
-  if (r == 0) r = put_kv(&b, "user", cfg->pg_user);
+  if (r == 0) r = put_kv(&b, "user", user);
   char *secret = NULL, why[400];
-  if (r == 0 && cfg->pg_password_file && *cfg->pg_password_file &&
-      lmp_config_read_secret(cfg->pg_password_file, &secret, why, sizeof(why)) < 0) {
-    snprintf(db->err, sizeof(db->err), "pg.password_file: %s", why);
+  if (r == 0 && password_file && *password_file &&
+      lmp_config_read_secret(password_file, &secret, why, sizeof(why)) < 0) {
+    snprintf(db->err, sizeof(db->err), "%s: %s", setting, why);
     r = LMP_ECONFIG;
   }
-  const char *password = secret ? secret : cfg->pg_password;
+  const char *password = secret ? secret : inline_password;
   if (r == 0 && password && *password) r = put_kv(&b, "password", password);
+  if (secret)
+    explicit_bzero(secret, strlen(secret));
   free(secret);
   if (r == 0 && cfg->pg_sslmode && *cfg->pg_sslmode) r = put_kv(&b, "sslmode", cfg->pg_sslmode);
   if (r == 0 && cfg->pg_sslrootcert && *cfg->pg_sslrootcert) r = put_kv(&b, "sslrootcert", cfg->pg_sslrootcert);
@@ -52,6 +57,12 @@ int lmp__db_init(struct lmp_db *db, const struct lmp_config *cfg, const char *db
   }
   db->conninfo = lmp_buf_steal(&b);
   return 0;
+}
+
+int lmp__db_init(struct lmp_db *db, const struct lmp_config *cfg, const char *dbname,
+                 const char *application_name) {
+  return init_as(db, cfg, dbname, application_name, cfg->pg_user, "pg.password_file", cfg->pg_password_file,
+                 cfg->pg_password);
 }
 
 void lmp__db_close(struct lmp_db *db) {
@@ -206,7 +217,41 @@ int lmp__db_query(struct lmp_db *db, const char *sql, int n, const char *const *
   return rc;
 }
 
+/* Lets role read and write the rows of every table and sequence there is, in the
+ * migration's transaction: tables a migration created belong to the migrating role. */
+static int grant_rows(struct lmp_db *db, const char *role) {
+  char *id = PQescapeIdentifier(db->conn, role, strlen(role));
+  if (id == NULL) {
+    set_err(db, PQerrorMessage(db->conn));
+    return LMP_ENOMEM;
+  }
+  struct lmp_buf b = {0};
+  int r = lmp_buf_printf(&b,
+                         "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO %s; "
+                         "GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO %s",
+                         id, id);
+  PQfreemem(id);
+  if (r < 0)
+    return r;
+  PGresult *res = PQexec(db->conn, b.data);
+  lmp_buf_free(&b);
+  if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
+    char msg[400];
+    snprintf(msg, sizeof(msg), "granting %s its rows: %s", role,
+             res ? PQresultErrorMessage(res) : PQerrorMessage(db->conn));
+    set_err(db, msg);
+    r = lmp__db_classify(db->conn, res);
+  }
+  PQclear(res);
+  return r;
+}
+
 int lmp__db_migrate(struct lmp_db *db, const char *scope, const struct lmp_embedded *migrations) {
+  return lmp__db_migrate_grant(db, scope, migrations, NULL);
+}
+
+int lmp__db_migrate_grant(struct lmp_db *db, const char *scope, const struct lmp_embedded *migrations,
+                          const char *grant_to) {
   int r = lmp__db_ensure(db);
   if (r < 0)
     return r;
@@ -214,9 +259,12 @@ int lmp__db_migrate(struct lmp_db *db, const char *scope, const struct lmp_embed
     return r;
   /* One lock for every daemon's migrations: several instances may start at once. */
   r = lmp__db_query(db, "SELECT pg_advisory_xact_lock(7245001)", 0, NULL, NULL, NULL, 0, NULL);
+  /* Created when missing only: CREATE ... IF NOT EXISTS needs the right to create
+   * even when the table is there, which a role that only writes rows lacks. */
   if (r == 0)
-    r = lmp__db_query(db, "CREATE TABLE IF NOT EXISTS lmp_schema_migrations ("
-                          "name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
+    r = lmp__db_query(db, "DO $$ BEGIN IF to_regclass('lmp_schema_migrations') IS NULL THEN "
+                          "CREATE TABLE lmp_schema_migrations (name text PRIMARY KEY, "
+                          "applied_at timestamptz NOT NULL DEFAULT now()); END IF; END $$",
                       0, NULL, NULL, NULL, 0, NULL);
   for (const struct lmp_embedded *m = migrations; r == 0 && m->name; m++) {
     char name[256];
@@ -242,9 +290,64 @@ int lmp__db_migrate(struct lmp_db *db, const char *scope, const struct lmp_embed
     }
     PQclear(res);
   }
+  if (r == 0 && grant_to)
+    r = grant_rows(db, grant_to);
   if (r == 0)
     r = lmp__db_query(db, "COMMIT", 0, NULL, NULL, NULL, 0, NULL);
   else if (db->conn && PQstatus(db->conn) == CONNECTION_OK)
     PQclear(PQexec(db->conn, "ROLLBACK"));
+  return r;
+}
+
+int lmp__db_pending(struct lmp_db *db, const char *scope, const struct lmp_embedded *migrations, char *first,
+                    size_t firstlen) {
+  int r = lmp__db_ensure(db);
+  if (r < 0)
+    return r;
+  PGresult *res;
+  r = lmp__db_query(db, "SELECT to_regclass('lmp_schema_migrations') IS NOT NULL", 0, NULL, NULL, NULL, 0, &res);
+  if (r < 0)
+    return r;
+  int table = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+  PQclear(res);
+  int pending = 0;
+  for (const struct lmp_embedded *m = migrations; m->name; m++) {
+    char name[256];
+    snprintf(name, sizeof(name), "%s/%s", scope, m->name);
+    int applied = 0;
+    if (table) {
+      const char *params[] = {name};
+      if ((r = lmp__db_query(db, "SELECT 1 FROM lmp_schema_migrations WHERE name = $1", 1, params, NULL, NULL, 0,
+                             &res)) < 0)
+        return r;
+      applied = PQntuples(res) == 1;
+      PQclear(res);
+    }
+    if (!applied && pending++ == 0)
+      snprintf(first, firstlen, "%s", name);
+  }
+  return pending;
+}
+
+int lmp__db_migrate_all(struct lmp_db *db, const struct lmp_config *cfg, const char *dbname, const char *service,
+                        const struct lmp_embedded *migrations) {
+  if (!*cfg->pg_migrate_user) {
+    int r = lmp__db_migrate(db, "runtime", lmp_runtime_migrations);
+    return r < 0 ? r : lmp__db_migrate(db, service, migrations);
+  }
+  /* The owner's connection lives as long as the migration: the daemon's own role
+   * reads and writes rows and can change no table. */
+  struct lmp_db own;
+  char app[96];
+  snprintf(app, sizeof(app), "lmp-%s-migrate", service);
+  int r = init_as(&own, cfg, dbname, app, cfg->pg_migrate_user, "pg.migrate_password_file",
+                  cfg->pg_migrate_password_file, NULL);
+  if (r == 0 && (r = lmp__db_migrate(&own, "runtime", lmp_runtime_migrations)) == 0)
+    r = lmp__db_migrate_grant(&own, service, migrations, cfg->pg_user);
+  if (r < 0) {
+    snprintf(db->err, sizeof(db->err), "as %s: %s", cfg->pg_migrate_user, own.err);
+    db->refused = own.refused;
+  }
+  lmp__db_close(&own);
   return r;
 }

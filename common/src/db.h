@@ -43,6 +43,19 @@ int lmp__db_classify(PGconn *conn, const PGresult *res);
 /* Applies each migration of a table not yet applied, in order, under an advisory lock
  * so several instances can start together. scope prefixes the names. */
 int lmp__db_migrate(struct lmp_db *db, const char *scope, const struct lmp_embedded *migrations);
+/* The same, and in its transaction grants grant_to (when not NULL) reading and
+ * writing the rows of every table and sequence. */
+int lmp__db_migrate_grant(struct lmp_db *db, const char *scope, const struct lmp_embedded *migrations,
+                          const char *grant_to);
+/* A daemon's migrations, the runtime's and then its own (service names their scope):
+ * over db itself, or, when pg.migrate_user is set, over a connection of that role
+ * opened and closed here, which then grants pg.user the rows. Errors are in db->err. */
+int lmp__db_migrate_all(struct lmp_db *db, const struct lmp_config *cfg, const char *dbname, const char *service,
+                        const struct lmp_embedded *migrations);
+/* How many of the migrations are not applied (0: all are), the first of them in
+ * first; or a negative error. Reads only: for a role that cannot migrate. */
+int lmp__db_pending(struct lmp_db *db, const char *scope, const struct lmp_embedded *migrations, char *first,
+                    size_t firstlen);
 
 extern const struct lmp_embedded lmp_runtime_migrations[];
 

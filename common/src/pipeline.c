@@ -205,9 +205,12 @@ static void after_work_cb(uv_work_t *w, int status) {
   }
   if (b->rc < 0) {
     atomic_fetch_add(&rt->m.failed_batches, 1);
-    if (b->rc == LMP_ERETRY && (rt->db.conn == NULL || PQstatus(rt->db.conn) != CONNECTION_OK)) {
+    int connected = rt->db.conn && PQstatus(rt->db.conn) == CONNECTION_OK;
+    if (b->rc == LMP_ERETRY && !connected) {
       atomic_store(&rt->m.db_up, 0);
       atomic_store(&rt->m.db_refused, rt->db.refused);
+    } else if (connected) {
+      atomic_store(&rt->m.db_up, 1); /* reached, and refused a statement (or not migrated yet) */
     }
     give_back(rt, b);
     if (b->purge)

@@ -332,17 +332,33 @@ static int transaction(struct lmp_tx *tx) {
   return r;
 }
 
+/* The database is at the daemon's schema: migrated now, or (pg.migrate_on_start
+ * false) found migrated by someone else; until then the daemon waits, unready. */
+static int migrate(struct rt *rt, char *err, size_t errlen) {
+  const struct lmp_service *svc = rt->svc;
+  int r;
+  if (rt->cfg.pg_migrate_on_start) {
+    if ((r = lmp__db_migrate_all(&rt->db, &rt->cfg, rt->dbname, svc->name, svc->migrations)) < 0)
+      snprintf(err, errlen, "database migration: %s", rt->db.err);
+    return r;
+  }
+  char first[256] = "";
+  if ((r = lmp__db_pending(&rt->db, "runtime", lmp_runtime_migrations, first, sizeof(first))) == 0)
+    r = lmp__db_pending(&rt->db, svc->name, svc->migrations, first, sizeof(first));
+  if (r < 0)
+    snprintf(err, errlen, "checking the database's migrations: %s", rt->db.err);
+  else if (r > 0)
+    snprintf(err, errlen, "database %s is not migrated (%s is not applied, pg.migrate_on_start is false): run "
+             "lmp-%s --migrate", rt->dbname, first, svc->name);
+  return r > 0 ? LMP_ERETRY : r;
+}
+
 void lmp__txn_run(struct rt *rt, struct batch *b) {
   struct lmp_tx tx = {.rt = rt, .db = &rt->db, .b = b};
   b->err[0] = '\0';
   int r = lmp__db_ensure(&rt->db);
-  if (r == 0 && !atomic_load(&rt->m.migrated)) {
-    if ((r = lmp__db_migrate(&rt->db, "runtime", lmp_runtime_migrations)) == 0 &&
-        (r = lmp__db_migrate(&rt->db, rt->svc->name, rt->svc->migrations)) == 0)
-      atomic_store(&rt->m.migrated, 1);
-    else
-      snprintf(b->err, sizeof(b->err), "database migration: %s", rt->db.err);
-  }
+  if (r == 0 && !atomic_load(&rt->m.migrated) && (r = migrate(rt, b->err, sizeof(b->err))) == 0)
+    atomic_store(&rt->m.migrated, 1);
   for (;;) {
     b->applied = b->dups = b->dead = b->parked = 0;
     b->wake = 0;

@@ -105,8 +105,25 @@ def stack_conf(service):
 
 
 def role(service):
-    """A daemon's PostgreSQL role (and the name of its database in the stack)."""
+    """A daemon's PostgreSQL role (and the name of its database in the stack): it reads
+    and writes rows, and changes no table."""
     return "lmp_" + service.replace("-", "_")
+
+
+def owner_role(service):
+    """The role that owns a daemon's tables and applies its migrations."""
+    return role(service) + "_owner"
+
+
+def create_database(c, db, service):
+    """A daemon's database as the stack makes one (c: the superuser's, autocommit):
+    owned by the role that migrates it, reached by that role and the daemon's alone."""
+    if not SECURED:
+        c.execute(f'CREATE DATABASE "{db}"')
+        return
+    c.execute(f'CREATE DATABASE "{db}" OWNER {owner_role(service)}')
+    c.execute(f'REVOKE ALL ON DATABASE "{db}" FROM PUBLIC')
+    c.execute(f'GRANT CONNECT ON DATABASE "{db}" TO {role(service)}')
 
 
 def _daemons():
@@ -354,15 +371,9 @@ class Namespace:
         self.groups = set()
         self.http = {}
         self.admin = {}
-        # Each daemon's database belongs to its role, and nobody else may connect.
         with pg_connect("postgres", autocommit=True) as c:
             for service in SERVICES:
-                db = self.dbname(service)
-                if SECURED:
-                    c.execute(f'CREATE DATABASE "{db}" OWNER {role(service)}')
-                    c.execute(f'REVOKE ALL ON DATABASE "{db}" FROM PUBLIC')
-                else:
-                    c.execute(f'CREATE DATABASE "{db}"')
+                create_database(c, self.dbname(service), service)
         self.lmpctl("topics", "create", "--wait", "60")
         if SECURED:
             # Each daemon's principal may do what its route table says, under this prefix.

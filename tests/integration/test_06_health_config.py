@@ -5,7 +5,8 @@ import re
 import subprocess
 import sys
 
-from harness import BUILD, SERVICES, check, example, http_get, run, token, wait_for
+from harness import (BUILD, SECURED, SERVICES, check, create_database, example, http_get, owner_role, pg_connect,
+                     run, token, wait_for)
 
 
 def test_health_config(ns):
@@ -84,6 +85,27 @@ def test_health_config(ns):
     check('"database":"unreachable"' in body, body)
     with open(q.logfile) as fh:
         wait_for("a log line naming the database", lambda: "database" in open(q.logfile).read())
+
+    # A daemon that may not migrate (pg.migrate_on_start false, as where an init step
+    # holds the owner's password): unready on a database nobody migrated, saying what
+    # to run, and ready once lmp-intake --migrate has run.
+    db = ns.db + "_unmigrated"
+    with pg_connect("postgres", autocommit=True) as c:
+        create_database(c, db, "intake")
+    env = {"LMP_PG_DATABASE": db, "LMP_PG_MIGRATE_ON_START": "false", "LMP_KAFKA_GROUP_ID": "unmigrated-" + ns.prefix}
+    u = ns.start(wait_ready=False, **env)
+    wait_for("a log line asking for --migrate", lambda: "run lmp-intake --migrate" in open(u.logfile).read())
+    code, body = http_get(u.http + "/readyz")
+    check(code == 503 and '"database":"migrating"' in body, f"unmigrated: {code} {body}")
+    out = subprocess.run([exe, "--migrate"], env=ns.env(**env), capture_output=True, text=True, timeout=60)
+    by = f" by {owner_role('intake')}" if SECURED else ""
+    check(out.returncode == 0 and out.stdout == f"lmp-intake: database {db} is migrated{by}\n",
+          f"--migrate: {out.returncode} {out.stdout!r} {out.stderr!r}")
+    wait_for("ready once migrated", lambda: http_get(u.http + "/readyz")[0] == 200, timeout=90)
+    out = subprocess.run([exe, "--migrate"], env=ns.env(**env, LMP_PG_PORT="1"), capture_output=True, text=True,
+                         timeout=60)
+    check(out.returncode == 1 and f"lmp-intake: migrating database {db}:" in out.stderr,
+          f"--migrate on no database: {out.returncode} {out.stderr!r}")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ renamed daemon goes on from there (README, "Renaming fulfilment")."""
 import re
 import sys
 
-from harness import SECURED, SERVICES, check, example, http_get, onboarding_id, pg_connect, role, run, wait_for
+from harness import SERVICES, check, create_database, example, http_get, onboarding_id, pg_connect, run, wait_for
 
 
 def metric(url, name):
@@ -19,8 +19,7 @@ def test_rename_upgrade(ns):
     new_db = ns.dbname("appliance-fulfilment")
     with pg_connect("postgres", autocommit=True) as c:
         c.execute(f'DROP DATABASE "{new_db}"')
-        owner = f" OWNER {role('appliance-fulfilment')}" if SECURED else ""
-        c.execute(f'CREATE DATABASE "{old_db}"{owner}')
+        create_database(c, old_db, "appliance-fulfilment")
     for service in SERVICES:
         if service != "appliance-fulfilment":
             ns.start(service)

@@ -18,8 +18,8 @@ import psycopg
 from confluent_kafka import Consumer, KafkaException, Producer
 
 from harness import (BUILD, CONFIG, ROOT, SECRETS, SECURED, SERVICES, check, decode, encode, example, http_get,
-                     http_post, kafka_conf, log, onboarding_id, pg_connect, role, run, secret, stack_conf, token,
-                     wait_for)
+                     http_post, kafka_conf, log, onboarding_id, owner_role, pg_connect, role, run, secret,
+                     stack_conf, token, wait_for)
 
 
 def work(ns, name):
@@ -185,8 +185,14 @@ def test_security(ns):
     with pg_connect(ns.dbname("allocation"), me, autocommit=True) as c:
         check(c.execute("SELECT rolsuper, rolcreatedb, rolcreaterole FROM pg_roles WHERE rolname = current_user"
                         ).fetchone() == (False, False, False), "a plain role")
+        # L4: it reads and writes rows; the tables are its owner's, who migrated them.
+        c.execute("SELECT count(*) FROM pools").fetchone()
+        owners = {o for (o,) in c.execute("SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = 'public'")}
+        check(owners == {owner_role("allocation")}, f"the tables belong to {owners}")
         for sql in ("SELECT pg_read_file('/etc/passwd')", "CREATE DATABASE intruder", "CREATE ROLE intruder",
-                    "COPY (SELECT 1) TO PROGRAM 'true'"):
+                    "COPY (SELECT 1) TO PROGRAM 'true'", "CREATE TABLE intruder (x int)",
+                    "ALTER TABLE pools ADD COLUMN intruder int", "DROP TABLE allocations",
+                    "TRUNCATE onboardings", "CREATE FUNCTION intruder() RETURNS int LANGUAGE sql AS 'SELECT 1'"):
             try:
                 c.execute(sql)
                 raise AssertionError(f"{me} may run {sql}")

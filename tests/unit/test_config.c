@@ -230,6 +230,32 @@ static void pg_sslmode_weaker_needs_allow_insecure(void **state) {
   assert_int_equal(lmp_config_load(tables, NULL, env, err, sizeof(err)), 0);
 }
 
+/* The migration role's settings make sense together: its password file belongs to a
+ * role that is named, and that role is not the daemon's own. */
+static void pg_migrate_role(void **state) {
+  static const struct {
+    const char *env[3];
+    const char *want; /* NULL: accepted */
+  } cases[] = {
+      {{"LMP_PG_MIGRATE_PASSWORD_FILE=/etc/hostname", NULL}, "pg.migrate_user is not"},
+      {{"LMP_PG_USER=lmp_intake", "LMP_PG_MIGRATE_USER=lmp_intake", NULL}, "pg.migrate_user is pg.user (lmp_intake)"},
+      {{"LMP_PG_USER=lmp_intake", "LMP_PG_MIGRATE_USER=lmp_intake_owner", NULL}, NULL},
+      {{"LMP_PG_MIGRATE_ON_START=maybe", NULL}, "pg.migrate_on_start"},
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    char err[300] = "";
+    int r = lmp_config_load(tables, NULL, (char **)(uintptr_t)cases[i].env, err, sizeof(err));
+    if (cases[i].want == NULL) {
+      assert_int_equal(r, 0);
+      assert_string_equal(cfg.pg_migrate_user, "lmp_intake_owner");
+      assert_int_equal(cfg.pg_migrate_on_start, 1);
+    } else if (r != LMP_ECONFIG || strstr(err, cases[i].want) == NULL) {
+      fail_msg("case %zu: %d '%s' lacks '%s'", i, r, err, cases[i].want);
+    }
+    lmp_config_free(tables);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_teardown(defaults, teardown_each),
@@ -239,6 +265,7 @@ int main(void) {
       cmocka_unit_test_teardown(kafka_properties, teardown_each),
       cmocka_unit_test_teardown(kafka_properties_refused, teardown_each),
       cmocka_unit_test_teardown(pg_sslmode_weaker_needs_allow_insecure, teardown_each),
+      cmocka_unit_test_teardown(pg_migrate_role, teardown_each),
   };
   return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -74,6 +74,9 @@ struct lmp_config {
   char *pg_user;
   char *pg_password;
   char *pg_password_file;    /* the password, read from this file when set */
+  char *pg_migrate_user;     /* owner of the tables, migrates; empty: pg_user does */
+  char *pg_migrate_password_file;
+  int pg_migrate_on_start;   /* apply pending migrations at start, else only check */
   char *pg_sslmode;          /* libpq sslmode: verify-full unless pg_allow_insecure */
   int pg_allow_insecure;     /* a weaker sslmode is accepted */
   char *pg_sslrootcert;      /* CA certificates that verify the server */
