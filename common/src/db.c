@@ -345,7 +345,7 @@ int lmp__db_migrate_all(struct lmp_db *db, const struct lmp_config *cfg, const c
   if (r == 0 && (r = lmp__db_migrate(&own, "runtime", lmp_runtime_migrations)) == 0)
     r = lmp__db_migrate_grant(&own, service, migrations, cfg->pg_user);
   if (r < 0) {
-    snprintf(db->err, sizeof(db->err), "as %s: %s", cfg->pg_migrate_user, own.err);
+    snprintf(db->err, sizeof(db->err), "as %.63s: %.400s", cfg->pg_migrate_user, own.err);
     db->refused = own.refused;
   }
   lmp__db_close(&own);

@@ -410,7 +410,7 @@ int lmp_oidc_verify(struct lmp_oidc *o, const char *token, int64_t now, struct l
     r = refuse(why, whylen, "the token names no key (kid)");
   } else {
     cjose_jwk_t *jwk = NULL;
-    cjose_jwk_kty_t kty;
+    cjose_jwk_kty_t kty = CJOSE_JWK_KTY_OCT; /* a kind no algorithm here takes */
     r = key_for(o, kid, now, &jwk, &kty, why, whylen);
     if (r == 0 && kty != algs[a].kty)
       r = refuse(why, whylen, "the token's algorithm does not fit its key");

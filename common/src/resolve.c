@@ -58,6 +58,10 @@ static int can_read(avro_schema_t r, avro_schema_t w, json_t *defs, int depth, c
   w = target(w);
   if (depth > 64)
     return 0; /* recursive types: what we have checked so far holds */
+  if (r == NULL || w == NULL) {
+    snprintf(err, errlen, "a schema without a type");
+    return LMP_ESCHEMA;
+  }
   avro_type_t rt = avro_typeof(r), wt = avro_typeof(w);
   if (wt == AVRO_UNION) {
     for (size_t i = 0; i < avro_schema_union_size(w); i++)

@@ -190,7 +190,7 @@ static int on_provisioned(struct lmp_tx *tx, const struct lmp_event *ev) {
   }
   groups_free(g, ng);
   if (r == 0) {
-    char count[16];
+    char count[24];
     snprintf(count, sizeof(count), "%zu", ng);
     const char *p[] = {id, count};
     r = lmp_tx_command(tx, "INSERT INTO onboardings(onboarding_id, status, shipments) VALUES ($1, 'arranged', $2::int)", 2, p);
