@@ -115,15 +115,21 @@ static int write_port_file(struct rt *rt, char *err, size_t errlen) {
 }
 
 /* What the tables cannot say alone: secrets readable, kafka properties allowed. */
-static int check_settings(const struct lmp_config *cfg, char *err, size_t errlen) {
-  const char *files[][2] = {{"pg.password_file", cfg->pg_password_file},
-                            {"admin.tokens_file", cfg->admin_tokens_file}};
+/* The files a run reads, readable now. --migrate (migrate_only) reads only the
+ * password of the role that migrates: a step of its own need not hold the others. */
+static int check_settings(const struct lmp_config *cfg, int migrate_only, char *err, size_t errlen) {
+  int owner = migrate_only && *cfg->pg_migrate_user;
+  const char *files[][2] = {{"pg.password_file", owner ? "" : cfg->pg_password_file},
+                            {"pg.migrate_password_file", cfg->pg_migrate_password_file},
+                            {"admin.tokens_file", migrate_only ? "" : cfg->admin_tokens_file}};
   for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
     char *secret = NULL, why[400];
     if (*files[i][1] && lmp_config_read_secret(files[i][1], &secret, why, sizeof(why)) < 0) {
       snprintf(err, errlen, "%s: %s", files[i][0], why);
       return LMP_ECONFIG;
     }
+    if (secret)
+      explicit_bzero(secret, strlen(secret));
     free(secret);
   }
   static const char *const modes[] = {"disable", "allow", "prefer", "require", "verify-ca", "verify-full", NULL};
@@ -302,7 +308,8 @@ static void bounded_heap(void) {
 static int migrate_and_exit(struct rt *rt) {
   char app[80];
   snprintf(app, sizeof(app), "lmp-%s", rt->svc->name);
-  int r = lmp__db_init(&rt->db, &rt->cfg, rt->dbname, app);
+  /* As pg.migrate_user, the daemon's own role and its password are not needed. */
+  int r = *rt->cfg.pg_migrate_user ? 0 : lmp__db_init(&rt->db, &rt->cfg, rt->dbname, app);
   if (r == 0)
     r = lmp__db_migrate_all(&rt->db, &rt->cfg, rt->dbname, rt->svc->name, rt->svc->migrations);
   if (r < 0)
@@ -359,10 +366,10 @@ int lmp_service_main(const struct lmp_service *svc, int argc, char **argv) {
   char err[600];
   int r = lmp_config_load(tables, path, environ, err, sizeof(err));
   if (r == 0)
-    r = check_settings(&rt->cfg, err, sizeof(err));
-  if (r == 0)
+    r = check_settings(&rt->cfg, migrate_only, err, sizeof(err));
+  if (r == 0 && !migrate_only)
     r = lmp_registry_check_config(&rt->cfg, err, sizeof(err));
-  if (r == 0 && svc->configured)
+  if (r == 0 && svc->configured && !migrate_only)
     r = svc->configured(svc->ctx, err, sizeof(err));
   if (r == 0 && lmp_log_init(svc->name, rt->cfg.log_level) < 0) {
     snprintf(err, sizeof(err), "log.level: '%s' is not debug, info, warn or error", rt->cfg.log_level);

@@ -70,6 +70,8 @@ void lmp__db_close(struct lmp_db *db) {
     PQfinish(db->conn);
   db->conn = NULL;
   db->ncache = 0;
+  if (db->conninfo) /* it holds the password */
+    explicit_bzero(db->conninfo, strlen(db->conninfo));
   free(db->conninfo);
   db->conninfo = NULL;
 }
@@ -226,10 +228,13 @@ static int grant_rows(struct lmp_db *db, const char *role) {
     return LMP_ENOMEM;
   }
   struct lmp_buf b = {0};
+  /* The ledger of migrations it may read, never change: a row it deleted or added
+   * would make the owner apply a migration again, or skip one. */
   int r = lmp_buf_printf(&b,
                          "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO %s; "
-                         "GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO %s",
-                         id, id);
+                         "GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO %s; "
+                         "REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON lmp_schema_migrations FROM %s",
+                         id, id, id);
   PQfreemem(id);
   if (r < 0)
     return r;
@@ -241,6 +246,31 @@ static int grant_rows(struct lmp_db *db, const char *role) {
              res ? PQresultErrorMessage(res) : PQerrorMessage(db->conn));
     set_err(db, msg);
     r = lmp__db_classify(db->conn, res);
+  }
+  PQclear(res);
+  return r;
+}
+
+/* Every table and sequence there is belongs to the role migrating: one that does not
+ * own a table can neither change it nor grant on it (a mere warning), and its owner
+ * keeps every right. The tables of a database made before the roles were apart are
+ * the daemon's own role's until REASSIGN OWNED gives them over. */
+static int owned(struct lmp_db *db) {
+  PGresult *res;
+  int r = lmp__db_query(db, "SELECT c.relname, pg_get_userbyid(c.relowner) FROM pg_class c "
+                            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                            "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'S') "
+                            "AND pg_get_userbyid(c.relowner) <> current_user LIMIT 1",
+                        0, NULL, NULL, NULL, 0, &res);
+  if (r < 0)
+    return r;
+  if (PQntuples(res) == 1) {
+    char msg[400];
+    snprintf(msg, sizeof(msg), "table %.63s belongs to %.63s, not to the role that migrates: give it over "
+             "(REASSIGN OWNED BY %.63s TO the migrating role, in this database)", PQgetvalue(res, 0, 0),
+             PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 1));
+    set_err(db, msg);
+    r = LMP_EDB;
   }
   PQclear(res);
   return r;
@@ -259,6 +289,8 @@ int lmp__db_migrate_grant(struct lmp_db *db, const char *scope, const struct lmp
     return r;
   /* One lock for every daemon's migrations: several instances may start at once. */
   r = lmp__db_query(db, "SELECT pg_advisory_xact_lock(7245001)", 0, NULL, NULL, NULL, 0, NULL);
+  if (r == 0 && grant_to)
+    r = owned(db);
   /* Created when missing only: CREATE ... IF NOT EXISTS needs the right to create
    * even when the table is there, which a role that only writes rows lacks. */
   if (r == 0)
@@ -342,7 +374,8 @@ int lmp__db_migrate_all(struct lmp_db *db, const struct lmp_config *cfg, const c
   snprintf(app, sizeof(app), "lmp-%s-migrate", service);
   int r = init_as(&own, cfg, dbname, app, cfg->pg_migrate_user, "pg.migrate_password_file",
                   cfg->pg_migrate_password_file, NULL);
-  if (r == 0 && (r = lmp__db_migrate(&own, "runtime", lmp_runtime_migrations)) == 0)
+  /* Each transaction grants what it made: a table is never there without its grant. */
+  if (r == 0 && (r = lmp__db_migrate_grant(&own, "runtime", lmp_runtime_migrations, cfg->pg_user)) == 0)
     r = lmp__db_migrate_grant(&own, service, migrations, cfg->pg_user);
   if (r < 0) {
     snprintf(db->err, sizeof(db->err), "as %.63s: %.400s", cfg->pg_migrate_user, own.err);

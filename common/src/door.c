@@ -77,9 +77,12 @@ static void *door_poll(void *arg) {
   return NULL;
 }
 
+/* The producer, made on first use; NULL once the daemon stops. Called with door_lock
+ * held, which the caller keeps until its message is handed over: lmp__door_free
+ * takes the lock to close the door, so no publish is between this and producev when
+ * the producer is destroyed. */
 static rd_kafka_t *door(struct rt *rt, char *err, size_t errlen) {
-  pthread_mutex_lock(&rt->door_lock);
-  if (rt->door == NULL && atomic_load(&rt->door_closed))
+  if (atomic_load(&rt->door_closed))
     snprintf(err, errlen, "the daemon is stopping");
   else if (rt->door == NULL) {
     char client_id[128];
@@ -107,9 +110,7 @@ static rd_kafka_t *door(struct rt *rt, char *err, size_t errlen) {
       }
     }
   }
-  rd_kafka_t *rk = rt->door;
-  pthread_mutex_unlock(&rt->door_lock);
-  return rk;
+  return atomic_load(&rt->door_closed) ? NULL : rt->door;
 }
 
 int lmp__door_value(void *opaque, const char *event_type, avro_value_t *out) {
@@ -137,9 +138,6 @@ int lmp__door_publish(void *opaque, const char *event_type, const char *key, avr
     snprintf(err, errlen, "the event has %zu bytes, over the %d an event may have", enc.len, LMP_MAX_EVENT_BYTES);
     r = LMP_ETOOBIG;
   }
-  rd_kafka_t *rk = r == 0 ? door(rt, err, errlen) : NULL;
-  if (r == 0 && rk == NULL)
-    r = LMP_EKAFKA;
   if (r < 0) {
     lmp_buf_free(&enc);
     return r;
@@ -161,11 +159,21 @@ int lmp__door_publish(void *opaque, const char *event_type, const char *key, avr
   }
   *p = (struct lmp_http_pending){.runtime = runtime, .ticket = ticket};
   atomic_init(&p->refs, 2); /* the route's and the report's */
+  pthread_mutex_lock(&rt->door_lock);
+  rd_kafka_t *rk = door(rt, err, errlen);
+  if (rk == NULL) {
+    pthread_mutex_unlock(&rt->door_lock);
+    free(p);
+    free(k);
+    lmp_buf_free(&enc);
+    return LMP_EKAFKA;
+  }
   rd_kafka_resp_err_t kerr = rd_kafka_producev(
       rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(k, strlen(k)), RD_KAFKA_V_VALUE(enc.data, enc.len),
       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(p), RD_KAFKA_V_HEADER("event_id", id, -1),
       RD_KAFKA_V_HEADER("event_type", event_type, -1), RD_KAFKA_V_HEADER("correlation_id", key, -1),
       RD_KAFKA_V_HEADER("traceparent", span, -1), RD_KAFKA_V_HEADER("content_type", ctype, -1), RD_KAFKA_V_END);
+  pthread_mutex_unlock(&rt->door_lock);
   lmp_buf_free(&enc);
   free(k);
   if (kerr) {

@@ -175,6 +175,10 @@ static int submit(void *ctx, struct lmp_http_call *call) {
   const struct intake *in = ctx;
   if (call->state)
     return answer_submission(call, call->state);
+  /* No wait is allowed for it (the daemon stops, or as many requests as may wait
+   * already do): published now, it could be answered nothing of its fate. */
+  if (call->last)
+    return lmp_admin_error(call, 503, "the front door is busy; try again");
   if (within_limits(in, call))
     return 0;
   const char *ctype = lmp_http_header(call, "content-type");

@@ -15,7 +15,7 @@
 #include "rt.h"
 
 static struct lmp_schemas *S;
-static struct lmp_config cfg = {.topic_prefix = "lmp."};
+static struct lmp_config cfg = {.topic_prefix = "lmp.", .replay_topic = "lmp.replay.intake"};
 static int handle(struct lmp_tx *tx, const struct lmp_event *ev) { return 0; }
 static const struct lmp_route routes[] = {
     {"onboarding.requested", handle, NULL, 1},
@@ -24,8 +24,10 @@ static const struct lmp_route routes[] = {
     {"shipment.dispatched", handle, NULL, 0},
     {NULL, NULL, NULL, 0},
 };
+/* The replay topic's route is its header source_topic's. */
 static const char *const topics[] = {"lmp.onboarding.requested", "lmp.onboarding.accepted", "lmp.onboarding.failed",
-                                     "lmp.shipment.dispatched", "lmp.other"};
+                                     "lmp.shipment.dispatched", "lmp.other", "lmp.replay.intake"};
+#define NTOPICS (sizeof(topics) / sizeof(topics[0]))
 
 #define MAX_HEADERS 8
 
@@ -62,7 +64,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   size_t at = 0;
   if (size < 3)
     return 0;
-  struct lmp_raw raw = {topics[data[at++] % 5], 1, 42, NULL, 0, NULL, 0, header, NULL, NULL};
+  struct lmp_raw raw = {topics[data[at++] % NTOPICS], 1, 42, NULL, 0, NULL, 0, header, NULL, NULL};
   size_t klen = data[at++];
   if (klen != 255) {
     if (at + klen > size)

@@ -192,7 +192,8 @@ def test_security(ns):
         for sql in ("SELECT pg_read_file('/etc/passwd')", "CREATE DATABASE intruder", "CREATE ROLE intruder",
                     "COPY (SELECT 1) TO PROGRAM 'true'", "CREATE TABLE intruder (x int)",
                     "ALTER TABLE pools ADD COLUMN intruder int", "DROP TABLE allocations",
-                    "TRUNCATE onboardings", "CREATE FUNCTION intruder() RETURNS int LANGUAGE sql AS 'SELECT 1'"):
+                    "TRUNCATE onboardings", "CREATE FUNCTION intruder() RETURNS int LANGUAGE sql AS 'SELECT 1'",
+                    "DELETE FROM lmp_schema_migrations", "INSERT INTO lmp_schema_migrations(name) VALUES ('x')"):
             try:
                 c.execute(sql)
                 raise AssertionError(f"{me} may run {sql}")

@@ -1,7 +1,9 @@
 /* The checks a consumed message passes before its handler, for what a replay carries:
  * on a daemon's replay topic the header source_topic decides which route applies, so
  * a replay without one, or with one that is not a topic name, is poison (BAD_HEADER)
- * and is never handled as whatever the replay topic is; elsewhere the header means
+ * and is never handled as whatever the replay topic is; a well-formed one names a
+ * topic whose route then applies in full (a topic the daemon does not read, or an
+ * event that topic does not carry, is WRONG_TOPIC); elsewhere the header means
  * nothing. (Bodies, keys and the rest: fuzz.message and the integration tests.) */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,12 +15,18 @@
 
 #include <cmocka.h>
 
+#include <jansson.h>
+
 #include "../../common/src/rt.h"
 #include "lmp/av.h"
+#include "lmp/buf.h"
+#include "lmp/codec.h"
 
 static struct lmp_schemas *S;
 static struct lmp_config cfg = {.topic_prefix = "lmp.", .replay_topic = "lmp.replay.intake"};
-static const struct lmp_route routes[] = {{"onboarding.requested", NULL, NULL, 1}, {NULL, NULL, NULL, 0}};
+static const struct lmp_route routes[] = {
+    {"onboarding.requested", NULL, NULL, 1}, {"onboarding.failed", NULL, NULL, 0}, {NULL, NULL, NULL, 0}};
+static struct lmp_buf requested; /* a framed onboarding.requested, deploy/examples/virtual-core.json */
 
 struct header {
   const char *value; /* NULL: absent */
@@ -33,10 +41,12 @@ static const void *source_topic(const void *ctx, const char *name, size_t *n) {
   return h->value;
 }
 
-/* The message on topic with that source_topic header and a body that is no event:
- * its code, and the topic whose route it was checked against in source. */
-static const char *check(const char *topic, struct header h, char *source, size_t sourcelen) {
-  struct lmp_raw raw = {topic, 0, 7, NULL, 0, "junk", 4, source_topic, NULL, &h};
+/* The message on topic with that source_topic header and body (NULL: bytes that are no
+ * event): its code (NULL: it passed), and the topic whose route applied in source. */
+static const char *check_body(const char *topic, struct header h, const struct lmp_buf *body, char *source,
+                              size_t sourcelen) {
+  struct lmp_raw raw = {topic, 0, 7, NULL, 0, body ? body->data : "junk", body ? body->len : 4,
+                        source_topic, NULL, &h};
   struct lmp_msg x;
   lmp__message_check(S, &cfg, routes, &raw, &x);
   const char *code = x.code;
@@ -45,12 +55,27 @@ static const char *check(const char *topic, struct header h, char *source, size_
   return code;
 }
 
+static const char *check(const char *topic, struct header h, char *source, size_t sourcelen) {
+  return check_body(topic, h, NULL, source, sourcelen);
+}
+
 static int setup(void **state) {
   char err[300];
-  return lmp_schemas_new(&S, err, sizeof(err));
+  if (lmp_schemas_new(&S, err, sizeof(err)) < 0)
+    return -1;
+  json_t *j = json_load_file(LMP_SOURCE_DIR "/deploy/examples/virtual-core.json", 0, NULL);
+  const struct lmp_schema *s = lmp_schemas_get(S, "onboarding.requested");
+  avro_value_t v;
+  if (j == NULL || s == NULL || avro_generic_value_new(s->iface, &v) != 0)
+    return -1;
+  int r = lmp_avro_from_json(&v, j, err, sizeof(err)) == 0 && lmp_avro_encode(s, &v, &requested) == 0 ? 0 : -1;
+  avro_value_decref(&v);
+  json_decref(j);
+  return r;
 }
 
 static int teardown(void **state) {
+  lmp_buf_free(&requested);
   lmp_schemas_free(S);
   return 0;
 }
@@ -80,16 +105,36 @@ static void replay_without_a_source_is_poison(void **state) {
 
 static void replay_with_a_source_takes_its_route(void **state) {
   char source[LMP_TOPIC_MAX + 1];
-  const char *code = check("lmp.replay.intake", (struct header){"lmp.onboarding.requested", 24}, source,
-                           sizeof(source));
-  /* Past the header, to the body (which is junk). */
+  /* The request it names the topic of: handled as read from there. */
+  const char *code = check_body("lmp.replay.intake", (struct header){"lmp.onboarding.requested", 24}, &requested,
+                                source, sizeof(source));
+  if (code != NULL)
+    fail_msg("a replayed request: %s", code);
+  assert_string_equal(source, "lmp.onboarding.requested");
+  /* A topic this daemon reads no event from. */
+  code = check_body("lmp.replay.intake", (struct header){"lmp.shipment.dispatched", 23}, &requested, source,
+                    sizeof(source));
+  assert_non_null(code);
+  assert_string_equal(code, "WRONG_TOPIC");
+  /* A topic it reads, that carries another event than the one replayed: a failure
+   * stage's topic does not carry a request. */
+  code = check_body("lmp.replay.intake", (struct header){"lmp.onboarding.failed.shipping", 30}, &requested, source,
+                    sizeof(source));
+  assert_non_null(code);
+  assert_string_equal(code, "WRONG_TOPIC");
+  /* The header checked before the body: junk after a good header is the body's fault. */
+  code = check("lmp.replay.intake", (struct header){"lmp.onboarding.requested", 24}, source, sizeof(source));
   assert_non_null(code);
   assert_string_equal(code, "BAD_FRAMING");
-  assert_string_equal(source, "lmp.onboarding.requested");
 }
 
 static void source_topic_elsewhere_means_nothing(void **state) {
   char source[LMP_TOPIC_MAX + 1];
+  /* A request on its own topic passes whatever its source_topic says. */
+  const char *passed = check_body("lmp.onboarding.requested", (struct header){"lmp.shipment.dispatched", 23},
+                                  &requested, source, sizeof(source));
+  assert_null(passed);
+  assert_string_equal(source, "lmp.onboarding.requested");
   const char *code = check("lmp.onboarding.requested", (struct header){"lmp.shipment.dispatched", 23}, source,
                            sizeof(source));
   assert_string_equal(code, "BAD_FRAMING");
