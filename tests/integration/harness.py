@@ -23,7 +23,7 @@ import uuid
 
 import fastavro
 import psycopg
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from fastavro.schema import fingerprint, parse_schema, to_parsing_canonical_form
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -752,6 +752,22 @@ class SmtpGate(TcpGate):
 
 def headers(msg):
     return {k: (v.decode() if v is not None else None) for k, v in (msg.headers() or [])}
+
+
+def deliver(producer, topic, value, key, headers=None):
+    """Produces one message and waits for the broker's answer: None when it took it,
+    else its error. A client that already knows from the topic's metadata that it may
+    not write there refuses at once (produce raises), as the broker would: that answer
+    is the same, and which of the two comes depends on timing."""
+    result = {}
+    try:
+        producer.produce(topic, value=value, key=key, headers=list((headers or {}).items()),
+                         on_delivery=lambda err, msg: result.setdefault("err", err))
+    except KafkaException as e:
+        return e.args[0]
+    producer.flush(30)
+    check("err" in result, f"no answer from the broker for {topic}")
+    return result["err"]
 
 
 def http_post(url, obj, token=None, timeout=10):

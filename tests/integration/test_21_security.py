@@ -15,10 +15,10 @@ import sys
 import uuid
 
 import psycopg
-from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka import Consumer, Producer
 
-from harness import (BUILD, CONFIG, ROOT, SECRETS, SECURED, SERVICES, check, decode, encode, example, http_get,
-                     http_post, kafka_conf, log, onboarding_id, owner_role, pg_connect, role, run, secret,
+from harness import (BUILD, CONFIG, ROOT, SECRETS, SECURED, SERVICES, check, decode, deliver, encode, example,
+                     http_get, http_post, kafka_conf, log, onboarding_id, owner_role, pg_connect, role, run, secret,
                      stack_conf, token, wait_for)
 
 
@@ -70,20 +70,6 @@ def turned_away(ns, what, field, state, says, conf=None, **env):
         if urls.get("intake") == url:
             del urls["intake"]  # the intake of the flow is started later
     log(f"{what}: refused, /readyz {field}={state}, log says '{says}'")
-
-
-def deliver(producer, topic, value, key):
-    """Produces one message; the broker's answer (None when it took it). A client that
-    already knows from the topic's metadata that it may not write there refuses at
-    once, as the broker would: that answer is the same."""
-    result = {}
-    try:
-        producer.produce(topic, value=value, key=key, on_delivery=lambda err, msg: result.setdefault("err", err))
-    except KafkaException as e:
-        return e.args[0]
-    producer.flush(30)
-    check("err" in result, f"no answer from the broker for {topic}")
-    return result["err"]
 
 
 def test_security(ns):

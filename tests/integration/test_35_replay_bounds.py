@@ -12,18 +12,8 @@ import uuid
 
 from confluent_kafka import Producer
 
-from harness import (BUILD, CONFIG, SECURED, check, decode, encode, example, headers, kafka_conf, log, onboarding_id,
-                     run, wait_for)
-
-
-def deliver(producer, topic, value, key, hdrs=None):
-    """Produces one message; the broker's answer (None when it took it)."""
-    result = {}
-    producer.produce(topic, value=value, key=key, headers=list((hdrs or {}).items()),
-                     on_delivery=lambda err, msg: result.setdefault("err", err))
-    producer.flush(30)
-    check("err" in result, f"no answer from the broker for {topic}")
-    return result["err"]
+from harness import (BUILD, CONFIG, SECURED, check, decode, deliver, encode, example, headers, kafka_conf, log,
+                     onboarding_id, run, wait_for)
 
 
 def refused(err, what):
