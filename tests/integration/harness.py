@@ -361,6 +361,11 @@ def example(name, **changes):
 
 # ---- a private namespace on the shared stack -----------------------------------
 
+# A group's coordinator is moving or loading: asking again gets the answer.
+MOVING_COORDINATOR = ("NOT_COORDINATOR", "COORDINATOR_NOT_AVAILABLE", "COORDINATOR_LOAD_IN_PROGRESS",
+                      "_WAIT_COORD", "_TIMED_OUT", "_TRANSPORT")
+
+
 class Namespace:
     def __init__(self, name):
         tag = "".join(random.choices(string.ascii_lowercase + string.digits, k=6))
@@ -657,15 +662,27 @@ class Namespace:
             c.close()
 
     def group_lag(self, group, topic, partitions=6):
+        """How far a group's committed offsets are behind the topic's ends. A broker that
+        has just come back may not yet be, or no longer be, the group's coordinator
+        (the fault tests restart it): asked again, for up to half a minute."""
         c = Consumer(kafka_conf(**{"group.id": group, "enable.auto.commit": False}))
-        tps = [TopicPartition(self.topic(topic), p) for p in range(partitions)]
-        committed = c.committed(tps, timeout=10)
-        lag = 0
-        for tp in committed:
-            lo, hi = c.get_watermark_offsets(tp, timeout=10)
-            lag += hi - (tp.offset if tp.offset >= 0 else lo)
-        c.close()
-        return lag
+        try:
+            tps = [TopicPartition(self.topic(topic), p) for p in range(partitions)]
+            for attempt in range(30):
+                try:
+                    committed = c.committed(tps, timeout=10)
+                    break
+                except KafkaException as e:
+                    if not e.args[0].retriable() and e.args[0].name() not in MOVING_COORDINATOR or attempt == 29:
+                        raise
+                    time.sleep(1)
+            lag = 0
+            for tp in committed:
+                lo, hi = c.get_watermark_offsets(tp, timeout=10)
+                lag += hi - (tp.offset if tp.offset >= 0 else lo)
+            return lag
+        finally:
+            c.close()
 
 
 class TcpGate:
