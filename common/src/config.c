@@ -76,6 +76,7 @@ const struct lmp_conf_entry lmp_config_entries[] = {
     {"schema_registry.allow_http", LMP_CONF_BOOL, C(registry_allow_http), 0, 1, "false", "accept an http:// schema_registry.url: schemas then cross the network unauthenticated and in clear, so anyone on the path may change how events are read; local experiments only"},
     {"schema_registry.ca_file", LMP_CONF_STR, C(registry_ca_file), 0, 1024, "", "CA certificates (PEM) that verify the registry's; empty: the system's"},
     {"schema_registry.password_file", LMP_CONF_STR, C(registry_password_file), 0, 1024, "", "file holding the registry's basic-auth password"},
+    {"schema_registry.register", LMP_CONF_BOOL, C(registry_register), 0, 1, "true", "register the schemas the daemon emits at start (a client that may write); false: only look up their ids, registered beforehand by lmp-<service> --register-schemas, so the daemon's registry client may only read"},
     {"schema_registry.timeout_ms", LMP_CONF_INT, C(registry_timeout_ms), 100, 60000, "5000", "longest a call to the registry may take"},
     {"schema_registry.url", LMP_CONF_STR, C(registry_url), 0, 1024, "", "Confluent-compatible schema registry (e.g. .../apis/ccompat/v7); set: events are framed with its ids, else single-object"},
     {"schema_registry.username", LMP_CONF_STR, C(registry_username), 0, 255, "", "the registry's basic-auth user; empty: none"},

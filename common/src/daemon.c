@@ -146,7 +146,8 @@ static int check_settings(const struct lmp_config *cfg, int migrate_only, char *
 
 static void usage(const char *prog, const struct lmp_service *svc) {
   fprintf(stderr,
-          "usage: %s [-c FILE] [--print-config | --check-config | --print-routes | --print-acls | --migrate]\n"
+          "usage: %s [-c FILE] [--print-config | --check-config | --print-routes | --print-acls | --migrate |\n"
+          "          --register-schemas]\n"
           "  The %s daemon of the LMP onboarding backend.\n"
           "  -c, --config FILE   settings file (default: $LMP_CONFIG, else built-in defaults)\n"
           "  --print-config      print every setting with its default and exit\n"
@@ -154,6 +155,7 @@ static void usage(const char *prog, const struct lmp_service *svc) {
           "  --print-routes      print the event types it consumes and emits, their topics, its HTTP routes\n"
           "  --print-acls        print the Kafka permissions it needs (for lmpctl acls apply)\n"
           "  --migrate           apply the database's pending migrations (as pg.migrate_user when set) and exit\n"
+          "  --register-schemas  register the schemas it emits at schema_registry.url and exit\n"
           "  Each setting may also be given as an environment variable LMP_<NAME>.\n",
           prog, svc->name);
 }
@@ -203,6 +205,8 @@ static void print_acls(const struct rt *rt) {
  * (incompatible with what the subject holds) stops the daemon. */
 #define REGISTRY_START_TRIES 30
 
+/* The registry ids of what the daemon emits: registered (schema_registry.register,
+ * or --register-schemas), else only looked up, by a client that may not write. */
 static int register_schemas(struct rt *rt) {
   lmp_schemas_use_registry(rt->schemas, rt->registry);
   size_t n = 0;
@@ -217,8 +221,10 @@ static int register_schemas(struct rt *rt) {
     snprintf(subject, sizeof(subject), "%s-value", topic);
     int r = s ? LMP_ERETRY : LMP_ESCHEMA;
     for (int t = 0; s && r == LMP_ERETRY && t < REGISTRY_START_TRIES; t++) {
-      if ((r = lmp_registry_register(rt->registry, subject, s->json, &rt->emit_ids[i], err, sizeof(err))) ==
-              LMP_ERETRY && t + 1 < REGISTRY_START_TRIES) {
+      r = rt->cfg.registry_register
+              ? lmp_registry_register(rt->registry, subject, s->json, &rt->emit_ids[i], err, sizeof(err))
+              : lmp_registry_lookup(rt->registry, subject, s->json, &rt->emit_ids[i], err, sizeof(err));
+      if (r == LMP_ERETRY && t + 1 < REGISTRY_START_TRIES) {
         lmp_warn(NULL, "schema registry: %s; trying again", err);
         sleep(1);
       }
@@ -228,8 +234,32 @@ static int register_schemas(struct rt *rt) {
       return r;
     }
   }
-  lmp_info(NULL, "schema registry %s: %zu schemas registered", lmp_registry_url(rt->registry), n);
+  lmp_info(NULL, "schema registry %s: %zu schemas %s", lmp_registry_url(rt->registry), n,
+           rt->cfg.registry_register ? "registered" : "found registered");
   return 0;
+}
+
+/* --register-schemas: the schemas the daemon emits registered under its subjects, as
+ * a step of its own by a registry client that may write, for daemons whose own client
+ * may only read (schema_registry.register = false). */
+static int register_and_exit(struct rt *rt) {
+  char err[600];
+  int r = lmp_schemas_new(&rt->schemas, err, sizeof(err));
+  if (r == 0)
+    r = lmp_registry_new(&rt->registry, &rt->cfg, err, sizeof(err));
+  if (r == 0 && rt->registry == NULL) {
+    snprintf(err, sizeof(err), "no schema_registry.url is set");
+    r = LMP_ECONFIG;
+  }
+  if (r < 0) {
+    fprintf(stderr, "lmp-%s: --register-schemas: %s\n", rt->svc->name, err);
+    return 2;
+  }
+  rt->cfg.registry_register = 1;
+  r = register_schemas(rt);
+  if (r == 0)
+    printf("lmp-%s: its schemas are registered at %s\n", rt->svc->name, lmp_registry_url(rt->registry));
+  return r < 0 ? 1 : 0;
 }
 
 static int start(struct rt *rt) {
@@ -329,13 +359,14 @@ int lmp_service_main(const struct lmp_service *svc, int argc, char **argv) {
   rt->svc = svc;
   rt->ops = &lmp__kafka_ops;
   const char *path = getenv("LMP_CONFIG");
-  int print = 0, check_only = 0, routes = 0, migrate_only = 0;
+  int print = 0, check_only = 0, routes = 0, migrate_only = 0, register_only = 0;
   static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
                                        {"print-config", no_argument, NULL, 'p'},
                                        {"check-config", no_argument, NULL, 'k'},
                                        {"print-routes", no_argument, NULL, 'r'},
                                        {"print-acls", no_argument, NULL, 'a'},
                                        {"migrate", no_argument, NULL, 'm'},
+                                       {"register-schemas", no_argument, NULL, 's'},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
   int o;
@@ -347,6 +378,7 @@ int lmp_service_main(const struct lmp_service *svc, int argc, char **argv) {
     case 'r': routes = 1; break;
     case 'a': routes = 2; break;
     case 'm': migrate_only = 1; break;
+    case 's': register_only = 1; break;
     case 'h': usage(argv[0], svc); return 0;
     default: usage(argv[0], svc); return 2;
     }
@@ -366,10 +398,10 @@ int lmp_service_main(const struct lmp_service *svc, int argc, char **argv) {
   char err[600];
   int r = lmp_config_load(tables, path, environ, err, sizeof(err));
   if (r == 0)
-    r = check_settings(&rt->cfg, migrate_only, err, sizeof(err));
+    r = register_only ? 0 : check_settings(&rt->cfg, migrate_only, err, sizeof(err));
   if (r == 0 && !migrate_only)
     r = lmp_registry_check_config(&rt->cfg, err, sizeof(err));
-  if (r == 0 && svc->configured && !migrate_only)
+  if (r == 0 && svc->configured && !migrate_only && !register_only)
     r = svc->configured(svc->ctx, err, sizeof(err));
   if (r == 0 && lmp_log_init(svc->name, rt->cfg.log_level) < 0) {
     snprintf(err, sizeof(err), "log.level: '%s' is not debug, info, warn or error", rt->cfg.log_level);
@@ -405,8 +437,11 @@ int lmp_service_main(const struct lmp_service *svc, int argc, char **argv) {
       if (*c == '-')
         *c = '_'; /* a name PostgreSQL takes without quotes */
   }
-  if (migrate_only) {
-    r = migrate_and_exit(rt);
+  if (migrate_only || register_only) {
+    r = migrate_only ? migrate_and_exit(rt) : register_and_exit(rt);
+    free(rt->emit_ids);
+    lmp_schemas_free(rt->schemas);
+    lmp_registry_free(rt->registry);
     lmp_config_free(tables);
     return r;
   }

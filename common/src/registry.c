@@ -188,6 +188,40 @@ int lmp_registry_register(struct lmp_registry *r, const char *subject, const cha
   return rc;
 }
 
+int lmp_registry_lookup(struct lmp_registry *r, const char *subject, const char *schema_json, int32_t *id,
+                        char *err, size_t errlen) {
+  if (!subject_ok(subject)) {
+    snprintf(err, errlen, "'%.200s' is not a subject name", subject);
+    return LMP_EINVAL;
+  }
+  json_t *req = json_pack("{s:s}", "schema", schema_json);
+  char *body = req ? json_dumps(req, JSON_COMPACT) : NULL;
+  json_decref(req);
+  if (body == NULL)
+    return LMP_ENOMEM;
+  char path[600];
+  long status;
+  json_t *a;
+  snprintf(path, sizeof(path), "/subjects/%s", subject);
+  int rc = call(r, "POST", path, body, &status, &a, err, errlen);
+  free(body);
+  json_t *jid = json_object_get(a, "id");
+  if (rc == 0 && status == 200 && json_is_integer(jid) && json_integer_value(jid) >= 0 &&
+      json_integer_value(jid) <= INT32_MAX) {
+    *id = (int32_t)json_integer_value(jid);
+  } else if (rc == 0 && status == 404) {
+    snprintf(err, errlen, "this schema is not registered under %s: register it first (lmp-<daemon> "
+             "--register-schemas, as a client that may write)", subject);
+    rc = LMP_ESCHEMA;
+  } else if (rc == 0) {
+    if (*err == '\0')
+      snprintf(err, errlen, "schema registry answered %ld", status);
+    rc = status == 200 ? LMP_ERETRY : refusal(status);
+  }
+  json_decref(a);
+  return rc;
+}
+
 int lmp_registry_schema(struct lmp_registry *r, int32_t id, char **json, char *err, size_t errlen) {
   char path[64];
   long status;

@@ -391,6 +391,15 @@ class Namespace:
         self.producer = Producer(kafka_conf(**{"enable.idempotence": True, "message.max.bytes": 2000000,
                                                "log_level": 2}))
 
+    def register_schemas(self, service, url=REGISTRY_URL):
+        """lmp-<service> --register-schemas with the operator's registry client, under
+        this namespace's subjects."""
+        exe = os.path.join(BUILD, "services", service, f"lmp-{service}")
+        env = self.env(service, **registry_env(url), LMP_SCHEMA_REGISTRY_USERNAME="registry-admin",
+                       LMP_SCHEMA_REGISTRY_PASSWORD_FILE=os.path.join(SECRETS, "registry-admin.password"))
+        out = subprocess.run([exe, "--register-schemas"], env=env, capture_output=True, text=True, timeout=120)
+        check(out.returncode == 0, f"{service} --register-schemas: {out.stdout} {out.stderr}")
+
     def lmpctl(self, *args, input=None, check_rc=True, timeout=120):
         """lmpctl as the operator, in this namespace."""
         out = subprocess.run([os.path.join(BUILD, "tools", "lmpctl"), *args], env=self.ctl_env(), input=input,
@@ -533,6 +542,10 @@ class Namespace:
             # A group of the test's own choosing: the daemon's principal may use it.
             self.lmpctl("acls", "apply", f"User:lmp-{service}", input=f"group {group} read\n")
             self.groups.add((service, group))
+        if SECURED and env.get("LMP_SCHEMA_REGISTRY_URL"):
+            # The daemon's registry client may only read: its schemas are registered
+            # for this namespace first, as the operator does (the stack's README).
+            self.register_schemas(service, env["LMP_SCHEMA_REGISTRY_URL"])
         p = subprocess.Popen([*wrapper, exe], env=self.env(service, **env), stdout=logf, stderr=logf)
         p.service = service
         p.logfile = logf.name

@@ -377,9 +377,10 @@ def registry_call(method, path, body=None, user=None, bearer=None, api=REGISTRY_
 
 def registry():
     """M9, the registry's half: no anonymous read or write, no partner's token; the
-    operator's client registers and a daemon's client reads. (What an authenticated
-    client may write is not limited by its role: Apicurio 3.0.9's Confluent API does not
-    apply the roles to writes, nor its deletion switches to deletes; SECURITY.md.)"""
+    operator's client registers and a daemon's client reads and looks its schemas' ids
+    up, and may not register, delete a subject or change its compatibility (its role is
+    sr-readonly; Apicurio's Confluent API deletes whatever its deletion switches say, so
+    the role is what refuses)."""
     subject = f"it.hardening.{random.getrandbits(48):x}.onboarding.requested-value"
     schema = json.dumps({"schema": SCHEMAS["onboarding.requested"]["json"]})
     for method, path, body in (("GET", "/subjects", None), ("GET", "/schemas/ids/1", None),
@@ -395,7 +396,20 @@ def registry():
     check(code == 200 and "schema" in answer, f"a daemon reads a schema: {code} {answer}")
     code, answer = registry_call("GET", "/subjects", user="intake")
     check(code == 200 and subject in answer, f"a daemon lists the subjects: {code}")
-    log("registry: anonymous 401, a partner's token refused; the operator registers; a daemon reads")
+    code, answer = registry_call("POST", f"/subjects/{subject}", schema, user="intake")
+    check(code == 200 and isinstance(answer, dict) and answer.get("id") == sid, f"a daemon looks the id up: {code}")
+    other = json.dumps({"schema": SCHEMAS["shipment.dispatched"]["json"]})
+    for method, path, body in (("POST", f"/subjects/{subject}/versions", other),
+                               ("POST", f"/subjects/{subject.replace('requested', 'other')}/versions", schema),
+                               ("PUT", f"/config/{subject}", json.dumps({"compatibility": "NONE"})),
+                               ("DELETE", f"/subjects/{subject}", None),
+                               ("DELETE", f"/subjects/{subject}/versions/1", None)):
+        code, answer = registry_call(method, path, body, user="notifier")
+        check(code == 403, f"a daemon's client: {method} {path} answered {code} {answer}")
+    code, answer = registry_call("GET", f"/subjects/{subject}/versions", user="admin")
+    check(code == 200 and answer == [1], f"the subject as the operator registered it: {code} {answer}")
+    log("registry: anonymous 401, a partner's token refused; the operator registers; a daemon reads and looks "
+        "up, and may not register, delete or change compatibility (403)")
 
 
 def test_stack_hardening(ns):

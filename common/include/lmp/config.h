@@ -121,6 +121,7 @@ struct lmp_config {
   char *registry_ca_file, *registry_username, *registry_password_file;
   int registry_timeout_ms;
   int registry_allow_http;   /* an http:// registry_url is accepted (else https:// only) */
+  int registry_register;     /* register what it emits at start; else only look its ids up */
   char *oidc_issuer;         /* access tokens' issuer; empty: nobody signs in */
   char *oidc_audience, *oidc_ca_file, *oidc_partner_claim, *oidc_operator_role;
   int oidc_clock_skew_s, oidc_jwks_refetch_s, oidc_jwks_max_age_s, oidc_timeout_ms;

@@ -26,6 +26,11 @@ const char *lmp_registry_url(const struct lmp_registry *r);
  * registry refuses it (incompatible), LMP_ERETRY when it did not answer. */
 int lmp_registry_register(struct lmp_registry *r, const char *subject, const char *schema_json, int32_t *id,
                           char *err, size_t errlen);
+/* The id of a schema registered under subject already, without writing anything (a
+ * client that may only read): LMP_ESCHEMA, saying so, when it is not registered there,
+ * LMP_ERETRY when the registry did not answer. */
+int lmp_registry_lookup(struct lmp_registry *r, const char *subject, const char *schema_json, int32_t *id,
+                        char *err, size_t errlen);
 /* The schema with this id, malloc'd JSON. LMP_ESCHEMA when the registry has none,
  * LMP_ERETRY when it did not answer. */
 int lmp_registry_schema(struct lmp_registry *r, int32_t id, char **json, char *err, size_t errlen);
