@@ -231,5 +231,6 @@ const struct lmp_route intake_routes[] = {
     {"onboarding.confirmed", intake_on_lifecycle, &intake_stages[INTAKE_CONFIRMED], 0},
     {"onboarding.failed", intake_on_lifecycle, &intake_stages[INTAKE_FAILED], 0},
     {"onboarding.shipment-dispatched", intake_on_lifecycle, &intake_stages[INTAKE_SHIPMENT_DISPATCHED], 0},
+    {"onboarding.mail-settled", intake_on_mail_settled, NULL, 0},
     {NULL, NULL, NULL, 0},
 };

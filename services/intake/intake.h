@@ -65,6 +65,8 @@ int intake_status_rank(const struct intake_stage *st);
 /* The lifecycle of everything after acceptance (lifecycle.c); the route's data is
  * its stage. */
 int intake_on_lifecycle(struct lmp_tx *tx, const struct lmp_event *ev);
+/* onboarding.mail-settled: a confirmed onboarding's mail sent or given up. */
+int intake_on_mail_settled(struct lmp_tx *tx, const struct lmp_event *ev);
 /* Records one of intake's own stages (accepted, rejected), happening now. */
 int intake_record_stage(struct lmp_tx *tx, const char *id, const struct intake_stage *st, json_t *detail,
                         const char *event_id);

@@ -208,6 +208,34 @@ int intake_on_lifecycle(struct lmp_tx *tx, const struct lmp_event *ev) {
   return 0;
 }
 
+/* A mail the confirmation named is settled: its fate kept, once, for the status
+ * answer, whichever of the two intake hears of first. Only the two mails a
+ * confirmation names are announced, and only as sent or failed. */
+int intake_on_mail_settled(struct lmp_tx *tx, const struct lmp_event *ev) {
+  const char *id = lmp_av_str(ev->value, "onboarding_id"), *kind = lmp_av_str(ev->value, "kind");
+  const char *status = lmp_av_str(ev->value, "status"), *reason = lmp_av_str(ev->value, "reason");
+  if (id == NULL || kind == NULL || status == NULL)
+    return lmp_tx_reject(tx, "onboarding.mail-settled without onboarding_id, kind or status");
+  if (strcmp(kind, "confirmation") != 0 && strcmp(kind, "invitation") != 0)
+    return lmp_tx_reject(tx, "onboarding.mail-settled of a %.40s mail: only the confirmation and the invitation "
+                         "are announced", kind);
+  if (strcmp(status, "sent") != 0 && strcmp(status, "failed") != 0)
+    return lmp_tx_reject(tx, "onboarding.mail-settled with status '%.40s', not sent or failed", status);
+  avro_value_t at;
+  int64_t ms = 0;
+  if (lmp_av_field(ev->value, "settled_at", &at) < 0 || avro_value_get_long(&at, &ms) != 0)
+    return lmp_tx_reject(tx, "onboarding.mail-settled without settled_at");
+  char when[32];
+  snprintf(when, sizeof(when), "%.3f", (double)ms / 1000.0);
+  const char *p[] = {id, kind, status, strcmp(status, "failed") == 0 ? reason : NULL, when};
+  int r = lmp_tx_command(tx, "INSERT INTO mail_fates(onboarding_id, kind, status, reason, settled_at) "
+                             "VALUES ($1, $2, $3, $4, to_timestamp($5::double precision)) ON CONFLICT DO NOTHING",
+                         5, p);
+  if (r == 0)
+    lmp_info(id, "mail %s %s", kind, status);
+  return r;
+}
+
 /* Retention: past the retention period an onboarding keeps its facts (status, account
  * name, customer id, reasons, the stages and when they happened) and loses every copy
  * of a person's data: the request body (emails, addresses, phones), the shipments'
@@ -232,5 +260,10 @@ int intake_purge(struct lmp_tx *tx, int days) {
             "AND (s.stage = 'shipping-completed' AND s.detail @? '$.shipments[*].address' "
             "  OR s.stage = 'confirmed' AND s.detail @? '$.mails[*].recipient')",
         0, NULL);
+  /* A failed mail's reason came from the mail server: it goes with the rest. */
+  if (r == 0)
+    r = lmp_tx_command(tx, "UPDATE mail_fates f SET reason = NULL FROM onboardings o "
+                           "WHERE o.onboarding_id = f.onboarding_id AND o.request ? 'purged' AND f.reason IS NOT NULL",
+                       0, NULL);
   return r;
 }

@@ -1,7 +1,7 @@
 /* GET /v1/onboardings/{id}: where an onboarding is, every stage it passed in the
  * order of the flow, and all a frontend's confirmation page shows: the customer, users
- * per product, appliances, shipments with their tracking, whom the mails went to, and
- * the notes (advice). */
+ * per product, appliances, shipments with their tracking, whom the mails go to and how
+ * they went, and the notes (advice). */
 #include "intake.h"
 
 #include <stdlib.h>
@@ -36,7 +36,12 @@ static const char status_sql[] =
     "  FROM onboarding_stages d WHERE d.onboarding_id = o.onboarding_id AND d.stage = 'shipment-dispatched' "
     "  AND d.detail->>'shipment_id' = sh->>'shipment_id' ORDER BY d.at DESC LIMIT 1), '{}'::jsonb)) "
     "  FROM jsonb_array_elements(" LATEST("shipping-completed", "shipments") ") sh), '[]'), "
-    "'mails', COALESCE(" LATEST("confirmed", "mails") ", '[]'), "
+    /* Whom the confirmation named, and where each mail stands: as the confirmation
+     * said (pending), or as its announced fate says since. */
+    "'mails', COALESCE((SELECT json_agg(m || COALESCE((SELECT jsonb_build_object('status', f.status, "
+    "  'reason', f.reason, 'settled_at', " UTC(f.settled_at) ") FROM mail_fates f "
+    "  WHERE f.onboarding_id = o.onboarding_id AND f.kind = m->>'kind'), '{}'::jsonb)) "
+    "  FROM jsonb_array_elements(" LATEST("confirmed", "mails") ") m), '[]'), "
     "'stages', COALESCE((SELECT json_agg(json_build_object('stage', s.stage, 'at', " UTC(s.at) ", "
     "  'happened_at', " UTC(s.happened_at) ", 'detail', s.detail) ORDER BY " INTAKE_STAGE_ORDER(s) ") "
     "  FROM onboarding_stages s WHERE s.onboarding_id = o.onboarding_id), '[]')"

@@ -3,7 +3,7 @@
 
 #include "notifier.h"
 
-static const char *const emits[] = {"onboarding.confirmed", NULL};
+static const char *const emits[] = {"onboarding.confirmed", "onboarding.mail-settled", NULL};
 
 int main(int argc, char **argv) {
   static struct notifier n;
@@ -23,7 +23,7 @@ int main(int argc, char **argv) {
       .metrics = notifier_metrics,
       .background = notifier_send_next,
       .background_threads = NOTIFIER_SENDERS,
-      /* The tick emits confirmed when the senders ask; the period is a safety net. */
+      /* The tick announces mails when the senders ask; the period is a safety net. */
       .tick_ms = 1000,
       .ctx = &n,
   };

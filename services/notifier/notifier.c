@@ -1,7 +1,8 @@
 /* On shipping-completed, owe the partner a confirmation and the administrator an
- * invitation; on failed, a failure notice; on a dispatch, the tracking. Senders on
- * threads of their own send what is owed as soon as it is committed (send.c); the
- * tick emits confirmed once both onboarding mails are out. */
+ * invitation and, in the same transaction, confirm the onboarding, naming both; on
+ * failed, a failure notice; on a dispatch, the tracking. Senders on threads of their
+ * own send what is owed as soon as it is committed (send.c); the tick announces each
+ * onboarding mail's fate. */
 #include "notifier.h"
 
 #include <curl/curl.h>
@@ -279,13 +280,17 @@ static int on_completed(struct lmp_tx *tx, const struct lmp_event *ev) {
   json_decref(vars);
   char count[16];
   snprintf(count, sizeof(count), "%zu", nships);
-  /* The confirmed event is emitted later, by the tick: it continues this trace. */
+  /* Kept for what follows the confirmation: the mails' fates continue this trace. */
   const char *p[] = {id, lmp_av_str(&acc, "customer_id"), lmp_av_str(&req, "partner_id"),
                      lmp_av_str(&acc, "account_name"), count, ev->correlation_id, ev->traceparent, partner_email};
   if (r == 0)
     r = lmp_tx_command(tx, "INSERT INTO confirmations(onboarding_id, customer_id, partner_id, account_name, shipments, "
                            "correlation_id, traceparent, partner_email) "
                            "VALUES ($1, $2, $3, $4, $5::int, $6, $7, $8) ON CONFLICT DO NOTHING", 8, p);
+  /* Its work is done and its mails recorded: confirmed now, whatever the mail server
+   * does (a repeat finds it confirmed and emits nothing again). */
+  if (r == 0)
+    r = notifier_confirm(tx, id);
   return r;
 }
 

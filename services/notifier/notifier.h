@@ -38,6 +38,9 @@ int notifier_configured(void *ctx, char *err, size_t errlen);
 #define NOTIFIER_SENDERS 4
 int notifier_send_next(struct lmp_tx *tx);
 int notifier_tick(struct lmp_tx *tx);
+/* onboarding.confirmed for the onboarding only (in the transaction that recorded its
+ * mails), or for every recorded one not confirmed yet (only NULL). */
+int notifier_confirm(struct lmp_tx *tx, const char *only);
 int notifier_purge(struct lmp_tx *tx, int days);
 int notifier_metrics(void *ctx, const char *service, struct lmp_buf *out);
 

@@ -1,5 +1,5 @@
-/* The notifier's senders send the mails that are due, one per transaction; its tick emits
- * onboarding.confirmed for each onboarding whose two mails are settled. */
+/* The notifier's senders send the mails that are due, one per transaction; its tick
+ * announces each onboarding mail's fate once it is settled (onboarding.mail-settled). */
 #include <curl/curl.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -39,13 +39,30 @@ static int owe_undeliverable(struct lmp_tx *tx, const char *id, const char *kind
   return r;
 }
 
-/* A mail that will never go: recorded as failed with why, counted, and, for the
- * invitation, the partner told. */
-static int give_up(struct lmp_tx *tx, const char *id, const char *kind, const char *why) {
+/* Why a mail failed in words a partner may read (onboarding.mail-settled and the status
+ * answer): what happened, never the server's text, which can quote the address, name
+ * internal hosts, or speak of the notifier's own credentials (last_error keeps it, for
+ * operators). s is notifier_send's answer, err its text. */
+static void public_reason(int s, const char *err, long attempts, char *out, size_t len) {
+  const char *smtp = strstr(err, "(SMTP ");
+  long code = smtp ? strtol(smtp + 6, NULL, 10) : 0;
+  if (s != LMP_EREJECT)
+    snprintf(out, len, "no mail server took it in %ld attempts", attempts);
+  else if (strstr(err, "not a usable address"))
+    snprintf(out, len, "the address is not one a mail can be sent to");
+  else if (code >= 500 && code < 600)
+    snprintf(out, len, "the mail server refused it (SMTP %ld)", code);
+  else
+    snprintf(out, len, "the mail could not be written");
+}
+
+/* A mail that will never go: recorded as failed with why (and why in public words),
+ * counted, and, for the invitation, the partner told. */
+static int give_up(struct lmp_tx *tx, const char *id, const char *kind, const char *why, const char *public_why) {
   struct notifier *n = lmp_tx_ctx(tx);
-  const char *q[] = {id, kind, why};
-  int r = lmp_tx_command(tx, "UPDATE mails SET status = 'failed', attempts = attempts + 1, last_error = $3 "
-                             "WHERE onboarding_id = $1 AND kind = $2", 3, q);
+  const char *q[] = {id, kind, why, public_why};
+  int r = lmp_tx_command(tx, "UPDATE mails SET status = 'failed', attempts = attempts + 1, last_error = $3, "
+                             "fail_reason = $4, settled_at = now() WHERE onboarding_id = $1 AND kind = $2", 4, q);
   atomic_fetch_add(&n->mails_failed, 1);
   lmp_error(id, "mail %s given up: %s", kind, why);
   if (r == 0 && strcmp(kind, "invitation") == 0)
@@ -93,14 +110,15 @@ int notifier_send_next(struct lmp_tx *tx) {
   pthread_setspecific(curl_key, curl);
   const char *q[] = {id, kind};
   if (s == 0) {
-    r = lmp_tx_command(tx, "UPDATE mails SET status = 'sent', sent_at = now(), attempts = attempts + 1, "
-                           "last_error = NULL WHERE onboarding_id = $1 AND kind = $2", 2, q);
+    r = lmp_tx_command(tx, "UPDATE mails SET status = 'sent', sent_at = now(), settled_at = now(), "
+                           "attempts = attempts + 1, last_error = NULL WHERE onboarding_id = $1 AND kind = $2", 2, q);
     atomic_fetch_add(&n->mails_sent, 1);
     lmp_info(id, "mail %s sent", kind);
   } else if (s == LMP_EREJECT || attempts >= n->max_attempts) {
-    char why[600];
+    char why[600], public_why[120];
     snprintf(why, sizeof(why), "%s%s", s == LMP_EREJECT ? "" : "given up after the last attempt: ", err);
-    r = give_up(tx, id, kind, why);
+    public_reason(s, err, attempts, public_why, sizeof(public_why));
+    r = give_up(tx, id, kind, why, public_why);
   } else {
     long wait = attempts < 20 ? (1L << attempts) : n->retry_max_s;
     if (wait > n->retry_max_s)
@@ -116,29 +134,34 @@ int notifier_send_next(struct lmp_tx *tx) {
   }
   PQclear(res);
   if (r == 0 && s != LMP_EIO)
-    lmp_tx_wake(tx); /* settled: the tick may confirm its onboarding */
+    lmp_tx_wake(tx); /* settled: the tick announces it */
   return r;
 }
 
-/* Onboardings whose confirmation and invitation are settled (sent, or given up) get
- * their confirmed event, naming whom each mail went to; it continues the trace of the
- * event that owed the mails. */
-static int confirm_ready(struct lmp_tx *tx) {
+/* The confirmed event of onboardings whose work is done, naming whom each of its two
+ * mails goes to and where it stands (pending, until the senders settle it): of one
+ * onboarding (only) in the transaction that owed its mails, continuing that event's
+ * trace; or, from the tick (only NULL), of every one still waiting, as onboardings
+ * recorded before an upgrade do, continuing the trace stored with them. */
+int notifier_confirm(struct lmp_tx *tx, const char *only) {
   PGresult *res;
-  int r = lmp_tx_query(tx, "SELECT c.onboarding_id, c.customer_id, c.partner_id, c.account_name, c.shipments, "
-                           "c.correlation_id, c.traceparent, "
-                           "(SELECT json_agg(json_build_object('kind', m.kind, 'recipient', m.recipient, 'status', "
-                           "m.status) ORDER BY m.kind) FROM mails m WHERE m.onboarding_id = c.onboarding_id "
-                           "AND m.kind IN ('confirmation', 'invitation'))::text "
-                           "FROM confirmations c WHERE c.confirmed_at IS NULL AND "
-                           "(SELECT count(*) FROM mails m WHERE m.onboarding_id = c.onboarding_id AND "
-                           "m.kind IN ('confirmation', 'invitation') AND m.status IN ('sent', 'failed')) = 2 "
-                           "LIMIT 500 FOR UPDATE SKIP LOCKED", 0, NULL, &res);
+  const char *p[] = {only};
+#define CONFIRM_COLUMNS                                                                                       \
+  "SELECT c.onboarding_id, c.customer_id, c.partner_id, c.account_name, c.shipments, c.correlation_id, "     \
+  "c.traceparent, (SELECT json_agg(json_build_object('kind', m.kind, 'recipient', m.recipient, 'status', "  \
+  "m.status) ORDER BY m.kind) FROM mails m WHERE m.onboarding_id = c.onboarding_id "                        \
+  "AND m.kind IN ('confirmation', 'invitation'))::text FROM confirmations c WHERE c.confirmed_at IS NULL "
+  /* Two statements, each with its own plan: by the key on the consumer's path, by the
+   * partial index of those waiting in the tick's sweep. */
+  int r = only ? lmp_tx_query(tx, CONFIRM_COLUMNS "AND c.onboarding_id = $1 FOR UPDATE", 1, p, &res)
+               : lmp_tx_query(tx, CONFIRM_COLUMNS "LIMIT 500 FOR UPDATE SKIP LOCKED", 0, NULL, &res);
+#undef CONFIRM_COLUMNS
   if (r < 0)
     return r;
   for (int i = 0; r == 0 && i < PQntuples(res); i++) {
     const char *id = PQgetvalue(res, i, 0);
-    lmp_tx_follow(tx, PQgetisnull(res, i, 5) ? id : PQgetvalue(res, i, 5), PQgetvalue(res, i, 6));
+    if (only == NULL)
+      lmp_tx_follow(tx, PQgetisnull(res, i, 5) ? id : PQgetvalue(res, i, 5), PQgetvalue(res, i, 6));
     avro_value_t v, mails;
     if ((r = lmp_tx_value(tx, "onboarding.confirmed", &v)) < 0)
       break;
@@ -148,7 +171,7 @@ static int confirm_ready(struct lmp_tx *tx) {
     if (r == 0) r = lmp_av_set_str(&v, "account_name", PQgetvalue(res, i, 3));
     if (r == 0) r = lmp_av_set_int(&v, "shipments", (int32_t)strtol(PQgetvalue(res, i, 4), NULL, 10));
     if (r == 0) r = avro_value_get_by_name(&v, "mails", &mails, NULL) ? LMP_EINVAL : 0;
-    json_t *list = r == 0 ? json_loads(PQgetvalue(res, i, 7), 0, NULL) : NULL;
+    json_t *list = r == 0 ? json_loads(PQgetisnull(res, i, 7) ? "[]" : PQgetvalue(res, i, 7), 0, NULL) : NULL;
     if (r == 0 && list == NULL)
       r = LMP_ENOMEM;
     if (r == 0)
@@ -167,7 +190,50 @@ static int confirm_ready(struct lmp_tx *tx) {
   return r;
 }
 
-int notifier_tick(struct lmp_tx *tx) { return confirm_ready(tx); }
+/* Each of the two mails a confirmation promised, once the senders settled it, is
+ * announced once (onboarding.mail-settled), after its confirmation, continuing the
+ * onboarding's trace, with the reason in public words (public_reason). */
+static int announce_settled(struct lmp_tx *tx) {
+  PGresult *res;
+  int r = lmp_tx_query(tx, "SELECT m.onboarding_id, m.kind, m.status, "
+                           "CASE WHEN m.status = 'failed' THEN COALESCE(m.fail_reason, 'it could not be sent') END, "
+                           "(extract(epoch FROM COALESCE(m.settled_at, m.sent_at, now())) * 1000)::bigint, "
+                           "c.correlation_id, c.traceparent "
+                           "FROM mails m JOIN confirmations c ON c.onboarding_id = m.onboarding_id "
+                           "WHERE m.announced_at IS NULL AND m.kind IN ('confirmation', 'invitation') "
+                           "AND m.status IN ('sent', 'failed') AND c.confirmed_at IS NOT NULL "
+                           "ORDER BY m.onboarding_id, m.kind LIMIT 500 FOR UPDATE OF m SKIP LOCKED",
+                       0, NULL, &res);
+  if (r < 0)
+    return r;
+  for (int i = 0; r == 0 && i < PQntuples(res); i++) {
+    const char *id = PQgetvalue(res, i, 0), *kind = PQgetvalue(res, i, 1);
+    lmp_tx_follow(tx, PQgetisnull(res, i, 5) ? id : PQgetvalue(res, i, 5), PQgetvalue(res, i, 6));
+    avro_value_t v, reason, branch;
+    if ((r = lmp_tx_value(tx, "onboarding.mail-settled", &v)) < 0)
+      break;
+    r = lmp_av_set_str(&v, "onboarding_id", id);
+    if (r == 0) r = lmp_av_set_str(&v, "kind", kind);
+    if (r == 0) r = lmp_av_set_str(&v, "status", PQgetvalue(res, i, 2));
+    int why = !PQgetisnull(res, i, 3); /* the union's branch: null, or the reason */
+    if (r == 0 && (avro_value_get_by_name(&v, "reason", &reason, NULL) || avro_value_set_branch(&reason, why, &branch) ||
+                   (why ? avro_value_set_string(&branch, PQgetvalue(res, i, 3)) : avro_value_set_null(&branch))))
+      r = LMP_EINVAL;
+    if (r == 0) r = lmp_av_set_long(&v, "settled_at", strtoll(PQgetvalue(res, i, 4), NULL, 10));
+    if (r == 0) r = lmp_tx_emit(tx, "onboarding.mail-settled", id, &v);
+    avro_value_decref(&v);
+    const char *q[] = {id, kind};
+    if (r == 0)
+      r = lmp_tx_command(tx, "UPDATE mails SET announced_at = now() WHERE onboarding_id = $1 AND kind = $2", 2, q);
+  }
+  PQclear(res);
+  return r;
+}
+
+int notifier_tick(struct lmp_tx *tx) {
+  int r = notifier_confirm(tx, NULL);
+  return r < 0 ? r : announce_settled(tx);
+}
 
 int notifier_metrics(void *ctx, const char *service, struct lmp_buf *out) {
   struct notifier *n = ctx;
@@ -188,20 +254,25 @@ int notifier_metrics(void *ctx, const char *service, struct lmp_buf *out) {
 /* Retention: after the retention period a settled mail keeps only its facts (kind,
  * status, attempts, times): its text goes, and so does every copy of an address it
  * held, the recipient and an error that may quote it. A mail whose onboarding still
- * waits for its confirmed event is kept whole, since that event names the
- * recipients; and the partner's address kept with a confirmation goes once the
- * confirmation is that old. */
+ * waits for its confirmed event, or whose fate is not announced yet, is kept whole,
+ * since those events name the recipients and the reason; and the partner's address
+ * kept with a confirmation goes once the confirmation is that old and its invitation
+ * is settled (a failed one is reported to that address). */
 int notifier_purge(struct lmp_tx *tx, int days) {
   char d[16];
   snprintf(d, sizeof(d), "%d", days);
   const char *p[] = {d};
   int r = lmp_tx_command(tx, "UPDATE mails m SET subject = '', body = '', recipient = NULL, last_error = NULL "
                              "WHERE m.status IN ('sent', 'failed') AND (m.recipient IS NOT NULL OR m.body <> '') "
-                             "AND m.created_at < now() - $1::int * interval '1 day' AND NOT EXISTS "
+                             "AND m.created_at < now() - $1::int * interval '1 day' "
+                             "AND (m.announced_at IS NOT NULL OR m.kind NOT IN ('confirmation', 'invitation')) "
+                             "AND NOT EXISTS "
                              "(SELECT 1 FROM confirmations c WHERE c.onboarding_id = m.onboarding_id "
                              "AND c.confirmed_at IS NULL)", 1, p);
   if (r == 0)
-    r = lmp_tx_command(tx, "UPDATE confirmations SET partner_email = NULL WHERE partner_email IS NOT NULL "
-                           "AND confirmed_at < now() - $1::int * interval '1 day'", 1, p);
+    r = lmp_tx_command(tx, "UPDATE confirmations c SET partner_email = NULL WHERE partner_email IS NOT NULL "
+                           "AND confirmed_at < now() - $1::int * interval '1 day' AND NOT EXISTS "
+                           "(SELECT 1 FROM mails m WHERE m.onboarding_id = c.onboarding_id "
+                           "AND m.kind = 'invitation' AND m.status = 'pending')", 1, p);
   return r;
 }

@@ -91,10 +91,24 @@ def test_flow(ns):
         answer = json.loads(ns.admin_get("notifier", f"/v1/onboardings/{i}")[1])
         check({f"<{x['message_id']}@lmp-onboarding>" for x in answer} == {str(m["Message-ID"]) for m in mails},
               f"the admin answer's message ids: {answer}")
-    sent = ns.sql("SELECT kind, count(*) FROM mails WHERE status = 'sent' GROUP BY 1 ORDER BY 1", service="notifier")
-    check(sent == [("confirmation", 3), ("invitation", 3)], sent)
+    # A mail is received before the notifier's commit says it was sent.
+    wait_for("six mails recorded as sent", lambda: ns.sql(
+        "SELECT kind, count(*) FROM mails WHERE status = 'sent' GROUP BY 1 ORDER BY 1", service="notifier")
+        == [("confirmation", 3), ("invitation", 3)])
     confirmed = ns.consume("onboarding.confirmed", 3)
     check(sorted(decode(m.value())[1]["onboarding_id"] for m in confirmed) == sorted(ids), "confirmed events")
+    # Confirmed when the work was done, the mails named to be sent; each mail's fate
+    # follows once, and the status answer says so.
+    for m in confirmed:
+        mails = sorted((x["kind"], x["status"]) for x in decode(m.value())[1]["mails"])
+        check(mails == [("confirmation", "pending"), ("invitation", "pending")], f"the confirmation's mails: {mails}")
+    for i in ids:
+        wait_for(f"{i}: the status answer says both mails sent", lambda i=i: all(
+            x["status"] == "sent" for x in json.loads(ns.admin_get("intake", f"/v1/onboardings/{i}")[1])["mails"]))
+    # Each fate announced once (intake has heard them all: they are on the topic).
+    got = sorted((e["onboarding_id"], e["kind"], e["status"]) for e in
+                 (decode(m.value())[1] for m in ns.consume_all("onboarding.mail-settled")))
+    check(got == sorted((i, k, "sent") for i in ids for k in ("confirmation", "invitation")), got)
     check(ns.consume_all(ns.dlq) == [], "nothing dead-lettered")
 
 

@@ -1,11 +1,14 @@
-"""The SMTP server down: mails wait and are retried with growing delays, the error of
-each attempt is kept, consumption goes on (later onboardings still reach their last
-step), and once the server is back every mail goes out once and the onboardings are
-confirmed. The server's address is a listener this test holds for its whole run, so
-no other process can take it."""
+"""The SMTP server down delays no confirmation: onboardings are confirmed in the usual
+time with their mails recorded to be sent (the status answer says pending), the mails
+wait and are retried with growing delays, the error of each attempt is kept, and once
+the server is back every mail goes out once, each one's fate is announced once
+(onboarding.mail-settled) and the status answer says sent. The server's address is a
+listener this test holds for its whole run, so no other process can take it."""
+import json
 import sys
+from datetime import datetime
 
-from harness import SmtpGate, check, example, onboarding_id, run, wait_for
+from harness import SmtpGate, check, decode, example, onboarding_id, run, wait_for
 
 
 def test_smtp_down(ns):
@@ -38,29 +41,43 @@ def run_with_gate(ns, gate):
     check(n3 - n2 > n2 - n1 > 0, f"the delays grow: next attempts at {n1:.2f}, {n2:.2f}, {n3:.2f}")
     check(gate.refused >= 3, f"the server was tried and hung up on: {gate.refused}")
 
-    # Other onboardings are not held up: the next one is processed to its mails too.
+    # Both onboardings are confirmed with the server down, in the usual time: the first
+    # already, the second as soon as its stages are done; their mails wait.
     second = example("physical-complete.json")
     ns.publish("onboarding.requested", second)
-    wait_for("the second onboarding at its last step", lambda: ns.sql(
-        "SELECT status FROM onboardings WHERE onboarding_id = %s", onboarding_id(second))
-        == [("shipping_arranged",)], timeout=90)
-    wait_for("the second onboarding's mails owed", lambda: ns.sql(
-        "SELECT count(*) FROM mails WHERE onboarding_id = %s", onboarding_id(second),
-        service="notifier")[0][0] == 2, timeout=90)
-    check(ns.sql("SELECT count(*) FROM onboardings WHERE status = 'confirmed'") == [(0,)], "none confirmed yet")
+    ids = [onboarding_id(first), onboarding_id(second)]
+    wait_for("both confirmed with the mail server down", lambda: ns.sql(
+        "SELECT count(*) FROM onboardings WHERE status = 'confirmed' AND onboarding_id = ANY(%s)", ids)
+        == [(2,)], timeout=90)
+    for i in ids:
+        answer = json.loads(ns.admin_get("intake", f"/v1/onboardings/{i}")[1])
+        states = sorted((m["kind"], m["status"]) for m in answer["mails"])
+        check(states == [("confirmation", "pending"), ("invitation", "pending")], f"{i}: the mails {states}")
+        # Confirmed by the notifier as soon as shipping completed it, by their own times.
+        when = {st["stage"]: datetime.fromisoformat(st["happened_at"].replace("Z", "+00:00"))
+                for st in answer["stages"]}
+        took = (when["confirmed"] - when["shipping-completed"]).total_seconds()
+        check(0 <= took < 5, f"{i}: confirmed {took:.1f} s after shipping completed, with the mail server down")
     check(ns.sql("SELECT count(*) FROM mails WHERE status = 'sent'", service="notifier") == [(0,)],
           "no mail counted as sent while the server is down")
+    check(ns.consume_all("onboarding.mail-settled") == [], "a mail announced as settled while the server is down")
 
     gate.open = True
-    ids = [onboarding_id(first), onboarding_id(second)]
-    wait_for("both confirmed once the server is back", lambda: ns.sql(
-        "SELECT count(*) FROM onboardings WHERE status = 'confirmed' AND onboarding_id = ANY(%s)", ids)
-        == [(2,)], timeout=120, interval=0.5)
+    wait_for("every mail sent once the server is back", lambda: ns.sql(
+        "SELECT status, count(*) FROM mails GROUP BY 1", service="notifier") == [("sent", 4)],
+        timeout=120, interval=0.5)
     for i in ids:
         got = [m["Message-ID"] for m in ns.mails(i)]
         check(len(got) == 2 and len(set(got)) == 2, f"{i}: each mail received once: {got}")
-    rows = ns.sql("SELECT status, count(*) FROM mails GROUP BY 1", service="notifier")
-    check(rows == [("sent", 4)], f"four mails, each sent: {rows}")
+
+    def said_sent(i):
+        answer = json.loads(ns.admin_get("intake", f"/v1/onboardings/{i}")[1])
+        return all(m["status"] == "sent" and m["settled_at"] for m in answer["mails"]) and len(answer["mails"]) == 2
+    wait_for("the status answers say sent", lambda: all(said_sent(i) for i in ids), timeout=60)
+    settled = [decode(m.value())[1] for m in ns.consume_all("onboarding.mail-settled")]
+    got = sorted((e["onboarding_id"], e["kind"], e["status"]) for e in settled)
+    want = sorted((i, k, "sent") for i in ids for k in ("confirmation", "invitation"))
+    check(got == want, f"each mail's fate announced once: {got}")
 
 
 if __name__ == "__main__":

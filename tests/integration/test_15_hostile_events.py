@@ -78,6 +78,9 @@ def real_events(ns):
                                        "tracking_number": "PRL1", "dispatched_at": 0}, key=onboarding_id(phys))
     wait_for("the dispatch recorded", lambda: ns.sql(
         "SELECT count(*) FROM onboarding_stages WHERE stage = 'shipment-dispatched'")[0][0] == 1, timeout=60)
+    # Its two mails' fates follow the confirmation, once the mails are sent.
+    wait_for("both mails' fates heard", lambda: ns.sql(
+        "SELECT count(*) FROM mail_fates WHERE onboarding_id = %s", onboarding_id(phys))[0][0] == 2, timeout=60)
     ns.wait_published()
     events = {}
     for topic in CONSUMERS:
@@ -106,7 +109,7 @@ def test_hostile_events(ns):
     for service in SERVICES:
         for event_type in ns.routes(service):
             CONSUMERS.setdefault(event_type, []).append(service)
-    check(len(CONSUMERS) == 9, f"nine consumed topics: {sorted(CONSUMERS)}")
+    check(len(CONSUMERS) == 10, f"ten consumed topics: {sorted(CONSUMERS)}")
     ns.start_all()
     hostile_requests(ns)
     events = real_events(ns)

@@ -64,11 +64,13 @@ def test_journey(ns):
         "traceparent": f"00-{trace}-{uuid.uuid4().hex[:16]}-01"})
     wait_for("the dispatch in the status", lambda: any(x.get("tracking_number") == "PRL777"
                                                         for x in status(ns, oid)["shipments"]), timeout=60)
+    wait_for("both mails' fates heard", lambda: all(m["status"] == "sent" for m in status(ns, oid)["mails"]),
+             timeout=60)
     ns.wait_published()
     seen = {}
     for topic in ("onboarding.accepted", "onboarding.users-allocated", "onboarding.appliances-provisioned",
                   "shipment.requested", "onboarding.shipping-completed", "onboarding.confirmed",
-                  "onboarding.shipment-dispatched"):
+                  "onboarding.shipment-dispatched", "onboarding.mail-settled"):
         for m in ns.consume_all(topic):
             if m.key().decode() == oid:
                 h = headers(m)
@@ -76,7 +78,7 @@ def test_journey(ns):
                 seen.setdefault(topic, {})[h["event_id"]] = h["traceparent"]
                 # keyed by the onboarding; correlated by the frontend's request id
                 check(h["correlation_id"] == phys["request_id"], f"{topic}: correlation id {h['correlation_id']}")
-    check(len(seen) == 7, f"events of the onboarding on {sorted(seen)}")
+    check(len(seen) == 8, f"events of the onboarding on {sorted(seen)}")
     spans = set()
     for topic, tps in seen.items():
         for tp in tps.values():
@@ -89,8 +91,10 @@ def test_journey(ns):
     check(any(w["code"] == "VIRTUAL_RECOMMENDED" for w in acc["warnings"]), acc["warnings"])
     check(any(w["code"] == "VIRTUAL_RECOMMENDED" for w in s["warnings"]), s["warnings"])
 
-    # 4. The confirmation page, from one call.
-    s = status(ns, oid)
+    # 4. The confirmation page, from one call, once the mails it names went out (the
+    # confirmation came first).
+    s = wait_for("the mails sent", lambda: (lambda x: x if all(m["status"] == "sent" for m in x["mails"]) else None)(
+        status(ns, oid)), timeout=60)
     check(s["customer"]["legal_name"] == phys["customer"]["legal_name"] and s["customer"]["customer_id"], s["customer"])
     check(s["customer"]["portal_admin_email"] == phys["customer"]["portal_admin_email"], s["customer"])
     users = {u["product"]: u["users"] for u in s["users"]}

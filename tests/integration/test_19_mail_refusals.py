@@ -9,7 +9,7 @@ import re
 import sys
 import uuid
 
-from harness import Namespace, SmtpGate, check, example, headers, http_get, onboarding_id, run, wait_for
+from harness import Namespace, SmtpGate, check, decode, example, headers, http_get, onboarding_id, run, wait_for
 
 SMUGGLE = ("Evil Corp\r\n.\r\nMAIL FROM:<eve@evil.example>\r\nRCPT TO:<eve@evil.example>\r\nDATA\r\n"
            "Subject: smuggled\r\nBcc: eve@evil.example\r\n\r\nhi\r\n.\r\nQUIT\r\n")
@@ -44,12 +44,19 @@ def test_mail_refusals(ns):
     # it (the runtime's BAD_TEXT; services/notifier/notifier.c checks again).
     smuggler, sev = shipping_completed("it@example.com", SMUGGLE)
     ns.publish("onboarding.shipping-completed", sev, key=smuggler)
-    wait_for("the onboarding confirmed with its mails settled", lambda: ns.sql(
+    wait_for("the onboarding confirmed", lambda: ns.sql(
         "SELECT confirmed_at IS NOT NULL FROM confirmations WHERE onboarding_id = %s", oid,
         service="notifier") == [(True,)], timeout=60)
-    m = mails(ns, oid)
+    m = wait_for("its mails settled", lambda: (lambda x: x if x.get("invitation", ("",))[0] == "failed" and
+                                               x.get("confirmation", ("",))[0] == "sent" else None)(mails(ns, oid)))
     check(m["invitation"][0] == "failed" and "not a usable address" in m["invitation"][2], m)
     check(m["confirmation"][0] == "sent", m)
+    # Its fate is announced once: failed, with the reason, without the address.
+    fate = wait_for("the invitation's fate announced", lambda: [
+        e for e in (decode(x.value())[1] for x in ns.consume_all("onboarding.mail-settled"))
+        if e["onboarding_id"] == oid and e["kind"] == "invitation"])
+    check(len(fate) == 1 and fate[0]["status"] == "failed" and
+          fate[0]["reason"] == "the address is not one a mail can be sent to", fate)
     wait_for("the partner told", lambda: mails(ns, oid).get("undeliverable:invitation", ("",))[0] == "sent")
     check(metric(notifier, "lmp_mails_failed_total") == 1, "the failed invitation is counted")
     received = ns.mails(oid)
@@ -88,9 +95,14 @@ def test_mail_refusals(ns):
                 want = 1 if kind == "refuse" else 2
                 check(attempts == want, f"{kind}: {k} given up after {attempts} attempts, want {want}: {err}")
             check(metric(p.http, "lmp_mails_failed_total") >= 2, f"{kind}: counted")
-            wait_for(f"{kind}: confirmed all the same", lambda: other.sql(
-                "SELECT confirmed_at IS NOT NULL FROM confirmations WHERE onboarding_id = %s", oid2,
-                service="notifier") == [(True,)], timeout=30)
+            check(other.sql("SELECT confirmed_at IS NOT NULL FROM confirmations WHERE onboarding_id = %s", oid2,
+                            service="notifier") == [(True,)], f"{kind}: confirmed")
+            # Each fate announced once, in the notifier's words, not the server's.
+            want = "the mail server refused it (SMTP 5" if kind == "refuse" else "no mail server took it in 2 attempts"
+            fates = wait_for(f"{kind}: both fates announced", lambda: (lambda f: f if len(f) >= 2 else None)(
+                [decode(x.value())[1] for x in other.consume_all("onboarding.mail-settled")]))
+            check(sorted(f["kind"] for f in fates) == ["confirmation", "invitation"] and
+                  all(f["status"] == "failed" and f["reason"].startswith(want) for f in fates), f"{kind}: {fates}")
         finally:
             problems = other.close()
             gate.close()

@@ -520,10 +520,13 @@ def keyboard_virtual(page, ns, who):
     check(s["appliances"][0]["virtual_id"] in page.text("result-appliances"), page.text("result-appliances"))
     mails = {m["kind"]: m["recipient"] for m in s["mails"]}
     check(mails == {"confirmation": who["email"], "invitation": "office@lakeside-physio.example.com"}, mails)
+    # Confirmed first; the page then follows each email until it is sent.
     for kind, to in mails.items():
-        shown = page.js("const e = document.querySelector(`#result-mails [data-kind='${arguments[0]}']`);"
-                        "return e ? e.textContent : ''", kind)
-        check(to in shown and "sent" in shown, f"the page says of the {kind}: {shown!r}")
+        def shown(kind=kind):
+            return page.js("const e = document.querySelector(`#result-mails [data-kind='${arguments[0]}']`);"
+                           "return e ? e.textContent : ''", kind)
+        page.wait(f"the page to say the {kind} was sent", lambda: shown().endswith(", sent"), 60)
+        check(to in shown() and "will be sent" not in shown(), f"the page says of the {kind}: {shown()!r}")
     page.check_front_door_calls()
     log(f"keyboard: {len(path)} Tabs, confirmed as customer {stored[0][1]}")
 
@@ -668,9 +671,15 @@ def physical(page, ns, who):
     by_city = {sh["address"]["city"]: sorted(i["sku"] for i in sh["items"]) for sh in s["shipments"]}
     check(by_city == {"Halifax": ["NS-100", "NS-500"], "Dartmouth": ["NS-100"]}, by_city)
     check(page.js("return document.querySelectorAll('#result-shipments li').length") == 2, page.text("result"))
+    # Confirmed first, the mails after: the status answer and the page follow them.
+    s = wait_for("both mails sent", lambda: (lambda x: x if all(m["status"] == "sent" for m in x["mails"]) else None)(
+        status_of(ns, oid)), timeout=60)
     mails = {m["kind"]: (m["recipient"], m["status"]) for m in s["mails"]}
     check(mails == {"confirmation": (who["email"], "sent"),
                     "invitation": ("security@maritime-freight.example.com", "sent")}, mails)
+    page.wait("the page to say both mails were sent", lambda: page.js(
+        "return [...document.querySelectorAll('#result-mails li')].map((e) => e.dataset.status).join(',')")
+        == "sent,sent", 60)
     check("security@maritime-freight.example.com" in page.text("result-mails"), page.text("result-mails"))
     shown = page.js("return [...document.querySelectorAll('#result-stages li')].map((e) => e.dataset.stage)")
     check(shown == [st["stage"] for st in s["stages"]] and shown[-1] == "confirmed",

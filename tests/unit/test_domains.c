@@ -160,8 +160,11 @@ static void a_physical_onboarding(void **state) {
 
   txh_open(&n, &notifier);
   rows = feed(&n, "onboarding.shipping-completed", id, json_incref(sc));
-  assert_int_equal(json_array_size(rows), 0); /* the mails are sent by the tick, not here */
+  /* Confirmed here, naming both mails, which the senders send after the commit. */
+  assert_int_equal(json_array_size(rows), 1);
+  assert_int_equal(count(rows, "onboarding.confirmed"), 1);
   json_decref(rows);
+  assert_int_equal(txh_long(&n, "SELECT count(*) FROM confirmations WHERE confirmed_at IS NOT NULL"), 1);
   assert_int_equal(txh_long(&n, "SELECT count(*) FROM mails WHERE status = 'pending' AND kind IN "
                                 "('confirmation', 'invitation')"), 2);
   assert_int_equal(txh_long(&n, "SELECT count(*) FROM confirmations WHERE traceparent LIKE '00-%'"), 1);

@@ -294,6 +294,88 @@ static void confirmed_in_any_order(void **state) {
   assert_int_equal(run.runs, 720);
 }
 
+static void refuse_event(const char *event_type, const char *id, json_t *event, const char *code, const char *why);
+
+/* The confirmation names its two mails as pending; each one's fate follows on a topic
+ * of its own (onboarding.mail-settled), before or after the confirmation: in all six
+ * orders the answer shows the confirmation sent and the invitation failed with its
+ * reason, and a mail not settled yet as pending. */
+static json_t *settled(const char *id, const char *kind, const char *status, const char *reason) {
+  return json_pack("{s:s, s:s, s:s, s:o, s:I}", "onboarding_id", id, "kind", kind, "status", status, "reason",
+                   reason ? json_pack("{s:s}", "string", reason) : json_null(), "settled_at", (json_int_t)(T0 + 900));
+}
+
+static const char *mail_state(json_t *answer, const char *kind, const char *field) {
+  size_t i;
+  json_t *m;
+  json_array_foreach(json_object_get(answer, "mails"), i, m) if (strcmp(json_string_value(json_object_get(m, "kind")),
+                                                                        kind) == 0) return json_string_value(
+      json_object_get(m, field));
+  return NULL;
+}
+
+static void mails_in_any_order(void **state) {
+  static const size_t orders[6][3] = {{0, 1, 2}, {0, 2, 1}, {1, 0, 2}, {1, 2, 0}, {2, 0, 1}, {2, 1, 0}};
+  for (size_t o = 0; o < 6; o++) {
+    char id[37];
+    json_t *acc = submit(id);
+    struct ev evs[8];
+    size_t n = confirmed_flow(id, acc, evs);
+    for (size_t i = 0; i < 3; i++)
+      deliver(evs[i].type, id, evs[i].value);
+    json_decref(evs[3].value);
+    struct ev mail[3] = {
+        {"onboarding.confirmed",
+         json_pack("{s:s, s:s, s:s, s:s, s:i, s:[{s:s, s:s, s:s}, {s:s, s:s, s:s}], s:I}", "onboarding_id", id,
+                   "customer_id", CUSTOMER, "partner_id", "partner-northwind", "account_name", "x", "shipments", 2,
+                   "mails", "kind", "confirmation", "recipient", "ops@example.com", "status", "pending", "kind",
+                   "invitation", "recipient", "admin@example.com", "status", "pending", "confirmed_at",
+                   (json_int_t)(T0 + 400))},
+        {"onboarding.mail-settled", settled(id, "confirmation", "sent", NULL)},
+        {"onboarding.mail-settled", settled(id, "invitation", "failed", "550 the recipient: no such user")}};
+    for (size_t i = 0; i < 3; i++) {
+      deliver(mail[orders[o][i]].type, id, mail[orders[o][i]].value);
+      json_t *answer = status_answer(id);
+      if (orders[o][i] == 0 && i == 0) { /* confirmed first: both pending */
+        assert_string_equal(mail_state(answer, "confirmation", "status"), "pending");
+        assert_string_equal(mail_state(answer, "invitation", "status"), "pending");
+        assert_string_equal(json_string_value(json_object_get(answer, "status")), "confirmed");
+      }
+      json_decref(answer);
+    }
+    json_t *answer = status_answer(id);
+    assert_string_equal(json_string_value(json_object_get(answer, "status")), "confirmed");
+    assert_string_equal(mail_state(answer, "confirmation", "status"), "sent");
+    assert_string_equal(mail_state(answer, "confirmation", "recipient"), "ops@example.com");
+    assert_null(mail_state(answer, "confirmation", "reason"));
+    assert_string_equal(mail_state(answer, "invitation", "status"), "failed");
+    assert_string_equal(mail_state(answer, "invitation", "reason"), "550 the recipient: no such user");
+    assert_string_equal(mail_state(answer, "invitation", "settled_at"), TIME("900"));
+    json_decref(answer);
+    for (size_t i = 0; i < 3; i++)
+      json_decref(mail[i].value);
+    for (size_t i = 0; i < n; i++)
+      if (i != 3)
+        json_decref(evs[i].value);
+    json_decref(acc);
+  }
+}
+
+/* A mail-settled that is not one: refused with the reason, nothing kept. */
+static void mail_settled_refused(void **state) {
+  char id[37];
+  json_t *acc = submit(id);
+  json_decref(acc);
+  json_t *other = settled(id, "dispatch:x", "sent", NULL), *bounced = settled(id, "invitation", "bounced", NULL);
+  refuse_event("onboarding.mail-settled", id, other, "HANDLER_REJECTED", "only the confirmation and the invitation");
+  refuse_event("onboarding.mail-settled", id, bounced, "HANDLER_REJECTED", "not sent or failed");
+  json_decref(other);
+  json_decref(bounced);
+  char sql[200];
+  snprintf(sql, sizeof(sql), "SELECT count(*) FROM mail_fates WHERE onboarding_id = '%s'", id);
+  assert_int_equal(txh_long(&H, sql), 0);
+}
+
 /* A failure heard before the stage it undoes: still failed, the account released,
  * the failure listed after the stage it followed. */
 static void failed_in_any_order(void **state) {
@@ -312,12 +394,12 @@ static void failed_in_any_order(void **state) {
  * and changes nothing: after the confirmation, from a daemon that already did its
  * part, from no daemon that fails onboardings. One that can be true is taken, and a
  * confirmation after it does not revive the onboarding. */
-static void refuse(const char *id, json_t *event, const char *code, const char *why) {
+static void refuse_event(const char *event_type, const char *id, json_t *event, const char *code, const char *why) {
   char *text = json_dumps(event, JSON_COMPACT);
   char evid[40];
   new_id(evid);
   txh_batch(&H, 1);
-  txh_event(&H, 0, "onboarding.failed", id, evid, text);
+  txh_event(&H, 0, event_type, id, evid, text);
   static int64_t offset = 1000;
   H.b->raws[0].offset = offset++; /* poison is known by its position: each its own */
   free(text);
@@ -331,6 +413,10 @@ static void refuse(const char *id, json_t *event, const char *code, const char *
   free(dump);
   json_decref(rows);
   txh_done(&H);
+}
+
+static void refuse(const char *id, json_t *event, const char *code, const char *why) {
+  refuse_event("onboarding.failed", id, event, code, why);
 }
 
 static const char *status_of(const char *id, const char *field) {
@@ -393,6 +479,8 @@ int main(void) {
       cmocka_unit_test(confirmed_in_any_order),
       cmocka_unit_test(failed_in_any_order),
       cmocka_unit_test(impossible_failures_refused),
+      cmocka_unit_test(mails_in_any_order),
+      cmocka_unit_test(mail_settled_refused),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

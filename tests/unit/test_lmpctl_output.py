@@ -25,6 +25,8 @@ HOSTILE = {
     "tracking_number": ("1Z\r\x1b[Kforged", "1Z??[Kforged"),
     "message": ("Out of stock\n\x1b[32mfixed", "Out of stock??[32mfixed"),
     "stage": ("shipping\x1b[1A", "shipping?[1A"),
+    "recipient": ("ops\x1b[8m@example.com", "ops?[8m@example.com"),
+    "reason": ("550 no\r\n\x1b[2Ksuch user", "550 no???[2Ksuch user"),
 }
 
 
@@ -36,7 +38,8 @@ def answer():
             "warnings": [], "duplicates": 0, "conflicts": 0,
             "stages": [{"at": "2026-12-04T10:00:00Z", "stage": "shipment-dispatched",
                         "detail": {"carrier": h["carrier"], "tracking_number": h["tracking_number"]}},
-                       {"at": "2026-12-04T10:01:00Z", "stage": "failed\x1b[5m", "detail": {"stage": h["stage"]}}]}
+                       {"at": "2026-12-04T10:01:00Z", "stage": "failed\x1b[5m", "detail": {"stage": h["stage"]}}],
+            "mails": [{"kind": "invitation", "recipient": h["recipient"], "status": "failed", "reason": h["reason"]}]}
 
 
 class Intake(http.server.BaseHTTPRequestHandler):
@@ -74,8 +77,8 @@ def main():
     for expected in ("onboarding " + ID + "  FAILED", "OUT?[0m", "deployment?", "failed?[5m"):
         if expected not in text:
             problems.append(f"{expected!r} not shown")
-    if len(lines) != 10:
-        problems.append(f"{len(lines) - 1} lines, want 9: a line break of the answer's own")
+    if len(lines) != 11:
+        problems.append(f"{len(lines) - 1} lines, want 10: a line break of the answer's own")
     if problems:
         print("FAIL lmpctl status output:\n" + text.encode("unicode_escape").decode() + "\n" + "\n".join(problems))
         return 1

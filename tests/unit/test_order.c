@@ -93,9 +93,10 @@ static size_t count(json_t *rows, const char *topic_suffix) {
 #define SHIP "5b3c9e1a-7d2f-4c8b-9a0e-1f2d3c4b5a69"
 
 /* The notifier hears of a shipment's dispatch before the shipping-completed that
- * arranged it (two topics): the tracking mail is owed from the dispatch alone, the
- * confirmation and the invitation when shipping-completed comes, and the onboarding is
- * confirmed once those two are settled, whatever the tracking mail's state. */
+ * arranged it (two topics): the tracking mail is owed from the dispatch alone; the
+ * confirmation and the invitation when shipping-completed comes, which confirms the
+ * onboarding at once, naming both as pending; then each one's fate is announced once
+ * it is settled, whatever the tracking mail's state. */
 static void notifier_dispatch_before_shipping(void **state) {
   struct txh n;
   txh_open(&n, &notifier);
@@ -115,23 +116,102 @@ static void notifier_dispatch_before_shipping(void **state) {
                                 "MDR_COMPLETE", "users", 120, "appliances", unit("NS-100", "A1"), "shipments",
                                 "shipment_id", SHIP, "address", address(), "items", unit("NS-100", "A1"),
                                 "completed_at", 0);
-  json_decref(feed(&n, "onboarding.shipping-completed", id, completed));
+  json_t *rows = feed(&n, "onboarding.shipping-completed", id, completed);
   assert_int_equal(txh_long(&n, "SELECT count(*) FROM mails WHERE kind IN ('confirmation', 'invitation')"), 2);
   assert_int_equal(txh_long(&n, "SELECT count(*) FROM mails"), 3); /* the tracking mail is still owed once */
-
-  /* Confirmed once the two onboarding mails are settled; the tracking mail, still
-   * pending, neither holds it nor is counted in it. */
-  json_t *rows = tick(&n);
-  assert_int_equal(count(rows, "onboarding.confirmed"), 0);
-  json_decref(rows);
-  txh_exec(&n, "UPDATE mails SET status = 'sent' WHERE kind IN ('confirmation', 'invitation')");
-  rows = tick(&n);
+  /* Confirmed in the same transaction, the two mails pending: no mail server holds it. */
   assert_int_equal(count(rows, "onboarding.confirmed"), 1);
-  json_t *ev = json_object_get(json_array_get(rows, 0), "event");
-  assert_int_equal(json_array_size(json_object_get(ev, "mails")), 2);
+  json_t *mails = json_object_get(json_object_get(json_array_get(rows, 0), "event"), "mails");
+  assert_int_equal(json_array_size(mails), 2);
+  for (size_t i = 0; i < 2; i++)
+    assert_string_equal(json_string_value(json_object_get(json_array_get(mails, i), "status")), "pending");
+  json_decref(rows);
+
+  /* Nothing is settled yet: the tick announces nothing and confirms nothing again. */
+  rows = tick(&n);
+  assert_int_equal(json_array_size(rows), 0);
+  json_decref(rows);
+  /* The confirmation sent, the invitation refused by a server that quoted its
+   * recipient: each announced once, with the reason in the notifier's own words. */
+  txh_exec(&n, "UPDATE mails SET status = 'sent', settled_at = now() WHERE kind = 'confirmation'");
+  txh_exec(&n, "UPDATE mails SET status = 'failed', settled_at = now(), last_error = '550 <' || recipient || "
+               "'> no such user (SMTP 550)', fail_reason = 'the mail server refused it (SMTP 550)' "
+               "WHERE kind = 'invitation'");
+  rows = tick(&n);
+  assert_int_equal(count(rows, "onboarding.confirmed"), 0);
+  assert_int_equal(count(rows, "onboarding.mail-settled"), 2);
+  size_t i;
+  json_t *r;
+  json_array_foreach(rows, i, r) {
+    json_t *ev = json_object_get(r, "event");
+    const char *kind = json_string_value(json_object_get(ev, "kind"));
+    const char *status = json_string_value(json_object_get(ev, "status"));
+    json_t *reason = json_object_get(ev, "reason");
+    assert_string_equal(json_string_value(json_object_get(ev, "onboarding_id")), id);
+    if (strcmp(kind, "confirmation") == 0) {
+      assert_string_equal(status, "sent");
+      assert_true(json_is_null(reason));
+    } else {
+      assert_string_equal(kind, "invitation");
+      assert_string_equal(status, "failed");
+      const char *why = json_string_value(json_object_get(reason, "string"));
+      if (why == NULL)
+        why = json_string_value(reason);
+      assert_non_null(why);
+      assert_string_equal(why, "the mail server refused it (SMTP 550)");
+    }
+  }
+  json_decref(rows);
+  rows = tick(&n); /* announced once */
+  assert_int_equal(json_array_size(rows), 0);
   json_decref(rows);
   assert_int_equal(txh_long(&n, "SELECT count(*) FROM mails WHERE kind = 'dispatch:" SHIP "' AND status = 'pending'"),
                    1);
+  txh_close(&n);
+}
+
+/* What an upgrade leaves: an onboarding recorded by the previous version, waiting for
+ * its confirmation with one mail sent and one pending. The tick confirms it with the
+ * mails as they stand, then announces each as it settles, once. */
+static void notifier_confirms_what_an_upgrade_left(void **state) {
+  struct txh n;
+  txh_open(&n, &notifier);
+  txh_exec(&n, "INSERT INTO confirmations(onboarding_id, customer_id, partner_id, account_name, shipments, "
+               "correlation_id, traceparent, partner_email) VALUES ('77777777-7777-4777-8777-777777777777', "
+               "'6d0f7c6e-0000-4000-8000-000000000001', 'partner-northwind', 'Old Ltd', 0, 'req-old', "
+               "'00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01', 'ops@northwind.example.com')");
+  txh_exec(&n, "INSERT INTO mails(onboarding_id, kind, recipient, subject, body, status, sent_at, settled_at) VALUES "
+               "('77777777-7777-4777-8777-777777777777', 'confirmation', 'ops@northwind.example.com', 's', 'b', "
+               "'sent', now(), now()), ('77777777-7777-4777-8777-777777777777', 'invitation', "
+               "'admin@old.example.com', 's', 'b', 'pending', NULL, NULL)");
+  json_t *rows = tick(&n);
+  assert_int_equal(count(rows, "onboarding.confirmed"), 1);
+  assert_int_equal(count(rows, "onboarding.mail-settled"), 1);
+  size_t i;
+  json_t *r;
+  json_array_foreach(rows, i, r) {
+    json_t *ev = json_object_get(r, "event");
+    /* Both continue the trace and correlation stored with the onboarding. */
+    assert_non_null(strstr(json_string_value(json_object_get(json_object_get(r, "headers"), "traceparent")),
+                           "4bf92f3577b34da6a3ce929d0e0e4736"));
+    if (json_object_get(ev, "mails")) {
+      json_t *m = json_object_get(ev, "mails");
+      assert_string_equal(json_string_value(json_object_get(json_array_get(m, 0), "status")), "sent");
+      assert_string_equal(json_string_value(json_object_get(json_array_get(m, 1), "status")), "pending");
+    } else {
+      assert_string_equal(json_string_value(json_object_get(ev, "kind")), "confirmation");
+    }
+  }
+  json_decref(rows);
+  rows = tick(&n);
+  assert_int_equal(json_array_size(rows), 0);
+  json_decref(rows);
+  txh_exec(&n, "UPDATE mails SET status = 'failed', settled_at = now(), fail_reason = 'no mail server took it in "
+               "10 attempts' WHERE kind = 'invitation'");
+  rows = tick(&n);
+  assert_int_equal(count(rows, "onboarding.mail-settled"), 1);
+  assert_int_equal(json_array_size(rows), 1);
+  json_decref(rows);
   txh_close(&n);
 }
 
@@ -180,6 +260,7 @@ static void allocation_failure_before_accepted(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(notifier_dispatch_before_shipping),
+      cmocka_unit_test(notifier_confirms_what_an_upgrade_left),
       cmocka_unit_test(fulfilment_failure_before_allocated),
       cmocka_unit_test(allocation_failure_before_accepted),
   };

@@ -114,6 +114,16 @@ static void print_human(json_t *j) {
   json_t *st;
   json_array_foreach(json_object_get(j, "stages"), i, st)
     print_stage(st);
+  /* The mails the confirmation named: pending until sent or given up. */
+  json_array_foreach(json_object_get(j, "mails"), i, st) {
+    char *kind = field(st, "kind"), *to = field(st, "recipient"), *state = field(st, "status"),
+         *why = field(st, "reason");
+    printf("  mail %s to %s: %s%s%s\n", kind, to, state, *why ? ": " : "", why);
+    free(kind);
+    free(to);
+    free(state);
+    free(why);
+  }
 }
 
 static int terminal(const char *status) {

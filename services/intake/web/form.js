@@ -24,10 +24,14 @@ import * as auth from './signin.js';
     accepted: 'Accepted; allocating the users.',
     users_allocated: 'Users allocated; provisioning the appliances.',
     appliances_provisioned: 'Appliances provisioned; arranging the shipping.',
-    shipping_arranged: 'Shipping arranged; sending the emails.',
+    shipping_arranged: 'Shipping arranged; confirming.',
   };
   // Seconds each status request may wait for the outcome (the route takes 1 to 60).
   const LONG_POLL_S = 20;
+  // Once confirmed, how often the page asks how its emails went while one is still to
+  // be sent, and for how long at most (the notifier retries for about 15 minutes).
+  const MAIL_POLL_MS = 3000;
+  const MAIL_POLL_FOR_MS = 20 * 60 * 1000;
 
   const $ = (id) => document.getElementById(id);
   const form = $('onboarding');
@@ -558,6 +562,7 @@ import * as auth from './signin.js';
    * a lost connection is tried again. */
   async function follow(url) {
     const mine = ++following;
+    let mailsSince = 0;
     for (;;) {
       let res = null;
       let status = null;
@@ -570,13 +575,26 @@ import * as auth from './signin.js';
       }
       if (mine !== following) return;
       if (res && res.status === 401) {
-        $('result-progress').textContent = 'You are not signed in any more, so this page stopped following the ' +
-          'onboarding. It goes on, and the email is sent to you when it is complete.';
+        $('result-progress').textContent = outcome && outcome.status === 'confirmed'
+          ? 'You are not signed in any more, so this page stopped following the emails. They are sent all the same.'
+          : 'You are not signed in any more, so this page stopped following the ' +
+            'onboarding. It goes on, and the email is sent to you when it is complete.';
         return;
       }
       if (status && FINAL.has(status.status)) {
-        showOutcome(status);
-        return;
+        if (outcome && outcome.onboarding_id === status.onboarding_id) showMails(status);
+        else showOutcome(status);
+        // Confirmed with an email still to be sent: asked again until each is settled,
+        // while the page is in view.
+        if (!mailsPending(status)) return;
+        if (!mailsSince) mailsSince = Date.now();
+        if (Date.now() - mailsSince > MAIL_POLL_FOR_MS) {
+          $('result-progress').textContent = 'This page stopped following the emails; they are still being ' +
+            'sent. Their outcome shows here when you open the onboarding again.';
+          return;
+        }
+        do await delay(MAIL_POLL_MS); while (document.hidden && mine === following);
+        continue;
       }
       if (status) {
         $('result-progress').textContent = STATUS_TEXT[status.status] || `Status: ${status.status}.`;
@@ -609,6 +627,28 @@ import * as auth from './signin.js';
                                              `${new Date(st.happened_at || st.at).toLocaleString()}` })))];
   }
 
+  const MAIL_KINDS = { confirmation: 'Confirmation to you', invitation: 'MDR Portal invitation' };
+  const MAIL_STATES = { pending: 'will be sent', sent: 'sent', failed: 'could not be delivered' };
+
+  function mailsPending(s) {
+    return s.status === 'confirmed' && (s.mails || []).some((m) => m.status === 'pending');
+  }
+
+  function mailItems(mails) {
+    return mails.map((m) => h('li', { 'data-kind': m.kind, 'data-status': m.status,
+      text: `${MAIL_KINDS[m.kind] || m.kind}: ${m.recipient}, ${MAIL_STATES[m.status] || m.status}` }));
+  }
+
+  /* The confirmation page shown already: only its emails change, and only a change is
+   * written (the list is a live region: each write is read out). */
+  function showMails(s) {
+    const list = $('result-mails');
+    const was = (outcome.mails || []).map((m) => m.status).join();
+    $('result-progress').textContent = '';
+    if (list && (s.mails || []).map((m) => m.status).join() !== was) list.replaceChildren(...mailItems(s.mails || []));
+    outcome = s;
+  }
+
   function showOutcome(s) {
     outcome = s;
     const result = $('result');
@@ -618,7 +658,7 @@ import * as auth from './signin.js';
     if (s.status === 'confirmed') {
       $('result-title').textContent = 'Customer onboarded';
       $('result-intro').textContent = `Your new customer, ${s.customer.legal_name}, and their users are confirmed. ` +
-        'The emails below were sent.';
+        'The emails below go out now; each says here when it is sent.';
       const dl = h('dl', { class: 'summary', id: 'result-customer' });
       entry(dl, 'Customer id', h('span', { id: 'result-customer-id', text: s.customer.customer_id }));
       entry(dl, 'Legal name', s.customer.legal_name);
@@ -638,10 +678,8 @@ import * as auth from './signin.js';
           h('li', { text: `To ${addressText(sh.address)}: ${sh.items.map((i) => `${i.sku} ${i.serial}`).join(', ')}. ` +
                           (sh.tracking_number ? `Shipped by ${sh.carrier}, tracking ${sh.tracking_number}.`
                             : 'The tracking number will be emailed to you when it ships.') }))));
-      const kinds = { confirmation: 'Confirmation to you', invitation: 'MDR Portal invitation' };
-      body.push(h('h3', { text: 'Emails' }), h('ul', { id: 'result-mails' }, ...s.mails.map((m) =>
-        h('li', { 'data-kind': m.kind, text: `${kinds[m.kind] || m.kind}: ${m.recipient}, ` +
-                                             (m.status === 'sent' ? 'sent' : 'could not be delivered') }))));
+      body.push(h('h3', { text: 'Emails' }), h('ul', { id: 'result-mails', 'aria-live': 'polite' },
+        ...mailItems(s.mails)));
       body.push(...advice(s.warnings));
       $('correct-button').hidden = true;
     } else {
