@@ -85,7 +85,7 @@ def relay(alone, burst):
 
 
 def pg_script(batch, request):
-    """One batch of events as a daemon's transaction has it (common/src/txn.c and
+    """One batch of events as a daemon's transaction has it (common/src/runtime/txn.c and
     outbox.c): the previous batch's acknowledged outbox rows deleted, every event in
     the inbox in one statement, one domain row per event (intake's onboardings row),
     every emitted event (400 bytes, sent as data) in the outbox in one statement, commit."""

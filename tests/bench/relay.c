@@ -36,7 +36,7 @@ struct kv {
   const char *k, *v;
 };
 
-/* What every daemon's consumer and producer set (common/src/kafka.c). */
+/* What every daemon's consumer and producer set (common/src/runtime/kafka.c). */
 static const struct kv common_props[] = {
     {"reconnect.backoff.max.ms", "2000"}, {"socket.nagle.disable", "true"}, {0, 0}};
 static const struct kv consumer_props[] = {{"enable.auto.commit", "true"},

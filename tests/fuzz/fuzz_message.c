@@ -12,7 +12,7 @@
 
 #include "lmp/av.h"
 #include "lmp/text.h"
-#include "rt.h"
+#include "runtime/rt.h"
 
 static struct lmp_schemas *S;
 static struct lmp_config cfg = {.topic_prefix = "lmp.", .replay_topic = "lmp.replay.intake"};

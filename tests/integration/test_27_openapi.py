@@ -38,7 +38,7 @@ DOC = os.path.join(ROOT, "docs", "openapi.yaml")
 AVRO_REQUEST = os.path.join(ROOT, "schemas", "onboarding.requested.avsc")
 PROBES = ("/healthz", "/readyz", "/metrics")
 # Fields whose Avro default (0) the front door's JSON reader does not apply: it applies
-# only null and empty-array defaults (common/src/json.c), so a JSON request must carry
+# only null and empty-array defaults (common/src/avro/json.c), so a JSON request must carry
 # them and the document says so. Step 4 holds the daemon to it.
 DEFAULT_NOT_APPLIED = {"users.cloud", "users.sat"}
 # Fields the front door takes from the access token whatever the body says (the

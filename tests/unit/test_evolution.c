@@ -12,7 +12,7 @@
 #include <cmocka.h>
 #include <dirent.h>
 
-#include "../../common/src/internal.h"
+#include "avro/internal.h"
 #include "lmp/codec.h"
 #include "lmp/error.h"
 

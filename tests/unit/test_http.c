@@ -18,7 +18,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
-#include "http.h"
+#include "io/http.h"
 #include "lmp/error.h"
 #include "txh.h"
 
@@ -95,7 +95,8 @@ static int setup(void **state) {
   assert_int_equal(lmp_config_load(tables, NULL, NULL, err, sizeof(err)), 0);
   cfg.http_workers = 1; /* so that a route holding its worker would show */
   cfg.http_port = cfg.admin_port = 0;
-  assert_int_equal(lmp_http_start(&http, &cfg, &svc, &db.rt.m, db.rt.db.conninfo, NULL, err, sizeof(err)), 0);
+  const struct lmp_http_app app = {svc.name, svc.http, NULL, NULL};
+  assert_int_equal(lmp_http_start(&http, &cfg, &app, &db.rt.m, db.rt.db.conninfo, NULL, err, sizeof(err)), 0);
   curl_global_init(CURL_GLOBAL_DEFAULT);
   return 0;
 }

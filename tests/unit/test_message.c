@@ -17,7 +17,7 @@
 
 #include <jansson.h>
 
-#include "../../common/src/rt.h"
+#include "runtime/rt.h"
 #include "lmp/av.h"
 #include "lmp/buf.h"
 #include "lmp/codec.h"

@@ -1,4 +1,4 @@
-/* The runtime's batch pipeline (common/src/pipeline.c) on a real libuv loop, with fake
+/* The runtime's batch pipeline (common/src/runtime/pipeline.c) on a real libuv loop, with fake
  * Kafka and database operations: overlapping batches, the depth bound, backoff, resends,
  * refusals, drain, the end while the worker holds a batch, the ids handed to the next
  * transaction, fetching paused and resumed, and the first sweep. */
@@ -16,7 +16,7 @@
 
 #include "lmp/error.h"
 #include "lmp/log.h"
-#include "rt.h"
+#include "runtime/rt.h"
 
 #define WAIT_MS 5000     /* the longest any condition may take to come true */
 #define MAX_MSGS 64
@@ -341,6 +341,7 @@ static int setup(void **state) {
 
   memset(&R, 0, sizeof(R));
   R.svc = &svc;
+  lmp__daemon_wire(&R);
   R.ops = &fake_ops;
   snprintf(R.group, sizeof(R.group), "lmp-pipetest");
   R.cfg.topic_prefix = topic_prefix;

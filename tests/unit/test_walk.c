@@ -11,8 +11,8 @@
 
 #include <cmocka.h>
 
-#include "../../common/src/internal.h"
-#include "../../common/src/rt.h"
+#include "avro/internal.h"
+#include "runtime/rt.h"
 #include "lmp/codec.h"
 #include "lmp/error.h"
 

@@ -7,7 +7,7 @@
 #include <jansson.h>
 #include <libpq-fe.h>
 
-#include "rt.h"
+#include "runtime/rt.h"
 
 struct txh {
   struct rt rt;

@@ -7,7 +7,7 @@
 #include <libpq-fe.h>
 
 #include "lmp/buf.h"
-#include "lmp/service.h"
+#include "lmp/http.h"
 
 /* An error answer {"error": msg} with the status; always well-formed JSON. */
 int lmp_admin_error(struct lmp_http_call *call, int code, const char *msg);

@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "internal.h"
+#include "avro/internal.h"
 #include "lmp/codec.h"
 #include "lmp/error.h"
 

@@ -1,5 +1,5 @@
 /* The runtime's private state, shared by its modules:
- *   daemon.c    start, options, signals, drain, exit          (loop thread)
+ *   daemon.c    start, options, signals, drain, exit; wiring  (loop thread)
  *   pipeline.c  the batches and their states; consume, publish (loop thread)
  *   kafka.c     librdkafka clients, callbacks, wake-up pipes   (loop thread)
  *   message.c   what a message's bytes alone decide            (worker thread)
@@ -14,12 +14,13 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "db.h"
-#include "http.h"
+#include "io/db.h"
+#include "io/http.h"
+#include "io/kafka_conf.h"
 #include "lmp/registry.h"
 #include "lmp/service.h"
 #include "lmp/tx.h"
-#include "metrics.h"
+#include "io/metrics.h"
 
 /* What a dead-letter copy keeps of the original: the bound keeps the copy publishable
  * whatever arrived (the producer's message.max.bytes is 1,000,000). */
@@ -150,9 +151,21 @@ struct lmp_ops {
   void (*txn)(struct rt *rt, struct batch *b);          /* on the worker thread */
 };
 
+/* What the runtime's lower modules call in the ones above them, set by daemon.c
+ * (lmp__daemon_wire): librdkafka's callbacks and the background threads wake the
+ * pipeline or report deliveries, and a module that sees the end ends the daemon,
+ * without a file depending on one above it. */
+struct rt_upcalls {
+  void (*consume)(struct rt *rt);  /* the pipeline: messages waiting, or room for them */
+  void (*delivered)(struct rt *rt, struct outrow *row, rd_kafka_resp_err_t err);
+  void (*finish)(struct rt *rt);       /* the end: drained, or cut short */
+  void (*finish_soon)(struct rt *rt);  /* a fatal error: the end, from the loop */
+};
+
 struct rt {
   const struct lmp_service *svc;
   const struct lmp_ops *ops;
+  struct rt_upcalls up;
   struct lmp_config cfg;
   char group[256];
   char dead_letter[300], replay[300]; /* the daemon's own topics, under cfg's prefix */
@@ -239,6 +252,9 @@ struct lmp_tx {
 /* daemon.c */
 void lmp__daemon_finish(struct rt *rt);         /* the end: drained, or cut short */
 void lmp__daemon_finish_soon(struct rt *rt);    /* the same from a librdkafka callback: next turn */
+/* The runtime's wiring: the Kafka client and the transaction as the pipeline's ops,
+ * and the upcalls of its lower modules (a test replaces rt->ops after). */
+void lmp__daemon_wire(struct rt *rt);
 
 /* pipeline.c */
 void lmp__pipeline_consume(struct rt *rt);      /* the consumer's queue has messages */
@@ -252,10 +268,8 @@ int lmp__pipeline_idle(const struct rt *rt);    /* nothing in flight */
 /* kafka.c */
 extern const struct lmp_ops lmp__kafka_ops;          /* librdkafka, and lmp__txn_run */
 int lmp__kafka_start(struct rt *rt, char *err, size_t errlen);
-int lmp__kafka_check_props(const struct lmp_kvs *props, char *err, size_t errlen);
 void lmp__kafka_stop(struct rt *rt);            /* leave the group, flush, stop the pipes */
 void lmp__kafka_free(struct rt *rt);            /* after every message is destroyed */
-int lmp__kafka_permanent(rd_kafka_resp_err_t err); /* the broker will never take it */
 /* An event's bytes as this daemon frames them (with its registry id, or
  * single-object), and the content_type header that says which. */
 int lmp__frame_event(const struct rt *rt, const struct lmp_schema *s, avro_value_t *value, struct lmp_buf *out);

@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "internal.h"
+#include "avro/internal.h"
 #include "lmp/codec.h"
 #include "lmp/error.h"
 

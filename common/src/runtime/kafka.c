@@ -10,56 +10,7 @@
 #include "lmp/error.h"
 #include "lmp/kafka.h"
 #include "lmp/log.h"
-#include "rt.h"
-
-void lmp_topic_name(const struct lmp_config *cfg, const char *event_type, char *out, size_t outlen) {
-  snprintf(out, outlen, "%s%s", cfg->topic_prefix, event_type);
-}
-
-size_t lmp_event_topics(const struct lmp_config *cfg, const char *event_type, char (*out)[LMP_TOPIC_NAME_MAX],
-                        size_t max) {
-  const struct lmp_writers *w = lmp_event_writers(event_type);
-  if (w == NULL) {
-    if (max)
-      lmp_topic_name(cfg, event_type, out[0], LMP_TOPIC_NAME_MAX);
-    return 1;
-  }
-  size_t n = 0;
-  for (; w->writers[n]; n++)
-    if (n < max)
-      snprintf(out[n], LMP_TOPIC_NAME_MAX, "%s%s.%s", cfg->topic_prefix, event_type, w->writers[n]);
-  return n;
-}
-
-void lmp_emit_topic(const struct lmp_config *cfg, const char *event_type, const char *service, char *out,
-                    size_t outlen) {
-  if (lmp_event_writers(event_type))
-    snprintf(out, outlen, "%s%s.%s", cfg->topic_prefix, event_type, service);
-  else
-    lmp_topic_name(cfg, event_type, out, outlen);
-}
-
-void lmp_dead_letter_topic(const struct lmp_config *cfg, const char *service, char *out, size_t outlen) {
-  snprintf(out, outlen, "%sdead-letter.%s", cfg->topic_prefix, service);
-}
-
-void lmp_replay_topic(const struct lmp_config *cfg, const char *service, char *out, size_t outlen) {
-  snprintf(out, outlen, "%sreplay.%s", cfg->topic_prefix, service);
-}
-
-int lmp__kafka_permanent(rd_kafka_resp_err_t err) {
-  switch (err) {
-  case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
-  case RD_KAFKA_RESP_ERR_INVALID_MSG:
-  case RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE:
-  case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
-  case RD_KAFKA_RESP_ERR_INVALID_RECORD:
-  case RD_KAFKA_RESP_ERR__INVALID_ARG:
-    return 1;
-  default:
-    return 0; /* timeouts, brokers away, authorisation and missing topics may pass */
-  }
-}
+#include "runtime/rt.h"
 
 /* Whether an error means the broker turns this daemon away, and how. */
 static enum lmp_kafka_refusal refusal(rd_kafka_resp_err_t err) {
@@ -87,7 +38,7 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
   enum lmp_kafka_refusal r = refusal(m->err);
   if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR || r != LMP_KAFKA_ACCEPTED)
     atomic_store(&rt->m.producer_refused, r);
-  lmp__pipeline_delivered(opaque, m->_private, m->err);
+  rt->up.delivered(rt, m->_private, m->err);
 }
 
 /* Whether some broker answers each client; the daemon counts as reaching Kafka when
@@ -112,7 +63,7 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque) 
     /* No drain: the producer can deliver nothing more, so waiting would only resend
      * forever. What is committed stays in the outbox for the next start. Finished on
      * the loop's next turn: this runs inside a poll of the client it would close. */
-    lmp__daemon_finish_soon(rt);
+    rt->up.finish_soon(rt);
     return;
   }
   /* One broker's transport error is not the cluster's: the statistics tell that. */
@@ -208,41 +159,6 @@ static int kset_all(rd_kafka_conf_t *c, const struct kv *kvs, char *err, size_t 
   return 0;
 }
 
-rd_kafka_conf_t *lmp_kafka_conf(const struct lmp_config *cfg, char *err, size_t errlen) {
-  rd_kafka_conf_t *c = rd_kafka_conf_new();
-  if (rd_kafka_conf_set(c, "bootstrap.servers", cfg->kafka_brokers, err, errlen) != RD_KAFKA_CONF_OK) {
-    rd_kafka_conf_destroy(c);
-    return NULL;
-  }
-  for (size_t i = 0; i < cfg->kafka_props.n; i++) {
-    const struct lmp_kv *p = &cfg->kafka_props.v[i];
-    char why[400];
-    if (rd_kafka_conf_set(c, p->key, p->value, why, sizeof(why)) != RD_KAFKA_CONF_OK) {
-      snprintf(err, errlen, "kafka.property.%s: %s", p->key, why);
-      rd_kafka_conf_destroy(c);
-      return NULL;
-    }
-  }
-  return c;
-}
-
-/* Properties the runtime's guarantees rest on: an operator cannot set them. */
-static const char *const protected_props[] = {"bootstrap.servers", "group.id", "enable.auto.commit",
-                                              "enable.auto.offset.store", "enable.idempotence", "acks",
-                                              "message.max.bytes", NULL};
-
-int lmp__kafka_check_props(const struct lmp_kvs *props, char *err, size_t errlen) {
-  for (size_t i = 0; i < props->n; i++)
-    for (const char *const *p = protected_props; *p; p++)
-      if (strcmp(props->v[i].key, *p) == 0) {
-        snprintf(err, errlen, "kafka.property.%s: the runtime sets this itself, its guarantees rest on it%s",
-                 *p, strcmp(*p, "bootstrap.servers") == 0 ? " (use kafka.brokers)"
-                     : strcmp(*p, "group.id") == 0 ? " (use kafka.group_id)" : "");
-        return LMP_ECONFIG;
-      }
-  return 0;
-}
-
 /* What the consumer and the producer share: brokers, name, statistics (broker
  * reachability and lag), reconnect pace, and the callbacks that log; then the
  * role's own settings; then the operator's kafka.property.* (security, tuning). */
@@ -288,7 +204,7 @@ static void drain_pipe(int fd) {
 static void consumer_readable(uv_poll_t *p, int status, int events) {
   struct rt *rt = p->data;
   drain_pipe(rt->cpipe[0]);
-  lmp__pipeline_consume(rt);
+  rt->up.consume(rt);
 }
 
 static void producer_readable(uv_poll_t *p, int status, int events) {
@@ -493,7 +409,8 @@ static void pause_all(struct rt *rt, int pause) {
   }
 }
 
-const struct lmp_ops lmp__kafka_ops = {fetch, poll_one, release, produce, serve, commit, pause_all, lmp__txn_run};
+/* The transaction (txn) is not Kafka's: lmp__daemon_wire puts it beside these. */
+const struct lmp_ops lmp__kafka_ops = {fetch, poll_one, release, produce, serve, commit, pause_all, NULL};
 
 static void close_handle(uv_handle_t *h) {
   if (h->loop && !uv_is_closing(h))

@@ -10,7 +10,7 @@
 #include "lmp/events.h"
 #include "lmp/log.h"
 #include "lmp/text.h"
-#include "rt.h"
+#include "runtime/rt.h"
 
 /* Returned inside this file when a message failed for its own sake in a batch run
  * without savepoints: the batch is then run again one message at a time. */

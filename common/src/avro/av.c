@@ -2,19 +2,10 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "internal.h"
+#include "avro/internal.h"
 #include "lmp/av.h"
 #include "lmp/error.h"
 #include "lmp/text.h"
-
-int lmp__avro_null_branch(avro_schema_t s) {
-  if (s == NULL || avro_typeof(s) != AVRO_UNION)
-    return -1;
-  for (size_t i = 0; i < avro_schema_union_size(s); i++)
-    if (avro_typeof(avro_schema_union_branch(s, (int)i)) == AVRO_NULL)
-      return (int)i;
-  return -1;
-}
 
 static int walk_strings(avro_value_t *v, struct lmp_buf *path, lmp_string_fn fn, void *ctx) {
   size_t n = 0, base = path->len;

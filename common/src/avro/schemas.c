@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "avro/internal.h"
 #include "lmp/codec.h"
 #include "lmp/embed.h"
 #include "lmp/error.h"

@@ -8,7 +8,7 @@
 #include "lmp/error.h"
 #include "lmp/events.h"
 #include "lmp/text.h"
-#include "rt.h"
+#include "runtime/rt.h"
 
 /* Copies a header that must be short text; 0 when absent or good, -1 when bad. */
 static int text_header(const struct lmp_raw *raw, const char *name, char *out, size_t outlen, int ascii_id) {

@@ -15,7 +15,7 @@
 #include "lmp/events.h"
 #include "lmp/kafka.h"
 #include "lmp/log.h"
-#include "rt.h"
+#include "runtime/rt.h"
 
 /* How long the end waits for events still on their way. */
 #define FLUSH_MS 10000

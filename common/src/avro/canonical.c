@@ -5,7 +5,7 @@
 
 #include "lmp/codec.h"
 #include "lmp/error.h"
-#include "internal.h"
+#include "avro/internal.h"
 
 static const char *const primitives[] = {"null", "boolean", "int",   "long",  "float",
                                          "double", "bytes", "string", NULL};

@@ -17,7 +17,7 @@
 
 #include "lmp/error.h"
 #include "lmp/log.h"
-#include "rt.h"
+#include "runtime/rt.h"
 
 static void settle(struct rt *rt);
 static void publish(struct rt *rt, struct batch *b);
@@ -139,7 +139,7 @@ static void start_work(struct rt *rt, struct batch *b) {
   if (r < 0) {
     lmp_error(NULL, "cannot queue database work: %s", uv_strerror(r));
     rt->exit_code = 1;
-    lmp__daemon_finish(rt);
+    rt->up.finish(rt);
   }
 }
 
@@ -446,7 +446,7 @@ static void settle(struct rt *rt) {
         return;
       }
     }
-    lmp__daemon_finish(rt);
+    rt->up.finish(rt);
     return;
   }
   start_next(rt);
@@ -533,7 +533,7 @@ void lmp__pipeline_housekeeping(struct rt *rt) {
     if (cm == NULL) {
       lmp_error(NULL, "out of memory keeping fetched messages; exiting so they are redelivered");
       rt->exit_code = 1;
-      lmp__daemon_finish(rt);
+      rt->up.finish(rt);
       return;
     }
     rt->carry_msgs = cm;

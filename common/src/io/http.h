@@ -2,12 +2,21 @@
 #ifndef LMP_HTTP_H
 #define LMP_HTTP_H
 
-#include "db.h"
+#include "io/db.h"
 #include "lmp/config.h"
-#include "lmp/service.h"
-#include "metrics.h"
+#include "lmp/http.h"
+#include "io/metrics.h"
 
 struct lmp_http;
+
+/* What the server serves: the service's name (for logs and metrics), its routes with
+ * their context, and its own metrics, appended to /metrics (any thread; may be NULL). */
+struct lmp_http_app {
+  const char *name;
+  const struct lmp_http_route *routes;
+  void *ctx;
+  int (*metrics)(void *ctx, const char *service, struct lmp_buf *out);
+};
 
 /* What the runtime lends HTTP routes (lmp_http_value, lmp_http_publish). */
 struct lmp_http_host {
@@ -31,7 +40,7 @@ struct lmp_http_host {
  * event loop. Each listener holds at most cfg->http_body_budget body bytes, one
  * address at most cfg->http_body_budget_per_address of them, and a body slower than
  * cfg->http_min_bytes_per_s drops its connection. */
-int lmp_http_start(struct lmp_http **out, const struct lmp_config *cfg, const struct lmp_service *svc,
+int lmp_http_start(struct lmp_http **out, const struct lmp_config *cfg, const struct lmp_http_app *app,
                    struct lmp_metrics *metrics, const char *conninfo, const struct lmp_http_host *host, char *err,
                    size_t errlen);
 void lmp_http_stop(struct lmp_http *h);

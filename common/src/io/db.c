@@ -1,5 +1,5 @@
 /* PostgreSQL connections: connect, migrate, prepared statements, failure classes. */
-#include "db.h"
+#include "io/db.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -9,7 +9,7 @@
 #include "lmp/events.h"
 #include "lmp/log.h"
 #include "lmp/text.h"
-#include "rt.h"
+#include "runtime/rt.h"
 
 /* Rows per INSERT: 6 parameters each, well under the protocol's 65,535. */
 #define FLUSH_ROWS 1000

@@ -1,5 +1,5 @@
 /* Prometheus rendering of the runtime's counters. */
-#include "metrics.h"
+#include "io/metrics.h"
 
 #include <stdio.h>
 #include <stdlib.h>

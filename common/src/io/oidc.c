@@ -5,7 +5,7 @@
  * says: with `none` anyone could write a token, and with HS* anyone holding the
  * issuer's public key (which is public) could. The header's algorithm must also fit
  * the key it names, so an RSA key is never used as an HMAC secret. */
-#include "oidc.h"
+#include "io/oidc.h"
 
 #include <cjose/cjose.h>
 #include <curl/curl.h>
@@ -19,7 +19,7 @@
 
 #include "lmp/buf.h"
 #include "lmp/error.h"
-#include "lmp/events.h"
+#include "lmp/ids.h"
 #include "lmp/log.h"
 #include "lmp/text.h"
 

@@ -1,6 +1,6 @@
 /* HTTP over libmicrohttpd: probes and metrics on the I/O thread, the service's
  * routes on a pool of workers with database connections of their own. */
-#include "http.h"
+#include "io/http.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -19,7 +19,7 @@
 #include "lmp/error.h"
 #include "lmp/log.h"
 #include "lmp/text.h"
-#include "oidc.h"
+#include "io/oidc.h"
 
 #define MAX_PATH 1024
 #define WAKE_EVERY_MS 200 /* a long poll runs again on a commit at most this often */
@@ -1089,10 +1089,10 @@ static void listener_stop(struct listener *l) {
   free(l->holders);
 }
 
-int lmp_http_start(struct lmp_http **out, const struct lmp_config *cfg, const struct lmp_service *svc,
+int lmp_http_start(struct lmp_http **out, const struct lmp_config *cfg, const struct lmp_http_app *app,
                    struct lmp_metrics *metrics, const char *conninfo, const struct lmp_http_host *host, char *err,
                    size_t errlen) {
-  const struct lmp_http_route *routes = svc->http;
+  const struct lmp_http_route *routes = app->routes;
   struct lmp_http *h = calloc(1, sizeof(*h));
   if (h == NULL || (h->conninfo = strdup(conninfo)) == NULL ||
       (h->workers = calloc((size_t)cfg->http_workers, sizeof(pthread_t))) == NULL) {
@@ -1101,12 +1101,12 @@ int lmp_http_start(struct lmp_http **out, const struct lmp_config *cfg, const st
     free(h);
     return LMP_ENOMEM;
   }
-  snprintf(h->service, sizeof(h->service), "%s", svc->name);
+  snprintf(h->service, sizeof(h->service), "%s", app->name);
   h->m = metrics;
   h->routes = routes;
-  h->route_ctx = svc->ctx;
+  h->route_ctx = app->ctx;
   h->host = host;
-  h->svc_metrics = svc->metrics;
+  h->svc_metrics = app->metrics;
   h->min_rate = (size_t)cfg->http_min_bytes_per_s;
   h->rate_window_ms = (int64_t)cfg->http_min_rate_window_s * 1000;
   /* Long polls hold connections: at most half of them, so probes and new requests

@@ -3,10 +3,21 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "avro/internal.h"
 #include "lmp/codec.h"
 #include "lmp/error.h"
 #include "lmp/text.h"
+
+/* The branch of a union that is null, or -1 (JSON null maps to it; so does a field
+ * set to NULL, av.c). */
+int lmp__avro_null_branch(avro_schema_t s) {
+  if (s == NULL || avro_typeof(s) != AVRO_UNION)
+    return -1;
+  for (size_t i = 0; i < avro_schema_union_size(s); i++)
+    if (avro_typeof(avro_schema_union_branch(s, (int)i)) == AVRO_NULL)
+      return (int)i;
+  return -1;
+}
 
 static int jfail(char *err, size_t errlen, const char *path, const char *what) {
   snprintf(err, errlen, "%s: %s", *path ? path : "(root)", what);

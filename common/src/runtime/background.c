@@ -10,7 +10,7 @@
 #include "lmp/error.h"
 #include "lmp/log.h"
 #include "lmp/tx.h"
-#include "rt.h"
+#include "runtime/rt.h"
 
 struct lmp_background {
   struct rt *rt;
@@ -32,7 +32,7 @@ static struct lmp_background *abandoned;
 static void tick_now(uv_async_t *a) {
   struct rt *rt = a->data;
   rt->tick_wanted = 1;
-  lmp__pipeline_consume(rt);
+  rt->up.consume(rt);
 }
 
 void lmp_service_wake(void) {

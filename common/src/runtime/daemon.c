@@ -11,7 +11,7 @@
 
 #include "lmp/error.h"
 #include "lmp/log.h"
-#include "rt.h"
+#include "runtime/rt.h"
 
 extern char **environ;
 
@@ -57,6 +57,15 @@ void lmp__daemon_finish(struct rt *rt) {
 }
 
 static void finish_cb(uv_timer_t *t) { lmp__daemon_finish(t->data); }
+
+void lmp__daemon_wire(struct rt *rt) {
+  static struct lmp_ops ops;
+  ops = lmp__kafka_ops;
+  ops.txn = lmp__txn_run;
+  rt->ops = &ops;
+  rt->up = (struct rt_upcalls){lmp__pipeline_consume, lmp__pipeline_delivered, lmp__daemon_finish,
+                               lmp__daemon_finish_soon};
+}
 
 void lmp__daemon_finish_soon(struct rt *rt) {
   if (!rt->closing)
@@ -299,8 +308,9 @@ static int start(struct rt *rt) {
 
   if ((r = lmp__kafka_start(rt, err, sizeof(err))) < 0) {
     lmp_error(NULL, "kafka: %s", err);
-  } else if ((r = lmp_http_start(&rt->http, &rt->cfg, rt->svc, &rt->m, rt->db.conninfo, &rt->host, err,
-                                 sizeof(err))) < 0) {
+  } else if ((r = lmp_http_start(&rt->http, &rt->cfg,
+                                 &(struct lmp_http_app){rt->svc->name, rt->svc->http, rt->svc->ctx, rt->svc->metrics},
+                                 &rt->m, rt->db.conninfo, &rt->host, err, sizeof(err))) < 0) {
     lmp_error(NULL, "http: %s", err);
   } else if ((r = write_port_file(rt, err, sizeof(err))) < 0) {
     lmp_error(NULL, "http.port_file: %s", err);
@@ -357,7 +367,7 @@ int lmp_service_main(const struct lmp_service *svc, int argc, char **argv) {
   bounded_heap();
   memset(rt, 0, sizeof(*rt));
   rt->svc = svc;
-  rt->ops = &lmp__kafka_ops;
+  lmp__daemon_wire(rt);
   const char *path = getenv("LMP_CONFIG");
   int print = 0, check_only = 0, routes = 0, migrate_only = 0, register_only = 0;
   static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
