@@ -295,7 +295,7 @@ def start_timed(ns, service):
         while time.monotonic() - t0 < 60:
             try:
                 with open(port_file) as fh:
-                    url = f"http://127.0.0.1:{json.load(fh)['http']}/readyz"
+                    url = f"{'https' if SECURED else 'http'}://127.0.0.1:{json.load(fh)['http']}/readyz"
                 break
             except (OSError, ValueError):
                 time.sleep(0.001)
