@@ -159,7 +159,10 @@ def test_hostile_http(ns):
     time.sleep(1)
     grown = (rss_kb(pid) - before) / 1024
     log(f"RSS grew {grown:.1f} MiB with 60 stalled uploads of 900 KiB")
-    check(grown < 12, f"60 stalled uploads grew the daemon by {grown:.1f} MiB (budget 8 MiB)")
+    # The budget's 8 MiB of bodies, the connections' own buffers, and over TLS each
+    # connection's session and record buffers (tens of KiB each).
+    limit = 16 if admin.startswith("https://") else 12
+    check(grown < limit, f"60 stalled uploads grew the daemon by {grown:.1f} MiB (budget 8 MiB, limit {limit})")
     probe_fast(url)
     for s in slow + stalled:
         s.close()
