@@ -75,8 +75,14 @@ def relay(alone, burst):
     parts = int(os.environ.get("LMP_TOPIC_PARTITIONS", "6"))
     for f in admin.create_topics([NewTopic(f"{prefix}{i}", parts) for i in range(6)]).values():
         f.result()
+    # The relay takes the operator's Kafka settings, not lmpctl's own (the daemons'
+    # addresses and their CA), which it does not know.
+    os.makedirs(OUT, exist_ok=True)
+    conf = os.path.join(OUT, "relay.conf")
+    with open(os.path.join(CONFIG, "lmpctl.conf")) as fh, open(conf, "w") as out_fh:
+        out_fh.writelines(line for line in fh if not re.match(r"\s*(ctl\.ca_file|[a-z-]+\.(admin_)?url)\s*=", line))
     out = subprocess.run([exe, prefix, str(alone), str(burst)], capture_output=True, text=True, timeout=600,
-                         env=dict(os.environ, LMP_CONFIG=os.path.join(CONFIG, "lmpctl.conf")))
+                         env=dict(os.environ, LMP_CONFIG=conf))
     admin.delete_topics([f"{prefix}{i}" for i in range(6)])
     check(out.returncode == 0, f"bench-relay: {out.stderr[-2000:]}")
     lat = [int(line.split()[1]) for line in out.stdout.splitlines() if line.startswith("latency_ms ")]
@@ -306,7 +312,7 @@ def start_timed(ns, service):
         while time.monotonic() - t0 < 60:
             try:
                 with open(port_file) as fh:
-                    url = f"http://127.0.0.1:{json.load(fh)['http']}/readyz"
+                    url = f"{'https' if SECURED else 'http'}://127.0.0.1:{json.load(fh)['http']}/readyz"
                 break
             except (OSError, ValueError):
                 time.sleep(0.001)

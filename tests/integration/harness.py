@@ -170,6 +170,60 @@ def _ssl_context():
     return ssl.create_default_context(cafile=os.path.join(SECRETS, "ca.crt")) if SECURED else None
 
 
+def tls_context(url):
+    """The stack's CA for an https:// URL, nothing for http://."""
+    return _ssl_context() if url.startswith("https://") else None
+
+
+def connect(url, source=None, timeout=5):
+    """A raw client connection to the listener of url (from the address source): TLS,
+    verified by the stack's CA, for https://, so that what a test sends reaches the
+    HTTP server as it is."""
+    host, port = url.split("//")[1].split("/")[0].split(":")
+    s = socket.create_connection((host, int(port)), timeout=timeout,
+                                 source_address=(source, 0) if source else None)
+    if url.startswith("https://"):
+        try:
+            s = _ssl_context().wrap_socket(s, server_hostname=host)
+        except OSError:
+            s.close()
+            raise
+    return s
+
+
+def allow_page(origin):
+    """Lets the identity provider send a browser back to the page at origin (https://
+    with a port of the moment) after sign-in and sign-out: Keycloak takes any port for
+    loopback http:// redirect URIs only. Under a lock, since tests run side by side
+    and the client's list is read, changed and written back."""
+    if not origin.startswith("https://"):
+        return
+    import fcntl
+    api = f"{ISSUER.rsplit('/realms/', 1)[0]}/admin/realms/lmp"
+    with open(os.path.join(STACK_DIR, ".portal-redirects.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        body = urllib.parse.urlencode({"grant_type": "password", "client_id": "admin-cli",
+                                       "username": secret("keycloak-admin.username"),
+                                       "password": secret("keycloak-admin.password")}).encode()
+        req = urllib.request.Request(f"{ISSUER.rsplit('/realms/', 1)[0]}/realms/master/protocol/openid-connect/token",
+                                     data=body, method="POST")
+        admin = with_retries(lambda: json.loads(urllib.request.urlopen(req, timeout=20,
+                                                                       context=_ssl_context()).read()))
+        auth = {"Authorization": f"Bearer {admin['access_token']}", "Content-Type": "application/json"}
+        with urllib.request.urlopen(urllib.request.Request(f"{api}/clients?clientId=lmp-portal", headers=auth),
+                                    timeout=20, context=_ssl_context()) as r:
+            client = json.loads(r.read())[0]
+        uri = origin + "/*"
+        client["redirectUris"] = sorted(set(client.get("redirectUris", [])) | {uri})
+        attrs = client.setdefault("attributes", {})
+        logout = set(filter(None, attrs.get("post.logout.redirect.uris", "").split("##")))
+        attrs["post.logout.redirect.uris"] = "##".join(sorted(logout | {uri}))
+        req = urllib.request.Request(f"{api}/clients/{client['id']}", data=json.dumps(client).encode(), method="PUT",
+                                     headers=auth)
+        with urllib.request.urlopen(req, timeout=20, context=_ssl_context()):
+            pass
+
+
 def _pool_died(e):
     """Keycloak's answer when the database connection it took from its pool died (the
     stack's PostgreSQL restarted, integration.20): it cannot look the client up, and
@@ -557,8 +611,12 @@ class Namespace:
             time.sleep(0.05)
         with open(port_file) as fh:
             ports = json.load(fh)
-        p.http = f"http://127.0.0.1:{ports['http']}"
-        p.admin = f"http://127.0.0.1:{ports['admin']}"
+        # Secured, the stack's settings serve both listeners over TLS, unless the test
+        # names other files (or none).
+        scheme = {f: "https" if env.get(f"LMP_{f.upper()}_TLS_CERT_FILE", SECURED) else "http"
+                  for f in ("http", "admin")}
+        p.http = f"{scheme['http']}://127.0.0.1:{ports['http']}"
+        p.admin = f"{scheme['admin']}://127.0.0.1:{ports['admin']}"
         self.http.setdefault(service, p.http)
         self.admin.setdefault(service, p.admin)
         if wait_ready:
@@ -806,7 +864,7 @@ def http_post(url, obj, token=None, timeout=10):
         h["Authorization"] = f"Bearer {token}"
     req = urllib.request.Request(url, data=json.dumps(obj).encode(), method="POST", headers=h)
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
+        with urllib.request.urlopen(req, timeout=timeout, context=tls_context(url)) as r:
             return r.status, r.read().decode()
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode()
@@ -815,7 +873,7 @@ def http_post(url, obj, token=None, timeout=10):
 def http_get(url, token=None):
     req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
     try:
-        with urllib.request.urlopen(req, timeout=5) as r:
+        with urllib.request.urlopen(req, timeout=5, context=tls_context(url)) as r:
             return r.status, r.read().decode()
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode()

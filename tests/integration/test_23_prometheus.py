@@ -21,7 +21,7 @@ import subprocess
 import sys
 import urllib.parse
 
-from harness import BUILD, ROOT, SERVICES, Failure, check, example, http_get, log, run, wait_for
+from harness import BUILD, ROOT, SECRETS, SERVICES, Failure, check, example, http_get, log, run, wait_for
 
 PROMETHEUS = os.environ.get("LMP_PROMETHEUS", "/usr/bin/prometheus")
 RULES = os.path.join(ROOT, "deploy", "prometheus", "alerts.yml")
@@ -50,6 +50,16 @@ def _die_with_parent():
     """Prometheus gets SIGTERM if this test dies, even by SIGKILL (CTest's timeout):
     nothing it started outlives it."""
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def scrape(job, url):
+    """A job scraping the daemon at url: over HTTPS verified by the stack's CA when it
+    serves TLS (the secured stack)."""
+    host = url.split("//", 1)[1]
+    if not url.startswith("https://"):
+        return {"job_name": job, "static_configs": [{"targets": [host]}]}
+    return {"job_name": job, "scheme": "https", "tls_config": {"ca_file": os.path.join(SECRETS, "ca.crt")},
+            "static_configs": [{"targets": [host]}]}
 
 
 class Prometheus:
@@ -158,7 +168,7 @@ def test_prometheus(ns):
     prom = Prometheus(base, {
         "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
         "rule_files": [rules],
-        "scrape_configs": [{"job_name": jobs[p], "static_configs": [{"targets": [addr[p]]}]} for p in ns.procs],
+        "scrape_configs": [scrape(jobs[p], p.http) for p in ns.procs],
     })
     try:
         check_prometheus(ns, prom, jobs, addr, dbaway, shipped)

@@ -16,8 +16,8 @@ import time
 import urllib.request
 import uuid
 
-from harness import (CONFIG, check, decode, example, headers, log, onboarding_id, run, token, token_claims,
-                     wait_for)
+from harness import (CONFIG, check, decode, example, headers, log, onboarding_id, run, tls_context, token,
+                     token_claims, wait_for)
 
 NORTH, EAST = "partner-northwind", "partner-eastwind"
 
@@ -32,7 +32,7 @@ def call(url, method="GET", body=None, ctype="application/json", hdrs=None, time
     data = body if isinstance(body, (bytes, type(None))) else json.dumps(body).encode()
     req = urllib.request.Request(url, data=data, method=method, headers=h)
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
+        with urllib.request.urlopen(req, timeout=timeout, context=tls_context(url)) as r:
             return r.status, dict(r.headers), r.read().decode()
     except urllib.error.HTTPError as e:
         return e.code, dict(e.headers), e.read().decode()

@@ -31,8 +31,8 @@ from openapi_core.testing import MockRequest, MockResponse
 from openapi_schema_validator import OAS31Validator
 from openapi_spec_validator import validate as validate_spec
 
-from harness import (BUILD, CONFIG, DEMO_DATA, ROOT, SERVICES, check, example, log, onboarding_id, run, secret, token,
-                     wait_for)
+from harness import (BUILD, CONFIG, DEMO_DATA, ROOT, SERVICES, check, example, log, onboarding_id, run, secret,
+                     tls_context, token, wait_for)
 
 DOC = os.path.join(ROOT, "docs", "openapi.yaml")
 AVRO_REQUEST = os.path.join(ROOT, "schemas", "onboarding.requested.avsc")
@@ -248,7 +248,7 @@ class Checker:
             h["Authorization"] = f"Bearer {token}"
         req = urllib.request.Request(url, data=data, method=method, headers=h)
         try:
-            with urllib.request.urlopen(req, timeout=90) as r:
+            with urllib.request.urlopen(req, timeout=90, context=tls_context(url)) as r:
                 a = Answer(r.status, dict(r.headers), r.read())
         except urllib.error.HTTPError as e:
             a = Answer(e.code, dict(e.headers), e.read())
@@ -376,7 +376,8 @@ def live(ns, doc):
     with open(conf, "w") as fh:
         fh.write(text)
     p = ns.start("intake", wait_ready=False, LMP_CONFIG=conf, LMP_KAFKA_GROUP_ID="openapi-" + ns.prefix)
-    wait_for("the second intake listening", lambda: urllib.request.urlopen(p.http + "/v1/form", timeout=5).status)
+    wait_for("the second intake listening", lambda: urllib.request.urlopen(p.http + "/v1/form", timeout=5,
+                                                                          context=tls_context(p.http)).status)
     a = ok("intake", "public", p.http + "/v1/onboardings", "POST", example("virtual-core.json"), token=nora, want=503)
 
     # Past the partner's allowance of submissions: 429 with Retry-After.

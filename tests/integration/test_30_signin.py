@@ -27,7 +27,7 @@ import urllib.request
 import uuid
 
 from harness import (ISSUER, ROOT, SECRETS, SECURED, STACK_DIR, _ssl_context, check, example, log, onboarding_id,
-                     run, secret, token_response, wait_for, with_retries)
+                     run, secret, tls_context, token_response, wait_for, with_retries)
 
 KC_BASE = ISSUER.rsplit("/realms/", 1)[0]
 
@@ -51,7 +51,7 @@ def call(url, method="GET", body=None, token=None, raw_auth=None, timeout=30):
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(url, data=data, method=method, headers=h)
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
+        with urllib.request.urlopen(req, timeout=timeout, context=tls_context(url)) as r:
             return r.status, dict(r.headers), r.read().decode()
     except urllib.error.HTTPError as e:
         return e.code, dict(e.headers), e.read().decode()

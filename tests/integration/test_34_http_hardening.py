@@ -19,7 +19,8 @@ import time
 import urllib.request
 import uuid
 
-from harness import BUILD, DEMO_DATA, check, example, http_get, http_post, log, run, secret, token, wait_for
+from harness import (BUILD, DEMO_DATA, SECRETS, SECURED, check, connect, example, http_get, http_post, log, run, secret,
+                     token, wait_for)
 
 DOOR_LIMIT = 256 * 1024  # the front door's body limit (services/intake/door.c)
 LOAD_LIMIT = 1024 * 1024  # an admin load's
@@ -82,14 +83,14 @@ def tls(ns):
     p = ns.start("intake", wait_ready=False, LMP_KAFKA_GROUP_ID="tls-" + ns.prefix,
                  LMP_HTTP_TLS_CERT_FILE=crt, LMP_HTTP_TLS_KEY_FILE=key,
                  LMP_ADMIN_TLS_CERT_FILE=crt, LMP_ADMIN_TLS_KEY_FILE=key)
-    public, admin = p.http.replace("http://", "https://"), p.admin.replace("http://", "https://")
+    public, admin = p.http, p.admin  # https://: the harness reads the settings it was given
     wait_for("/readyz over HTTPS", lambda: https_get(public + "/readyz", ca)[0] == 200)
     # The certificate is verified by the test CA (and its name, 127.0.0.1) ...
     code, _ = https_get(public + "/healthz", ca)
     check(code == 200, f"https /healthz: {code}")
     # ... and plain HTTP gets no answer on either listener.
     for url in (p.http, p.admin):
-        code, body = http_get(url + "/healthz")
+        code, body = http_get(url.replace("https://", "http://") + "/healthz")
         check(code == 0, f"plain HTTP to a TLS listener answered {code} {body[:80]!r}")
     # lmpctl reaches the admin listener over HTTPS with ctl.ca_file, and not without it.
     lmpctl = os.path.join(BUILD, "tools", "lmpctl")
@@ -109,20 +110,36 @@ def tls(ns):
     refused_at_start(ns, "may be read or written by others", LMP_ADMIN_TLS_CERT_FILE=crt,
                      LMP_ADMIN_TLS_KEY_FILE=shared)
     out = subprocess.run([os.path.join(BUILD, "services", "intake", "lmp-intake"), "--check-config"],
-                         env=ns.env("intake", LMP_HTTP_TLS_CERT_FILE=crt), capture_output=True, text=True)
+                         env=ns.env("intake", LMP_HTTP_TLS_CERT_FILE=crt, LMP_HTTP_TLS_KEY_FILE=""),
+                         capture_output=True, text=True)
     check(out.returncode == 2 and "set both" in out.stderr, out.stderr)
     log("TLS: HTTPS verified by the test CA, plain HTTP unanswered, lmpctl over HTTPS, bad pairs refused")
+
+    # The secured stack's own settings: both listeners over HTTPS, verified by the
+    # stack's CA under the daemon's own name, and deaf to plain HTTP.
+    if SECURED:
+        q = ns.start("intake", LMP_KAFKA_GROUP_ID="stack-tls-" + ns.prefix)
+        check(q.http.startswith("https://") and q.admin.startswith("https://"), f"{q.http} {q.admin}")
+        ca = os.path.join(SECRETS, "ca.crt")
+        check(https_get(q.http + "/readyz", ca)[0] == 200, "the stack's intake over HTTPS")
+        check(https_get(q.admin + "/v1/nowhere", ca, secret("admin-token"))[0] == 404, "its admin over HTTPS")
+        for url in (q.http, q.admin):
+            code, body = http_get(url.replace("https://", "http://") + "/healthz")
+            check(code == 0, f"plain HTTP to the stack's {url} answered {code} {body[:80]!r}")
+        with open(os.path.join(SECRETS, "intake-http.crt")) as fh:
+            want = ssl.PEM_cert_to_DER_cert(fh.read())
+        with connect(q.http) as s:
+            check(s.getpeercert(binary_form=True) == want, "intake serves another certificate than its own")
+        q.terminate()
+        q.wait(30)
+        log("TLS: the stack's daemons serve both listeners over HTTPS with their own certificate")
 
 
 def stall(url, path, length, n, source, auth):
     """n uploads from source that announce length bytes, send 1 KiB and stall."""
-    host, port = url.split("//")[1].split(":")
     out = []
     for _ in range(n):
-        s = socket.socket()
-        s.settimeout(5)
-        s.bind((source, 0))
-        s.connect((host, int(port)))
+        s = connect(url, source)
         s.send(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAuthorization: {auth}\r\n"
                f"Content-Length: {length}\r\n\r\n".encode() + b" " * 1024)
         out.append(s)
@@ -131,13 +148,9 @@ def stall(url, path, length, n, source, auth):
 
 def half_open(url, n, source):
     """n connections from source that never finish their request's headers."""
-    host, port = url.split("//")[1].split(":")
     out = []
     for _ in range(n):
-        s = socket.socket()
-        s.settimeout(5)
-        s.bind((source, 0))
-        s.connect((host, int(port)))
+        s = connect(url, source)
         s.send(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
         out.append(s)
     return out
@@ -177,10 +190,7 @@ def availability(ns):
 
     # 3. A body trickled a byte at a time is dropped after the window (3 s here), long
     # before the idle timeout (60 s here) would close it.
-    host, port = p.http.split("//")[1].split(":")
-    s = socket.socket()
-    s.bind(("127.0.0.4", 0))
-    s.connect((host, int(port)))
+    s = connect(p.http, "127.0.0.4")
     s.send(f"POST /v1/onboardings HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAuthorization: "
            f"{NOT_A_TOKEN}\r\nContent-Length: 100000\r\n\r\n".encode())
     s.settimeout(0.5)
