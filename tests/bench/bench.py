@@ -21,6 +21,7 @@ import os
 import platform
 import re
 import smtplib
+import ssl
 import subprocess
 import sys
 import threading
@@ -157,6 +158,11 @@ def smtp_rate(n):
     def send(count):
         try:
             with smtplib.SMTP("127.0.0.1", SMTP_PORT, timeout=30) as s:
+                # As the notifier speaks to the secured stack's server: STARTTLS with
+                # the stack's CA, then AUTH as its user.
+                if SECURED:
+                    s.starttls(context=ssl.create_default_context(cafile=os.path.join(SECRETS, "ca.crt")))
+                    s.login("lmp-notifier", secret("smtp-lmp-notifier.password"))
                 for _ in range(count):
                     mail = (f"From: noreply@lmp.example.com\r\nTo: admin@bench.example.com\r\n"
                             f"Subject: Onboarding confirmed\r\nMessage-ID: <{uuid.uuid4()}@bench>\r\n\r\n").encode()
