@@ -132,11 +132,24 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
   lmp_buf_free(&b);
 }
 
+/* A denial is over once the broker does what it denied: a denial reported late (a
+ * coordinator lookup that failed before the ACLs took effect, its error queued behind
+ * the assignment that followed) would otherwise keep the daemon unready for good.
+ * One still in force comes again with the next fetch or commit. */
+static void accepted_again(struct rt *rt) {
+  if (atomic_load(&rt->m.consumer_refused) == LMP_KAFKA_DENIED) {
+    atomic_store(&rt->m.consumer_refused, LMP_KAFKA_ACCEPTED);
+    lmp_info(NULL, "Kafka: the consumer is taken again");
+  }
+}
+
 static void commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *offsets,
                       void *opaque) {
   if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
     lmp_warn(NULL, "offset commit failed: %s (events will be redelivered and deduplicated)",
              rd_kafka_err2str(err));
+  else if (!err)
+    accepted_again(opaque);
 }
 
 /* librdkafka's own log lines, as structured lines (called from its threads). */
@@ -326,8 +339,10 @@ static void view(const rd_kafka_message_t *m, struct lmp_raw *raw) {
 
 /* Error events are logged and dropped; messages are kept. */
 static int keep(struct rt *rt, rd_kafka_message_t *m) {
-  if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR)
+  if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    accepted_again(rt);
     return 1;
+  }
   enum lmp_kafka_refusal r = refusal(m->err);
   if (r != LMP_KAFKA_ACCEPTED) {
     atomic_store(&rt->m.consumer_refused, r);
