@@ -151,6 +151,23 @@ static int subject_ok(const char *s) {
   return *s && strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == strlen(s);
 }
 
+/* The body that names a schema, {"schema": "<its JSON>"}, or NULL (no memory). */
+static char *schema_body(const char *schema_json) {
+  json_t *req = json_pack("{s:s}", "schema", schema_json);
+  char *body = req ? json_dumps(req, JSON_COMPACT) : NULL;
+  json_decref(req);
+  return body;
+}
+
+/* A registry answer's schema id, when it has one in range. */
+static int answer_id(json_t *a, int32_t *id) {
+  json_t *jid = json_object_get(a, "id");
+  if (!json_is_integer(jid) || json_integer_value(jid) < 0 || json_integer_value(jid) > INT32_MAX)
+    return 0;
+  *id = (int32_t)json_integer_value(jid);
+  return 1;
+}
+
 int lmp_registry_register(struct lmp_registry *r, const char *subject, const char *schema_json, int32_t *id,
                           char *err, size_t errlen) {
   if (!subject_ok(subject)) {
@@ -167,19 +184,13 @@ int lmp_registry_register(struct lmp_registry *r, const char *subject, const cha
     rc = refusal(status);
   if (rc < 0)
     return rc;
-  json_t *req = json_pack("{s:s}", "schema", schema_json);
-  char *body = req ? json_dumps(req, JSON_COMPACT) : NULL;
-  json_decref(req);
+  char *body = schema_body(schema_json);
   if (body == NULL)
     return LMP_ENOMEM;
   snprintf(path, sizeof(path), "/subjects/%s/versions", subject);
   rc = call(r, "POST", path, body, &status, &a, err, errlen);
   free(body);
-  json_t *jid = json_object_get(a, "id");
-  if (rc == 0 && status >= 200 && status < 300 && json_is_integer(jid) && json_integer_value(jid) >= 0 &&
-      json_integer_value(jid) <= INT32_MAX) {
-    *id = (int32_t)json_integer_value(jid);
-  } else if (rc == 0) {
+  if (rc == 0 && !(status >= 200 && status < 300 && answer_id(a, id))) {
     if (status >= 200 && status < 300)
       snprintf(err, errlen, "schema registry answered %ld without an id", status);
     rc = status >= 200 && status < 300 ? LMP_ERETRY : refusal(status);
@@ -194,9 +205,7 @@ int lmp_registry_lookup(struct lmp_registry *r, const char *subject, const char 
     snprintf(err, errlen, "'%.200s' is not a subject name", subject);
     return LMP_EINVAL;
   }
-  json_t *req = json_pack("{s:s}", "schema", schema_json);
-  char *body = req ? json_dumps(req, JSON_COMPACT) : NULL;
-  json_decref(req);
+  char *body = schema_body(schema_json);
   if (body == NULL)
     return LMP_ENOMEM;
   char path[600];
@@ -205,10 +214,8 @@ int lmp_registry_lookup(struct lmp_registry *r, const char *subject, const char 
   snprintf(path, sizeof(path), "/subjects/%s", subject);
   int rc = call(r, "POST", path, body, &status, &a, err, errlen);
   free(body);
-  json_t *jid = json_object_get(a, "id");
-  if (rc == 0 && status == 200 && json_is_integer(jid) && json_integer_value(jid) >= 0 &&
-      json_integer_value(jid) <= INT32_MAX) {
-    *id = (int32_t)json_integer_value(jid);
+  if (rc == 0 && status == 200 && answer_id(a, id)) {
+    rc = 0; /* found */
   } else if (rc == 0 && status == 404) {
     snprintf(err, errlen, "this schema is not registered under %s: register it first (lmp-<daemon> "
              "--register-schemas, as a client that may write)", subject);

@@ -219,6 +219,21 @@ int lmp__db_query(struct lmp_db *db, const char *sql, int n, const char *const *
   return rc;
 }
 
+/* Several statements in one string (simple query protocol); a failure says what was
+ * being done, and is classified as any statement's. */
+static int exec_script(struct lmp_db *db, const char *sql, const char *what) {
+  PGresult *res = PQexec(db->conn, sql);
+  int r = 0;
+  if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
+    char msg[400];
+    snprintf(msg, sizeof(msg), "%s: %s", what, res ? PQresultErrorMessage(res) : PQerrorMessage(db->conn));
+    set_err(db, msg);
+    r = lmp__db_classify(db->conn, res);
+  }
+  PQclear(res);
+  return r;
+}
+
 /* Lets role read and write the rows of every table and sequence there is, in the
  * migration's transaction: tables a migration created belong to the migrating role. */
 static int grant_rows(struct lmp_db *db, const char *role) {
@@ -238,16 +253,10 @@ static int grant_rows(struct lmp_db *db, const char *role) {
   PQfreemem(id);
   if (r < 0)
     return r;
-  PGresult *res = PQexec(db->conn, b.data);
+  char what[128];
+  snprintf(what, sizeof(what), "granting %.63s its rows", role);
+  r = exec_script(db, b.data, what);
   lmp_buf_free(&b);
-  if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
-    char msg[400];
-    snprintf(msg, sizeof(msg), "granting %s its rows: %s", role,
-             res ? PQresultErrorMessage(res) : PQerrorMessage(db->conn));
-    set_err(db, msg);
-    r = lmp__db_classify(db->conn, res);
-  }
-  PQclear(res);
   return r;
 }
 
@@ -311,16 +320,9 @@ int lmp__db_migrate_grant(struct lmp_db *db, const char *scope, const struct lmp
     PQclear(res);
     if (!fresh)
       continue;
-    /* Several statements in one string: simple query protocol. */
-    res = PQexec(db->conn, m->text);
-    if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
-      char msg[400];
-      snprintf(msg, sizeof(msg), "migration %s: %s", name,
-               res ? PQresultErrorMessage(res) : PQerrorMessage(db->conn));
-      set_err(db, msg);
-      r = lmp__db_classify(db->conn, res);
-    }
-    PQclear(res);
+    char what[300];
+    snprintf(what, sizeof(what), "migration %s", name);
+    r = exec_script(db, m->text, what);
   }
   if (r == 0 && grant_to)
     r = grant_rows(db, grant_to);
