@@ -15,6 +15,7 @@
 
 #include "ctl.h"
 #include "daemons.h"
+#include "dlq.h"
 #include "lmp/kafka.h"
 #include "lmp/service.h"
 #include "lmp/text.h"
@@ -30,154 +31,6 @@
 #define DUMP_BYTES 256
 /* The start of an error message in list's table. */
 #define MESSAGE_CHARS 60
-
-struct hdr {
-  char *name;
-  char *value; /* NUL-terminated copy; len bytes before the NUL */
-  size_t len;
-};
-
-/* One dead letter as read from a daemon's dead-letter topic. */
-struct dl {
-  const char *daemon;     /* whose topic it is on (lmp_daemons) */
-  int32_t partition;
-  int64_t offset, ts_ms;  /* ts_ms -1: no timestamp */
-  char *key;              /* NULL: no key */
-  size_t keylen;
-  char *value;            /* NULL unless kept */
-  size_t len;
-  struct hdr *h;
-  size_t nh, norig;       /* the original's headers come first, norig of them */
-};
-
-struct dls {
-  struct dl **v;
-  size_t n, cap;
-};
-
-/* --daemon, --topic, --code and --since as read from the command line. */
-struct filter {
-  const char *daemon; /* NULL: every daemon's dead letters */
-  const char *topic, *code;
-  int64_t since_ms; /* 0: any time */
-};
-
-/* A dead letter named on the command line: its position, or its dlq_event_id. */
-struct selector {
-  const char *daemon; /* the position's; NULL for an id */
-  int32_t partition;
-  int64_t offset;
-  char id[37]; /* "" for a position */
-  const char *text;
-  int seen; /* found on the topic already */
-};
-
-/* ---- A dead letter's parts ------------------------------------------------------ */
-
-static char *dup_bytes(const void *p, size_t n) {
-  char *d = malloc(n + 1);
-  if (d == NULL)
-    die("out of memory");
-  if (n)
-    memcpy(d, p, n);
-  d[n] = '\0';
-  return d;
-}
-
-static void dl_free(struct dl *d) {
-  if (d == NULL)
-    return;
-  for (size_t i = 0; i < d->nh; i++) {
-    free(d->h[i].name);
-    free(d->h[i].value);
-  }
-  free(d->h);
-  free(d->key);
-  free(d->value);
-  free(d);
-}
-
-static void dls_free(struct dls *l) {
-  for (size_t i = 0; i < l->n; i++)
-    dl_free(l->v[i]);
-  free(l->v);
-  memset(l, 0, sizeof(*l));
-}
-
-static void dls_add(struct dls *l, struct dl *d) {
-  if (l->n == l->cap) {
-    l->cap = l->cap ? 2 * l->cap : 64;
-    l->v = realloc(l->v, l->cap * sizeof(*l->v));
-    if (l->v == NULL)
-      die("out of memory");
-  }
-  l->v[l->n++] = d;
-}
-
-/* The runtime writes the original's headers, then its own from dlq_event_id on; an
- * original header never starts with dlq_ (the runtime drops those), so the first
- * dlq_event_id is where the original's end. */
-static struct dl *dl_from(const char *daemon, const rd_kafka_message_t *m, int keep_value) {
-  struct dl *d = calloc(1, sizeof(*d));
-  rd_kafka_headers_t *hs = NULL;
-  if (d == NULL)
-    die("out of memory");
-  d->daemon = daemon;
-  d->partition = m->partition;
-  d->offset = m->offset;
-  d->ts_ms = rd_kafka_message_timestamp(m, NULL);
-  if (m->key) {
-    d->key = dup_bytes(m->key, m->key_len);
-    d->keylen = m->key_len;
-  }
-  if (keep_value) {
-    d->value = dup_bytes(m->payload ? m->payload : "", m->payload ? m->len : 0);
-    d->len = m->payload ? m->len : 0;
-  }
-  size_t n = rd_kafka_message_headers(m, &hs) == RD_KAFKA_RESP_ERR_NO_ERROR ? rd_kafka_header_cnt(hs) : 0;
-  d->h = calloc(n ? n : 1, sizeof(*d->h));
-  if (d->h == NULL)
-    die("out of memory");
-  d->norig = n;
-  for (size_t i = 0; i < n; i++) {
-    const char *name;
-    const void *v;
-    size_t len;
-    if (rd_kafka_header_get_all(hs, i, &name, &v, &len) != RD_KAFKA_RESP_ERR_NO_ERROR)
-      break;
-    d->h[i] = (struct hdr){dup_bytes(name, strlen(name)), dup_bytes(v ? v : "", v ? len : 0), v ? len : 0};
-    d->nh++;
-    if (d->norig == n && strcmp(name, "dlq_event_id") == 0)
-      d->norig = i;
-  }
-  return d;
-}
-
-/* A header the runtime added (NULL when absent). */
-static const char *meta(const struct dl *d, const char *name) {
-  for (size_t i = d->norig; i < d->nh; i++)
-    if (strcmp(d->h[i].name, name) == 0)
-      return d->h[i].value;
-  return NULL;
-}
-
-/* A header of the original message (NULL when absent). */
-static const char *orig(const struct dl *d, const char *name) {
-  for (size_t i = 0; i < d->norig; i++)
-    if (strcmp(d->h[i].name, name) == 0)
-      return d->h[i].value;
-  return NULL;
-}
-
-/* A whole non-negative decimal number, as the runtime writes positions; -1 if not one. */
-static int64_t decimal(const char *s) {
-  if (s == NULL || !isdigit((unsigned char)*s))
-    return -1;
-  char *end;
-  errno = 0;
-  long long v = strtoll(s, &end, 10);
-  return *end || errno ? -1 : v;
-}
 
 /* ---- Text for a terminal ------------------------------------------------------------ */
 
@@ -228,13 +81,13 @@ static json_t *json_text(const char *s, size_t n) {
 }
 
 static json_t *json_meta(const struct dl *d, const char *name) {
-  const char *v = meta(d, name);
+  const char *v = dlq_meta(d, name);
   return json_text(v, v ? strlen(v) : 0);
 }
 
 /* source_partition and source_offset: -1 for a parked event, which has none. */
 static json_t *json_position(const char *s) {
-  int64_t v = decimal(s && *s == '-' ? s + 1 : s);
+  int64_t v = dlq_decimal(s && *s == '-' ? s + 1 : s);
   return v < 0 ? json_null() : json_integer(*s == '-' ? -v : v);
 }
 
@@ -395,11 +248,11 @@ static void parse_selector(const char *s, struct selector *sel) {
   if (colon) {
     char part[16];
     size_t pl = (size_t)(colon - s);
-    int64_t p = -1, off = decimal(colon + 1);
+    int64_t p = -1, off = dlq_decimal(colon + 1);
     if (pl > 0 && pl < sizeof(part)) {
       memcpy(part, s, pl);
       part[pl] = '\0';
-      p = decimal(part);
+      p = dlq_decimal(part);
     }
     if (p < 0 || p > INT32_MAX || off < 0)
       die_usage("'%s' is not DAEMON/PARTITION:OFFSET (two whole numbers) nor a dlq_event_id", sel->text);
@@ -429,7 +282,7 @@ static int topic_of(const char *topic, const char *event_type) {
 }
 
 static int matches(const struct dl *d, const struct filter *f) {
-  const char *src = meta(d, "source_topic"), *code = meta(d, "error_code");
+  const char *src = dlq_meta(d, "source_topic"), *code = dlq_meta(d, "error_code");
   if (f->daemon && strcmp(f->daemon, d->daemon) != 0)
     return 0;
   if (f->topic) {
@@ -568,7 +421,7 @@ static struct dl *fetch_at(const char *daemon, int32_t partition, int64_t offset
       rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 500);
       if (m && !m->err && m->partition == partition) {
         if (m->offset == offset)
-          d = dl_from(daemon, m, 1);
+          d = dlq_dl_from(daemon, m, 1);
         gap = m->offset > offset;
       }
       if (m)
@@ -592,8 +445,8 @@ struct pick {
 
 static int pick_visit(const char *daemon, const rd_kafka_message_t *m, void *ctx) {
   struct pick *k = ctx;
-  struct dl *d = dl_from(daemon, m, 0);
-  const char *id = meta(d, "dlq_event_id");
+  struct dl *d = dlq_dl_from(daemon, m, 0);
+  const char *id = dlq_meta(d, "dlq_event_id");
   int want = k->sel == NULL && matches(d, k->f);
   for (size_t i = 0; k->sel && id && i < k->nsel && !want; i++)
     if (strcasecmp(k->sel[i].id, id) == 0) {
@@ -604,27 +457,11 @@ static int pick_visit(const char *daemon, const rd_kafka_message_t *m, void *ctx
         k->found++;
       }
     }
-  dl_free(d);
+  dlq_dl_free(d);
   if (!want)
     return 0;
-  dls_add(&k->out, dl_from(daemon, m, k->keep_value));
+  dlq_dls_add(&k->out, dlq_dl_from(daemon, m, k->keep_value));
   return k->sel && k->found == k->nsel; /* every id found: stop reading */
-}
-
-static int by_time(const void *a, const void *b) {
-  const struct dl *x = *(const struct dl *const *)a, *y = *(const struct dl *const *)b;
-  if (x->ts_ms != y->ts_ms)
-    return x->ts_ms < y->ts_ms ? -1 : 1;
-  if (strcmp(x->daemon, y->daemon) != 0)
-    return strcmp(x->daemon, y->daemon);
-  if (x->partition != y->partition)
-    return x->partition < y->partition ? -1 : 1;
-  return x->offset < y->offset ? -1 : x->offset > y->offset;
-}
-
-static void sort_by_time(struct dls *l) {
-  if (l->n > 1)
-    qsort(l->v, l->n, sizeof(*l->v), by_time);
 }
 
 /* ---- list ---------------------------------------------------------------------------- */
@@ -640,8 +477,8 @@ static json_t *list_json(const struct dl *d) {
   return json_pack("{s:s, s:i, s:I, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "daemon", d->daemon, "partition", (int)d->partition,
                    "offset", (json_int_t)d->offset, "time", t, "dlq_event_id", json_meta(d, "dlq_event_id"),
                    "source_topic", json_meta(d, "source_topic"), "source_partition",
-                   json_position(meta(d, "source_partition")), "source_offset",
-                   json_position(meta(d, "source_offset")), "error_code", json_meta(d, "error_code"),
+                   json_position(dlq_meta(d, "source_partition")), "source_offset",
+                   json_position(dlq_meta(d, "source_offset")), "error_code", json_meta(d, "error_code"),
                    "error_message", json_meta(d, "error_message"), "source_service",
                    json_meta(d, "source_service"), "key", json_text(d->key, d->keylen));
 }
@@ -650,11 +487,11 @@ static void list_line(const struct dl *d) {
   char t[32], where[80], msg[4 * MESSAGE_CHARS + 8];
   rfc3339(d->ts_ms, t);
   position(d, where, sizeof(where));
-  char *text = ctl_printable(meta(d, "error_message"), meta(d, "error_message") ? strlen(meta(d, "error_message")) : 0);
+  char *text = ctl_printable(dlq_meta(d, "error_message"), dlq_meta(d, "error_message") ? strlen(dlq_meta(d, "error_message")) : 0);
   lmp_utf8_copy(msg, sizeof(msg), text, MESSAGE_CHARS);
   free(text);
-  const char *fields[] = {meta(d, "source_topic"), meta(d, "source_partition"), meta(d, "source_offset"),
-                          meta(d, "error_code")};
+  const char *fields[] = {dlq_meta(d, "source_topic"), dlq_meta(d, "source_partition"), dlq_meta(d, "source_offset"),
+                          dlq_meta(d, "error_code")};
   char *p[4];
   for (int i = 0; i < 4; i++)
     p[i] = ctl_printable(or_dash(fields[i]), strlen(or_dash(fields[i])));
@@ -667,7 +504,7 @@ int cmd_dlq_list(char **args, int nargs, const struct ctl_opts *o) {
   struct filter f = filter_of(o);
   struct pick k = {.f = &f};
   scan(f.daemon, pick_visit, &k);
-  sort_by_time(&k.out);
+  dlq_sort_by_time(&k.out);
   size_t limit = o->limit ? (size_t)o->limit : DEFAULT_LIMIT, first = k.out.n > limit ? k.out.n - limit : 0;
   if (o->json) {
     json_t *a = json_array();
@@ -685,7 +522,7 @@ int cmd_dlq_list(char **args, int nargs, const struct ctl_opts *o) {
   if (first)
     fprintf(stderr, "; the newest %zu shown (--limit)", limit);
   fputc('\n', stderr);
-  dls_free(&k.out);
+  dlq_dls_free(&k.out);
   return 0;
 }
 
@@ -708,7 +545,7 @@ static struct dls find(const struct selector *sel, size_t n, size_t *missing) {
     }
     struct dl *d = fetch_at(sel[i].daemon, sel[i].partition, sel[i].offset, why, sizeof(why));
     if (d)
-      dls_add(&out, d);
+      dlq_dls_add(&out, d);
     else {
       fprintf(stderr, "lmpctl: no dead letter at %s: %s\n", sel[i].text, why);
       ++*missing;
@@ -721,7 +558,7 @@ static struct dls find(const struct selector *sel, size_t n, size_t *missing) {
     for (size_t i = 0; i < nids; i++) {
       int seen = 0;
       for (size_t j = 0; j < out.n && !seen; j++)
-        seen = meta(out.v[j], "dlq_event_id") && strcasecmp(meta(out.v[j], "dlq_event_id"), ids[i].id) == 0;
+        seen = dlq_meta(out.v[j], "dlq_event_id") && strcasecmp(dlq_meta(out.v[j], "dlq_event_id"), ids[i].id) == 0;
       if (!seen) {
         fprintf(stderr, "lmpctl: no dead letter with dlq_event_id %s\n", ids[i].id);
         ++*missing;
@@ -801,15 +638,15 @@ static void show_text(const struct dl *d) {
   lmp_dead_letter_topic(&cfg, d->daemon, topic, sizeof(topic));
   printf("dead letter %s (%s), %s\n", where, topic, t);
   printf("error    ");
-  put(meta(d, "error_code"));
+  put(dlq_meta(d, "error_code"));
   printf(": ");
-  put(meta(d, "error_message"));
+  put(dlq_meta(d, "error_message"));
   printf("\nsource   ");
-  put(meta(d, "source_topic"));
+  put(dlq_meta(d, "source_topic"));
   putchar('[');
-  put(meta(d, "source_partition"));
+  put(dlq_meta(d, "source_partition"));
   printf("]@");
-  put(meta(d, "source_offset"));
+  put(dlq_meta(d, "source_offset"));
   printf(", dead-lettered by %s", d->daemon);
   putchar('\n');
   printf("key      ");
@@ -845,7 +682,7 @@ int cmd_dlq_show(char **args, int nargs, const struct ctl_opts *o) {
     show_json(l.v[0]);
   else if (l.n)
     show_text(l.v[0]);
-  dls_free(&l);
+  dlq_dls_free(&l);
   return missing ? 1 : 0;
 }
 
@@ -876,15 +713,15 @@ static int our_topic(const char *topic) {
  * from the topic it is on, never from its headers: a source_service that names
  * another daemon was not written by the runtime. */
 static const char *refusal(const struct dl *d, char *why, size_t len) {
-  const char *code = meta(d, "error_code"), *src = meta(d, "source_topic"), *id = meta(d, "dlq_event_id");
+  const char *code = dlq_meta(d, "error_code"), *src = dlq_meta(d, "source_topic"), *id = dlq_meta(d, "dlq_event_id");
   if (id == NULL || !*id || strlen(id) > EVENT_ID_MAX - strlen(REPLAY_PREFIX))
     return "it has no usable dlq_event_id header, from which a replay takes its event_id";
   for (const char *c = id; *c; c++)
     if (*c <= 0x20 || *c >= 0x7F)
       return "its dlq_event_id is not printable ASCII, as an event_id must be";
-  if (meta(d, "source_service") == NULL || strcmp(meta(d, "source_service"), d->daemon) != 0) {
+  if (dlq_meta(d, "source_service") == NULL || strcmp(dlq_meta(d, "source_service"), d->daemon) != 0) {
     snprintf(why, len, "it is on %s's dead-letter topic but names %s as its source_service: the runtime never "
-             "writes that", d->daemon, or_dash(meta(d, "source_service")));
+             "writes that", d->daemon, or_dash(dlq_meta(d, "source_service")));
     return why;
   }
   if (code && strcmp(code, "PUBLISH_REFUSED") == 0) {
@@ -892,14 +729,14 @@ static const char *refusal(const struct dl *d, char *why, size_t len) {
              "it from its outbox; the event is in that daemon's lmp_outbox_parked", d->daemon);
     return why;
   }
-  if (meta(d, "dlq_truncated_from")) {
+  if (dlq_meta(d, "dlq_truncated_from")) {
     snprintf(why, len, "its value was cut from %s to %zu bytes (dlq_truncated_from): the original is not there "
-             "to replay", meta(d, "dlq_truncated_from"), d->len);
+             "to replay", dlq_meta(d, "dlq_truncated_from"), d->len);
     return why;
   }
-  if (meta(d, "dlq_key_truncated_from"))
+  if (dlq_meta(d, "dlq_key_truncated_from"))
     return "its key was cut (dlq_key_truncated_from): the original is not there to replay";
-  if (meta(d, "dlq_headers_cut") || meta(d, "dlq_headers_dropped"))
+  if (dlq_meta(d, "dlq_headers_cut") || dlq_meta(d, "dlq_headers_dropped"))
     return "headers of the original were cut or dropped (dlq_headers_cut, dlq_headers_dropped): the original is "
            "not there to replay";
   /* The sender's bugs: the same bytes would be refused again, and a message that had
@@ -944,10 +781,10 @@ static rd_kafka_headers_t *replay_headers(const struct replay *r) {
   char topic[300];
   lmp_dead_letter_topic(&cfg, d->daemon, topic, sizeof(topic));
   snprintf(pos, sizeof(pos), "%s/%d/%" PRId64, topic, (int)d->partition, d->offset);
-  const char *was = orig(d, "event_id"), *src = meta(d, "source_topic");
+  const char *was = dlq_orig(d, "event_id"), *src = dlq_meta(d, "source_topic");
   if (!e) e = add_header(hs, "event_id", r->event_id, strlen(r->event_id));
   if (!e) e = add_header(hs, "source_topic", src, strlen(src));
-  if (!e) e = add_header(hs, "replay_dlq_event_id", meta(d, "dlq_event_id"), strlen(meta(d, "dlq_event_id")));
+  if (!e) e = add_header(hs, "replay_dlq_event_id", dlq_meta(d, "dlq_event_id"), strlen(dlq_meta(d, "dlq_event_id")));
   if (!e) e = add_header(hs, "replay_dlq_position", pos, strlen(pos));
   if (!e && was) e = add_header(hs, "replay_of_event_id", was, strlen(was));
   if (e)
@@ -996,7 +833,7 @@ static void print_plan(const struct replay *r) {
   char where[80];
   position(d, where, sizeof(where));
   printf("would replay %s to %s for ", where, r->topic);
-  put(meta(d, "source_topic"));
+  put(dlq_meta(d, "source_topic"));
   printf(" as event_id %s, key ", r->event_id);
   print_key(d);
   printf(", %zu bytes, headers:", d->len);
@@ -1046,11 +883,11 @@ static struct dls chosen(char **args, int nargs, const struct ctl_opts *o, size_
     struct filter f = filter_of(o);
     struct pick k = {.f = &f, .keep_value = 1};
     scan(f.daemon, pick_visit, &k);
-    sort_by_time(&k.out);
+    dlq_sort_by_time(&k.out);
     size_t limit = o->limit ? (size_t)o->limit : DEFAULT_LIMIT;
     size_t first = k.out.n > limit ? k.out.n - limit : 0;
     for (size_t i = 0; i < first; i++)
-      dl_free(k.out.v[i]);
+      dlq_dl_free(k.out.v[i]);
     if (first)
       memmove(k.out.v, k.out.v + first, (k.out.n - first) * sizeof(*k.out.v));
     k.out.n -= first;
@@ -1063,13 +900,13 @@ static struct dls chosen(char **args, int nargs, const struct ctl_opts *o, size_
     parse_selector(args[i], &sel[i]);
   struct dls l = find(sel, (size_t)nargs, missing);
   free(sel);
-  sort_by_time(&l);
+  dlq_sort_by_time(&l);
   size_t kept = 0;
   for (size_t i = 0; i < l.n; i++) {
     int dup = kept && l.v[kept - 1]->daemon == l.v[i]->daemon && l.v[kept - 1]->partition == l.v[i]->partition &&
               l.v[kept - 1]->offset == l.v[i]->offset;
     if (dup)
-      dl_free(l.v[i]);
+      dlq_dl_free(l.v[i]);
     else
       l.v[kept++] = l.v[i];
   }
@@ -1117,7 +954,7 @@ int cmd_dlq_replay(char **args, int nargs, const struct ctl_opts *o) {
       continue;
     }
     rs[n] = (struct replay){.d = l.v[i], .err = RD_KAFKA_RESP_ERR__IN_PROGRESS};
-    snprintf(rs[n].event_id, sizeof(rs[n].event_id), REPLAY_PREFIX "%s", meta(l.v[i], "dlq_event_id"));
+    snprintf(rs[n].event_id, sizeof(rs[n].event_id), REPLAY_PREFIX "%s", dlq_meta(l.v[i], "dlq_event_id"));
     lmp_replay_topic(&cfg, l.v[i]->daemon, rs[n].topic, sizeof(rs[n].topic));
     n++;
   }
@@ -1137,7 +974,7 @@ int cmd_dlq_replay(char **args, int nargs, const struct ctl_opts *o) {
     fprintf(stderr, "lmpctl: no dead letter matches\n");
   int rc = refused || missing || failed || l.n + missing == 0 || (n && !send && !o->dry_run) ? 1 : 0;
   free(rs);
-  dls_free(&l);
+  dlq_dls_free(&l);
   return rc;
 }
 

@@ -1,0 +1,66 @@
+/* lmpctl dlq's private header: a dead letter as lmpctl holds one, the filters and
+ * selectors that pick dead letters, and the functions the dlq files share, each group
+ * under the name of the file it is in. The commands themselves are in dlq.c. */
+#ifndef DLQ_H
+#define DLQ_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "ctl.h"
+
+struct hdr {
+  char *name;
+  char *value; /* NUL-terminated copy; len bytes before the NUL */
+  size_t len;
+};
+
+/* One dead letter as read from a daemon's dead-letter topic. */
+struct dl {
+  const char *daemon;     /* whose topic it is on (lmp_daemons) */
+  int32_t partition;
+  int64_t offset, ts_ms;  /* ts_ms -1: no timestamp */
+  char *key;              /* NULL: no key */
+  size_t keylen;
+  char *value;            /* NULL unless kept */
+  size_t len;
+  struct hdr *h;
+  size_t nh, norig;       /* the original's headers come first, norig of them */
+};
+
+struct dls {
+  struct dl **v;
+  size_t n, cap;
+};
+
+/* --daemon, --topic, --code and --since as read from the command line. */
+struct filter {
+  const char *daemon; /* NULL: every daemon's dead letters */
+  const char *topic, *code;
+  int64_t since_ms; /* 0: any time */
+};
+
+/* A dead letter named on the command line: its position, or its dlq_event_id. */
+struct selector {
+  const char *daemon; /* the position's; NULL for an id */
+  int32_t partition;
+  int64_t offset;
+  char id[37]; /* "" for a position */
+  const char *text;
+  int seen; /* found on the topic already */
+};
+
+/* A dead letter's parts (dlq_letter.c). */
+void dlq_dl_free(struct dl *d);
+void dlq_dls_free(struct dls *l);
+void dlq_dls_add(struct dls *l, struct dl *d);
+/* A copy of a message of a daemon's dead-letter topic; its value only if keep_value. */
+struct dl *dlq_dl_from(const char *daemon, const rd_kafka_message_t *m, int keep_value);
+const char *dlq_meta(const struct dl *d, const char *name);
+const char *dlq_orig(const struct dl *d, const char *name);
+int64_t dlq_decimal(const char *s);
+/* Oldest first. */
+void dlq_sort_by_time(struct dls *l);
+
+#endif
