@@ -63,4 +63,11 @@ int64_t dlq_decimal(const char *s);
 /* Oldest first. */
 void dlq_sort_by_time(struct dls *l);
 
+/* The command line (dlq_args.c): filters and selectors, and which dead letters a filter takes. */
+struct filter dlq_filter_of(const struct ctl_opts *o);
+int dlq_has_filter(const struct ctl_opts *o);
+void dlq_parse_selector(const char *s, struct selector *sel);
+int dlq_topic_of(const char *topic, const char *event_type);
+int dlq_matches(const struct dl *d, const struct filter *f);
+
 #endif
