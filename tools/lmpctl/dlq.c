@@ -27,75 +27,6 @@
 #define DEFAULT_LIMIT 100
 /* How long reading the topic may go without a message before lmpctl gives up. */
 #define STALL_MS 30000
-/* The bytes of an undecodable body that show prints. */
-#define DUMP_BYTES 256
-/* The start of an error message in list's table. */
-#define MESSAGE_CHARS 60
-
-/* ---- Text for a terminal ------------------------------------------------------------ */
-
-/* Header values, keys and error messages carry bytes from whoever wrote the original:
- * printed, they are valid UTF-8 without control characters (ctl_printable), so nothing
- * in a dead letter can drive the operator's terminal. */
-static void print_text(FILE *f, const char *s, size_t n) {
-  char *t = ctl_printable(s, n);
-  fputs(t, f);
-  free(t);
-}
-
-static const char *or_dash(const char *s) { return s && *s ? s : "-"; }
-
-/* A header's text on stdout, made printable; "-" when absent. */
-static void put(const char *s) { print_text(stdout, or_dash(s), strlen(or_dash(s))); }
-
-static void print_key(const struct dl *d) {
-  if (d->key)
-    print_text(stdout, d->key, d->keylen);
-  else
-    printf("(none)");
-}
-
-/* RFC 3339 in UTC with milliseconds. */
-static void rfc3339(int64_t ms, char out[32]) {
-  if (ms < 0) {
-    snprintf(out, 32, "-");
-    return;
-  }
-  time_t t = (time_t)(ms / 1000);
-  struct tm tm;
-  gmtime_r(&t, &tm);
-  size_t k = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
-  snprintf(out + k, 32 - k, ".%03dZ", (int)(ms % 1000));
-}
-
-/* JSON text of bytes that may not be UTF-8: bad bytes as U+FFFD. */
-static json_t *json_text(const char *s, size_t n) {
-  if (s == NULL)
-    return json_null();
-  char *t = lmp_utf8_sanitize(s, n, NULL);
-  json_t *j = t ? json_string(t) : NULL;
-  free(t);
-  if (j == NULL)
-    die("out of memory");
-  return j;
-}
-
-static json_t *json_meta(const struct dl *d, const char *name) {
-  const char *v = dlq_meta(d, name);
-  return json_text(v, v ? strlen(v) : 0);
-}
-
-/* source_partition and source_offset: -1 for a parked event, which has none. */
-static json_t *json_position(const char *s) {
-  int64_t v = dlq_decimal(s && *s == '-' ? s + 1 : s);
-  return v < 0 ? json_null() : json_integer(*s == '-' ? -v : v);
-}
-
-static void print_json(json_t *j) {
-  json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-  putchar('\n');
-  json_decref(j);
-}
 
 /* ---- Reading the topic ---------------------------------------------------------------- */
 
@@ -268,40 +199,6 @@ static int pick_visit(const char *daemon, const rd_kafka_message_t *m, void *ctx
 
 /* ---- list ---------------------------------------------------------------------------- */
 
-/* A dead letter's position as list shows it and selectors take it: DAEMON/PARTITION:OFFSET. */
-static void position(const struct dl *d, char *out, size_t n) {
-  snprintf(out, n, "%s/%d:%" PRId64, d->daemon, (int)d->partition, d->offset);
-}
-
-static json_t *list_json(const struct dl *d) {
-  char t[32];
-  rfc3339(d->ts_ms, t);
-  return json_pack("{s:s, s:i, s:I, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "daemon", d->daemon, "partition", (int)d->partition,
-                   "offset", (json_int_t)d->offset, "time", t, "dlq_event_id", json_meta(d, "dlq_event_id"),
-                   "source_topic", json_meta(d, "source_topic"), "source_partition",
-                   json_position(dlq_meta(d, "source_partition")), "source_offset",
-                   json_position(dlq_meta(d, "source_offset")), "error_code", json_meta(d, "error_code"),
-                   "error_message", json_meta(d, "error_message"), "source_service",
-                   json_meta(d, "source_service"), "key", json_text(d->key, d->keylen));
-}
-
-static void list_line(const struct dl *d) {
-  char t[32], where[80], msg[4 * MESSAGE_CHARS + 8];
-  rfc3339(d->ts_ms, t);
-  position(d, where, sizeof(where));
-  char *text = ctl_printable(dlq_meta(d, "error_message"), dlq_meta(d, "error_message") ? strlen(dlq_meta(d, "error_message")) : 0);
-  lmp_utf8_copy(msg, sizeof(msg), text, MESSAGE_CHARS);
-  free(text);
-  const char *fields[] = {dlq_meta(d, "source_topic"), dlq_meta(d, "source_partition"), dlq_meta(d, "source_offset"),
-                          dlq_meta(d, "error_code")};
-  char *p[4];
-  for (int i = 0; i < 4; i++)
-    p[i] = ctl_printable(or_dash(fields[i]), strlen(or_dash(fields[i])));
-  printf("%-32s %-24s %-40s %3s:%-8s %-20s %s\n", where, t, p[0], p[1], p[2], p[3], msg);
-  for (int i = 0; i < 4; i++)
-    free(p[i]);
-}
-
 int cmd_dlq_list(char **args, int nargs, const struct ctl_opts *o) {
   struct filter f = dlq_filter_of(o);
   struct pick k = {.f = &f};
@@ -311,13 +208,13 @@ int cmd_dlq_list(char **args, int nargs, const struct ctl_opts *o) {
   if (o->json) {
     json_t *a = json_array();
     for (size_t i = first; i < k.out.n; i++)
-      json_array_append_new(a, list_json(k.out.v[i]));
-    print_json(a);
+      json_array_append_new(a, dlq_list_json(k.out.v[i]));
+    dlq_print_json(a);
   } else {
     printf("%-32s %-24s %-40s %-12s %-20s %s\n", "DEAD LETTER", "TIME", "SOURCE TOPIC", "SOURCE", "ERROR",
            "MESSAGE");
     for (size_t i = first; i < k.out.n; i++)
-      list_line(k.out.v[i]);
+      dlq_list_line(k.out.v[i]);
   }
   fprintf(stderr, "%zu dead letter%s of %s%s", k.out.n, k.out.n == 1 ? "" : "s",
           f.daemon ? f.daemon : "every daemon", dlq_has_filter(o) ? " match" : "");
@@ -371,119 +268,15 @@ static struct dls find(const struct selector *sel, size_t n, size_t *missing) {
   return out;
 }
 
-/* The original body as JSON, or NULL with the reason it does not decode. */
-static json_t *decoded(const struct dl *d, const char **type, char *why, size_t whylen) {
-  const struct lmp_schema *s;
-  avro_value_t v;
-  *type = NULL;
-  if (lmp_avro_decode(schemas(), d->value, d->len, &s, &v, why, whylen) < 0)
-    return NULL;
-  json_t *j = lmp_avro_to_json(&v);
-  avro_value_decref(&v);
-  *type = s->name;
-  return j;
-}
-
-static void hex_dump(const char *p, size_t n) {
-  for (size_t i = 0; i < n; i += 16) {
-    printf("  %04zx ", i);
-    for (size_t k = i; k < i + 16; k++) {
-      if (k < n)
-        printf(" %02x", (unsigned char)p[k]);
-      else
-        printf("   ");
-    }
-    printf("  |");
-    for (size_t k = i; k < i + 16 && k < n; k++)
-      putchar(p[k] >= 0x20 && p[k] < 0x7F ? p[k] : '.');
-    printf("|\n");
-  }
-}
-
-static char *hex(const char *p, size_t n) {
-  char *out = malloc(2 * n + 1);
-  if (out == NULL)
-    die("out of memory");
-  for (size_t i = 0; i < n; i++)
-    snprintf(out + 2 * i, 3, "%02x", (unsigned char)p[i]);
-  out[2 * n] = '\0';
-  return out;
-}
-
-static void show_json(const struct dl *d) {
-  char why[500];
-  const char *type;
-  json_t *hs = json_array();
-  for (size_t i = 0; i < d->nh; i++)
-    json_array_append_new(hs, json_pack("{s:o, s:o}", "name", json_text(d->h[i].name, strlen(d->h[i].name)),
-                                        "value", json_text(d->h[i].value, d->h[i].len)));
-  json_t *j = list_json(d), *body = decoded(d, &type, why, sizeof(why));
-  json_object_set_new(j, "headers", hs);
-  json_object_set_new(j, "value_bytes", json_integer((json_int_t)d->len));
-  json_object_set_new(j, "event_type", type ? json_string(type) : json_null());
-  json_object_set_new(j, "value", body ? body : json_null());
-  if (body == NULL) {
-    char *h = hex(d->value, d->len < DUMP_BYTES ? d->len : DUMP_BYTES);
-    json_object_set_new(j, "value_error", json_text(why, strlen(why)));
-    json_object_set_new(j, "value_hex", json_string(h));
-    free(h);
-  }
-  print_json(j);
-}
-
-static void show_text(const struct dl *d) {
-  char t[32], why[500];
-  const char *type;
-  rfc3339(d->ts_ms, t);
-  char where[80], topic[300];
-  position(d, where, sizeof(where));
-  lmp_dead_letter_topic(&cfg, d->daemon, topic, sizeof(topic));
-  printf("dead letter %s (%s), %s\n", where, topic, t);
-  printf("error    ");
-  put(dlq_meta(d, "error_code"));
-  printf(": ");
-  put(dlq_meta(d, "error_message"));
-  printf("\nsource   ");
-  put(dlq_meta(d, "source_topic"));
-  putchar('[');
-  put(dlq_meta(d, "source_partition"));
-  printf("]@");
-  put(dlq_meta(d, "source_offset"));
-  printf(", dead-lettered by %s", d->daemon);
-  putchar('\n');
-  printf("key      ");
-  print_key(d);
-  printf("\nheaders  (%zu of the original, then %zu of the dead letter)\n", d->norig, d->nh - d->norig);
-  for (size_t i = 0; i < d->nh; i++) {
-    printf("  ");
-    print_text(stdout, d->h[i].name, strlen(d->h[i].name));
-    printf(" = ");
-    print_text(stdout, d->h[i].value, d->h[i].len);
-    putchar('\n');
-  }
-  json_t *body = decoded(d, &type, why, sizeof(why));
-  if (body) {
-    printf("value    %zu bytes, %s:\n", d->len, type);
-    json_dumpf(body, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-    putchar('\n');
-    json_decref(body);
-  } else {
-    printf("value    %zu bytes, does not decode: %s\n", d->len, why);
-    hex_dump(d->value, d->len < DUMP_BYTES ? d->len : DUMP_BYTES);
-    if (d->len > DUMP_BYTES)
-      printf("  ... %zu bytes more\n", d->len - DUMP_BYTES);
-  }
-}
-
 int cmd_dlq_show(char **args, int nargs, const struct ctl_opts *o) {
   struct selector sel;
   size_t missing;
   dlq_parse_selector(args[0], &sel);
   struct dls l = find(&sel, 1, &missing);
   if (l.n && o->json)
-    show_json(l.v[0]);
+    dlq_show_json(l.v[0]);
   else if (l.n)
-    show_text(l.v[0]);
+    dlq_show_text(l.v[0]);
   dlq_dls_free(&l);
   return missing ? 1 : 0;
 }
@@ -523,7 +316,7 @@ static const char *refusal(const struct dl *d, char *why, size_t len) {
       return "its dlq_event_id is not printable ASCII, as an event_id must be";
   if (dlq_meta(d, "source_service") == NULL || strcmp(dlq_meta(d, "source_service"), d->daemon) != 0) {
     snprintf(why, len, "it is on %s's dead-letter topic but names %s as its source_service: the runtime never "
-             "writes that", d->daemon, or_dash(dlq_meta(d, "source_service")));
+             "writes that", d->daemon, dlq_or_dash(dlq_meta(d, "source_service")));
     return why;
   }
   if (code && strcmp(code, "PUBLISH_REFUSED") == 0) {
@@ -551,7 +344,7 @@ static const char *refusal(const struct dl *d, char *why, size_t len) {
       return why;
     }
   if (src == NULL || !our_topic(src)) {
-    snprintf(why, len, "its source topic %s is not an event topic of this flow (prefix '%s')", or_dash(src),
+    snprintf(why, len, "its source topic %s is not an event topic of this flow (prefix '%s')", dlq_or_dash(src),
              cfg.topic_prefix);
     return why;
   }
@@ -633,11 +426,11 @@ static void produce(rd_kafka_t *rk, struct replay *r) {
 static void print_plan(const struct replay *r) {
   const struct dl *d = r->d;
   char where[80];
-  position(d, where, sizeof(where));
+  dlq_position(d, where, sizeof(where));
   printf("would replay %s to %s for ", where, r->topic);
-  put(dlq_meta(d, "source_topic"));
+  dlq_put(dlq_meta(d, "source_topic"));
   printf(" as event_id %s, key ", r->event_id);
-  print_key(d);
+  dlq_print_key(d);
   printf(", %zu bytes, headers:", d->len);
   rd_kafka_headers_t *hs = replay_headers(r);
   const char *name;
@@ -645,9 +438,9 @@ static void print_plan(const struct replay *r) {
   size_t n;
   for (size_t i = 0; rd_kafka_header_get_all(hs, i, &name, &v, &n) == RD_KAFKA_RESP_ERR_NO_ERROR; i++) {
     putchar(' ');
-    put(name);
+    dlq_put(name);
     putchar('=');
-    print_text(stdout, v, v ? n : 0);
+    dlq_print_text(stdout, v, v ? n : 0);
   }
   rd_kafka_headers_destroy(hs);
   putchar('\n');
@@ -663,7 +456,7 @@ static size_t send_all(struct replay *rs, size_t n) {
   size_t failed = 0;
   for (size_t i = 0; i < n; i++) {
     char where[80];
-    position(rs[i].d, where, sizeof(where));
+    dlq_position(rs[i].d, where, sizeof(where));
     if (rs[i].err == RD_KAFKA_RESP_ERR_NO_ERROR) {
       printf("replayed %s to %s[%d]@%" PRId64 " as event_id %s\n", where, rs[i].topic, (int)rs[i].partition,
              rs[i].offset, rs[i].event_id);
@@ -748,9 +541,9 @@ int cmd_dlq_replay(char **args, int nargs, const struct ctl_opts *o) {
     char why[400], where[80];
     const char *no = refusal(l.v[i], why, sizeof(why));
     if (no) {
-      position(l.v[i], where, sizeof(where));
+      dlq_position(l.v[i], where, sizeof(where));
       fprintf(stderr, "lmpctl: refused %s: ", where);
-      print_text(stderr, no, strlen(no)); /* it may quote the dead letter's headers */
+      dlq_print_text(stderr, no, strlen(no)); /* it may quote the dead letter's headers */
       fputc('\n', stderr);
       refused++;
       continue;

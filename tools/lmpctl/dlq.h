@@ -70,4 +70,17 @@ void dlq_parse_selector(const char *s, struct selector *sel);
 int dlq_topic_of(const char *topic, const char *event_type);
 int dlq_matches(const struct dl *d, const struct filter *f);
 
+/* Text for a terminal, and JSON (dlq_format.c). */
+void dlq_print_text(FILE *f, const char *s, size_t n);
+const char *dlq_or_dash(const char *s);
+void dlq_put(const char *s);
+void dlq_print_key(const struct dl *d);
+/* Prints j on stdout and drops the reference. */
+void dlq_print_json(json_t *j);
+void dlq_position(const struct dl *d, char *out, size_t n);
+json_t *dlq_list_json(const struct dl *d);
+void dlq_list_line(const struct dl *d);
+void dlq_show_json(const struct dl *d);
+void dlq_show_text(const struct dl *d);
+
 #endif
