@@ -51,6 +51,22 @@ struct selector {
   int seen; /* found on the topic already */
 };
 
+/* Collecting the dead letters a filter, or a set of ids, picks. */
+struct pick {
+  const struct filter *f;
+  struct selector *sel; /* by dlq_event_id when not NULL */
+  size_t nsel, found;
+  int keep_value;
+  struct dls out;
+};
+
+/* A consumer that only assigns partitions: the group id is a name librdkafka wants
+ * for that, never joined and never committed to. */
+#define READER_GROUP "lmpctl-dlq-reader"
+
+/* Given each message read; non-zero stops the reading. */
+typedef int (*visitor)(const char *daemon, const rd_kafka_message_t *m, void *ctx);
+
 /* A dead letter's parts (dlq_letter.c). */
 void dlq_dl_free(struct dl *d);
 void dlq_dls_free(struct dls *l);
@@ -69,6 +85,12 @@ int dlq_has_filter(const struct ctl_opts *o);
 void dlq_parse_selector(const char *s, struct selector *sel);
 int dlq_topic_of(const char *topic, const char *event_type);
 int dlq_matches(const struct dl *d, const struct filter *f);
+
+/* Reading the dead-letter topics (dlq_read.c). */
+void dlq_scan(const char *daemon, visitor visit, void *ctx);
+/* A visitor that collects into a struct pick (ctx). */
+int dlq_pick_visit(const char *daemon, const rd_kafka_message_t *m, void *ctx);
+struct dls dlq_find(const struct selector *sel, size_t n, size_t *missing);
 
 /* Text for a terminal, and JSON (dlq_format.c). */
 void dlq_print_text(FILE *f, const char *s, size_t n);
