@@ -10,6 +10,10 @@
 
 #include "ctl.h"
 
+/* The longest event_id a daemon's inbox takes (common/src/message.c, LMP_ID_MAX). */
+#define EVENT_ID_MAX 128
+#define REPLAY_PREFIX "replay:"
+
 struct hdr {
   char *name;
   char *value; /* NUL-terminated copy; len bytes before the NUL */
@@ -60,6 +64,16 @@ struct pick {
   struct dls out;
 };
 
+/* One dead letter to produce again, and what became of it. */
+struct replay {
+  const struct dl *d;
+  char event_id[EVENT_ID_MAX + 1];
+  char topic[300];         /* the replay topic of the letter's daemon */
+  rd_kafka_resp_err_t err; /* RD_KAFKA_RESP_ERR__IN_PROGRESS until its delivery report */
+  int32_t partition;
+  int64_t offset;
+};
+
 /* A consumer that only assigns partitions: the group id is a name librdkafka wants
  * for that, never joined and never committed to. */
 #define READER_GROUP "lmpctl-dlq-reader"
@@ -104,5 +118,10 @@ json_t *dlq_list_json(const struct dl *d);
 void dlq_list_line(const struct dl *d);
 void dlq_show_json(const struct dl *d);
 void dlq_show_text(const struct dl *d);
+
+/* Replaying (dlq_replay.c). */
+const char *dlq_refusal(const struct dl *d, char *why, size_t len);
+void dlq_print_plan(const struct replay *r);
+size_t dlq_send_all(struct replay *rs, size_t n);
 
 #endif
