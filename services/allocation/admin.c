@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "allocation.h"
-#include "lmp/admin.h"
+#include "lmp/io/admin.h"
 
 /* POST /v1/admin/load {"partners": [{partner_id, name, shares_with: [...]}],
  *                      "pools": [{partner_id, product, total}]}

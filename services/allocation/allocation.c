@@ -7,10 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lmp/error.h"
-#include "lmp/events.h"
-#include "lmp/log.h"
-#include "lmp/text.h"
+#include "lmp/base/error.h"
+#include "lmp/base/log.h"
+#include "lmp/base/text.h"
+#include "lmp/runtime/events.h"
 
 #define STAGE "allocation"
 

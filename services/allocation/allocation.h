@@ -2,9 +2,9 @@
 #ifndef ALLOCATION_H
 #define ALLOCATION_H
 
-#include "lmp/embed.h"
-#include "lmp/service.h"
-#include "lmp/tx.h"
+#include "lmp/base/embed.h"
+#include "lmp/runtime/service.h"
+#include "lmp/runtime/tx.h"
 
 extern const struct lmp_embedded allocation_migrations[];
 

@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "fulfilment.h"
-#include "lmp/admin.h"
+#include "lmp/io/admin.h"
 
 /* POST /v1/admin/load {"regions": [{region, name}], "skus": [{sku, description}],
  *   "inventory": [{sku, serials: [...]} or {sku, serial_prefix, count}]}

@@ -12,10 +12,10 @@
 #include <string.h>
 #include <strings.h>
 
-#include "lmp/admin.h"
-#include "lmp/error.h"
-#include "lmp/log.h"
 #include "limit.h"
+#include "lmp/base/error.h"
+#include "lmp/base/log.h"
+#include "lmp/io/admin.h"
 
 /* What the form's page needs beside itself: the choices intake accepts. */
 static int options(void *ctx, struct lmp_http_call *call) {

@@ -2,9 +2,9 @@
 #ifndef INTAKE_H
 #define INTAKE_H
 
-#include "lmp/service.h"
-#include "lmp/tx.h"
-#include "lmp/embed.h"
+#include "lmp/base/embed.h"
+#include "lmp/runtime/service.h"
+#include "lmp/runtime/tx.h"
 #include "request.h"
 
 struct intake {

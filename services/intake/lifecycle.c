@@ -13,9 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lmp/error.h"
-#include "lmp/events.h"
-#include "lmp/log.h"
+#include "lmp/base/error.h"
+#include "lmp/base/log.h"
+#include "lmp/runtime/events.h"
 
 int intake_account_reserve(struct lmp_tx *tx, const char *customer_id, const char *partner, const char *name,
                            const char *onboarding_id, int *taken) {

@@ -4,9 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lmp/av.h"
-#include "lmp/codec.h"
-#include "lmp/error.h"
+#include "lmp/avro/av.h"
+#include "lmp/avro/codec.h"
+#include "lmp/base/error.h"
 
 static int read_address(avro_value_t *a, struct intake_address *out) {
   out->ref = lmp_av_str(a, "ref");

@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "lmp/events.h"
+#include "lmp/runtime/events.h"
 
 enum intake_license { LICENSE_CORE, LICENSE_COMPLETE, LICENSE_CLOUD };
 enum intake_deployment { DEPLOY_VIRTUAL, DEPLOY_NETWORK_SENSORS };

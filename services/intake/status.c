@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lmp/admin.h"
-#include "lmp/log.h"
+#include "lmp/base/log.h"
+#include "lmp/io/admin.h"
 
 /* Timestamps: UTC, milliseconds, always the same width. */
 #define UTC(col) "to_char(" #col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"

@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lmp/error.h"
-#include "lmp/text.h"
+#include "lmp/base/error.h"
+#include "lmp/base/text.h"
 #include "request.h"
 
 #define FIELD_MAX 200   /* characters, for every free-text field but the legal name */

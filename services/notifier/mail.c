@@ -14,10 +14,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "lmp/buf.h"
-#include "lmp/config.h"
-#include "lmp/error.h"
-#include "lmp/text.h"
+#include "lmp/base/buf.h"
+#include "lmp/base/config.h"
+#include "lmp/base/error.h"
+#include "lmp/base/text.h"
 #include "notifier.h"
 
 /* ---- Templates ------------------------------------------------------------------- */

@@ -11,12 +11,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lmp/admin.h"
-#include "lmp/codec.h"
-#include "lmp/error.h"
-#include "lmp/events.h"
-#include "lmp/log.h"
-#include "lmp/text.h"
+#include "lmp/avro/codec.h"
+#include "lmp/base/error.h"
+#include "lmp/base/log.h"
+#include "lmp/base/text.h"
+#include "lmp/io/admin.h"
+#include "lmp/runtime/events.h"
 
 #define N(field) offsetof(struct notifier, field)
 

@@ -6,9 +6,9 @@
 #include <stdatomic.h>
 #include <time.h>
 
-#include "lmp/embed.h"
-#include "lmp/service.h"
-#include "lmp/tx.h"
+#include "lmp/base/embed.h"
+#include "lmp/runtime/service.h"
+#include "lmp/runtime/tx.h"
 
 struct notifier {
   char *smtp_url;       /* smtp://host:port or smtps://host:port */

@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lmp/error.h"
-#include "lmp/events.h"
-#include "lmp/log.h"
+#include "lmp/base/error.h"
+#include "lmp/base/log.h"
+#include "lmp/runtime/events.h"
 #include "notifier.h"
 
 /* The partner learns that the administrator's invitation could not be delivered. */

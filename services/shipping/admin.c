@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "lmp/admin.h"
+#include "lmp/io/admin.h"
 #include "shipping.h"
 
 /* POST /v1/admin/load {"partner_addresses": [{partner_id, address: {...}}]}, the

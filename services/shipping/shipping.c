@@ -8,11 +8,11 @@
 #include <string.h>
 #include <uuid/uuid.h>
 
-#include "lmp/codec.h"
-#include "lmp/error.h"
-#include "lmp/events.h"
-#include "lmp/log.h"
-#include "lmp/text.h"
+#include "lmp/avro/codec.h"
+#include "lmp/base/error.h"
+#include "lmp/base/log.h"
+#include "lmp/base/text.h"
+#include "lmp/runtime/events.h"
 
 #define STAGE "shipping"
 #define PARTNER_DEFAULT "partner-default"

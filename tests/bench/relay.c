@@ -18,7 +18,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "lmp/kafka.h"
+#include "lmp/io/kafka.h"
 
 #define HOPS 5
 

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lmp/codec.h"
+#include "lmp/avro/codec.h"
 
 static struct lmp_schemas *S;
 

@@ -3,7 +3,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "lmp/codec.h"
+#include "lmp/avro/codec.h"
 
 static struct lmp_schemas *S;
 

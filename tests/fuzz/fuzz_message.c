@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lmp/av.h"
-#include "lmp/text.h"
+#include "lmp/avro/av.h"
+#include "lmp/base/text.h"
 #include "runtime/rt.h"
 
 static struct lmp_schemas *S;

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "intake.h"
-#include "lmp/codec.h"
+#include "lmp/avro/codec.h"
 
 static struct lmp_schemas *S;
 static char *regions[] = {"ca-central-1", "us-east-1", NULL};

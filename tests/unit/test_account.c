@@ -16,7 +16,7 @@
 #include <cmocka.h>
 
 #include "intake.h"
-#include "lmp/events.h"
+#include "lmp/runtime/events.h"
 #include "txh.h"
 
 static struct intake in;

@@ -8,7 +8,7 @@
 
 #include <cmocka.h>
 
-#include "lmp/codec.h"
+#include "lmp/avro/codec.h"
 
 struct vector {
   const char *input;

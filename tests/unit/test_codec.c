@@ -9,10 +9,10 @@
 
 #include <cmocka.h>
 
-#include "lmp/codec.h"
-#include "lmp/config.h"
-#include "lmp/error.h"
-#include "lmp/registry.h"
+#include "lmp/avro/codec.h"
+#include "lmp/avro/registry.h"
+#include "lmp/base/config.h"
+#include "lmp/base/error.h"
 
 static struct lmp_schemas *S;
 

@@ -10,9 +10,9 @@
 
 #include <cmocka.h>
 
-#include "lmp/config.h"
-#include "lmp/error.h"
-#include "lmp/kafka.h"
+#include "lmp/base/config.h"
+#include "lmp/base/error.h"
+#include "lmp/io/kafka.h"
 
 struct svc {
   char **regions;

@@ -13,8 +13,8 @@
 #include <dirent.h>
 
 #include "avro/internal.h"
-#include "lmp/codec.h"
-#include "lmp/error.h"
+#include "lmp/avro/codec.h"
+#include "lmp/base/error.h"
 
 static struct lmp_schemas *S;
 

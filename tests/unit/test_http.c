@@ -19,7 +19,7 @@
 #include <stdatomic.h>
 
 #include "io/http.h"
-#include "lmp/error.h"
+#include "lmp/base/error.h"
 #include "txh.h"
 
 #define WAIT_MS 10000 /* how long a route waits at most: far longer than any test takes */

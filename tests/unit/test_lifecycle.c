@@ -15,8 +15,8 @@
 #include <cmocka.h>
 
 #include "intake.h"
-#include "lmp/buf.h"
-#include "lmp/events.h"
+#include "lmp/base/buf.h"
+#include "lmp/runtime/events.h"
 #include "txh.h"
 
 #define SHIP_HALIFAX "6d0f7c6e-0000-4000-8000-00000000000a"

@@ -12,9 +12,9 @@
 #include <curl/curl.h>
 #include <unistd.h>
 
-#include "lmp/codec.h"
-#include "lmp/error.h"
-#include "lmp/text.h"
+#include "lmp/avro/codec.h"
+#include "lmp/base/error.h"
+#include "lmp/base/text.h"
 #include "notifier.h"
 
 static void addresses(void **state) {

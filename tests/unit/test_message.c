@@ -17,10 +17,10 @@
 
 #include <jansson.h>
 
+#include "lmp/avro/av.h"
+#include "lmp/avro/codec.h"
+#include "lmp/base/buf.h"
 #include "runtime/rt.h"
-#include "lmp/av.h"
-#include "lmp/buf.h"
-#include "lmp/codec.h"
 
 static struct lmp_schemas *S;
 static struct lmp_config cfg = {.topic_prefix = "lmp.", .replay_topic = "lmp.replay.intake"};

@@ -14,8 +14,8 @@
 
 #include <cmocka.h>
 
-#include "lmp/error.h"
-#include "lmp/log.h"
+#include "lmp/base/error.h"
+#include "lmp/base/log.h"
 #include "runtime/rt.h"
 
 #define WAIT_MS 5000     /* the longest any condition may take to come true */

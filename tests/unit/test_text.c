@@ -12,9 +12,9 @@
 #include <cmocka.h>
 #include <jansson.h>
 
-#include "lmp/events.h"
-#include "lmp/log.h"
-#include "lmp/text.h"
+#include "lmp/base/log.h"
+#include "lmp/base/text.h"
+#include "lmp/runtime/events.h"
 
 /* "a", "é", "日", "🚀": one character of each length, repeated. */
 static const char *const chars[] = {"a", "\xc3\xa9", "\xe6\x97\xa5", "\xf0\x9f\x9a\x80"};

@@ -12,8 +12,8 @@
 
 #include <cmocka.h>
 
-#include "lmp/error.h"
-#include "lmp/events.h"
+#include "lmp/base/error.h"
+#include "lmp/runtime/events.h"
 #include "txh.h"
 
 /* The test service: what it does with an onboarding.failed event is what its first

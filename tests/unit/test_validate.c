@@ -10,8 +10,8 @@
 #include <cmocka.h>
 
 #include "intake.h"
-#include "lmp/codec.h"
-#include "lmp/text.h"
+#include "lmp/avro/codec.h"
+#include "lmp/base/text.h"
 
 static struct lmp_schemas *S;
 static struct intake_rules rules;

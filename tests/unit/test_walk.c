@@ -12,9 +12,9 @@
 #include <cmocka.h>
 
 #include "avro/internal.h"
+#include "lmp/avro/codec.h"
+#include "lmp/base/error.h"
 #include "runtime/rt.h"
-#include "lmp/codec.h"
-#include "lmp/error.h"
 
 static struct lmp_schemas *S;
 

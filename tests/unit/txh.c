@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "lmp/error.h"
+#include "lmp/base/error.h"
 
 /* A message made here: its bytes and headers, which the raw view points into. */
 struct fake {

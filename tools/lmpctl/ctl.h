@@ -5,8 +5,8 @@
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
 
-#include "lmp/codec.h"
-#include "lmp/config.h"
+#include "lmp/avro/codec.h"
+#include "lmp/base/config.h"
 
 /* Options, wherever they appear on the command line. */
 struct ctl_opts {

@@ -10,7 +10,7 @@
 #include "ctl.h"
 #include "daemons.h"
 #include "dlq.h"
-#include "lmp/service.h"
+#include "lmp/runtime/service.h"
 
 /* How many dead letters list shows, and a replay by filters takes, without --limit. */
 #define DEFAULT_LIMIT 100

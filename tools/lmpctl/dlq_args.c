@@ -10,7 +10,7 @@
 
 #include "daemons.h"
 #include "dlq.h"
-#include "lmp/service.h"
+#include "lmp/runtime/service.h"
 
 /* --since: RFC 3339 (2026-11-28T09:30:00Z, fractions and offsets allowed) or an age
  * made of whole numbers of s, m, h, d and w (90s, 2h, 1h30m). */

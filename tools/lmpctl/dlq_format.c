@@ -9,8 +9,8 @@
 #include <time.h>
 
 #include "dlq.h"
-#include "lmp/service.h"
-#include "lmp/text.h"
+#include "lmp/base/text.h"
+#include "lmp/runtime/service.h"
 
 /* The bytes of an undecodable body that show prints. */
 #define DUMP_BYTES 256

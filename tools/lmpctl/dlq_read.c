@@ -10,7 +10,7 @@
 
 #include "daemons.h"
 #include "dlq.h"
-#include "lmp/service.h"
+#include "lmp/runtime/service.h"
 
 /* How long reading the topic may go without a message before lmpctl gives up. */
 #define STALL_MS 30000

@@ -9,8 +9,8 @@
 #include <sys/types.h>
 
 #include "dlq.h"
-#include "lmp/kafka.h"
-#include "lmp/service.h"
+#include "lmp/io/kafka.h"
+#include "lmp/runtime/service.h"
 
 static int our_topic(const char *topic) {
   for (size_t i = 0; i < lmp_schemas_count(schemas()); i++) {

@@ -7,8 +7,8 @@
 #include <string.h>
 
 #include "ctl.h"
-#include "lmp/buf.h"
-#include "lmp/error.h"
+#include "lmp/base/buf.h"
+#include "lmp/base/error.h"
 #include "signin.h"
 
 #define ANSWER_MAX (256 * 1024) /* a discovery document or token answer, at most */

@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "ctl.h"
-#include "lmp/error.h"
+#include "lmp/base/error.h"
 #include "signin.h"
 
 /* Exit statuses of login. */

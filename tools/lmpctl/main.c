@@ -13,8 +13,8 @@
 
 #include "ctl.h"
 #include "daemons.h"
-#include "lmp/kafka.h"
-#include "lmp/registry.h"
+#include "lmp/avro/registry.h"
+#include "lmp/io/kafka.h"
 
 extern char **environ;
 

@@ -9,10 +9,10 @@
 #include <uuid/uuid.h>
 
 #include "ctl.h"
-#include "lmp/kafka.h"
-#include "lmp/av.h"
-#include "lmp/events.h"
-#include "lmp/service.h"
+#include "lmp/avro/av.h"
+#include "lmp/io/kafka.h"
+#include "lmp/runtime/events.h"
+#include "lmp/runtime/service.h"
 
 /* --set a.b.c=text: set a string inside the request JSON. */
 static void set_path(json_t *root, const char *assign) {

@@ -2,7 +2,7 @@
 #include <stdlib.h>
 
 #include "ctl.h"
-#include "lmp/text.h"
+#include "lmp/base/text.h"
 
 char *ctl_printable(const char *s, size_t n) {
   char *t = lmp_utf8_sanitize(s ? s : "", s ? n : 0, NULL);

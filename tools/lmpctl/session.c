@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "ctl.h"
-#include "lmp/error.h"
+#include "lmp/base/error.h"
 #include "signin.h"
 
 /* What marks a token file as lmpctl's: a file without it is never read as tokens,

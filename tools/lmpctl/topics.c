@@ -7,7 +7,7 @@
 
 #include "ctl.h"
 #include "daemons.h"
-#include "lmp/service.h"
+#include "lmp/runtime/service.h"
 
 static int is_event(const struct lmp_schema *s) { return strchr(s->name, '.') != NULL; }
 

@@ -3,9 +3,9 @@
 #include <string.h>
 
 #include "avro/internal.h"
-#include "lmp/av.h"
-#include "lmp/error.h"
-#include "lmp/text.h"
+#include "lmp/avro/av.h"
+#include "lmp/base/error.h"
+#include "lmp/base/text.h"
 
 static int walk_strings(avro_value_t *v, struct lmp_buf *path, lmp_string_fn fn, void *ctx) {
   size_t n = 0, base = path->len;

@@ -3,9 +3,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lmp/codec.h"
-#include "lmp/error.h"
 #include "avro/internal.h"
+#include "lmp/avro/codec.h"
+#include "lmp/base/error.h"
 
 static const char *const primitives[] = {"null", "boolean", "int",   "long",  "float",
                                          "double", "bytes", "string", NULL};

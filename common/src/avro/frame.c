@@ -6,8 +6,8 @@
 #include <string.h>
 
 #include "avro/internal.h"
-#include "lmp/codec.h"
-#include "lmp/error.h"
+#include "lmp/avro/codec.h"
+#include "lmp/base/error.h"
 
 /* A header of hlen bytes, then the body. */
 static int frame(const unsigned char *header, size_t hlen, avro_value_t *value, struct lmp_buf *out) {

@@ -5,7 +5,7 @@
 
 #include <jansson.h>
 
-#include "lmp/buf.h"
+#include "lmp/base/buf.h"
 
 int lmp__avro_is_primitive(const char *s);
 int lmp__avro_full_name(const char *name, const char *ns, struct lmp_buf *out);
@@ -30,8 +30,8 @@ int lmp__avro_resolve(avro_value_t *reader_value, avro_value_t *writer_value, js
 #include <pthread.h>
 #include <stdint.h>
 
-#include "lmp/codec.h"
-#include "lmp/registry.h"
+#include "lmp/avro/codec.h"
+#include "lmp/avro/registry.h"
 
 /* Another version of an event schema, readable into the current one. */
 struct lmp_writer {

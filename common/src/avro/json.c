@@ -4,9 +4,9 @@
 #include <string.h>
 
 #include "avro/internal.h"
-#include "lmp/codec.h"
-#include "lmp/error.h"
-#include "lmp/text.h"
+#include "lmp/avro/codec.h"
+#include "lmp/base/error.h"
+#include "lmp/base/text.h"
 
 /* The branch of a union that is null, or -1 (JSON null maps to it; so does a field
  * set to NULL, av.c). */

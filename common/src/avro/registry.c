@@ -1,5 +1,5 @@
 /* The schema registry client: the Confluent REST API over libcurl. */
-#include "lmp/registry.h"
+#include "lmp/avro/registry.h"
 
 #include <curl/curl.h>
 #include <jansson.h>
@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lmp/buf.h"
-#include "lmp/error.h"
+#include "lmp/base/buf.h"
+#include "lmp/base/error.h"
 
 struct lmp_registry {
   char *url, *ca, *user, *password;

@@ -5,8 +5,8 @@
 #include <string.h>
 
 #include "avro/internal.h"
-#include "lmp/codec.h"
-#include "lmp/error.h"
+#include "lmp/avro/codec.h"
+#include "lmp/base/error.h"
 
 static avro_schema_t target(avro_schema_t s) {
   while (s && avro_typeof(s) == AVRO_LINK)

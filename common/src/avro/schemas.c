@@ -5,9 +5,9 @@
 #include <string.h>
 
 #include "avro/internal.h"
-#include "lmp/codec.h"
-#include "lmp/embed.h"
-#include "lmp/error.h"
+#include "lmp/avro/codec.h"
+#include "lmp/base/embed.h"
+#include "lmp/base/error.h"
 
 static void schema_clear(struct lmp_schema *s) {
   free(s->name);

@@ -7,9 +7,9 @@
 #include <string.h>
 
 #include "avro/internal.h"
-#include "lmp/codec.h"
-#include "lmp/embed.h"
-#include "lmp/error.h"
+#include "lmp/avro/codec.h"
+#include "lmp/base/embed.h"
+#include "lmp/base/error.h"
 
 /* Parses a version of a schema: inlines types of schemas/, computes its fingerprint,
  * and finds the current schema of the same full name. */

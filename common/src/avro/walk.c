@@ -5,8 +5,8 @@
 #include <string.h>
 
 #include "avro/internal.h"
-#include "lmp/codec.h"
-#include "lmp/error.h"
+#include "lmp/avro/codec.h"
+#include "lmp/base/error.h"
 
 #define MAX_DEPTH 64
 

@@ -1,12 +1,12 @@
 /* A growable byte buffer. */
-#include "lmp/buf.h"
+#include "lmp/base/buf.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "lmp/error.h"
+#include "lmp/base/error.h"
 
 int lmp_buf_reserve(struct lmp_buf *b, size_t extra) {
   if (b->len + extra + 1 <= b->cap)

@@ -1,5 +1,5 @@
 /* Configuration tables: defaults, file, environment, validation. */
-#include "lmp/config.h"
+#include "lmp/base/config.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -7,7 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "lmp/error.h"
+#include "lmp/base/error.h"
 
 #define C(field) offsetof(struct lmp_config, field)
 

@@ -1,5 +1,5 @@
 /* Text for the common library's error codes. */
-#include "lmp/error.h"
+#include "lmp/base/error.h"
 
 const char *lmp_strerror(int err) {
   switch (err) {

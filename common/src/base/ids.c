@@ -1,6 +1,6 @@
 /* Identifiers and timestamps every event carries: onboarding ids, UUIDs, partner ids,
  * W3C traceparents, the clock in milliseconds. */
-#include "lmp/ids.h"
+#include "lmp/base/ids.h"
 
 #include <ctype.h>
 #include <stdio.h>

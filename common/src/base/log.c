@@ -1,5 +1,5 @@
 /* Structured logs: one JSON object per line on stderr. */
-#include "lmp/log.h"
+#include "lmp/base/log.h"
 
 #include <jansson.h>
 #include <stdarg.h>
@@ -9,8 +9,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "lmp/error.h"
-#include "lmp/text.h"
+#include "lmp/base/error.h"
+#include "lmp/base/text.h"
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 static char service_name[64] = "lmp";

@@ -1,5 +1,5 @@
 /* UTF-8 checks and character-boundary cuts (RFC 3629). */
-#include "lmp/text.h"
+#include "lmp/base/text.h"
 
 #include <stdlib.h>
 #include <string.h>

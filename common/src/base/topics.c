@@ -1,6 +1,6 @@
 /* Topic names: an event type's topic under the configured prefix, one per writer for
  * the event types several daemons write, each daemon's dead-letter and replay topics. */
-#include "lmp/topics.h"
+#include "lmp/base/topics.h"
 
 #include <stdio.h>
 #include <string.h>

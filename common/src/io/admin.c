@@ -1,15 +1,15 @@
 /* Helpers for the admin routes: one transaction per request, JSON in and out. The
  * database's own messages go to the log, never to the client. */
-#include "lmp/admin.h"
+#include "lmp/io/admin.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "lmp/error.h"
-#include "lmp/log.h"
-#include "lmp/text.h"
+#include "lmp/base/error.h"
+#include "lmp/base/log.h"
+#include "lmp/base/text.h"
 
 int lmp_admin_error(struct lmp_http_call *call, int code, const char *msg) {
   struct lmp_buf *out = call->out;

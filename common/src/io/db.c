@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lmp/buf.h"
-#include "lmp/error.h"
+#include "lmp/base/buf.h"
+#include "lmp/base/error.h"
 
 static int put_kv(struct lmp_buf *b, const char *k, const char *v) {
   int r = lmp_buf_printf(b, "%s%s='", b->len ? " " : "", k);

@@ -5,8 +5,8 @@
 
 #include <libpq-fe.h>
 
-#include "lmp/config.h"
-#include "lmp/embed.h"
+#include "lmp/base/config.h"
+#include "lmp/base/embed.h"
 
 #define LMP_DB_CACHE 128 /* prepared statements kept per connection */
 

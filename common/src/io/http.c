@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lmp/error.h"
-#include "lmp/log.h"
+#include "lmp/base/error.h"
+#include "lmp/base/log.h"
 
 /* What libmicrohttpd says, kept: its reason is the one a failed start reports. */
 __attribute__((format(printf, 2, 0))) static void mhd_said(void *cls, const char *fmt, va_list ap) {

@@ -3,9 +3,9 @@
 #define LMP_HTTP_H
 
 #include "io/db.h"
-#include "lmp/config.h"
-#include "lmp/http.h"
 #include "io/metrics.h"
+#include "lmp/base/config.h"
+#include "lmp/io/http.h"
 
 struct lmp_http;
 

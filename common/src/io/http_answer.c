@@ -8,8 +8,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "lmp/log.h"
-#include "lmp/text.h"
+#include "lmp/base/log.h"
+#include "lmp/base/text.h"
 
 int64_t lmp__http_now_ms(void) {
   struct timespec ts;

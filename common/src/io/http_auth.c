@@ -9,8 +9,8 @@
 #include <strings.h>
 #include <time.h>
 
-#include "lmp/error.h"
-#include "lmp/log.h"
+#include "lmp/base/error.h"
+#include "lmp/base/log.h"
 
 /* Equal without telling by its timing how much of it was. */
 static int same_secret(const char *a, const char *b) {

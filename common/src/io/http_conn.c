@@ -9,9 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lmp/error.h"
-#include "lmp/log.h"
-#include "lmp/text.h"
+#include "lmp/base/error.h"
+#include "lmp/base/log.h"
+#include "lmp/base/text.h"
 
 static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
   struct lmp_buf *b = cls;

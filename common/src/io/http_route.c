@@ -9,8 +9,8 @@
 #include <time.h>
 
 #include "io/db.h"
-#include "lmp/error.h"
-#include "lmp/log.h"
+#include "lmp/base/error.h"
+#include "lmp/base/log.h"
 
 /* "/v1/pools/{}" against a path: {} takes one non-empty segment. */
 static int match(const char *pattern, const char *path) {

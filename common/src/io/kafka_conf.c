@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "lmp/error.h"
+#include "lmp/base/error.h"
 
 int lmp__kafka_permanent(rd_kafka_resp_err_t err) {
   switch (err) {

@@ -5,8 +5,8 @@
 
 #include <librdkafka/rdkafka.h>
 
-#include "lmp/config.h"
-#include "lmp/kafka.h"
+#include "lmp/base/config.h"
+#include "lmp/io/kafka.h"
 
 /* kafka.property.* names no property the runtime's guarantees rest on. */
 int lmp__kafka_check_props(const struct lmp_kvs *props, char *err, size_t errlen);

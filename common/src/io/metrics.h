@@ -7,7 +7,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-#include "lmp/buf.h"
+#include "lmp/base/buf.h"
 
 #define LMP_LATENCY_BUCKETS 10
 #define LMP_LAG_PARTITIONS 256 /* partitions whose lag is shown one by one */

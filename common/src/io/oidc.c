@@ -17,11 +17,11 @@
 #include <string.h>
 #include <strings.h>
 
-#include "lmp/buf.h"
-#include "lmp/error.h"
-#include "lmp/ids.h"
-#include "lmp/log.h"
-#include "lmp/text.h"
+#include "lmp/base/buf.h"
+#include "lmp/base/error.h"
+#include "lmp/base/ids.h"
+#include "lmp/base/log.h"
+#include "lmp/base/text.h"
 
 #define DOC_MAX (256 * 1024) /* a discovery document or key set, at most */
 #define TOKEN_MAX 16384      /* a longer bearer token is not one we would accept */

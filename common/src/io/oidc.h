@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "lmp/http.h"
+#include "lmp/io/http.h"
 
 /* What the verifier is told (the oidc.* settings). */
 struct lmp_oidc_conf {

@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "lmp/error.h"
-#include "lmp/log.h"
-#include "lmp/tx.h"
+#include "lmp/base/error.h"
+#include "lmp/base/log.h"
+#include "lmp/runtime/tx.h"
 #include "runtime/rt.h"
 
 struct lmp_background {

@@ -11,10 +11,10 @@
 #include <string.h>
 #include <uuid/uuid.h>
 
-#include "lmp/error.h"
-#include "lmp/events.h"
-#include "lmp/kafka.h"
-#include "lmp/log.h"
+#include "lmp/base/error.h"
+#include "lmp/base/log.h"
+#include "lmp/io/kafka.h"
+#include "lmp/runtime/events.h"
 #include "runtime/rt.h"
 
 /* How long the end waits for events still on their way. */

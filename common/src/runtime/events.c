@@ -1,5 +1,5 @@
 /* Helpers for the event contract: copies, timestamps, onboarding.failed. */
-#include "lmp/events.h"
+#include "lmp/runtime/events.h"
 
 #include <ctype.h>
 #include <stdarg.h>
@@ -9,9 +9,9 @@
 #include <uuid/uuid.h>
 #include <time.h>
 
-#include "lmp/error.h"
-#include "lmp/service.h"
-#include "lmp/text.h"
+#include "lmp/base/error.h"
+#include "lmp/base/text.h"
+#include "lmp/runtime/service.h"
 
 __attribute__((format(printf, 4, 0))) static void set_reason(struct lmp_reason *r, const char *code, const char *field,
                                                        const char *fmt, va_list ap) {

@@ -7,9 +7,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "lmp/error.h"
-#include "lmp/kafka.h"
-#include "lmp/log.h"
+#include "lmp/base/error.h"
+#include "lmp/base/log.h"
+#include "lmp/io/kafka.h"
 #include "runtime/rt.h"
 
 /* Whether an error means the broker turns this daemon away, and how. */

@@ -5,9 +5,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "lmp/error.h"
-#include "lmp/events.h"
-#include "lmp/text.h"
+#include "lmp/base/error.h"
+#include "lmp/base/text.h"
+#include "lmp/runtime/events.h"
 #include "runtime/rt.h"
 
 /* Copies a header that must be short text; 0 when absent or good, -1 when bad. */

@@ -5,10 +5,10 @@
 #include <string.h>
 #include <uuid/uuid.h>
 
-#include "lmp/error.h"
-#include "lmp/events.h"
-#include "lmp/log.h"
-#include "lmp/text.h"
+#include "lmp/base/error.h"
+#include "lmp/base/log.h"
+#include "lmp/base/text.h"
+#include "lmp/runtime/events.h"
 #include "runtime/rt.h"
 
 /* Rows per INSERT: 6 parameters each, well under the protocol's 65,535. */

@@ -15,8 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lmp/error.h"
-#include "lmp/log.h"
+#include "lmp/base/error.h"
+#include "lmp/base/log.h"
 #include "runtime/rt.h"
 
 static void settle(struct rt *rt);

@@ -17,10 +17,10 @@
 #include "io/db.h"
 #include "io/http.h"
 #include "io/kafka_conf.h"
-#include "lmp/registry.h"
-#include "lmp/service.h"
-#include "lmp/tx.h"
 #include "io/metrics.h"
+#include "lmp/avro/registry.h"
+#include "lmp/runtime/service.h"
+#include "lmp/runtime/tx.h"
 
 /* What a dead-letter copy keeps of the original: the bound keeps the copy publishable
  * whatever arrived (the producer's message.max.bytes is 1,000,000). */

@@ -6,10 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lmp/error.h"
-#include "lmp/events.h"
-#include "lmp/log.h"
-#include "lmp/text.h"
+#include "lmp/base/error.h"
+#include "lmp/base/log.h"
+#include "lmp/base/text.h"
+#include "lmp/runtime/events.h"
 #include "runtime/rt.h"
 
 /* Returned inside this file when a message failed for its own sake in a batch run

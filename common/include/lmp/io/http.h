@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "lmp/buf.h"
+#include "lmp/base/buf.h"
 
 /* Who sends an HTTP request, from a verified OpenID Connect access token or, on the
  * admin listener, a token of admin.tokens_file. Never from the request's body. */

@@ -1,5 +1,5 @@
 /* Avro codec: the schema set, canonical form and fingerprints, other versions, the
- * bounded walk, single-object framing, JSON. Field access is in lmp/av.h. */
+ * bounded walk, single-object framing, JSON. Field access is in lmp/avro/av.h. */
 #ifndef LMP_CODEC_H
 #define LMP_CODEC_H
 
@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "lmp/buf.h"
+#include "lmp/base/buf.h"
 
 /* Single-object encoding: 2 marker bytes, 8-byte little-endian fingerprint, body. */
 #define LMP_SOE_HEADER_LEN 10

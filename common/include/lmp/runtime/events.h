@@ -8,10 +8,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "lmp/av.h"
-#include "lmp/codec.h"
-#include "lmp/ids.h"
-#include "lmp/tx.h"
+#include "lmp/avro/av.h"
+#include "lmp/avro/codec.h"
+#include "lmp/base/ids.h"
+#include "lmp/runtime/tx.h"
 
 /* One reason for a refusal or a failure, or one piece of advice: a machine code, the
  * field it is about (a path such as "deployment.addresses[1].country", or ""), and a

@@ -5,7 +5,7 @@
 
 #include <stddef.h>
 
-#include "lmp/config.h"
+#include "lmp/base/config.h"
 
 /* Topic of an event type under the configured prefix. */
 void lmp_topic_name(const struct lmp_config *cfg, const char *event_type, char *out, size_t outlen);

@@ -4,7 +4,7 @@
 
 #include <librdkafka/rdkafka.h>
 
-#include "lmp/config.h"
+#include "lmp/base/config.h"
 
 /* A new librdkafka configuration with kafka.brokers and every kafka.property.* of cfg
  * (security, tuning). NULL, with the reason in err, when librdkafka refuses one. The

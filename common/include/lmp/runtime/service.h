@@ -27,12 +27,12 @@
 #include <libpq-fe.h>
 #include <stdint.h>
 
-#include "lmp/buf.h"
-#include "lmp/codec.h"
-#include "lmp/config.h"
-#include "lmp/embed.h"
-#include "lmp/http.h"
-#include "lmp/topics.h"
+#include "lmp/avro/codec.h"
+#include "lmp/base/buf.h"
+#include "lmp/base/config.h"
+#include "lmp/base/embed.h"
+#include "lmp/base/topics.h"
+#include "lmp/io/http.h"
 
 struct lmp_tx;
 struct lmp_route;

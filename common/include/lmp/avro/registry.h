@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "lmp/config.h"
+#include "lmp/base/config.h"
 
 struct lmp_registry;
 

@@ -6,8 +6,8 @@
 #include <jansson.h>
 #include <libpq-fe.h>
 
-#include "lmp/buf.h"
-#include "lmp/http.h"
+#include "lmp/base/buf.h"
+#include "lmp/io/http.h"
 
 /* An error answer {"error": msg} with the status; always well-formed JSON. */
 int lmp_admin_error(struct lmp_http_call *call, int code, const char *msg);
