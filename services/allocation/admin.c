@@ -1,4 +1,5 @@
-/* Allocation's admin routes: partners, license shares and pools. */
+/* Allocation's admin routes: partners, license shares and pools. A load raises the
+ * balance_version of every partner whose balance it may change (balance.c). */
 #include <stdio.h>
 #include <string.h>
 
@@ -54,25 +55,33 @@ static int load(struct lmp_http_call *call) {
   json_array_foreach(json_object_get(j, "partners"), i, it) {
     const char *p[] = {lmp_admin_str(it, "partner_id"), lmp_admin_str(it, "name") ?: ""};
     lmp_admin_exec(db, "INSERT INTO partners(partner_id, name) VALUES ($1, $2) "
-                       "ON CONFLICT (partner_id) DO UPDATE SET name = EXCLUDED.name", 2, p, err, sizeof(err));
+                       "ON CONFLICT (partner_id) DO UPDATE SET name = EXCLUDED.name, "
+                       "balance_version = partners.balance_version + 1", 2, p, err, sizeof(err));
+    /* Its name is in the balances of the partners that share with it. */
+    lmp_admin_exec(db, "UPDATE partners SET balance_version = balance_version + 1 WHERE partner_id IN "
+                       "(SELECT partner_id FROM license_shares WHERE sub_partner_id = $1)", 1, p, err, sizeof(err));
   }
   json_array_foreach(json_object_get(j, "partners"), i, it) {
     json_array_foreach(json_object_get(it, "shares_with"), k, sub) {
       const char *p[] = {lmp_admin_str(it, "partner_id"), json_string_value(sub)};
-      lmp_admin_exec(db, "INSERT INTO license_shares VALUES ($1, $2) ON CONFLICT DO NOTHING", 2, p, err,
-                     sizeof(err));
+      lmp_admin_exec(db, "WITH changed AS (UPDATE partners SET balance_version = balance_version + 1 "
+                         "WHERE partner_id = $1) INSERT INTO license_shares VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                     2, p, err, sizeof(err));
     }
   }
   json_array_foreach(json_object_get(j, "pools"), i, it) {
     char total[24];
     snprintf(total, sizeof(total), "%lld", (long long)json_integer_value(json_object_get(it, "total")));
     const char *p[] = {lmp_admin_str(it, "partner_id"), lmp_admin_str(it, "product"), total};
-    lmp_admin_exec(db, "INSERT INTO pools(partner_id, product, total) VALUES ($1, $2, $3::int) "
-                       "ON CONFLICT (partner_id, product) DO UPDATE SET total = EXCLUDED.total",
+    lmp_admin_exec(db, "WITH changed AS (UPDATE partners SET balance_version = balance_version + 1 "
+                       "WHERE partner_id = $1) INSERT INTO pools(partner_id, product, total) "
+                       "VALUES ($1, $2, $3::int) ON CONFLICT (partner_id, product) DO UPDATE SET total = EXCLUDED.total",
                    3, p, err, sizeof(err));
   }
   json_decref(j);
-  return lmp_admin_finish(call, err);
+  int r = lmp_admin_finish(call, err);
+  lmp_service_wake(); /* the tick announces the balances that changed (balance.c) */
+  return r;
 }
 
 static int pools(void *ctx, struct lmp_http_call *call) {

@@ -118,10 +118,13 @@ static int on_accepted(struct lmp_tx *tx, const struct lmp_event *ev) {
       return r;
     return fail(tx, id, partner, rs, nr, acc);
   }
+  /* The partner's balance changed: announced by the tick (balance.c). */
   const char *p3[] = {id, partner};
-  if ((r = lmp_tx_command(tx, "INSERT INTO onboardings(onboarding_id, partner_id, status) "
+  if ((r = lmp_tx_command(tx, "WITH changed AS (UPDATE partners SET balance_version = balance_version + 1 "
+                              "WHERE partner_id = $2) INSERT INTO onboardings(onboarding_id, partner_id, status) "
                               "VALUES ($1, $2, 'allocated')", 2, p3)) < 0)
     return r;
+  lmp_tx_wake(tx);
 
   avro_value_t out, arr;
   if ((r = lmp_tx_value(tx, "onboarding.users-allocated", &out)) < 0)
@@ -190,9 +193,11 @@ static int on_failed(struct lmp_tx *tx, const struct lmp_event *ev) {
     return lmp_tx_command(tx, "INSERT INTO onboardings(onboarding_id, partner_id, status) "
                               "VALUES ($1, COALESCE($2, ''), 'released') ON CONFLICT DO NOTHING", 2, p2);
   }
-  r = lmp_tx_command(tx, "UPDATE pools p SET allocated = p.allocated - a.users FROM allocations a "
-                             "WHERE a.onboarding_id = $1 AND p.partner_id = a.partner_id AND p.product = a.product",
-                         1, p);
+  r = lmp_tx_command(tx, "WITH back AS (UPDATE pools p SET allocated = p.allocated - a.users FROM allocations a "
+                         "WHERE a.onboarding_id = $1 AND p.partner_id = a.partner_id AND p.product = a.product "
+                         "RETURNING p.partner_id) UPDATE partners SET balance_version = balance_version + 1 "
+                         "WHERE partner_id IN (SELECT partner_id FROM back)", 1, p);
+  lmp_tx_wake(tx);
   if (r == 0)
     lmp_info(id, "released the users: %s failed", stage);
   return r;

@@ -10,5 +10,8 @@ extern const struct lmp_embedded allocation_migrations[];
 
 extern const struct lmp_route allocation_routes[];
 extern const struct lmp_http_route allocation_http[];
+/* Emits partner.balance for every partner whose pools, shares or name changed since
+ * it was last announced (balance.c). */
+int allocation_tick(struct lmp_tx *tx);
 
 #endif

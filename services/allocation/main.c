@@ -1,7 +1,7 @@
 /* lmp-allocation: license pools. Parse, configure, run, drain. */
 #include "allocation.h"
 
-static const char *const emits[] = {"onboarding.users-allocated", "onboarding.failed", NULL};
+static const char *const emits[] = {"onboarding.users-allocated", "onboarding.failed", "partner.balance", NULL};
 
 int main(int argc, char **argv) {
   const struct lmp_service svc = {
@@ -10,6 +10,9 @@ int main(int argc, char **argv) {
       .emits = emits,
       .migrations = allocation_migrations,
       .http = allocation_http,
+      /* Balances are announced when a transaction changed one; the period is a safety net. */
+      .tick = allocation_tick,
+      .tick_ms = 5000,
   };
   return lmp_service_main(&svc, argc, argv);
 }
