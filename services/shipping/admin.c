@@ -1,4 +1,5 @@
-/* Shipping's admin routes: partners' default addresses, shipments. */
+/* Shipping's admin routes: partners' default addresses (each change announced as
+ * partner.address by the tick, address.c), shipments. */
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
@@ -57,11 +58,14 @@ static int load(struct lmp_http_call *call) {
     if (text == NULL)
       snprintf(err, sizeof(err), "out of memory");
     lmp_admin_exec(db, "INSERT INTO partner_addresses VALUES ($1, $2::jsonb) ON CONFLICT (partner_id) "
-                       "DO UPDATE SET address = EXCLUDED.address", 2, p, err, sizeof(err));
+                       "DO UPDATE SET address = EXCLUDED.address, version = partner_addresses.version + 1", 2, p, err,
+                   sizeof(err));
     free(text);
   }
   json_decref(j);
-  return lmp_admin_finish(call, err);
+  int r = lmp_admin_finish(call, err);
+  lmp_service_wake(); /* the tick announces the addresses that changed (address.c) */
+  return r;
 }
 
 static int load_route(void *ctx, struct lmp_http_call *call) {
