@@ -303,6 +303,7 @@ const struct lmp_http_route intake_http[] = {
     {"GET", "/v1/form", options, 0, 0, 0},
     {"POST", "/v1/onboardings", submit, 256 * 1024, 0, 1},
     {"GET", "/v1/onboardings/{}", intake_status_route, 0, 0, 1},
+    {"GET", "/v1/partner", intake_partner_route, 0, 0, 1},
     {"GET", "/v1/onboardings/{}", intake_status_admin_route, 0, 1, 0},
     {NULL, NULL, NULL, 0, 0, 0},
 };

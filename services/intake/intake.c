@@ -232,5 +232,7 @@ const struct lmp_route intake_routes[] = {
     {"onboarding.failed", intake_on_lifecycle, &intake_stages[INTAKE_FAILED], 0},
     {"onboarding.shipment-dispatched", intake_on_lifecycle, &intake_stages[INTAKE_SHIPMENT_DISPATCHED], 0},
     {"onboarding.mail-settled", intake_on_mail_settled, NULL, 0},
+    {"partner.balance", intake_on_balance, NULL, 0},
+    {"partner.address", intake_on_address, NULL, 0},
     {NULL, NULL, NULL, 0},
 };

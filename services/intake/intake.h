@@ -67,6 +67,11 @@ int intake_status_rank(const struct intake_stage *st);
 int intake_on_lifecycle(struct lmp_tx *tx, const struct lmp_event *ev);
 /* onboarding.mail-settled: a confirmed onboarding's mail sent or given up. */
 int intake_on_mail_settled(struct lmp_tx *tx, const struct lmp_event *ev);
+/* The partner's view (partner.c): partner.balance and partner.address kept at their
+ * highest version, and GET /v1/partner for the signed-in partner. */
+int intake_on_balance(struct lmp_tx *tx, const struct lmp_event *ev);
+int intake_on_address(struct lmp_tx *tx, const struct lmp_event *ev);
+int intake_partner_route(void *ctx, struct lmp_http_call *call);
 /* Records one of intake's own stages (accepted, rejected), happening now. */
 int intake_record_stage(struct lmp_tx *tx, const char *id, const struct intake_stage *st, json_t *detail,
                         const char *event_id);

@@ -18,9 +18,10 @@ PARTITION = 2
 
 
 def corrupt(value, bad):
-    """The same Avro message with 8 bytes of a UUID string replaced (same length, so the
-    body still decodes): text that is not text."""
-    m = re.search(rb"[0-9a-f]{8}-[0-9a-f]{4}-", value[10:])  # inside a UUID string
+    """The same Avro message with 8 bytes of a string replaced (same length, so the
+    body still decodes): text that is not text. The string is a UUID (an onboarding's
+    id), or for an event that has none (a partner's), a partner id."""
+    m = re.search(rb"[0-9a-f]{8}-[0-9a-f]{4}-", value[10:]) or re.search(rb"partner-[a-z]", value[10:])
     check(m is not None, "a string to corrupt")
     at = 10 + m.start()
     return value[:at] + bad + value[at + len(bad):]
@@ -109,7 +110,7 @@ def test_hostile_events(ns):
     for service in SERVICES:
         for event_type in ns.routes(service):
             CONSUMERS.setdefault(event_type, []).append(service)
-    check(len(CONSUMERS) == 10, f"ten consumed topics: {sorted(CONSUMERS)}")
+    check(len(CONSUMERS) == 12, f"twelve consumed topics: {sorted(CONSUMERS)}")
     ns.start_all()
     hostile_requests(ns)
     events = real_events(ns)

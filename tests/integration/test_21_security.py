@@ -119,7 +119,8 @@ def test_security(ns):
     check(deliver(frontend, ns.topic("onboarding.requested"), encode("onboarding.requested", r),
                   r["request_id"]) is None, "the frontend may submit requests")
     forged = str(uuid.uuid4())
-    for topic in ("onboarding.accepted", "onboarding.failed", "shipment.dispatched", "onboarding.mail-settled"):
+    for topic in ("onboarding.accepted", "onboarding.failed", "shipment.dispatched", "onboarding.mail-settled",
+                  "partner.balance", "partner.address"):
         err = deliver(frontend, ns.topic(topic), b"forged", forged)
         check(err is not None and err.name() == "TOPIC_AUTHORIZATION_FAILED", f"frontend wrote {topic}: {err}")
     warehouse = Producer(kafka_conf("warehouse", **{"log_level": 2}))

@@ -50,6 +50,7 @@ NOT_REPRODUCED = {
     ("/healthz", "get"): {"503"},                           # a stalled event loop
     ("/readyz", "get"): {"503"},                            # database or broker away (integration.20)
     ("/v1/onboardings/{onboarding_id}", "get"): {"503"},    # the database failing the query
+    ("/v1/partner", "get"): {"503"},
     ("/v1/admin/load", "post"): {"503"},
     ("/v1/pools/{partner_id}", "get"): {"503"},
     ("/v1/inventory", "get"): {"503"},
@@ -389,6 +390,12 @@ def live(ns, doc):
     with open(DEMO_DATA) as fh:
         demo = json.load(fh)
     operator = token("operator")
+    # The partner's view: one's own, once allocation's balance reached intake; an
+    # account that acts for no partner is 403; no token 401.
+    wait_for("Northwind's licenses in its view", lambda: ok("intake", "public", door + "/v1/partner", token=nora,
+                                                            want=200).json()["licenses"], timeout=60)
+    ok("intake", "public", door + "/v1/partner", token=operator, want=403)
+    ok("intake", "public", door + "/v1/partner", want=401, valid_request=False)
     for daemon in ("allocation", "appliance-fulfilment", "shipping"):
         ok(daemon, "admin", adm[daemon] + "/v1/admin/load", "POST", demo[daemon], token=admin_token, want=200)
         ok(daemon, "admin", adm[daemon] + "/v1/admin/load", "POST", demo[daemon], token=operator, want=200)
