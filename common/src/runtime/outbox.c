@@ -55,26 +55,6 @@ void lmp__rows_truncate(struct batch *b, size_t n) {
     b->flushed = n;
 }
 
-void lmp__batch_free(struct batch *b) {
-  if (b == NULL)
-    return;
-  for (size_t i = 0; i < b->n && b->msgs; i++)
-    b->ops->release(b->msgs[i]);
-  free(b->msgs);
-  free(b->raws);
-  free(b->retried);
-  lmp__rows_truncate(b, 0);
-  free(b->rows);
-  for (size_t i = 0; i < b->ndel; i++)
-    free(b->del_ids[i]);
-  free(b->del_ids);
-  for (size_t i = 0; i < b->npark; i++)
-    free(b->park[i].event_id);
-  free(b->park);
-  free(b->in_flight);
-  free(b);
-}
-
 int lmp__row_header(struct outrow *r, const char *name, const void *value, size_t len) {
   struct lmp_hdr *h = realloc(r->hdrs, (r->nhdrs + 1) * sizeof(*h));
   if (h == NULL)

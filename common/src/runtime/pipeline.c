@@ -34,76 +34,6 @@ static int backoff(int *cur, int initial, int max) {
   return *cur;
 }
 
-/* A new batch at the FIFO's tail; it takes raws and msgs (n of each). */
-static struct batch *batch_new(struct rt *rt, enum batch_kind kind, struct lmp_raw *raws, void **msgs, size_t n) {
-  struct batch *b = calloc(1, sizeof(*b));
-  unsigned char *retried = calloc(n ? n : 1, 1);
-  if (b == NULL || retried == NULL) {
-    lmp_error(NULL, "out of memory for a batch");
-    free(b);
-    free(retried);
-    for (size_t i = 0; i < n; i++)
-      rt->ops->release(msgs[i]);
-    free(msgs);
-    free(raws);
-    return NULL; /* offsets not committed: these messages come back after a restart */
-  }
-  b->kind = kind;
-  b->parked_waiting = -1;
-  b->raws = raws;
-  b->msgs = msgs;
-  b->n = n;
-  b->ops = rt->ops;
-  b->retried = retried;
-  b->started_ns = uv_hrtime();
-  if (rt->tail)
-    rt->tail->next = b;
-  else
-    rt->head = b;
-  rt->tail = b;
-  rt->nbatches++;
-  return b;
-}
-
-static void unlink_head(struct rt *rt) {
-  struct batch *b = rt->head;
-  rt->head = b->next;
-  if (rt->head == NULL)
-    rt->tail = NULL;
-  rt->nbatches--;
-  lmp__batch_free(b);
-}
-
-/* The ids of every row the batches ahead of a sweep carry, as a text[] literal: their
- * rows are with the producer, or acknowledged and about to be deleted. The ids are
- * the runtime's own UUIDs. NULL when there are none, or out of memory (then a late
- * acknowledgement may see its row sent twice, which the inbox absorbs). */
-static char *in_flight(const struct rt *rt) {
-  struct lmp_buf ids = {0};
-  for (const struct batch *x = rt->head; x; x = x->next)
-    for (size_t i = 0; i < x->nrows; i++)
-      if (lmp_buf_printf(&ids, "%s%s", ids.len ? "," : "{", x->rows[i].event_id) < 0) {
-        lmp_buf_free(&ids);
-        return NULL;
-      }
-  if (ids.len && lmp_buf_puts(&ids, "}") < 0)
-    lmp_buf_free(&ids);
-  return lmp_buf_steal(&ids);
-}
-
-/* Removes a batch that never committed (a failed sweep or tick): always the youngest. */
-static void unlink_tail(struct rt *rt, struct batch *b) {
-  struct batch **p = &rt->head;
-  while (*p != b)
-    p = &(*p)->next;
-  *p = NULL;
-  rt->tail = NULL;
-  for (struct batch *x = rt->head; x; x = x->next)
-    rt->tail = x;
-  rt->nbatches--;
-  lmp__batch_free(b);
-}
-
 /* ---- The transaction on the worker ------------------------------------------------ */
 
 static void work_cb(uv_work_t *w) {
@@ -199,7 +129,7 @@ static void after_work_cb(uv_work_t *w, int status) {
   if (rt->closing) {
     /* The drain ended while the worker held this batch; it is the last to go. */
     rt->txn = NULL;
-    unlink_tail(rt, b);
+    lmp__batch_unlink_tail(rt, b);
     uv_close((uv_handle_t *)&rt->grace, NULL);
     return;
   }
@@ -220,7 +150,7 @@ static void after_work_cb(uv_work_t *w, int status) {
        * consumer from the messages that are waiting. */
       lmp_warn(NULL, "%s failed: %s", b->kind == BATCH_SWEEP ? "outbox sweep" : "tick", b->err);
       rt->txn = NULL;
-      unlink_tail(rt, b);
+      lmp__batch_unlink_tail(rt, b);
       settle(rt);
       return;
     }
@@ -379,7 +309,7 @@ static void start_messages(struct rt *rt) {
     return;
   }
   atomic_fetch_add(&rt->m.consumed, n);
-  struct batch *b = batch_new(rt, BATCH_MESSAGES, raws, msgs, n);
+  struct batch *b = lmp__batch_new(rt, BATCH_MESSAGES, raws, msgs, n);
   if (b)
     start_work(rt, b);
 }
@@ -392,11 +322,11 @@ static void start_next(struct rt *rt) {
   struct batch *b = NULL;
   if (rt->sweep_wanted) {
     rt->sweep_wanted = 0;
-    if ((b = batch_new(rt, BATCH_SWEEP, NULL, NULL, 0)) != NULL) {
+    if ((b = lmp__batch_new(rt, BATCH_SWEEP, NULL, NULL, 0)) != NULL) {
       /* At start-up every row is a leftover; later, only rows older than a sweep
        * period, so rows another instance is publishing right now are left to it. */
       b->sweep_age_ms = rt->first_sweep_done ? rt->cfg.outbox_sweep_ms : 0;
-      b->in_flight = rt->first_sweep_done ? in_flight(rt) : NULL;
+      b->in_flight = rt->first_sweep_done ? lmp__batches_in_flight(rt) : NULL;
       rt->first_sweep_done = 1;
       /* Now and then a sweep also purges what is past retention. */
       if (rt->purged_ns == 0 || uv_hrtime() - rt->purged_ns >= (uint64_t)rt->cfg.retention_interval_s * 1000000000ull) {
@@ -407,7 +337,7 @@ static void start_next(struct rt *rt) {
     }
   } else if (rt->tick_wanted && rt->svc->tick && atomic_load(&rt->m.migrated)) {
     rt->tick_wanted = 0;
-    if ((b = batch_new(rt, BATCH_TICK, NULL, NULL, 0)) != NULL)
+    if ((b = lmp__batch_new(rt, BATCH_TICK, NULL, NULL, 0)) != NULL)
       start_work(rt, b);
   } else if (atomic_load(&rt->m.migrated)) {
     start_messages(rt);
@@ -430,7 +360,7 @@ static void settle(struct rt *rt) {
       lmp_debug(NULL, "batch of %zu: %llu applied, %llu duplicate, %llu dead-lettered, %zu published",
                 b->n, (unsigned long long)b->applied, (unsigned long long)b->dups,
                 (unsigned long long)b->dead, b->nrows);
-    unlink_head(rt);
+    lmp__batch_unlink_head(rt);
   }
   if (rt->draining) {
     if (!lmp__pipeline_idle(rt))
@@ -439,7 +369,7 @@ static void settle(struct rt *rt) {
      * so the next start does not send it again. */
     if (rt->npublished && !rt->final_sweep) {
       rt->final_sweep = 1;
-      struct batch *b = batch_new(rt, BATCH_SWEEP, NULL, NULL, 0);
+      struct batch *b = lmp__batch_new(rt, BATCH_SWEEP, NULL, NULL, 0);
       if (b) {
         b->sweep_age_ms = INT32_MAX; /* delete only: republish nothing */
         start_work(rt, b);
@@ -487,10 +417,10 @@ void lmp__pipeline_drain(struct rt *rt) {
 /* Frees every batch the worker does not hold, and the carried messages. */
 void lmp__pipeline_free(struct rt *rt) {
   while (rt->head && rt->head != rt->txn)
-    unlink_head(rt);
+    lmp__batch_unlink_head(rt);
   if (rt->head == NULL || rt->txn->state != BATCH_WORKING) {
     while (rt->head)
-      unlink_head(rt);
+      lmp__batch_unlink_head(rt);
     rt->txn = NULL;
   }
   for (size_t i = 0; i < rt->ncarry; i++)

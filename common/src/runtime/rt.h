@@ -1,6 +1,7 @@
 /* The runtime's private state, shared by its modules:
  *   daemon.c    start, options, signals, drain, exit; wiring  (loop thread)
  *   pipeline.c  the batches and their states; consume, publish (loop thread)
+ *   batch.c     a batch, and the FIFO of them                  (loop thread)
  *   kafka.c     librdkafka clients, callbacks, wake-up pipes   (loop thread)
  *   message.c   what a message's bytes alone decide            (worker thread)
  *   txn.c       the batch transaction and the handler's API    (worker thread)
@@ -306,6 +307,17 @@ int lmp__outbox_flush(struct rt *rt, struct batch *b);
 int lmp__outbox_delete(struct rt *rt, char **ids, size_t n);
 int lmp__outbox_park(struct rt *rt, struct batch *b);
 int lmp__outbox_sweep(struct rt *rt, struct batch *b, int age_ms);
+
+/* batch.c */
+/* A new batch at the FIFO's tail; it takes raws and msgs (n of each). NULL when out
+ * of memory: then the messages are released, their offsets not committed. */
+struct batch *lmp__batch_new(struct rt *rt, enum batch_kind kind, struct lmp_raw *raws, void **msgs, size_t n);
+/* Retires the FIFO's head, and frees it. */
+void lmp__batch_unlink_head(struct rt *rt);
+/* Removes the youngest batch, one that never committed (a failed sweep or tick). */
+void lmp__batch_unlink_tail(struct rt *rt, struct batch *b);
+/* The ids of every outbox row the batches carry, as a text[] literal; NULL for none. */
+char *lmp__batches_in_flight(const struct rt *rt);
 void lmp__batch_free(struct batch *b);
 
 #endif
