@@ -1,10 +1,12 @@
 /* What the page checks itself, and how every reason is shown. The rules live in intake:
- * the page reads the request from what was typed, refuses only what it could not put
- * into a request at all (no license, a user count that is not a number), and shows each
- * reason, its own or intake's, at the field it names. */
+ * the page reads the request from what was typed, refuses what it could not put into a
+ * request at all (no license, a user count that is not a number) and what the
+ * partner's view says cannot be had (partner.js), and shows each reason, its own or
+ * intake's, at the field it names. */
 import { $, checked, count, form, h } from './dom.js';
 import { LICENSE_NAMES, PARTNER_DEFAULT } from './state.js';
 import { addressBlocks, appliances } from './render.js';
+import { partnerProblems } from './partner.js';
 
 const text = (id) => $(id).value.trim();
 const optional = (id) => text(id) || null;
@@ -63,6 +65,7 @@ export function readRequest() {
     deployment: license === 'MDR_CLOUD' ? null : readDeployment(),
     confirmed: $('confirmed').checked,
   };
+  if (!problems.length) problems.push(...partnerProblems(request));
   return { request, problems };
 }
 

@@ -1,5 +1,6 @@
 /* The small helpers every module of the onboarding page uses: finding and building
- * elements, reading a choice or a count, and telling screen readers what happened. */
+ * elements, reading a choice or a count, an address as one line, and telling screen
+ * readers what happened. */
 
 export const $ = (id) => document.getElementById(id);
 export const form = $('onboarding');
@@ -29,4 +30,9 @@ export function announce(message) {
 export function count(s) {
   s = s.trim();
   return /^\d{1,9}$/.test(s) ? Number(s) : NaN;
+}
+
+export function addressText(a) {
+  return [a.recipient, a.line1, a.line2, [a.city, a.region, a.postal_code].filter(Boolean).join(' '),
+          a.country, a.phone].filter(Boolean).join(', ');
 }

@@ -2,9 +2,9 @@
  * until it is confirmed, refused or failed, then asks how its emails went until each is
  * settled. */
 import * as auth from './signin.js';
-import { $, announce, h } from './dom.js';
+import { $, addressText, announce, h } from './dom.js';
 import { LICENSE_NAMES } from './state.js';
-import { addressText, entry, setMode } from './render.js';
+import { entry, setMode } from './render.js';
 
 const FINAL = new Set(['confirmed', 'rejected', 'failed']);
 const PRODUCT_NAMES = Object.assign({ BEAUCERON_SAT: 'Beauceron SAT' }, LICENSE_NAMES);

@@ -5,6 +5,7 @@
  *
  *   dom.js     small helpers: elements, choices, counts, announcements
  *   state.js   the choices intake accepts, and the names of licenses
+ *   partner.js what the signed-in partner holds: licenses, users available, address
  *   render.js  the sections each answer opens, sensors, addresses, the review summary
  *   checks.js  the request read from the fields, and the reasons shown at their fields
  *   submit.js  POST /v1/onboardings, sent again as is when its outcome is unknown
@@ -19,6 +20,7 @@ import { options, takeOptions } from './state.js';
 import { addAddress, addSensor, addressBlocks, refresh, renderSummary, setMode } from './render.js';
 import { clearErrors, readRequest, showReasons } from './checks.js';
 import { submit } from './submit.js';
+import { loadPartner } from './partner.js';
 import { outcome, stopFollowing } from './follow.js';
 
 let touched = false; // answers were given that leaving the page would lose
@@ -39,7 +41,12 @@ async function loadOptions() {
   for (const r of form.querySelectorAll('input[name="license"]')) r.disabled = !offered.has(r.value);
   refresh();
   form.dataset.ready = 'true';
-  auth.start(options.signin, { unsaved: () => touched && $('result').hidden });
+  await auth.start(options.signin, { unsaved: () => touched && $('result').hidden });
+  const who = auth.user();
+  if (who && who.partner_id) {
+    await loadPartner();
+    refresh();
+  }
 }
 
 /* ---- wiring ----------------------------------------------------------------- */

@@ -3,7 +3,8 @@
  * is each appliance for" selects, the mode (edit, review, result) and the review's
  * summary. */
 import * as auth from './signin.js';
-import { $, announce, checked, count, form, h } from './dom.js';
+import { $, addressText, announce, checked, count, form, h } from './dom.js';
+import { showPartner } from './partner.js';
 import { LICENSE_NAMES, PARTNER_DEFAULT, options } from './state.js';
 
 let seq = 0; // stable keys of added sensors and addresses
@@ -159,6 +160,8 @@ export function refresh() {
     : '';
   if ($('virtual-advice').textContent !== advice) $('virtual-advice').textContent = advice;
 
+  showPartner(license, checked('shipping'));
+
   $('add-sensor').disabled = appliances().length >= options.max_appliances;
   $('add-address').disabled = addressBlocks().length >= options.max_appliances;
 }
@@ -174,11 +177,6 @@ export function setMode(mode) {
 
 export function entry(dl, term, value) {
   dl.append(h('dt', { text: term }), h('dd', {}, value === null || value === '' ? 'None' : value));
-}
-
-export function addressText(a) {
-  return [a.recipient, a.line1, a.line2, [a.city, a.region, a.postal_code].filter(Boolean).join(' '),
-          a.country, a.phone].filter(Boolean).join(', ');
 }
 
 export function renderSummary(req) {

@@ -1,0 +1,170 @@
+"""The partner's portal around the form, in Chromium, signed in at the stack's
+Keycloak: the page offers only the licenses the partner holds and shows the users
+available beside each count, refuses a count above them at its field before anything
+is sent, offers the partners that share the license as the sub-partner's choices and
+refuses another, shows the default address and ships there only once it is
+confirmed; an MDR Cloud onboarding goes through; a partner that holds nothing is told
+so and offered no license. Screenshots of each step are kept in Testing/37_portal."""
+import os
+import shutil
+import sys
+import uuid
+
+import test_26_form as form
+from harness import allow_page, check, demo_logins, log, run, token, wait_for
+from test_26_form import Page, browser, check_field_error
+
+SHOTS = os.path.join(form.BUILD, "Testing", "37_portal")
+NORTH, EAST = "partner-northwind", "partner-eastwind"
+
+
+def ready(ns, partner):
+    """Until intake has heard the partner's balance: the page loads it once."""
+    import json
+    import urllib.request
+    url = ns.http["intake"] + "/v1/partner"
+
+    def heard():
+        req = urllib.request.Request(url, headers={"Authorization": "Bearer " + token(partner)})
+        with urllib.request.urlopen(req, timeout=10, context=form.tls_context(url)) as r:
+            return json.load(r)["balance_as_of"] is not None
+    wait_for(f"{partner}'s balance heard", heard, timeout=60)
+
+
+def no_posts(page):
+    check(page.posts() == [], f"the page sent a request it should have refused: {page.sent()}")
+
+
+def holdings(page):
+    """Core and the counts beside it; a count above them, and a sub-partner that does
+    not share the license, refused at their fields with nothing sent."""
+    page.open()
+    page.wait("the partner's view on the page",
+              lambda: (page.text("license-MDR_CORE-available") or "").startswith(", "))
+    for code, n in (("MDR_CORE", 500), ("MDR_COMPLETE", 1000), ("MDR_CLOUD", 400)):
+        check(page.text(f"license-{code}-available") == f", {n} users available",
+              f"{code}: {page.text(f'license-{code}-available')!r}")
+    page.click("license-MDR_CORE")
+    page.click("breach-no")
+    check(page.text("users_tier-available") == "500 available on your MDR Core license.",
+          page.text("users_tier-available"))
+    check(page.text("users_cloud-available") == "400 MDR Cloud users available.",
+          page.text("users_cloud-available"))
+    check(page.js("return Array.from(document.querySelectorAll('#sub-partners option'), (o) => o.value)") == [EAST],
+          "the sub-partner's choices")
+    check("Eastwind IT (partner-eastwind)" in page.text("sub_partner_id-choices"), page.text("sub_partner_id-choices"))
+    page.type("legal_name", f"Bayside Veterinary Hospital {uuid.uuid4().hex[:8]}")
+    page.type("portal_admin_email", "it@bayside-vet.example.com")
+    page.type("users_tier", "501")
+    page.type("sub_partner_id", "partner-southwind")
+    page.click("deploy-virtual")
+    page.select("hosting_region", "ca-central-1")
+    page.click("review-button")
+    page.wait("the reasons at their fields", lambda: page.attr("users_tier", "aria-invalid") == "true")
+    page.shot("count-above-available")
+    check_field_error(page, "users_tier", "MDR Core users: 501 requested, 500 available on your license.")
+    check_field_error(page, "sub_partner_id", "'partner-southwind' is not a partner that shares your volume license")
+    check(page.shown("legal_name"), "the form moved on to the review with the reasons")
+    no_posts(page)
+    # Corrected: the sub-partner from the list, a count within what is available.
+    page.type("users_tier", "12")
+    page.type("sub_partner_id", EAST)
+    page.review_and_submit()
+    check(page.outcome() == "confirmed", page.text("result"))
+    check(page.sent()[-1]["customer"]["sub_partner_id"] == EAST, page.sent()[-1]["customer"])
+    page.shot("sub-partner-confirmed")
+    log("holdings: counts and sub-partners from the view; above them refused at the field; corrected, confirmed")
+
+
+def default_address(page):
+    """Network sensors to the default address: shown, refused until confirmed, then
+    shipped there."""
+    page.open()
+    page.wait("the partner's view on the page",
+              lambda: (page.text("license-MDR_CORE-available") or "").startswith(", "))
+    page.click("license-MDR_CORE")
+    page.click("breach-no")
+    page.type("legal_name", f"Cove Road Pharmacy {uuid.uuid4().hex[:8]}")
+    page.type("portal_admin_email", "owner@coveroad-pharmacy.example.com")
+    page.type("users_tier", "20")
+    page.click("deploy-sensors")
+    page.select("primary_sku", "NS-500")
+    check(not page.shown("default-address-box"), "the default address shown before it was chosen")
+    page.click("ship-default")
+    page.wait("the default address", lambda: page.shown("default-address-box"))
+    shown = page.text("default-address")
+    check("200 Waterfront Dr" in shown and "Bedford" in shown and "CA" in shown, shown)
+    page.shot("default-address-shown")
+    page.click("review-button")
+    page.wait("the reason at the shipping choice", lambda: page.shown("fs-shipping-error"))
+    check("Confirm that the appliances go to the default address" in page.text("fs-shipping-error"),
+          page.text("fs-shipping-error"))
+    no_posts(page)
+    page.click("default-address-ok")
+    page.review_and_submit()
+    check(page.outcome() == "confirmed", page.text("result"))
+    sent = page.sent()[-1]
+    check(sent["deployment"]["appliances"][0]["ship_to"] == "partner-default", sent["deployment"])
+    check("Bedford" in page.text("result"), "the confirmation does not show the default address")
+    page.shot("default-address-confirmed")
+    log("default address: shown, refused unconfirmed, confirmed and shipped there")
+
+
+def cloud(page):
+    """An MDR Cloud onboarding: cloud users only, no appliance."""
+    page.open()
+    page.wait("the partner's view on the page",
+              lambda: (page.text("license-MDR_CLOUD-available") or "").startswith(", "))
+    page.click("license-MDR_CLOUD")
+    page.click("breach-no")
+    check(not page.shown("users_tier") and not page.shown("fs-deployment"), "MDR Cloud offers a tier or appliances")
+    check(page.text("users_cloud-available") == "400 MDR Cloud users available.",
+          page.text("users_cloud-available"))
+    page.type("legal_name", f"Northshore Accounting {uuid.uuid4().hex[:8]}")
+    page.type("portal_admin_email", "admin@northshore-accounting.example.com")
+    page.type("users_cloud", "15")
+    page.review_and_submit()
+    check(page.outcome() == "confirmed", page.text("result"))
+    sent = page.sent()[-1]
+    check(sent["license"] == "MDR_CLOUD" and sent["users"] == {"tier": 0, "cloud": 15, "sat": 0} and
+          sent["deployment"] is None, sent)
+    page.shot("cloud-confirmed")
+    log("MDR Cloud: cloud users only, confirmed")
+
+
+def holds_nothing(page):
+    """Eastwind holds no license and has no address: no license is offered."""
+    page.open()
+    page.wait("the partner's view on the page", lambda: page.shown("license-none"))
+    disabled = page.js("return Array.from(document.querySelectorAll('input[name=license]'), (r) => r.disabled)")
+    check(disabled == [True, True, True], f"licenses offered to a partner that holds none: {disabled}")
+    check(page.text("license-MDR_CORE-available") == ", not held by your account", page.text("license-MDR_CORE-available"))
+    page.shot("holds-nothing")
+    log("a partner that holds nothing: told so, no license offered")
+
+
+def test_portal(ns):
+    ns.start_all()
+    allow_page(ns.http["intake"])
+    logins = demo_logins()
+    ready(ns, NORTH)
+    ready(ns, EAST)
+    for who, steps in ((NORTH, (holdings, default_address, cloud)), (EAST, (holds_nothing,))):
+        d = browser()
+        page = Page(d, ns.http["intake"] + "/", logins[who])
+        try:
+            for step in steps:
+                step(page)
+        except Exception:
+            log(f"the page when it failed: {page.shot('failure')}")
+            raise
+        finally:
+            d.quit()
+            shutil.rmtree(d.profile_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    shutil.rmtree(SHOTS, ignore_errors=True)
+    os.makedirs(SHOTS)
+    form.SHOTS = SHOTS  # the form test's page and browser keep their files here
+    sys.exit(run(test_portal))
