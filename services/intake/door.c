@@ -209,7 +209,8 @@ static int submit(void *ctx, struct lmp_http_call *call) {
     goto out;
   }
   /* The same checks as intake's, in the same order: text first, then the rules. */
-  if ((r = intake_request_read(&v, &req)) < 0 || (r = intake_check_text(&v, &f)) < 0 ||
+  if ((r = intake_request_trim(&v)) < 0 || (r = intake_request_read(&v, &req)) < 0 ||
+      (r = intake_check_text(&v, &f)) < 0 ||
       (f.errors.n == 0 && (r = intake_validate(&req, &in->rules, &f)) < 0))
     goto out;
   if (f.errors.n) {

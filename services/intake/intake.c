@@ -135,12 +135,14 @@ static void reply_id(const char *raw, char out[LMP_ID_CHARS * 4 + 4]) {
 
 static int on_request(struct lmp_tx *tx, const struct lmp_event *ev) {
   struct intake *in = lmp_tx_ctx(tx);
-  struct intake_request req;
+  struct intake_request req = {0};
   struct intake_findings f = {0};
   char *account = NULL, *json = NULL, *reasons = NULL, *warnings = NULL;
   avro_value_t accepted;
   int have_accepted = 0, too_big = 0;
-  int r = intake_request_read(ev->value, &req);
+  int r = intake_request_trim(ev->value);
+  if (r == 0)
+    r = intake_request_read(ev->value, &req);
   char request_id[LMP_ID_CHARS * 4 + 4], partner[LMP_ID_CHARS * 4 + 4], customer_id[37] = "", id[37];
   reply_id(req.request_id, request_id);
   reply_id(req.partner_id, partner);

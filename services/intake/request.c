@@ -1,4 +1,5 @@
-/* Reading an onboarding.requested value into intake's view of it. */
+/* Reading an onboarding.requested value into intake's view of it, its text trimmed
+ * first. */
 #include "request.h"
 
 #include <stdlib.h>
@@ -83,3 +84,49 @@ void intake_request_clear(struct intake_request *r) {
   memset(r, 0, sizeof(*r));
 }
 
+
+/* White space a form's paste brings: ASCII only, so a trim never cuts a UTF-8
+ * sequence. */
+static int blank(unsigned char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
+
+int intake_request_trim(avro_value_t *v) {
+  size_t n = 0;
+  avro_value_t child;
+  switch (avro_value_get_type(v)) {
+  case AVRO_STRING: {
+    const char *s = NULL;
+    if (avro_value_get_string(v, &s, &n) != 0 || s == NULL || n == 0)
+      return 0;
+    /* The whole string, NULs inside included: a trim never makes hostile bytes pass. */
+    size_t len = n - 1, from = 0, to = len;
+    while (from < to && blank((unsigned char)s[from]))
+      from++;
+    while (to > from && blank((unsigned char)s[to - 1]))
+      to--;
+    if (from == 0 && to == len)
+      return 0;
+    char *cut = malloc(to - from + 1);
+    if (cut) {
+      memcpy(cut, s + from, to - from);
+      cut[to - from] = '\0';
+    }
+    int r = cut && avro_value_set_string_len(v, cut, to - from + 1) == 0 ? 0 : LMP_ENOMEM;
+    free(cut);
+    return r;
+  }
+  case AVRO_RECORD:
+  case AVRO_ARRAY:
+    if (avro_value_get_size(v, &n) != 0)
+      return 0;
+    for (size_t i = 0; i < n; i++) {
+      int r = avro_value_get_by_index(v, i, &child, NULL) == 0 ? intake_request_trim(&child) : 0;
+      if (r < 0)
+        return r;
+    }
+    return 0;
+  case AVRO_UNION:
+    return avro_value_get_current_branch(v, &child) == 0 ? intake_request_trim(&child) : 0;
+  default:
+    return 0;
+  }
+}

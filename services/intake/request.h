@@ -42,6 +42,11 @@ struct intake_request {
   int64_t submitted_at;
 };
 
+/* Trims every string of a request of the white space around it (spaces, tabs, line
+ * breaks), in place: what a paste brings is not refused as control characters, and
+ * what is stored and passed on is the text the partner meant. Call it before
+ * intake_request_read, whose strings point into the value. 0 or LMP_ENOMEM. */
+int intake_request_trim(avro_value_t *v);
 /* Reads a decoded onboarding.requested value. Free with intake_request_clear. */
 int intake_request_read(avro_value_t *v, struct intake_request *out);
 void intake_request_clear(struct intake_request *r);

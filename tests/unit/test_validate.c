@@ -144,6 +144,7 @@ static const struct rule_case cases[] = {
      "VIRTUAL_HAS_NO_APPLIANCES", NULL},
     {VIRT, "users.tier", "10", "", "VIRTUAL_FOR_LARGE_CUSTOMER"},
     {PHYS, "deployment.appliances[1].sku", "\"NS-9999\"", "UNKNOWN_SKU", NULL},
+    {PHYS, "deployment.appliances[0].sku", "\"\"", "SKU_REQUIRED", NULL},
     {PHYS, "deployment.appliances[2].ship_to", "null", "APPLIANCE_WITHOUT_ADDRESS", "ADDRESS_UNUSED"},
     {PHYS, "deployment.appliances[2].ship_to", "\"\"", "APPLIANCE_WITHOUT_ADDRESS", "ADDRESS_UNUSED"},
     {PHYS, "deployment.appliances[2].ship_to", "\"moon-base\"", "UNKNOWN_ADDRESS_REF", "ADDRESS_UNUSED"},
@@ -301,6 +302,65 @@ static void text_is_checked(void **state) {
   json_decref(j);
 }
 
+/* White space around a value is trimmed before anything is checked (a pasted tab is
+ * no control character), inside it is still refused, and NUL bytes stay refused. */
+static void text_is_trimmed(void **state) {
+  const struct lmp_schema *sc = lmp_schemas_get(S, "onboarding.requested");
+  json_t *j = example(PHYS);
+  mutate(j, "customer.legal_name", json_string("  Harbour Dental Inc.\t\r\n"));
+  mutate(j, "customer.web_site", json_string("\tharbour-dental.example.com "));
+  mutate(j, "deployment.addresses[0].line1", json_string("\n1 Water St\v\f"));
+  avro_value_t v;
+  char err[300];
+  avro_generic_value_new(sc->iface, &v);
+  assert_int_equal(lmp_avro_from_json(&v, j, err, sizeof(err)), 0);
+  assert_int_equal(intake_request_trim(&v), 0);
+  struct intake_findings f = {0};
+  assert_int_equal(intake_check_text(&v, &f), 0);
+  assert_int_equal(f.errors.n, 0);
+  struct intake_request r;
+  assert_int_equal(intake_request_read(&v, &r), 0);
+  assert_string_equal(r.legal_name, "Harbour Dental Inc.");
+  assert_string_equal(r.web_site, "harbour-dental.example.com");
+  assert_string_equal(r.addresses[0].line1, "1 Water St");
+  assert_int_equal(intake_validate(&r, &rules, &f), 0);
+  assert_int_equal(f.errors.n, 0);
+  intake_request_clear(&r);
+  intake_findings_clear(&f);
+  avro_value_decref(&v);
+  json_decref(j);
+
+  static const char *const inside[] = {"Harbour\tDental", "Harbour Dental\n Inc."};
+  for (size_t i = 0; i < 2; i++) {
+    j = example(PHYS);
+    mutate(j, "customer.legal_name", json_string(inside[i]));
+    avro_generic_value_new(sc->iface, &v);
+    assert_int_equal(lmp_avro_from_json(&v, j, err, sizeof(err)), 0);
+    assert_int_equal(intake_request_trim(&v), 0);
+    assert_int_equal(intake_check_text(&v, &f), 0);
+    assert_int_equal(f.errors.n, 1);
+    assert_string_equal(f.errors.v[0].field, "customer.legal_name");
+    intake_findings_clear(&f);
+    avro_value_decref(&v);
+    json_decref(j);
+  }
+  /* A NUL before trailing text is not trimmed away: the bytes stay, and are refused. */
+  j = example(PHYS);
+  avro_generic_value_new(sc->iface, &v);
+  assert_int_equal(lmp_avro_from_json(&v, j, err, sizeof(err)), 0);
+  avro_value_t cust, name;
+  assert_int_equal(avro_value_get_by_name(&v, "customer", &cust, NULL), 0);
+  assert_int_equal(avro_value_get_by_name(&cust, "legal_name", &name, NULL), 0);
+  assert_int_equal(avro_value_set_string_len(&name, "Acme \0x ", 9), 0);
+  assert_int_equal(intake_request_trim(&v), 0);
+  assert_int_equal(intake_check_text(&v, &f), 0);
+  assert_int_equal(f.errors.n, 1);
+  assert_string_equal(f.errors.v[0].code, "INVALID_TEXT");
+  intake_findings_clear(&f);
+  avro_value_decref(&v);
+  json_decref(j);
+}
+
 static void syntax_helpers(void **state) {
   int n = 0;
   for (char a = 'A'; a <= 'Z'; a++)
@@ -327,6 +387,7 @@ int main(void) {
       cmocka_unit_test(every_rule),
       cmocka_unit_test(syntax_helpers),
       cmocka_unit_test(text_is_checked),
+      cmocka_unit_test(text_is_trimmed),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
