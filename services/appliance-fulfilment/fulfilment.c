@@ -136,12 +136,14 @@ static int on_allocated(struct lmp_tx *tx, const struct lmp_event *ev) {
         if (got)
           r = append_unit(&units, lmp_av_enum(&a, "role"), p[0], serial, NULL, NULL, lmp_av_str(&a, "ship_to"));
         else if (nr < 8) {
+          char field[64]; /* at the appliance's model, where the page shows it */
+          snprintf(field, sizeof(field), "deployment.appliances[%zu].sku", i);
           if (known)
-            lmp_reason_set(&rs[nr], "OUT_OF_STOCK", "deployment.appliances",
-                           "No %s appliance is in stock for appliance %zu.", LMP_Q(p[0]), i + 1);
+            lmp_reason_set(&rs[nr], "OUT_OF_STOCK", field, "No %s appliance is in stock for appliance %zu.",
+                           LMP_Q(p[0]), i + 1);
           else
-            lmp_reason_set(&rs[nr], "UNKNOWN_SKU", "deployment.appliances",
-                           "SKU '%s' of appliance %zu is not in the catalogue.", LMP_Q(p[0]), i + 1);
+            lmp_reason_set(&rs[nr], "UNKNOWN_SKU", field, "SKU '%s' of appliance %zu is not in the catalogue.",
+                           LMP_Q(p[0]), i + 1);
           nr++;
         }
         if (r < 0)

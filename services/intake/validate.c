@@ -254,7 +254,9 @@ static int check_appliances(const struct intake_request *r, const struct intake_
     const struct intake_appliance *a = &r->appliances[i];
     primaries += a->role == ROLE_PRIMARY;
     snprintf(f, sizeof(f), "deployment.appliances[%zu].sku", i);
-    if (!in_list(rules->skus, a->sku))
+    if (a->sku == NULL || *a->sku == '\0')
+      ERR("SKU_REQUIRED", f, "Choose a model for %s.", i ? "this additional sensor" : "the primary appliance");
+    else if (!in_list(rules->skus, a->sku))
       ERR("UNKNOWN_SKU", f, "'%s' is not a known appliance SKU.", LMP_Q(a->sku));
     snprintf(f, sizeof(f), "deployment.appliances[%zu].ship_to", i);
     if (a->ship_to == NULL || *a->ship_to == '\0') {

@@ -104,7 +104,9 @@ static int on_provisioned(struct lmp_tx *tx, const struct lmp_event *ev) {
       PQclear(res);
       if (src == NULL) {
         struct lmp_reason rs;
-        lmp_reason_set(&rs, "NO_DEFAULT_ADDRESS", "deployment.appliances",
+        char field[64];
+        snprintf(field, sizeof(field), "deployment.appliances[%zu].ship_to", i);
+        lmp_reason_set(&rs, "NO_DEFAULT_ADDRESS", field,
                        "Partner %s has no default shipping address on file; give a custom address.", LMP_Q(partner));
         const char *p2[] = {id};
         r = lmp_tx_command(tx, "INSERT INTO onboardings(onboarding_id, status) VALUES ($1, 'refused')", 1, p2);

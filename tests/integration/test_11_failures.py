@@ -54,6 +54,11 @@ def test_failures(ns):
     st, reasons = got[onboarding_id(stock)]
     check(st == "failed" and reasons[0]["code"] == "OUT_OF_STOCK", got[onboarding_id(stock)])
     check("NS-2000" in reasons[0]["message"], reasons[0]["message"])
+    # At the model of the appliance that found none left (the second NS-2000: the
+    # first took the only unit), where the page shows it.
+    scarce = 2
+    check(reasons[0]["field"] == f"deployment.appliances[{scarce}].sku" and
+          f"appliance {scarce + 1}." in reasons[0]["message"], reasons[0])
 
     # A sub-partner that does not exist is answered as one that does not share the
     # license: the requesting partner learns nothing of which other partners exist.
