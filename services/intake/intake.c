@@ -38,6 +38,10 @@ const size_t intake_conf_n = sizeof(intake_conf) / sizeof(intake_conf[0]);
 int intake_configured(void *ctx, char *err, size_t errlen) { return 0; }
 
 static const char *const license_names[] = {"MDR_CORE", "MDR_COMPLETE", "MDR_CLOUD"};
+static const char *license_title(int license) {
+  static const char *const titles[] = {"MDR Core", "MDR Complete", "MDR Cloud"};
+  return license >= 0 && license < 3 ? titles[license] : "volume";
+}
 
 static int set_reasons(avro_value_t *rec, const char *field, const struct lmp_reasons *rs) {
   avro_value_t arr;
@@ -173,13 +177,15 @@ static int on_request(struct lmp_tx *tx, const struct lmp_event *ev) {
                                          "The request is too large to be carried through onboarding.")) < 0)
       goto out;
   }
+  const char *license = req.license >= 0 && req.license < 3 ? license_names[req.license] : "";
   if (f.errors.n == 0) {
     int taken;
-    if ((r = intake_account_reserve(tx, customer_id, partner, account, id, &taken)) < 0)
+    if ((r = intake_account_reserve(tx, customer_id, partner, license, account, id, &taken)) < 0)
       goto out;
     if (taken && (r = lmp_reasons_add(&f.errors, "LEGAL_NAME_TAKEN", "customer.legal_name",
-                                      "This partner already has a customer named '%s'.",
-                                      lmp_utf8_copy((char[512]){0}, 512, account, 100))) < 0)
+                                      "You already have a customer named '%s' on your %s license.",
+                                      lmp_utf8_copy((char[512]){0}, 512, account, 100),
+                                      license_title(req.license))) < 0)
       goto out;
   }
   int ok = f.errors.n == 0;
@@ -189,7 +195,6 @@ static int on_request(struct lmp_tx *tx, const struct lmp_event *ev) {
     r = LMP_ENOMEM;
     goto out;
   }
-  const char *license = req.license >= 0 && req.license < 3 ? license_names[req.license] : "";
   const struct intake_stage *st = &intake_stages[ok ? INTAKE_ACCEPTED : INTAKE_REJECTED];
   char rank[16];
   snprintf(rank, sizeof(rank), "%d", intake_status_rank(st));

@@ -17,14 +17,14 @@
 #include "lmp/base/log.h"
 #include "lmp/runtime/events.h"
 
-int intake_account_reserve(struct lmp_tx *tx, const char *customer_id, const char *partner, const char *name,
-                           const char *onboarding_id, int *taken) {
-  const char *p[] = {customer_id, partner, name, onboarding_id};
+int intake_account_reserve(struct lmp_tx *tx, const char *customer_id, const char *partner, const char *license,
+                           const char *name, const char *onboarding_id, int *taken) {
+  const char *p[] = {customer_id, partner, name, onboarding_id, license};
   PGresult *res;
   /* The unique index over reserved and active names decides a race: the second of
    * two transactions waits for the first and then finds the name taken. */
-  int r = lmp_tx_query(tx, "INSERT INTO customer_accounts(customer_id, partner_id, account_name, onboarding_id) "
-                           "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING", 4, p, &res);
+  int r = lmp_tx_query(tx, "INSERT INTO customer_accounts(customer_id, partner_id, account_name, onboarding_id, "
+                           "license) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING", 5, p, &res);
   if (r < 0)
     return r;
   *taken = strcmp(PQcmdTuples(res), "1") != 0;

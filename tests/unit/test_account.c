@@ -43,17 +43,19 @@ static void new_id(char out[37]) {
   uuid_unparse_lower(u, out);
 }
 
-/* Submits a virtual MDR Core request for a legal name; returns its id in id. */
-static void submit(const char *name, char id[37], int users) {
+/* Submits a request for a legal name on a license (a virtual MDR Core one, or MDR
+ * Cloud users only); returns its id in id. */
+static void submit_on(const char *license, const char *name, char id[37], int users) {
   char rid[37];
   new_id(rid);
   char json[2000];
+  int cloud = strcmp(license, "MDR_CLOUD") == 0;
   snprintf(json, sizeof(json),
            "{\"request_id\": \"%s\", \"partner_id\": \"partner-a\", \"submitted_by\": \"a@partner.example.com\", "
-           "\"license\": \"MDR_CORE\", \"breach_or_incident\": false, \"customer\": {\"legal_name\": \"%s\", "
-           "\"portal_admin_email\": \"it@customer.example.com\"}, \"users\": {\"tier\": %d, \"cloud\": 0, \"sat\": 0}, "
-           "\"deployment\": {\"kind\": \"VIRTUAL\", \"hosting_region\": \"ca-central-1\"}, \"confirmed\": true, "
-           "\"submitted_at\": 0}", rid, name, users);
+           "\"license\": \"%s\", \"breach_or_incident\": false, \"customer\": {\"legal_name\": \"%s\", "
+           "\"portal_admin_email\": \"it@customer.example.com\"}, \"users\": {\"tier\": %d, \"cloud\": %d, \"sat\": 0}, "
+           "\"deployment\": %s, \"confirmed\": true, \"submitted_at\": 0}", rid, license, name, cloud ? 0 : users,
+           cloud ? users : 0, cloud ? "null" : "{\"kind\": \"VIRTUAL\", \"hosting_region\": \"ca-central-1\"}");
   char evid[40];
   new_id(evid);
   txh_batch(&H, 1);
@@ -63,6 +65,8 @@ static void submit(const char *name, char id[37], int users) {
   txh_done(&H);
   lmp_onboarding_id("partner-a", rid, id); /* the id intake gives it */
 }
+
+static void submit(const char *name, char id[37], int users) { submit_on("MDR_CORE", name, id, users); }
 
 /* Delivers a lifecycle event to intake: whether it was applied (or refused). */
 static size_t lifecycle(const char *event_type, const char *id) {
@@ -126,6 +130,26 @@ static void failed_releases_confirmed_holds(void **state) {
   assert_string_equal(outcome(fourth), "rejected LEGAL_NAME_TAKEN");
 }
 
+/* An account is per partner and license: the same customer may hold an MDR Core and
+ * an MDR Cloud account, but not two on one license. */
+static void one_name_per_license(void **state) {
+  char core[37], cloud[37], again[37];
+  submit_on("MDR_CORE", "Seaside Optometry", core, 5);
+  assert_string_equal(outcome(core), "accepted ");
+  submit_on("MDR_CLOUD", "SEASIDE optometry", cloud, 5);
+  assert_string_equal(outcome(cloud), "accepted ");
+  assert_string_equal(account(cloud), "reserved");
+  submit_on("MDR_CLOUD", "Seaside Optometry", again, 5);
+  assert_string_equal(outcome(again), "rejected LEGAL_NAME_TAKEN");
+  char sql[200];
+  snprintf(sql, sizeof(sql), "SELECT reasons->0->>'message' FROM onboardings WHERE onboarding_id = '%s'", again);
+  PGresult *r = PQexec(H.rt.db.conn, sql);
+  assert_int_equal(PQntuples(r), 1);
+  assert_string_equal(PQgetvalue(r, 0, 0),
+                      "You already have a customer named 'Seaside Optometry' on your MDR Cloud license.");
+  PQclear(r);
+}
+
 struct racer {
   struct txh h;
   const char *name;
@@ -138,7 +162,7 @@ static void *reserve(void *arg) {
   char cid[37], oid[37];
   new_id(cid);
   new_id(oid);
-  r->rc = intake_account_reserve(&r->h.tx, cid, "partner-race", r->name, oid, &r->taken);
+  r->rc = intake_account_reserve(&r->h.tx, cid, "partner-race", "MDR_CORE", r->name, oid, &r->taken);
   clock_gettime(CLOCK_MONOTONIC, &r->done);
   return NULL;
 }
@@ -177,6 +201,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(failed_releases_confirmed_holds),
       cmocka_unit_test(racing_resubmissions),
+      cmocka_unit_test(one_name_per_license),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
