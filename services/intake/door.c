@@ -300,11 +300,18 @@ static int asset(void *ctx, struct lmp_http_call *call) { return serve(call, cal
 
 const struct lmp_http_route intake_http[] = {
     {"GET", "/", page, 0, 0, 0},
+    /* The page's own addresses: a reload, a bookmark or a new tab opens the same page
+     * on the same view. */
+    {"GET", "/onboardings", page, 0, 0, 0},
+    {"GET", "/onboardings/{}", page, 0, 0, 0},
+    {"GET", "/customers", page, 0, 0, 0},
     {"GET", "/form/{}", asset, 0, 0, 0},
     {"GET", "/v1/form", options, 0, 0, 0},
     {"POST", "/v1/onboardings", submit, 256 * 1024, 0, 1},
     {"GET", "/v1/onboardings/{}", intake_status_route, 0, 0, 1},
     {"GET", "/v1/partner", intake_partner_route, 0, 0, 1},
+    {"GET", "/v1/onboardings", intake_onboardings_route, 0, 0, 1},
+    {"GET", "/v1/customers", intake_customers_route, 0, 0, 1},
     {"GET", "/v1/onboardings/{}", intake_status_admin_route, 0, 1, 0},
     {NULL, NULL, NULL, 0, 0, 0},
 };

@@ -72,6 +72,9 @@ int intake_on_mail_settled(struct lmp_tx *tx, const struct lmp_event *ev);
 int intake_on_balance(struct lmp_tx *tx, const struct lmp_event *ev);
 int intake_on_address(struct lmp_tx *tx, const struct lmp_event *ev);
 int intake_partner_route(void *ctx, struct lmp_http_call *call);
+/* The signed-in partner's lists (lists.c): GET /v1/onboardings, GET /v1/customers. */
+int intake_onboardings_route(void *ctx, struct lmp_http_call *call);
+int intake_customers_route(void *ctx, struct lmp_http_call *call);
 /* Records one of intake's own stages (accepted, rejected), happening now. */
 int intake_record_stage(struct lmp_tx *tx, const char *id, const struct intake_stage *st, json_t *detail,
                         const char *event_id);

@@ -51,6 +51,8 @@ NOT_REPRODUCED = {
     ("/readyz", "get"): {"503"},                            # database or broker away (integration.20)
     ("/v1/onboardings/{onboarding_id}", "get"): {"503"},    # the database failing the query
     ("/v1/partner", "get"): {"503"},
+    ("/v1/onboardings", "get"): {"503"},
+    ("/v1/customers", "get"): {"503"},
     ("/v1/admin/load", "post"): {"503"},
     ("/v1/pools/{partner_id}", "get"): {"503"},
     ("/v1/inventory", "get"): {"503"},
@@ -396,6 +398,23 @@ def live(ns, doc):
                                                             want=200).json()["licenses"], timeout=60)
     ok("intake", "public", door + "/v1/partner", token=operator, want=403)
     ok("intake", "public", door + "/v1/partner", want=401, valid_request=False)
+    # The partner's lists, a page at a time; a bad query 400; the page's own addresses.
+    a = ok("intake", "public", door + "/v1/onboardings?limit=1", token=nora, want=200)
+    check(len(a.json()["onboardings"]) == 1 and a.json()["next_cursor"], a.json())
+    ok("intake", "public", door + "/v1/onboardings?limit=1&cursor=" + urllib.parse.quote(a.json()["next_cursor"]),
+       token=nora, want=200)
+    ok("intake", "public", door + "/v1/onboardings?status=confirmed", token=nora, want=200)
+    ok("intake", "public", door + "/v1/onboardings?limit=0", token=nora, want=400, valid_request=False)
+    ok("intake", "public", door + "/v1/onboardings", want=401, valid_request=False)
+    ok("intake", "public", door + "/v1/onboardings", token=operator, want=403)
+    a = ok("intake", "public", door + "/v1/customers", token=nora, want=200)
+    check(a.json()["customers"], a.json())
+    ok("intake", "public", door + "/v1/customers?status=released", token=nora, want=200)
+    ok("intake", "public", door + "/v1/customers?status=lost", token=nora, want=400, valid_request=False)
+    ok("intake", "public", door + "/v1/customers", want=401, valid_request=False)
+    ok("intake", "public", door + "/v1/customers", token=operator, want=403)
+    for page in ("/onboardings", f"/onboardings/{oid}", "/customers"):
+        ok("intake", "public", door + page, want=200)
     for daemon in ("allocation", "appliance-fulfilment", "shipping"):
         ok(daemon, "admin", adm[daemon] + "/v1/admin/load", "POST", demo[daemon], token=admin_token, want=200)
         ok(daemon, "admin", adm[daemon] + "/v1/admin/load", "POST", demo[daemon], token=operator, want=200)
