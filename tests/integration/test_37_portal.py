@@ -132,6 +132,53 @@ def cloud(page):
     log("MDR Cloud: cloud users only, confirmed")
 
 
+def lists_and_addresses(page, ns):
+    """The confirmation page at its own address survives a reload (after signing in
+    again: the page keeps no token); the lists show the partner's onboardings and
+    customers, newest first, and open each; an address of no onboarding says so."""
+    oid = page.js("return document.getElementById('result').dataset.onboardingId")
+    check(page.d.current_url == f"{page.origin}/onboardings/{oid}", f"the confirmation's address: {page.d.current_url}")
+    page.d.refresh()
+    page.wait("the reloaded page", lambda: page.signin_state() in ("signed-out", "signed-in"), 30)
+    if page.signin_state() != "signed-in":
+        page.sign_in()
+    check(page.d.current_url.split("?")[0] == f"{page.origin}/onboardings/{oid}", page.d.current_url)
+    check(page.outcome() == "confirmed", page.text("result"))
+    check(page.shown("result-customer-id") and not page.shown("correct-button"), "the reloaded confirmation")
+    page.shot("confirmation-reloaded")
+
+    page.click_link("Onboardings")
+    page.wait("the onboardings listed", lambda: page.js(
+        "return document.querySelectorAll('#onboardings-table tbody tr').length") >= 3)
+    check(page.d.current_url == f"{page.origin}/onboardings", page.d.current_url)
+    first = page.js("return document.querySelector('#onboardings-table tbody tr').dataset.onboardingId")
+    check(first == oid, f"the newest onboarding is not first: {first} != {oid}")
+    page.shot("onboardings-list")
+    page.select("onboardings-status", "confirmed")
+    page.wait("only confirmed ones", lambda: page.js(
+        "const s = Array.from(document.querySelectorAll('#onboardings-table tbody td[data-status]'), (t) => "
+        "t.dataset.status); return s.length > 0 && s.every((x) => x === 'confirmed')"))
+
+    page.click_link("Customers")
+    page.wait("the customers listed", lambda: page.js(
+        "return document.querySelectorAll('#customers-table tbody tr').length") >= 3)
+    row = page.js("const r = document.querySelector('#customers-table tbody tr'); "
+                  "return Array.from(r.cells, (c) => c.textContent)")
+    check(row[1] == "MDR Cloud" and row[2] == "MDR Cloud 15" and row[3] == "Active", row)
+    page.shot("customers-list")
+    page.js("document.querySelector('#customers-table tbody tr a').click()")
+    page.wait("the customer's onboarding opened", lambda: page.d.current_url == f"{page.origin}/onboardings/{oid}")
+    check(page.outcome() == "confirmed", page.text("result"))
+
+    page.d.get(f"{page.origin}/onboardings/{uuid.uuid4()}")
+    page.wait("the reloaded page", lambda: page.signin_state() in ("signed-out", "signed-in"), 30)
+    if page.signin_state() != "signed-in":
+        page.sign_in()
+    page.wait("no such onboarding", lambda: page.text("result-title") == "No such onboarding")
+    page.shot("no-such-onboarding")
+    log("lists and addresses: a reloaded confirmation, both lists, a customer opened, an unknown address")
+
+
 def holds_nothing(page):
     """Eastwind holds no license and has no address: no license is offered."""
     page.open()
@@ -149,7 +196,8 @@ def test_portal(ns):
     logins = demo_logins()
     ready(ns, NORTH)
     ready(ns, EAST)
-    for who, steps in ((NORTH, (holdings, default_address, cloud)), (EAST, (holds_nothing,))):
+    for who, steps in ((NORTH, (holdings, default_address, cloud, lambda p: lists_and_addresses(p, ns))),
+                       (EAST, (holds_nothing,))):
         d = browser()
         page = Page(d, ns.http["intake"] + "/", logins[who])
         try:
@@ -162,6 +210,12 @@ def test_portal(ns):
             d.quit()
             shutil.rmtree(d.profile_dir, ignore_errors=True)
 
+
+def click_link(self, text):
+    self.d.find_element(form.By.LINK_TEXT, text).click()
+
+
+Page.click_link = click_link
 
 if __name__ == "__main__":
     shutil.rmtree(SHOTS, ignore_errors=True)

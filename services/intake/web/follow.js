@@ -26,6 +26,9 @@ const MAIL_POLL_MS = 3000;
 const MAIL_POLL_FOR_MS = 20 * 60 * 1000;
 
 let following = 0; // the long poll of this generation runs; a newer one ends it
+// The page shows an onboarding opened by its address, not one just submitted from the
+// form: there is no request in the form to correct, and an unknown id is not waited for.
+let opened = false;
 // The final status shown on the result page; form.js reads it (a live binding) to
 // show its reasons when the request is corrected.
 export let outcome = null;
@@ -54,7 +57,28 @@ export function showSubmitted(request, answer) {
   $('result-body').replaceChildren(...advice(answer.warnings));
   $('correct-button').hidden = true;
   $('result-title').focus();
+  opened = false;
+  // The confirmation page's own address: a reload or a bookmark opens it again.
+  history.pushState(null, '', `/onboardings/${answer.onboarding_id}`);
   follow(answer.status_url || `/v1/onboardings/${answer.onboarding_id}`);
+}
+
+/* The confirmation page of an onboarding opened by its address (a reload, a bookmark,
+ * a list): what the status answer says, followed as after a submission. */
+export function openOnboarding(id) {
+  outcome = null;
+  opened = true;
+  setMode('result');
+  const result = $('result');
+  result.dataset.status = '';
+  result.dataset.onboardingId = id;
+  $('result-title').textContent = 'Onboarding';
+  $('result-intro').textContent = '';
+  $('result-progress').textContent = 'Loading the onboarding.';
+  $('result-body').replaceChildren();
+  $('correct-button').hidden = true;
+  $('result-title').focus();
+  follow(`/v1/onboardings/${id}`);
 }
 
 function advice(warnings) {
@@ -102,6 +126,11 @@ async function follow(url) {
     }
     if (status) {
       $('result-progress').textContent = STATUS_TEXT[status.status] || `Status: ${status.status}.`;
+    } else if (res && res.status === 404 && opened) {
+      $('result-title').textContent = 'No such onboarding';
+      $('result-progress').textContent = 'None of your partner account\'s onboardings has this address. ' +
+        'Your onboardings are listed under Onboardings.';
+      return;
     } else if (!res || res.status !== 404) {
       // 404: intake has not recorded it yet, and the long poll has waited already.
       $('result-progress').textContent = 'Waiting for the server to answer.';
@@ -196,7 +225,7 @@ function showOutcome(s) {
         'reserved. An email with the reasons was sent to you. Correct the request and submit it again.';
     body.push(h('h3', { text: 'Reasons' }), h('ul', { id: 'result-reasons' }, ...(s.reasons || []).map((r) =>
       h('li', { 'data-code': r.code, text: r.message }))));
-    $('correct-button').hidden = false;
+    $('correct-button').hidden = opened;
   }
   body.push(...stageList(s.stages));
   $('result-body').replaceChildren(...body);

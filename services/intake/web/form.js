@@ -10,6 +10,7 @@
  *   checks.js  the request read from the fields, and the reasons shown at their fields
  *   submit.js  POST /v1/onboardings, sent again as is when its outcome is unknown
  *   follow.js  the confirmation page, following the onboarding and its emails
+ *   views.js   the portal's views at their addresses: the form, the lists, an onboarding
  *
  * signin.js signs the partner in; every front-door call goes through its authFetch,
  * which sends the access token. The partner and the submitter are not in the request:
@@ -21,6 +22,7 @@ import { addAddress, addSensor, addressBlocks, refresh, renderSummary, setMode }
 import { clearErrors, readRequest, showReasons } from './checks.js';
 import { submit } from './submit.js';
 import { loadPartner } from './partner.js';
+import { go, route, startViews } from './views.js';
 import { outcome, stopFollowing } from './follow.js';
 
 let touched = false; // answers were given that leaving the page would lose
@@ -46,6 +48,8 @@ async function loadOptions() {
   if (who && who.partner_id) {
     await loadPartner();
     refresh();
+    startViews();
+    await route();
   }
 }
 
@@ -92,6 +96,7 @@ form.addEventListener('submit', (e) => {
 });
 $('correct-button').addEventListener('click', () => {
   stopFollowing(); // stop following the old onboarding
+  history.pushState(null, '', '/');
   setMode('edit');
   showReasons(outcome && outcome.reasons ? outcome.reasons : []);
 });
@@ -103,7 +108,7 @@ $('new-button').addEventListener('click', () => {
   $('addresses').replaceChildren();
   clearErrors();
   refresh();
-  setMode('edit');
+  go('/');
   $('page-title').focus();
 });
 
