@@ -33,6 +33,9 @@ static int options(void *ctx, struct lmp_http_call *call) {
                         "MDR_CLOUD", "name", "MDR Cloud", "hosting_regions", regions, "appliance_skus", skus,
                         "virtual_recommended_below", 10, "max_users", in->rules.max_users, "max_appliances",
                         in->rules.max_appliances, "signin", signin);
+  if (o)
+    json_object_set_new(o, "incident_response", json_string(in->rules.incident_response ? in->rules.incident_response
+                                                                                         : ""));
   char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
   json_decref(o);
   if (text == NULL)

@@ -20,6 +20,9 @@ const struct lmp_conf_entry intake_conf[] = {
     {"intake.hosting_regions", LMP_CONF_LIST, I(rules.regions), 1, 100,
      "ca-central-1,us-east-1,us-west-2,eu-west-1,eu-central-1,ap-southeast-2",
      "hosting regions for a fully virtual deployment"},
+    {"intake.incident_response", LMP_CONF_STR, I(rules.incident_response), 0, 300,
+     "call +1 888 555 0100 (24/7) or write to incident-response@mdr.example.com",
+     "how a customer experiencing a breach or incident reaches incident response, said on the form and in the refusal"},
     {"intake.legal_name_max", LMP_CONF_INT, I(rules.legal_name_max), 1, 1000, "200",
      "longest legal name, in characters"},
     {"intake.max_appliances", LMP_CONF_INT, I(rules.max_appliances), 1, 1000, "50",
@@ -35,7 +38,15 @@ const struct lmp_conf_entry intake_conf[] = {
 };
 const size_t intake_conf_n = sizeof(intake_conf) / sizeof(intake_conf[0]);
 
-int intake_configured(void *ctx, char *err, size_t errlen) { return 0; }
+int intake_configured(void *ctx, char *err, size_t errlen) {
+  const struct intake *in = ctx;
+  const char *ir = in->rules.incident_response;
+  if (ir && lmp_text_check(ir, strlen(ir), 0, NULL) != LMP_TEXT_OK) {
+    snprintf(err, errlen, "intake.incident_response: must be UTF-8 text without control characters");
+    return LMP_ECONFIG;
+  }
+  return 0;
+}
 
 static const char *const license_names[] = {"MDR_CORE", "MDR_COMPLETE", "MDR_CLOUD"};
 static const char *license_title(int license) {

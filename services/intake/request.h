@@ -58,6 +58,7 @@ struct intake_rules {
   int legal_name_max;    /* characters */
   int max_users;         /* per count */
   int max_appliances;
+  char *incident_response; /* whom a customer under attack contacts; NULL or empty: not said */
 };
 
 /* What validation found: reasons to reject, and advice that does not block. */

@@ -293,6 +293,10 @@ int intake_validate(const struct intake_request *r, const struct intake_rules *r
   if (r->breach < 0)
     ERR("BREACH_QUESTION_UNANSWERED", "breach_or_incident",
         "Please confirm whether the customer is experiencing a breach or incident.");
+  else if (r->breach == 1 && rules->incident_response && *rules->incident_response)
+    ERR("BREACH_OR_INCIDENT", "breach_or_incident",
+        "A customer experiencing a breach or incident cannot be onboarded through this form; "
+        "contact incident response for immediate help: %s.", rules->incident_response);
   else if (r->breach == 1)
     ERR("BREACH_OR_INCIDENT", "breach_or_incident",
         "A customer experiencing a breach or incident cannot be onboarded through this form; "

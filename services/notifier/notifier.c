@@ -23,7 +23,10 @@
 const struct lmp_conf_entry notifier_conf[] = {
     {"notifier.from_address", LMP_CONF_STR, N(from_address), 3, 254, "onboarding@lmp.example.com", "sender of every mail"},
     {"notifier.from_name", LMP_CONF_STR, N(from_name), 0, 100, "License Management Portal", "sender's display name"},
+    {"notifier.help_center_url", LMP_CONF_STR, N(help_url), 0, 512, "https://help.mdr.example.com/appliances", "the Help Center's chapter on appliances, named in the confirmation of a physical deployment; empty: none"},
     {"notifier.max_attempts", LMP_CONF_INT, N(max_attempts), 1, 1000, "10", "attempts at one mail before it is given up as failed"},
+    {"notifier.page_url", LMP_CONF_STR, N(page_url), 0, 512, "", "the partner's portal page (intake's public address, https://host:port); the confirmation links to the onboarding's page there; empty: none"},
+    {"notifier.portal_url", LMP_CONF_STR, N(portal_url), 8, 512, "https://portal.mdr.example.com", "the MDR Portal, where the invitation asks the customer's administrator to create their account"},
     {"notifier.retry_max_s", LMP_CONF_INT, N(retry_max_s), 1, 86400, "300", "longest wait before retrying a mail"},
     {"notifier.smtp_ca_file", LMP_CONF_STR, N(smtp_ca_file), 0, 1024, "", "PEM CA certificates that verify the SMTP server; empty: the system's"},
     {"notifier.smtp_password_file", LMP_CONF_STR, N(smtp_password_file), 0, 1024, "", "file holding the SMTP password (with smtp_username); read at each attempt"},
@@ -129,6 +132,17 @@ static int check_smtp(struct notifier *n, char *err, size_t errlen) {
   return r;
 }
 
+/* An address a mail may show as a link: http(s), printable ASCII without spaces, so it
+ * can neither break the mail's text nor hide another address. */
+static int link_ok(const char *s) {
+  if (strncmp(s, "https://", 8) != 0 && strncmp(s, "http://", 7) != 0)
+    return 0;
+  for (const char *c = s; *c; c++)
+    if (*c <= ' ' || *c >= 0x7f)
+      return 0;
+  return strlen(s) > 8;
+}
+
 int notifier_configured(void *ctx, char *err, size_t errlen) {
   struct notifier *n = ctx;
   if (!notifier_address_ok(n->from_address)) {
@@ -140,6 +154,16 @@ int notifier_configured(void *ctx, char *err, size_t errlen) {
     snprintf(err, errlen, "notifier.from_name: must be UTF-8 text without control characters");
     return LMP_ECONFIG;
   }
+  const struct {
+    const char *name, *value;
+  } urls[] = {{"notifier.portal_url", n->portal_url}, {"notifier.page_url", n->page_url},
+              {"notifier.help_center_url", n->help_url}};
+  for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++)
+    if (urls[i].value && *urls[i].value && !link_ok(urls[i].value)) {
+      snprintf(err, errlen, "%s: '%.100s' is not an https:// or http:// address without spaces", urls[i].name,
+               urls[i].value);
+      return LMP_ECONFIG;
+    }
   return check_smtp(n, err, errlen);
 }
 
@@ -232,6 +256,37 @@ static const char *license_name(const char *symbol) {
   return symbol;
 }
 
+/* The partner's name as allocation announced it, or its id when none was heard. */
+static int name_of(struct lmp_tx *tx, const char *partner, char *out, size_t outlen) {
+  const char *p[] = {partner};
+  PGresult *res;
+  int r = lmp_tx_query(tx, "SELECT name FROM partner_names WHERE partner_id = $1 AND name <> ''", 1, p, &res);
+  if (r < 0)
+    return r;
+  snprintf(out, outlen, "%s", PQntuples(res) ? PQgetvalue(res, 0, 0) : partner);
+  PQclear(res);
+  return 0;
+}
+
+/* What the confirmation says that depends on the onboarding: tracking is promised only
+ * when hardware ships, the Help Center's chapter on appliances is named only then, and
+ * the onboarding's page when the portal's address is configured. */
+static int confirmation_lines(const struct notifier *n, json_t *vars, const char *id, size_t nships) {
+  char page[700] = "", help[700] = "";
+  if (n->page_url && *n->page_url)
+    snprintf(page, sizeof(page), "\nIts page in the portal: %s/onboardings/%s\n", n->page_url, id);
+  if (nships && n->help_url && *n->help_url)
+    snprintf(help, sizeof(help), "\nFor general information about our network appliances, visit our Help Center "
+                                 "chapter on appliances:\n%s\n", n->help_url);
+  const char *note = nships ? "You will receive tracking details when the hardware leaves the warehouse."
+                            : "Nothing is shipped for this onboarding.";
+  return json_object_set_new(vars, "shipping_note", json_string(note)) ||
+                 json_object_set_new(vars, "page_line", json_string(page)) ||
+                 json_object_set_new(vars, "help_line", json_string(help))
+             ? LMP_ENOMEM
+             : 0;
+}
+
 static int on_completed(struct lmp_tx *tx, const struct lmp_event *ev) {
   avro_value_t *in = ev->value, acc, req, cust, ships, apps, allocs;
   int r = refuse_faulty(tx, ev);
@@ -264,16 +319,26 @@ static int on_completed(struct lmp_tx *tx, const struct lmp_event *ev) {
     lmp_buf_printf(&appl, "%s%s %s", i ? ", " : "", lmp_av_str(&a, "sku"),
                    serial ? serial : lmp_av_str(&a, "hosting_region") ? lmp_av_str(&a, "hosting_region") : "");
   }
-  json_t *vars = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I}",
+  char partner_name[1024];
+  if ((r = name_of(tx, lmp_av_str(&req, "partner_id"), partner_name, sizeof(partner_name))) < 0) {
+    lmp_buf_free(&users);
+    lmp_buf_free(&appl);
+    return r;
+  }
+  struct notifier *n = lmp_tx_ctx(tx);
+  json_t *vars = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:s}",
                            "onboarding_id", id, "account_name", lmp_av_str(&acc, "account_name"),
                            "customer_id", lmp_av_str(&acc, "customer_id"), "partner_id",
                            lmp_av_str(&req, "partner_id"), "admin_email", admin, "license",
                            license_name(lmp_av_enum_name(&req, "license")), "users", users.data,
-                           "appliances", appl.data, "shipments", (json_int_t)nships);
+                           "appliances", appl.data, "shipments", (json_int_t)nships, "partner_name", partner_name,
+                           "portal_url", n->portal_url ? n->portal_url : "");
   lmp_buf_free(&users);
   lmp_buf_free(&appl);
-  if (vars == NULL)
+  if (vars == NULL || confirmation_lines(n, vars, id, nships) < 0) {
+    json_decref(vars);
     return LMP_ENOMEM;
+  }
   r = owe(tx, id, "confirmation", "confirmation", partner_email, vars);
   if (r == 0)
     r = owe(tx, id, "invitation", "invitation", admin, vars);
@@ -323,9 +388,13 @@ static int on_failed(struct lmp_tx *tx, const struct lmp_event *ev) {
     avro_value_get_by_index(&reasons, i, &it, NULL);
     lmp_buf_printf(&text, "  - %s: %s\n", lmp_av_str(&it, "code"), lmp_av_str(&it, "message"));
   }
-  json_t *vars = json_pack("{s:s, s:s, s:s, s:s}", "onboarding_id", id, "account_name",
+  const struct notifier *conf = lmp_tx_ctx(tx);
+  char page[700] = "";
+  if (conf->page_url && *conf->page_url)
+    snprintf(page, sizeof(page), "\nIts page in the portal: %s/onboardings/%s\n", conf->page_url, id);
+  json_t *vars = json_pack("{s:s, s:s, s:s, s:s, s:s}", "onboarding_id", id, "account_name",
                            lmp_av_str(&acc, "account_name"), "stage", lmp_av_str(ev->value, "stage"),
-                           "reasons", text.data);
+                           "reasons", text.data, "page_line", page);
   lmp_buf_free(&text);
   if (vars == NULL)
     return LMP_ENOMEM;
@@ -368,10 +437,35 @@ static int on_dispatched(struct lmp_tx *tx, const struct lmp_event *ev) {
   return r;
 }
 
+/* partner.balance: only the partner's name is kept, for the mails. A name that is not
+ * printable text of at most 200 characters could break a mail: refused. Sub-partners'
+ * ids in the same event are checked as every text is, and not kept. */
+static int on_balance(struct lmp_tx *tx, const struct lmp_event *ev) {
+  int r = refuse_faulty(tx, ev); /* a partner id of its syntax, no control character in any text */
+  if (r < 0)
+    return r;
+  const char *partner = lmp_av_str(ev->value, "partner_id"), *name = lmp_av_str(ev->value, "name");
+  avro_value_t f;
+  int64_t version = 0;
+  size_t chars = 0;
+  if (partner == NULL || name == NULL ||
+      lmp_av_field(ev->value, "version", &f) < 0 || avro_value_get_long(&f, &version) != 0 || version < 1)
+    return lmp_tx_reject(tx, "partner.balance without a partner id, a name or a version >= 1");
+  if (lmp_text_check(name, strlen(name), 0, &chars) != LMP_TEXT_OK || chars > 200)
+    return lmp_tx_reject(tx, "partner.balance with a name that is not printable text of at most 200 characters");
+  char v[24];
+  snprintf(v, sizeof(v), "%lld", (long long)version);
+  const char *p[] = {partner, name, v};
+  return lmp_tx_command(tx, "INSERT INTO partner_names(partner_id, name, version) VALUES ($1, $2, $3::bigint) "
+                            "ON CONFLICT (partner_id) DO UPDATE SET name = EXCLUDED.name, version = EXCLUDED.version "
+                            "WHERE partner_names.version < EXCLUDED.version", 3, p);
+}
+
 const struct lmp_route notifier_routes[] = {
     {"onboarding.shipping-completed", on_completed, NULL, 0},
     {"onboarding.failed", on_failed, NULL, 0},
     {"onboarding.shipment-dispatched", on_dispatched, NULL, 0},
+    {"partner.balance", on_balance, NULL, 0},
     {NULL, NULL, NULL, 0},
 };
 

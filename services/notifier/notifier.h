@@ -20,6 +20,9 @@ struct notifier {
   char *from_address;   /* envelope and header sender */
   char *from_name;
   char *template_dir;   /* empty: the built-in templates */
+  char *portal_url;     /* the MDR Portal, where the invited administrator signs up */
+  char *page_url;       /* the partner's portal page; empty: mails name no page */
+  char *help_url;       /* the Help Center's chapter on appliances */
   int smtp_timeout_s;
   int retry_max_s;      /* longest wait between two attempts at one mail */
   int max_attempts;     /* attempts before a mail is given up */

@@ -29,7 +29,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   const struct lmp_schema *schema;
   avro_value_t v;
   if (lmp_avro_decode(S, msg, size + LMP_SOE_HEADER_LEN, &schema, &v, err, sizeof(err)) == 0) {
-    struct intake_rules rules = {regions, skus, 200, 1000000, 50};
+    struct intake_rules rules = {regions, skus, 200, 1000000, 50, NULL};
     struct intake_request r;
     struct intake_findings f = {0};
     if (intake_request_read(&v, &r) == 0 && intake_check_text(&v, &f) == 0 && f.errors.n == 0)

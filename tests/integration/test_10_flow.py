@@ -5,7 +5,7 @@ by the SMTP server are checked."""
 import json
 import sys
 
-from harness import check, decode, example, headers, http_get, onboarding_id, run, token, wait_for
+from harness import check, decode, example, headers, http_get, onboarding_id, run, stack_conf, token, wait_for
 
 
 def status(ns, oid):
@@ -15,6 +15,10 @@ def status(ns, oid):
 
 def test_flow(ns):
     ns.start_all()
+    # The notifier names the partner as allocation announced it (partner.balance).
+    wait_for("the partner's name heard by the notifier", lambda: ns.sql(
+        "SELECT name FROM partner_names WHERE partner_id = 'partner-northwind'", service="notifier") ==
+        [("Northwind MSP",)], timeout=60)
     virt = example("virtual-core.json")
     phys = example("physical-complete.json")
     cloud = example("cloud-only.json")
@@ -86,6 +90,16 @@ def test_flow(ns):
             check(not [(k, v) for k, v in m.items() if i in str(v)], f"{i} in the headers: {m.items()}")
         inv = by_to[r["customer"]["portal_admin_email"]]
         check(i not in inv.get_content() and i not in inv.as_string(), "the invitation shows the onboarding id")
+        # Mails that fit the onboarding: tracking and the Help Center's appliances only
+        # with hardware; the partner by its name; the MDR Portal and the page linked.
+        text, shipped = conf.get_content(), r is phys
+        check(("tracking details" in text) == shipped and ("Help Center chapter on appliances" in text) == shipped
+              and ("Nothing is shipped" in text) != shipped, f"{i}: the confirmation's shipping lines: {text}")
+        page = stack_conf("notifier").get("notifier.page_url")
+        check(page is None or f"{page}/onboardings/{i}" in text, f"{i}: the confirmation lacks its page: {text}")
+        invitation = inv.get_content()
+        check("Northwind MSP has onboarded" in invitation and "https://portal.mdr.example.com" in invitation,
+              f"the invitation: {invitation}")
         mids = ns.mail_ids(i)
         check(sorted(mids[str(m["Message-ID"])][1] for m in mails) == ["confirmation", "invitation"], mids)
         answer = json.loads(ns.admin_get("notifier", f"/v1/onboardings/{i}")[1])

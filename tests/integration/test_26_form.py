@@ -377,7 +377,8 @@ def breach_yes(page):
     page.click("license-MDR_CORE")
     page.click("breach-yes")
     page.wait("the incident-response advice", lambda: page.shown("breach-advice"))
-    check("incident response" in page.text("breach-advice"), page.text("breach-advice"))
+    check("incident response" in page.text("breach-advice") and
+          page.text("incident-contact").startswith("Incident response: call "), page.text("breach-advice"))
     for hidden in ("rest", "legal_name", "review-button", "submit-button"):
         check(not page.shown(hidden), f"{hidden} is shown to a customer under attack")
     check(not page.js("return Array.from(document.querySelectorAll('button[type=submit], input[type=submit]'))"

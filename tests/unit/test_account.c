@@ -27,7 +27,7 @@ static const struct lmp_service svc = {
 static struct txh H;
 
 static int setup(void **state) {
-  in.rules = (struct intake_rules){regions, skus, 200, 1000000, 50};
+  in.rules = (struct intake_rules){regions, skus, 200, 1000000, 50, NULL};
   txh_open(&H, &svc);
   return 0;
 }

@@ -37,7 +37,7 @@ static struct txh H;
 #define TIME(ms) "2026-09-21T14:13:20." ms "Z"
 
 static int setup(void **state) {
-  in.rules = (struct intake_rules){regions, skus, 200, 1000000, 50};
+  in.rules = (struct intake_rules){regions, skus, 200, 1000000, 50, NULL};
   txh_open(&H, &svc);
   return 0;
 }

@@ -20,7 +20,7 @@ static char *skus[] = {"NS-100", "NS-500", NULL};
 
 static int setup(void **state) {
   char err[300];
-  rules = (struct intake_rules){regions, skus, 200, 1000000, 50};
+  rules = (struct intake_rules){regions, skus, 200, 1000000, 50, "call +1 888 555 0100"};
   return lmp_schemas_new(&S, err, sizeof(err));
 }
 
@@ -361,6 +361,19 @@ static void text_is_trimmed(void **state) {
   json_decref(j);
 }
 
+/* The breach answer names how to reach incident response, from the settings. */
+static void breach_names_incident_response(void **state) {
+  json_t *j = example(VIRT);
+  mutate(j, "breach_or_incident", json_true());
+  struct intake_findings f = {0};
+  validate_json(j, &f);
+  assert_int_equal(f.errors.n, 1);
+  assert_string_equal(f.errors.v[0].code, "BREACH_OR_INCIDENT");
+  assert_non_null(strstr(f.errors.v[0].message, "contact incident response for immediate help: call +1 888 555 0100."));
+  intake_findings_clear(&f);
+  json_decref(j);
+}
+
 static void syntax_helpers(void **state) {
   int n = 0;
   for (char a = 'A'; a <= 'Z'; a++)
@@ -388,6 +401,7 @@ int main(void) {
       cmocka_unit_test(syntax_helpers),
       cmocka_unit_test(text_is_checked),
       cmocka_unit_test(text_is_trimmed),
+      cmocka_unit_test(breach_names_incident_response),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -39,6 +39,7 @@ async function loadOptions() {
       'please reload the page.';
     return;
   }
+  if (options.incident_response) $('incident-contact').textContent = `Incident response: ${options.incident_response}.`;
   const offered = new Set(options.licenses.map((l) => l.code));
   for (const r of form.querySelectorAll('input[name="license"]')) r.disabled = !offered.has(r.value);
   refresh();
