@@ -15,7 +15,23 @@
 #include "limit.h"
 #include "lmp/base/error.h"
 #include "lmp/base/log.h"
+#include "lmp/base/text.h"
 #include "lmp/io/admin.h"
+
+/* [{key: code, "name": its name}] for each code, named by the "code=name" entries of
+ * names (the code itself when none names it). */
+static json_t *named(char **codes, char **names, const char *key) {
+  json_t *out = json_array();
+  for (char **c = codes; out && c && *c; c++) {
+    const char *name = *c;
+    size_t n = strlen(*c);
+    for (char **e = names; e && *e; e++)
+      if (strncmp(*e, *c, n) == 0 && (*e)[n] == '=')
+        name = *e + n + 1;
+    json_array_append_new(out, json_pack("{s:s,s:s}", key, *c, "name", name));
+  }
+  return out;
+}
 
 /* What the form's page needs beside itself: the choices intake accepts. */
 static int options(void *ctx, struct lmp_http_call *call) {
@@ -33,6 +49,15 @@ static int options(void *ctx, struct lmp_http_call *call) {
                         "MDR_CLOUD", "name", "MDR Cloud", "hosting_regions", regions, "appliance_skus", skus,
                         "virtual_recommended_below", 10, "max_users", in->rules.max_users, "max_appliances",
                         in->rules.max_appliances, "signin", signin);
+  if (o) {
+    json_object_set_new(o, "regions", named(in->rules.regions, in->region_names, "code"));
+    json_object_set_new(o, "appliance_models", named(in->rules.skus, in->appliance_names, "sku"));
+    json_t *countries = json_array();
+    const char *c = lmp_country_codes();
+    for (size_t i = 0; countries && c[i]; i += c[i + 2] ? 3 : 2)
+      json_array_append_new(countries, json_stringn(c + i, 2));
+    json_object_set_new(o, "countries", countries);
+  }
   if (o)
     json_object_set_new(o, "incident_response", json_string(in->rules.incident_response ? in->rules.incident_response
                                                                                          : ""));

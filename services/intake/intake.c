@@ -17,6 +17,14 @@
 const struct lmp_conf_entry intake_conf[] = {
     {"intake.appliance_skus", LMP_CONF_LIST, I(rules.skus), 1, 100, "NS-100,NS-500,NS-1000",
      "appliance SKUs a request may name"},
+    {"intake.appliance_names", LMP_CONF_LIST, I(appliance_names), 0, 100,
+     "NS-100=NS-100 network sensor (small office),NS-500=NS-500 network sensor (mid-size site),"
+     "NS-1000=NS-1000 network sensor (large site or data centre)",
+     "what the page calls each appliance model, as SKU=name; a model without one is shown by its SKU"},
+    {"intake.hosting_region_names", LMP_CONF_LIST, I(region_names), 0, 100,
+     "ca-central-1=Canada (Central),us-east-1=US East (N. Virginia),us-west-2=US West (Oregon),"
+     "eu-west-1=Europe (Ireland),eu-central-1=Europe (Frankfurt),ap-southeast-2=Asia Pacific (Sydney)",
+     "what the page calls each hosting region, as code=name; a region without one is shown by its code"},
     {"intake.hosting_regions", LMP_CONF_LIST, I(rules.regions), 1, 100,
      "ca-central-1,us-east-1,us-west-2,eu-west-1,eu-central-1,ap-southeast-2",
      "hosting regions for a fully virtual deployment"},
@@ -38,8 +46,23 @@ const struct lmp_conf_entry intake_conf[] = {
 };
 const size_t intake_conf_n = sizeof(intake_conf) / sizeof(intake_conf[0]);
 
+/* A list of "code=name" entries: both parts there, the name printable text. */
+static int names_ok(char **list, const char *setting, char *err, size_t errlen) {
+  for (char **e = list; e && *e; e++) {
+    const char *eq = strchr(*e, '=');
+    if (eq == NULL || eq == *e || eq[1] == '\0' || lmp_text_check(eq + 1, strlen(eq + 1), 0, NULL) != LMP_TEXT_OK) {
+      snprintf(err, errlen, "%s: '%.80s' is not code=name", setting, *e);
+      return LMP_ECONFIG;
+    }
+  }
+  return 0;
+}
+
 int intake_configured(void *ctx, char *err, size_t errlen) {
   const struct intake *in = ctx;
+  if (names_ok(in->region_names, "intake.hosting_region_names", err, errlen) < 0 ||
+      names_ok(in->appliance_names, "intake.appliance_names", err, errlen) < 0)
+    return LMP_ECONFIG;
   const char *ir = in->rules.incident_response;
   if (ir && lmp_text_check(ir, strlen(ir), 0, NULL) != LMP_TEXT_OK) {
     snprintf(err, errlen, "intake.incident_response: must be UTF-8 text without control characters");

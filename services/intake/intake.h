@@ -9,6 +9,8 @@
 
 struct intake {
   struct intake_rules rules;
+  char **region_names;      /* "code=name" each: what the page shows for a hosting region */
+  char **appliance_names;   /* and for an appliance model */
   char *portal_client_id;   /* the page's client at the identity provider */
   int partner_per_min;      /* submissions a partner may make per minute */
   int address_per_min;      /* and a client address */

@@ -11,6 +11,7 @@
 #include "lmp/avro/codec.h"
 #include "lmp/base/error.h"
 #include "lmp/base/log.h"
+#include "lmp/base/text.h"
 #include "lmp/io/admin.h"
 
 #define TEXT_MAX 200 /* characters of a name or an address line */
@@ -110,8 +111,7 @@ static const char *address_wrong(json_t *a) {
   for (const char *const *k = optional; *k; k++)
     if (!text_ok(json_string_value(json_object_get(a, *k))))
       return "an address line too long";
-  const char *c = json_string_value(json_object_get(a, "country"));
-  if (c == NULL || strlen(c) != 2 || c[0] < 'A' || c[0] > 'Z' || c[1] < 'A' || c[1] > 'Z')
+  if (!lmp_country_ok(json_string_value(json_object_get(a, "country"))))
     return "a country that is not an ISO 3166-1 alpha-2 code";
   return NULL;
 }

@@ -592,11 +592,15 @@ def physical(page, ns, who):
         {"recipient": "IT Department", "line1": "1800 Lower Water St", "line2": "Suite 400", "city": "Halifax",
          "region": "NS", "postal_code": "B3J 3P5", "country": "CA", "phone": "+1 902 555 0100"},
         {"recipient": "Receiving", "line1": "40 Wright Ave", "line2": "", "city": "Dartmouth", "region": "NS",
-         "postal_code": "B3B 1G6", "country": "ca", "phone": ""},
+         "postal_code": "B3B 1G6", "country": "CA", "phone": ""},
     ]
     for ref, address in zip(refs, typed):
         for field, value in address.items():
-            if value:
+            if field == "country":  # chosen from the list, each country by its name
+                check("Canada (CA)" in page.js("return Array.from(document.getElementById(arguments[0]).options, "
+                                               "(o) => o.textContent)", f"{ref}-country"), "no Canada to choose")
+                page.select(f"{ref}-country", value.upper())
+            elif value:
                 page.type(f"{ref}-{field}", value)
     # The head office takes the primary and the first sensor, the warehouse the second.
     assign = page.js("return Array.from(document.querySelectorAll('#assignments select'), (s) => s.id)")

@@ -59,6 +59,8 @@ def holdings(page):
     page.type("sub_partner_id", "partner-southwind")
     page.click("deploy-virtual")
     page.select("hosting_region", "ca-central-1")
+    chosen = "const s = document.getElementById(arguments[0]); return s.options[s.selectedIndex].textContent"
+    check(page.js(chosen, "hosting_region") == "Canada (Central)", "the region is not shown by its name")
     page.click("review-button")
     page.wait("the reasons at their fields", lambda: page.attr("users_tier", "aria-invalid") == "true")
     page.shot("count-above-available")
@@ -89,6 +91,8 @@ def default_address(page):
     page.type("users_tier", "20")
     page.click("deploy-sensors")
     page.select("primary_sku", "NS-500")
+    chosen = "const s = document.getElementById(arguments[0]); return s.options[s.selectedIndex].textContent"
+    check(page.js(chosen, "primary_sku") == "NS-500 network sensor (mid-size site)", "the model is not shown by its name")
     check(not page.shown("default-address-box"), "the default address shown before it was chosen")
     page.click("ship-default")
     page.wait("the default address", lambda: page.shown("default-address-box"))

@@ -160,6 +160,8 @@ static const char countries[] =
     "SX SY SZ TC TD TF TG TH TJ TK TL TM TN TO TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI "
     "VN VU WF WS YE YT ZA ZM ZW";
 
+const char *lmp_country_codes(void) { return countries; }
+
 int lmp_country_ok(const char *s) {
   if (s == NULL || strlen(s) != 2 || s[0] < 'A' || s[0] > 'Z' || s[1] < 'A' || s[1] > 'Z')
     return 0;

@@ -20,7 +20,25 @@ function setOptions(select, placeholder, items) {
   select.value = items.some(([v]) => v === value) ? value : '';
 }
 
-const skuItems = () => options.appliance_skus.map((s) => [s, s]);
+// Regions and models by their names, countries by theirs in the browser's language.
+const skuItems = () => (options.appliance_models || options.appliance_skus.map((s) => ({ sku: s, name: s })))
+  .map((m) => [m.sku, m.name]);
+const regionItems = () => (options.regions || options.hosting_regions.map((c) => ({ code: c, name: c })))
+  .map((x) => [x.code, x.name]);
+let countryNames = null;
+function countryItems() {
+  if (!countryNames) {
+    let names = null;
+    try {
+      names = new Intl.DisplayNames([navigator.language || 'en', 'en'], { type: 'region' });
+    } catch (e) {
+      names = null;
+    }
+    countryNames = (options.countries || []).map((c) => [c, names ? `${names.of(c)} (${c})` : c])
+      .sort((a, b) => a[1].localeCompare(b[1]));
+  }
+  return countryNames;
+}
 
 /* ---- appliances and addresses ----------------------------------------------- */
 
@@ -59,8 +77,7 @@ const ADDRESS_FIELDS = [
   ['city', 'City', { autocomplete: 'shipping address-level2' }],
   ['region', 'Province or state (optional)', { autocomplete: 'shipping address-level1' }],
   ['postal_code', 'Postal code', { autocomplete: 'shipping postal-code' }],
-  ['country', 'Country code', { autocomplete: 'shipping country', maxlength: 2, short: true,
-                                hint: 'Two letters (ISO 3166-1), such as CA or US.' }],
+  ['country', 'Country', { autocomplete: 'shipping country', select: true }],
   ['phone', 'Phone (optional)', { type: 'tel', autocomplete: 'shipping tel' }],
 ];
 
@@ -73,8 +90,9 @@ export function addAddress(focus) {
     grid.append(h('div', { class: o.wide ? 'field wide' : 'field' },
       h('label', { for: id, text: label }),
       o.hint ? h('p', { class: 'hint', id: hintId, text: o.hint }) : null,
-      h('input', { id, type: o.type || 'text', 'data-name': name, autocomplete: o.autocomplete,
-                   maxlength: o.maxlength, class: o.short ? 'short' : null, 'aria-describedby': hintId })));
+      o.select ? h('select', { id, 'data-name': name, autocomplete: o.autocomplete })
+        : h('input', { id, type: o.type || 'text', 'data-name': name, autocomplete: o.autocomplete,
+                       maxlength: o.maxlength, class: o.short ? 'short' : null, 'aria-describedby': hintId })));
   }
   const remove = h('button', { type: 'button', class: 'secondary remove' });
   const block = h('fieldset', { id: `fs-${key}`, class: 'address', 'data-key': key }, h('legend'), grid, remove);
@@ -135,7 +153,8 @@ export function refresh() {
   $('fs-shipping').hidden = cloud || kind !== 'NETWORK_SENSORS';
   $('custom-fields').hidden = checked('shipping') !== 'custom';
 
-  setOptions($('hosting_region'), 'Choose a hosting region', options.hosting_regions.map((r) => [r, r]));
+  setOptions($('hosting_region'), 'Choose a hosting region', regionItems());
+  for (const s of form.querySelectorAll('select[data-name="country"]')) setOptions(s, 'Choose a country', countryItems());
   for (const s of form.querySelectorAll('select.sku')) setOptions(s, 'Choose a model', skuItems());
   Array.from($('sensors').children).forEach((li, i) => {
     li.querySelector('label').textContent = `Additional sensor ${i + 1}`;

@@ -39,5 +39,7 @@ char *lmp_utf8_sanitize(const char *s, size_t n, size_t *outlen);
 
 /* Whether s is an assigned ISO 3166-1 alpha-2 country code, such as CA. */
 int lmp_country_ok(const char *s);
+/* Every code lmp_country_ok takes, in order, separated by single spaces. */
+const char *lmp_country_codes(void);
 
 #endif
