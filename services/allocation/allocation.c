@@ -35,6 +35,54 @@ static int fail(struct lmp_tx *tx, const char *id, const char *partner, struct l
   return r ? r : lmp_emit_failed(tx, id, partner, STAGE, rs, n, onboarding);
 }
 
+/* What a license's counts draw from: its tier's pool, the cloud pool, the SAT pool. */
+static size_t needs_of(int license, avro_value_t *users, struct need needs[4]) {
+  size_t nn = 0;
+  int tier = lmp_av_int(users, "tier"), cloud = lmp_av_int(users, "cloud"), sat = lmp_av_int(users, "sat");
+  if (license == 0 && tier > 0)
+    needs[nn++] = (struct need){0, tier};
+  if (license == 1 && tier > 0)
+    needs[nn++] = (struct need){1, tier};
+  if (cloud > 0)
+    needs[nn++] = (struct need){2, cloud};
+  if (sat > 0)
+    needs[nn++] = (struct need){3, sat};
+  return nn;
+}
+
+/* Draws every need from the partner's pools or none: a savepoint around the pools,
+ * rolled back on any shortfall, each shortfall a reason in rs (*nr of them, at most
+ * 4) naming the product, what was requested and what is available. */
+static int draw(struct lmp_tx *tx, const char *partner, const struct need *needs, size_t nn, struct lmp_reason *rs,
+                size_t *nr) {
+  int r = lmp_tx_command(tx, "SAVEPOINT allocate", 0, NULL);
+  for (size_t i = 0; r == 0 && i < nn; i++) {
+    char n[16];
+    snprintf(n, sizeof(n), "%d", needs[i].users);
+    const char *p[] = {partner, products[needs[i].product], n};
+    PGresult *res;
+    if ((r = lmp_tx_query(tx, "UPDATE pools SET allocated = allocated + $3::int "
+                              "WHERE partner_id = $1 AND product = $2 AND allocated + $3::int <= total "
+                              "RETURNING 1", 3, p, &res)) < 0)
+      return r;
+    int ok = PQntuples(res) == 1;
+    PQclear(res);
+    if (ok)
+      continue;
+    if ((r = lmp_tx_query(tx, "SELECT total - allocated FROM pools WHERE partner_id = $1 AND product = $2", 2, p,
+                          &res)) < 0)
+      return r;
+    long avail = PQntuples(res) ? strtol(PQgetvalue(res, 0, 0), NULL, 10) : 0;
+    PQclear(res);
+    lmp_reason_set(&rs[*nr], "INSUFFICIENT_USERS", "users", "%s: %d users requested, %ld available on %s's license.",
+                   product_names[needs[i].product], needs[i].users, avail, LMP_Q(partner));
+    (*nr)++;
+  }
+  if (r == 0 && *nr)
+    r = lmp_tx_command(tx, "ROLLBACK TO SAVEPOINT allocate", 0, NULL);
+  return r;
+}
+
 static int on_accepted(struct lmp_tx *tx, const struct lmp_event *ev) {
   avro_value_t *acc = ev->value, req, cust, users;
   const char *id = lmp_av_str(acc, "onboarding_id");
@@ -77,47 +125,11 @@ static int on_accepted(struct lmp_tx *tx, const struct lmp_event *ev) {
   }
 
   struct need needs[4];
-  size_t nn = 0;
-  int tier = lmp_av_int(&users, "tier"), cloud = lmp_av_int(&users, "cloud"), sat = lmp_av_int(&users, "sat");
-  if (license == 0 && tier > 0)
-    needs[nn++] = (struct need){0, tier};
-  if (license == 1 && tier > 0)
-    needs[nn++] = (struct need){1, tier};
-  if (cloud > 0)
-    needs[nn++] = (struct need){2, cloud};
-  if (sat > 0)
-    needs[nn++] = (struct need){3, sat};
-
-  /* All or nothing: a savepoint around the pools, rolled back on any shortfall. */
-  if ((r = lmp_tx_command(tx, "SAVEPOINT allocate", 0, NULL)) < 0)
+  size_t nn = needs_of(license, &users, needs);
+  if ((r = draw(tx, partner, needs, nn, rs, &nr)) < 0)
     return r;
-  for (size_t i = 0; i < nn; i++) {
-    char n[16];
-    snprintf(n, sizeof(n), "%d", needs[i].users);
-    const char *p[] = {partner, products[needs[i].product], n};
-    PGresult *res;
-    if ((r = lmp_tx_query(tx, "UPDATE pools SET allocated = allocated + $3::int "
-                              "WHERE partner_id = $1 AND product = $2 AND allocated + $3::int <= total "
-                              "RETURNING 1", 3, p, &res)) < 0)
-      return r;
-    int ok = PQntuples(res) == 1;
-    PQclear(res);
-    if (ok)
-      continue;
-    if ((r = lmp_tx_query(tx, "SELECT total - allocated FROM pools WHERE partner_id = $1 AND product = $2", 2, p,
-                          &res)) < 0)
-      return r;
-    long avail = PQntuples(res) ? strtol(PQgetvalue(res, 0, 0), NULL, 10) : 0;
-    PQclear(res);
-    lmp_reason_set(&rs[nr], "INSUFFICIENT_USERS", "users", "%s: %d users requested, %ld available on %s's license.",
-                   product_names[needs[i].product], needs[i].users, avail, LMP_Q(partner));
-    nr++;
-  }
-  if (nr) {
-    if ((r = lmp_tx_command(tx, "ROLLBACK TO SAVEPOINT allocate", 0, NULL)) < 0)
-      return r;
+  if (nr)
     return fail(tx, id, partner, rs, nr, acc);
-  }
   /* The partner's balance changed: announced by the tick (balance.c). */
   const char *p3[] = {id, partner};
   if ((r = lmp_tx_command(tx, "WITH changed AS (UPDATE partners SET balance_version = balance_version + 1 "
@@ -214,9 +226,80 @@ static int on_completed(struct lmp_tx *tx, const struct lmp_event *ev) {
                             "WHERE onboarding_id = $1 AND status = 'allocated'", 1, p);
 }
 
+/* customer.users-accepted: more users for an existing customer, drawn all or nothing
+ * like an onboarding's, once per addition; customer.users-added, or -refused naming
+ * the shortfall. No later stage can fail an addition: its users stay. */
+static int on_users_accepted(struct lmp_tx *tx, const struct lmp_event *ev) {
+  avro_value_t *acc = ev->value, users;
+  const char *id = lmp_av_str(acc, "addition_id"), *partner = lmp_av_str(acc, "partner_id");
+  int license = lmp_av_enum(acc, "license");
+  if (id == NULL || partner == NULL || license < 0 || lmp_av_field(acc, "users", &users) < 0)
+    return lmp_tx_reject(tx, "customer.users-accepted without addition_id, partner_id, license or users");
+  const char *p1[] = {id};
+  int found, r = lmp_tx_exists(tx, "SELECT 1 FROM additions WHERE addition_id = $1", 1, p1, &found);
+  if (r < 0 || found)
+    return r;
+  struct lmp_reason rs[4];
+  size_t nr = 0, nn = 0;
+  struct need needs[4];
+  const char *p2[] = {partner};
+  if ((r = lmp_tx_exists(tx, "SELECT 1 FROM partners WHERE partner_id = $1", 1, p2, &found)) < 0)
+    return r;
+  if (!found)
+    lmp_reason_set(&rs[nr++], "UNKNOWN_PARTNER", "partner_id", "Partner '%s' holds no volume license.",
+                   LMP_Q(partner));
+  else if ((nn = needs_of(license, &users, needs)) > 0 && (r = draw(tx, partner, needs, nn, rs, &nr)) < 0)
+    return r;
+  int added = nr == 0;
+  const char *type = added ? "customer.users-added" : "customer.users-refused";
+  avro_value_t out, arr;
+  if ((r = lmp_tx_value(tx, type, &out)) < 0)
+    return r;
+  r = lmp_av_set_str(&out, "addition_id", id);
+  if (r == 0)
+    r = lmp_av_copy_field(&out, "addition", acc);
+  if (r == 0)
+    r = avro_value_get_by_name(&out, added ? "allocations" : "reasons", &arr, NULL) ? LMP_EINVAL : 0;
+  json_t *list = json_array();
+  for (size_t i = 0; r == 0 && added && i < nn; i++) {
+    avro_value_t e, f;
+    if (avro_value_append(&arr, &e, NULL) || avro_value_get_by_name(&e, "product", &f, NULL) ||
+        avro_value_set_enum(&f, needs[i].product) || lmp_av_set_int(&e, "users", needs[i].users))
+      r = LMP_ENOMEM;
+    json_array_append_new(list, json_pack("{s:s,s:i}", "product", products[needs[i].product], "users", needs[i].users));
+  }
+  if (r == 0 && !added)
+    r = lmp_av_set_reasons(&arr, rs, nr);
+  if (r == 0)
+    r = lmp_av_set_long(&out, added ? "added_at" : "refused_at", lmp_now_ms());
+  char *allocs = list ? json_dumps(list, JSON_COMPACT) : NULL, *reasons = lmp_reasons_json(rs, nr);
+  json_decref(list);
+  const char *p3[] = {id, partner, added ? "added" : "refused", allocs, reasons};
+  if (r == 0)
+    r = allocs && reasons
+            ? lmp_tx_command(tx, added ? "WITH changed AS (UPDATE partners SET balance_version = balance_version + 1 "
+                                         "WHERE partner_id = $2) INSERT INTO additions(addition_id, partner_id, status, "
+                                         "allocations, reasons) VALUES ($1, $2, $3, $4::jsonb, $5::jsonb)"
+                                       : "INSERT INTO additions(addition_id, partner_id, status, allocations, reasons) "
+                                         "VALUES ($1, $2, $3, $4::jsonb, $5::jsonb)",
+                             5, p3)
+            : LMP_ENOMEM;
+  free(allocs);
+  free(reasons);
+  if (r == 0 && added)
+    lmp_tx_wake(tx); /* the partner's balance changed: the tick announces it */
+  if (r == 0)
+    r = lmp_tx_emit(tx, type, id, &out);
+  avro_value_decref(&out);
+  if (r == 0)
+    lmp_info(id, "users for %s %s", partner, added ? "added" : rs[0].message);
+  return r;
+}
+
 const struct lmp_route allocation_routes[] = {
     {"onboarding.accepted", on_accepted, NULL, 0},
     {"onboarding.failed", on_failed, NULL, 0},
     {"onboarding.shipping-completed", on_completed, NULL, 0},
+    {"customer.users-accepted", on_users_accepted, NULL, 0},
     {NULL, NULL, NULL, 0},
 };

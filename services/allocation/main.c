@@ -1,7 +1,8 @@
 /* lmp-allocation: license pools. Parse, configure, run, drain. */
 #include "allocation.h"
 
-static const char *const emits[] = {"onboarding.users-allocated", "onboarding.failed", "partner.balance", NULL};
+static const char *const emits[] = {"onboarding.users-allocated", "onboarding.failed", "partner.balance",
+                                    "customer.users-added", "customer.users-refused", NULL};
 
 int main(int argc, char **argv) {
   const struct lmp_service svc = {

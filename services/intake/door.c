@@ -85,19 +85,27 @@ static int refused(struct lmp_http_call *call, const struct intake_findings *f) 
   return r;
 }
 
-/* 202: taken; the answer is where to follow it. The warnings' reference is taken. */
-static int taken(struct lmp_http_call *call, const char *id, json_t *warnings) {
-  snprintf(call->location, sizeof(call->location), "/v1/onboardings/%s", id);
-  json_t *o = json_pack("{s:s,s:s,s:s,s:o}", "onboarding_id", id, "status", "submitted", "status_url", call->location,
-                        "warnings", warnings);
-  char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
-  json_decref(o);
+/* 202: taken, and where to follow it (location, also the answer's status_url). The
+ * answer's reference is taken. */
+static int accepted_at(struct lmp_http_call *call, const char *location, json_t *answer) {
+  snprintf(call->location, sizeof(call->location), "%s", location);
+  if (answer)
+    json_object_set_new(answer, "status_url", json_string(location));
+  char *text = answer ? json_dumps(answer, JSON_COMPACT) : NULL;
+  json_decref(answer);
   if (text == NULL)
     return LMP_ENOMEM;
   call->status = 202;
   int r = lmp_buf_puts(call->out, text);
   free(text);
   return r;
+}
+
+static int taken(struct lmp_http_call *call, const char *id, json_t *warnings) {
+  char location[80];
+  snprintf(location, sizeof(location), "/v1/onboardings/%s", id);
+  return accepted_at(call, location, json_pack("{s:s,s:s,s:o}", "onboarding_id", id, "status", "submitted",
+                                               "warnings", warnings));
 }
 
 /* Whether intake has this onboarding already: 0 no, 1 with this very content, 2 with
@@ -124,7 +132,7 @@ static int answered(struct lmp_http_call *call, int code, const char *msg) {
 /* The body speaks for the signed-in partner only: a partner it names must be the
  * token's; the partner and the submitter are the token's whatever the body says. 0,
  * or 1 when the call was answered (403). */
-static int speak_for_caller(struct lmp_http_call *call, json_t *j) {
+int intake_door_speak_for_caller(struct lmp_http_call *call, json_t *j) {
   const struct lmp_caller *who = call->caller; /* acts for a partner (within_limits) */
   if (who->email[0] == '\0' || !who->email_verified)
     return answered(call, 403, "the signed-in account has no verified email address to confirm the onboarding to");
@@ -144,7 +152,7 @@ static int speak_for_caller(struct lmp_http_call *call, json_t *j) {
 
 /* Per partner, then per client address, for callers that act for a partner; 0, or 1
  * when the call was answered (403, 429). */
-static int within_limits(const struct intake *in, struct lmp_http_call *call) {
+int intake_door_within_limits(const struct intake *in, struct lmp_http_call *call) {
   if (call->caller->partner_id[0] == '\0')
     return answered(call, 403, "the signed-in account acts for no partner");
   int wait = intake_limit_take("partner", call->caller->partner_id, in->partner_per_min);
@@ -162,17 +170,19 @@ static int within_limits(const struct intake *in, struct lmp_http_call *call) {
  * gives every event one within its message.timeout.ms (8 s). */
 #define PUBLISH_WAIT_MS 10000
 
-/* A submission whose event is on its way to the broker, between the route's runs. */
+/* A submission whose event is on its way to the broker, between the route's runs: its
+ * 202 answer and where to follow it, given once the broker has the event. */
 struct submission {
   struct lmp_http_pending *pending;
   char id[37];
-  json_t *warnings;
+  char location[160];
+  json_t *answer;
 };
 
 static void submission_free(void *state) {
   struct submission *s = state;
   lmp_http_pending_free(s->pending);
-  json_decref(s->warnings);
+  json_decref(s->answer);
   free(s);
 }
 
@@ -196,8 +206,37 @@ static int answer_submission(struct lmp_http_call *call, struct submission *s) {
     return lmp_admin_error(call, 503, "the request could not be passed on now; try again");
   }
   lmp_info(s->id, "submitted through the front door by %s of %s", call->caller->name, call->caller->partner_id);
-  return taken(call, s->id, json_incref(s->warnings));
+  return accepted_at(call, s->location, json_deep_copy(s->answer));
 }
+
+int intake_door_publish(struct lmp_http_call *call, const char *event_type, const char *id, avro_value_t *v,
+                        const char *location, json_t *answer) {
+  char err[512];
+  struct submission *s = calloc(1, sizeof(*s));
+  if (s == NULL) {
+    json_decref(answer);
+    return LMP_ENOMEM;
+  }
+  snprintf(s->id, sizeof(s->id), "%s", id);
+  snprintf(s->location, sizeof(s->location), "%s", location);
+  s->answer = answer;
+  int r = lmp_http_publish(call, event_type, id, v, &s->pending, err, sizeof(err));
+  if (r == LMP_ETOOBIG) {
+    r = lmp_admin_error(call, 413, "the request is too large to be carried through onboarding");
+  } else if (r < 0) {
+    lmp_warn(id, "front door: not published: %s", err);
+    r = lmp_admin_error(call, 503, "the request could not be passed on now; try again");
+  } else { /* answered when the broker has answered */
+    call->state = s;
+    call->state_free = submission_free;
+    call->again_ms = PUBLISH_WAIT_MS;
+    return 0;
+  }
+  submission_free(s);
+  return r;
+}
+
+int intake_door_answer(struct lmp_http_call *call) { return answer_submission(call, call->state); }
 
 static int submit(void *ctx, struct lmp_http_call *call) {
   const struct intake *in = ctx;
@@ -207,7 +246,7 @@ static int submit(void *ctx, struct lmp_http_call *call) {
    * already do): published now, it could be answered nothing of its fate. */
   if (call->last)
     return lmp_admin_error(call, 503, "the front door is busy; try again");
-  if (within_limits(in, call))
+  if (intake_door_within_limits(in, call))
     return 0;
   const char *ctype = lmp_http_header(call, "content-type");
   /* Media types are case-insensitive (RFC 9110); parameters such as charset may follow. */
@@ -217,7 +256,7 @@ static int submit(void *ctx, struct lmp_http_call *call) {
   json_t *j = lmp_admin_body(call);
   if (j == NULL)
     return 0;
-  if (speak_for_caller(call, j)) {
+  if (intake_door_speak_for_caller(call, j)) {
     json_decref(j);
     return 0;
   }
@@ -266,27 +305,11 @@ static int submit(void *ctx, struct lmp_http_call *call) {
                                    "submit a new request with a new id");
     goto out;
   }
-  struct submission *s = calloc(1, sizeof(*s));
-  if (s == NULL) {
-    r = LMP_ENOMEM;
-    goto out;
-  }
-  memcpy(s->id, id, sizeof(s->id));
-  s->warnings = lmp_reasons_to_json(f.warnings.v, f.warnings.n);
-  r = lmp_http_publish(call, "onboarding.requested", id, &v, &s->pending, err, sizeof(err));
-  if (r == LMP_ETOOBIG) {
-    r = lmp_admin_error(call, 413, "the request is too large to be carried through onboarding");
-  } else if (r < 0) {
-    lmp_warn(id, "front door: not published: %s", err);
-    r = lmp_admin_error(call, 503, "the request could not be passed on now; try again");
-  } else { /* answered when the broker has answered */
-    call->state = s;
-    call->state_free = submission_free;
-    call->again_ms = PUBLISH_WAIT_MS;
-    s = NULL;
-  }
-  if (s)
-    submission_free(s);
+  char location[80];
+  snprintf(location, sizeof(location), "/v1/onboardings/%s", id);
+  r = intake_door_publish(call, "onboarding.requested", id, &v, location,
+                          json_pack("{s:s,s:s,s:o}", "onboarding_id", id, "status", "submitted", "warnings",
+                                    lmp_reasons_to_json(f.warnings.v, f.warnings.n)));
 out:
   free(json);
   intake_findings_clear(&f);
@@ -333,6 +356,7 @@ const struct lmp_http_route intake_http[] = {
     {"GET", "/onboardings", page, 0, 0, 0},
     {"GET", "/onboardings/{}", page, 0, 0, 0},
     {"GET", "/customers", page, 0, 0, 0},
+    {"GET", "/customers/{}", page, 0, 0, 0},
     {"GET", "/form/{}", asset, 0, 0, 0},
     {"GET", "/v1/form", options, 0, 0, 0},
     {"POST", "/v1/onboardings", submit, 256 * 1024, 0, 1},
@@ -340,6 +364,8 @@ const struct lmp_http_route intake_http[] = {
     {"GET", "/v1/partner", intake_partner_route, 0, 0, 1},
     {"GET", "/v1/onboardings", intake_onboardings_route, 0, 0, 1},
     {"GET", "/v1/customers", intake_customers_route, 0, 0, 1},
+    {"GET", "/v1/customers/{}", intake_customer_route, 0, 0, 1},
+    {"POST", "/v1/customers/{}/users", intake_add_users_route, 16 * 1024, 0, 1},
     {"GET", "/v1/onboardings/{}", intake_status_admin_route, 0, 1, 0},
     {NULL, NULL, NULL, 0, 0, 0},
 };

@@ -275,5 +275,8 @@ const struct lmp_route intake_routes[] = {
     {"onboarding.mail-settled", intake_on_mail_settled, NULL, 0},
     {"partner.balance", intake_on_balance, NULL, 0},
     {"partner.address", intake_on_address, NULL, 0},
+    {"customer.users-requested", intake_on_users_requested, NULL, 0},
+    {"customer.users-added", intake_on_users_settled, "added", 0},
+    {"customer.users-refused", intake_on_users_settled, NULL, 0},
     {NULL, NULL, NULL, 0},
 };

@@ -69,6 +69,36 @@ int intake_status_rank(const struct intake_stage *st);
 int intake_on_lifecycle(struct lmp_tx *tx, const struct lmp_event *ev);
 /* onboarding.mail-settled: a confirmed onboarding's mail sent or given up. */
 int intake_on_mail_settled(struct lmp_tx *tx, const struct lmp_event *ev);
+/* Users added to a customer later (additions.c): customer.users-requested checked and
+ * recorded once; customer.users-added (route data non-NULL) or -refused recorded;
+ * POST /v1/customers/{id}/users and GET /v1/customers/{id} for the signed-in partner. */
+int intake_on_users_requested(struct lmp_tx *tx, const struct lmp_event *ev);
+int intake_on_users_settled(struct lmp_tx *tx, const struct lmp_event *ev);
+int intake_add_users_route(void *ctx, struct lmp_http_call *call);
+int intake_customer_route(void *ctx, struct lmp_http_call *call);
+
+/* SQL: the users per product of customer account a (an alias of customer_accounts):
+ * its onboarding's allocation and every addition's, as [{product, users}]. */
+#define INTAKE_CUSTOMER_TOTALS(a)                                                                                            \
+  "COALESCE((SELECT json_agg(json_build_object('product', e.product, 'users', e.users) ORDER BY e.product) " \
+  "FROM (SELECT x->>'product' AS product, sum((x->>'users')::int) AS users FROM ("                           \
+  "  SELECT jsonb_array_elements(s.detail->'allocations') x FROM (SELECT detail FROM onboarding_stages "     \
+  "    WHERE onboarding_id = " #a ".onboarding_id AND stage = 'users-allocated' ORDER BY at DESC LIMIT 1) s " \
+  "  UNION ALL SELECT jsonb_array_elements(u.allocations) FROM user_additions u "                             \
+  "    WHERE u.customer_id = " #a ".customer_id::text AND u.status = 'added') y GROUP BY 1) e), '[]')"
+
+
+/* The front door's steps every submission route takes (door.c): the partner's and
+ * the address's rate (0, or 1 answered 403/429); the body made to speak for the
+ * signed-in partner (0, or 1 answered 403); the event published, the call answered
+ * 202 with answer (taken) and location once the broker has it (intake_door_answer on
+ * the route's next run, when call->state is set), or 413/503. */
+int intake_door_within_limits(const struct intake *in, struct lmp_http_call *call);
+int intake_door_speak_for_caller(struct lmp_http_call *call, json_t *j);
+int intake_door_publish(struct lmp_http_call *call, const char *event_type, const char *id, avro_value_t *v,
+                        const char *location, json_t *answer);
+int intake_door_answer(struct lmp_http_call *call);
+
 /* The partner's view (partner.c): partner.balance and partner.address kept at their
  * highest version, and GET /v1/partner for the signed-in partner. */
 int intake_on_balance(struct lmp_tx *tx, const struct lmp_event *ev);

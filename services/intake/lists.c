@@ -144,8 +144,7 @@ static const char *const account_statuses[] = {"reserved", "active", "released",
 static const char customers_sql[] =
     "SELECT json_build_object('customer_id', a.customer_id, 'account_name', a.account_name, 'license', a.license, "
     "'status', a.status, 'onboarding_id', a.onboarding_id, 'created_at', " UTC(a.created_at) ", "
-    "'users', COALESCE((SELECT s.detail->'allocations' FROM onboarding_stages s WHERE s.onboarding_id = "
-    "  a.onboarding_id AND s.stage = 'users-allocated' ORDER BY s.at DESC LIMIT 1), '[]'), "
+    "'users', " INTAKE_CUSTOMER_TOTALS(a) ", "
     "'page_url', '/onboardings/' || a.onboarding_id)::text, " CURSOR(a.created_at, a.customer_id) " "
     "FROM customer_accounts a WHERE a.partner_id = $1 "
     "AND (a.status = $2 OR ($2::text IS NULL AND a.status <> 'released')) "

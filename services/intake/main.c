@@ -3,7 +3,8 @@
 
 /* onboarding.requested: what the front door takes from frontends (door.c). */
 static const char *const emits[] = {"onboarding.accepted", "onboarding.rejected", "onboarding.request-conflict",
-                                    "onboarding.requested", NULL};
+                                    "onboarding.requested", "customer.users-requested", "customer.users-accepted",
+                                    "customer.users-rejected", NULL};
 
 int main(int argc, char **argv) {
   static struct intake in;

@@ -187,6 +187,10 @@ static const struct {
     {"onboarding.onboarding_id", lmp_uuid_valid, "a UUID"},
     {"onboarding.customer_id", lmp_uuid_valid, "a UUID"},
     {"onboarding.request.partner_id", lmp_partner_id_valid, "a partner id (1 to 64 of A-Z a-z 0-9 . _ : -)"},
+    {"addition_id", lmp_uuid_valid, "a UUID"},
+    {"addition.addition_id", lmp_uuid_valid, "a UUID"},
+    {"addition.customer_id", lmp_uuid_valid, "a UUID"},
+    {"addition.partner_id", lmp_partner_id_valid, "a partner id (1 to 64 of A-Z a-z 0-9 . _ : -)"},
 };
 
 struct fault {
@@ -437,6 +441,43 @@ static int on_dispatched(struct lmp_tx *tx, const struct lmp_event *ev) {
   return r;
 }
 
+/* customer.users-added: the partner who asked is told what was added, once. */
+static int on_users_added(struct lmp_tx *tx, const struct lmp_event *ev) {
+  avro_value_t add, allocs;
+  int r = refuse_faulty(tx, ev);
+  if (r < 0)
+    return r;
+  const char *id = lmp_av_str(ev->value, "addition_id");
+  if (id == NULL || lmp_av_field(ev->value, "addition", &add) < 0 ||
+      lmp_av_field(ev->value, "allocations", &allocs) < 0 || lmp_av_str(&add, "submitted_by") == NULL)
+    return lmp_tx_reject(tx, "customer.users-added without addition_id, addition, its submitter or allocations");
+  const char *customer = lmp_av_str(&add, "customer_id");
+  size_t n = 0;
+  avro_value_get_size(&allocs, &n);
+  struct lmp_buf users = {0};
+  lmp_buf_puts(&users, "");
+  for (size_t i = 0; i < n; i++) {
+    avro_value_t a;
+    avro_value_get_by_index(&allocs, i, &a, NULL);
+    lmp_buf_printf(&users, "%s%d %s", i ? ", " : "", lmp_av_int(&a, "users"),
+                   license_name(lmp_av_enum_name(&a, "product")));
+  }
+  const struct notifier *conf = lmp_tx_ctx(tx);
+  char page[700] = "";
+  if (conf->page_url && *conf->page_url && customer)
+    snprintf(page, sizeof(page), "\nThe customer's page in the portal: %s/customers/%s\n", conf->page_url, customer);
+  json_t *vars = json_pack("{s:s, s:s, s:s, s:s, s:s}", "account_name", lmp_av_str(&add, "account_name"),
+                           "users", users.data ? users.data : "", "license",
+                           license_name(lmp_av_enum_name(&add, "license")), "customer_id", customer ? customer : "",
+                           "page_line", page);
+  lmp_buf_free(&users);
+  if (vars == NULL)
+    return LMP_ENOMEM;
+  r = owe(tx, id, "users-added", "users-added", lmp_av_str(&add, "submitted_by"), vars);
+  json_decref(vars);
+  return r;
+}
+
 /* partner.balance: only the partner's name is kept, for the mails. A name that is not
  * printable text of at most 200 characters could break a mail: refused. Sub-partners'
  * ids in the same event are checked as every text is, and not kept. */
@@ -466,6 +507,7 @@ const struct lmp_route notifier_routes[] = {
     {"onboarding.failed", on_failed, NULL, 0},
     {"onboarding.shipment-dispatched", on_dispatched, NULL, 0},
     {"partner.balance", on_balance, NULL, 0},
+    {"customer.users-added", on_users_added, NULL, 0},
     {NULL, NULL, NULL, 0},
 };
 

@@ -82,6 +82,15 @@ def real_events(ns):
     # Its two mails' fates follow the confirmation, once the mails are sent.
     wait_for("both mails' fates heard", lambda: ns.sql(
         "SELECT count(*) FROM mail_fates WHERE onboarding_id = %s", onboarding_id(phys))[0][0] == 2, timeout=60)
+    # Users added to the physical onboarding's customer, and a shortfall refused.
+    cid = ns.sql("SELECT customer_id::text FROM onboardings WHERE onboarding_id = %s", onboarding_id(phys))[0][0]
+    for tier in (1, 10 ** 6):
+        ns.publish("customer.users-requested", {"request_id": str(uuid.uuid4()), "partner_id": phys["partner_id"],
+                                                "submitted_by": phys["submitted_by"], "customer_id": cid,
+                                                "users": {"tier": tier, "cloud": 0, "sat": 0}, "submitted_at": 0},
+                   key=cid)
+    wait_for("one addition added, one refused", lambda: ns.sql(
+        "SELECT status FROM user_additions ORDER BY status") == [("added",), ("refused",)], timeout=60)
     ns.wait_published()
     events = {}
     for topic in CONSUMERS:
@@ -110,7 +119,7 @@ def test_hostile_events(ns):
     for service in SERVICES:
         for event_type in ns.routes(service):
             CONSUMERS.setdefault(event_type, []).append(service)
-    check(len(CONSUMERS) == 12, f"twelve consumed topics: {sorted(CONSUMERS)}")
+    check(len(CONSUMERS) == 16, f"sixteen consumed topics: {sorted(CONSUMERS)}")
     ns.start_all()
     hostile_requests(ns)
     events = real_events(ns)

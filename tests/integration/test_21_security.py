@@ -118,9 +118,13 @@ def test_security(ns):
     r = example("virtual-core.json")
     check(deliver(frontend, ns.topic("onboarding.requested"), encode("onboarding.requested", r),
                   r["request_id"]) is None, "the frontend may submit requests")
+    ask = {"request_id": str(uuid.uuid4()), "partner_id": r["partner_id"], "submitted_by": r["submitted_by"],
+           "customer_id": str(uuid.uuid4()), "users": {"tier": 1, "cloud": 0, "sat": 0}, "submitted_at": 0}
+    check(deliver(frontend, ns.topic("customer.users-requested"), encode("customer.users-requested", ask),
+                  ask["request_id"]) is None, "the frontend may ask for more users")
     forged = str(uuid.uuid4())
     for topic in ("onboarding.accepted", "onboarding.failed", "shipment.dispatched", "onboarding.mail-settled",
-                  "partner.balance", "partner.address"):
+                  "partner.balance", "partner.address", "customer.users-accepted", "customer.users-added"):
         err = deliver(frontend, ns.topic(topic), b"forged", forged)
         check(err is not None and err.name() == "TOPIC_AUTHORIZATION_FAILED", f"frontend wrote {topic}: {err}")
     warehouse = Producer(kafka_conf("warehouse", **{"log_level": 2}))

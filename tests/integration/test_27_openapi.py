@@ -53,6 +53,8 @@ NOT_REPRODUCED = {
     ("/v1/partner", "get"): {"503"},
     ("/v1/onboardings", "get"): {"503"},
     ("/v1/customers", "get"): {"503"},
+    ("/v1/customers/{customer_id}", "get"): {"503"},
+    ("/v1/customers/{customer_id}/users", "post"): {"429", "503"},  # 429: the same limit as /v1/onboardings'
     ("/v1/admin/load", "post"): {"503"},
     ("/v1/pools/{partner_id}", "get"): {"503"},
     ("/v1/inventory", "get"): {"503"},
@@ -409,6 +411,25 @@ def live(ns, doc):
     ok("intake", "public", door + "/v1/onboardings", token=operator, want=403)
     a = ok("intake", "public", door + "/v1/customers", token=nora, want=200)
     check(a.json()["customers"], a.json())
+    cust = next(c["customer_id"] for c in a.json()["customers"] if c["status"] == "active")
+    # Users added to an account: taken, refused by a rule, malformed, not one's own.
+    more = door + f"/v1/customers/{cust}/users"
+    ok("intake", "public", more, "POST", {"request_id": str(uuid.uuid4()), "users": {"tier": 1}}, token=nora, want=202)
+    ok("intake", "public", more, "POST", {"request_id": str(uuid.uuid4()), "users": {"tier": 0}}, token=nora, want=422)
+    ok("intake", "public", more, "POST", {"request_id": str(uuid.uuid4()), "users": {"tier": "x"}}, token=nora,
+       want=400, valid_request=False)
+    ok("intake", "public", more, "POST", {"request_id": str(uuid.uuid4()), "users": {"tier": 1}}, want=401,
+       valid_request=False)
+    ok("intake", "public", more, "POST", {"request_id": str(uuid.uuid4()), "users": {"tier": 1}}, token=operator,
+       want=403)
+    ok("intake", "public", door + f"/v1/customers/{uuid.uuid4()}/users", "POST",
+       {"request_id": str(uuid.uuid4()), "users": {"tier": 1}}, token=nora, want=404)
+    ok("intake", "public", more, "POST", {"request_id": "x" * 20000, "users": {"tier": 1}}, token=nora, want=413,
+       valid_request=False)
+    ok("intake", "public", door + f"/v1/customers/{cust}", token=nora, want=200)
+    ok("intake", "public", door + f"/v1/customers/{cust}", token=erin, want=404)
+    ok("intake", "public", door + f"/v1/customers/{cust}", want=401, valid_request=False)
+    ok("intake", "public", door + f"/customers/{cust}", want=200)
     ok("intake", "public", door + "/v1/customers?status=released", token=nora, want=200)
     ok("intake", "public", door + "/v1/customers?status=lost", token=nora, want=400, valid_request=False)
     ok("intake", "public", door + "/v1/customers", want=401, valid_request=False)

@@ -1,0 +1,336 @@
+/* Users added to an existing customer account later: the request (POST
+ * /v1/customers/{id}/users, or customer.users-requested from a frontend on Kafka)
+ * checked against the account and its license, recorded once per request id, and
+ * passed to allocation (customer.users-accepted), which draws them all or nothing;
+ * its answer (customer.users-added or -refused) is recorded, and the customer's page
+ * (GET /v1/customers/{id}) shows its totals and every addition. */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "intake.h"
+#include "lmp/avro/av.h"
+#include "lmp/avro/codec.h"
+#include "lmp/base/error.h"
+#include "lmp/base/ids.h"
+#include "lmp/base/log.h"
+#include "lmp/io/admin.h"
+#include "lmp/runtime/events.h"
+
+static const char *const licenses[] = {"MDR_CORE", "MDR_COMPLETE", "MDR_CLOUD"};
+
+/* An addition's id: the partner's request id, kept apart from its onboarding ids. */
+static void addition_id(const char *partner, const char *request_id, char out[37]) {
+  char scoped[300];
+  snprintf(scoped, sizeof(scoped), "users:%s", request_id ? request_id : "");
+  lmp_onboarding_id(partner ? partner : "", scoped, out);
+}
+
+struct account {
+  int found;
+  char status[16];
+  char license[16];
+  char name[800];
+};
+
+/* The rules an addition must keep, given its account; reasons added to errors. */
+static int check_addition(const struct intake_rules *rules, const struct account *a, const char *request_id,
+                          int tier, int cloud, int sat, struct lmp_reasons *errors) {
+  int r = 0;
+#define NO(code, field, ...)                                \
+  do {                                                      \
+    if (r == 0)                                             \
+      r = lmp_reasons_add(errors, code, field, __VA_ARGS__); \
+  } while (0)
+  if (!intake_uuid_ok(request_id))
+    NO("BAD_REQUEST_ID", "request_id", "The request id must be a UUID.");
+  if (!a->found || strcmp(a->status, "released") == 0)
+    NO("UNKNOWN_CUSTOMER", "customer_id", "You have no customer account with this id.");
+  else if (strcmp(a->status, "active") != 0)
+    NO("CUSTOMER_NOT_ACTIVE", "customer_id",
+       "This customer is still being onboarded; add users once its onboarding is confirmed.");
+  if (tier < 0 || cloud < 0 || sat < 0)
+    NO("NEGATIVE_COUNT", "users", "A user count cannot be negative.");
+  else if (tier > rules->max_users || cloud > rules->max_users || sat > rules->max_users)
+    NO("COUNT_TOO_LARGE", "users", "A user count is over the limit of %d.", rules->max_users);
+  else if (tier + cloud + sat == 0)
+    NO("NO_USERS", "users", "Ask for at least one user.");
+  if (a->found && strcmp(a->license, "MDR_CLOUD") == 0 && tier > 0)
+    NO("TIER_USERS_WITH_CLOUD_LICENSE", "users.tier",
+       "An MDR Cloud account takes MDR Cloud users only; ask for them as cloud users.");
+  if (a->found && strcmp(a->license, "MDR_COMPLETE") != 0 && sat > 0)
+    NO("SAT_REQUIRES_COMPLETE", "users.sat", "Beauceron SAT users are only available with MDR Complete.");
+#undef NO
+  return r;
+}
+
+static void read_account(PGresult *res, struct account *a) {
+  memset(a, 0, sizeof(*a));
+  if (PQntuples(res) != 1)
+    return;
+  a->found = 1;
+  snprintf(a->status, sizeof(a->status), "%s", PQgetvalue(res, 0, 0));
+  snprintf(a->license, sizeof(a->license), "%s", PQgetvalue(res, 0, 1));
+  snprintf(a->name, sizeof(a->name), "%s", PQgetvalue(res, 0, 2));
+}
+
+#define ACCOUNT_SQL                                                                                  \
+  "SELECT status, license, account_name FROM customer_accounts WHERE customer_id::text = lower($1) " \
+  "AND partner_id = $2"
+
+static int counts(avro_value_t *v, int *tier, int *cloud, int *sat) {
+  avro_value_t u;
+  if (lmp_av_field(v, "users", &u) < 0)
+    return -1;
+  *tier = lmp_av_int(&u, "tier");
+  *cloud = lmp_av_int(&u, "cloud");
+  *sat = lmp_av_int(&u, "sat");
+  return 0;
+}
+
+/* customer.users-requested: recorded once per id, then accepted (passed to
+ * allocation) or rejected with every reason. */
+int intake_on_users_requested(struct lmp_tx *tx, const struct lmp_event *ev) {
+  const struct intake *in = lmp_tx_ctx(tx);
+  int r = intake_request_trim(ev->value), tier = 0, cloud = 0, sat = 0;
+  if (r < 0)
+    return r;
+  const char *request_id = lmp_av_str(ev->value, "request_id"), *partner = lmp_av_str(ev->value, "partner_id");
+  const char *raw_customer = lmp_av_str(ev->value, "customer_id"), *by = lmp_av_str(ev->value, "submitted_by");
+  char customer[64] = "";
+  for (size_t i = 0; raw_customer && raw_customer[i] && i + 1 < sizeof(customer); i++)
+    customer[i] = (char)tolower((unsigned char)raw_customer[i]);
+  if (request_id == NULL || partner == NULL || raw_customer == NULL || by == NULL ||
+      counts(ev->value, &tier, &cloud, &sat))
+    return lmp_tx_reject(tx, "customer.users-requested without request_id, partner_id, customer_id, submitted_by "
+                             "or users");
+  struct intake_findings f = {0};
+  if ((r = intake_check_text(ev->value, &f)) < 0)
+    return r;
+  if (f.errors.n || !intake_email_ok(by) || strlen(partner) > LMP_ID_CHARS) {
+    intake_findings_clear(&f);
+    return lmp_tx_reject(tx, "customer.users-requested with text that is not text, or a malformed partner or email");
+  }
+  char id[37];
+  addition_id(partner, request_id, id);
+  json_t *j = lmp_avro_to_json(ev->value);
+  char *request = j ? json_dumps(j, JSON_COMPACT) : NULL;
+  json_decref(j);
+  const char *p1[] = {id, request};
+  int seen = 0;
+  if (request == NULL)
+    r = LMP_ENOMEM;
+  else
+    r = lmp_tx_exists(tx, "SELECT 1 FROM user_additions WHERE addition_id = $1", 1, p1, &seen);
+  if (r < 0 || seen) {
+    if (seen)
+      lmp_info(id, "users for this request asked for already: nothing to do");
+    free(request);
+    return r;
+  }
+  PGresult *res;
+  const char *p2[] = {customer, partner};
+  struct account a;
+  if ((r = lmp_tx_query(tx, ACCOUNT_SQL, 2, p2, &res)) < 0) {
+    free(request);
+    return r;
+  }
+  read_account(res, &a);
+  PQclear(res);
+  if ((r = check_addition(&in->rules, &a, request_id, tier, cloud, sat, &f.errors)) < 0)
+    goto out;
+  int ok = f.errors.n == 0;
+  char *reasons = lmp_reasons_json(f.errors.v, f.errors.n);
+  char users[96];
+  snprintf(users, sizeof(users), "{\"tier\":%d,\"cloud\":%d,\"sat\":%d}", tier, cloud, sat);
+  const char *p3[] = {id, partner, customer, ok ? "accepted" : "rejected", users, reasons ? reasons : "[]", request};
+  r = reasons ? lmp_tx_command(tx, "INSERT INTO user_additions(addition_id, partner_id, customer_id, status, users, "
+                                   "reasons, request) VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7::jsonb)",
+                               7, p3)
+              : LMP_ENOMEM;
+  free(reasons);
+  avro_value_t out;
+  const char *type = ok ? "customer.users-accepted" : "customer.users-rejected";
+  if (r == 0 && (r = lmp_tx_value(tx, type, &out)) == 0) {
+    r = lmp_av_set_str(&out, "addition_id", id);
+    if (r == 0)
+      r = lmp_av_set_str(&out, "partner_id", partner);
+    if (r == 0 && ok) {
+      avro_value_t lic, u;
+      int k = 0;
+      while (k < 3 && strcmp(licenses[k], a.license) != 0)
+        k++;
+      r = lmp_av_set_str(&out, "customer_id", customer);
+      if (r == 0) r = lmp_av_set_str(&out, "account_name", a.name);
+      if (r == 0) r = lmp_av_set_str(&out, "submitted_by", by);
+      if (r == 0 && (avro_value_get_by_name(&out, "license", &lic, NULL) || avro_value_set_enum(&lic, k < 3 ? k : 0)))
+        r = LMP_EINVAL;
+      if (r == 0 && avro_value_get_by_name(&out, "users", &u, NULL) == 0) {
+        r = lmp_av_set_int(&u, "tier", tier);
+        if (r == 0) r = lmp_av_set_int(&u, "cloud", cloud);
+        if (r == 0) r = lmp_av_set_int(&u, "sat", sat);
+      }
+      if (r == 0) r = lmp_av_set_long(&out, "accepted_at", lmp_now_ms());
+    } else if (r == 0) {
+      avro_value_t arr;
+      r = avro_value_get_by_name(&out, "reasons", &arr, NULL) ? LMP_EINVAL : lmp_av_set_reasons(&arr, f.errors.v, f.errors.n);
+      if (r == 0) r = lmp_av_set_long(&out, "rejected_at", lmp_now_ms());
+    }
+    if (r == 0)
+      r = lmp_tx_emit(tx, type, id, &out);
+    avro_value_decref(&out);
+  }
+  if (r == 0)
+    lmp_info(id, "users for customer %s %s (%d tier, %d cloud, %d sat)", customer, ok ? "accepted" : "rejected",
+             tier, cloud, sat);
+out:
+  intake_findings_clear(&f);
+  free(request);
+  return r;
+}
+
+/* customer.users-added and -refused: allocation's answer, recorded once. */
+int intake_on_users_settled(struct lmp_tx *tx, const struct lmp_event *ev) {
+  int added = ev->route->data != NULL;
+  const char *id = lmp_av_str(ev->value, "addition_id");
+  avro_value_t list;
+  if (id == NULL || lmp_av_field(ev->value, added ? "allocations" : "reasons", &list) < 0)
+    return lmp_tx_reject(tx, "%s without addition_id or %s", added ? "customer.users-added" : "customer.users-refused",
+                         added ? "allocations" : "reasons");
+  json_t *j = lmp_avro_to_json(&list);
+  char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+  json_decref(j);
+  if (text == NULL)
+    return LMP_ENOMEM;
+  const char *p[] = {id, text};
+  int r = lmp_tx_command(tx, added ? "UPDATE user_additions SET status = 'added', allocations = $2::jsonb, "
+                                     "updated_at = now() WHERE addition_id = $1 AND status = 'accepted'"
+                                   : "UPDATE user_additions SET status = 'refused', reasons = $2::jsonb, "
+                                     "updated_at = now() WHERE addition_id = $1 AND status = 'accepted'",
+                         2, p);
+  free(text);
+  if (r == 0)
+    lmp_info(id, "users %s", added ? "added" : "refused");
+  return r;
+}
+
+/* The customer's id in /v1/customers/{id}[/users]: a UUID, else NULL. */
+static const char *path_customer(const struct lmp_http_call *call, char out[37]) {
+  const char *s = call->path + strlen("/v1/customers/");
+  size_t n = strcspn(s, "/");
+  if (n != 36)
+    return NULL;
+  for (size_t i = 0; i < 36; i++)
+    out[i] = (char)tolower((unsigned char)s[i]);
+  out[36] = '\0';
+  return lmp_uuid_valid(out) ? out : NULL;
+}
+
+/* POST /v1/customers/{id}/users {"request_id", "users": {tier, cloud, sat}}: checked
+ * as intake will, 422 with every reason; a repeat of the same request is answered the
+ * same; 202 once customer.users-requested is on the broker. */
+int intake_add_users_route(void *ctx, struct lmp_http_call *call) {
+  const struct intake *in = ctx;
+  if (call->state)
+    return intake_door_answer(call);
+  if (call->last)
+    return lmp_admin_error(call, 503, "the front door is busy; try again");
+  if (intake_door_within_limits(in, call))
+    return 0;
+  char customer[37];
+  if (path_customer(call, customer) == NULL)
+    return lmp_admin_error(call, 404, "no such customer");
+  json_t *j = lmp_admin_body(call);
+  if (j == NULL)
+    return 0;
+  if (intake_door_speak_for_caller(call, j)) {
+    json_decref(j);
+    return 0;
+  }
+  json_object_set_new(j, "customer_id", json_string(customer));
+  /* A count left out is none, as the schema's defaults say. */
+  json_t *u = json_object_get(j, "users");
+  static const char *const kinds[] = {"tier", "cloud", "sat"};
+  for (size_t i = 0; json_is_object(u) && i < 3; i++)
+    if (json_object_get(u, kinds[i]) == NULL)
+      json_object_set_new(u, kinds[i], json_integer(0));
+  if (!json_object_get(j, "submitted_at"))
+    json_object_set_new(j, "submitted_at", json_integer(lmp_now_ms()));
+  avro_value_t v;
+  int r = lmp_http_value(call, "customer.users-requested", &v);
+  if (r < 0) {
+    json_decref(j);
+    return lmp_admin_error(call, 503, "the request schema is not loaded");
+  }
+  char err[400], msg[500];
+  struct intake_findings f = {0};
+  if (lmp_avro_from_json(&v, j, err, sizeof(err)) < 0) {
+    snprintf(msg, sizeof(msg), "not a request for users: %s", err);
+    r = lmp_admin_error(call, 400, msg);
+    goto out;
+  }
+  int tier = 0, cloud = 0, sat = 0;
+  if ((r = intake_request_trim(&v)) < 0 || (r = intake_check_text(&v, &f)) < 0)
+    goto out;
+  counts(&v, &tier, &cloud, &sat);
+  const char *request_id = lmp_av_str(&v, "request_id");
+  const char *p[] = {customer, call->caller->partner_id};
+  PGresult *res = PQexecParams(call->db, ACCOUNT_SQL, 2, NULL, p, NULL, NULL, 0);
+  if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
+    PQclear(res);
+    r = lmp_admin_error(call, 503, "database error; try again");
+    goto out;
+  }
+  struct account a;
+  read_account(res, &a);
+  PQclear(res);
+  if (!a.found || strcmp(a.status, "released") == 0) {
+    r = lmp_admin_error(call, 404, "no such customer");
+    goto out;
+  }
+  if (f.errors.n == 0 && (r = check_addition(&in->rules, &a, request_id, tier, cloud, sat, &f.errors)) < 0)
+    goto out;
+  if (f.errors.n) {
+    json_t *o = json_pack("{s:s,s:o,s:[]}", "status", "rejected", "reasons", lmp_reasons_to_json(f.errors.v, f.errors.n),
+                          "warnings");
+    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    call->status = 422;
+    r = text ? lmp_buf_puts(call->out, text) : LMP_ENOMEM;
+    free(text);
+    goto out;
+  }
+  char id[37], location[120];
+  addition_id(call->caller->partner_id, request_id, id);
+  snprintf(location, sizeof(location), "/v1/customers/%s", customer);
+  r = intake_door_publish(call, "customer.users-requested", id, &v, location,
+                          json_pack("{s:s,s:s,s:s}", "addition_id", id, "customer_id", customer, "status", "submitted"));
+out:
+  intake_findings_clear(&f);
+  avro_value_decref(&v);
+  json_decref(j);
+  return r;
+}
+
+#define UTC(col) "to_char(" #col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+
+static const char customer_sql[] =
+    "SELECT json_build_object('customer_id', a.customer_id, 'account_name', a.account_name, 'license', a.license, "
+    "'status', a.status, 'onboarding_id', a.onboarding_id, 'created_at', " UTC(a.created_at) ", "
+    "'users', " INTAKE_CUSTOMER_TOTALS(a) ", "
+    "'additions', COALESCE((SELECT json_agg(json_build_object('addition_id', u.addition_id, 'status', u.status, "
+    "  'users', u.users, 'allocations', u.allocations, 'reasons', u.reasons, 'created_at', " UTC(u.created_at) ", "
+    "  'updated_at', " UTC(u.updated_at) ") ORDER BY u.created_at DESC) FROM user_additions u "
+    "  WHERE u.customer_id = a.customer_id::text), '[]'))::text "
+    "FROM customer_accounts a WHERE a.customer_id::text = lower($1) AND a.partner_id = $2";
+
+/* GET /v1/customers/{id}: the account, its users per product, its additions; the
+ * signed-in partner's only (another's is the same 404 as none). */
+int intake_customer_route(void *ctx, struct lmp_http_call *call) {
+  char customer[37];
+  if (call->caller->partner_id[0] == '\0' || path_customer(call, customer) == NULL)
+    return lmp_admin_error(call, 404, "no such customer");
+  const char *p[] = {customer, call->caller->partner_id};
+  return lmp_admin_json(call, customer_sql, 2, p);
+}
