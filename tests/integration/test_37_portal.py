@@ -170,9 +170,26 @@ def lists_and_addresses(page, ns):
                   "return Array.from(r.cells, (c) => c.textContent)")
     check(row[1] == "MDR Cloud" and row[2] == "MDR Cloud 15" and row[3] == "Active", row)
     page.shot("customers-list")
+    # The customer's page: its users, and more added to it.
+    cid = page.js("return document.querySelector('#customers-table tbody tr').dataset.customerId")
     page.js("document.querySelector('#customers-table tbody tr a').click()")
-    page.wait("the customer's onboarding opened", lambda: page.d.current_url == f"{page.origin}/onboardings/{oid}")
-    check(page.outcome() == "confirmed", page.text("result"))
+    page.wait("the customer's page", lambda: page.d.current_url == f"{page.origin}/customers/{cid}" and
+              page.js("return document.querySelectorAll('#customer-users tbody tr').length") == 1)
+    users = "return Array.from(document.querySelectorAll('#customer-users tbody tr'), (r) => r.cells[1].textContent)"
+    check(page.js(users) == ["15"] and not page.shown("add_tier") and not page.shown("add_sat"),
+          "an MDR Cloud account offers only cloud users")
+    page.type("add_cloud", "2")
+    page.click("add-users-button")
+    page.wait("the users added", lambda: page.text("add-users-progress") == "The users were added.")
+    check(page.js(users) == ["17"], page.js(users))
+    check(page.js("return document.querySelector('#customer-additions li').dataset.status") == "added",
+          page.text("customer-additions"))
+    page.shot("users-added")
+    page.type("add_cloud", "100000")
+    page.click("add-users-button")
+    page.wait("the shortfall named", lambda: "100000 users requested" in (page.text("add-users-problem") or ""))
+    check(page.js(users) == ["17"], "a refused addition changed the totals")
+    page.shot("users-refused")
 
     page.d.get(f"{page.origin}/onboardings/{uuid.uuid4()}")
     page.wait("the reloaded page", lambda: page.signin_state() in ("signed-out", "signed-in"), 30)
@@ -180,7 +197,8 @@ def lists_and_addresses(page, ns):
         page.sign_in()
     page.wait("no such onboarding", lambda: page.text("result-title") == "No such onboarding")
     page.shot("no-such-onboarding")
-    log("lists and addresses: a reloaded confirmation, both lists, a customer opened, an unknown address")
+    log("lists and addresses: a reloaded confirmation, both lists, a customer's page with users added and a "
+        "shortfall refused, an unknown address")
 
 
 def holds_nothing(page):

@@ -11,6 +11,7 @@
  *   submit.js  POST /v1/onboardings, sent again as is when its outcome is unknown
  *   follow.js  the confirmation page, following the onboarding and its emails
  *   views.js   the portal's views at their addresses: the form, the lists, an onboarding
+ *   customer.js a customer's page: its users, and more added to it
  *
  * signin.js signs the partner in; every front-door call goes through its authFetch,
  * which sends the access token. The partner and the submitter are not in the request:

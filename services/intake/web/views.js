@@ -1,6 +1,6 @@
 /* The portal's views, each at its own address: the form (/), the partner's onboardings
- * (/onboardings), one onboarding's confirmation page (/onboardings/<id>) and the
- * partner's customers (/customers). The page moves between them without reloading
+ * (/onboardings), one onboarding's confirmation page (/onboardings/<id>), the
+ * partner's customers (/customers) and one customer's page (/customers/<id>). The page moves between them without reloading
  * (history.pushState); a reload, a bookmark or a new tab opens the same view once the
  * partner has signed in. The lists come from GET /v1/onboardings and GET
  * /v1/customers, a page at a time. */
@@ -9,8 +9,11 @@ import { $, form, h } from './dom.js';
 import { LICENSE_NAMES } from './state.js';
 import { setMode } from './render.js';
 import { openOnboarding, stopFollowing } from './follow.js';
+import { openCustomer, startCustomer } from './customer.js';
 
-const ONBOARDING = /^\/onboardings\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/;
+const UUID = '([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})';
+const ONBOARDING = new RegExp(`^/onboardings/${UUID}$`);
+const CUSTOMER = new RegExp(`^/customers/${UUID}$`);
 const PRODUCT_NAMES = Object.assign({ BEAUCERON_SAT: 'Beauceron SAT' }, LICENSE_NAMES);
 const STATUS_NAMES = {
   accepted: 'Accepted', rejected: 'Refused', users_allocated: 'Users allocated',
@@ -19,7 +22,8 @@ const STATUS_NAMES = {
   reserved: 'Reserved (onboarding in progress)', active: 'Active', released: 'Released',
 };
 
-const TITLES = { onboardings: 'Your onboardings and customers', customers: 'Your onboardings and customers' };
+const TITLES = { onboardings: 'Your onboardings and customers', customers: 'Your onboardings and customers',
+                 customer: 'Your onboardings and customers' };
 
 function show(view) {
   const title = TITLES[view] || 'Onboard a new customer';
@@ -27,9 +31,10 @@ function show(view) {
   document.title = `${title} - License Management Portal`;
   $('onboardings-view').hidden = view !== 'onboardings';
   $('customers-view').hidden = view !== 'customers';
+  $('customer-view').hidden = view !== 'customer';
   for (const a of $('views').querySelectorAll('a'))
     if (a.dataset.view === view) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
-  if (view === 'onboardings' || view === 'customers') {
+  if (view === 'onboardings' || view === 'customers' || view === 'customer') {
     stopFollowing();
     form.hidden = true;
     $('result').hidden = true;
@@ -87,7 +92,7 @@ function onboardingRow(o) {
 
 function customerRow(c) {
   return h('tr', { 'data-customer-id': c.customer_id },
-    h('td', {}, link(c.account_name, c.page_url)),
+    h('td', {}, link(c.account_name, `/customers/${c.customer_id}`)),
     h('td', { text: LICENSE_NAMES[c.license] || c.license }),
     h('td', { text: users(c.users) }),
     h('td', { 'data-status': c.status, text: STATUS_NAMES[c.status] || c.status }));
@@ -110,6 +115,9 @@ export async function route() {
     show('customers');
     await fill('customers', '/v1/customers', customerRow);
     $('customers-title').focus();
+  } else if (CUSTOMER.exec(path)) {
+    show('customer');
+    await openCustomer(CUSTOMER.exec(path)[1]);
   } else if (one) {
     show('onboarding');
     openOnboarding(one[1]);
@@ -132,5 +140,6 @@ export function startViews() {
       go(a.getAttribute('href'));
     });
   $('onboardings-status').addEventListener('change', onboardings);
+  startCustomer();
   window.addEventListener('popstate', route);
 }
