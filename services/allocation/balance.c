@@ -3,14 +3,7 @@
  * shares or name; the tick emits the balance of every partner whose version is past
  * the one announced, so intake's partner view follows allocation without reading
  * its tables, and a burst of onboardings of one partner costs one announcement. */
-#include <jansson.h>
-#include <stdio.h>
-#include <stdlib.h>
-
 #include "allocation.h"
-#include "lmp/avro/codec.h"
-#include "lmp/base/error.h"
-#include "lmp/base/log.h"
 
 /* Marks up to 200 due partners announced and answers each one's event, as JSON in
  * the schema's shape, in one statement. The rows stay locked until the transaction
@@ -32,34 +25,4 @@ static const char due_sql[] =
     "  ON q.partner_id = s.sub_partner_id WHERE s.partner_id = d.partner_id), '[]'), "
     "'changed_at', (extract(epoch FROM clock_timestamp()) * 1000)::bigint)::text FROM done d";
 
-static int emit_one(struct lmp_tx *tx, const char *partner, const char *text) {
-  json_t *j = json_loads(text, 0, NULL);
-  avro_value_t v;
-  char err[256];
-  int r = j ? lmp_tx_value(tx, "partner.balance", &v) : LMP_ENOMEM;
-  if (r < 0) {
-    json_decref(j);
-    return r;
-  }
-  if ((r = lmp_avro_from_json(&v, j, err, sizeof(err))) < 0)
-    lmp_warn(NULL, "partner.balance of %s: %s", partner, err);
-  else
-    r = lmp_tx_emit(tx, "partner.balance", partner, &v);
-  avro_value_decref(&v);
-  json_decref(j);
-  return r;
-}
-
-int allocation_tick(struct lmp_tx *tx) {
-  PGresult *res;
-  int r = lmp_tx_query(tx, due_sql, 0, NULL, &res);
-  if (r < 0)
-    return r;
-  int n = PQntuples(res);
-  for (int i = 0; r == 0 && i < n; i++)
-    r = emit_one(tx, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1));
-  PQclear(res);
-  if (r == 0 && n == PER_TICK)
-    lmp_tx_wake(tx); /* perhaps more are due: the tick runs again at once */
-  return r;
-}
+int allocation_tick(struct lmp_tx *tx) { return lmp_tx_emit_query(tx, "partner.balance", due_sql, PER_TICK); }

@@ -258,18 +258,12 @@ int intake_add_users_route(void *ctx, struct lmp_http_call *call) {
   if (!json_object_get(j, "submitted_at"))
     json_object_set_new(j, "submitted_at", json_integer(lmp_now_ms()));
   avro_value_t v;
-  int r = lmp_http_value(call, "customer.users-requested", &v);
-  if (r < 0) {
+  int r = intake_door_value(call, j, "customer.users-requested", "a request for users", &v);
+  if (r != 0) {
     json_decref(j);
-    return lmp_admin_error(call, 503, "the request schema is not loaded");
+    return r < 0 ? r : 0;
   }
-  char err[400], msg[500];
   struct intake_findings f = {0};
-  if (lmp_avro_from_json(&v, j, err, sizeof(err)) < 0) {
-    snprintf(msg, sizeof(msg), "not a request for users: %s", err);
-    r = lmp_admin_error(call, 400, msg);
-    goto out;
-  }
   int tier = 0, cloud = 0, sat = 0;
   if ((r = intake_request_trim(&v)) < 0 || (r = intake_check_text(&v, &f)) < 0)
     goto out;
@@ -292,13 +286,7 @@ int intake_add_users_route(void *ctx, struct lmp_http_call *call) {
   if (f.errors.n == 0 && (r = check_addition(&in->rules, &a, request_id, tier, cloud, sat, &f.errors)) < 0)
     goto out;
   if (f.errors.n) {
-    json_t *o = json_pack("{s:s,s:o,s:[]}", "status", "rejected", "reasons", lmp_reasons_to_json(f.errors.v, f.errors.n),
-                          "warnings");
-    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
-    json_decref(o);
-    call->status = 422;
-    r = text ? lmp_buf_puts(call->out, text) : LMP_ENOMEM;
-    free(text);
+    r = intake_door_refused(call, &f);
     goto out;
   }
   char id[37], location[120];

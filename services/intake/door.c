@@ -61,28 +61,13 @@ static int options(void *ctx, struct lmp_http_call *call) {
   if (o)
     json_object_set_new(o, "incident_response", json_string(in->rules.incident_response ? in->rules.incident_response
                                                                                          : ""));
-  char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
-  json_decref(o);
-  if (text == NULL)
-    return LMP_ENOMEM;
-  call->status = 200;
-  int r = lmp_buf_puts(call->out, text);
-  free(text);
-  return r;
+  return lmp_admin_answer(call, 200, o);
 }
 
-/* 422: the request breaks the form's rules; nothing is published. */
-static int refused(struct lmp_http_call *call, const struct intake_findings *f) {
-  json_t *o = json_pack("{s:s,s:o,s:o}", "status", "rejected", "reasons", lmp_reasons_to_json(f->errors.v, f->errors.n),
-                        "warnings", lmp_reasons_to_json(f->warnings.v, f->warnings.n));
-  char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
-  json_decref(o);
-  if (text == NULL)
-    return LMP_ENOMEM;
-  call->status = 422;
-  int r = lmp_buf_puts(call->out, text);
-  free(text);
-  return r;
+int intake_door_refused(struct lmp_http_call *call, const struct intake_findings *f) {
+  return lmp_admin_answer(call, 422, json_pack("{s:s,s:o,s:o}", "status", "rejected", "reasons",
+                                               lmp_reasons_to_json(f->errors.v, f->errors.n), "warnings",
+                                               lmp_reasons_to_json(f->warnings.v, f->warnings.n)));
 }
 
 /* 202: taken, and where to follow it (location, also the answer's status_url). The
@@ -91,14 +76,7 @@ static int accepted_at(struct lmp_http_call *call, const char *location, json_t 
   snprintf(call->location, sizeof(call->location), "%s", location);
   if (answer)
     json_object_set_new(answer, "status_url", json_string(location));
-  char *text = answer ? json_dumps(answer, JSON_COMPACT) : NULL;
-  json_decref(answer);
-  if (text == NULL)
-    return LMP_ENOMEM;
-  call->status = 202;
-  int r = lmp_buf_puts(call->out, text);
-  free(text);
-  return r;
+  return lmp_admin_answer(call, 202, answer);
 }
 
 static int taken(struct lmp_http_call *call, const char *id, json_t *warnings) {
@@ -238,6 +216,22 @@ int intake_door_publish(struct lmp_http_call *call, const char *event_type, cons
 
 int intake_door_answer(struct lmp_http_call *call) { return answer_submission(call, call->state); }
 
+int intake_door_value(struct lmp_http_call *call, json_t *j, const char *event_type, const char *what,
+                      avro_value_t *v) {
+  char err[512], msg[600];
+  int r = lmp_http_value(call, event_type, v);
+  if (r < 0) {
+    lmp_admin_error(call, 503, "the request schema is not loaded");
+    return 1;
+  }
+  if (lmp_avro_from_json(v, j, err, sizeof(err)) == 0)
+    return 0;
+  avro_value_decref(v);
+  snprintf(msg, sizeof(msg), "not %s: %s", what, err);
+  r = lmp_admin_error(call, 400, msg);
+  return r < 0 ? r : 1;
+}
+
 static int submit(void *ctx, struct lmp_http_call *call) {
   const struct intake *in = ctx;
   if (call->state)
@@ -261,27 +255,21 @@ static int submit(void *ctx, struct lmp_http_call *call) {
     return 0;
   }
   avro_value_t v;
-  int r = lmp_http_value(call, "onboarding.requested", &v);
-  if (r < 0) {
+  int r = intake_door_value(call, j, "onboarding.requested", "an onboarding request", &v);
+  if (r != 0) {
     json_decref(j);
-    return lmp_admin_error(call, 503, "the request schema is not loaded");
+    return r < 0 ? r : 0;
   }
-  char err[512], msg[600];
   struct intake_request req = {0};
   struct intake_findings f = {0};
   char *json = NULL;
-  if (lmp_avro_from_json(&v, j, err, sizeof(err)) < 0) {
-    snprintf(msg, sizeof(msg), "not an onboarding request: %s", err);
-    r = lmp_admin_error(call, 400, msg);
-    goto out;
-  }
   /* The same checks as intake's, in the same order: text first, then the rules. */
   if ((r = intake_request_trim(&v)) < 0 || (r = intake_request_read(&v, &req)) < 0 ||
       (r = intake_check_text(&v, &f)) < 0 ||
       (f.errors.n == 0 && (r = intake_validate(&req, &in->rules, &f)) < 0))
     goto out;
   if (f.errors.n) {
-    r = refused(call, &f);
+    r = intake_door_refused(call, &f);
     goto out;
   }
   json_t *stored = lmp_avro_to_json(&v); /* as intake will store it */

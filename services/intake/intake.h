@@ -98,6 +98,12 @@ int intake_door_speak_for_caller(struct lmp_http_call *call, json_t *j);
 int intake_door_publish(struct lmp_http_call *call, const char *event_type, const char *id, avro_value_t *v,
                         const char *location, json_t *answer);
 int intake_door_answer(struct lmp_http_call *call);
+/* The body j as the event type's value: 0 with *v to release, or 1 answered (400 not
+ * what (e.g. "an onboarding request"), 503), or LMP_ENOMEM. */
+int intake_door_value(struct lmp_http_call *call, json_t *j, const char *event_type, const char *what,
+                      avro_value_t *v);
+/* 422 with every reason (and warning) of f; nothing is published. */
+int intake_door_refused(struct lmp_http_call *call, const struct intake_findings *f);
 
 /* The partner's view (partner.c): partner.balance and partner.address kept at their
  * highest version, and GET /v1/partner for the signed-in partner. */

@@ -220,12 +220,5 @@ int intake_partner_route(void *ctx, struct lmp_http_call *call) {
                         found && !PQgetisnull(res, 0, 5) ? json_string(PQgetvalue(res, 0, 5)) : json_null());
   PQclear(res);
   json_decref(pools);
-  char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
-  json_decref(o);
-  if (text == NULL)
-    return LMP_ENOMEM;
-  call->status = 200;
-  int r = lmp_buf_puts(call->out, text);
-  free(text);
-  return r;
+  return lmp_admin_answer(call, 200, o);
 }

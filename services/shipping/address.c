@@ -3,11 +3,6 @@
  * address" when there is none) without reading shipping's tables. The admin load
  * raises an address's version; the tick emits every address whose version is past
  * the one announced. */
-#include <jansson.h>
-
-#include "lmp/avro/codec.h"
-#include "lmp/base/error.h"
-#include "lmp/base/log.h"
 #include "shipping.h"
 
 /* Marks up to 200 due addresses announced and answers each one's event, as JSON in
@@ -26,34 +21,4 @@ static const char due_sql[] =
     "  'phone', d.address->>'phone'), "
     "'changed_at', (extract(epoch FROM clock_timestamp()) * 1000)::bigint)::text FROM done d";
 
-static int emit_one(struct lmp_tx *tx, const char *partner, const char *text) {
-  json_t *j = json_loads(text, 0, NULL);
-  avro_value_t v;
-  char err[256];
-  int r = j ? lmp_tx_value(tx, "partner.address", &v) : LMP_ENOMEM;
-  if (r < 0) {
-    json_decref(j);
-    return r;
-  }
-  if ((r = lmp_avro_from_json(&v, j, err, sizeof(err))) < 0)
-    lmp_warn(NULL, "partner.address of %s: %s", partner, err);
-  else
-    r = lmp_tx_emit(tx, "partner.address", partner, &v);
-  avro_value_decref(&v);
-  json_decref(j);
-  return r;
-}
-
-int shipping_tick(struct lmp_tx *tx) {
-  PGresult *res;
-  int r = lmp_tx_query(tx, due_sql, 0, NULL, &res);
-  if (r < 0)
-    return r;
-  int n = PQntuples(res);
-  for (int i = 0; r == 0 && i < n; i++)
-    r = emit_one(tx, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1));
-  PQclear(res);
-  if (r == 0 && n == PER_TICK)
-    lmp_tx_wake(tx); /* perhaps more are due: the tick runs again at once */
-  return r;
-}
+int shipping_tick(struct lmp_tx *tx) { return lmp_tx_emit_query(tx, "partner.address", due_sql, PER_TICK); }

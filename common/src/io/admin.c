@@ -23,6 +23,18 @@ int lmp_admin_error(struct lmp_http_call *call, int code, const char *msg) {
   return r;
 }
 
+int lmp_admin_answer(struct lmp_http_call *call, int status, json_t *o) {
+  char *t = o ? json_dumps(o, JSON_COMPACT) : NULL;
+  json_decref(o);
+  if (t == NULL)
+    return LMP_ENOMEM;
+  call->status = status;
+  lmp_buf_reset(call->out);
+  int r = lmp_buf_puts(call->out, t);
+  free(t);
+  return r;
+}
+
 json_t *lmp_admin_body(struct lmp_http_call *call) {
   json_error_t e;
   const char *body = call->body;

@@ -1,11 +1,13 @@
 /* The batch transaction, on the worker thread: checks each message, records it in the
  * inbox, applies it with its handler, writes what it emits to the outbox, and by the
  * failure rule of service.h dead-letters a message or gives the batch back to retry. */
+#include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "lmp/avro/codec.h"
 #include "lmp/base/error.h"
 #include "lmp/base/log.h"
 #include "lmp/base/text.h"
@@ -54,6 +56,38 @@ int lmp_tx_value(struct lmp_tx *tx, const char *event_type, avro_value_t *out) {
   if (s == NULL)
     return LMP_ESCHEMA;
   return avro_generic_value_new(s->iface, out) == 0 ? 0 : LMP_ENOMEM;
+}
+
+int lmp_tx_emit_json(struct lmp_tx *tx, const char *event_type, const char *key, const char *json) {
+  json_t *j = json_loads(json, 0, NULL);
+  avro_value_t v;
+  char err[256];
+  int r = j ? lmp_tx_value(tx, event_type, &v) : LMP_EINVAL;
+  if (r < 0) {
+    json_decref(j);
+    return r;
+  }
+  if ((r = lmp_avro_from_json(&v, j, err, sizeof(err))) < 0)
+    lmp_warn(NULL, "%s keyed %s does not fit its schema: %s", event_type, key, err);
+  else
+    r = lmp_tx_emit(tx, event_type, key, &v);
+  avro_value_decref(&v);
+  json_decref(j);
+  return r;
+}
+
+int lmp_tx_emit_query(struct lmp_tx *tx, const char *event_type, const char *sql, int limit) {
+  PGresult *res;
+  int r = lmp_tx_query(tx, sql, 0, NULL, &res);
+  if (r < 0)
+    return r;
+  int n = PQntuples(res);
+  for (int i = 0; r == 0 && i < n; i++)
+    r = lmp_tx_emit_json(tx, event_type, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1));
+  PQclear(res);
+  if (r == 0 && n >= limit)
+    lmp_tx_wake(tx); /* perhaps more are due: the tick runs again at once */
+  return r;
 }
 
 int lmp_tx_emit(struct lmp_tx *tx, const char *event_type, const char *key, avro_value_t *value) {

@@ -11,6 +11,8 @@
 
 /* An error answer {"error": msg} with the status; always well-formed JSON. */
 int lmp_admin_error(struct lmp_http_call *call, int code, const char *msg);
+/* The answer o (its reference taken) with the status; LMP_ENOMEM when o is NULL. */
+int lmp_admin_answer(struct lmp_http_call *call, int status, json_t *o);
 /* Parses a JSON object body; on failure fills status 400 and out. */
 json_t *lmp_admin_body(struct lmp_http_call *call);
 /* Runs one statement; on failure returns LMP_EDB and writes to err what a client may

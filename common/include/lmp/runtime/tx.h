@@ -32,6 +32,13 @@ int lmp_tx_value(struct lmp_tx *tx, const char *event_type, avro_value_t *out);
  * by lmp_tx_follow). The value stays the caller's. LMP_ETOOBIG when its encoding is
  * over LMP_MAX_EVENT_BYTES. */
 int lmp_tx_emit(struct lmp_tx *tx, const char *event_type, const char *key, avro_value_t *value);
+/* lmp_tx_emit of the event's plain JSON form (see lmp_avro_from_json); LMP_EINVAL, and
+ * a warning, when it does not fit the event type's schema. */
+int lmp_tx_emit_json(struct lmp_tx *tx, const char *event_type, const char *key, const char *json);
+/* One event per row of a query that answers (key, JSON of the event) and holds at
+ * most limit rows: announcements of what changed, from a tick. When the query filled
+ * its limit, the tick runs again at once for the rest. */
+int lmp_tx_emit_query(struct lmp_tx *tx, const char *event_type, const char *sql, int limit);
 /* Outside a consumed event (in a tick): the correlation id and the trace the next
  * emitted events continue, as stored when the onboarding's event was handled. */
 void lmp_tx_follow(struct lmp_tx *tx, const char *correlation_id, const char *traceparent);
