@@ -18,6 +18,11 @@
 static const char *const products[] = {"MDR_CORE", "MDR_COMPLETE", "MDR_CLOUD", "BEAUCERON_SAT"};
 static const char *const product_names[] = {"MDR Core", "MDR Complete", "MDR Cloud", "Beauceron SAT"};
 
+/* Every transaction that changes a partner's pools locks its partners row first (and
+ * raises its balance_version there), then its pools: the admin load and the balance
+ * tick take them in that order too, so none waits on another in a circle. */
+#define PARTNER_FIRST "SELECT 1 FROM partners WHERE partner_id = $1 FOR NO KEY UPDATE"
+
 struct need {
   int product; /* index into products */
   int users;
@@ -104,7 +109,7 @@ static int on_accepted(struct lmp_tx *tx, const struct lmp_event *ev) {
   struct lmp_reason rs[4];
   size_t nr = 0;
   const char *p2[] = {partner, sub};
-  if ((r = lmp_tx_exists(tx, "SELECT 1 FROM partners WHERE partner_id = $1", 1, p2, &found)) < 0)
+  if ((r = lmp_tx_exists(tx, PARTNER_FIRST, 1, p2, &found)) < 0)
     return r;
   if (!found) {
     lmp_reason_set(&rs[0], "UNKNOWN_PARTNER", "partner_id", "Partner '%s' holds no volume license.", LMP_Q(partner));
@@ -190,7 +195,12 @@ static int on_failed(struct lmp_tx *tx, const struct lmp_event *ev) {
     return lmp_tx_reject(tx, "onboarding.failed from %s for an onboarding whose shipping completed: its users stay",
                          stage);
   PGresult *res;
-  int r = lmp_tx_query(tx, "UPDATE onboardings SET status = 'released', updated_at = now() "
+  int locked; /* the partner first (PARTNER_FIRST), then its pools below */
+  int r = lmp_tx_exists(tx, "SELECT 1 FROM partners WHERE partner_id = "
+                            "(SELECT partner_id FROM onboardings WHERE onboarding_id = $1) FOR NO KEY UPDATE", 1, p,
+                        &locked);
+  if (r == 0)
+    r = lmp_tx_query(tx, "UPDATE onboardings SET status = 'released', updated_at = now() "
                            "WHERE onboarding_id = $1 AND status = 'allocated' RETURNING 1", 1, p, &res);
   if (r < 0)
     return r;
@@ -243,7 +253,7 @@ static int on_users_accepted(struct lmp_tx *tx, const struct lmp_event *ev) {
   size_t nr = 0, nn = 0;
   struct need needs[4];
   const char *p2[] = {partner};
-  if ((r = lmp_tx_exists(tx, "SELECT 1 FROM partners WHERE partner_id = $1", 1, p2, &found)) < 0)
+  if ((r = lmp_tx_exists(tx, PARTNER_FIRST, 1, p2, &found)) < 0)
     return r;
   if (!found)
     lmp_reason_set(&rs[nr++], "UNKNOWN_PARTNER", "partner_id", "Partner '%s' holds no volume license.",

@@ -7,14 +7,18 @@
 
 /* Marks up to 200 due partners announced and answers each one's event, as JSON in
  * the schema's shape, in one statement. The rows stay locked until the transaction
- * ends, so no change of theirs commits in between, and another instance's tick skips
- * them. If an emit fails, the transaction rolls back and they are due again. */
+ * ends, and another instance's tick skips them. The pools are read in the statement's
+ * snapshot, so the version announced (and marked) is the one that snapshot saw (seen):
+ * a change that committed while the rows were being locked leaves the partner due
+ * again, and the next tick announces it. If an emit fails, the transaction rolls back
+ * and they are due again. */
 #define PER_TICK 200
 static const char due_sql[] =
-    "WITH due AS (SELECT partner_id FROM partners WHERE balance_version > announced_version "
+    "WITH seen AS (SELECT partner_id, balance_version FROM partners WHERE balance_version > announced_version), "
+    "due AS (SELECT partner_id FROM partners WHERE balance_version > announced_version "
     "  ORDER BY partner_id LIMIT 200 FOR UPDATE SKIP LOCKED), "
-    "done AS (UPDATE partners p SET announced_version = p.balance_version FROM due "
-    "  WHERE p.partner_id = due.partner_id RETURNING p.partner_id, p.name, p.balance_version) "
+    "done AS (UPDATE partners p SET announced_version = seen.balance_version FROM due JOIN seen USING (partner_id) "
+    "  WHERE p.partner_id = due.partner_id RETURNING p.partner_id, p.name, seen.balance_version) "
     "SELECT d.partner_id, json_build_object('partner_id', d.partner_id, 'name', d.name, "
     "'version', d.balance_version, "
     "'pools', COALESCE((SELECT json_agg(json_build_object('product', l.product, 'total', l.total, "

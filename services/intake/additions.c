@@ -31,7 +31,7 @@ struct account {
   int found;
   char status[16];
   char license[16];
-  char name[800];
+  char name[4 * 1000 + 8]; /* intake.legal_name_max characters at most, 4 bytes each */
 };
 
 /* The rules an addition must keep, given its account; reasons added to errors. */
@@ -75,8 +75,9 @@ static void read_account(PGresult *res, struct account *a) {
   snprintf(a->name, sizeof(a->name), "%s", PQgetvalue(res, 0, 2));
 }
 
-#define ACCOUNT_SQL                                                                                  \
-  "SELECT status, license, account_name FROM customer_accounts WHERE customer_id::text = lower($1) " \
+/* $1: a UUID (checked first), $2 the partner. */
+#define ACCOUNT_SQL                                                                                 \
+  "SELECT status, license, account_name FROM customer_accounts WHERE customer_id = $1::uuid " \
   "AND partner_id = $2"
 
 static int counts(avro_value_t *v, int *tier, int *cloud, int *sat) {
@@ -87,6 +88,19 @@ static int counts(avro_value_t *v, int *tier, int *cloud, int *sat) {
   *cloud = lmp_av_int(&u, "cloud");
   *sat = lmp_av_int(&u, "sat");
   return 0;
+}
+
+static int emit_rejected(struct lmp_tx *tx, const char *id, const char *partner, const struct lmp_reasons *rs) {
+  avro_value_t out, arr;
+  int r = lmp_tx_value(tx, "customer.users-rejected", &out);
+  if (r < 0)
+    return r;
+  if ((r = lmp_av_set_str(&out, "addition_id", id)) == 0 && (r = lmp_av_set_str(&out, "partner_id", partner)) == 0)
+    r = avro_value_get_by_name(&out, "reasons", &arr, NULL) ? LMP_EINVAL : lmp_av_set_reasons(&arr, rs->v, rs->n);
+  if (r == 0 && (r = lmp_av_set_long(&out, "rejected_at", lmp_now_ms())) == 0)
+    r = lmp_tx_emit(tx, "customer.users-rejected", id, &out);
+  avro_value_decref(&out);
+  return r;
 }
 
 /* customer.users-requested: recorded once per id, then accepted (passed to
@@ -106,14 +120,21 @@ int intake_on_users_requested(struct lmp_tx *tx, const struct lmp_event *ev) {
     return lmp_tx_reject(tx, "customer.users-requested without request_id, partner_id, customer_id, submitted_by "
                              "or users");
   struct intake_findings f = {0};
+  if (strlen(partner) > LMP_ID_CHARS)
+    return lmp_tx_reject(tx, "customer.users-requested with a partner id longer than %d characters", LMP_ID_CHARS);
   if ((r = intake_check_text(ev->value, &f)) < 0)
     return r;
-  if (f.errors.n || !intake_email_ok(by) || strlen(partner) > LMP_ID_CHARS) {
-    intake_findings_clear(&f);
-    return lmp_tx_reject(tx, "customer.users-requested with text that is not text, or a malformed partner or email");
-  }
   char id[37];
   addition_id(partner, request_id, id);
+  /* Text that is not text, or no address to tell: answered, not recorded. */
+  if (f.errors.n == 0 && !intake_email_ok(by) &&
+      (r = lmp_reasons_add(&f.errors, "BAD_EMAIL", "submitted_by", "The submitter's email address is not valid.")) < 0)
+    return r;
+  if (f.errors.n) {
+    r = emit_rejected(tx, id, partner, &f.errors);
+    intake_findings_clear(&f);
+    return r;
+  }
   json_t *j = lmp_avro_to_json(ev->value);
   char *request = j ? json_dumps(j, JSON_COMPACT) : NULL;
   json_decref(j);
@@ -131,13 +152,15 @@ int intake_on_users_requested(struct lmp_tx *tx, const struct lmp_event *ev) {
   }
   PGresult *res;
   const char *p2[] = {customer, partner};
-  struct account a;
-  if ((r = lmp_tx_query(tx, ACCOUNT_SQL, 2, p2, &res)) < 0) {
-    free(request);
-    return r;
+  struct account a = {0};
+  if (lmp_uuid_valid(customer)) {
+    if ((r = lmp_tx_query(tx, ACCOUNT_SQL, 2, p2, &res)) < 0) {
+      free(request);
+      return r;
+    }
+    read_account(res, &a);
+    PQclear(res);
   }
-  read_account(res, &a);
-  PQclear(res);
   if ((r = check_addition(&in->rules, &a, request_id, tier, cloud, sat, &f.errors)) < 0)
     goto out;
   int ok = f.errors.n == 0;
@@ -151,12 +174,12 @@ int intake_on_users_requested(struct lmp_tx *tx, const struct lmp_event *ev) {
               : LMP_ENOMEM;
   free(reasons);
   avro_value_t out;
-  const char *type = ok ? "customer.users-accepted" : "customer.users-rejected";
-  if (r == 0 && (r = lmp_tx_value(tx, type, &out)) == 0) {
+  const char *type = "customer.users-accepted";
+  if (r == 0 && ok && (r = lmp_tx_value(tx, type, &out)) == 0) {
     r = lmp_av_set_str(&out, "addition_id", id);
     if (r == 0)
       r = lmp_av_set_str(&out, "partner_id", partner);
-    if (r == 0 && ok) {
+    if (r == 0) {
       avro_value_t lic, u;
       int k = 0;
       while (k < 3 && strcmp(licenses[k], a.license) != 0)
@@ -172,14 +195,12 @@ int intake_on_users_requested(struct lmp_tx *tx, const struct lmp_event *ev) {
         if (r == 0) r = lmp_av_set_int(&u, "sat", sat);
       }
       if (r == 0) r = lmp_av_set_long(&out, "accepted_at", lmp_now_ms());
-    } else if (r == 0) {
-      avro_value_t arr;
-      r = avro_value_get_by_name(&out, "reasons", &arr, NULL) ? LMP_EINVAL : lmp_av_set_reasons(&arr, f.errors.v, f.errors.n);
-      if (r == 0) r = lmp_av_set_long(&out, "rejected_at", lmp_now_ms());
     }
     if (r == 0)
       r = lmp_tx_emit(tx, type, id, &out);
     avro_value_decref(&out);
+  } else if (r == 0) {
+    r = emit_rejected(tx, id, partner, &f.errors);
   }
   if (r == 0)
     lmp_info(id, "users for customer %s %s (%d tier, %d cloud, %d sat)", customer, ok ? "accepted" : "rejected",
@@ -289,9 +310,31 @@ int intake_add_users_route(void *ctx, struct lmp_http_call *call) {
     r = intake_door_refused(call, &f);
     goto out;
   }
-  char id[37], location[120];
+  char id[37], location[120], users[96];
   addition_id(call->caller->partner_id, request_id, id);
   snprintf(location, sizeof(location), "/v1/customers/%s", customer);
+  /* A request id used before: the same request is answered as it was; another is 409. */
+  snprintf(users, sizeof(users), "{\"tier\":%d,\"cloud\":%d,\"sat\":%d}", tier, cloud, sat);
+  const char *p2[] = {id, customer, users};
+  res = PQexecParams(call->db, "SELECT customer_id = $2 AND users = $3::jsonb FROM user_additions "
+                               "WHERE addition_id = $1", 3, NULL, p2, NULL, NULL, 0);
+  if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
+    PQclear(res);
+    r = lmp_admin_error(call, 503, "database error; try again");
+    goto out;
+  }
+  int before = PQntuples(res), same = before && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+  PQclear(res);
+  if (before && !same) {
+    r = lmp_admin_error(call, 409, "you already used this request id for other users or another customer; "
+                                   "send a new request with a new id");
+    goto out;
+  }
+  if (same) {
+    r = intake_door_accepted(call, location, json_pack("{s:s,s:s,s:s}", "addition_id", id, "customer_id", customer,
+                                                       "status", "submitted"));
+    goto out;
+  }
   r = intake_door_publish(call, "customer.users-requested", id, &v, location,
                           json_pack("{s:s,s:s,s:s}", "addition_id", id, "customer_id", customer, "status", "submitted"));
 out:
@@ -310,8 +353,8 @@ static const char customer_sql[] =
     "'additions', COALESCE((SELECT json_agg(json_build_object('addition_id', u.addition_id, 'status', u.status, "
     "  'users', u.users, 'allocations', u.allocations, 'reasons', u.reasons, 'created_at', " UTC(u.created_at) ", "
     "  'updated_at', " UTC(u.updated_at) ") ORDER BY u.created_at DESC) FROM user_additions u "
-    "  WHERE u.customer_id = a.customer_id::text), '[]'))::text "
-    "FROM customer_accounts a WHERE a.customer_id::text = lower($1) AND a.partner_id = $2";
+    "  WHERE u.customer_id = a.customer_id::text AND u.partner_id = a.partner_id), '[]'))::text "
+    "FROM customer_accounts a WHERE a.customer_id = $1::uuid AND a.partner_id = $2";
 
 /* GET /v1/customers/{id}: the account, its users per product, its additions; the
  * signed-in partner's only (another's is the same 404 as none). */

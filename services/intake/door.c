@@ -72,7 +72,7 @@ int intake_door_refused(struct lmp_http_call *call, const struct intake_findings
 
 /* 202: taken, and where to follow it (location, also the answer's status_url). The
  * answer's reference is taken. */
-static int accepted_at(struct lmp_http_call *call, const char *location, json_t *answer) {
+int intake_door_accepted(struct lmp_http_call *call, const char *location, json_t *answer) {
   snprintf(call->location, sizeof(call->location), "%s", location);
   if (answer)
     json_object_set_new(answer, "status_url", json_string(location));
@@ -82,7 +82,7 @@ static int accepted_at(struct lmp_http_call *call, const char *location, json_t 
 static int taken(struct lmp_http_call *call, const char *id, json_t *warnings) {
   char location[80];
   snprintf(location, sizeof(location), "/v1/onboardings/%s", id);
-  return accepted_at(call, location, json_pack("{s:s,s:s,s:o}", "onboarding_id", id, "status", "submitted",
+  return intake_door_accepted(call, location, json_pack("{s:s,s:s,s:o}", "onboarding_id", id, "status", "submitted",
                                                "warnings", warnings));
 }
 
@@ -184,7 +184,7 @@ static int answer_submission(struct lmp_http_call *call, struct submission *s) {
     return lmp_admin_error(call, 503, "the request could not be passed on now; try again");
   }
   lmp_info(s->id, "submitted through the front door by %s of %s", call->caller->name, call->caller->partner_id);
-  return accepted_at(call, s->location, json_deep_copy(s->answer));
+  return intake_door_accepted(call, s->location, json_deep_copy(s->answer));
 }
 
 int intake_door_publish(struct lmp_http_call *call, const char *event_type, const char *id, avro_value_t *v,

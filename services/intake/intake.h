@@ -98,6 +98,8 @@ int intake_door_speak_for_caller(struct lmp_http_call *call, json_t *j);
 int intake_door_publish(struct lmp_http_call *call, const char *event_type, const char *id, avro_value_t *v,
                         const char *location, json_t *answer);
 int intake_door_answer(struct lmp_http_call *call);
+/* 202 with answer (taken) and where to follow it (location, also its status_url). */
+int intake_door_accepted(struct lmp_http_call *call, const char *location, json_t *answer);
 /* The body j as the event type's value: 0 with *v to release, or 1 answered (400 not
  * what (e.g. "an onboarding request"), 503), or LMP_ENOMEM. */
 int intake_door_value(struct lmp_http_call *call, json_t *j, const char *event_type, const char *what,

@@ -248,6 +248,10 @@ int intake_purge(struct lmp_tx *tx, int days) {
   const char *p[] = {d};
   int r = lmp_tx_command(tx, "UPDATE onboardings SET request = jsonb_build_object('purged', true) "
                              "WHERE NOT request ? 'purged' AND updated_at < now() - $1::int * interval '1 day'", 1, p);
+  /* An addition's request names who asked (an email): its facts (counts, outcome) stay. */
+  if (r == 0)
+    r = lmp_tx_command(tx, "UPDATE user_additions SET request = jsonb_build_object('purged', true) "
+                           "WHERE NOT request ? 'purged' AND updated_at < now() - $1::int * interval '1 day'", 1, p);
   /* The stages of a purged onboarding, those recorded after its purge too. */
   if (r == 0)
     r = lmp_tx_command(

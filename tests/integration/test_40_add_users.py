@@ -80,6 +80,10 @@ def test_add_users(ns):
     after = {p["product"]: p["allocated"] for p in json.loads(ns.admin_get("allocation", f"/v1/pools/{NORTH}")[1])}
     check(after == pools, f"a repeat drew users again: {pools} -> {after}")
 
+    # The same request id for other users is refused: 409, nothing published.
+    code, a = call(ns, f"/v1/customers/{cid}/users", {"request_id": rid, "users": {"tier": 6, "cloud": 3, "sat": 0}})
+    check(code == 409 and "request id" in a["error"], f"{code} {a}")
+
     # 3. A shortfall: refused and named, nothing drawn.
     code, a = call(ns, f"/v1/customers/{cid}/users", {"request_id": str(uuid.uuid4()),
                                                      "users": {"tier": 100000, "cloud": 1, "sat": 0}})
@@ -116,6 +120,17 @@ def test_add_users(ns):
     rejected = wait_for("the rejection", lambda: [decode(m.value())[1] for m in
                                                   ns.consume_all("customer.users-rejected")] or None, timeout=60)
     check(rejected[0]["reasons"][0]["code"] == "UNKNOWN_CUSTOMER", rejected)
+    # Another partner naming this customer is rejected, and its request is not shown
+    # on this partner's customer page; an unusable submitter address is rejected too.
+    foreign = dict(repeat, request_id=str(uuid.uuid4()), partner_id=EAST)
+    bad_mail = dict(repeat, request_id=str(uuid.uuid4()), submitted_by="not-an-address")
+    for r in (foreign, bad_mail):
+        ns.publish("customer.users-requested", r, key=r["request_id"])
+    codes = wait_for("both rejected", lambda: (lambda c: c if len(c) >= 3 else None)(
+        [decode(m.value())[1]["reasons"][0]["code"] for m in ns.consume_all("customer.users-rejected")]), timeout=60)
+    check(sorted(codes) == ["BAD_EMAIL", "UNKNOWN_CUSTOMER", "UNKNOWN_CUSTOMER"], codes)
+    check(all(x["status"] != "rejected" for x in totals(ns, cid)[1]["additions"]),
+          f"another partner's request shown on this customer's page: {totals(ns, cid)[1]['additions']}")
 
     # 6. The list shows the totals too.
     code, lst = call(ns, "/v1/customers")

@@ -82,8 +82,11 @@ int lmp_tx_emit_query(struct lmp_tx *tx, const char *event_type, const char *sql
   if (r < 0)
     return r;
   int n = PQntuples(res);
+  /* A row that does not fit the schema is logged (lmp_tx_emit_json) and left out: it
+   * must not hold back every other announcement. */
   for (int i = 0; r == 0 && i < n; i++)
-    r = lmp_tx_emit_json(tx, event_type, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1));
+    if ((r = lmp_tx_emit_json(tx, event_type, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1))) == LMP_EINVAL)
+      r = 0;
   PQclear(res);
   if (r == 0 && n >= limit)
     lmp_tx_wake(tx); /* perhaps more are due: the tick runs again at once */

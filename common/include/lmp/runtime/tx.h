@@ -36,8 +36,9 @@ int lmp_tx_emit(struct lmp_tx *tx, const char *event_type, const char *key, avro
  * a warning, when it does not fit the event type's schema. */
 int lmp_tx_emit_json(struct lmp_tx *tx, const char *event_type, const char *key, const char *json);
 /* One event per row of a query that answers (key, JSON of the event) and holds at
- * most limit rows: announcements of what changed, from a tick. When the query filled
- * its limit, the tick runs again at once for the rest. */
+ * most limit rows: announcements of what changed, from a tick. A row that does not
+ * fit the schema is logged and left out. When the query filled its limit, the tick
+ * runs again at once for the rest. */
 int lmp_tx_emit_query(struct lmp_tx *tx, const char *event_type, const char *sql, int limit);
 /* Outside a consumed event (in a tick): the correlation id and the trace the next
  * emitted events continue, as stored when the onboarding's event was handled. */
