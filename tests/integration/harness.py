@@ -226,15 +226,20 @@ def allow_page(origin):
 
 def _pool_died(e):
     """Keycloak's answer when the database connection it took from its pool died (the
-    stack's PostgreSQL restarted, integration.20): it cannot look the client up, and
-    says invalid_client (400 or 401). Our clients exist; a wrong password is
-    invalid_grant."""
+    stack's PostgreSQL restarted: integration.20, fault.short): it cannot look the
+    client up, and says invalid_client or unauthorized_client, "Unexpected error when
+    authenticating client" (400 or 401). Our clients exist; a wrong password is
+    invalid_grant, and is not retried."""
     if not isinstance(e, urllib.error.HTTPError) or e.code not in (400, 401):
         return False
     try:
-        return json.loads(e.read() or b"{}").get("error") == "invalid_client"
+        body = json.loads(e.read() or b"{}")
     except ValueError:
         return False
+    log(f"the identity provider refused the client: {body}")
+    return body.get("error") == "invalid_client" or (
+        body.get("error") == "unauthorized_client" and
+        str(body.get("error_description", "")).startswith("Unexpected error when authenticating client"))
 
 
 def with_retries(fn, tries=6):
