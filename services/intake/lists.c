@@ -97,7 +97,7 @@ static int page(struct lmp_http_call *call, const char *sql, const char *key, co
   const char *why = read_query(call->query, statuses, &q);
   if (why)
     return lmp_admin_error(call, 400, why);
-  char more[8];
+  char more[16];
   snprintf(more, sizeof(more), "%d", atoi(q.limit) + 1);
   const char *p[] = {partner, *q.status ? q.status : NULL, *q.cursor_us ? q.cursor_us : NULL,
                      *q.cursor_id ? q.cursor_id : NULL, more};
