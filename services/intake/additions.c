@@ -255,19 +255,13 @@ int intake_add_users_route(void *ctx, struct lmp_http_call *call) {
   const struct intake *in = ctx;
   if (call->state)
     return intake_door_answer(call);
-  if (call->last)
-    return lmp_admin_error(call, 503, "the front door is busy; try again");
-  if (intake_door_within_limits(in, call))
-    return 0;
   char customer[37];
-  if (path_customer(call, customer) == NULL)
-    return lmp_admin_error(call, 404, "no such customer");
-  json_t *j = lmp_admin_body(call);
+  json_t *j = intake_door_body(in, call);
   if (j == NULL)
     return 0;
-  if (intake_door_speak_for_caller(call, j)) {
+  if (path_customer(call, customer) == NULL) {
     json_decref(j);
-    return 0;
+    return lmp_admin_error(call, 404, "no such customer");
   }
   json_object_set_new(j, "customer_id", json_string(customer));
   /* A count left out is none, as the schema's defaults say. */

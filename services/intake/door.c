@@ -110,7 +110,7 @@ static int answered(struct lmp_http_call *call, int code, const char *msg) {
 /* The body speaks for the signed-in partner only: a partner it names must be the
  * token's; the partner and the submitter are the token's whatever the body says. 0,
  * or 1 when the call was answered (403). */
-int intake_door_speak_for_caller(struct lmp_http_call *call, json_t *j) {
+static int intake_door_speak_for_caller(struct lmp_http_call *call, json_t *j) {
   const struct lmp_caller *who = call->caller; /* acts for a partner (within_limits) */
   if (who->email[0] == '\0' || !who->email_verified)
     return answered(call, 403, "the signed-in account has no verified email address to confirm the onboarding to");
@@ -130,7 +130,7 @@ int intake_door_speak_for_caller(struct lmp_http_call *call, json_t *j) {
 
 /* Per partner, then per client address, for callers that act for a partner; 0, or 1
  * when the call was answered (403, 429). */
-int intake_door_within_limits(const struct intake *in, struct lmp_http_call *call) {
+static int intake_door_within_limits(const struct intake *in, struct lmp_http_call *call) {
   if (call->caller->partner_id[0] == '\0')
     return answered(call, 403, "the signed-in account acts for no partner");
   int wait = intake_limit_take("partner", call->caller->partner_id, in->partner_per_min);
@@ -232,28 +232,37 @@ int intake_door_value(struct lmp_http_call *call, json_t *j, const char *event_t
   return r < 0 ? r : 1;
 }
 
+json_t *intake_door_body(const struct intake *in, struct lmp_http_call *call) {
+  /* No wait is allowed for it (the daemon stops, or as many requests as may wait
+   * already do): published now, it could be answered nothing of its fate. */
+  if (call->last) {
+    lmp_admin_error(call, 503, "the front door is busy; try again");
+    return NULL;
+  }
+  if (intake_door_within_limits(in, call))
+    return NULL;
+  const char *ctype = lmp_http_header(call, "content-type");
+  /* Media types are case-insensitive (RFC 9110); parameters such as charset may follow. */
+  if (ctype == NULL || strncasecmp(ctype, "application/json", 16) != 0 ||
+      (ctype[16] != '\0' && ctype[16] != ';' && ctype[16] != ' ')) {
+    lmp_admin_error(call, 415, "the body must be JSON (Content-Type: application/json)");
+    return NULL;
+  }
+  json_t *j = lmp_admin_body(call);
+  if (j && intake_door_speak_for_caller(call, j)) {
+    json_decref(j);
+    return NULL;
+  }
+  return j;
+}
+
 static int submit(void *ctx, struct lmp_http_call *call) {
   const struct intake *in = ctx;
   if (call->state)
     return answer_submission(call, call->state);
-  /* No wait is allowed for it (the daemon stops, or as many requests as may wait
-   * already do): published now, it could be answered nothing of its fate. */
-  if (call->last)
-    return lmp_admin_error(call, 503, "the front door is busy; try again");
-  if (intake_door_within_limits(in, call))
-    return 0;
-  const char *ctype = lmp_http_header(call, "content-type");
-  /* Media types are case-insensitive (RFC 9110); parameters such as charset may follow. */
-  if (ctype == NULL || strncasecmp(ctype, "application/json", 16) != 0 ||
-      (ctype[16] != '\0' && ctype[16] != ';' && ctype[16] != ' '))
-    return lmp_admin_error(call, 415, "the body must be JSON (Content-Type: application/json)");
-  json_t *j = lmp_admin_body(call);
+  json_t *j = intake_door_body(in, call);
   if (j == NULL)
     return 0;
-  if (intake_door_speak_for_caller(call, j)) {
-    json_decref(j);
-    return 0;
-  }
   avro_value_t v;
   int r = intake_door_value(call, j, "onboarding.requested", "an onboarding request", &v);
   if (r != 0) {

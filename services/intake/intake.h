@@ -88,13 +88,13 @@ int intake_customer_route(void *ctx, struct lmp_http_call *call);
   "    WHERE u.customer_id = " #a ".customer_id::text AND u.status = 'added') y GROUP BY 1) e), '[]')"
 
 
-/* The front door's steps every submission route takes (door.c): the partner's and
- * the address's rate (0, or 1 answered 403/429); the body made to speak for the
- * signed-in partner (0, or 1 answered 403); the event published, the call answered
+/* The front door's steps every submission route takes (door.c). The body, read once
+ * the call may wait, is within the partner's and the address's rates and is JSON,
+ * and made to speak for the signed-in partner: its reference, or NULL with the call
+ * answered (503, 429, 415, 400, 403). Then the event published, the call answered
  * 202 with answer (taken) and location once the broker has it (intake_door_answer on
  * the route's next run, when call->state is set), or 413/503. */
-int intake_door_within_limits(const struct intake *in, struct lmp_http_call *call);
-int intake_door_speak_for_caller(struct lmp_http_call *call, json_t *j);
+json_t *intake_door_body(const struct intake *in, struct lmp_http_call *call);
 int intake_door_publish(struct lmp_http_call *call, const char *event_type, const char *id, avro_value_t *v,
                         const char *location, json_t *answer);
 int intake_door_answer(struct lmp_http_call *call);

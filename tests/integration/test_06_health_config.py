@@ -18,6 +18,21 @@ def test_health_config(ns):
         out = subprocess.run([exe], env=ns.env(**env), capture_output=True, text=True, timeout=10)
         check(out.returncode == 2, f"{env}: exit {out.returncode}")
         check(want in out.stderr, f"{env}: stderr {out.stderr!r} lacks {want!r}")
+    # The portal's settings: names as code=name, text without control characters,
+    # links that are http(s) without spaces (a mail shows them).
+    for service, env, want in [
+            ("intake", {"LMP_INTAKE_APPLIANCE_NAMES": "NS-100"}, "intake.appliance_names: 'NS-100' is not code=name"),
+            ("intake", {"LMP_INTAKE_HOSTING_REGION_NAMES": "ca-central-1=Can\x1bada"},
+             "intake.hosting_region_names: 'ca-central-1=Can\x1bada' is not code=name"),
+            ("intake", {"LMP_INTAKE_INCIDENT_RESPONSE": "call\r\nBcc: x"},
+             "intake.incident_response: must be UTF-8 text without control characters"),
+            ("notifier", {"LMP_NOTIFIER_PORTAL_URL": "javascript:alert(1)"},
+             "notifier.portal_url: 'javascript:alert(1)' is not an https:// or http:// address"),
+            ("notifier", {"LMP_NOTIFIER_PAGE_URL": "https://a.example/ x"},
+             "notifier.page_url: 'https://a.example/ x' is not an https:// or http:// address")]:
+        out = subprocess.run([os.path.join(BUILD, "services", service, f"lmp-{service}"), "--check-config"],
+                             env=ns.env(service, **env), capture_output=True, text=True)
+        check(out.returncode == 2 and want in out.stderr, f"{service} {env}: {out.returncode} {out.stderr!r}")
     out = subprocess.run([exe, "-c", "/nonexistent.conf"], env=ns.env(), capture_output=True, text=True)
     check(out.returncode == 2 and "cannot open" in out.stderr, out.stderr)
     out = subprocess.run([exe, "--print-config"], capture_output=True, text=True)

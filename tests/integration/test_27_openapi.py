@@ -426,6 +426,11 @@ def live(ns, doc):
        {"request_id": str(uuid.uuid4()), "users": {"tier": 1}}, token=nora, want=404)
     ok("intake", "public", more, "POST", {"request_id": "x" * 20000, "users": {"tier": 1}}, token=nora, want=413,
        valid_request=False)
+    ok("intake", "public", more, "POST", b"tier=1", ctype="text/plain", token=nora, want=415, valid_request=False)
+    # Hostile text in the request: answered at its field, nothing sent.
+    a = ok("intake", "public", more, "POST", {"request_id": str(uuid.uuid4()) + "\r\nx", "users": {"tier": 1}},
+           token=nora, want=422)
+    check(a.json()["reasons"][0]["field"] == "request_id", a.json())
     ok("intake", "public", door + f"/v1/customers/{cust}", token=nora, want=200)
     ok("intake", "public", door + f"/v1/customers/{cust}", token=erin, want=404)
     ok("intake", "public", door + f"/v1/customers/{cust}", want=401, valid_request=False)
