@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "fields.h"
 #include "limit.h"
 #include "lmp/base/error.h"
 #include "lmp/base/log.h"
@@ -44,11 +45,14 @@ static int options(void *ctx, struct lmp_http_call *call) {
   /* How the page signs its partner in: the issuer and its public client. */
   const char *issuer = lmp_http_issuer(call);
   json_t *signin = issuer ? json_pack("{s:s,s:s}", "issuer", issuer, "client_id", in->portal_client_id) : json_null();
-  json_t *o = json_pack("{s:[{s:s,s:s},{s:s,s:s},{s:s,s:s}],s:o,s:o,s:i,s:i,s:i,s:o}", "licenses", "code",
-                        "MDR_CORE", "name", "MDR Core", "code", "MDR_COMPLETE", "name", "MDR Complete", "code",
-                        "MDR_CLOUD", "name", "MDR Cloud", "hosting_regions", regions, "appliance_skus", skus,
+  json_t *o = json_pack("{s:o,s:o,s:i,s:i,s:i,s:o}", "hosting_regions", regions, "appliance_skus", skus,
                         "virtual_recommended_below", 10, "max_users", in->rules.max_users, "max_appliances",
                         in->rules.max_appliances, "signin", signin);
+  /* The licenses and the fields' rules: what the page checks before the review step. */
+  if (o && intake_fields_json(&in->rules, o) < 0) {
+    json_decref(o);
+    o = NULL;
+  }
   if (o) {
     json_object_set_new(o, "regions", named(in->rules.regions, in->region_names, "code"));
     json_object_set_new(o, "appliance_models", named(in->rules.skus, in->appliance_names, "sku"));

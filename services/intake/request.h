@@ -77,10 +77,12 @@ void intake_findings_clear(struct intake_findings *f);
  * before intake_validate: a request with such text is refused on that alone. */
 int intake_check_text(avro_value_t *request, struct intake_findings *out);
 
-/* Syntax checks, exposed for the tests. */
+/* Syntax checks (fields.c keeps the patterns of the first three). */
 int intake_email_ok(const char *s);
 int intake_web_site_ok(const char *s);
 int intake_uuid_ok(const char *s);
+/* An id of 1 to 64 letters, digits, '.', '_' or '-' (a partner's, an address ref). */
+int intake_id_ok(const char *s);
 /* The legal name without surrounding white space, malloc'd. */
 char *intake_trim(const char *s);
 

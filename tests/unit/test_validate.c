@@ -9,6 +9,7 @@
 
 #include <cmocka.h>
 
+#include "fields.h"
 #include "intake.h"
 #include "lmp/avro/codec.h"
 #include "lmp/base/text.h"
@@ -390,9 +391,74 @@ static void syntax_helpers(void **state) {
   assert_false(intake_email_ok(NULL));
   assert_false(intake_email_ok("@example.com"));
   assert_false(intake_email_ok("a@b@example.com"));
+  /* The patterns of fields.c, against the cases the hand-written checks took. */
+  static const char *const emails_ok[] = {"a@example.com", "o'neil+x@1st.example.co.uk", "A_B-c@x-y.example.org"};
+  static const char *const emails_bad[] = {".a@example.com", "a.@example.com", "a..b@example.com", "a@example",
+                                           "a@example.c0m", "a@-x.example.com", "a@x-.example.com",
+                                           "a b@example.com", "\xc3\xa9@example.com", "a@example..com", ""};
+  for (size_t i = 0; i < sizeof(emails_ok) / sizeof(*emails_ok); i++)
+    assert_true(intake_email_ok(emails_ok[i]));
+  for (size_t i = 0; i < sizeof(emails_bad) / sizeof(*emails_bad); i++)
+    assert_false(intake_email_ok(emails_bad[i]));
+  char local[80], label[80];
+  memset(local, 'a', 64), strcpy(local + 64, "@example.com");
+  assert_true(intake_email_ok(local));
+  memset(local, 'a', 65), strcpy(local + 65, "@example.com");
+  assert_false(intake_email_ok(local));
+  memset(label, 'b', 63), strcpy(label + 63, ".com");
+  assert_true(intake_web_site_ok(label));
+  memset(label, 'b', 64), strcpy(label + 64, ".com");
+  assert_false(intake_web_site_ok(label));
+  assert_true(intake_web_site_ok("https://www.example.com/a/b?c=d#e"));
+  assert_true(intake_web_site_ok("example.com:8080"));
+  assert_false(intake_web_site_ok("https://"));
+  assert_false(intake_web_site_ok("http//example.com"));
+  assert_false(intake_web_site_ok("https://example.com/\xc3\xa9"));
+  assert_true(intake_id_ok("partner-east.1_a"));
+  assert_false(intake_id_ok("partner/east"));
   char *t = intake_trim("  Acme  Corp \n");
   assert_string_equal(t, "Acme  Corp");
   free(t);
+}
+
+/* What GET /v1/form publishes is what intake checks: the limits of the rules, the
+ * patterns it runs, and each reason's very sentence. */
+static void published_rules(void **state) {
+  json_t *o = json_object();
+  assert_int_equal(intake_fields_json(&rules, o), 0);
+  json_t *legal = NULL, *email = NULL, *f;
+  size_t i;
+  json_array_foreach(json_object_get(o, "fields"), i, f) {
+    const char *path = json_string_value(json_object_get(f, "field"));
+    if (strcmp(path, "customer.legal_name") == 0)
+      legal = f;
+    if (strcmp(path, "customer.portal_admin_email") == 0)
+      email = f;
+  }
+  assert_non_null(legal);
+  assert_non_null(email);
+  assert_int_equal(json_integer_value(json_object_get(legal, "max_length")), rules.legal_name_max);
+  assert_int_equal(json_array_size(json_object_get(email, "patterns")), 2);
+
+  json_t *j = example(PHYS);
+  mutate(j, "customer.legal_name", json_string(""));
+  mutate(j, "customer.portal_admin_email", json_string("it@example"));
+  struct intake_findings found = {0};
+  validate_json(j, &found);
+  assert_int_equal(found.errors.n, 2);
+  assert_string_equal(found.errors.v[0].message,
+                      json_string_value(json_object_get(json_object_get(legal, "messages"), "required")));
+  assert_string_equal(found.errors.v[1].message,
+                      json_string_value(json_object_get(json_object_get(email, "messages"), "invalid")));
+  intake_findings_clear(&found);
+  json_decref(j);
+
+  json_t *core = json_array_get(json_object_get(o, "licenses"), 0);
+  assert_string_equal(json_string_value(json_object_get(core, "code")), "MDR_CORE");
+  json_t *tier = json_object_get(json_object_get(core, "counts"), "tier");
+  assert_int_equal(json_integer_value(json_object_get(tier, "min")), 1);
+  assert_null(json_object_get(json_object_get(core, "counts"), "sat"));
+  json_decref(o);
 }
 
 int main(void) {
@@ -402,6 +468,7 @@ int main(void) {
       cmocka_unit_test(text_is_checked),
       cmocka_unit_test(text_is_trimmed),
       cmocka_unit_test(breach_names_incident_response),
+      cmocka_unit_test(published_rules),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
