@@ -10,9 +10,11 @@ reached:
    their email and their partner from the access token, with nothing of the sign-in
    left in the address, sessionStorage, localStorage or cookies;
 1. a customer under attack gets the incident-response advice and no way to submit;
-2. a refused request (no legal name, a bad administrator email) shows each reason at
-   its field, announced, with the focus on the first; corrected, it is confirmed under
-   a new request id;
+2. a faulty request (no legal name, a web site and an administrator email that are
+   not ones) shows each reason at its field before the review step, from the rules
+   GET /v1/form publishes, with nothing sent; on a page without those rules intake's
+   422 shows the same sentences at the same fields, announced, with the focus on the
+   first; corrected, it is confirmed under a new request id;
 3. a fully virtual onboarding done with the keyboard alone (Tab, Space, arrows, Enter),
    confirmed with the customer id, the users and where the mails went;
 4. a physical MDR Complete onboarding with Beauceron SAT users, two custom addresses
@@ -106,6 +108,22 @@ RECORDER = """
       throw new TypeError('the answer was lost on the way back');
     }
     return res;
+  };
+})();
+"""
+
+# A page holding none of intake's rules: GET /v1/form answered without its fields and
+# the licenses' counts, as a page loaded before intake published them would be.
+STALE_RULES = """
+(() => {
+  const real = window.fetch;
+  window.fetch = async (url, init) => {
+    const res = await real(url, init);
+    if (new URL(String(url), location.href).pathname !== '/v1/form') return res;
+    const o = await res.json();
+    delete o.fields;
+    for (const l of o.licenses) delete l.counts;
+    return new Response(JSON.stringify(o), { status: res.status, headers: res.headers });
   };
 })();
 """
@@ -391,35 +409,67 @@ def breach_yes(page):
     log("breach: the advice to contact incident response, no submit; 'no' opens the form")
 
 
-def refused(page, ns, who):
-    """Intake's reasons shown at their fields, then the corrected request confirmed; the
-    page's clock moved near the token's expiry first, so it refreshes the token before
-    sending."""
-    page.open()
+def fill_faulty(page):
+    """A request with three faults the page can find alone: no legal name, a web site
+    that is not one, an administrator email that is not one."""
     page.click("license-MDR_CORE")
     page.click("breach-no")
+    page.type("web_site", "ftp://files.example.com")
     page.type("portal_admin_email", "not-an-email")
     page.type("users_tier", "5")
     page.click("deploy-virtual")
     page.select("hosting_region", "ca-central-1")
+
+
+FAULTY = [("legal_name", "legal name is required"), ("web_site", "must be an http(s) address"),
+          ("portal_admin_email", "email address is not valid")]
+
+
+def check_reasons(page, first):
+    for id_, says in FAULTY:
+        check_field_error(page, id_, says)
+    listed = page.js("return Array.from(document.querySelectorAll('#errors li'), (li) => li.textContent)")
+    check(len(listed) == len(FAULTY), f"the summary lists {listed}")
+    check(page.active()["id"] == first, f"the focus is on {page.active()}, not the first error")
+    check(page.attr("errors", "role") == "alert", "the reasons are not announced")
+    check(page.shown("legal_name") and not page.shown("submit-button"), "the form is not back for correcting")
+    return [page.text(f"{id_}-error") for id_, _ in FAULTY]
+
+
+def refused(page, ns, who):
+    """Intake's rules checked by the page at each field before the review step, from
+    what GET /v1/form publishes: nothing sent. Then a page holding no rules (one loaded
+    before intake published them): intake's 422 shows the same sentences at the same
+    fields, and the corrected request is confirmed; the page's clock moved near the
+    token's expiry first, so it refreshes the token before sending."""
+    page.open()
+    fill_faulty(page)
     check("fewer than 10 users" in (page.text("virtual-advice") or ""), "no advice shown for 5 users")
+    page.click("review-button")
+    page.wait("the reasons shown", lambda: page.js("return document.querySelectorAll('#errors li').length") > 0)
+    page.shot("refused-at-fields")
+    own = check_reasons(page, "legal_name")
+    check(not page.posts(), f"the page sent a request it could check itself: {page.posts()}")
+
+    # The same request on a page whose GET /v1/form answer lost its rules.
+    stale = page.d.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": STALE_RULES})
+    page.open()
+    page.d.execute_cdp_cmd("Page.removeScriptToEvaluateOnNewDocument", stale)
+    fill_faulty(page)
     page.review_and_submit()
     page.wait("the reasons shown", lambda: page.js("return document.querySelectorAll('#errors li').length") > 0)
     page.shot("refused")
     body = page.sent()[-1]
-    check_field_error(page, "legal_name", "legal name is required")
-    check_field_error(page, "portal_admin_email", "email address is missing or not valid")
-    listed = page.js("return Array.from(document.querySelectorAll('#errors li'), (li) => li.textContent)")
-    check(len(listed) == 2, f"the summary lists {listed}")
-    check(page.active()["id"] == "legal_name", f"the focus is on {page.active()}, not the first error")
-    check(page.attr("errors", "role") == "alert", "the reasons are not announced")
-    check(page.shown("legal_name") and not page.shown("submit-button"), "the form is not back for correcting")
+    check(page.posts()[-1]["status"] == 422, f"intake answered {page.posts()[-1]['status']}, not 422")
+    said = check_reasons(page, "legal_name")
+    check(said == own, f"intake's sentences {said} are not the page's {own}")
     check(ns.sql("SELECT count(*) FROM onboardings WHERE onboarding_id = %s",
                  onboarding_id(PARTNER, body["request_id"])) == [(0,)], "a refused request was recorded")
     first = page.bearer(page.posts()[-1])
 
     name = f"Harbourview Dental Clinic Inc. {uuid.uuid4().hex[:8]}"
     page.type("legal_name", name)
+    page.type("web_site", "harbourview-dental.example.com")
     page.type("portal_admin_email", "it@harbourview-dental.example.com")
     # 30 s before the access token expires (Keycloak's 300 s) on the page's clock.
     page.js("const real = Date.now.bind(Date); window.__realNow = real; Date.now = () => real() + 275000;")
@@ -438,8 +488,8 @@ def refused(page, ns, who):
     check(second != first, "the token was not refreshed before it expired")
     check(page.text("account-email") == who["email"], "the account changed with the refresh")
     page.check_front_door_calls()
-    log("refused: both reasons at their fields, focus on the first; corrected, sent with a refreshed token, "
-        "confirmed")
+    log("refused: the page's own checks and intake's 422 in the same words at the same fields, focus on the "
+        "first; corrected, sent with a refreshed token, confirmed")
 
 
 def keyboard_virtual(page, ns, who):

@@ -1,16 +1,74 @@
-/* What the page checks itself, and how every reason is shown. The rules live in intake:
- * the page reads the request from what was typed, refuses what it could not put into a
- * request at all (no license, a user count that is not a number) and what the
- * partner's view says cannot be had (partner.js), and shows each reason, its own or
- * intake's, at the field it names. */
+/* What the page checks itself, and how every reason is shown. The rules are intake's:
+ * GET /v1/form publishes each field's (required, longest, patterns, when they apply)
+ * and each license's counts, with the sentence intake answers for each fault, and the
+ * page checks them all before the review step. Beside them the page refuses what it
+ * could not put into a request at all (no license, a user count that is not a number)
+ * and what the partner's view says cannot be had (partner.js), and shows each reason,
+ * its own or intake's, at the field it names. */
 import { $, checked, count, form, h } from './dom.js';
-import { LICENSE_NAMES, PARTNER_DEFAULT } from './state.js';
+import { LICENSE_NAMES, PARTNER_DEFAULT, options } from './state.js';
 import { addressBlocks, appliances } from './render.js';
 import { partnerProblems } from './partner.js';
 
 const text = (id) => $(id).value.trim();
 const optional = (id) => text(id) || null;
 const shown = (el) => el.getClientRects().length > 0;
+
+/* ---- intake's rules ---------------------------------------------------------- */
+
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/; // what intake calls control characters
+
+/* The values at a rule's path ("deployment.addresses[].city": each address's city),
+ * each with its own path ("deployment.addresses[1].city"). */
+function valuesAt(value, path) {
+  let nodes = [['', value]];
+  for (const part of path.split('.')) {
+    const each = part.endsWith('[]');
+    const key = each ? part.slice(0, -2) : part;
+    nodes = nodes.flatMap(([p, v]) => {
+      const child = v === null || v === undefined ? undefined : v[key];
+      const at = p ? `${p}.${key}` : key;
+      if (!each) return [[at, child]];
+      return Array.isArray(child) ? child.map((c, i) => [`${at}[${i}]`, c]) : [];
+    });
+  }
+  return nodes;
+}
+
+/* The fault a value has under a rule, as intake finds it: 'required', 'invalid',
+ * 'too_long' or null. */
+function fault(rule, value) {
+  const s = value === null || value === undefined ? '' : String(value).trim();
+  if (s === '') return rule.required ? 'required' : null;
+  if (CONTROL.test(s)) return 'invalid';
+  if (rule.max_length !== undefined && [...s].length > rule.max_length) return 'too_long';
+  if (rule.patterns.some((p) => !new RegExp(p).test(s))) return 'invalid';
+  if (rule.one_of && !(options[rule.one_of] || []).includes(s)) return 'invalid';
+  return null;
+}
+
+function fieldProblems(request) {
+  const out = [];
+  for (const rule of options.fields || []) {
+    const when = rule.when ? valuesAt(request, rule.when.field)[0][1] : null;
+    if (rule.when && !rule.when.in.includes(when)) continue;
+    for (const [field, value] of valuesAt(request, rule.field)) {
+      const f = fault(rule, value);
+      if (f) out.push({ field, message: rule.messages[f] });
+    }
+  }
+  return out;
+}
+
+/* A count against its license's least and largest. */
+function countProblem(license, which, n) {
+  const l = (options.licenses || []).find((x) => x.code === license);
+  const rule = l && l.counts ? l.counts[which] : null;
+  if (!rule) return null;
+  if (n < rule.min) return rule.messages.below_min;
+  if (n > rule.max) return rule.messages.over_max;
+  return null;
+}
 
 /* ---- the request ------------------------------------------------------------ */
 
@@ -40,21 +98,24 @@ function readDeployment() {
 }
 
 /* The request as intake takes it (schemas/onboarding.requested.avsc), every field
- * present, without request_id and submitted_at; and what cannot be sent at all. */
+ * present, without request_id and submitted_at; and every reason intake would refuse
+ * it for that the page can find alone, each at its field. */
 export function readRequest() {
   const problems = [];
   const license = checked('license');
   if (!license) problems.push({ field: 'license', message: 'Choose the license to add the customer to.' });
   const users = { tier: 0, cloud: 0, sat: 0 };
-  const users_of = (id, field, what) => {
-    const n = count($(id).value);
-    if (!Number.isNaN(n)) return n;
-    problems.push({ field, message: `Enter the number of ${what} as a whole number, such as 25 (0 for none).` });
-    return 0;
+  const users_of = (which, what) => {
+    const field = `users.${which}`;
+    const n = count($(`users_${which}`).value);
+    const problem = Number.isNaN(n) ? `Enter the number of ${what} as a whole number, such as 25 (0 for none).`
+      : countProblem(license, which, n);
+    if (problem) problems.push({ field, message: problem });
+    return Number.isNaN(n) ? 0 : n;
   };
-  if (license !== 'MDR_CLOUD') users.tier = users_of('users_tier', 'users.tier', `${LICENSE_NAMES[license] || 'MDR'} users`);
-  users.cloud = users_of('users_cloud', 'users.cloud', 'MDR Cloud users');
-  if (license === 'MDR_COMPLETE') users.sat = users_of('users_sat', 'users.sat', 'Beauceron SAT users');
+  if (license !== 'MDR_CLOUD') users.tier = users_of('tier', `${LICENSE_NAMES[license] || 'MDR'} users`);
+  users.cloud = users_of('cloud', 'MDR Cloud users');
+  if (license === 'MDR_COMPLETE') users.sat = users_of('sat', 'Beauceron SAT users');
   const breach = checked('breach');
   const request = {
     license,
@@ -65,7 +126,9 @@ export function readRequest() {
     deployment: license === 'MDR_CLOUD' ? null : readDeployment(),
     confirmed: $('confirmed').checked,
   };
-  if (!problems.length) problems.push(...partnerProblems(request));
+  problems.push(...fieldProblems(request));
+  // What the partner's view refuses, where the field is otherwise right.
+  problems.push(...partnerProblems(request).filter((p) => !problems.some((q) => q.field === p.field)));
   return { request, problems };
 }
 
@@ -149,8 +212,12 @@ function markError(el, message) {
 export function showReasons(reasons) {
   clearErrors();
   const marked = [];
-  const items = reasons.map((r) => {
+  const said = new Set(); // a reason said once at its element (every sensor without an address)
+  const items = reasons.flatMap((r) => {
     const el = r.field ? elementFor(r.field) : null;
+    const key = `${el ? el.id : ''}\n${r.message}`;
+    if (said.has(key)) return [];
+    said.add(key);
     if (!el) return h('li', { text: r.message });
     markError(el, r.message);
     marked.push(el);
@@ -162,7 +229,7 @@ export function showReasons(reasons) {
     });
     return h('li', {}, a);
   });
-  const n = reasons.length;
+  const n = items.length;
   $('errors').replaceChildren(
     h('h2', { text: 'There is a problem' }),
     h('p', { text: n === 1 ? 'Please correct this and submit again:' : `Please correct these ${n} things and submit again:` }),
