@@ -3,6 +3,7 @@ Keycloak: the page offers only the licenses the partner holds and shows the user
 available beside each count, refuses a count above them at its field before anything
 is sent, offers the partners that share the license as the sub-partner's choices and
 refuses another, shows the default address and ships there only once it is
+confirmed; a failed onboarding is corrected against the users available now and
 confirmed; an MDR Cloud onboarding goes through; a partner that holds nothing is told
 so and offered no license. Screenshots of each step are kept in Testing/37_portal."""
 import os
@@ -114,6 +115,60 @@ def default_address(page):
     log("default address: shown, refused unconfirmed, confirmed and shipped there")
 
 
+def failed_then_corrected(page, ns):
+    """A failed onboarding, not a refused one: the partner's pool is lowered after the
+    page loaded (another frontend or an operator drew on it), so the page's view
+    still offers more than allocation has. The failure shows its reason, the form comes
+    back with the reason at the users and the users available as they now are, and the
+    corrected request is confirmed."""
+    import test_36_partner_view as pv
+    page.open()
+    page.wait("the partner's view on the page",
+              lambda: (page.text("license-MDR_CORE-available") or "").startswith(", "))
+    page.click("license-MDR_CORE")
+    page.click("breach-no")
+    page.type("legal_name", f"Millbrook Family Dental {uuid.uuid4().hex[:8]}")
+    page.type("portal_admin_email", "office@millbrook-dental.example.com")
+    page.type("users_tier", "40")
+    page.click("deploy-virtual")
+    page.select("hosting_region", "us-east-1")
+    total = 500
+    left = pv.available(pv.settled(ns, "the view", lambda v: True), "MDR_CORE")["tier"]
+    code, body = ns.admin_post("allocation", "/v1/admin/load",
+                               {"pools": [{"partner_id": NORTH, "product": "MDR_CORE", "total": total - left + 30}]})
+    check(code == 200, body)
+    pv.settled(ns, "the lowered pool", lambda v: pv.available(v, "MDR_CORE")["tier"] == 30)
+    page.review_and_submit()
+    check(page.outcome() == "failed", page.text("result"))
+    reasons = page.js("return Array.from(document.querySelectorAll('#result-reasons li'), (li) => li.dataset.code)")
+    check(reasons == ["INSUFFICIENT_USERS"], f"the failure's reasons: {reasons}")
+    check(page.shown("correct-button"), "a failed onboarding offers no way to correct it")
+    page.shot("failed")
+    page.click("correct-button")
+    page.wait("the form back, the users available as they are now",
+              lambda: page.shown("legal_name") and
+              page.text("users_tier-available") == "30 available on your MDR Core license.")
+    check(page.d.current_url == f"{page.origin}/", page.d.current_url)
+    check("40 users requested, 30 available" in (page.text("fs-users-error") or ""), page.text("fs-users-error"))
+    page.shot("failed-correcting")
+    failed, posts = page.sent()[-1], len(page.posts())
+    page.type("users_tier", "31")
+    page.click("review-button")
+    page.wait("the count above refused", lambda: page.attr("users_tier", "aria-invalid") == "true")
+    check(len(page.posts()) == posts, "a count above the users available now was sent")
+    page.type("users_tier", "25")
+    page.review_and_submit()
+    check(page.outcome() == "confirmed", page.text("result"))
+    again = page.sent()[-1]
+    check(again["request_id"] != failed["request_id"] and again["users"]["tier"] == 25,
+          f"the corrected request: {again}")
+    page.shot("failed-corrected-confirmed")
+    code, body = ns.admin_post("allocation", "/v1/admin/load",
+                               {"pools": [{"partner_id": NORTH, "product": "MDR_CORE", "total": total}]})
+    check(code == 200, body)
+    log("a failed onboarding: its reason shown, corrected against the users available now, confirmed")
+
+
 def cloud(page):
     """An MDR Cloud onboarding: cloud users only, no appliance."""
     page.open()
@@ -218,7 +273,8 @@ def test_portal(ns):
     logins = demo_logins()
     ready(ns, NORTH)
     ready(ns, EAST)
-    for who, steps in ((NORTH, (holdings, default_address, cloud, lambda p: lists_and_addresses(p, ns))),
+    for who, steps in ((NORTH, (holdings, default_address, lambda p: failed_then_corrected(p, ns), cloud,
+                                lambda p: lists_and_addresses(p, ns))),
                        (EAST, (holds_nothing,))):
         d = browser()
         page = Page(d, ns.http["intake"] + "/", logins[who])

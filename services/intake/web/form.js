@@ -101,6 +101,9 @@ $('correct-button').addEventListener('click', () => {
   history.pushState(null, '', '/');
   setMode('edit');
   showReasons(outcome && outcome.reasons ? outcome.reasons : []);
+  // What is available now: the failed onboarding gave its users back, and others may
+  // have drawn some since the page loaded.
+  loadPartner().then(refresh);
 });
 $('new-button').addEventListener('click', () => {
   stopFollowing();
@@ -110,6 +113,7 @@ $('new-button').addEventListener('click', () => {
   $('addresses').replaceChildren();
   clearErrors();
   refresh();
+  loadPartner().then(refresh);
   go('/');
   $('page-title').focus();
 });
