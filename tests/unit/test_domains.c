@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "allocation.h"
+#include "lmp/base/buf.h"
 #include "fulfilment.h"
 #include "notifier.h"
 #include "shipping.h"
@@ -229,6 +230,53 @@ static void out_of_stock(void **state) {
   txh_close(&f);
 }
 
+/* A reference-data load that meets a row another transaction holds (a deadlock, a
+ * restart are the same to it: the database's state, not the load's fault) is answered
+ * 503, to be sent again, with nothing of it kept; sent again once the lock is gone, it
+ * is taken. A load the database refuses for its content stays a 400. */
+static void load_meets_a_lock(void **state) {
+  struct txh a;
+  txh_open(&a, &allocation);
+  txh_exec(&a, "INSERT INTO partners VALUES ('partner-northwind', 'N')");
+  txh_exec(&a, "INSERT INTO pools VALUES ('partner-northwind', 'MDR_CORE', 100, 0)");
+  PGconn *holder = PQconnectdb(a.rt.db.conninfo);
+  assert_int_equal(PQstatus(holder), CONNECTION_OK);
+  PQclear(PQexec(holder, "BEGIN"));
+  PGresult *held = PQexec(holder, "UPDATE pools SET total = total WHERE product = 'MDR_CORE'");
+  assert_int_equal(PQresultStatus(held), PGRES_COMMAND_OK);
+  PQclear(held);
+  txh_exec(&a, "SET lock_timeout = '200ms'");
+
+  const char *body = "{\"pools\": [{\"partner_id\": \"partner-northwind\", \"product\": \"MDR_CORE\", "
+                     "\"total\": 150}]}";
+  struct lmp_buf out = {0};
+  struct lmp_http_call call = {.db = a.rt.db.conn, .method = "POST", .path = "/v1/admin/load", .body = body,
+                               .body_len = strlen(body), .status = 500, .out = &out};
+  assert_string_equal(allocation_http[0].pattern, "/v1/admin/load");
+  assert_int_equal(allocation_http[0].fn(NULL, &call), 0);
+  assert_int_equal(call.status, 503);
+  assert_non_null(strstr(out.data, "SQLSTATE 55P03"));
+  PQclear(PQexec(holder, "COMMIT"));
+  PQfinish(holder);
+  assert_int_equal(txh_long(&a, "SELECT total FROM pools"), 100);
+
+  call.status = 500;
+  assert_int_equal(allocation_http[0].fn(NULL, &call), 0);
+  assert_int_equal(call.status, 200);
+  assert_int_equal(txh_long(&a, "SELECT total FROM pools"), 150);
+
+  /* Below what is allocated: the data breaks a rule of the table, not the moment. */
+  txh_exec(&a, "UPDATE pools SET allocated = 120");
+  const char *low = "{\"pools\": [{\"partner_id\": \"partner-northwind\", \"product\": \"MDR_CORE\", "
+                    "\"total\": 100}]}";
+  call = (struct lmp_http_call){.db = a.rt.db.conn, .method = "POST", .path = "/v1/admin/load", .body = low,
+                                .body_len = strlen(low), .status = 500, .out = &out};
+  assert_int_equal(allocation_http[0].fn(NULL, &call), 0);
+  assert_int_equal(call.status, 400);
+  lmp_buf_free(&out);
+  txh_close(&a);
+}
+
 /* A failure the flow cannot have written changes nothing and is dead-lettered: from a
  * stage that fails no onboarding there, from allocation for an onboarding already
  * provisioned, from anyone once shipping completed (the users and units stay). */
@@ -287,6 +335,7 @@ int main(void) {
       cmocka_unit_test(all_or_nothing),
       cmocka_unit_test(out_of_stock),
       cmocka_unit_test(failures_past_their_stage),
+      cmocka_unit_test(load_meets_a_lock),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

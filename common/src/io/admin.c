@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "io/db.h"
 #include "lmp/base/error.h"
 #include "lmp/base/log.h"
 #include "lmp/base/text.h"
@@ -49,12 +50,20 @@ json_t *lmp_admin_body(struct lmp_http_call *call) {
   return j;
 }
 
+/* How a refusal that the database's state caused begins (a deadlock, a lock that
+ * could not be had, the server restarting, the connection lost): nothing of the load
+ * was kept and the same load may simply be sent again, so lmp_admin_finish answers it
+ * 503, not 400. */
+#define BUSY "the database could not take it now"
+
 /* What a client may learn of a refusal: the SQLSTATE and the constraint, if any. */
 static void refusal(const PGresult *res, PGconn *db, char *err, size_t errlen) {
   const char *st = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
   const char *con = res ? PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME) : NULL;
   lmp_warn(NULL, "admin statement refused: %s", res ? PQresultErrorMessage(res) : PQerrorMessage(db));
-  if (st && strncmp(st, "23", 2) == 0 && con)
+  if (lmp__db_classify(db, res) == LMP_ERETRY)
+    snprintf(err, errlen, BUSY " (SQLSTATE %s): nothing was changed; send it again", st ? st : "none");
+  else if (st && strncmp(st, "23", 2) == 0 && con)
     snprintf(err, errlen, "refused by the database: the data breaks rule %s", con);
   else if (st && strncmp(st, "22", 2) == 0)
     snprintf(err, errlen, "refused by the database: a value is out of range or malformed (SQLSTATE %s)", st);
@@ -80,7 +89,7 @@ int lmp_admin_finish(struct lmp_http_call *call, const char *err) {
   PGconn *db = call->db;
   if (*err) {
     PQclear(PQexec(db, "ROLLBACK"));
-    return lmp_admin_error(call, 400, err);
+    return lmp_admin_error(call, strncmp(err, BUSY, strlen(BUSY)) == 0 ? 503 : 400, err);
   }
   PGresult *res = PQexec(db, "COMMIT");
   int ok = res && PQresultStatus(res) == PGRES_COMMAND_OK;

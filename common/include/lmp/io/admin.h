@@ -19,7 +19,8 @@ json_t *lmp_admin_body(struct lmp_http_call *call);
  * read of it (the SQLSTATE and the constraint broken; the server's text is logged). */
 int lmp_admin_exec(PGconn *db, const char *sql, int n, const char *const *params, char *err, size_t errlen);
 /* Ends the transaction begun with lmp_admin_exec(db, "BEGIN"...): COMMIT when err is
- * empty, else ROLLBACK and a 400 carrying err. */
+ * empty, else ROLLBACK and err answered: 503 (Retry-After) when the database's state
+ * refused a statement (a deadlock, a lock not had, a restart), 400 otherwise. */
 int lmp_admin_finish(struct lmp_http_call *call, const char *err);
 /* A query whose single row and column is a JSON text: 200 with it, or 404 when no row. */
 int lmp_admin_json(struct lmp_http_call *call, const char *sql, int n, const char *const *params);
