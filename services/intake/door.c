@@ -348,6 +348,15 @@ static int serve(struct lmp_http_call *call, const char *name) {
 
 static int page(void *ctx, struct lmp_http_call *call) { return serve(call, "index.html"); }
 
+/* The page on one onboarding or customer: its address names one by its id (a UUID);
+ * any other is no page. */
+static int page_of_one(void *ctx, struct lmp_http_call *call) {
+  const char *id = strrchr(call->path, '/') + 1;
+  if (!intake_uuid_ok(id))
+    return lmp_admin_error(call, 404, "no such page: the address names no onboarding or customer id");
+  return serve(call, "index.html");
+}
+
 static int asset(void *ctx, struct lmp_http_call *call) { return serve(call, call->path + strlen("/form/")); }
 
 const struct lmp_http_route intake_http[] = {
@@ -355,9 +364,9 @@ const struct lmp_http_route intake_http[] = {
     /* The page's own addresses: a reload, a bookmark or a new tab opens the same page
      * on the same view. */
     {"GET", "/onboardings", page, 0, 0, 0},
-    {"GET", "/onboardings/{}", page, 0, 0, 0},
+    {"GET", "/onboardings/{}", page_of_one, 0, 0, 0},
     {"GET", "/customers", page, 0, 0, 0},
-    {"GET", "/customers/{}", page, 0, 0, 0},
+    {"GET", "/customers/{}", page_of_one, 0, 0, 0},
     {"GET", "/form/{}", asset, 0, 0, 0},
     {"GET", "/v1/form", options, 0, 0, 0},
     {"POST", "/v1/onboardings", submit, 256 * 1024, 0, 1},

@@ -17,15 +17,18 @@
 /* A DNS host name: labels of letters, digits and inner hyphens, the last alphabetic. */
 #define HOST "([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?[.])+[A-Za-z]{2,63}"
 #define LOCAL_CHAR "[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
+/* The white space trimmed from every value (C's isspace): a value is checked trimmed,
+ * and the patterns allow it around, so that they say the same of a value sent as it is. */
+#define WS "[\t\n\v\f\r ]*"
 
 enum format { FMT_NONE, FMT_EMAIL, FMT_WEB_SITE, FMT_ID, FMT_COUNTRY, FORMATS };
 
 static const char *const patterns[FORMATS][4] = {
-    [FMT_EMAIL] = {"^[^@]{1,64}@[^@]{1,253}$", "^" LOCAL_CHAR "+([.]" LOCAL_CHAR "+)*@" HOST "$"},
+    [FMT_EMAIL] = {"^" WS "[^@]{1,64}@[^@]{1,253}" WS "$", "^" WS LOCAL_CHAR "+([.]" LOCAL_CHAR "+)*@" HOST WS "$"},
     /* An http(s) address or a bare host name, with a port and a path if need be. */
-    [FMT_WEB_SITE] = {"^([Hh][Tt][Tt][Pp][Ss]?://)?[^/?#:]{1,253}([:/?#]|$)",
-                      "^([Hh][Tt][Tt][Pp][Ss]?://)?" HOST "(:[0-9]{1,5})?([/?#][!-~]*)?$"},
-    [FMT_ID] = {"^[A-Za-z0-9._-]{1,64}$"},
+    [FMT_WEB_SITE] = {"^" WS "([Hh][Tt][Tt][Pp][Ss]?://)?[^/?#:]{1,253}([:/?#]|" WS "$)",
+                      "^" WS "([Hh][Tt][Tt][Pp][Ss]?://)?" HOST "(:[0-9]{1,5})?([/?#][!-~]*)?" WS "$"},
+    [FMT_ID] = {"^" WS "[A-Za-z0-9._-]{1,64}" WS "$"},
 };
 
 enum when { ALWAYS, IF_DEPLOYMENT, IF_VIRTUAL, IF_SENSORS };

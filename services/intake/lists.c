@@ -2,7 +2,6 @@
  * and GET /v1/customers (its customer accounts with their license, users per product
  * and status). Each pages by a cursor, the last row's (created_at, id): a page costs
  * its rows, and rows added meanwhile never shift the next page. */
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,15 +40,6 @@ static int arg(const char *query, const char *name, char *out, size_t outlen) {
   return 0;
 }
 
-static int uuid_ok(const char *s) {
-  if (strlen(s) != 36)
-    return 0;
-  for (int i = 0; i < 36; i++)
-    if ((i == 8 || i == 13 || i == 18 || i == 23) ? s[i] != '-' : !isxdigit((unsigned char)s[i]))
-      return 0;
-  return 1;
-}
-
 /* The query's status (one of statuses), limit and cursor; NULL, or why it is not one. */
 static const char *read_query(const char *query, const char *const *statuses, struct query *q) {
   char limit[16] = "", cursor[80] = "";
@@ -77,7 +67,7 @@ static const char *read_query(const char *query, const char *const *statuses, st
   if (*cursor) {
     char *us = cursor, *id = strchr(cursor, '_');
     size_t digits = id ? (size_t)(id - us) : 0;
-    if (id == NULL || digits == 0 || digits > 18 || strspn(us, "0123456789") != digits || !uuid_ok(id + 1))
+    if (id == NULL || digits == 0 || digits > 18 || strspn(us, "0123456789") != digits || !intake_uuid_ok(id + 1))
       return "cursor is not one this list gave";
     *id = '\0';
     snprintf(q->cursor_us, sizeof(q->cursor_us), "%s", us);

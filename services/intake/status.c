@@ -80,6 +80,8 @@ static int status_of(struct lmp_http_call *call, const char *partner) {
   if (wait < 0)
     return lmp_admin_error(call, 400, "wait must be a number of seconds from 1 to 60");
   const char *p[] = {call->path + strlen("/v1/onboardings/"), partner};
+  if (!intake_uuid_ok(p[0])) /* never an onboarding's id: nothing to wait for */
+    return lmp_admin_error(call, 404, "no such onboarding");
   PGresult *res = PQexecParams(call->db, status_sql, 2, NULL, p, NULL, NULL, 0);
   if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
     lmp_warn(NULL, "status query failed: %s", res ? PQresultErrorMessage(res) : PQerrorMessage(call->db));
