@@ -12,7 +12,12 @@
    without the token and with a partner's access token; each answer of a
    path several daemons serve is in the schema of the daemon that gave it; and every
    status code the document lists was seen, but for the few listed here that need an
-   outage to happen."""
+   outage to happen; a request intake refuses by its rules (422) is one the document
+   refuses too;
+5. the request's rules in the document are intake's own, as GET /v1/form publishes them
+   from its one table (services/intake/fields.c): each field's patterns and longest
+   length, the counts' largest, the countries, regions and models. The comparison is
+   shown to fail on a changed limit."""
 import copy
 import json
 import os
@@ -45,6 +50,9 @@ DEFAULT_NOT_APPLIED = {"users.cloud", "users.sat"}
 # partner, and the submitter's email): a JSON request may leave them out, and the
 # document says so. Step 4 holds the daemon to it.
 FROM_TOKEN = {"partner_id", "submitted_by"}
+# Fields whose Avro default the front door applies, but whose default value the rules
+# refuse (an unanswered breach question): the document requires them, without it.
+DEFAULT_REFUSED = {"breach_or_incident"}
 # Answers the document lists that only an outage produces; everything else is seen.
 NOT_REPRODUCED = {
     ("/healthz", "get"): {"503"},                           # a stalled event loop
@@ -178,14 +186,14 @@ class Mirror:
         names = [f["name"] for f in rec["fields"]]
         check(list(oas["properties"]) == names, f"{where}: fields {names}, documented {list(oas['properties'])}")
         path = lambda f: f"{where}.{f['name']}".lstrip(".")  # noqa: E731
-        required = {f["name"] for f in rec["fields"] if ("default" not in f or path(f) in DEFAULT_NOT_APPLIED) and
-                    path(f) not in FROM_TOKEN}
+        required = {f["name"] for f in rec["fields"] if ("default" not in f or path(f) in DEFAULT_NOT_APPLIED or
+                                                       path(f) in DEFAULT_REFUSED) and path(f) not in FROM_TOKEN}
         check(set(oas.get("required", [])) == required, f"{where}: required {sorted(required)}, "
                                                           f"documented {sorted(oas.get('required', []))}")
         for f in rec["fields"]:
             prop = oas["properties"][f["name"]]
             self.same(f["type"], prop, path(f))
-            if "default" in f and path(f) not in DEFAULT_NOT_APPLIED:
+            if "default" in f and path(f) not in DEFAULT_NOT_APPLIED | DEFAULT_REFUSED:
                 check(prop.get("default", "absent") == f["default"], f"{path(f)}: default {f['default']!r}, "
                                                                      f"documented {prop.get('default', 'absent')!r}")
 
@@ -263,7 +271,17 @@ class Checker:
         u = urllib.parse.urlsplit(url)
         mock = MockRequest(f"{u.scheme}://{u.netloc}", method, u.path, args=dict(urllib.parse.parse_qsl(u.query)),
                            headers=h, data=data, content_type=ctype or "")
-        if valid_request:
+        if a.status == 422:
+            # What intake refuses by the form's rules the document refuses too, unless
+            # the rule is one no schema can say (named in the document's descriptions).
+            try:
+                self.api.validate_request(mock)
+            except Exception:  # noqa: BLE001 - refused, as it should be
+                pass
+            else:
+                check(valid_request == "unsayable", f"{what}: intake refused a request the document takes: "
+                                                    f"{a.body[:300]!r}")
+        elif valid_request:
             try:
                 self.api.validate_request(mock)
             except Exception as e:  # noqa: BLE001 - openapi-core's errors name the problem
@@ -441,6 +459,12 @@ def live(ns, doc):
     ok("intake", "public", door + "/v1/customers", token=operator, want=403)
     for page in ("/onboardings", f"/onboardings/{oid}", "/customers"):
         ok("intake", "public", door + page, want=200)
+    # An address that names no id is no page, and a path that is not text no request.
+    for page in ("/onboardings/not-an-id", "/customers/not-an-id"):
+        ok("intake", "public", door + page, want=404, valid_request=False)
+    for page in ("/onboardings/%07", "/customers/%07", "/form/%07"):
+        ok("intake", "public", door + page, want=400, valid_request=False)
+    ok("intake", "public", door + "/v1/customers/%07", token=nora, want=400, valid_request=False)
     for daemon in ("allocation", "appliance-fulfilment", "shipping"):
         ok(daemon, "admin", adm[daemon] + "/v1/admin/load", "POST", demo[daemon], token=admin_token, want=200)
         ok(daemon, "admin", adm[daemon] + "/v1/admin/load", "POST", demo[daemon], token=operator, want=200)
@@ -482,6 +506,73 @@ def live(ns, doc):
     return ok.count
 
 
+# ---- 5. one source for the request's rules -------------------------------------------
+
+WS = "[\t\n\v\f\r ]*"
+
+
+def length_pattern(n, required):
+    """A text of 1 (0 when optional) to n printable characters once trimmed, in the
+    document's words (see the comment above OnboardingRequest)."""
+    core = f"[^\x00-\x20\x7f-\x9f]([^\x00-\x1f\x7f-\x9f]{{0,{n - 2}}}[^\x00-\x20\x7f-\x9f])?"
+    return f"^{WS}{core if required else f'({core})?'}{WS}$"
+
+
+def node_at(doc, path):
+    """The document's schema of a request field path ("deployment.addresses[].city")."""
+    m = Mirror(doc)
+    node = m.deref({"$ref": "#/components/schemas/OnboardingRequest"})
+    for part in path.split("."):
+        node = m.deref(node["properties"][part.removesuffix("[]")])
+        if "anyOf" in node:
+            node = m.deref(next(a for a in node["anyOf"] if a != {"type": "null"}))
+        if part.endswith("[]"):
+            node = m.deref(node["items"])
+    return node
+
+
+def doc_rules(doc, form):
+    """What differs between the document's request rules and GET /v1/form's answer."""
+    out = []
+    for rule in form["fields"]:
+        if not rule["patterns"] and "max_length" not in rule:
+            continue
+        node = node_at(doc, rule["field"])
+        have = [node["pattern"]] if "pattern" in node else [a["pattern"] for a in node.get("allOf", [])]
+        optional = not rule["required"]
+        want = [f"^{WS}$|{p}" if optional else p for p in rule["patterns"]]
+        if "max_length" in rule and rule.get("one_of") is None:
+            want.append(length_pattern(rule["max_length"], rule["required"]))
+        if rule.get("one_of") == "countries":
+            have, want = node.get("enum"), form["countries"]
+        if have != want:
+            out.append(f"{rule['field']}: documented {have}, intake {want}")
+    counts = node_at(doc, "users")["properties"]
+    for which in ("tier", "cloud", "sat"):
+        if counts[which]["maximum"] != form["max_users"]:
+            out.append(f"users.{which}: documented at most {counts[which]['maximum']}, intake {form['max_users']}")
+    virtual = node_at(doc, "deployment")["allOf"][0]["then"]["properties"]["hosting_region"]["enum"]
+    if virtual != form["hosting_regions"]:
+        out.append(f"hosting regions: documented {virtual}, intake {form['hosting_regions']}")
+    skus = node_at(doc, "deployment.appliances[].sku")["enum"]
+    if skus != form["appliance_skus"]:
+        out.append(f"appliance SKUs: documented {skus}, intake {form['appliance_skus']}")
+    return out
+
+
+def check_one_source(ns, doc):
+    url = ns.http["intake"] + "/v1/form"
+    with urllib.request.urlopen(url, timeout=30, context=tls_context(url)) as r:
+        form = json.load(r)
+    drift = doc_rules(doc, form)
+    check(not drift, "the document's rules are not intake's: " + "; ".join(drift))
+    # The comparison can fail: intake with a longer legal name than the document says.
+    longer = copy.deepcopy(form)
+    next(r for r in longer["fields"] if r["field"] == "customer.legal_name")["max_length"] += 1
+    check(any("customer.legal_name" in d for d in doc_rules(doc, longer)), "a changed limit went unnoticed")
+    return sum(1 for r in form["fields"] if r["patterns"] or "max_length" in r)
+
+
 def test_openapi(ns):
     doc = load_doc()
     validate_spec(copy.deepcopy(doc))
@@ -493,6 +584,8 @@ def test_openapi(ns):
     ns.start_all()
     n = live(ns, doc)
     log(f"{n} real requests and answers are what the document says")
+    n = check_one_source(ns, doc)
+    log(f"the document's {n} request rules are the ones GET /v1/form publishes")
 
 
 if __name__ == "__main__":
