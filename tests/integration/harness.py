@@ -738,12 +738,14 @@ class Namespace:
             c.close()
 
     def group_lag(self, group, topic, partitions=6):
-        """How far a group's committed offsets are behind the topic's ends. A broker that
-        has just come back may not yet be, or no longer be, the group's coordinator
-        (the fault tests restart it): asked again, for up to half a minute."""
+        """How far a group's committed offsets are behind the ends of a topic, or of
+        every topic of an event type (one per writer of a type several daemons write:
+        a failure from shipping is as much to read as one from allocation). A broker
+        that has just come back may not yet be, or no longer be, the group's
+        coordinator (the fault tests restart it): asked again, for up to half a minute."""
         c = Consumer(kafka_conf(**{"group.id": group, "enable.auto.commit": False}))
         try:
-            tps = [TopicPartition(self.topic(topic), p) for p in range(partitions)]
+            tps = [TopicPartition(t, p) for t in self._names(topic) for p in range(partitions)]
             for attempt in range(30):
                 try:
                     committed = c.committed(tps, timeout=10)
