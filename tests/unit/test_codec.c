@@ -244,6 +244,38 @@ static void json_errors(void **state) {
   assert_non_null(strstr(err, "deployment.appliances[1].role"));
   avro_value_decref(&v);
   json_decref(j);
+
+  /* A count written with a fraction of zero is an integer, as JSON Schema has it; one
+   * with a fraction, or past 32 bits, is not. */
+  static const struct {
+    const char *tier;
+    int ok;
+  } counts[] = {{"25.0", 1}, {"-0.0", 1}, {"25.5", 0}, {"2147483648.0", 0}, {"1e300", 0}, {"\"25\"", 0}};
+  for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
+    j = load_example("virtual-core.json");
+    json_object_set_new(json_object_get(j, "users"), "tier", json_loads(counts[i].tier, JSON_DECODE_ANY, NULL));
+    json_object_set_new(j, "submitted_at", json_real(1796422114162.0));
+    avro_generic_value_new(s->iface, &v);
+    int r = lmp_avro_from_json(&v, j, err, sizeof(err));
+    if (counts[i].ok) {
+      assert_int_equal(r, 0);
+      avro_value_t users, tier;
+      int32_t n = -1;
+      int64_t at = 0;
+      avro_value_get_by_name(&v, "users", &users, NULL);
+      avro_value_get_by_name(&users, "tier", &tier, NULL);
+      avro_value_get_int(&tier, &n);
+      avro_value_get_by_name(&v, "submitted_at", &users, NULL);
+      avro_value_get_long(&users, &at);
+      assert_int_equal(n, counts[i].tier[0] == '-' ? 0 : 25);
+      assert_true(at == 1796422114162LL);
+    } else {
+      assert_int_equal(r, LMP_EINVAL);
+      assert_non_null(strstr(err, "users.tier"));
+    }
+    avro_value_decref(&v);
+    json_decref(j);
+  }
 }
 
 /* A registry is reached over https:// only, unless schema_registry.allow_http says

@@ -26,11 +26,25 @@ static int jfail(char *err, size_t errlen, const char *path, const char *what) {
 
 static int from_json(avro_value_t *v, json_t *j, struct lmp_buf *path, char *err, size_t errlen);
 
+/* An integer as JSON Schema has it: a number without a fraction, so 25.0 is 25 (a
+ * client that writes every number as a double sends what a schema calls valid). */
+static int whole(json_t *j, json_int_t *out) {
+  if (json_is_integer(j)) {
+    *out = json_integer_value(j);
+    return 1;
+  }
+  double d = json_is_real(j) ? json_real_value(j) : 0.5;
+  if (!(d >= -9223372036854775808.0 && d < 9223372036854775808.0) || (double)(json_int_t)d != d)
+    return 0;
+  *out = (json_int_t)d;
+  return 1;
+}
+
 static int branch_matches(avro_schema_t b, json_t *j) {
   switch (avro_typeof(b)) {
   case AVRO_NULL: return json_is_null(j);
   case AVRO_BOOLEAN: return json_is_boolean(j);
-  case AVRO_INT32: case AVRO_INT64: return json_is_integer(j);
+  case AVRO_INT32: case AVRO_INT64: return whole(j, &(json_int_t){0});
   case AVRO_FLOAT: case AVRO_DOUBLE: return json_is_number(j);
   case AVRO_STRING: case AVRO_BYTES: case AVRO_ENUM: case AVRO_FIXED: return json_is_string(j);
   case AVRO_RECORD: case AVRO_MAP: return json_is_object(j);
@@ -134,14 +148,18 @@ static int from_json(avro_value_t *v, json_t *j, struct lmp_buf *path, char *err
     if (!json_is_boolean(j))
       return jfail(err, errlen, path->data, "expected true or false");
     return avro_value_set_boolean(v, json_is_true(j)) ? LMP_EINVAL : 0;
-  case AVRO_INT32:
-    if (!json_is_integer(j) || json_integer_value(j) < INT32_MIN || json_integer_value(j) > INT32_MAX)
+  case AVRO_INT32: {
+    json_int_t n;
+    if (!whole(j, &n) || n < INT32_MIN || n > INT32_MAX)
       return jfail(err, errlen, path->data, "expected a 32-bit integer");
-    return avro_value_set_int(v, (int32_t)json_integer_value(j)) ? LMP_EINVAL : 0;
-  case AVRO_INT64:
-    if (!json_is_integer(j))
+    return avro_value_set_int(v, (int32_t)n) ? LMP_EINVAL : 0;
+  }
+  case AVRO_INT64: {
+    json_int_t n;
+    if (!whole(j, &n))
       return jfail(err, errlen, path->data, "expected an integer");
-    return avro_value_set_long(v, json_integer_value(j)) ? LMP_EINVAL : 0;
+    return avro_value_set_long(v, n) ? LMP_EINVAL : 0;
+  }
   case AVRO_FLOAT:
     if (!json_is_number(j))
       return jfail(err, errlen, path->data, "expected a number");
