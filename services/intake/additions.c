@@ -301,7 +301,17 @@ int intake_add_users_route(void *ctx, struct lmp_http_call *call) {
   if (f.errors.n == 0 && (r = check_addition(&in->rules, &a, request_id, tier, cloud, sat, &f.errors)) < 0)
     goto out;
   if (f.errors.n) {
+    /* Reasons the account gives (its license, its state) are a conflict with it, 409:
+     * the same body is right for another account. Any reason of the body alone, 422. */
+    static const char *const account_codes[] = {"CUSTOMER_NOT_ACTIVE", "TIER_USERS_WITH_CLOUD_LICENSE",
+                                                "SAT_REQUIRES_COMPLETE", NULL};
+    size_t of_account = 0;
+    for (size_t i = 0; i < f.errors.n; i++)
+      for (const char *const *c = account_codes; *c; c++)
+        of_account += strcmp(f.errors.v[i].code, *c) == 0;
     r = intake_door_refused(call, &f);
+    if (r == 0 && of_account == f.errors.n)
+      call->status = 409;
     goto out;
   }
   char id[37], location[120], users[96];

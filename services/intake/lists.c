@@ -44,7 +44,8 @@ static int arg(const char *query, const char *name, char *out, size_t outlen) {
 static const char *read_query(const char *query, const char *const *statuses, struct query *q) {
   char limit[16] = "", cursor[80] = "";
   memset(q, 0, sizeof(*q));
-  if (arg(query, "status", q->status, sizeof(q->status)) < 0)
+  int given = arg(query, "status", q->status, sizeof(q->status));
+  if (given < 0 || (given && *q->status == '\0'))
     return "status is not one of the statuses";
   if (*q->status) {
     const char *const *s = statuses;
@@ -53,7 +54,8 @@ static const char *read_query(const char *query, const char *const *statuses, st
     if (*s == NULL)
       return "status is not one of the statuses";
   }
-  if (arg(query, "limit", limit, sizeof(limit)) < 0)
+  given = arg(query, "limit", limit, sizeof(limit));
+  if (given < 0 || (given && *limit == '\0'))
     return "limit must be a number from 1 to 100";
   if (*limit) {
     char *end;

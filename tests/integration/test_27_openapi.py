@@ -192,6 +192,8 @@ class Mirror:
                                                           f"documented {sorted(oas.get('required', []))}")
         for f in rec["fields"]:
             prop = oas["properties"][f["name"]]
+            if path(f) in FROM_TOKEN and prop.get("type") == ["string", "null"]:
+                prop = dict(prop, type="string")  # the token's whatever the body says, null too
             self.same(f["type"], prop, path(f))
             if "default" in f and path(f) not in DEFAULT_NOT_APPLIED | DEFAULT_REFUSED:
                 check(prop.get("default", "absent") == f["default"], f"{path(f)}: default {f['default']!r}, "
@@ -432,7 +434,13 @@ def live(ns, doc):
     cust = next(c["customer_id"] for c in a.json()["customers"] if c["status"] == "active")
     # Users added to an account: taken, refused by a rule, malformed, not one's own.
     more = door + f"/v1/customers/{cust}/users"
-    ok("intake", "public", more, "POST", {"request_id": str(uuid.uuid4()), "users": {"tier": 1}}, token=nora, want=202)
+    again = str(uuid.uuid4())
+    added = ok("intake", "public", more, "POST", {"request_id": again, "users": {"tier": 1}}, token=nora,
+               want=202).json()["addition_id"]
+    # Once intake has recorded it, the same id for other users is a conflict.
+    wait_for("the addition recorded", lambda: ns.sql("SELECT count(*) FROM user_additions WHERE addition_id = %s",
+                                                     added)[0][0] == 1)
+    ok("intake", "public", more, "POST", {"request_id": again, "users": {"tier": 2}}, token=nora, want=409)
     ok("intake", "public", more, "POST", {"request_id": str(uuid.uuid4()), "users": {"tier": 0}}, token=nora, want=422)
     ok("intake", "public", more, "POST", {"request_id": str(uuid.uuid4()), "users": {"tier": "x"}}, token=nora,
        want=400, valid_request=False)

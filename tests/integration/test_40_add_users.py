@@ -1,6 +1,7 @@
 """Users added to an existing customer later: POST /v1/customers/<id>/users (and the
 same request on Kafka) checked against the account and its license (422 with every
-reason, another partner's customer the same 404 as none), drawn all or nothing by
+reason the body breaks, 409 when only the account's license refuses it, another
+partner's customer the same 404 as none), drawn all or nothing by
 allocation (a shortfall refused and named, nothing drawn), added once however often
 the request is repeated, the partner told by mail, and the customer's totals (GET
 /v1/customers/<id>, the list) the onboarding's users plus every addition's."""
@@ -95,14 +96,16 @@ def test_add_users(ns):
     check(after == pools, f"a refused addition drew users: {pools} -> {after}")
     check(totals(ns, cid)[0] == {"MDR_CORE": tier + 5, "MDR_CLOUD": 3}, totals(ns, cid))
 
-    # 4. The rules, at their fields, and nothing sent.
-    for body, cust, field, code_ in (
-            ({"tier": 1, "cloud": 0, "sat": 2}, cid, "users.sat", "SAT_REQUIRES_COMPLETE"),
-            ({"tier": 0, "cloud": 0, "sat": 0}, cid, "users", "NO_USERS"),
-            ({"tier": 2, "cloud": 0, "sat": 0}, cloud_cid, "users.tier", "TIER_USERS_WITH_CLOUD_LICENSE"),
-            ({"tier": -1, "cloud": 0, "sat": 0}, cid, "users", "NEGATIVE_COUNT")):
+    # 4. The rules, at their fields, and nothing sent: 422 for a body wrong in itself,
+    # 409 for one the account does not take (its license), right for another account.
+    for body, cust, field, code_, status in (
+            ({"tier": 1, "cloud": 0, "sat": 2}, cid, "users.sat", "SAT_REQUIRES_COMPLETE", 409),
+            ({"tier": 0, "cloud": 0, "sat": 0}, cid, "users", "NO_USERS", 422),
+            ({"tier": 2, "cloud": 0, "sat": 0}, cloud_cid, "users.tier", "TIER_USERS_WITH_CLOUD_LICENSE", 409),
+            ({"tier": -1, "cloud": 0, "sat": 0}, cid, "users", "NEGATIVE_COUNT", 422)):
         code, a = call(ns, f"/v1/customers/{cust}/users", {"request_id": str(uuid.uuid4()), "users": body})
-        check(code == 422 and [(x["field"], x["code"]) for x in a["reasons"]] == [(field, code_)], f"{body}: {a}")
+        check(code == status and [(x["field"], x["code"]) for x in a["reasons"]] == [(field, code_)],
+              f"{body}: {code} {a}")
     code, a = call(ns, f"/v1/customers/{cid}/users", {"request_id": "not-a-uuid", "users": {"tier": 1}})
     check(code == 422 and a["reasons"][0]["code"] == "BAD_REQUEST_ID", a)
     for path, who in ((f"/v1/customers/{cid}/users", EAST), (f"/v1/customers/{uuid.uuid4()}/users", NORTH),
