@@ -35,16 +35,17 @@ def _crossing_rules_hold(body):
     return True
 
 
-@schemathesis.hook("filter_body").apply_to(method="POST", path="/v1/onboardings")
-def crossing_rules(ctx, body):
-    return _crossing_rules_hold(body)
+# Case hooks: every phase applies them, the coverage phase included.
+@schemathesis.hook("filter_case").apply_to(method="POST", path="/v1/onboardings")
+def crossing_rules(ctx, case):
+    return _crossing_rules_hold(case.body)
 
 
-@schemathesis.hook("map_query").apply_to(method="GET", path="/v1/onboardings/{onboarding_id}")
-def short_waits(ctx, query):
+@schemathesis.hook("map_case").apply_to(method="GET", path="/v1/onboardings/{onboarding_id}")
+def short_waits(ctx, case):
     """A long poll of at most 2 s: the route's whole range is 1 to 60, and an
     onboarding a generated request names rarely ends within it."""
-    wait = query.get("wait") if isinstance(query, dict) else None
+    wait = case.query.get("wait") if isinstance(case.query, dict) else None
     if isinstance(wait, int) and not isinstance(wait, bool) and 2 < wait <= 60:
-        query = dict(query, wait=2)  # a wait out of range stays as generated: 400
-    return query
+        case.query = dict(case.query, wait=2)  # a wait out of range stays as generated: 400
+    return case
