@@ -149,6 +149,8 @@ def failed_then_corrected(page, ns):
               lambda: page.shown("legal_name") and
               page.text("users_tier-available") == "30 available on your MDR Core license.")
     check(page.d.current_url == f"{page.origin}/", page.d.current_url)
+    check(page.js("return document.getElementById('result').dataset.status") == "",
+          "the page still holds the failed onboarding's outcome while correcting it")
     check("40 users requested, 30 available" in (page.text("fs-users-error") or ""), page.text("fs-users-error"))
     page.shot("failed-correcting")
     failed, posts = page.sent()[-1], len(page.posts())

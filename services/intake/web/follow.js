@@ -38,6 +38,11 @@ const delay = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 /* Stops the long poll under way: it ends at its next answer. */
 export function stopFollowing() {
   following++;
+  // The page shows that onboarding no more: its outcome is not the page's any longer
+  // (until the next one's answer comes, the page has none).
+  const result = $('result');
+  result.dataset.status = '';
+  delete result.dataset.onboardingId;
 }
 
 /* ---- the confirmation page -------------------------------------------------- */
