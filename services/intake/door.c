@@ -120,8 +120,10 @@ static int intake_door_speak_for_caller(struct lmp_http_call *call, json_t *j) {
     return answered(call, 403, "the signed-in account has no verified email address to confirm the onboarding to");
   if (!json_is_object(j))
     return 0; /* refused as not a request below */
-  json_t *p = json_object_get(j, "partner_id");
-  if (p && !json_is_null(p) && !(json_is_string(p) && strcmp(json_string_value(p), who->partner_id) == 0)) {
+  json_t *p = json_object_get(j, "partner_id"), *by = json_object_get(j, "submitted_by");
+  if ((p && !json_is_string(p) && !json_is_null(p)) || (by && !json_is_string(by) && !json_is_null(by)))
+    return answered(call, 400, "partner_id and submitted_by are text or null when given (the token's are used)");
+  if (p && !json_is_null(p) && strcmp(json_string_value(p), who->partner_id) != 0) {
     lmp_warn(NULL, "front door: %s of %s named another partner", who->name, who->partner_id);
     return answered(call, 403, "the request names another partner than the one you are signed in for");
   }
