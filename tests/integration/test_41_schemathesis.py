@@ -1,9 +1,4 @@
-"""Not yet in the test command: Schemathesis still finds failures (see the README's
-"Contract fuzzing"); run it by hand against the test stack:
-    export LMP_TEST_BUILD=$PWD/build-test; . deploy/test-env; deploy/stack up
-    LMP_BUILD_DIR=$LMP_TEST_BUILD .stack/venv/bin/python tests/contract/schemathesis_run.py
-
-Schemathesis, the fuzzer API users run against the APIs they integrate with, over
+"""Schemathesis, the fuzzer API users run against the APIs they integrate with, over
 every public route of intake as docs/openapi.yaml states it, against the real stack:
 all its phases (the document's examples, its coverage of each constraint's edges,
 fuzzing with data that fits the schema and data that breaks it, and the stateful
@@ -12,20 +7,21 @@ check, signed in as a partner that holds licenses and as one that holds none. Ze
 failures: the server takes what the document says it takes, refuses what it
 refuses, and answers only what it documents. A fixed seed and a random one, both
 printed, so any failure can be replayed (`st run ... --seed N`). The rules no schema
-can say are taught in schemathesis_hooks.py, which only drops bodies."""
+can say are taught in schemathesis_hooks.py, which drops bodies that break them
+and shortens long polls to 2 s."""
 import os
 import random
 import subprocess
 import sys
 
+from harness import BUILD, ROOT, SECRETS, SECURED, check, log, run, token
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "integration"))
-from harness import BUILD, ROOT, SECRETS, SECURED, check, log, run, token  # noqa: E402
 
 DOC = os.path.join(ROOT, "docs", "openapi.yaml")
 ST = os.path.join(ROOT, ".stack", "venv", "bin", "schemathesis")
 HOOKS = HERE
-REPORTS = os.path.join(BUILD, "Testing", "contract_schemathesis")
+REPORTS = os.path.join(BUILD, "Testing", "41_schemathesis")
 NORTH, EAST = "partner-northwind", "partner-eastwind"
 PHASES = "examples,coverage,fuzzing,stateful"
 
@@ -58,7 +54,9 @@ def test_schemathesis(ns):
     ns.start_all(LMP_INTAKE_SUBMISSIONS_PER_PARTNER_PER_MIN=100000, LMP_INTAKE_SUBMISSIONS_PER_ADDRESS_PER_MIN=100000)
     os.makedirs(REPORTS, exist_ok=True)
     second = int(os.environ.get("LMP_ST_SEED") or random.SystemRandom().randrange(1, 2 ** 31))
-    runs = [(NORTH, 7, 25, 240), (NORTH, second, 25, 180), (EAST, 7, 10, 90)]
+    # Bounded in time (the stateful phase repeats until its share is spent): about
+    # three minutes in all, the fixed seed longest.
+    runs = [(NORTH, 7, 10, 100), (NORTH, second, 10, 60), (EAST, 7, 5, 30)]
     if os.environ.get("LMP_ST_QUICK"):
         runs = [(NORTH, second, 5, 60)]
     failed = []
@@ -69,7 +67,7 @@ def test_schemathesis(ns):
             failed.append(f"{partner} seed {seed}")
             print(out[:30000], flush=True)
     check(not failed, f"schemathesis found failures ({', '.join(failed)}); replay with LMP_ST_SEED=<seed>")
-    log(f"schemathesis: no failure as {NORTH} (seeds 7 and {second}) and as {EAST} (seed 7)")
+    log(f"schemathesis: no failure as {NORTH} (seeds 7 and {second}) and as {EAST} (seed 7); reports in {REPORTS}")
 
 
 if __name__ == "__main__":
