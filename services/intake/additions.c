@@ -127,7 +127,7 @@ int intake_on_users_requested(struct lmp_tx *tx, const struct lmp_event *ev) {
   char id[37];
   addition_id(partner, request_id, id);
   /* Text that is not text, or no address to tell: answered, not recorded. */
-  if (f.errors.n == 0 && !intake_email_ok(by) &&
+  if (f.errors.n == 0 && (!intake_email_ok(by) || strlen(by) > 254) &&
       (r = lmp_reasons_add(&f.errors, "BAD_EMAIL", "submitted_by", "The submitter's email address is not valid.")) < 0)
     return r;
   if (f.errors.n) {

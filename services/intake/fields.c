@@ -16,6 +16,8 @@
 
 /* A DNS host name: labels of letters, digits and inner hyphens, the last alphabetic. */
 #define HOST "([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?[.])+[A-Za-z]{2,63}"
+/* A port, 0 to 65535. */
+#define PORT "([0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
 #define LOCAL_CHAR "[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
 /* The white space trimmed from every value (C's isspace): a value is checked trimmed,
  * and the patterns allow it around, so that they say the same of a value sent as it is. */
@@ -26,8 +28,11 @@ enum format { FMT_NONE, FMT_EMAIL, FMT_WEB_SITE, FMT_ID, FMT_COUNTRY, FORMATS };
 static const char *const patterns[FORMATS][4] = {
     [FMT_EMAIL] = {"^" WS "[^@]{1,64}@[^@]{1,253}" WS "$", "^" WS LOCAL_CHAR "+([.]" LOCAL_CHAR "+)*@" HOST WS "$"},
     /* An http(s) address or a bare host name, with a port and a path if need be. */
-    [FMT_WEB_SITE] = {"^" WS "([Hh][Tt][Tt][Pp][Ss]?://)?[^/?#:]{1,253}([:/?#]|" WS "$)",
-                      "^" WS "([Hh][Tt][Tt][Pp][Ss]?://)?" HOST "(:[0-9]{1,5})?([/?#][!-~]*)?" WS "$"},
+    /* The host at most 253 characters, after the scheme when there is one (without a
+     * scheme, a ':' after the host is a port's). */
+    [FMT_WEB_SITE] = {"^" WS "([Hh][Tt][Tt][Pp][Ss]?://[^/?#:]{1,253}([:/?#]|" WS "$)|[^/?#:]{1,253}(:[0-9]|[/?#]|" WS
+                      "$))",
+                      "^" WS "([Hh][Tt][Tt][Pp][Ss]?://)?" HOST "(:" PORT ")?([/?#][!-~]*)?" WS "$"},
     [FMT_ID] = {"^" WS "[A-Za-z0-9._-]{1,64}" WS "$"},
 };
 

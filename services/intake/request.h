@@ -81,7 +81,9 @@ int intake_check_text(avro_value_t *request, struct intake_findings *out);
 int intake_email_ok(const char *s);
 int intake_web_site_ok(const char *s);
 int intake_uuid_ok(const char *s);
-/* An id of 1 to 64 letters, digits, '.', '_' or '-' (a partner's, an address ref). */
+/* An id of 1 to 64 letters, digits, '.', '_' or '-' (a partner's, an address ref).
+ * Like every pattern of fields.c it allows white space around the value: intake
+ * checks values trimmed (intake_request_trim), and the page and the document alike. */
 int intake_id_ok(const char *s);
 /* The legal name without surrounding white space, malloc'd. */
 char *intake_trim(const char *s);

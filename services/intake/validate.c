@@ -211,7 +211,7 @@ int intake_validate(const struct intake_request *r, const struct intake_rules *r
     ERR("BAD_REQUEST_ID", "request_id", "The request id must be a UUID.");
   if (!intake_id_ok(r->partner_id))
     ERR("BAD_PARTNER_ID", "partner_id", "The partner id is missing or malformed.");
-  if (!intake_email_ok(r->submitted_by))
+  if (!intake_email_ok(r->submitted_by) || strlen(r->submitted_by) > 254)
     ERR("BAD_EMAIL", "submitted_by", "The submitting user's email address is not valid.");
 
   /* A customer under attack needs incident response, not onboarding. */
@@ -231,7 +231,7 @@ int intake_validate(const struct intake_request *r, const struct intake_rules *r
   CHECK(F_LEGAL_NAME, "customer.legal_name", r->legal_name);
   CHECK(F_WEB_SITE, "customer.web_site", r->web_site);
   CHECK(F_SUB_PARTNER, "customer.sub_partner_id", r->sub_partner_id);
-  if (r->sub_partner_id && r->partner_id && strcmp(r->sub_partner_id, r->partner_id) == 0)
+  if (r->sub_partner_id && *r->sub_partner_id && r->partner_id && strcmp(r->sub_partner_id, r->partner_id) == 0)
     ERR("BAD_SUB_PARTNER", "customer.sub_partner_id",
         "The sub-partner must be another partner account, not the submitting partner.");
   CHECK(F_ADMIN_EMAIL, "customer.portal_admin_email", r->admin_email);

@@ -1,10 +1,12 @@
 """What the fuzzer is taught beyond docs/openapi.yaml: the request rules JSON Schema
 cannot say, which the document names in its descriptions, and short long polls.
 
-A generated body is only dropped here, never changed, so a case meant to break the
-schema is never made valid by a hook: each filter drops bodies that break a rule the
-schema does not state (a ship_to that names no address, a ref used twice, the
-partner named as its own sub-partner), whatever else they do."""
+A case meant to fit the schema is made to keep those rules too (each appliance's
+ship_to is partner-default or one of the request's addresses, the refs are unique,
+the sub-partner is not the partner itself), so it exercises the flow instead of
+being refused. A case meant to break the schema is never changed, only dropped when
+it also breaks one of those rules: a hook never turns it into a valid one."""
+import copy
 import os
 
 import schemathesis
@@ -35,10 +37,42 @@ def _crossing_rules_hold(body):
     return True
 
 
+def _negative(case):
+    meta = getattr(case, "_meta", None)
+    return meta is not None and meta.generation.mode.is_negative
+
+
+def _kept(body):
+    """A copy of a body that fits the schema, made to keep the crossing rules."""
+    body = copy.deepcopy(body)
+    customer = body.get("customer")
+    if isinstance(customer, dict) and isinstance(customer.get("sub_partner_id"), str) and \
+            customer["sub_partner_id"].strip(WS) in SELF:
+        customer["sub_partner_id"] = None
+    d = body.get("deployment")
+    if not isinstance(d, dict):
+        return body
+    addresses = [a for a in d.get("addresses") or [] if isinstance(a, dict)]
+    for i, a in enumerate(addresses):
+        a["ref"] = f"site-{i}"
+    for a in d.get("appliances") or []:
+        if isinstance(a, dict) and isinstance(a.get("ship_to"), str) and \
+                a["ship_to"].strip(WS) != "partner-default":
+            a["ship_to"] = "site-0" if addresses else "partner-default"
+    return body
+
+
 # Case hooks: every phase applies them, the coverage phase included.
 @schemathesis.hook("filter_case").apply_to(method="POST", path="/v1/onboardings")
 def crossing_rules(ctx, case):
-    return _crossing_rules_hold(case.body)
+    return not _negative(case) or _crossing_rules_hold(case.body)
+
+
+@schemathesis.hook("map_case").apply_to(method="POST", path="/v1/onboardings")
+def crossing_rules_kept(ctx, case):
+    if not _negative(case) and isinstance(case.body, dict):
+        case.body = _kept(case.body)
+    return case
 
 
 @schemathesis.hook("map_case").apply_to(method="GET", path="/v1/onboardings/{onboarding_id}")

@@ -543,7 +543,7 @@ def doc_rules(doc, form):
     """What differs between the document's request rules and GET /v1/form's answer."""
     out = []
     for rule in form["fields"]:
-        if not rule["patterns"] and "max_length" not in rule:
+        if not rule["patterns"] and "max_length" not in rule and rule.get("one_of") is None:
             continue
         node = node_at(doc, rule["field"])
         have = [node["pattern"]] if "pattern" in node else [a["pattern"] for a in node.get("allOf", [])]
@@ -578,7 +578,11 @@ def check_one_source(ns, doc):
     longer = copy.deepcopy(form)
     next(r for r in longer["fields"] if r["field"] == "customer.legal_name")["max_length"] += 1
     check(any("customer.legal_name" in d for d in doc_rules(doc, longer)), "a changed limit went unnoticed")
-    return sum(1 for r in form["fields"] if r["patterns"] or "max_length" in r)
+    # And the countries: a code missing from the document is noticed.
+    fewer = copy.deepcopy(form)
+    fewer["countries"].append("XK")
+    check(any("country" in d for d in doc_rules(doc, fewer)), "a country intake takes went unnoticed")
+    return sum(1 for r in form["fields"] if r["patterns"] or "max_length" in r or r.get("one_of"))
 
 
 def test_openapi(ns):

@@ -7,8 +7,9 @@ check, signed in as a partner that holds licenses and as one that holds none. Ze
 failures: the server takes what the document says it takes, refuses what it
 refuses, and answers only what it documents. A fixed seed and a random one, both
 printed, so any failure can be replayed (`st run ... --seed N`). The rules no schema
-can say are taught in schemathesis_hooks.py, which drops bodies that break them
-and shortens long polls to 2 s."""
+can say are taught in schemathesis_hooks.py (a case meant to fit the schema keeps
+them, one meant to break it is never changed), which also shortens long polls to
+2 s; the test checks that onboardings of every kind reached intake."""
 import os
 import random
 import subprocess
@@ -67,6 +68,12 @@ def test_schemathesis(ns):
             failed.append(f"{partner} seed {seed}")
             print(out[:30000], flush=True)
     check(not failed, f"schemathesis found failures ({', '.join(failed)}); replay with LMP_ST_SEED=<seed>")
+    # The fuzzer reached the flow: onboardings of each kind were taken, not only refused.
+    taken = dict(ns.sql("SELECT coalesce(request->'deployment'->>'kind', 'none'), count(*) FROM onboardings "
+                        "GROUP BY 1"))
+    log(f"onboardings the fuzzer had taken, by deployment: {taken}")
+    check(all(taken.get(k, 0) >= 3 for k in ("VIRTUAL", "NETWORK_SENSORS", "none")),
+          f"too few requests of some kind reached intake: {taken}")
     log(f"schemathesis: no failure as {NORTH} (seeds 7 and {second}) and as {EAST} (seed 7); reports in {REPORTS}")
 
 

@@ -414,6 +414,16 @@ static void syntax_helpers(void **state) {
   assert_false(intake_web_site_ok("https://"));
   assert_false(intake_web_site_ok("http//example.com"));
   assert_false(intake_web_site_ok("https://example.com/\xc3\xa9"));
+  /* The host's 253 characters hold after a scheme too; a port is 0 to 65535. */
+  char longhost[400] = "https://";
+  for (int i = 0; i < 60; i++)
+    strcat(longhost, "abcde.");
+  strcat(longhost, "com");
+  assert_false(intake_web_site_ok(longhost));
+  assert_false(intake_web_site_ok(longhost + strlen("https://")));
+  assert_true(intake_web_site_ok("https://example.com:65535/"));
+  assert_false(intake_web_site_ok("https://example.com:65536/"));
+  assert_false(intake_web_site_ok("example.com:99999"));
   assert_true(intake_id_ok("partner-east.1_a"));
   assert_false(intake_id_ok("partner/east"));
   char *t = intake_trim("  Acme  Corp \n");
