@@ -2,11 +2,13 @@
 #include <errno.h>
 #include <getopt.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lmp/base/error.h"
@@ -26,6 +28,25 @@ static void grace_cb(uv_timer_t *t) {
   _exit(rt->exit_code ? rt->exit_code : 1);
 }
 
+/* A stop that never ends is worse than one without a goodbye. Leaving the consumer
+ * group and flushing block in librdkafka's own calls on the loop's thread, where the
+ * deadline timer cannot fire; librdkafka bounds them (session.timeout.ms, the flush's
+ * timeout), but an assignment that arrives while the group is being left has been
+ * seen to hold rd_kafka_consumer_close for good. From a thread of its own, this ends
+ * the process once both bounds have passed: what was committed is committed, and the
+ * group takes the partitions back when the session times out. */
+static void *stop_watchdog(void *arg) {
+  struct rt *rt = arg;
+  long ms = 2L * rt->cfg.shutdown_timeout_ms + 5000;
+  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+    ;
+  lmp_warn(NULL, "stopping took over %ld ms (leaving the consumer group or flushing the producer); "
+                 "exiting without waiting longer", ms);
+  _exit(rt->exit_code);
+  return NULL;
+}
+
 /* The end, by drain or not: every consumed message is destroyed first (librdkafka
  * waits for them in rd_kafka_destroy), then the group is left and the producer
  * flushed; the loop ends once the worker, if busy, returns. */
@@ -37,6 +58,9 @@ void lmp__daemon_finish(struct rt *rt) {
   if (!lmp__pipeline_idle(rt))
     lmp_warn(NULL, "stopping with work in flight: it is not committed and will be redelivered");
   lmp_info(NULL, "stopping: leaving the consumer group, flushing the producer");
+  pthread_t watchdog;
+  if (pthread_create(&watchdog, NULL, stop_watchdog, rt) == 0)
+    pthread_detach(watchdog);
   lmp__pipeline_free(rt);
   lmp__kafka_stop(rt);
   lmp__background_unwake(); /* before its handle closes below */
