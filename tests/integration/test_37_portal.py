@@ -79,17 +79,23 @@ def holdings(page):
     log("holdings: counts and sub-partners from the view; above them refused at the field; corrected, confirmed")
 
 
-def default_address(page):
-    """Network sensors to the default address: shown, refused until confirmed, then
-    shipped there."""
+def core_customer(page, name, email, users):
+    """A fresh page, signed in, once the partner's view is on it: an MDR Core customer
+    not under attack, its name, administrator and users typed."""
     page.open()
     page.wait("the partner's view on the page",
               lambda: (page.text("license-MDR_CORE-available") or "").startswith(", "))
     page.click("license-MDR_CORE")
     page.click("breach-no")
-    page.type("legal_name", f"Cove Road Pharmacy {uuid.uuid4().hex[:8]}")
-    page.type("portal_admin_email", "owner@coveroad-pharmacy.example.com")
-    page.type("users_tier", "20")
+    page.type("legal_name", f"{name} {uuid.uuid4().hex[:8]}")
+    page.type("portal_admin_email", email)
+    page.type("users_tier", users)
+
+
+def default_address(page):
+    """Network sensors to the default address: shown, refused until confirmed, then
+    shipped there."""
+    core_customer(page, "Cove Road Pharmacy", "owner@coveroad-pharmacy.example.com", "20")
     page.click("deploy-sensors")
     page.select("primary_sku", "NS-500")
     chosen = "const s = document.getElementById(arguments[0]); return s.options[s.selectedIndex].textContent"
@@ -122,14 +128,7 @@ def failed_then_corrected(page, ns):
     back with the reason at the users and the users available as they now are, and the
     corrected request is confirmed."""
     import test_36_partner_view as pv
-    page.open()
-    page.wait("the partner's view on the page",
-              lambda: (page.text("license-MDR_CORE-available") or "").startswith(", "))
-    page.click("license-MDR_CORE")
-    page.click("breach-no")
-    page.type("legal_name", f"Millbrook Family Dental {uuid.uuid4().hex[:8]}")
-    page.type("portal_admin_email", "office@millbrook-dental.example.com")
-    page.type("users_tier", "40")
+    core_customer(page, "Millbrook Family Dental", "office@millbrook-dental.example.com", "40")
     page.click("deploy-virtual")
     page.select("hosting_region", "us-east-1")
     total = 500
