@@ -58,9 +58,7 @@ void lmp__daemon_finish(struct rt *rt) {
   if (!lmp__pipeline_idle(rt))
     lmp_warn(NULL, "stopping with work in flight: it is not committed and will be redelivered");
   lmp_info(NULL, "stopping: leaving the consumer group, flushing the producer");
-  pthread_t watchdog;
-  if (pthread_create(&watchdog, NULL, stop_watchdog, rt) == 0)
-    pthread_detach(watchdog);
+  rt->has_watchdog = pthread_create(&rt->watchdog, NULL, stop_watchdog, rt) == 0;
   lmp__pipeline_free(rt);
   lmp__kafka_stop(rt);
   lmp__background_unwake(); /* before its handle closes below */
@@ -488,6 +486,10 @@ int lmp_service_main(const struct lmp_service *svc, int argc, char **argv) {
   if (status == 0 && rt->loop) {
     uv_run(rt->loop, UV_RUN_DEFAULT);
     status = rt->exit_code;
+  }
+  if (rt->has_watchdog) { /* the stop ended in time; the watchdog sleeps, a cancellation point */
+    pthread_cancel(rt->watchdog);
+    pthread_join(rt->watchdog, NULL);
   }
   lmp__background_free(rt);
   lmp__door_free(rt); /* its last reports resume routes of the HTTP runtime */

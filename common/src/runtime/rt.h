@@ -12,6 +12,7 @@
 #define LMP_RT_H
 
 #include <librdkafka/rdkafka.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <uv.h>
 
@@ -214,6 +215,8 @@ struct rt {
   uint64_t purged_ns;          /* the last purge (hrtime) */
   int tick_wanted;             /* the tick timer fired, or a transaction asked for it */
   int draining, closing, first_sweep_done;
+  pthread_t watchdog;           /* bounds the stop once closing (daemon.c) */
+  int has_watchdog;
   int final_sweep;             /* the drain's last transaction (deletes acknowledged rows) ran */
   int exit_code;
   struct lmp_metrics m;
