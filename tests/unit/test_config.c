@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "lmp/base/config.h"
+#include "lmp/base/ids.h"
 #include "lmp/base/error.h"
 #include "lmp/io/kafka.h"
 
@@ -256,6 +257,75 @@ static void pg_migrate_role(void **state) {
   }
 }
 
+/* The tracing settings a bound cannot check: each bad one refused, naming the setting
+ * and the value; the good ones taken, and set the sampler. */
+static void tracing_settings(void **state) {
+  static const char *const bad[][2] = {
+      {"LMP_TRACING_SAMPLER=sometimes", "tracing.sampler"},   {"LMP_TRACING_SAMPLER=", "tracing.sampler"},
+      {"LMP_TRACING_RATIO=half", "tracing.ratio"},            {"LMP_TRACING_RATIO=1.5", "tracing.ratio"},
+      {"LMP_TRACING_RATIO=-0.1", "tracing.ratio"},            {"LMP_TRACING_RATIO=0.5x", "tracing.ratio"},
+      {"LMP_TRACING_RATIO=nan", "tracing.ratio"},             {"LMP_TRACING_ENDPOINT=ftp://collector", "tracing.endpoint"},
+      {"LMP_TRACING_ENDPOINT=127.0.0.1:4318", "tracing.endpoint"}, {"LMP_TRACING_QUEUE_SPANS=8", "tracing.queue_spans"},
+      {"LMP_TRACING_BATCH_SPANS=0", "tracing.batch_spans"},   {"LMP_TRACING_TIMEOUT_MS=10", "tracing.timeout_ms"},
+      {"LMP_TRACING_INTERVAL_MS=1", "tracing.interval_ms"},
+  };
+  char err[600];
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    char var[96];
+    snprintf(var, sizeof(var), "%s", bad[i][0]);
+    char *env[] = {var, NULL};
+    assert_int_equal(lmp_config_load(tables, NULL, env, err, sizeof(err)), LMP_ECONFIG);
+    if (strstr(err, bad[i][1]) == NULL)
+      fail_msg("%s: error '%s' does not name %s", bad[i][0], err, bad[i][1]);
+    lmp_config_free(tables);
+  }
+  char *good[] = {"LMP_TRACING_SAMPLER=parentbased_traceidratio", "LMP_TRACING_RATIO=0.25",
+                  "LMP_TRACING_ENDPOINT=https://collector.example:4318/", NULL};
+  assert_int_equal(lmp_config_load(tables, NULL, good, err, sizeof(err)), 0);
+  assert_string_equal(cfg.tracing_sampler, "parentbased_traceidratio");
+  assert_string_equal(cfg.tracing_endpoint, "https://collector.example:4318/");
+}
+
+static int sampled_share(const char *parent, int n) {
+  int k = 0;
+  for (int i = 0; i < n; i++) {
+    char tp[64];
+    lmp_traceparent(parent, tp);
+    assert_true(lmp_traceparent_valid(tp));
+    k += lmp_traceparent_sampled(tp);
+  }
+  return k;
+}
+
+/* The samplers as OpenTelemetry defines them: a root by the sampler's own rule, a
+ * child by its parent's flag when parent-based; the ratio by the trace id alone, so
+ * every daemon decides alike for one trace. */
+static void samplers(void **state) {
+  const char *on = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+  const char *off = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00";
+  assert_int_equal(lmp_sampler_parse("traceidratio"), LMP_SAMPLE_RATIO);
+  assert_int_equal(lmp_sampler_parse("always"), -1);
+  lmp_traceparent_sampler(LMP_SAMPLE_ALWAYS_OFF, 1);
+  assert_int_equal(sampled_share(NULL, 50) + sampled_share(on, 50), 0);
+  lmp_traceparent_sampler(LMP_SAMPLE_ALWAYS_ON, 0);
+  assert_int_equal(sampled_share(NULL, 50) + sampled_share(off, 50), 100);
+  lmp_traceparent_sampler(LMP_SAMPLE_PARENT_ALWAYS_OFF, 1);
+  assert_int_equal(sampled_share(NULL, 50), 0);
+  assert_int_equal(sampled_share(on, 50), 50);
+  assert_int_equal(sampled_share(off, 50), 0);
+  lmp_traceparent_sampler(LMP_SAMPLE_PARENT_RATIO, 0);
+  assert_int_equal(sampled_share(NULL, 50), 0);
+  assert_int_equal(sampled_share(on, 50), 50);
+  lmp_traceparent_sampler(LMP_SAMPLE_RATIO, 0.25);
+  int k = sampled_share(NULL, 4000);
+  if (k < 800 || k > 1200)
+    fail_msg("ratio 0.25 sampled %d of 4000 new traces", k);
+  /* One trace, one decision: its children all decide as the ratio says of its id. */
+  int first = sampled_share(on, 1);
+  assert_int_equal(sampled_share(on, 20), 20 * first);
+  lmp_traceparent_sampler(LMP_SAMPLE_PARENT_ALWAYS_ON, 1);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_teardown(defaults, teardown_each),
@@ -266,6 +336,8 @@ int main(void) {
       cmocka_unit_test_teardown(kafka_properties_refused, teardown_each),
       cmocka_unit_test_teardown(pg_sslmode_weaker_needs_allow_insecure, teardown_each),
       cmocka_unit_test_teardown(pg_migrate_role, teardown_each),
+      cmocka_unit_test_teardown(tracing_settings, teardown_each),
+      cmocka_unit_test(samplers),
   };
   return cmocka_run_group_tests(tests, setup, NULL);
 }

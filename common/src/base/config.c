@@ -1,5 +1,6 @@
 /* Configuration tables: defaults, file, environment, validation. */
 #include "lmp/base/config.h"
+#include "lmp/base/ids.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -82,6 +83,14 @@ const struct lmp_conf_entry lmp_config_entries[] = {
     {"schema_registry.username", LMP_CONF_STR, C(registry_username), 0, 255, "", "the registry's basic-auth user; empty: none"},
     {"schemas.extra_dir", LMP_CONF_STR, C(schemas_extra_dir), 0, 1024, "", "folder of other versions of the event schemas (*.avsc) to read"},
     {"shutdown.timeout_ms", LMP_CONF_INT, C(shutdown_timeout_ms), 0, 600000, "10000", "how long SIGTERM waits for Kafka to acknowledge"},
+    {"tracing.batch_spans", LMP_CONF_INT, C(tracing_batch_spans), 1, 10000, "512", "spans sent to the collector in one request, at most"},
+    {"tracing.ca_file", LMP_CONF_STR, C(tracing_ca_file), 0, 1024, "", "CA certificates (PEM) that verify an https:// tracing.endpoint; empty: the system's"},
+    {"tracing.endpoint", LMP_CONF_STR, C(tracing_endpoint), 0, 1024, "", "OTLP/HTTP collector (e.g. http://127.0.0.1:4318): spans go to <endpoint>/v1/traces as JSON; empty: no span leaves the daemon"},
+    {"tracing.interval_ms", LMP_CONF_INT, C(tracing_interval_ms), 10, 60000, "1000", "queued spans are sent at least this often"},
+    {"tracing.queue_spans", LMP_CONF_INT, C(tracing_queue_spans), 16, 1000000, "4096", "spans waiting to be sent, at most; more are dropped and counted (lmp_trace_spans_dropped_total)"},
+    {"tracing.ratio", LMP_CONF_STR, C(tracing_ratio), 1, 32, "1.0", "share of new traces sampled by the traceidratio samplers, 0 to 1"},
+    {"tracing.sampler", LMP_CONF_STR, C(tracing_sampler), 1, 64, "parentbased_always_on", "which traces are sampled, as OTEL_TRACES_SAMPLER names it: always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off or parentbased_traceidratio"},
+    {"tracing.timeout_ms", LMP_CONF_INT, C(tracing_timeout_ms), 100, 60000, "2000", "longest one request to the collector may take; a batch it does not take is dropped and counted"},
 };
 const size_t lmp_config_entries_n = sizeof(lmp_config_entries) / sizeof(lmp_config_entries[0]);
 
@@ -382,6 +391,27 @@ static int check_listener_tls(const char *prefix, const char *cert, const char *
   return 0;
 }
 
+/* The tracing settings whose values a bound cannot check. */
+static int check_tracing(const struct lmp_config *cfg, char *err, size_t errlen) {
+  char *end = NULL;
+  double ratio = strtod(cfg->tracing_ratio, &end);
+  if (lmp_sampler_parse(cfg->tracing_sampler) < 0) {
+    snprintf(err, errlen, "tracing.sampler '%s' is none of always_on, always_off, traceidratio, "
+             "parentbased_always_on, parentbased_always_off, parentbased_traceidratio", cfg->tracing_sampler);
+    return LMP_ECONFIG;
+  }
+  if (end == cfg->tracing_ratio || *end || !(ratio >= 0 && ratio <= 1)) {
+    snprintf(err, errlen, "tracing.ratio '%s' is not a number from 0 to 1", cfg->tracing_ratio);
+    return LMP_ECONFIG;
+  }
+  const char *ep = cfg->tracing_endpoint;
+  if (*ep && strncmp(ep, "http://", 7) != 0 && strncmp(ep, "https://", 8) != 0) {
+    snprintf(err, errlen, "tracing.endpoint '%.200s' is not an http:// or https:// URL", ep);
+    return LMP_ECONFIG;
+  }
+  return 0;
+}
+
 /* What the settings every daemon has say together, once every source is read. */
 static int check_common(const struct lmp_config *cfg, char *err, size_t errlen) {
   int r = check_pg_tls(cfg, err, errlen);
@@ -394,6 +424,8 @@ static int check_common(const struct lmp_config *cfg, char *err, size_t errlen) 
              cfg->pg_user);
     r = LMP_ECONFIG;
   }
+  if (r == 0)
+    r = check_tracing(cfg, err, errlen);
   if (r == 0)
     r = check_listener_tls("http", cfg->http_tls_cert_file, cfg->http_tls_key_file, err, errlen);
   if (r == 0)

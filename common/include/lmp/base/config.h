@@ -125,6 +125,9 @@ struct lmp_config {
   char *oidc_issuer;         /* access tokens' issuer; empty: nobody signs in */
   char *oidc_audience, *oidc_ca_file, *oidc_partner_claim, *oidc_operator_role;
   int oidc_clock_skew_s, oidc_jwks_refetch_s, oidc_jwks_max_age_s, oidc_timeout_ms;
+  char *tracing_endpoint;    /* OTLP/HTTP collector; empty: no spans exported */
+  char *tracing_ca_file, *tracing_sampler, *tracing_ratio;
+  int tracing_queue_spans, tracing_batch_spans, tracing_interval_ms, tracing_timeout_ms;
 };
 
 extern const struct lmp_conf_entry lmp_config_entries[];

@@ -6,8 +6,26 @@
 
 int64_t lmp_now_ms(void);
 /* A W3C traceparent for a new span: the parent's trace id kept when parent is a valid
- * traceparent, a new trace otherwise. out holds at least 56 bytes. */
+ * traceparent, a new trace otherwise; its sampled flag as the sampler decides. out
+ * holds at least 56 bytes. */
 void lmp_traceparent(const char *parent, char out[64]);
+/* Which spans are sampled, as OpenTelemetry's OTEL_TRACES_SAMPLER names them: the
+ * ratio ones by the trace id alone, so every daemon decides the same for a trace, and
+ * the parent-based ones follow the parent's flag when there is a parent. The default,
+ * until set (once, before threads start), is parentbased_always_on. */
+enum lmp_sampler {
+  LMP_SAMPLE_ALWAYS_ON,
+  LMP_SAMPLE_ALWAYS_OFF,
+  LMP_SAMPLE_RATIO,
+  LMP_SAMPLE_PARENT_ALWAYS_ON,
+  LMP_SAMPLE_PARENT_ALWAYS_OFF,
+  LMP_SAMPLE_PARENT_RATIO,
+};
+/* The sampler named as in OTEL_TRACES_SAMPLER ("parentbased_traceidratio"), or -1. */
+int lmp_sampler_parse(const char *name);
+void lmp_traceparent_sampler(enum lmp_sampler sampler, double ratio);
+/* Whether a valid traceparent is sampled (its flags' lowest bit). */
+int lmp_traceparent_sampled(const char *traceparent);
 /* Whether s is a W3C traceparent of version 00: 00-<32 hex>-<16 hex>-<2 hex>, ids not zero. */
 int lmp_traceparent_valid(const char *s);
 
