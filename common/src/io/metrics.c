@@ -1,6 +1,8 @@
 /* Prometheus rendering of the runtime's counters. */
 #include "io/metrics.h"
 
+#include "lmp/io/trace.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,6 +91,19 @@ int lmp_metrics_render(struct lmp_metrics *m, const char *service, struct lmp_bu
     r = lmp_buf_printf(out, "lmp_consumer_partition_lag{service=\"%s\",topic=\"%s\",partition=\"%d\"} %lld\n",
                        service, m->lags[i].topic, (int)m->lags[i].partition, (long long)m->lags[i].lag);
   pthread_mutex_unlock(&m->lag_lock);
+  uint64_t exported, dropped, queued;
+  lmp_trace_counts(&exported, &dropped, &queued);
+  r = r ? r : lmp_buf_printf(out, "# HELP lmp_trace_spans_exported_total Spans the OTLP collector took.\n"
+                                  "# TYPE lmp_trace_spans_exported_total counter\n"
+                                  "lmp_trace_spans_exported_total{service=\"%s\"} %llu\n"
+                                  "# HELP lmp_trace_spans_dropped_total Spans dropped: the queue full, or the collector "
+                                  "away or slow.\n# TYPE lmp_trace_spans_dropped_total counter\n"
+                                  "lmp_trace_spans_dropped_total{service=\"%s\"} %llu\n"
+                                  "# HELP lmp_trace_spans_queued Spans waiting to be sent.\n"
+                                  "# TYPE lmp_trace_spans_queued gauge\n"
+                                  "lmp_trace_spans_queued{service=\"%s\"} %llu\n",
+                             service, (unsigned long long)exported, service, (unsigned long long)dropped, service,
+                             (unsigned long long)queued);
   GAUGE("up", "1 when the database and the broker are reachable.", atomic_load(&m->db_up) && atomic_load(&m->kafka_up));
   GAUGE("ready", "1 when /readyz answers 200: reachable, credentials taken, migrated, not draining.",
         lmp_metrics_ready(m));

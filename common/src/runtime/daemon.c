@@ -478,6 +478,13 @@ int lmp_service_main(const struct lmp_service *svc, int argc, char **argv) {
     return r;
   }
   lmp_metrics_init(&rt->m);
+  char service[80];
+  snprintf(service, sizeof(service), "lmp-%s", svc->name);
+  if (lmp_trace_start(&rt->cfg, service, err, sizeof(err)) < 0) {
+    fprintf(stderr, "lmp-%s: tracing: %s\n", svc->name, err);
+    lmp_config_free(tables);
+    return 2;
+  }
   pthread_mutex_init(&rt->door_lock, NULL);
   rt->host = (struct lmp_http_host){rt, lmp__door_value, lmp__door_publish};
   atomic_store(&rt->m.heartbeat_ms, (int64_t)(uv_hrtime() / 1000000));
@@ -514,6 +521,7 @@ int lmp_service_main(const struct lmp_service *svc, int argc, char **argv) {
    * OpenSSL's own cleanup, they would leave its per-thread state (TLS to PostgreSQL)
    * behind. */
   uv_library_shutdown();
+  lmp_trace_stop(); /* every thread that ends spans has ended */
   if (status != 2)
     lmp_info(NULL, "stopped");
   lmp_config_free(tables);
