@@ -190,7 +190,10 @@ static int answer_submission(struct lmp_http_call *call, struct submission *s) {
     return lmp_admin_error(call, 503, "the request could not be passed on now; try again");
   }
   lmp_info(s->id, "submitted through the front door by %s of %s", call->caller->name, call->caller->partner_id);
-  return intake_door_accepted(call, s->location, json_deep_copy(s->answer));
+  json_t *answer = json_deep_copy(s->answer);
+  if (answer) /* where the onboarding's trace is found */
+    json_object_set_new(answer, "trace_id", json_string(lmp_http_pending_trace(s->pending)));
+  return intake_door_accepted(call, s->location, answer);
 }
 
 int intake_door_publish(struct lmp_http_call *call, const char *event_type, const char *id, avro_value_t *v,

@@ -92,6 +92,8 @@ static int emit_rejected(struct lmp_tx *tx, const char *id, const char *partner,
   if ((r = lmp_av_set_str(&v, "onboarding_id", id)) == 0 && (r = lmp_av_set_str(&v, "partner_id", partner)) == 0 &&
       (r = set_reasons(&v, "reasons", rs)) == 0 && (r = lmp_av_set_long(&v, "rejected_at", lmp_now_ms())) == 0)
     r = lmp_tx_emit(tx, "onboarding.rejected", id, &v);
+  if (r == 0)
+    lmp_tx_span_fail(tx, "intake rejected it: %s", rs->n ? rs->v[0].message : "no reason given");
   avro_value_decref(&v);
   return r;
 }

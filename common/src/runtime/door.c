@@ -12,6 +12,7 @@
 #include <uuid/uuid.h>
 
 #include "lmp/base/error.h"
+#include "lmp/base/ids.h"
 #include "lmp/base/log.h"
 #include "lmp/io/kafka.h"
 #include "lmp/runtime/events.h"
@@ -29,7 +30,11 @@ struct lmp_http_pending {
   rd_kafka_resp_err_t err;
   void *runtime; /* lmp_http's, for the resume */
   uint64_t ticket;
+  struct lmp_span *span; /* the publish's, when sampled: ended by the report */
+  char trace_id[33];
 };
+
+const char *lmp_http_pending_trace(const struct lmp_http_pending *p) { return p->trace_id; }
 
 static void pending_unref(struct lmp_http_pending *p) {
   if (atomic_fetch_sub(&p->refs, 1) == 1)
@@ -39,6 +44,15 @@ static void pending_unref(struct lmp_http_pending *p) {
 /* The broker's answer: kept for the route, which is resumed to read it. */
 static void door_report(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
   struct lmp_http_pending *p = m->_private;
+  if (p->span) {
+    if (m->err)
+      lmp_span_fail(p->span, "the broker did not take it: %s", rd_kafka_err2str(m->err));
+    lmp_span_int(p->span, "messaging.destination.partition.id", m->partition);
+    lmp_span_int(p->span, "messaging.kafka.offset", m->offset);
+    lmp_span_end(p->span);
+    free(p->span);
+    p->span = NULL;
+  }
   p->err = m->err;
   atomic_store(&p->done, 1);
   lmp_http_resume(p->runtime, p->ticket);
@@ -119,6 +133,27 @@ int lmp__door_value(void *opaque, const char *event_type, avro_value_t *out) {
   return s && avro_generic_value_new(s->iface, out) == 0 ? 0 : LMP_ESCHEMA;
 }
 
+/* The span of a front door's publish, the first of an onboarding's trace (or under the
+ * caller's traceparent): from the request's hand-over to the broker's answer. */
+static struct lmp_span *door_span(const char *event_type, const char *key, const char *topic, const char *id,
+                                  const char *own, const char *parent) {
+  if (!lmp_trace_enabled() || !lmp_traceparent_sampled(own))
+    return NULL;
+  struct lmp_span *s = malloc(sizeof(*s));
+  if (s == NULL)
+    return NULL;
+  char name[160];
+  snprintf(name, sizeof(name), "send %s", event_type);
+  lmp_span_begin(s, name, LMP_SPAN_PRODUCER, own, parent);
+  lmp_span_str(s, "messaging.system", "kafka");
+  lmp_span_str(s, "messaging.operation.type", "send");
+  lmp_span_str(s, "messaging.destination.name", topic);
+  lmp_span_str(s, "messaging.message.id", id);
+  lmp_span_str(s, "lmp.event_type", event_type);
+  lmp_span_str(s, strncmp(event_type, "onboarding.", 11) == 0 ? "lmp.onboarding_id" : "lmp.correlation_id", key);
+  return s;
+}
+
 int lmp__door_publish(void *opaque, const char *event_type, const char *key, avro_value_t *value,
                       const char *traceparent, void *runtime, uint64_t ticket, struct lmp_http_pending **pending,
                       char *err, size_t errlen) {
@@ -158,11 +193,14 @@ int lmp__door_publish(void *opaque, const char *event_type, const char *key, avr
     return LMP_ENOMEM;
   }
   *p = (struct lmp_http_pending){.runtime = runtime, .ticket = ticket};
+  p->span = door_span(event_type, key, topic, id, span, traceparent);
+  memcpy(p->trace_id, span + 3, 32);
   atomic_init(&p->refs, 2); /* the route's and the report's */
   pthread_mutex_lock(&rt->door_lock);
   rd_kafka_t *rk = door(rt, err, errlen);
   if (rk == NULL) {
     pthread_mutex_unlock(&rt->door_lock);
+    free(p->span); /* never sent: no span */
     free(p);
     free(k);
     lmp_buf_free(&enc);
@@ -177,6 +215,11 @@ int lmp__door_publish(void *opaque, const char *event_type, const char *key, avr
   lmp_buf_free(&enc);
   free(k);
   if (kerr) {
+    if (p->span) {
+      lmp_span_fail(p->span, "the producer did not take it: %s", rd_kafka_err2str(kerr));
+      lmp_span_end(p->span);
+      free(p->span);
+    }
     free(p); /* no report will come */
     snprintf(err, errlen, "the producer did not take it: %s", rd_kafka_err2str(kerr));
     return LMP_ERETRY;

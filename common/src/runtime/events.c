@@ -99,6 +99,8 @@ int lmp_emit_failed(struct lmp_tx *tx, const char *onboarding_id, const char *pa
     r = lmp_av_set_long(&v, "failed_at", lmp_now_ms());
   if (r == 0)
     r = lmp_tx_emit(tx, "onboarding.failed", onboarding_id, &v);
+  if (r == 0) /* the trace marks the stage where the onboarding broke */
+    lmp_tx_span_fail(tx, "%s failed: %s", stage, n ? reasons[0].message : "no reason given");
   avro_value_decref(&v);
   return r;
 }

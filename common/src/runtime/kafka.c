@@ -38,7 +38,10 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
   enum lmp_kafka_refusal r = refusal(m->err);
   if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR || r != LMP_KAFKA_ACCEPTED)
     atomic_store(&rt->m.producer_refused, r);
-  rt->up.delivered(rt, m->_private, m->err);
+  struct outrow *row = m->_private;
+  row->partition = m->partition;
+  row->offset = m->offset;
+  rt->up.delivered(rt, row, m->err);
 }
 
 /* Whether some broker answers each client; the daemon counts as reaching Kafka when

@@ -146,6 +146,10 @@ int lmp__row_emit(struct lmp_tx *tx, const char *event_type, const char *key, av
   if (r == 0) r = row_text_header(row, "correlation_id", corr);
   if (r == 0) r = row_text_header(row, "traceparent", span);
   if (r == 0) r = row_text_header(row, "content_type", lmp__content_type(rt));
+  if (r == 0 && lmp_trace_enabled()) { /* its publish span: under the handling's, from now */
+    snprintf(row->parent, sizeof(row->parent), "%s", tx->traceparent);
+    row->emitted_ns = lmp_span_now();
+  }
   if (r < 0)
     lmp__rows_truncate(tx->b, tx->b->nrows - 1);
   return r;

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "lmp/base/error.h"
+#include "lmp/base/ids.h"
 #include "lmp/base/log.h"
 #include "runtime/rt.h"
 
@@ -217,12 +218,52 @@ static void reported(struct rt *rt, struct batch *b) {
     rt->resend_ms = 0; /* the broker took everything: the next failure starts short */
 }
 
+static const char *row_header(const struct outrow *row, const char *name, char *out, size_t outlen) {
+  for (size_t i = 0; i < row->nhdrs; i++)
+    if (strcmp(row->hdrs[i].name, name) == 0) {
+      snprintf(out, outlen, "%.*s", (int)row->hdrs[i].len, (const char *)row->hdrs[i].value);
+      return out;
+    }
+  return NULL;
+}
+
+/* A row's publish span, from its emit (or first produce, when swept) to the broker's
+ * answer; its id is the one the event's traceparent carries, so the consumer's span
+ * hangs under it. */
+static void publish_span(const struct outrow *row, rd_kafka_resp_err_t err) {
+  char tp[64], type[128];
+  if (!lmp_trace_enabled() || !row_header(row, "traceparent", tp, sizeof(tp)) || !lmp_traceparent_sampled(tp))
+    return;
+  if (!row_header(row, "event_type", type, sizeof(type)))
+    snprintf(type, sizeof(type), "event");
+  struct lmp_span s;
+  char name[160];
+  snprintf(name, sizeof(name), "send %s", type);
+  lmp_span_begin(&s, name, LMP_SPAN_PRODUCER, tp, *row->parent ? row->parent : NULL);
+  if (row->emitted_ns)
+    s.start_ns = row->emitted_ns;
+  lmp_span_str(&s, "messaging.system", "kafka");
+  lmp_span_str(&s, "messaging.operation.type", "send");
+  lmp_span_str(&s, "messaging.destination.name", row->topic);
+  lmp_span_str(&s, "messaging.message.id", row->event_id);
+  lmp_span_str(&s, "lmp.event_type", type);
+  if (err) {
+    lmp_span_fail(&s, "the broker refused it: %s", rd_kafka_err2str(err));
+  } else {
+    lmp_span_int(&s, "messaging.destination.partition.id", row->partition);
+    lmp_span_int(&s, "messaging.kafka.offset", row->offset);
+  }
+  lmp_span_end(&s);
+}
+
 static void publish(struct rt *rt, struct batch *b) {
   for (size_t i = 0; i < b->nrows; i++) {
     struct outrow *row = &b->rows[i];
     if (row->state != ROW_NEW && row->state != ROW_FAILED)
       continue;
     row->b = b;
+    if (row->emitted_ns == 0 && lmp_trace_enabled())
+      row->emitted_ns = lmp_span_now(); /* swept: published again after a crash */
     int err = rt->ops->produce(rt, row);
     if (err) {
       if (lmp__kafka_permanent(err)) {
@@ -246,6 +287,8 @@ void lmp__pipeline_delivered(struct rt *rt, struct outrow *row, rd_kafka_resp_er
     return; /* the batches are gone; what was not acknowledged stays in the outbox */
   struct batch *b = row->b;
   b->pending--;
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR || lmp__kafka_permanent(err))
+    publish_span(row, err);
   if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
     row->state = ROW_ACKED;
     atomic_fetch_add(&rt->m.produced, 1);

@@ -21,6 +21,7 @@
 #include "io/kafka_conf.h"
 #include "io/metrics.h"
 #include "lmp/avro/registry.h"
+#include "lmp/io/trace.h"
 #include "lmp/runtime/service.h"
 #include "lmp/runtime/tx.h"
 
@@ -82,6 +83,11 @@ struct outrow {
   size_t nhdrs;
   enum row_state state;
   int kerr;             /* rd_kafka_resp_err_t of the last failed delivery */
+  char parent[64];      /* the traceparent of the handling that emitted it; "" when swept */
+  int64_t emitted_ns;   /* when it was emitted (or first produced, when swept): its
+                         * publish span starts there; 0 while tracing is off */
+  int32_t partition;    /* where the broker put it, from the delivery report */
+  int64_t offset;
   struct batch *b;      /* for the delivery report */
 };
 
@@ -248,6 +254,9 @@ struct lmp_tx {
   struct batch *b;             /* NULL in background work */
   const struct lmp_event *ev;  /* the event being handled; NULL in sweeps and ticks */
   char traceparent[64];        /* the current span, continued by emitted events */
+  struct lmp_span *spans;      /* each consumed message's, ended when the batch commits */
+  size_t nspans, capspans;
+  struct lmp_span *span;       /* the message being handled's, NULL when not sampled */
   char correlation[LMP_ID_MAX + 1];
   char why[400];               /* a handler's reason for refusing (lmp_tx_reject) */
   int wake;                    /* background work asked for the tick (lmp_tx_wake) */

@@ -51,6 +51,20 @@ int lmp_tx_reject(struct lmp_tx *tx, const char *fmt, ...) {
 
 void *lmp_tx_ctx(struct lmp_tx *tx) { return tx->rt->svc->ctx; }
 
+const char *lmp_tx_traceparent(struct lmp_tx *tx) { return *tx->traceparent ? tx->traceparent : NULL; }
+
+void lmp_tx_span_fail(struct lmp_tx *tx, const char *fmt, ...) {
+  if (tx->span == NULL)
+    return;
+  char why[LMP_SPAN_TEXT];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(why, sizeof(why), fmt, ap);
+  va_end(ap);
+  lmp_span_fail(tx->span, "%s", why);
+  lmp_span_str(tx->span, "lmp.outcome", "failed");
+}
+
 int lmp_tx_value(struct lmp_tx *tx, const char *event_type, avro_value_t *out) {
   const struct lmp_schema *s = lmp_schemas_get(tx->rt->schemas, event_type);
   if (s == NULL)
@@ -101,7 +115,12 @@ int lmp_tx_emit(struct lmp_tx *tx, const char *event_type, const char *key, avro
 
 void lmp_tx_follow(struct lmp_tx *tx, const char *correlation_id, const char *traceparent) {
   snprintf(tx->correlation, sizeof(tx->correlation), "%s", correlation_id ? correlation_id : "");
-  lmp_traceparent(traceparent, tx->traceparent);
+  /* The stored span itself is the parent of what is emitted now (each emitted event
+   * is a span of its own, lmp__row_emit); without one, a new trace. */
+  if (lmp_traceparent_valid(traceparent))
+    snprintf(tx->traceparent, sizeof(tx->traceparent), "%s", traceparent);
+  else
+    lmp_traceparent(NULL, tx->traceparent);
 }
 
 void lmp_tx_wake(struct lmp_tx *tx) {
@@ -196,6 +215,72 @@ static int inbox_one(struct rt *rt, struct lmp_msg *x) {
   return 0;
 }
 
+/* ---- Spans ------------------------------------------------------------------------------ */
+
+/* The span of x's handling starts: tx->traceparent becomes its context (a child of the
+ * sender's, or a new trace), and tx->span the span, when it is sampled. It ends when
+ * the batch commits (spans_end), or is forgotten with a rollback. */
+static void span_begin(struct lmp_tx *tx, const struct lmp_msg *x) {
+  lmp_traceparent(*x->parent ? x->parent : NULL, tx->traceparent);
+  tx->span = NULL;
+  if (!lmp_trace_enabled() || !lmp_traceparent_sampled(tx->traceparent))
+    return;
+  if (tx->nspans == tx->capspans) {
+    size_t cap = tx->capspans ? 2 * tx->capspans : 16;
+    struct lmp_span *more = realloc(tx->spans, cap * sizeof(*more));
+    if (more == NULL)
+      return; /* a span the less, never the event */
+    tx->spans = more;
+    tx->capspans = cap;
+  }
+  struct lmp_span *s = tx->span = &tx->spans[tx->nspans++];
+  const char *type = x->schema ? x->schema->name : "message";
+  char name[96];
+  snprintf(name, sizeof(name), "process %s", type);
+  lmp_span_begin(s, name, LMP_SPAN_CONSUMER, tx->traceparent, x->parent);
+  lmp_span_str(s, "messaging.system", "kafka");
+  lmp_span_str(s, "messaging.operation.type", "process");
+  lmp_span_str(s, "messaging.destination.name", x->raw->topic);
+  lmp_span_int(s, "messaging.destination.partition.id", x->raw->partition);
+  lmp_span_int(s, "messaging.kafka.offset", x->raw->offset);
+  lmp_span_str(s, "messaging.message.id", x->id);
+  lmp_span_str(s, "messaging.consumer.group.name", tx->rt->group);
+  lmp_span_str(s, "lmp.event_type", type);
+  if (*x->corr)
+    lmp_span_str(s, strncmp(type, "onboarding.", 11) == 0 ? "lmp.onboarding_id" : "lmp.correlation_id", x->corr);
+}
+
+static void span_outcome(struct lmp_tx *tx, const char *outcome) {
+  if (tx->span) {
+    struct lmp_span *s = tx->span;
+    int failed = 0;
+    for (int i = 0; i < s->nattrs; i++)
+      failed |= strcmp(s->attrs[i].key, "lmp.outcome") == 0;
+    if (!failed) /* a handler's lmp_tx_span_fail said it first */
+      lmp_span_str(s, "lmp.outcome", outcome);
+  }
+  tx->span = NULL;
+}
+
+static void span_dead(struct lmp_tx *tx, const char *code, const char *why) {
+  if (tx->span) {
+    lmp_span_fail(tx->span, "dead-lettered %s: %s", code, why);
+    lmp_span_str(tx->span, "lmp.outcome", "dead-lettered");
+  }
+  tx->span = NULL;
+}
+
+/* The batch committed: its spans end now, and go to the exporter. */
+static void spans_end(struct lmp_tx *tx) {
+  int64_t now = lmp_span_now();
+  for (size_t i = 0; i < tx->nspans; i++) {
+    tx->spans[i].end_ns = now;
+    lmp_span_end(&tx->spans[i]);
+  }
+  tx->nspans = 0;
+  tx->span = NULL;
+}
+
 /* ---- Applying ----------------------------------------------------------------------- */
 
 static int handle(struct lmp_tx *tx, struct lmp_msg *x) {
@@ -208,9 +293,7 @@ static int handle(struct lmp_tx *tx, struct lmp_msg *x) {
                          .partition = x->raw->partition,
                          .offset = x->raw->offset,
                          .route = x->route};
-  /* The span of this event's handling: a child of the sender's, or a new trace. */
-  lmp_traceparent(*x->parent ? x->parent : NULL, tx->traceparent);
-  ev.traceparent = tx->traceparent;
+  ev.traceparent = tx->traceparent; /* the span of this event's handling (span_begin) */
   snprintf(tx->correlation, sizeof(tx->correlation), "%s", x->corr);
   tx->why[0] = '\0';
   tx->ev = &ev;
@@ -250,13 +333,17 @@ static int apply_fast(struct lmp_tx *tx, struct lmp_msg *xs, size_t n) {
   int r = inbox_all(rt, xs, n);
   for (size_t i = 0; r == 0 && i < n; i++) {
     struct lmp_msg *x = &xs[i];
+    span_begin(tx, x);
     if (!x->fresh) {
       b->dups++;
+      span_outcome(tx, "duplicate");
       lmp_debug(*x->corr ? x->corr : NULL, "skip duplicate %s", x->id);
     } else if (x->code) {
       r = lmp__row_dead_letter(rt, b, x, x->code, x->why, *x->corr ? x->corr : NULL);
+      span_dead(tx, x->code, x->why);
     } else if ((r = handle(tx, x)) == 0) {
       b->applied++;
+      span_outcome(tx, "applied");
     } else if (!lmp_error_is_retry(r)) {
       return ISOLATE;
     }
@@ -276,10 +363,13 @@ static int apply_isolated(struct lmp_tx *tx, struct lmp_msg *xs, size_t n) {
     size_t rows = b->nrows;
     if ((r = lmp_tx_command(tx, "SAVEPOINT lmp_msg", 0, NULL)) < 0 || (r = inbox_one(rt, x)) < 0)
       break;
+    span_begin(tx, x);
     if (!x->fresh) {
       b->dups++;
+      span_outcome(tx, "duplicate");
     } else if (x->code) {
       r = lmp__row_dead_letter(rt, b, x, x->code, x->why, corr);
+      span_dead(tx, x->code, x->why);
     } else {
       r = handle(tx, x);
       if (r == 0 && (r = lmp__outbox_flush(rt, b)) == 0)
@@ -297,6 +387,9 @@ static int apply_isolated(struct lmp_tx *tx, struct lmp_msg *xs, size_t n) {
         if ((r = lmp_tx_command(tx, "ROLLBACK TO SAVEPOINT lmp_msg", 0, NULL)) == 0 &&
             (r = inbox_one(rt, x)) == 0)
           r = lmp__row_dead_letter(rt, b, x, code, why, corr);
+        span_dead(tx, code, why);
+      } else {
+        span_outcome(tx, "applied");
       }
     }
     if (r == 0)
@@ -400,6 +493,7 @@ void lmp__txn_run(struct rt *rt, struct batch *b) {
     b->applied = b->dups = b->dead = b->parked = 0;
     b->wake = 0;
     lmp__rows_truncate(b, 0);
+    tx.nspans = 0; /* a transaction run again times its messages again */
     if (r == 0)
       r = transaction(&tx);
     if (b->kind == BATCH_MESSAGES && !b->isolate && (r == ISOLATE || (r < 0 && !lmp_error_is_retry(r)))) {
@@ -414,6 +508,9 @@ void lmp__txn_run(struct rt *rt, struct batch *b) {
     }
     break;
   }
+  if (r == 0)
+    spans_end(&tx);
+  free(tx.spans);
   if (r < 0) {
     if (!*b->err && (r == LMP_ERETRY || r == LMP_EDB))
       snprintf(b->err, sizeof(b->err), "database: %s", rt->db.err);

@@ -87,6 +87,8 @@ int lmp_http_publish(struct lmp_http_call *call, const char *event_type, const c
  * the broker), LMP_ERETRY (it was not taken; err says why) or LMP_ETOOBIG (refused for
  * good as too large). */
 int lmp_http_published(struct lmp_http_pending *p, int *result, char *err, size_t errlen);
+/* The trace id (32 hex digits) of the published event's trace. */
+const char *lmp_http_pending_trace(const struct lmp_http_pending *p);
 /* Lets go of a publish, answered or not (the broker's answer may still come). */
 void lmp_http_pending_free(struct lmp_http_pending *p);
 

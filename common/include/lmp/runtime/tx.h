@@ -40,14 +40,22 @@ int lmp_tx_emit_json(struct lmp_tx *tx, const char *event_type, const char *key,
  * fit the schema is logged and left out. When the query filled its limit, the tick
  * runs again at once for the rest. */
 int lmp_tx_emit_query(struct lmp_tx *tx, const char *event_type, const char *sql, int limit);
-/* Outside a consumed event (in a tick): the correlation id and the trace the next
- * emitted events continue, as stored when the onboarding's event was handled. */
+/* Outside a consumed event (in a tick): the correlation id and the span the next
+ * emitted events continue (their parent), as stored when the onboarding's event was
+ * handled; a new trace when traceparent is not one. */
 void lmp_tx_follow(struct lmp_tx *tx, const char *correlation_id, const char *traceparent);
 /* Asks for the service's tick as soon as this transaction commits. */
 void lmp_tx_wake(struct lmp_tx *tx);
 /* In a tick only: commits the work so far and begins a new transaction, so an effect
  * outside the database (a mail sent) is recorded at once rather than at the end. */
 int lmp_tx_checkpoint(struct lmp_tx *tx);
+/* The W3C traceparent of the current span (the event being handled's, or what
+ * lmp_tx_follow set), or NULL when there is none: kept with work done later (a mail
+ * sent by a background thread), which continues the trace with it. */
+const char *lmp_tx_traceparent(struct lmp_tx *tx);
+/* Marks the span of the event being handled as an error (an onboarding failed at this
+ * stage): the transaction still commits; the trace shows where the flow broke. */
+void lmp_tx_span_fail(struct lmp_tx *tx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The service context given in struct lmp_service. */
 void *lmp_tx_ctx(struct lmp_tx *tx);
 
