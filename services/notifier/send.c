@@ -7,7 +7,9 @@
 #include <string.h>
 
 #include "lmp/base/error.h"
+#include "lmp/base/ids.h"
 #include "lmp/base/log.h"
+#include "lmp/io/trace.h"
 #include "lmp/runtime/events.h"
 #include "notifier.h"
 
@@ -28,10 +30,10 @@ static int owe_undeliverable(struct lmp_tx *tx, const char *id, const char *kind
   r = vars ? notifier_render(n, "undeliverable", vars, &subject, &body) : LMP_ENOMEM;
   char what[80];
   snprintf(what, sizeof(what), "undeliverable:%s", kind);
-  const char *q[] = {id, what, PQgetvalue(res, 0, 0), subject, body};
+  const char *q[] = {id, what, PQgetvalue(res, 0, 0), subject, body, lmp_tx_traceparent(tx)};
   if (r == 0)
-    r = lmp_tx_command(tx, "INSERT INTO mails(onboarding_id, kind, recipient, subject, body) "
-                           "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING", 5, q);
+    r = lmp_tx_command(tx, "INSERT INTO mails(onboarding_id, kind, recipient, subject, body, traceparent) "
+                           "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING", 6, q);
   free(subject);
   free(body);
   json_decref(vars);
@@ -77,6 +79,30 @@ static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static void handle_free(void *handle) { curl_easy_cleanup(handle); }
 static void curl_key_make(void) { pthread_key_create(&curl_key, handle_free); }
 
+/* The span of one SMTP send, under the span that owed the mail; none for a mail owed
+ * with no trace. */
+static void send_span_begin(struct lmp_span *s, const struct notifier *n, const char *id,
+                            const char *kind, long attempt, const char *parent) {
+  char own[64] = "";
+  if (parent)
+    lmp_traceparent(parent, own);
+  lmp_span_begin(s, "smtp send", LMP_SPAN_CLIENT, own, parent);
+  lmp_span_str(s, "lmp.mail.kind", kind);
+  lmp_span_int(s, "lmp.mail.attempt", attempt);
+  lmp_span_str(s, "server.address", n->smtp_url);
+  lmp_span_str(s, "lmp.onboarding_id", id);
+}
+
+static void send_span_end(struct lmp_span *s, int result, const char *err) {
+  if (result == 0)
+    lmp_span_str(s, "lmp.outcome", "sent");
+  else {
+    lmp_span_str(s, "lmp.outcome", result == LMP_EREJECT ? "refused" : "not sent");
+    lmp_span_fail(s, "%s", err);
+  }
+  lmp_span_end(s);
+}
+
 /* A sender's one mail per call, in the call's own transaction: the next one due is
  * locked (SKIP LOCKED lets the senders, and several notifiers, share the work), sent
  * and recorded, so a crash re-sends at most the mail each sender had in flight
@@ -93,7 +119,7 @@ int notifier_send_next(struct lmp_tx *tx) {
    * on every attempt, so a copy re-sent after a crash repeats the first copy's, and
    * nothing in it names the onboarding, whose id is the key to its status route. */
   int r = lmp_tx_query(tx, "SELECT onboarding_id, kind, recipient, subject, body, attempts, "
-                           "message_id || '@lmp-onboarding' FROM mails "
+                           "message_id || '@lmp-onboarding', traceparent FROM mails "
                            "WHERE status = 'pending' AND next_attempt_at <= now() "
                            "ORDER BY next_attempt_at LIMIT 1 FOR UPDATE SKIP LOCKED", 0, NULL, &res);
   if (r < 0)
@@ -105,9 +131,14 @@ int notifier_send_next(struct lmp_tx *tx) {
   const char *id = PQgetvalue(res, 0, 0), *kind = PQgetvalue(res, 0, 1);
   char err[512] = "";
   long attempts = strtol(PQgetvalue(res, 0, 5), NULL, 10) + 1;
+  /* The send is a span of the trace of the event that owed the mail. */
+  lmp_tx_follow(tx, id, PQgetisnull(res, 0, 7) ? NULL : PQgetvalue(res, 0, 7));
+  struct lmp_span span;
+  send_span_begin(&span, n, id, kind, attempts, PQgetisnull(res, 0, 7) ? NULL : PQgetvalue(res, 0, 7));
   int s = notifier_send(n, &curl, PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 3), PQgetvalue(res, 0, 4),
                         PQgetvalue(res, 0, 6), err, sizeof(err));
   pthread_setspecific(curl_key, curl);
+  send_span_end(&span, s, err);
   const char *q[] = {id, kind};
   if (s == 0) {
     r = lmp_tx_command(tx, "UPDATE mails SET status = 'sent', sent_at = now(), settled_at = now(), "
