@@ -45,6 +45,9 @@ REGISTRY_URL = f"{'https' if SECURED else 'http'}://127.0.0.1:{REGISTRY_PORT}/ap
 # The identity provider (Keycloak) of the stack, and the realm partners sign in to.
 KEYCLOAK_PORT = int(os.environ.get("LMP_KEYCLOAK_PORT", KAFKA_PORT + 89))
 ISSUER = f"{'https' if SECURED else 'http'}://127.0.0.1:{KEYCLOAK_PORT}/realms/lmp"
+JAEGER_PORT = int(os.environ.get("LMP_JAEGER_PORT", KAFKA_PORT + 91))
+JAEGER_OTLP_PORT = int(os.environ.get("LMP_JAEGER_OTLP_PORT", KAFKA_PORT + 92))
+JAEGER_URL = f"http://127.0.0.1:{JAEGER_PORT}"  # the trace viewer's UI and query API
 # The namespace of onboarding ids (lmp_onboarding_id in common/src/base/ids.c).
 ONBOARDING_NS = uuid.UUID("6b1e0f4c-8d2a-4e57-9a31-5c7e20d48b93")
 

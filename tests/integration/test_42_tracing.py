@@ -1,0 +1,188 @@
+"""Traces in the stack's real Jaeger: an onboarding taken at the front door is one
+trace there, with the door's publish as its root, a span from each daemon in the
+order of the flow (each handling under the publish that carried its event, each
+publish under the handling that emitted it) and the notifier's two SMTP sends; an
+onboarding that fails has the failing stage's span marked as an error with the
+reason; a daemon killed and started again mid-onboarding leaves the trace whole;
+a collector that is away costs nothing but counted drops (the onboarding confirms as
+fast, /metrics counts the spans dropped) and spans flow again once it is back."""
+import json
+import signal
+import sys
+import time
+import urllib.request
+import uuid
+
+from harness import (JAEGER_OTLP_PORT, JAEGER_URL, SECURED, TcpGate, check, example, log, onboarding_id, run, tls_context, token,
+                     wait_for)
+
+FLOW = ["lmp-intake", "lmp-allocation", "lmp-appliance-fulfilment", "lmp-shipping", "lmp-notifier"]
+
+
+def submit(ns, r):
+    """POSTs r through the front door, signed in as its partner's demo user: the 202's
+    trace id."""
+    url = ns.http["intake"] + "/v1/onboardings"
+    req = urllib.request.Request(url, data=json.dumps(r).encode(), method="POST",
+                                 headers={"Content-Type": "application/json",
+                                          "Authorization": "Bearer " + token(r["partner_id"])})
+    with urllib.request.urlopen(req, timeout=60, context=tls_context(url)) as a:
+        answer = json.load(a)
+    check(a.status == 202 and len(answer.get("trace_id", "")) == 32, f"{a.status} {answer}")
+    return answer["trace_id"]
+
+
+def status(ns, oid):
+    rows = ns.sql("SELECT status FROM onboardings WHERE onboarding_id = %s", oid)
+    return rows[0][0] if rows else None
+
+
+def final(ns, oid, timeout=90):
+    return wait_for(f"{oid} final", lambda: status(ns, oid) in ("confirmed", "failed", "rejected") and status(ns, oid),
+                    timeout=timeout)
+
+
+def trace(trace_id):
+    """The trace as Jaeger's query API answers it: spans with their service, parent,
+    start (microseconds) and tags; [] while it has none."""
+    try:
+        with urllib.request.urlopen(f"{JAEGER_URL}/api/traces/{trace_id}", timeout=10) as a:
+            data = json.load(a)["data"]
+    except urllib.error.HTTPError as e:
+        if e.code == 404:
+            return []
+        raise
+    spans = []
+    for t in data:
+        for s in t["spans"]:
+            parents = [r["spanID"] for r in s.get("references", []) if r["refType"] == "CHILD_OF"]
+            spans.append({"id": s["spanID"], "name": s["operationName"], "parent": parents[0] if parents else None,
+                          "service": t["processes"][s["processID"]]["serviceName"], "start": s["startTime"],
+                          "end": s["startTime"] + s["duration"], "tags": {g["key"]: g["value"] for g in s["tags"]}})
+    return sorted(spans, key=lambda s: s["start"])
+
+
+def whole(trace_id, mails=2):
+    """Waits for the trace to hold every daemon's spans and the SMTP sends."""
+    def done():
+        spans = trace(trace_id)
+        services = {s["service"] for s in spans}
+        sends = [s for s in spans if s["name"] == "smtp send"]
+        return spans if set(FLOW) <= services and len(sends) >= mails else None
+    return wait_for(f"trace {trace_id} whole", done, timeout=60,
+                    show=lambda: sorted((s["service"], s["name"]) for s in trace(trace_id)))
+
+
+def check_causal(spans):
+    """Each span's parent is in the trace (the root's none), and starts no later than
+    it does; each daemon's first span comes after the previous daemon's."""
+    by_id = {s["id"]: s for s in spans}
+    roots = [s for s in spans if s["parent"] is None]
+    check(len(roots) == 1 and roots[0]["service"] == "lmp-intake" and
+          roots[0]["name"] == "send onboarding.requested", f"one root, the door's publish: {roots}")
+    for s in spans:
+        if s["parent"] is None:
+            continue
+        check(s["parent"] in by_id, f"{s['service']} {s['name']}: its parent {s['parent']} is not in the trace")
+        p = by_id[s["parent"]]
+        check(p["start"] <= s["start"] + 1000, f"{s['name']} starts before its parent {p['name']}")
+        if s["name"].startswith("process "):  # a handling hangs under the publish of its event
+            check(p["name"] == "send " + s["name"][len("process "):], f"{s['name']} under {p['name']}")
+    firsts = [min(s["start"] for s in spans if s["service"] == svc) for svc in FLOW]
+    check(firsts == sorted(firsts), f"the daemons' first spans out of the flow's order: {list(zip(FLOW, firsts))}")
+
+
+def dropped(p):
+    with urllib.request.urlopen(p.http + "/metrics", timeout=10, context=tls_context(p.http)) as a:
+        text = a.read().decode()
+    return {k: int(float(line.split()[-1])) for line in text.splitlines() for k in ("dropped", "exported")
+            if line.startswith(f"lmp_trace_spans_{k}_total{{")}
+
+
+def test_tracing(ns):
+    ns.start_all(LMP_TRACING_INTERVAL_MS=200)
+
+    # 1. One onboarding, one trace: every daemon's spans in the flow's order.
+    r = example("physical-complete.json")
+    tid = submit(ns, r)
+    check(final(ns, onboarding_id(r)) == "confirmed", "the onboarding confirms")
+    spans = whole(tid)
+    check_causal(spans)
+    handled = {(s["service"], s["name"]) for s in spans}
+    for want in [("lmp-allocation", "process onboarding.accepted"),
+                 ("lmp-appliance-fulfilment", "process onboarding.users-allocated"),
+                 ("lmp-notifier", "process onboarding.shipping-completed")]:
+        check(want in handled, f"{want} missing from {sorted(handled)}")
+    proc = next(s for s in spans if s["name"] == "process onboarding.accepted")
+    check(proc["tags"].get("lmp.onboarding_id") == onboarding_id(r) and proc["tags"].get("lmp.outcome") == "applied"
+          and proc["tags"].get("messaging.destination.name", "").startswith(ns.prefix)
+          and "messaging.kafka.offset" in proc["tags"], f"the handling span's attributes: {proc['tags']}")
+    sends = [s for s in spans if s["name"] == "smtp send"]
+    check({s["tags"].get("lmp.mail.kind") for s in sends} == {"confirmation", "invitation"} and
+          all(s["tags"].get("lmp.outcome") == "sent" and not s["tags"].get("error") for s in sends),
+          f"the SMTP sends: {[s['tags'] for s in sends]}")
+    check(not any(s["tags"].get("error") for s in spans), "no span of a confirmed onboarding is an error")
+    log(f"trace {tid}: {len(spans)} spans from {len({s['service'] for s in spans})} daemons")
+
+    # 2. A failing onboarding: the stage that failed is marked, with the reason.
+    short = example("virtual-core.json", partner_id="partner-southwind")
+    short["users"]["tier"] = 51
+    tid = submit(ns, short)
+    check(final(ns, onboarding_id(short)) == "failed", "the shortfall fails")
+
+    def failed_span():
+        bad = [s for s in trace(tid) if s["tags"].get("error") is True]
+        return bad or None
+    bad = wait_for("the failing stage's span", failed_span, timeout=30)
+    check(len(bad) == 1 and bad[0]["service"] == "lmp-allocation" and bad[0]["name"] == "process onboarding.accepted"
+          and bad[0]["tags"].get("lmp.outcome") == "failed" and bad[0]["tags"].get("otel.status_code") == "ERROR"
+          and "users requested" in bad[0]["tags"].get("otel.status_description", ""), f"marked: {bad}")
+
+    # 3. Shipping killed, and started again while the onboarding waits for it: one
+    # trace, whole, its handling under fulfilment's publish.
+    shipping = next(p for p in ns.procs if p.service == "shipping")
+    shipping.send_signal(signal.SIGKILL)
+    shipping.wait(10)
+    r = example("physical-complete.json")
+    tid = submit(ns, r)
+    wait_for("appliances provisioned", lambda: any(s["name"] == "send onboarding.appliances-provisioned"
+                                                   for s in trace(tid)), timeout=60)
+    check(status(ns, onboarding_id(r)) != "confirmed", "nothing confirms while shipping is down")
+    ns.start("shipping", LMP_TRACING_INTERVAL_MS=200)
+    check(final(ns, onboarding_id(r)) == "confirmed", "the onboarding confirms once shipping is back")
+    spans = whole(tid)
+    check_causal(spans)
+
+    # 4. The collector away: the onboarding goes through as before, every span is
+    # dropped and counted; back, the spans flow again.
+    gate = TcpGate(JAEGER_OTLP_PORT, open=False)
+    gated = f"{'https' if SECURED else 'http'}://127.0.0.1:{gate.port}"
+    for p in list(ns.procs):
+        if p.poll() is None:
+            p.terminate()
+            p.wait(30)
+    ns.procs.clear()
+    ns.http.clear()
+    ns.admin.clear()
+    ns.start_all(load=None, LMP_TRACING_ENDPOINT=gated, LMP_TRACING_INTERVAL_MS=200)
+    r = example("physical-complete.json")
+    started = time.time()
+    tid = submit(ns, r)
+    check(final(ns, onboarding_id(r)) == "confirmed", "confirmed with the collector away")
+    took = time.time() - started
+    counts = wait_for("drops counted", lambda: all(dropped(p)["dropped"] > 0 for p in ns.procs) and
+                      [dropped(p) for p in ns.procs], timeout=30)
+    check(all(c["exported"] == 0 for c in counts), f"nothing exported while the collector is away: {counts}")
+    check(gate.refused > 0, "the daemons tried the collector")
+    check(trace(tid) == [], "no span of it reached Jaeger")
+    log(f"collector away: confirmed in {took:.1f} s; counted {counts}")
+    gate.open = True
+    r = example("virtual-core.json")
+    tid = submit(ns, r)
+    check(final(ns, onboarding_id(r)) == "confirmed", "confirmed with the collector back")
+    wait_for("spans again", lambda: {s["service"] for s in trace(tid)} >= {"lmp-intake", "lmp-notifier"}, timeout=60)
+    gate.close()
+
+
+if __name__ == "__main__":
+    sys.exit(run(test_tracing))
