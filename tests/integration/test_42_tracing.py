@@ -5,10 +5,14 @@ publish under the handling that emitted it) and the notifier's two SMTP sends; a
 onboarding that fails has the failing stage's span marked as an error with the
 reason; a daemon killed and started again mid-onboarding leaves the trace whole;
 a collector that is away costs nothing but counted drops (the onboarding confirms as
-fast, /metrics counts the spans dropped) and spans flow again once it is back."""
+fast, /metrics counts the spans dropped) and spans flow again once it is back; one
+that takes the connection and never answers costs each request tracing.timeout_ms on
+the exporter's thread, drops counted, the log saying so once, and stops stay prompt."""
 import json
 import signal
+import socket
 import sys
+import threading
 import time
 import urllib.request
 import uuid
@@ -99,6 +103,18 @@ def dropped(p):
             if line.startswith(f"lmp_trace_spans_{k}_total{{")}
 
 
+def restart(ns, **env):
+    """Every daemon stopped, and started again with env."""
+    for p in list(ns.procs):
+        if p.poll() is None:
+            p.terminate()
+            check(p.wait(30) == 0, f"{p.service} exited with {p.returncode}")
+    ns.procs.clear()
+    ns.http.clear()
+    ns.admin.clear()
+    ns.start_all(load=None, LMP_TRACING_INTERVAL_MS=200, **env)
+
+
 def test_tracing(ns):
     ns.start_all(LMP_TRACING_INTERVAL_MS=200)
 
@@ -157,14 +173,7 @@ def test_tracing(ns):
     # dropped and counted; back, the spans flow again.
     gate = TcpGate(JAEGER_OTLP_PORT, open=False)
     gated = f"{'https' if SECURED else 'http'}://127.0.0.1:{gate.port}"
-    for p in list(ns.procs):
-        if p.poll() is None:
-            p.terminate()
-            p.wait(30)
-    ns.procs.clear()
-    ns.http.clear()
-    ns.admin.clear()
-    ns.start_all(load=None, LMP_TRACING_ENDPOINT=gated, LMP_TRACING_INTERVAL_MS=200)
+    restart(ns, LMP_TRACING_ENDPOINT=gated)
     r = example("physical-complete.json")
     started = time.time()
     tid = submit(ns, r)
@@ -182,6 +191,31 @@ def test_tracing(ns):
     check(final(ns, onboarding_id(r)) == "confirmed", "confirmed with the collector back")
     wait_for("spans again", lambda: {s["service"] for s in trace(tid)} >= {"lmp-intake", "lmp-notifier"}, timeout=60)
     gate.close()
+
+    # 5. A collector that takes the connection and never answers: each request gives up
+    # after tracing.timeout_ms, its spans counted as dropped; the onboarding confirms
+    # and every daemon still stops at once.
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(64)
+    held = []
+    threading.Thread(target=lambda: [held.append(silent.accept()) for _ in iter(int, 1)], daemon=True).start()
+    restart(ns, LMP_TRACING_ENDPOINT=f"http://127.0.0.1:{silent.getsockname()[1]}", LMP_TRACING_TIMEOUT_MS=300)
+    r = example("physical-complete.json")
+    submit(ns, r)
+    check(final(ns, onboarding_id(r)) == "confirmed", "confirmed with a silent collector")
+    counts = wait_for("drops counted", lambda: all(dropped(p)["dropped"] > 0 for p in ns.procs) and
+                      [dropped(p) for p in ns.procs], timeout=30)
+    check(held, "the daemons reached the silent collector")
+    for p in ns.procs:
+        started = time.time()
+        p.terminate()
+        check(p.wait(15) == 0, f"{p.service} exited with {p.returncode}")
+        check(time.time() - started < 5, f"{p.service} took {time.time() - started:.1f} s to stop")
+        with open(p.logfile) as fh:
+            check(fh.read().count("tracing: ") <= 3, f"{p.service} logs the collector's failure once, not per batch")
+    log(f"silent collector: counted {counts}")
+    silent.close()
 
 
 if __name__ == "__main__":
