@@ -87,7 +87,7 @@ const struct lmp_conf_entry lmp_config_entries[] = {
     {"tracing.ca_file", LMP_CONF_STR, C(tracing_ca_file), 0, 1024, "", "CA certificates (PEM) that verify an https:// tracing.endpoint; empty: the system's"},
     {"tracing.endpoint", LMP_CONF_STR, C(tracing_endpoint), 0, 1024, "", "OTLP/HTTP collector (e.g. http://127.0.0.1:4318): spans go to <endpoint>/v1/traces as JSON; empty: no span leaves the daemon"},
     {"tracing.interval_ms", LMP_CONF_INT, C(tracing_interval_ms), 10, 60000, "1000", "queued spans are sent at least this often"},
-    {"tracing.queue_spans", LMP_CONF_INT, C(tracing_queue_spans), 16, 1000000, "4096", "spans waiting to be sent, at most; more are dropped and counted (lmp_trace_spans_dropped_total)"},
+    {"tracing.queue_spans", LMP_CONF_INT, C(tracing_queue_spans), 16, 1000000, "2048", "spans waiting to be sent, at most; more are dropped and counted (lmp_trace_spans_dropped_total)"},
     {"tracing.ratio", LMP_CONF_STR, C(tracing_ratio), 1, 32, "1.0", "share of new traces sampled by the traceidratio samplers, 0 to 1"},
     {"tracing.sampler", LMP_CONF_STR, C(tracing_sampler), 1, 64, "parentbased_always_on", "which traces are sampled, as OTEL_TRACES_SAMPLER names it: always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off or parentbased_traceidratio"},
     {"tracing.timeout_ms", LMP_CONF_INT, C(tracing_timeout_ms), 100, 60000, "2000", "longest one request to the collector may take; a batch it does not take is dropped and counted"},

@@ -58,11 +58,24 @@ void lmp_trace_counts(uint64_t *exported, uint64_t *dropped, uint64_t *queued) {
 
 /* ---- Spans ------------------------------------------------------------------------ */
 
+/* Text a span carries is valid UTF-8, as OTLP's JSON must be: a value that is not (a
+ * reason quoting bytes a hostile message held) has its faulty bytes replaced. */
+static void put_text(char *out, size_t outlen, const char *s) {
+  size_t n = strlen(s);
+  if (lmp_utf8_valid(s, n)) {
+    lmp_utf8_copy(out, outlen, s, outlen);
+    return;
+  }
+  char *clean = lmp_utf8_sanitize(s, n, NULL);
+  lmp_utf8_copy(out, outlen, clean ? clean : "", outlen);
+  free(clean);
+}
+
 void lmp_span_begin(struct lmp_span *s, const char *name, enum lmp_span_kind kind, const char *traceparent,
                     const char *parent) {
   memset(s, 0, sizeof(*s));
   s->kind = kind;
-  snprintf(s->name, sizeof(s->name), "%s", name);
+  put_text(s->name, sizeof(s->name), name);
   if (lmp_traceparent_valid(traceparent)) {
     memcpy(s->trace_id, traceparent + 3, 32);
     memcpy(s->span_id, traceparent + 36, 16);
@@ -84,7 +97,7 @@ void lmp_span_str(struct lmp_span *s, const char *key, const char *value) {
   struct lmp_span_attr *a = tracer && s->sampled ? attr(s, key) : NULL;
   if (a) {
     *a = (struct lmp_span_attr){.key = key};
-    lmp_utf8_copy(a->s, sizeof(a->s), value ? value : "", sizeof(a->s));
+    put_text(a->s, sizeof(a->s), value ? value : "");
   }
 }
 
@@ -101,7 +114,7 @@ void lmp_span_fail(struct lmp_span *s, const char *fmt, ...) {
   vsnprintf(why, sizeof(why), fmt, ap);
   va_end(ap);
   s->error = 1;
-  lmp_utf8_copy(s->status, sizeof(s->status), why, sizeof(s->status));
+  put_text(s->status, sizeof(s->status), why);
 }
 
 void lmp_span_end(struct lmp_span *s) {
