@@ -12,7 +12,8 @@ figure with its limit, their ratio and the target:
 
 Writes $LMP_BUILD_DIR/bench/results.md and latency.png as well.
 
-    bench.py [--requests N] [--quick]       (deploy/bench runs it on a plain build)"""
+    bench.py [--requests N] [--quick] [--traced]   (deploy/bench runs it on a plain build;
+                                                    spans are off unless --traced)"""
 import argparse
 import glob
 import json
@@ -272,7 +273,7 @@ def latency_runs(sz):
     """One onboarding at a time, then the open loop; daemons of one namespace."""
     ns = Namespace("benchlat")
     try:
-        ns.start_all()
+        ns.start_all(**DAEMON_ENV)
         stock(ns, sum(r * sz["rate_seconds"] for r in sz["rates"]))
         confirmed = Confirmed(ns)
         alone, requests = [], {}
@@ -329,7 +330,7 @@ def start_timed(ns, service):
             time.sleep(0.002)
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
-    ns.start(service, wait_ready=False)
+    ns.start(service, wait_ready=False, **DAEMON_ENV)
     watcher.join(60)
     check("ms" in got, f"{service} not ready in 60 s")
     return got["ms"]
@@ -353,7 +354,11 @@ def machine_cpu():
     return (sum(f) - f[3] - f[4]) / hz, sum(f) / hz  # idle and iowait are not busy
 
 
-STACK_PARTS = (("PostgreSQL", "postgres"), ("Kafka broker", "kafka.Kafka"), ("SMTP server", "aiosmtpd"))
+STACK_PARTS = (("PostgreSQL", "postgres"), ("Kafka broker", "kafka.Kafka"), ("SMTP server", "aiosmtpd"),
+               ("Jaeger", "jaeger.yaml"))
+# The daemons' settings beyond the stack's: spans off, unless --traced (then every
+# daemon exports every span to the stack's Jaeger, whose CPU counts as the stack's).
+DAEMON_ENV = {"LMP_TRACING_ENDPOINT": ""}
 
 
 def stack_cpu():
@@ -534,7 +539,10 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--requests", type=int, help="onboardings of the saturation run (default 10000, 300 quick)")
     ap.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
+    ap.add_argument("--traced", action="store_true", help="every span exported to the stack's Jaeger")
     args = ap.parse_args()
+    if args.traced:
+        DAEMON_ENV.clear()
     sz = dict(QUICK if args.quick else FULL)
     n = args.requests or sz["requests"]
     os.makedirs(OUT, exist_ok=True)
