@@ -745,17 +745,25 @@ class Namespace:
         every topic of an event type (one per writer of a type several daemons write:
         a failure from shipping is as much to read as one from allocation). A broker
         that has just come back may not yet be, or no longer be, the group's
-        coordinator (the fault tests restart it): asked again, for up to half a minute."""
+        coordinator (the fault tests restart it), and on a loaded machine it loads the
+        group offsets for a while: asked again for up to two minutes, by a new client
+        every few tries, which finds the coordinator afresh."""
         c = Consumer(kafka_conf(**{"group.id": group, "enable.auto.commit": False}))
         try:
             tps = [TopicPartition(t, p) for t in self._names(topic) for p in range(partitions)]
-            for attempt in range(30):
+            deadline, attempt = time.monotonic() + 120, 0
+            while True:
                 try:
                     committed = c.committed(tps, timeout=10)
                     break
                 except KafkaException as e:
-                    if not e.args[0].retriable() and e.args[0].name() not in MOVING_COORDINATOR or attempt == 29:
+                    moving = e.args[0].retriable() or e.args[0].name() in MOVING_COORDINATOR
+                    if not moving or time.monotonic() > deadline:
                         raise
+                    attempt += 1
+                    if attempt % 5 == 0:
+                        c.close()
+                        c = Consumer(kafka_conf(**{"group.id": group, "enable.auto.commit": False}))
                     time.sleep(1)
             lag = 0
             for tp in committed:
