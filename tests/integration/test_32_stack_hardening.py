@@ -133,11 +133,11 @@ def port_free(port):
 
 def free_base():
     """A Kafka port base for the second stack whose ports, and those it derives from
-    it (the registry's and Keycloak's, + 88 to + 90), are free; PostgreSQL and SMTP
-    take + 50 and + 51."""
+    it (the registry's and Keycloak's, + 88 to + 90, Jaeger's, + 91 to + 93), are
+    free; PostgreSQL and SMTP take + 50 and + 51."""
     for _ in range(500):
         base = random.randrange(40000, 60000, 100)
-        if all(port_free(base + o) for o in (0, 1, 2, 3, 50, 51, 88, 89, 90)):
+        if all(port_free(base + o) for o in (0, 1, 2, 3, 50, 51, 88, 89, 90, 91, 92, 93)):
             return base
     raise AssertionError("no free ports for a second stack")
 
