@@ -3,7 +3,7 @@ trace there, with the door's publish as its root, a span from each daemon in the
 order of the flow (each handling under the publish that carried its event, each
 publish under the handling that emitted it) and the notifier's two SMTP sends; an
 onboarding that fails has the failing stage's span marked as an error with the
-reason; a daemon killed and started again mid-onboarding leaves the trace whole;
+reason, as has a message dead-lettered, whose dead letter adds no span; a daemon killed and started again mid-onboarding leaves the trace whole;
 a collector that is away costs nothing but counted drops (the onboarding confirms as
 fast, /metrics counts the spans dropped) and spans flow again once it is back; one
 that takes the connection and never answers costs each request tracing.timeout_ms on
@@ -153,6 +153,24 @@ def test_tracing(ns):
     check(len(bad) == 1 and bad[0]["service"] == "lmp-allocation" and bad[0]["name"] == "process onboarding.accepted"
           and bad[0]["tags"].get("lmp.outcome") == "failed" and bad[0]["tags"].get("otel.status_code") == "ERROR"
           and "users requested" in bad[0]["tags"].get("otel.status_description", ""), f"marked: {bad}")
+
+    # 2b. A message no daemon can read: each consumer's span of it is an error, and a
+    # dead letter adds no span of its own (it carries the original's traceparent).
+    tp = f"00-{uuid.uuid4().hex}-{uuid.uuid4().hex[:16]}-01"
+    ns.publish("onboarding.accepted", raw=b"\x00 not an event", key="poison",
+               headers={"event_id": str(uuid.uuid4()), "event_type": "onboarding.accepted", "traceparent": tp})
+    tid = tp[3:35]
+
+    def dead_spans():
+        got = [s for s in trace(tid) if s["tags"].get("lmp.outcome") == "dead-lettered"]
+        return got or None
+    dead = wait_for("the dead-lettered message's spans", dead_spans, timeout=30)
+    spans = trace(tid)
+    check(all(s["tags"].get("error") is True and s["name"] == "process message" and  # no schema read it
+              s["parent"] == tp[36:52] and "UNKNOWN_SCHEMA" in s["tags"].get("otel.status_description", "")
+              for s in dead), f"dead-lettered spans: {dead}")
+    check(len({s["id"] for s in spans}) == len(spans) and not any(s["name"].startswith("send ") for s in spans),
+          f"no publish span for a dead letter, no span id twice: {[(s['name'], s['id']) for s in spans]}")
 
     # 3. Shipping killed, and started again while the onboarding waits for it: one
     # trace, whole, its handling under fulfilment's publish.

@@ -45,10 +45,12 @@ static void pending_unref(struct lmp_http_pending *p) {
 static void door_report(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
   struct lmp_http_pending *p = m->_private;
   if (p->span) {
-    if (m->err)
+    if (m->err) {
       lmp_span_fail(p->span, "the broker did not take it: %s", rd_kafka_err2str(m->err));
-    lmp_span_int(p->span, "messaging.destination.partition.id", m->partition);
-    lmp_span_int(p->span, "messaging.kafka.offset", m->offset);
+    } else {
+      lmp_span_int(p->span, "messaging.destination.partition.id", m->partition);
+      lmp_span_int(p->span, "messaging.kafka.offset", m->offset);
+    }
     lmp_span_end(p->span);
     free(p->span);
     p->span = NULL;

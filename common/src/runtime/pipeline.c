@@ -230,9 +230,12 @@ static const char *row_header(const struct outrow *row, const char *name, char *
 /* A row's publish span, from its emit (or first produce, when swept) to the broker's
  * answer; its id is the one the event's traceparent carries, so the consumer's span
  * hangs under it. */
-static void publish_span(const struct outrow *row, rd_kafka_resp_err_t err) {
+static void publish_span(const struct rt *rt, const struct outrow *row, rd_kafka_resp_err_t err) {
   char tp[64], type[128];
-  if (!lmp_trace_enabled() || !row_header(row, "traceparent", tp, sizeof(tp)) || !lmp_traceparent_sampled(tp))
+  /* A dead letter carries its original's headers, traceparent among them: its span
+   * would repeat the original publish's id. The handling's span says it was sent. */
+  if (!lmp_trace_enabled() || strcmp(row->topic, rt->dead_letter) == 0 ||
+      !row_header(row, "traceparent", tp, sizeof(tp)) || !lmp_traceparent_sampled(tp))
     return;
   if (!row_header(row, "event_type", type, sizeof(type)))
     snprintf(type, sizeof(type), "event");
@@ -288,7 +291,7 @@ void lmp__pipeline_delivered(struct rt *rt, struct outrow *row, rd_kafka_resp_er
   struct batch *b = row->b;
   b->pending--;
   if (err == RD_KAFKA_RESP_ERR_NO_ERROR || lmp__kafka_permanent(err))
-    publish_span(row, err);
+    publish_span(rt, row, err);
   if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
     row->state = ROW_ACKED;
     atomic_fetch_add(&rt->m.produced, 1);
