@@ -39,8 +39,10 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
   if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR || r != LMP_KAFKA_ACCEPTED)
     atomic_store(&rt->m.producer_refused, r);
   struct outrow *row = m->_private;
-  row->partition = m->partition;
-  row->offset = m->offset;
+  if (!rt->closing) { /* closing, the rows are freed: the flush still reports them */
+    row->partition = m->partition;
+    row->offset = m->offset;
+  }
   rt->up.delivered(rt, row, m->err);
 }
 
