@@ -2,7 +2,8 @@
  * OTLP/HTTP request and answers it): what it sends is OTLP JSON with the ids, parent,
  * kind, times, attributes and status of each sampled span, and nothing of an
  * unsampled one; text that is not UTF-8 arrives mended; a collector that is away
- * costs dropped spans, counted, and a stop that does not wait. */
+ * costs dropped spans, counted, and a stop that does not wait; a slow one, a stop
+ * bounded by tracing.timeout_ms. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -170,24 +171,86 @@ static void collector_away(void **state) {
   struct timespec t0, t1;
   clock_gettime(CLOCK_MONOTONIC, &t0);
   uint64_t exported, dropped;
-  lmp_trace_counts(&exported, &dropped, NULL);
   lmp_trace_stop();
   clock_gettime(CLOCK_MONOTONIC, &t1);
-  /* None sent; the queue (16) dropped most at once, the failed batches the rest. */
+  /* None sent, every one counted: the queue (16) dropped most at once, the failed
+   * batches and the stop the rest. A span ended after the stop is counted too. */
+  struct lmp_span late;
+  lmp_traceparent(PARENT, own);
+  lmp_span_begin(&late, "send late", LMP_SPAN_PRODUCER, own, PARENT);
+  lmp_span_end(&late);
+  lmp_trace_counts(&exported, &dropped, NULL);
   close(c.fd);
   assert_int_equal(exported, 0);
-  if (dropped < 50)
-    fail_msg("%llu of 100 spans counted as dropped", (unsigned long long)dropped);
+  assert_int_equal(dropped, 101); /* the late one too */
   double took = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
   /* Waiting out every batch would take a request per batch: the stop gives up. */
   if (took > 10)
     fail_msg("the stop took %.1f s with the collector away", took);
 }
 
+/* A collector that answers every request, slowly. */
+static void *serve_slowly(void *arg) {
+  struct collector *c = arg;
+  int conn;
+  while ((conn = accept(c->fd, NULL, NULL)) >= 0) {
+    char buf[1 << 16];
+    while (read(conn, buf, sizeof(buf)) == (ssize_t)sizeof(buf))
+      ;
+    struct timespec pause = {0, 300 * 1000000L};
+    nanosleep(&pause, NULL);
+    const char *ok = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}";
+    if (write(conn, ok, strlen(ok)) < 0)
+      break;
+    close(conn);
+  }
+  return NULL;
+}
+
+/* A collector that takes every batch, slowly: the stop sends for tracing.timeout_ms
+ * and counts the rest, rather than waiting out a request per batch. */
+static void slow_collector_bounds_the_stop(void **state) {
+  struct collector c;
+  struct lmp_config cfg;
+  char endpoint[64], err[256], own[64];
+  collector_start(&c, 0);
+  assert_int_equal(listen(c.fd, 64), 0);
+  pthread_t th;
+  assert_int_equal(pthread_create(&th, NULL, serve_slowly, &c), 0);
+  settings(&cfg, c.port, endpoint, sizeof(endpoint));
+  cfg.tracing_queue_spans = 1000;
+  cfg.tracing_batch_spans = 1;
+  cfg.tracing_timeout_ms = 1000;
+  assert_int_equal(lmp_trace_start(&cfg, "lmp-test", err, sizeof(err)), 0);
+  for (int i = 0; i < 100; i++) {
+    struct lmp_span s;
+    lmp_traceparent(PARENT, own);
+    lmp_span_begin(&s, "send onboarding.accepted", LMP_SPAN_PRODUCER, own, PARENT);
+    lmp_span_end(&s);
+  }
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  lmp_trace_stop();
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  uint64_t exported, dropped;
+  lmp_trace_counts(&exported, &dropped, NULL);
+  shutdown(c.fd, SHUT_RDWR);
+  close(c.fd);
+  pthread_join(th, NULL);
+  /* A request per batch would take 30 s: the stop ends with the timeout, after the
+   * request under way (at most two timeouts), and every span is accounted for. */
+  double took = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+  if (took > 5)
+    fail_msg("the stop took %.1f s with a slow collector", took);
+  assert_int_equal(exported + dropped, 100);
+  assert_true(dropped > 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(exports_otlp_json),
       cmocka_unit_test(collector_away),
+      cmocka_unit_test(slow_collector_bounds_the_stop),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

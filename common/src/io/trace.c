@@ -28,12 +28,18 @@ struct tracer {
   struct lmp_span **q;   /* a ring of cap spans */
   size_t cap, head, n;
   int stopping;
+  int64_t stop_by_ns;    /* the stop sends nothing after this (tracing.timeout_ms) */
+  atomic_int stopped;    /* the exporter ended: spans are no longer taken */
+  struct lmp_span **batchbuf; /* the thread's: the batch it sends */
   pthread_t thread;
   atomic_uint_fast64_t exported, dropped;
   int failing;           /* the last send failed: logged once until one succeeds */
 };
 
-static struct tracer *tracer; /* set once at start, before other threads run */
+/* Set at start, before other threads run, and kept after the stop (stopped then): a
+ * thread that ends a span late (a background thread the stop could not wait for)
+ * finds a tracer that counts the span as dropped, never freed memory. */
+static struct tracer *tracer;
 
 int64_t lmp_span_now(void) {
   struct timespec ts;
@@ -41,7 +47,7 @@ int64_t lmp_span_now(void) {
   return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-int lmp_trace_enabled(void) { return tracer != NULL; }
+int lmp_trace_enabled(void) { return tracer != NULL && !atomic_load(&tracer->stopped); }
 
 void lmp_trace_counts(uint64_t *exported, uint64_t *dropped, uint64_t *queued) {
   *exported = tracer ? atomic_load(&tracer->exported) : 0;
@@ -188,7 +194,7 @@ static size_t discard(char *p, size_t size, size_t n, void *ctx) {
 }
 
 /* 0 when the collector took the batch, else the reason in err. */
-static int send_batch(struct tracer *t, const char *body, char *err, size_t errlen) {
+static int send_batch(struct tracer *t, const char *body, long timeout_ms, char *err, size_t errlen) {
   CURL *c = curl_easy_init();
   if (c == NULL) {
     snprintf(err, errlen, "no HTTP client");
@@ -201,7 +207,7 @@ static int send_batch(struct tracer *t, const char *body, char *err, size_t errl
   curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
   curl_easy_setopt(c, CURLOPT_ERRORBUFFER, cerr);
-  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)t->timeout_ms);
+  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
   if (t->ca_file)
@@ -232,10 +238,10 @@ static size_t take(struct tracer *t, struct lmp_span **out) {
   return k;
 }
 
-static void export(struct tracer *t, struct lmp_span **spans, size_t k) {
+static void export(struct tracer *t, struct lmp_span **spans, size_t k, long timeout_ms) {
   char err[CURL_ERROR_SIZE + 64] = "out of memory";
   char *body = batch_json(t, spans, k);
-  int r = body ? send_batch(t, body, err, sizeof(err)) : LMP_ENOMEM;
+  int r = body ? send_batch(t, body, timeout_ms, err, sizeof(err)) : LMP_ENOMEM;
   free(body);
   for (size_t i = 0; i < k; i++)
     free(spans[i]);
@@ -255,7 +261,7 @@ static void export(struct tracer *t, struct lmp_span **spans, size_t k) {
 
 static void *run(void *arg) {
   struct tracer *t = arg;
-  struct lmp_span **spans = malloc((size_t)t->batch * sizeof(*spans));
+  struct lmp_span **spans = t->batchbuf;
   pthread_mutex_lock(&t->lock);
   for (;;) {
     if (!t->stopping && t->n < (size_t)t->batch) {
@@ -269,19 +275,25 @@ static void *run(void *arg) {
       }
       pthread_cond_timedwait(&t->wake, &t->lock, &until);
     }
-    if (t->stopping && (t->n == 0 || t->failing)) {
-      /* The end: what the collector would not take in time is counted, not waited for. */
-      atomic_fetch_add(&t->dropped, t->n);
-      break;
+    /* The stop sends what is queued for at most tracing.timeout_ms in all, and not at
+     * all to a collector that just failed: the rest is counted, not waited for. */
+    long budget = t->timeout_ms;
+    if (t->stopping) {
+      budget = (long)((t->stop_by_ns - lmp_span_now()) / 1000000);
+      if (t->n == 0 || t->failing || budget <= 0)
+        break;
     }
-    size_t k = spans ? take(t, spans) : 0;
+    size_t k = take(t, spans);
     pthread_mutex_unlock(&t->lock);
     if (k)
-      export(t, spans, k);
+      export(t, spans, k, budget);
     pthread_mutex_lock(&t->lock);
   }
+  for (; t->n; t->n--, t->head = (t->head + 1) % t->cap) {
+    free(t->q[t->head]);
+    atomic_fetch_add(&t->dropped, 1);
+  }
   pthread_mutex_unlock(&t->lock);
-  free(spans);
   return NULL;
 }
 
@@ -293,6 +305,7 @@ static void tracer_free(struct tracer *t) {
   for (size_t i = 0; i < t->n; i++)
     free(t->q[(t->head + i) % t->cap]);
   free(t->q);
+  free(t->batchbuf);
   free(t->url);
   free(t->ca_file);
   pthread_mutex_destroy(&t->lock);
@@ -314,9 +327,11 @@ int lmp_trace_start(const struct lmp_config *cfg, const char *service, char *err
     n--;
   if (t == NULL || (t->url = malloc(n + sizeof("/v1/traces"))) == NULL ||
       (t->q = calloc((size_t)cfg->tracing_queue_spans, sizeof(*t->q))) == NULL ||
+      (t->batchbuf = calloc((size_t)cfg->tracing_batch_spans, sizeof(*t->batchbuf))) == NULL ||
       (*cfg->tracing_ca_file && (t->ca_file = strdup(cfg->tracing_ca_file)) == NULL)) {
     free(t ? t->url : NULL);
     free(t ? t->q : NULL);
+    free(t ? t->batchbuf : NULL);
     free(t);
     snprintf(err, errlen, "out of memory for the span queue");
     return LMP_ENOMEM;
@@ -335,6 +350,10 @@ int lmp_trace_start(const struct lmp_config *cfg, const char *service, char *err
     snprintf(err, errlen, "no thread for the span exporter");
     return LMP_ENOMEM;
   }
+  if (tracer) { /* started before (a test does): stopped, and no thread uses it now */
+    lmp_trace_stop();
+    tracer_free(tracer);
+  }
   tracer = t;
   lmp_info(NULL, "tracing: spans go to %s (sampler %s, ratio %g)", t->url, cfg->tracing_sampler, ratio);
   return 0;
@@ -345,10 +364,14 @@ void lmp_trace_stop(void) {
   if (t == NULL)
     return;
   pthread_mutex_lock(&t->lock);
+  if (t->stopping) {
+    pthread_mutex_unlock(&t->lock);
+    return;
+  }
   t->stopping = 1;
+  t->stop_by_ns = lmp_span_now() + (int64_t)t->timeout_ms * 1000000;
   pthread_cond_signal(&t->wake);
   pthread_mutex_unlock(&t->lock);
   pthread_join(t->thread, NULL);
-  tracer = NULL;
-  tracer_free(t);
+  atomic_store(&t->stopped, 1); /* kept: see tracer above */
 }

@@ -48,7 +48,8 @@ struct lmp_span {
  * ("lmp-intake"): 0 (also when tracing.endpoint is empty: then it stays off), or
  * LMP_ECONFIG / LMP_ENOMEM with err saying why. Also sets the sampler (ids.h). */
 int lmp_trace_start(const struct lmp_config *cfg, const char *service, char *err, size_t errlen);
-/* Sends what is queued, waiting at most tracing.timeout_ms, then stops the exporter. */
+/* Sends what is queued, for at most tracing.timeout_ms in all, then stops the
+ * exporter; spans ended after are dropped and counted. */
 void lmp_trace_stop(void);
 /* Whether spans are exported at all: instrumented code may skip building them. */
 int lmp_trace_enabled(void);
