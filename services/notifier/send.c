@@ -93,12 +93,16 @@ static void send_span_begin(struct lmp_span *s, const struct notifier *n, const 
   lmp_span_str(s, "lmp.onboarding_id", id);
 }
 
-static void send_span_end(struct lmp_span *s, int result, const char *err) {
+/* A failed send's status is said in public words (public_reason): the server's own
+ * text can quote the recipient, and spans carry no personal data. */
+static void send_span_end(struct lmp_span *s, int result, const char *err, long attempt) {
   if (result == 0)
     lmp_span_str(s, "lmp.outcome", "sent");
   else {
+    char why[120];
+    public_reason(result, err, attempt, why, sizeof(why));
     lmp_span_str(s, "lmp.outcome", result == LMP_EREJECT ? "refused" : "not sent");
-    lmp_span_fail(s, "%s", err);
+    lmp_span_fail(s, "%s", why);
   }
   lmp_span_end(s);
 }
@@ -138,7 +142,7 @@ int notifier_send_next(struct lmp_tx *tx) {
   int s = notifier_send(n, &curl, PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 3), PQgetvalue(res, 0, 4),
                         PQgetvalue(res, 0, 6), err, sizeof(err));
   pthread_setspecific(curl_key, curl);
-  send_span_end(&span, s, err);
+  send_span_end(&span, s, err, attempts);
   const char *q[] = {id, kind};
   if (s == 0) {
     r = lmp_tx_command(tx, "UPDATE mails SET status = 'sent', sent_at = now(), settled_at = now(), "

@@ -270,6 +270,7 @@ static void publish(struct rt *rt, struct batch *b) {
     int err = rt->ops->produce(rt, row);
     if (err) {
       if (lmp__kafka_permanent(err)) {
+        publish_span(rt, row, err);
         refused(rt, row, err);
       } else {
         row->state = ROW_FAILED;

@@ -116,11 +116,9 @@ int lmp_tx_emit(struct lmp_tx *tx, const char *event_type, const char *key, avro
 void lmp_tx_follow(struct lmp_tx *tx, const char *correlation_id, const char *traceparent) {
   snprintf(tx->correlation, sizeof(tx->correlation), "%s", correlation_id ? correlation_id : "");
   /* The stored span itself is the parent of what is emitted now (each emitted event
-   * is a span of its own, lmp__row_emit); without one, a new trace. */
-  if (lmp_traceparent_valid(traceparent))
-    snprintf(tx->traceparent, sizeof(tx->traceparent), "%s", traceparent);
-  else
-    lmp_traceparent(NULL, tx->traceparent);
+   * is a span of its own, lmp__row_emit); without one, none: each emitted event then
+   * starts a trace, rather than naming a parent no span was ever sent for. */
+  snprintf(tx->traceparent, sizeof(tx->traceparent), "%s", lmp_traceparent_valid(traceparent) ? traceparent : "");
 }
 
 void lmp_tx_wake(struct lmp_tx *tx) {

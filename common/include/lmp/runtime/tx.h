@@ -42,7 +42,7 @@ int lmp_tx_emit_json(struct lmp_tx *tx, const char *event_type, const char *key,
 int lmp_tx_emit_query(struct lmp_tx *tx, const char *event_type, const char *sql, int limit);
 /* Outside a consumed event (in a tick): the correlation id and the span the next
  * emitted events continue (their parent), as stored when the onboarding's event was
- * handled; a new trace when traceparent is not one. */
+ * handled; when traceparent is not one, each event emitted starts a trace. */
 void lmp_tx_follow(struct lmp_tx *tx, const char *correlation_id, const char *traceparent);
 /* Asks for the service's tick as soon as this transaction commits. */
 void lmp_tx_wake(struct lmp_tx *tx);
