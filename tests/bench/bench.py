@@ -376,6 +376,46 @@ def stack_cpu():
     return got
 
 
+def pg_counts(c, names):
+    """Transactions so far of each daemon's database (pg_stat_database)."""
+    rows = c.execute("SELECT datname, xact_commit + xact_rollback FROM pg_stat_database WHERE datname = ANY(%s)",
+                     (list(names),)).fetchall()
+    return {names[d]: x for d, x in rows}
+
+
+def pg_work_begin(ns):
+    """pg_stat_statements emptied, and each daemon's transactions counted so far."""
+    names = {ns.dbname(s): s for s in SERVICES}
+    with pg_connect("postgres", autocommit=True) as c:
+        c.execute("SELECT pg_stat_statements_reset()")
+        return pg_counts(c, names)
+
+
+def pg_work(ns, before, n):
+    """Each daemon's PostgreSQL work per onboarding since pg_work_begin: transactions,
+    statements and the time they executed, and the statements that took the most. Only
+    the daemons' roles' statements (secured: each daemon has its own); the benchmark's
+    own few queries are in the transaction counts."""
+    names = {ns.dbname(s): s for s in SERVICES}
+    time.sleep(1.5)  # the servers' statistics are flushed within a second
+    with pg_connect("postgres", autocommit=True) as c:
+        after = pg_counts(c, names)
+        rows = c.execute("SELECT d.datname, s.query, s.calls, s.total_exec_time + s.total_plan_time "
+                         "FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid "
+                         "JOIN pg_roles r ON r.oid = s.userid "
+                         "WHERE d.datname = ANY(%s) AND (r.rolname <> 'lmp' OR NOT %s)",
+                         (list(names), SECURED)).fetchall()
+    per = {s: {"xacts": (after.get(s, 0) - before.get(s, 0)) / n, "stmts": 0.0, "ms": 0.0} for s in SERVICES}
+    top = []
+    for db, query, calls, ms in rows:
+        svc = names[db]
+        per[svc]["stmts"] += calls / n
+        per[svc]["ms"] += ms / n
+        top.append((ms / n, calls / n, svc, " ".join(query.split())))
+    top.sort(reverse=True)
+    return per, top[:12]
+
+
 def mails():
     return len(os.listdir(MAILDIR)) if os.path.isdir(MAILDIR) else 0
 
@@ -390,6 +430,7 @@ def saturation(n):
         msgs = encoded(mixed(i) for i in range(n))
         confirmed = Confirmed(ns)
         cpu0, mails0 = {p.service: cpu_s(p.pid) for p in ns.procs}, mails()
+        pg0 = pg_work_begin(ns)
         machine0, stack0 = machine_cpu(), stack_cpu()
         say(f"saturation: {n} onboardings at once")
         t0 = time.monotonic()
@@ -414,6 +455,7 @@ def saturation(n):
             "SELECT count(*) FROM mails WHERE announced_at IS NULL AND status <> 'pending' "
             "AND kind IN ('confirmation', 'invitation')", service="notifier")[0][0] == 0, timeout=120)
         ns.wait_published(["notifier"])
+        pg_per, pg_top = pg_work(ns, pg0, n)
         ts = stamps(ns, {rid: oid for rid, oid, _ in msgs})
         first = min(ts[oid][FLOW[0]] for _, oid, _ in msgs)
         stages = {}
@@ -429,7 +471,7 @@ def saturation(n):
         mail_pace = (len(at) / max(0.001, (max(at) - min(at)) / 1000) if at else 0.0,
                      (max(at) - first) / 1000 if at else 0.0, pct(after, 99) if after else 0, len(at))
         return dict(mail_pace=mail_pace, ready=ready, published=published, stages=stages, cpu=cpu, rss=rss, mails=got_mails,
-                    busy=busy, servers=servers)
+                    busy=busy, servers=servers, pg=pg_per, pg_top=pg_top)
     finally:
         for problem in ns.close():
             say(f"warning: {problem}")
@@ -498,6 +540,14 @@ def table(lim, alone, hops, loop, sat, n):
     for part, secs in sat["servers"].items():
         row(f"saturation: {part} CPU", f"{secs:.1f} s ({1000 * secs / n:.2f} ms per onboarding)")
     for s in SERVICES:
+        w = sat["pg"][s]
+        row(f"saturation: PostgreSQL work of {s}, per onboarding (pg_stat_statements, until every mail "
+            f"is announced)", f"{w['xacts']:.1f} transactions, {w['stmts']:.1f} statements, "
+            f"{w['ms']:.3f} ms executing")
+    total = {k: sum(sat["pg"][s][k] for s in SERVICES) for k in ("xacts", "stmts", "ms")}
+    row("saturation: PostgreSQL work of all daemons, per onboarding",
+        f"{total['xacts']:.1f} transactions, {total['stmts']:.1f} statements, {total['ms']:.3f} ms executing")
+    for s in SERVICES:
         row(f"saturation: {s} peak memory (VmHWM)", f"{sat['rss'][s]:.1f} MiB", target="<= 20 MiB",
             met=sat["rss"][s] <= 20)
     for s in SERVICES:
@@ -505,6 +555,16 @@ def table(lim, alone, hops, loop, sat, n):
             met=sat["ready"][s] < 200)
     return "\n".join(["| figure | value | limit | ratio | target | met |", "|---|---|---|---|---|---|",
                       *("| " + " | ".join(r) + " |" for r in rows)])
+
+
+def top_statements(top):
+    """Markdown: the statements that took PostgreSQL the most time, per onboarding."""
+    lines = ["Statements by PostgreSQL time at saturation, per onboarding (execution and planning):", "",
+             "| daemon | ms | calls | statement |", "|---|---|---|---|"]
+    for ms, calls, svc, query in top:
+        q = query if len(query) <= 110 else query[:107] + "..."
+        lines.append(f"| {svc} | {ms:.3f} | {calls:.2f} | `{q.replace('|', '¦')}` |")
+    return "\n".join(lines)
 
 
 def plot(loop, relay_p50, path):
@@ -561,7 +621,7 @@ def main():
         print(f"FAIL bench: {e}")
         return 1
     took = time.monotonic() - started
-    text = table(lim, alone, hops, loop, sat, n)
+    text = table(lim, alone, hops, loop, sat, n) + "\n\n" + top_statements(sat["pg_top"])
     print(text)
     command = "deploy/bench" + "".join(f" {a}" for a in sys.argv[1:])
     with open(os.path.join(OUT, "results.md"), "w") as fh:
