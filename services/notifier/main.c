@@ -25,6 +25,7 @@ int main(int argc, char **argv) {
       .background_threads = NOTIFIER_SENDERS,
       /* The tick announces mails when the senders ask; the period is a safety net. */
       .tick_ms = 1000,
+      .tick_gap_ms = 200, /* the senders wake it per mail: one announcement a burst */
       .ctx = &n,
   };
   int rc = lmp_service_main(&svc, argc, argv);

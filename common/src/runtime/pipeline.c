@@ -21,6 +21,7 @@
 #include "runtime/rt.h"
 
 static void settle(struct rt *rt);
+static void svc_tick_cb(uv_timer_t *t);
 static void publish(struct rt *rt, struct batch *b);
 static void resend_cb(uv_timer_t *t);
 
@@ -174,6 +175,8 @@ static void after_work_cb(uv_work_t *w, int status) {
   b->ndel = 0;
   if (b->wake) {
     rt->tick_wanted = 1;
+    if (b->kind == BATCH_TICK)
+      rt->tick_now = 1; /* the tick found more due than it took */
     lmp__background_wake(rt);
   } else if (b->kind == BATCH_SWEEP) {
     lmp__background_wake(rt); /* the first one made the tables they wait for */
@@ -361,6 +364,22 @@ static void start_messages(struct rt *rt) {
     start_work(rt, b);
 }
 
+/* Whether the service's tick starts now: asked for, and not a wake-up within
+ * tick_gap_ms of the last tick, which a tick at the gap's end takes up instead. */
+static int tick_due(struct rt *rt) {
+  if (!rt->tick_wanted || !rt->svc->tick || !atomic_load(&rt->m.migrated))
+    return 0;
+  uint64_t gap = (uint64_t)rt->svc->tick_gap_ms * 1000000u, now = uv_hrtime();
+  if (rt->tick_now || gap == 0 || rt->ticked_ns == 0 || now - rt->ticked_ns >= gap || rt->draining)
+    return 1;
+  /* Coalesced: the periodic timer fires when the gap is over (then every tick_ms). */
+  rt->tick_wanted = 0;
+  uint64_t left_ms = (gap - (now - rt->ticked_ns)) / 1000000u + 1;
+  if (uv_timer_get_due_in(&rt->svc_tick) > left_ms)
+    uv_timer_start(&rt->svc_tick, svc_tick_cb, left_ms, (uint64_t)rt->svc->tick_ms);
+  return 0;
+}
+
 /* The worker is free: a sweep first (the first one migrates), then the service's
  * tick when it is due, then messages, while the FIFO has room. */
 static void start_next(struct rt *rt) {
@@ -382,8 +401,9 @@ static void start_next(struct rt *rt) {
       }
       start_work(rt, b);
     }
-  } else if (rt->tick_wanted && rt->svc->tick && atomic_load(&rt->m.migrated)) {
-    rt->tick_wanted = 0;
+  } else if (tick_due(rt)) {
+    rt->tick_wanted = rt->tick_now = 0;
+    rt->ticked_ns = uv_hrtime();
     if ((b = lmp__batch_new(rt, BATCH_TICK, NULL, NULL, 0)) != NULL)
       start_work(rt, b);
   } else if (atomic_load(&rt->m.migrated)) {
@@ -441,7 +461,7 @@ static void sweep_cb(uv_timer_t *t) {
 
 static void svc_tick_cb(uv_timer_t *t) {
   struct rt *rt = t->data;
-  rt->tick_wanted = 1;
+  rt->tick_wanted = rt->tick_now = 1;
   settle(rt);
 }
 

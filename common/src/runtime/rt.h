@@ -220,6 +220,8 @@ struct rt {
   int sweep_wanted;            /* the sweep timer fired */
   uint64_t purged_ns;          /* the last purge (hrtime) */
   int tick_wanted;             /* the tick timer fired, or a transaction asked for it */
+  int tick_now;                /* the timer fired, or the tick asked for itself: no gap */
+  uint64_t ticked_ns;          /* the last tick started (hrtime) */
   int draining, closing, first_sweep_done;
   pthread_t watchdog;           /* bounds the stop once closing (daemon.c) */
   int has_watchdog;

@@ -82,6 +82,11 @@ struct lmp_service {
    * published. */
   int (*tick)(struct lmp_tx *tx);
   int tick_ms;
+  /* Optional: the least time between two ticks that wake-ups ask for. A wake-up
+   * sooner than this after the last tick runs the tick when the gap is over: a burst
+   * of wake-ups costs one tick a gap, not one each. A tick that asks for itself (more
+   * is due) runs at once. 0: every wake-up runs the tick at once. */
+  int tick_gap_ms;
   /* Optional: purges what the service stores of personal data beyond its facts (request
    * and mail bodies) once older than days; runs in its own transaction every
    * retention.interval_s, beside the runtime's purge of processed inbox rows. */
