@@ -64,6 +64,7 @@ static struct {
   pthread_mutex_t mu;
   pthread_cond_t cv;
   int gate_closed;       /* transactions wait while it is set */
+  int tick_wake_left;       /* ticks that find more due (b->wake) */
   int fail_left;         /* transactions still to fail with LMP_ERETRY */
   struct txn_rec txns[MAX_TXNS];
   int ntxns;
@@ -95,6 +96,10 @@ static char dead_letter_topic[] = "t.dead-letter";
 
 static const struct lmp_route no_routes[] = {{NULL, NULL, NULL, 0}};
 static const struct lmp_service svc = {.name = "pipetest", .routes = no_routes};
+static int no_tick(struct lmp_tx *tx) { return 0; }
+/* A service whose tick wake-ups coalesce: a period far beyond the test, a short gap. */
+static const struct lmp_service ticking = {.name = "pipetest", .routes = no_routes, .tick = no_tick,
+                                           .tick_ms = 60000, .tick_gap_ms = 150};
 
 static int txn_count(void) {
   pthread_mutex_lock(&F.mu);
@@ -288,6 +293,12 @@ static void fake_txn(struct rt *rt, struct batch *b) {
   }
   for (size_t i = 0; r == 0 && b->kind == BATCH_MESSAGES && i < b->n; i++)
     r = add_row(b, b->raws[i].offset);
+  pthread_mutex_lock(&F.mu);
+  if (r == 0 && b->kind == BATCH_TICK && F.tick_wake_left > 0) {
+    F.tick_wake_left--;
+    b->wake = 1;
+  }
+  pthread_mutex_unlock(&F.mu);
   if (r < 0)
     lmp__rows_truncate(b, 0);
   else if (!atomic_load(&rt->m.migrated))
@@ -960,6 +971,48 @@ static void first_sweep_before_messages(void **state) {
   end_test();
 }
 
+static int ticks(void) {
+  int k = 0;
+  for (int i = 0; i < txn_count(); i++)
+    k += txn_at(i).kind == BATCH_TICK;
+  return k;
+}
+
+static void wake(void) {
+  R.tick_wanted = 1;
+  R.up.consume(&R);
+}
+
+/* Wake-ups within tick_gap_ms of the last tick make one tick when the gap is over, not
+ * one each; a tick that finds more due runs again at once. */
+static void wakeups_within_the_gap_coalesce(void **state) {
+  (void)state;
+  R.svc = &ticking;
+  lmp__pipeline_start(&R);
+  WAIT_FOR(nth_sweep(1) >= 0 && R.head == NULL);
+  wake();
+  WAIT_FOR(ticks() == 1 && R.head == NULL);
+  uint64_t first = txn_at(txn_count() - 1).ns;
+  for (int i = 0; i < 5; i++)
+    wake();
+  assert_int_equal(ticks(), 1); /* none started at once */
+  WAIT_FOR(ticks() == 2 && R.head == NULL);
+  uint64_t second = txn_at(txn_count() - 1).ns;
+  if (second - first < 140u * 1000000u)
+    fail_msg("the coalesced tick ran %llu ms after the first", (unsigned long long)((second - first) / 1000000));
+  run_for(400);
+  assert_int_equal(ticks(), 2); /* five wake-ups, one tick */
+  pthread_mutex_lock(&F.mu);
+  F.tick_wake_left = 1;
+  pthread_mutex_unlock(&F.mu);
+  wake();
+  WAIT_FOR(ticks() == 4 && R.head == NULL);
+  uint64_t third = txn_at(txn_count() - 2).ns, fourth = txn_at(txn_count() - 1).ns;
+  if (fourth - third >= 140u * 1000000u) /* it asked for itself: no gap */
+    fail_msg("the tick that asked for itself waited %llu ms", (unsigned long long)((fourth - third) / 1000000));
+  end_test();
+}
+
 int main(void) {
   lmp_log_init("pipetest", "error");
   const struct CMUnitTest tests[] = {
@@ -976,6 +1029,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(acknowledged_ids_are_deleted_next, setup, teardown),
       cmocka_unit_test_setup_teardown(pause_poll_and_carry, setup, teardown),
       cmocka_unit_test_setup_teardown(first_sweep_before_messages, setup, teardown),
+      cmocka_unit_test_setup_teardown(wakeups_within_the_gap_coalesce, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
