@@ -14,6 +14,7 @@ int main(int argc, char **argv) {
       /* Balances are announced when a transaction changed one; the period is a safety net. */
       .tick = allocation_tick,
       .tick_ms = 5000,
+      .tick_gap_ms = 200, /* a burst of onboardings: one balance a partner, not one a batch */
   };
   return lmp_service_main(&svc, argc, argv);
 }
