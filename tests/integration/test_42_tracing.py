@@ -67,12 +67,16 @@ def trace(trace_id):
 
 
 def whole(trace_id, mails=2):
-    """Waits for the trace to hold every daemon's spans and the SMTP sends."""
+    """Waits for the trace to hold every daemon's spans, the SMTP sends, and the parent
+    of every span: each daemon sends its own spans when it will, so a handling's span
+    can reach Jaeger before the publish it hangs under."""
     def done():
         spans = trace(trace_id)
         services = {s["service"] for s in spans}
         sends = [s for s in spans if s["name"] == "smtp send"]
-        return spans if set(FLOW) <= services and len(sends) >= mails else None
+        ids = {s["id"] for s in spans}
+        parents = all(s["parent"] is None or s["parent"] in ids for s in spans)
+        return spans if set(FLOW) <= services and len(sends) >= mails and parents else None
     return wait_for(f"trace {trace_id} whole", done, timeout=60,
                     show=lambda: sorted((s["service"], s["name"]) for s in trace(trace_id)))
 
