@@ -28,6 +28,7 @@ const struct lmp_conf_entry notifier_conf[] = {
     {"notifier.page_url", LMP_CONF_STR, N(page_url), 0, 512, "", "the partner's portal page (intake's public address, https://host:port); the confirmation links to the onboarding's page there; empty: none"},
     {"notifier.portal_url", LMP_CONF_STR, N(portal_url), 8, 512, "https://portal.mdr.example.com", "the MDR Portal, where the invitation asks the customer's administrator to create their account"},
     {"notifier.retry_max_s", LMP_CONF_INT, N(retry_max_s), 1, 86400, "300", "longest wait before retrying a mail"},
+    {"notifier.send_batch", LMP_CONF_INT, N(send_batch), 1, 100, "8", "mails a sender sends in one transaction; a crash re-sends at most these per sender (4 senders), each with its Message-ID"},
     {"notifier.smtp_ca_file", LMP_CONF_STR, N(smtp_ca_file), 0, 1024, "", "PEM CA certificates that verify the SMTP server; empty: the system's"},
     {"notifier.smtp_password_file", LMP_CONF_STR, N(smtp_password_file), 0, 1024, "", "file holding the SMTP password (with smtp_username); read at each attempt"},
     {"notifier.smtp_timeout_s", LMP_CONF_INT, N(smtp_timeout_s), 1, 300, "10", "SMTP connect timeout"},
@@ -352,14 +353,17 @@ static int on_completed(struct lmp_tx *tx, const struct lmp_event *ev) {
   /* Kept for what follows the confirmation: the mails' fates continue this trace. */
   const char *p[] = {id, lmp_av_str(&acc, "customer_id"), lmp_av_str(&req, "partner_id"),
                      lmp_av_str(&acc, "account_name"), count, ev->correlation_id, ev->traceparent, partner_email};
-  if (r == 0)
-    r = lmp_tx_command(tx, "INSERT INTO confirmations(onboarding_id, customer_id, partner_id, account_name, shipments, "
-                           "correlation_id, traceparent, partner_email) "
-                           "VALUES ($1, $2, $3, $4, $5::int, $6, $7, $8) ON CONFLICT DO NOTHING", 8, p);
   /* Its work is done and its mails recorded: confirmed now, whatever the mail server
-   * does (a repeat finds it confirmed and emits nothing again). */
+   * does (a repeat finds it recorded and emits nothing again). */
+  PGresult *res = NULL;
   if (r == 0)
-    r = notifier_confirm(tx, id);
+    r = lmp_tx_query(tx, "INSERT INTO confirmations(onboarding_id, customer_id, partner_id, account_name, shipments, "
+                         "correlation_id, traceparent, partner_email, confirmed_at) "
+                         "VALUES ($1, $2, $3, $4, $5::int, $6, $7, $8, now()) ON CONFLICT DO NOTHING RETURNING 1",
+                     8, p, &res);
+  if (r == 0 && PQntuples(res) == 1)
+    r = notifier_confirm_new(tx, id, p[1], p[2], p[3], count, partner_email, admin);
+  PQclear(res);
   return r;
 }
 

@@ -26,6 +26,7 @@ struct notifier {
   int smtp_timeout_s;
   int retry_max_s;      /* longest wait between two attempts at one mail */
   int max_attempts;     /* attempts before a mail is given up */
+  int send_batch;       /* mails a sender sends per transaction */
   atomic_uint_fast64_t mails_sent, attempts_failed, mails_failed;
 };
 
@@ -37,13 +38,15 @@ extern const size_t notifier_conf_n;
 extern const struct lmp_route notifier_routes[];
 extern const struct lmp_http_route notifier_http[];
 int notifier_configured(void *ctx, char *err, size_t errlen);
-/* The senders (background threads): one mail per call. */
+/* The senders (background threads): a few mails per call. */
 #define NOTIFIER_SENDERS 4
 int notifier_send_next(struct lmp_tx *tx);
 int notifier_tick(struct lmp_tx *tx);
-/* onboarding.confirmed for the onboarding only (in the transaction that recorded its
- * mails), or for every recorded one not confirmed yet (only NULL). */
-int notifier_confirm(struct lmp_tx *tx, const char *only);
+/* onboarding.confirmed of an onboarding whose confirmation and two mails this
+ * transaction recorded (so both pending), continuing the trace of the event handled. */
+int notifier_confirm_new(struct lmp_tx *tx, const char *id, const char *customer_id, const char *partner_id,
+                         const char *account_name, const char *shipments, const char *partner_email,
+                         const char *admin_email);
 int notifier_purge(struct lmp_tx *tx, int days);
 int notifier_metrics(void *ctx, const char *service, struct lmp_buf *out);
 

@@ -1,4 +1,4 @@
-/* The notifier's senders send the mails that are due, one per transaction; its tick
+/* The notifier's senders send the mails that are due, a few per transaction; its tick
  * announces each onboarding mail's fate once it is settled (onboarding.mail-settled). */
 #include <curl/curl.h>
 #include <pthread.h>
@@ -64,7 +64,8 @@ static int give_up(struct lmp_tx *tx, const char *id, const char *kind, const ch
   struct notifier *n = lmp_tx_ctx(tx);
   const char *q[] = {id, kind, why, public_why};
   int r = lmp_tx_command(tx, "UPDATE mails SET status = 'failed', attempts = attempts + 1, last_error = $3, "
-                             "fail_reason = $4, settled_at = now() WHERE onboarding_id = $1 AND kind = $2", 4, q);
+                             "fail_reason = $4, settled_at = clock_timestamp() WHERE onboarding_id = $1 AND kind = $2",
+                         4, q);
   atomic_fetch_add(&n->mails_failed, 1);
   lmp_error(id, "mail %s given up: %s", kind, why);
   if (r == 0 && strcmp(kind, "invitation") == 0)
@@ -107,119 +108,171 @@ static void send_span_end(struct lmp_span *s, int result, const char *err, long 
   lmp_span_end(s);
 }
 
-/* A sender's one mail per call, in the call's own transaction: the next one due is
- * locked (SKIP LOCKED lets the senders, and several notifiers, share the work), sent
- * and recorded, so a crash re-sends at most the mail each sender had in flight
- * (NOTIFIER_SENDERS per notifier), with the same Message-ID. A mail that fails waits
- * longer each time (up to retry_max_s) while the others go out, and is given up after
- * max_attempts, or at once when it can never go. Returns 0 to be called again at once,
- * or how long to wait when nothing is due (mail owed later wakes the senders sooner). */
-int notifier_send_next(struct lmp_tx *tx) {
+/* One claimed mail (row i of the claim) sent, and what came of it recorded: a sent one
+ * is added to sent ({onboarding_id, kind, at}) for one update of them all; one given
+ * up or to be tried again is recorded at once (rare); *settled is set when it is sent
+ * or given up. *outcome is the send's answer (0, LMP_EREJECT, LMP_EIO, ...). Returns 0,
+ * or < 0 when it could not be recorded. */
+static int send_one(struct lmp_tx *tx, PGresult *res, int i, void **curl, json_t *sent, int *outcome,
+                    int *settled) {
   struct notifier *n = lmp_tx_ctx(tx);
-  pthread_once(&curl_once, curl_key_make);
-  void *curl = pthread_getspecific(curl_key);
-  PGresult *res;
-  /* The Message-ID is the random one stored with the mail (migrations/004): the same
-   * on every attempt, so a copy re-sent after a crash repeats the first copy's, and
-   * nothing in it names the onboarding, whose id is the key to its status route. */
-  int r = lmp_tx_query(tx, "SELECT onboarding_id, kind, recipient, subject, body, attempts, "
-                           "message_id || '@lmp-onboarding', traceparent FROM mails "
-                           "WHERE status = 'pending' AND next_attempt_at <= now() "
-                           "ORDER BY next_attempt_at LIMIT 1 FOR UPDATE SKIP LOCKED", 0, NULL, &res);
-  if (r < 0)
-    return r;
-  if (PQntuples(res) == 0) {
-    PQclear(res);
-    return 1000; /* also when a mail waits for its next attempt */
-  }
-  const char *id = PQgetvalue(res, 0, 0), *kind = PQgetvalue(res, 0, 1);
+  const char *id = PQgetvalue(res, i, 0), *kind = PQgetvalue(res, i, 1);
+  const char *parent = PQgetisnull(res, i, 7) ? NULL : PQgetvalue(res, i, 7);
   char err[512] = "";
-  long attempts = strtol(PQgetvalue(res, 0, 5), NULL, 10) + 1;
+  long attempts = strtol(PQgetvalue(res, i, 5), NULL, 10) + 1;
   /* The send is a span of the trace of the event that owed the mail. */
-  lmp_tx_follow(tx, id, PQgetisnull(res, 0, 7) ? NULL : PQgetvalue(res, 0, 7));
+  lmp_tx_follow(tx, id, parent);
   struct lmp_span span;
-  send_span_begin(&span, n, id, kind, attempts, PQgetisnull(res, 0, 7) ? NULL : PQgetvalue(res, 0, 7));
-  int s = notifier_send(n, &curl, PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 3), PQgetvalue(res, 0, 4),
-                        PQgetvalue(res, 0, 6), err, sizeof(err));
-  pthread_setspecific(curl_key, curl);
+  send_span_begin(&span, n, id, kind, attempts, parent);
+  int s = *outcome = notifier_send(n, curl, PQgetvalue(res, i, 2), PQgetvalue(res, i, 3), PQgetvalue(res, i, 4),
+                                   PQgetvalue(res, i, 6), err, sizeof(err));
+  pthread_setspecific(curl_key, *curl);
   send_span_end(&span, s, err, attempts);
-  const char *q[] = {id, kind};
+  int r = 0;
   if (s == 0) {
-    r = lmp_tx_command(tx, "UPDATE mails SET status = 'sent', sent_at = now(), settled_at = now(), "
-                           "attempts = attempts + 1, last_error = NULL WHERE onboarding_id = $1 AND kind = $2", 2, q);
+    r = json_array_append_new(sent, json_pack("{s:s, s:s, s:I}", "onboarding_id", id, "kind", kind, "at",
+                                              (json_int_t)lmp_now_ms())) ? LMP_ENOMEM : 0;
     atomic_fetch_add(&n->mails_sent, 1);
     lmp_info(id, "mail %s sent", kind);
+    *settled = 1;
   } else if (s == LMP_EREJECT || attempts >= n->max_attempts) {
     char why[600], public_why[120];
     snprintf(why, sizeof(why), "%s%s", s == LMP_EREJECT ? "" : "given up after the last attempt: ", err);
     public_reason(s, err, attempts, public_why, sizeof(public_why));
     r = give_up(tx, id, kind, why, public_why);
+    *settled = 1;
   } else {
     long wait = attempts < 20 ? (1L << attempts) : n->retry_max_s;
     if (wait > n->retry_max_s)
       wait = n->retry_max_s;
     char w[24];
     snprintf(w, sizeof(w), "%ld", wait);
-    const char *q2[] = {id, kind, err, w};
+    const char *q[] = {id, kind, err, w};
     r = lmp_tx_command(tx, "UPDATE mails SET attempts = attempts + 1, last_error = $3, "
-                           "next_attempt_at = now() + $4::int * interval '1 second' "
-                           "WHERE onboarding_id = $1 AND kind = $2", 4, q2);
+                           "next_attempt_at = clock_timestamp() + $4::int * interval '1 second' "
+                           "WHERE onboarding_id = $1 AND kind = $2", 4, q);
     atomic_fetch_add(&n->attempts_failed, 1);
     lmp_warn(id, "mail %s not sent (attempt %ld, next in %ld s): %s", kind, attempts, wait, err);
   }
-  PQclear(res);
-  if (r == 0 && s != LMP_EIO)
-    lmp_tx_wake(tx); /* settled: the tick announces it */
   return r;
 }
 
-/* The confirmed event of onboardings whose work is done, naming whom each of its two
- * mails goes to and where it stands (pending, until the senders settle it): of one
- * onboarding (only) in the transaction that owed its mails, continuing that event's
- * trace; or, from the tick (only NULL), of every one still waiting, as onboardings
- * recorded before an upgrade do, continuing the trace stored with them. */
-int notifier_confirm(struct lmp_tx *tx, const char *only) {
+/* A sender's call, in its own transaction: the mails due next are locked (SKIP LOCKED
+ * lets the senders, and several notifiers, share the work), up to notifier.send_batch,
+ * sent one after another over the sender's connection and recorded together: a burst
+ * costs a transaction and two statements per batch, not per mail. A crash re-sends at
+ * most the mails each sender had in hand (NOTIFIER_SENDERS per notifier), each with its
+ * first copy's Message-ID. A mail that fails waits longer each time (up to retry_max_s) while the
+ * others go out, and is given up after max_attempts, or at once when it can never go.
+ * A server that cannot be reached ends the call: the mails after it wait for the next
+ * one rather than each trying the same server. Returns 0 to be called again at once,
+ * or how long to wait when nothing is due (mail owed later wakes the senders sooner). */
+int notifier_send_next(struct lmp_tx *tx) {
+  struct notifier *n = lmp_tx_ctx(tx);
+  pthread_once(&curl_once, curl_key_make);
+  void *curl = pthread_getspecific(curl_key);
   PGresult *res;
-  const char *p[] = {only};
-#define CONFIRM_COLUMNS                                                                                       \
-  "SELECT c.onboarding_id, c.customer_id, c.partner_id, c.account_name, c.shipments, c.correlation_id, "     \
-  "c.traceparent, (SELECT json_agg(json_build_object('kind', m.kind, 'recipient', m.recipient, 'status', "  \
-  "m.status) ORDER BY m.kind) FROM mails m WHERE m.onboarding_id = c.onboarding_id "                        \
-  "AND m.kind IN ('confirmation', 'invitation'))::text FROM confirmations c WHERE c.confirmed_at IS NULL "
-  /* Two statements, each with its own plan: by the key on the consumer's path, by the
-   * partial index of those waiting in the tick's sweep. */
-  int r = only ? lmp_tx_query(tx, CONFIRM_COLUMNS "AND c.onboarding_id = $1 FOR UPDATE", 1, p, &res)
-               : lmp_tx_query(tx, CONFIRM_COLUMNS "LIMIT 500 FOR UPDATE SKIP LOCKED", 0, NULL, &res);
-#undef CONFIRM_COLUMNS
+  char batch[16];
+  snprintf(batch, sizeof(batch), "%d", n->send_batch);
+  /* The Message-ID is the random one stored with the mail (migrations/004): the same
+   * on every attempt, so a copy re-sent after a crash repeats the first copy's, and
+   * nothing in it names the onboarding, whose id is the key to its status route. */
+  int r = lmp_tx_query(tx, "SELECT onboarding_id, kind, recipient, subject, body, attempts, "
+                           "message_id || '@lmp-onboarding', traceparent FROM mails "
+                           "WHERE status = 'pending' AND next_attempt_at <= now() "
+                           "ORDER BY next_attempt_at LIMIT $1::int FOR UPDATE SKIP LOCKED",
+                       1, (const char *[]){batch}, &res);
+  if (r < 0)
+    return r;
+  if (PQntuples(res) == 0) {
+    PQclear(res);
+    return 1000; /* also when a mail waits for its next attempt */
+  }
+  json_t *sent = json_array();
+  int settled = 0, s = 0;
+  r = sent ? 0 : LMP_ENOMEM;
+  for (int i = 0; r == 0 && s != LMP_EIO && i < PQntuples(res); i++)
+    r = send_one(tx, res, i, &curl, sent, &s, &settled);
+  PQclear(res);
+  /* Each sent mail's time is its own, not the transaction's. */
+  if (r == 0 && json_array_size(sent) > 0) {
+    char *rows = json_dumps(sent, JSON_COMPACT);
+    const char *q[] = {rows};
+    r = rows ? lmp_tx_command(tx, "UPDATE mails m SET status = 'sent', "
+                                  "sent_at = 'epoch'::timestamptz + s.at * interval '1 millisecond', "
+                                  "settled_at = 'epoch'::timestamptz + s.at * interval '1 millisecond', "
+                                  "attempts = m.attempts + 1, last_error = NULL "
+                                  "FROM jsonb_to_recordset($1::jsonb) AS s(onboarding_id text, kind text, at bigint) "
+                                  "WHERE m.onboarding_id = s.onboarding_id AND m.kind = s.kind", 1, q)
+             : LMP_ENOMEM;
+    free(rows);
+  }
+  json_decref(sent);
+  if (r == 0 && settled)
+    lmp_tx_wake(tx); /* the tick announces them */
+  return r;
+}
+
+/* onboarding.confirmed of one onboarding: its facts, and whom each of its two mails
+ * goes to and where it stands (mails: [{kind, recipient, status}] by kind). */
+static int emit_confirmed(struct lmp_tx *tx, const char *id, const char *customer_id, const char *partner_id,
+                          const char *account_name, const char *shipments, json_t *mails) {
+  avro_value_t v, list;
+  int r = lmp_tx_value(tx, "onboarding.confirmed", &v);
+  if (r < 0)
+    return r;
+  r = lmp_av_set_str(&v, "onboarding_id", id);
+  if (r == 0) r = lmp_av_set_str(&v, "customer_id", customer_id);
+  if (r == 0) r = lmp_av_set_str(&v, "partner_id", partner_id);
+  if (r == 0) r = lmp_av_set_str(&v, "account_name", account_name);
+  if (r == 0) r = lmp_av_set_int(&v, "shipments", (int32_t)strtol(shipments, NULL, 10));
+  if (r == 0) r = avro_value_get_by_name(&v, "mails", &list, NULL) ? LMP_EINVAL : 0;
+  if (r == 0) r = lmp_avro_from_json(&list, mails, (char[200]){0}, 200);
+  if (r == 0) r = lmp_av_set_long(&v, "confirmed_at", lmp_now_ms());
+  if (r == 0) r = lmp_tx_emit(tx, "onboarding.confirmed", id, &v);
+  avro_value_decref(&v);
+  if (r == 0)
+    lmp_info(id, "confirmed");
+  return r;
+}
+
+int notifier_confirm_new(struct lmp_tx *tx, const char *id, const char *customer_id, const char *partner_id,
+                         const char *account_name, const char *shipments, const char *partner_email,
+                         const char *admin_email) {
+  json_t *mails = json_pack("[{s:s, s:s, s:s}, {s:s, s:s, s:s}]", "kind", "confirmation", "recipient",
+                            partner_email, "status", "pending", "kind", "invitation", "recipient", admin_email,
+                            "status", "pending");
+  if (mails == NULL)
+    return LMP_ENOMEM;
+  int r = emit_confirmed(tx, id, customer_id, partner_id, account_name, shipments, mails);
+  json_decref(mails);
+  return r;
+}
+
+/* onboarding.confirmed of every confirmation recorded and not confirmed yet, as an
+ * upgrade leaves them (the previous version confirmed after recording), with its mails
+ * as they stand, continuing the trace stored with it. */
+static int confirm_waiting(struct lmp_tx *tx) {
+  PGresult *res;
+  int r = lmp_tx_query(tx, "SELECT c.onboarding_id, c.customer_id, c.partner_id, c.account_name, c.shipments, "
+                           "c.correlation_id, c.traceparent, (SELECT json_agg(json_build_object('kind', m.kind, "
+                           "'recipient', m.recipient, 'status', m.status) ORDER BY m.kind) FROM mails m "
+                           "WHERE m.onboarding_id = c.onboarding_id AND m.kind IN ('confirmation', 'invitation'))::text "
+                           "FROM confirmations c WHERE c.confirmed_at IS NULL LIMIT 500 FOR UPDATE SKIP LOCKED",
+                       0, NULL, &res);
   if (r < 0)
     return r;
   for (int i = 0; r == 0 && i < PQntuples(res); i++) {
     const char *id = PQgetvalue(res, i, 0);
-    if (only == NULL)
-      lmp_tx_follow(tx, PQgetisnull(res, i, 5) ? id : PQgetvalue(res, i, 5), PQgetvalue(res, i, 6));
-    avro_value_t v, mails;
-    if ((r = lmp_tx_value(tx, "onboarding.confirmed", &v)) < 0)
-      break;
-    r = lmp_av_set_str(&v, "onboarding_id", id);
-    if (r == 0) r = lmp_av_set_str(&v, "customer_id", PQgetvalue(res, i, 1));
-    if (r == 0) r = lmp_av_set_str(&v, "partner_id", PQgetvalue(res, i, 2));
-    if (r == 0) r = lmp_av_set_str(&v, "account_name", PQgetvalue(res, i, 3));
-    if (r == 0) r = lmp_av_set_int(&v, "shipments", (int32_t)strtol(PQgetvalue(res, i, 4), NULL, 10));
-    if (r == 0) r = avro_value_get_by_name(&v, "mails", &mails, NULL) ? LMP_EINVAL : 0;
-    json_t *list = r == 0 ? json_loads(PQgetisnull(res, i, 7) ? "[]" : PQgetvalue(res, i, 7), 0, NULL) : NULL;
-    if (r == 0 && list == NULL)
-      r = LMP_ENOMEM;
-    if (r == 0)
-      r = lmp_avro_from_json(&mails, list, (char[200]){0}, 200);
-    json_decref(list);
-    if (r == 0) r = lmp_av_set_long(&v, "confirmed_at", lmp_now_ms());
-    if (r == 0) r = lmp_tx_emit(tx, "onboarding.confirmed", id, &v);
-    avro_value_decref(&v);
+    lmp_tx_follow(tx, PQgetisnull(res, i, 5) ? id : PQgetvalue(res, i, 5), PQgetvalue(res, i, 6));
+    json_t *mails = json_loads(PQgetisnull(res, i, 7) ? "[]" : PQgetvalue(res, i, 7), 0, NULL);
+    r = mails ? emit_confirmed(tx, id, PQgetvalue(res, i, 1), PQgetvalue(res, i, 2), PQgetvalue(res, i, 3),
+                               PQgetvalue(res, i, 4), mails)
+              : LMP_ENOMEM;
+    json_decref(mails);
     const char *q[] = {id};
     if (r == 0)
       r = lmp_tx_command(tx, "UPDATE confirmations SET confirmed_at = now() WHERE onboarding_id = $1", 1, q);
-    if (r == 0)
-      lmp_info(id, "confirmed");
   }
   PQclear(res);
   return r;
@@ -241,6 +294,8 @@ static int announce_settled(struct lmp_tx *tx) {
                        0, NULL, &res);
   if (r < 0)
     return r;
+  json_t *done = json_array();
+  r = done ? 0 : LMP_ENOMEM;
   for (int i = 0; r == 0 && i < PQntuples(res); i++) {
     const char *id = PQgetvalue(res, i, 0), *kind = PQgetvalue(res, i, 1);
     lmp_tx_follow(tx, PQgetisnull(res, i, 5) ? id : PQgetvalue(res, i, 5), PQgetvalue(res, i, 6));
@@ -257,16 +312,26 @@ static int announce_settled(struct lmp_tx *tx) {
     if (r == 0) r = lmp_av_set_long(&v, "settled_at", strtoll(PQgetvalue(res, i, 4), NULL, 10));
     if (r == 0) r = lmp_tx_emit(tx, "onboarding.mail-settled", id, &v);
     avro_value_decref(&v);
-    const char *q[] = {id, kind};
-    if (r == 0)
-      r = lmp_tx_command(tx, "UPDATE mails SET announced_at = now() WHERE onboarding_id = $1 AND kind = $2", 2, q);
+    if (r == 0 && json_array_append_new(done, json_pack("{s:s, s:s}", "onboarding_id", id, "kind", kind)))
+      r = LMP_ENOMEM;
   }
   PQclear(res);
+  /* The announced ones marked with one statement. */
+  if (r == 0 && json_array_size(done) > 0) {
+    char *rows = json_dumps(done, JSON_COMPACT);
+    const char *q[] = {rows};
+    r = rows ? lmp_tx_command(tx, "UPDATE mails m SET announced_at = now() "
+                                  "FROM jsonb_to_recordset($1::jsonb) AS s(onboarding_id text, kind text) "
+                                  "WHERE m.onboarding_id = s.onboarding_id AND m.kind = s.kind", 1, q)
+             : LMP_ENOMEM;
+    free(rows);
+  }
+  json_decref(done);
   return r;
 }
 
 int notifier_tick(struct lmp_tx *tx) {
-  int r = notifier_confirm(tx, NULL);
+  int r = confirm_waiting(tx);
   return r < 0 ? r : announce_settled(tx);
 }
 

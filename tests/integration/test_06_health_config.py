@@ -29,7 +29,9 @@ def test_health_config(ns):
             ("notifier", {"LMP_NOTIFIER_PORTAL_URL": "javascript:alert(1)"},
              "notifier.portal_url: 'javascript:alert(1)' is not an https:// or http:// address"),
             ("notifier", {"LMP_NOTIFIER_PAGE_URL": "https://a.example/ x"},
-             "notifier.page_url: 'https://a.example/ x' is not an https:// or http:// address")]:
+             "notifier.page_url: 'https://a.example/ x' is not an https:// or http:// address"),
+            ("notifier", {"LMP_NOTIFIER_SEND_BATCH": "0"}, "notifier.send_batch: 0 is not in 1..100"),
+            ("notifier", {"LMP_NOTIFIER_SEND_BATCH": "8x"}, "notifier.send_batch: '8x'")]:
         out = subprocess.run([os.path.join(BUILD, "services", service, f"lmp-{service}"), "--check-config"],
                              env=ns.env(service, **env), capture_output=True, text=True)
         check(out.returncode == 2 and want in out.stderr, f"{service} {env}: {out.returncode} {out.stderr!r}")
