@@ -55,37 +55,62 @@ static size_t needs_of(int license, avro_value_t *users, struct need needs[4]) {
   return nn;
 }
 
-/* Draws every need from the partner's pools or none: a savepoint around the pools,
- * rolled back on any shortfall, each shortfall a reason in rs (*nr of them, at most
- * 4) naming the product, what was requested and what is available. */
+/* needs as two array literals, {MDR_CORE,MDR_CLOUD} and {10,5}: the products are
+ * this file's own names, so nothing in them needs quoting. */
+static void needs_arrays(const struct need *needs, size_t nn, char *products_a, char *users_a, size_t len) {
+  size_t a = 0, b = 0;
+  products_a[a++] = '{';
+  users_a[b++] = '{';
+  for (size_t i = 0; i < nn; i++) {
+    a += (size_t)snprintf(products_a + a, len - a, "%s%s", i ? "," : "", products[needs[i].product]);
+    b += (size_t)snprintf(users_a + b, len - b, "%s%d", i ? "," : "", needs[i].users);
+  }
+  snprintf(products_a + a, len - a, "}");
+  snprintf(users_a + b, len - b, "}");
+}
+
+/* Draws every need from the partner's pools or none, in one statement (the partner's
+ * row is locked, PARTNER_FIRST): each shortfall a reason in rs (*nr of them, at most
+ * 4) naming the product, what was requested and what is available, and then nothing is
+ * drawn. A pool that changed between the statement's look and its update (only a
+ * writer that skipped the partner's lock could) leaves part drawn: LMP_ERETRY rolls it
+ * all back. */
 static int draw(struct lmp_tx *tx, const char *partner, const struct need *needs, size_t nn, struct lmp_reason *rs,
                 size_t *nr) {
-  int r = lmp_tx_command(tx, "SAVEPOINT allocate", 0, NULL);
-  for (size_t i = 0; r == 0 && i < nn; i++) {
-    char n[16];
-    snprintf(n, sizeof(n), "%d", needs[i].users);
-    const char *p[] = {partner, products[needs[i].product], n};
-    PGresult *res;
-    if ((r = lmp_tx_query(tx, "UPDATE pools SET allocated = allocated + $3::int "
-                              "WHERE partner_id = $1 AND product = $2 AND allocated + $3::int <= total "
-                              "RETURNING 1", 3, p, &res)) < 0)
-      return r;
-    int ok = PQntuples(res) == 1;
-    PQclear(res);
-    if (ok)
+  char products_a[96], users_a[96];
+  needs_arrays(needs, nn, products_a, users_a, sizeof(products_a));
+  const char *p[] = {partner, products_a, users_a};
+  PGresult *res;
+  int r = lmp_tx_query(tx, "WITH need AS (SELECT * FROM unnest($2::text[], $3::int[]) AS n(product, users)), "
+                           "short AS (SELECT n.product, n.users, COALESCE(p.total - p.allocated, 0) AS avail "
+                           "  FROM need n LEFT JOIN pools p ON p.partner_id = $1 AND p.product = n.product "
+                           "  WHERE p.product IS NULL OR p.allocated + n.users > p.total), "
+                           "drawn AS (UPDATE pools p SET allocated = p.allocated + n.users FROM need n "
+                           "  WHERE p.partner_id = $1 AND p.product = n.product "
+                           "  AND p.allocated + n.users <= p.total AND NOT EXISTS (SELECT 1 FROM short) RETURNING 1) "
+                           "SELECT s.product, s.avail, (SELECT count(*) FROM drawn) FROM (SELECT 1) one "
+                           "LEFT JOIN short s ON true ORDER BY array_position($2::text[], s.product)",
+                       3, p, &res);
+  if (r < 0)
+    return r;
+  for (int i = 0; i < PQntuples(res) && !PQgetisnull(res, i, 0); i++) {
+    const struct need *n = NULL;
+    for (size_t k = 0; k < nn && n == NULL; k++)
+      if (strcmp(products[needs[k].product], PQgetvalue(res, i, 0)) == 0)
+        n = &needs[k];
+    if (n == NULL || *nr >= 4)
       continue;
-    if ((r = lmp_tx_query(tx, "SELECT total - allocated FROM pools WHERE partner_id = $1 AND product = $2", 2, p,
-                          &res)) < 0)
-      return r;
-    long avail = PQntuples(res) ? strtol(PQgetvalue(res, 0, 0), NULL, 10) : 0;
-    PQclear(res);
     lmp_reason_set(&rs[*nr], "INSUFFICIENT_USERS", "users", "%s: %d users requested, %ld available on %s's license.",
-                   product_names[needs[i].product], needs[i].users, avail, LMP_Q(partner));
+                   product_names[n->product], n->users, strtol(PQgetvalue(res, i, 1), NULL, 10), LMP_Q(partner));
     (*nr)++;
   }
-  if (r == 0 && *nr)
-    r = lmp_tx_command(tx, "ROLLBACK TO SAVEPOINT allocate", 0, NULL);
-  return r;
+  long drawn = PQntuples(res) ? strtol(PQgetvalue(res, 0, 2), NULL, 10) : 0;
+  PQclear(res);
+  if (*nr == 0 && drawn != (long)nn) {
+    lmp_warn(NULL, "a pool of %s changed while its users were drawn; trying again", partner);
+    return LMP_ERETRY;
+  }
+  return 0;
 }
 
 static int on_accepted(struct lmp_tx *tx, const struct lmp_event *ev) {
@@ -136,10 +161,15 @@ static int on_accepted(struct lmp_tx *tx, const struct lmp_event *ev) {
   if (nr)
     return fail(tx, id, partner, rs, nr, acc);
   /* The partner's balance changed: announced by the tick (balance.c). */
-  const char *p3[] = {id, partner};
+  char products_a[96], users_a[96];
+  needs_arrays(needs, nn, products_a, users_a, sizeof(products_a));
+  const char *p3[] = {id, partner, products_a, users_a};
   if ((r = lmp_tx_command(tx, "WITH changed AS (UPDATE partners SET balance_version = balance_version + 1 "
-                              "WHERE partner_id = $2) INSERT INTO onboardings(onboarding_id, partner_id, status) "
-                              "VALUES ($1, $2, 'allocated')", 2, p3)) < 0)
+                              "WHERE partner_id = $2), kept AS (INSERT INTO allocations(onboarding_id, partner_id, "
+                              "product, users) SELECT $1, $2, a.product, a.users "
+                              "FROM unnest($3::text[], $4::int[]) AS a(product, users)) "
+                              "INSERT INTO onboardings(onboarding_id, partner_id, status) VALUES ($1, $2, 'allocated')",
+                          4, p3)) < 0)
     return r;
   lmp_tx_wake(tx);
 
@@ -152,14 +182,9 @@ static int on_accepted(struct lmp_tx *tx, const struct lmp_event *ev) {
   if (r == 0)
     r = avro_value_get_by_name(&out, "allocations", &arr, NULL) ? LMP_EINVAL : 0;
   for (size_t i = 0; r == 0 && i < nn; i++) {
-    char n[16];
-    snprintf(n, sizeof(n), "%d", needs[i].users);
-    const char *p[] = {id, partner, products[needs[i].product], n};
-    r = lmp_tx_command(tx, "INSERT INTO allocations(onboarding_id, partner_id, product, users) "
-                           "VALUES ($1, $2, $3, $4::int)", 4, p);
     avro_value_t e, f;
-    if (r == 0 && (avro_value_append(&arr, &e, NULL) || avro_value_get_by_name(&e, "product", &f, NULL) ||
-                   avro_value_set_enum(&f, needs[i].product) || lmp_av_set_int(&e, "users", needs[i].users)))
+    if (avro_value_append(&arr, &e, NULL) || avro_value_get_by_name(&e, "product", &f, NULL) ||
+        avro_value_set_enum(&f, needs[i].product) || lmp_av_set_int(&e, "users", needs[i].users))
       r = LMP_ENOMEM;
   }
   if (r == 0)
