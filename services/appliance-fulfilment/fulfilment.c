@@ -24,9 +24,11 @@ static int record(struct lmp_tx *tx, const char *id, const char *status, const s
   return r;
 }
 
+/* A refusal undoes what the onboarding took before it (saved: the savepoint taken
+ * before its first unit) and records it refused. */
 static int refuse(struct lmp_tx *tx, const char *id, const char *partner, struct lmp_reason *rs,
-                  size_t n, avro_value_t *onboarding) {
-  int r = lmp_tx_command(tx, "ROLLBACK TO SAVEPOINT provision", 0, NULL);
+                  size_t n, avro_value_t *onboarding, int saved) {
+  int r = saved ? lmp_tx_command(tx, "ROLLBACK TO SAVEPOINT provision", 0, NULL) : 0;
   if (r == 0)
     r = record(tx, id, "refused", rs, n);
   lmp_info(id, "refused: %s", rs[0].message);
@@ -88,33 +90,32 @@ static int on_allocated(struct lmp_tx *tx, const struct lmp_event *ev) {
   r = lmp_tx_value(tx, "onboarding.appliances-provisioned", &out);
   if (r < 0)
     return r;
-  if ((r = lmp_tx_command(tx, "SAVEPOINT provision", 0, NULL)) < 0 ||
-      (r = avro_value_get_by_name(&out, "appliances", &units, NULL) ? LMP_EINVAL : 0) < 0)
+  if ((r = avro_value_get_by_name(&out, "appliances", &units, NULL) ? LMP_EINVAL : 0) < 0)
     goto out;
   struct lmp_reason rs[8];
   size_t nr = 0;
+  int saved = 0; /* the savepoint a refusal rolls back to, taken before the first unit */
   if (lmp_av_field(&req, "deployment", &dep) == 0) {
     int kind = lmp_av_enum(&dep, "kind");
     const char *region = lmp_av_str(&dep, "hosting_region");
     if (kind == 0) { /* VIRTUAL */
-      const char *p[] = {region ? region : ""};
-      int known;
-      if ((r = lmp_tx_exists(tx, "SELECT 1 FROM hosting_regions WHERE region = $1", 1, p, &known)) < 0)
-        goto out;
-      if (!known) {
-        lmp_reason_set(&rs[0], "UNKNOWN_HOSTING_REGION", "deployment.hosting_region",
-                       "Hosting region '%s' cannot host appliances.", LMP_Q(p[0]));
-        r = refuse(tx, id, partner, rs, 1, &acc);
-        goto out;
-      }
       char vid[37];
       uuid_t u;
       uuid_generate(u);
       uuid_unparse_lower(u, vid);
-      const char *p2[] = {vid, id, region};
-      if ((r = lmp_tx_command(tx, "INSERT INTO virtual_appliances(appliance_id, onboarding_id, region, status) "
-                                  "VALUES ($1, $2, $3, 'provisioned')", 3, p2)) < 0 ||
-          (r = append_unit(&units, 0, "VIRTUAL", NULL, vid, region, NULL)) < 0)
+      const char *p[] = {vid, id, region ? region : ""};
+      int known; /* provisioned where the region is one that hosts appliances */
+      if ((r = lmp_tx_exists(tx, "INSERT INTO virtual_appliances(appliance_id, onboarding_id, region, status) "
+                                 "SELECT $1, $2, $3, 'provisioned' WHERE EXISTS "
+                                 "(SELECT 1 FROM hosting_regions WHERE region = $3) RETURNING 1", 3, p, &known)) < 0)
+        goto out;
+      if (!known) {
+        lmp_reason_set(&rs[0], "UNKNOWN_HOSTING_REGION", "deployment.hosting_region",
+                       "Hosting region '%s' cannot host appliances.", LMP_Q(p[2]));
+        r = refuse(tx, id, partner, rs, 1, &acc, saved);
+        goto out;
+      }
+      if ((r = append_unit(&units, 0, "VIRTUAL", NULL, vid, region, NULL)) < 0)
         goto out;
     } else if (avro_value_get_by_name(&dep, "appliances", &apps, NULL) == 0) {
       size_t n = 0;
@@ -124,11 +125,14 @@ static int on_allocated(struct lmp_tx *tx, const struct lmp_event *ev) {
         avro_value_get_by_index(&apps, i, &a, NULL);
         const char *sku = lmp_av_str(&a, "sku");
         const char *p[] = {sku ? sku : ""};
-        int known;
-        if ((r = lmp_tx_exists(tx, "SELECT 1 FROM skus WHERE sku = $1", 1, p, &known)) < 0)
+        if (!saved && (r = lmp_tx_command(tx, "SAVEPOINT provision", 0, NULL)) < 0)
           goto out;
+        saved = 1;
         char serial[128];
-        int got = known ? take_unit(tx, id, p[0], serial, sizeof(serial)) : 0;
+        int got = take_unit(tx, id, p[0], serial, sizeof(serial)), known = 1;
+        /* None taken: out of stock, or not a model in the catalogue at all. */
+        if (got == 0 && (r = lmp_tx_exists(tx, "SELECT 1 FROM skus WHERE sku = $1", 1, p, &known)) < 0)
+          goto out;
         if (got < 0) {
           r = got;
           goto out;
@@ -152,7 +156,7 @@ static int on_allocated(struct lmp_tx *tx, const struct lmp_event *ev) {
     }
   }
   if (nr) {
-    r = refuse(tx, id, partner, rs, nr, &acc);
+    r = refuse(tx, id, partner, rs, nr, &acc, saved);
     goto out;
   }
   size_t nunits = 0;

@@ -254,6 +254,47 @@ static void out_of_stock(void **state) {
   txh_close(&f);
 }
 
+/* Fulfilment checks the reference data it keeps itself (intake's may differ): an
+ * unknown hosting region provisions nothing, and a model not in its catalogue refuses
+ * the onboarding with the units taken before it given back; each names its field. */
+static void unknown_region_and_sku(void **state) {
+  struct txh f;
+  txh_open(&f, &fulfilment);
+  txh_exec(&f, "INSERT INTO hosting_regions VALUES ('eu-west-1')");
+  txh_exec(&f, "INSERT INTO skus VALUES ('NS-500', '')");
+  txh_exec(&f, "INSERT INTO units(serial, sku) VALUES ('B1', 'NS-500')");
+  const char *id = "34343434-3434-4343-8343-343434343434";
+  json_t *ua = json_pack("{s:s, s:o, s:[{s:s, s:i}], s:i}", "onboarding_id", id, "onboarding",
+                         accepted("virtual-core.json", id), "allocations", "product", "MDR_CORE", "users", 10,
+                         "allocated_at", 0);
+  json_t *rows = feed(&f, "onboarding.users-allocated", id, ua);
+  json_t *reason = json_array_get(json_object_get(emitted(rows, "onboarding.failed"), "reasons"), 0);
+  assert_string_equal(json_string_value(json_object_get(reason, "code")), "UNKNOWN_HOSTING_REGION");
+  assert_string_equal(json_string_value(json_object_get(reason, "field")), "deployment.hosting_region");
+  json_decref(rows);
+  assert_int_equal(txh_long(&f, "SELECT count(*) FROM virtual_appliances"), 0);
+  assert_int_equal(txh_long(&f, "SELECT count(*) FROM onboardings WHERE status = 'refused'"), 1);
+
+  const char *id2 = "34343434-3434-4343-8343-343434343435";
+  ua = json_pack("{s:s, s:o, s:[{s:s, s:i}], s:i}", "onboarding_id", id2, "onboarding",
+                 accepted("physical-complete.json", id2), "allocations", "product", "MDR_COMPLETE", "users", 120,
+                 "allocated_at", 0);
+  rows = feed(&f, "onboarding.users-allocated", id2, ua);
+  json_t *reasons = json_object_get(emitted(rows, "onboarding.failed"), "reasons");
+  assert_int_equal(json_array_size(reasons), 2); /* both NS-100 sensors */
+  for (size_t i = 0; i < 2; i++) {
+    reason = json_array_get(reasons, i);
+    assert_string_equal(json_string_value(json_object_get(reason, "code")), "UNKNOWN_SKU");
+    char field[64];
+    snprintf(field, sizeof(field), "deployment.appliances[%zu].sku", i + 1);
+    assert_string_equal(json_string_value(json_object_get(reason, "field")), field);
+  }
+  json_decref(rows);
+  /* The NS-500 taken for the first appliance went back. */
+  assert_int_equal(txh_long(&f, "SELECT count(*) FROM units WHERE status = 'available' AND onboarding_id IS NULL"), 1);
+  txh_close(&f);
+}
+
 /* A reference-data load that meets a row another transaction holds (a deadlock, a
  * restart are the same to it: the database's state, not the load's fault) is answered
  * 503, to be sent again, with nothing of it kept; sent again once the lock is gone, it
@@ -358,6 +399,7 @@ int main(void) {
       cmocka_unit_test(a_physical_onboarding),
       cmocka_unit_test(all_or_nothing),
       cmocka_unit_test(out_of_stock),
+      cmocka_unit_test(unknown_region_and_sku),
       cmocka_unit_test(failures_past_their_stage),
       cmocka_unit_test(load_meets_a_lock),
   };
