@@ -234,17 +234,21 @@ static int on_request(struct lmp_tx *tx, const struct lmp_event *ev) {
   const struct intake_stage *st = &intake_stages[ok ? INTAKE_ACCEPTED : INTAKE_REJECTED];
   char rank[16];
   snprintf(rank, sizeof(rank), "%d", intake_status_rank(st));
+  /* The onboarding and its first stage (accepted or rejected, happening now). */
+  json_t *detail = ok ? json_pack("{s:o}", "warnings", lmp_reasons_to_json(f.warnings.v, f.warnings.n))
+                      : json_pack("{s:o}", "reasons", lmp_reasons_to_json(f.errors.v, f.errors.n));
+  char *d = detail ? json_dumps(detail, JSON_COMPACT) : NULL, place[16];
+  json_decref(detail);
+  snprintf(place, sizeof(place), "%d", st->place);
   const char *p[] = {id, partner, license, account, st->status, reasons, warnings, json,
-                     ok ? customer_id : NULL, rank};
-  r = lmp_tx_command(tx, "INSERT INTO onboardings(onboarding_id, partner_id, license, account_name, "
-                         "status, reasons, warnings, request, customer_id, status_rank) "
-                         "VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8::jsonb, $9::uuid, $10::int)", 10, p);
-  if (r == 0) {
-    json_t *detail = ok ? json_pack("{s:o}", "warnings", lmp_reasons_to_json(f.warnings.v, f.warnings.n))
-                        : json_pack("{s:o}", "reasons", lmp_reasons_to_json(f.errors.v, f.errors.n));
-    r = detail ? intake_record_stage(tx, id, st, detail, ev->event_id) : LMP_ENOMEM;
-    json_decref(detail);
-  }
+                     ok ? customer_id : NULL, rank, st->name, d, ev->event_id, place};
+  r = d ? lmp_tx_command(tx, "WITH onboarding AS (INSERT INTO onboardings(onboarding_id, partner_id, license, "
+                             "account_name, status, reasons, warnings, request, customer_id, status_rank) "
+                             "VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8::jsonb, $9::uuid, $10::int)) "
+                             "INSERT INTO onboarding_stages(onboarding_id, stage, detail, event_id, place) "
+                             "VALUES ($1, $11, $12::jsonb, $13, $14::int)", 14, p)
+        : LMP_ENOMEM;
+  free(d);
   if (r < 0)
     goto out;
   if (ok) {

@@ -115,17 +115,13 @@ int intake_partner_route(void *ctx, struct lmp_http_call *call);
 /* The signed-in partner's lists (lists.c): GET /v1/onboardings, GET /v1/customers. */
 int intake_onboardings_route(void *ctx, struct lmp_http_call *call);
 int intake_customers_route(void *ctx, struct lmp_http_call *call);
-/* Records one of intake's own stages (accepted, rejected), happening now. */
-int intake_record_stage(struct lmp_tx *tx, const char *id, const struct intake_stage *st, json_t *detail,
-                        const char *event_id);
 /* Reserves the customer account for an accepted onboarding, on its volume license;
  * *taken when a reserved or active account of the partner on that license has the
- * name (in any letter case). */
+ * name (in any letter case). The onboarding's outcome settles it: active once
+ * confirmed, released once failed (intake_on_lifecycle). */
 int intake_account_reserve(struct lmp_tx *tx, const char *customer_id, const char *partner, const char *license,
                            const char *name, const char *onboarding_id, int *taken);
 /* Retention: finished onboardings' request bodies older than days are purged. */
 int intake_purge(struct lmp_tx *tx, int days);
-/* A reserved account becomes "active" (confirmed) or "released" (failed). */
-int intake_account_settle(struct lmp_tx *tx, const char *onboarding_id, const char *status);
 
 #endif

@@ -32,12 +32,6 @@ int intake_account_reserve(struct lmp_tx *tx, const char *customer_id, const cha
   return 0;
 }
 
-int intake_account_settle(struct lmp_tx *tx, const char *onboarding_id, const char *status) {
-  const char *p[] = {onboarding_id, status};
-  return lmp_tx_command(tx, "UPDATE customer_accounts SET status = $2, updated_at = now() "
-                            "WHERE onboarding_id = $1 AND status = 'reserved'", 2, p);
-}
-
 /* The one table of the flow's stages, in their order. A failure's place is right
  * after the last stage it could follow (failure_place); its own place here is for a
  * failing daemon it does not know: then it is listed last. */
@@ -96,20 +90,6 @@ static int failure_possible(struct lmp_tx *tx, const char *id, const char *daemo
   if (r == 0 && past)
     r = lmp_tx_reject(tx, "onboarding.failed from %s for an onboarding past that stage (its %s is recorded)", daemon,
                       intake_stages[failed_after[i].instead].name);
-  return r;
-}
-
-int intake_record_stage(struct lmp_tx *tx, const char *id, const struct intake_stage *st, json_t *detail,
-                        const char *event_id) {
-  char *d = json_dumps(detail, JSON_COMPACT);
-  if (d == NULL)
-    return LMP_ENOMEM;
-  char place[16];
-  snprintf(place, sizeof(place), "%d", st->place);
-  const char *p[] = {id, st->name, d, event_id, place};
-  int r = lmp_tx_command(tx, "INSERT INTO onboarding_stages(onboarding_id, stage, detail, event_id, place) "
-                             "VALUES ($1, $2, $3::jsonb, $4, $5::int)", 5, p);
-  free(d);
   return r;
 }
 
@@ -183,15 +163,23 @@ int intake_on_lifecycle(struct lmp_tx *tx, const struct lmp_event *ev) {
   snprintf(place, sizeof(place), "%d", where);
   snprintf(at, sizeof(at), "%lld", (long long)ms);
   snprintf(rank, sizeof(rank), "%d", intake_status_rank(st));
-  const char *p[] = {id, st->name, d, ev->event_id, st->status, reasons, place, at, rank};
+  /* The outcome settles the customer account the request reserved: kept, or let go. */
+  const char *settle = st == &intake_stages[INTAKE_CONFIRMED] ? "active"
+                       : st == &intake_stages[INTAKE_FAILED]  ? "released"
+                                                              : NULL;
+  const char *p[] = {id, st->name, d, ev->event_id, st->status, reasons, place, at, rank, settle};
   PGresult *res;
   int r = lmp_tx_query(tx, "WITH stage AS (INSERT INTO onboarding_stages(onboarding_id, stage, detail, event_id, "
                            "place, happened_at) VALUES ($1, $2, $3::jsonb, $4, $7::int, "
-                           "'epoch'::timestamptz + $8::bigint * interval '1 millisecond')) "
-                           "UPDATE onboardings SET status = $5, status_rank = $9::int, updated_at = now(), "
+                           "'epoch'::timestamptz + $8::bigint * interval '1 millisecond')), "
+                           "moved AS (UPDATE onboardings SET status = $5, status_rank = $9::int, updated_at = now(), "
                            "reasons = COALESCE($6::jsonb, reasons) "
-                           "WHERE onboarding_id = $1 AND $5::text IS NOT NULL AND status_rank < $9::int RETURNING 1",
-                       9, p, &res);
+                           "WHERE onboarding_id = $1 AND $5::text IS NOT NULL AND status_rank < $9::int RETURNING 1), "
+                           "account AS (UPDATE customer_accounts SET status = $10, updated_at = now() "
+                           "WHERE onboarding_id = $1 AND status = 'reserved' AND $10::text IS NOT NULL "
+                           "AND EXISTS (SELECT 1 FROM moved)) "
+                           "SELECT 1 FROM moved",
+                       10, p, &res);
   free(d);
   free(reasons);
   if (r < 0)
@@ -201,10 +189,6 @@ int intake_on_lifecycle(struct lmp_tx *tx, const struct lmp_event *ev) {
   if (!moved)
     return 0;
   lmp_info(id, "status %s", st->status);
-  if (st == &intake_stages[INTAKE_CONFIRMED])
-    return intake_account_settle(tx, id, "active");
-  if (st == &intake_stages[INTAKE_FAILED])
-    return intake_account_settle(tx, id, "released");
   return 0;
 }
 
