@@ -63,9 +63,20 @@ static void wait_for(struct lmp_background *g, unsigned long seen, int ms) {
       break;
 }
 
+int lmp_tx_stopping(struct lmp_tx *tx) {
+  struct lmp_background *g = tx->bg;
+  if (g == NULL)
+    return 0;
+  pthread_mutex_lock(&g->lock);
+  int stop = g->stop;
+  pthread_mutex_unlock(&g->lock);
+  return stop;
+}
+
 /* One call of the service's work, in a transaction of its own. */
-static int work(struct rt *rt, struct lmp_db *db) {
-  struct lmp_tx tx = {.rt = rt, .db = db};
+static int work(struct lmp_background *g, struct lmp_db *db) {
+  struct rt *rt = g->rt;
+  struct lmp_tx tx = {.rt = rt, .db = db, .bg = g};
   int r = lmp_tx_command(&tx, "BEGIN", 0, NULL);
   int wait_ms = r < 0 ? r : rt->svc->background(&tx);
   if (wait_ms >= 0 && (r = lmp_tx_command(&tx, "COMMIT", 0, NULL)) < 0)
@@ -94,7 +105,7 @@ static void *thread(void *arg) {
     int wait_ms = 1000; /* until the first sweep has made the tables, or the database is back */
     if (atomic_load(&rt->m.migrated)) {
       if (lmp__db_ensure(&db) == 0)
-        wait_ms = work(rt, &db);
+        wait_ms = work(g, &db);
       else
         lmp_warn(NULL, "background: database unavailable: %s", db.err);
     }

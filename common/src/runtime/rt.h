@@ -262,6 +262,7 @@ struct lmp_tx {
   char correlation[LMP_ID_MAX + 1];
   char why[400];               /* a handler's reason for refusing (lmp_tx_reject) */
   int wake;                    /* background work asked for the tick (lmp_tx_wake) */
+  struct lmp_background *bg;   /* background work's threads (lmp_tx_stopping); NULL elsewhere */
 };
 
 /* daemon.c */

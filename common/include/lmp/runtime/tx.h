@@ -46,6 +46,9 @@ int lmp_tx_emit_query(struct lmp_tx *tx, const char *event_type, const char *sql
 void lmp_tx_follow(struct lmp_tx *tx, const char *correlation_id, const char *traceparent);
 /* Asks for the service's tick as soon as this transaction commits. */
 void lmp_tx_wake(struct lmp_tx *tx);
+/* In background work: whether the daemon is draining, so work done in steps (a batch
+ * of mails) ends after the step in hand. 0 anywhere else. */
+int lmp_tx_stopping(struct lmp_tx *tx);
 /* In a tick only: commits the work so far and begins a new transaction, so an effect
  * outside the database (a mail sent) is recorded at once rather than at the end. */
 int lmp_tx_checkpoint(struct lmp_tx *tx);
