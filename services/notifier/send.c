@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "lmp/base/error.h"
 #include "lmp/base/ids.h"
@@ -108,39 +109,45 @@ static void send_span_end(struct lmp_span *s, int result, const char *err, long 
   lmp_span_end(s);
 }
 
-/* One claimed mail (row i of the claim) sent, and what came of it recorded: a sent one
- * is added to sent ({onboarding_id, kind, at}) for one update of them all; one given
- * up or to be tried again is recorded at once (rare); *settled is set when it is sent
- * or given up. *outcome is the send's answer (0, LMP_EREJECT, LMP_EIO, ...). Returns 0,
- * or < 0 when it could not be recorded. */
-static int send_one(struct lmp_tx *tx, PGresult *res, int i, void **curl, json_t *sent, int *outcome,
-                    int *settled) {
+/* A batch of mails ends after the mail during which this long has passed since its
+ * claim: its locks, and the mails waiting behind it, are held no longer. */
+#define BATCH_MS 1000
+
+static int64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A batch of claimed mails (the rows of res) as it is sent: the sent ones, recorded
+ * together at the end ({onboarding_id, kind, at}: the database's clock at the claim
+ * plus the time since, so every time in the table is the database's), and whether to
+ * end it early. */
+struct sending {
+  PGresult *res;
+  json_t *sent;
+  int64_t db_ms, mono0;
+  int settled; /* a mail was sent or given up: the tick has something to announce */
+  int stop;    /* end the batch after this mail */
+  int pause;   /* wait a second before the next call: the server is away, or a failure went unrecorded */
+};
+
+/* Records a mail that was not sent (given up, or to be tried again) under a savepoint:
+ * a statement that fails rolls back only that record and leaves the mail pending (tried
+ * again after a pause), while the batch goes on and its sent mails are recorded
+ * (rolling them back would send them again). */
+static int record_unsent(struct lmp_tx *tx, struct sending *bt, const char *id, const char *kind, int s, long attempts,
+                         const char *err) {
   struct notifier *n = lmp_tx_ctx(tx);
-  const char *id = PQgetvalue(res, i, 0), *kind = PQgetvalue(res, i, 1);
-  const char *parent = PQgetisnull(res, i, 7) ? NULL : PQgetvalue(res, i, 7);
-  char err[512] = "";
-  long attempts = strtol(PQgetvalue(res, i, 5), NULL, 10) + 1;
-  /* The send is a span of the trace of the event that owed the mail. */
-  lmp_tx_follow(tx, id, parent);
-  struct lmp_span span;
-  send_span_begin(&span, n, id, kind, attempts, parent);
-  int s = *outcome = notifier_send(n, curl, PQgetvalue(res, i, 2), PQgetvalue(res, i, 3), PQgetvalue(res, i, 4),
-                                   PQgetvalue(res, i, 6), err, sizeof(err));
-  pthread_setspecific(curl_key, *curl);
-  send_span_end(&span, s, err, attempts);
-  int r = 0;
-  if (s == 0) {
-    r = json_array_append_new(sent, json_pack("{s:s, s:s, s:I}", "onboarding_id", id, "kind", kind, "at",
-                                              (json_int_t)lmp_now_ms())) ? LMP_ENOMEM : 0;
-    atomic_fetch_add(&n->mails_sent, 1);
-    lmp_info(id, "mail %s sent", kind);
-    *settled = 1;
-  } else if (s == LMP_EREJECT || attempts >= n->max_attempts) {
+  int r = lmp_tx_command(tx, "SAVEPOINT unsent", 0, NULL);
+  if (r < 0)
+    return r;
+  if (s == LMP_EREJECT || attempts >= n->max_attempts) {
     char why[600], public_why[120];
     snprintf(why, sizeof(why), "%s%s", s == LMP_EREJECT ? "" : "given up after the last attempt: ", err);
     public_reason(s, err, attempts, public_why, sizeof(public_why));
     r = give_up(tx, id, kind, why, public_why);
-    *settled = 1;
+    bt->settled |= r == 0;
   } else {
     long wait = attempts < 20 ? (1L << attempts) : n->retry_max_s;
     if (wait > n->retry_max_s)
@@ -154,49 +161,87 @@ static int send_one(struct lmp_tx *tx, PGresult *res, int i, void **curl, json_t
     atomic_fetch_add(&n->attempts_failed, 1);
     lmp_warn(id, "mail %s not sent (attempt %ld, next in %ld s): %s", kind, attempts, wait, err);
   }
-  return r;
+  if (r == 0)
+    return lmp_tx_command(tx, "RELEASE SAVEPOINT unsent", 0, NULL);
+  lmp_warn(id, "mail %s: its failure could not be recorded (%s); it stays pending", kind, lmp_tx_db_error(tx));
+  bt->pause = 1;
+  return lmp_tx_command(tx, "ROLLBACK TO SAVEPOINT unsent", 0, NULL);
+}
+
+/* The batch's mail i sent over the sender's connection, and what came of it noted. */
+static int send_one(struct lmp_tx *tx, struct sending *bt, int i, void **curl) {
+  struct notifier *n = lmp_tx_ctx(tx);
+  PGresult *res = bt->res;
+  const char *id = PQgetvalue(res, i, 0), *kind = PQgetvalue(res, i, 1);
+  const char *parent = PQgetisnull(res, i, 7) ? NULL : PQgetvalue(res, i, 7);
+  char err[512] = "";
+  long attempts = strtol(PQgetvalue(res, i, 5), NULL, 10) + 1;
+  /* The send is a span of the trace of the event that owed the mail. */
+  lmp_tx_follow(tx, id, parent);
+  struct lmp_span span;
+  send_span_begin(&span, n, id, kind, attempts, parent);
+  int s = notifier_send(n, curl, PQgetvalue(res, i, 2), PQgetvalue(res, i, 3), PQgetvalue(res, i, 4),
+                        PQgetvalue(res, i, 6), err, sizeof(err));
+  pthread_setspecific(curl_key, *curl);
+  send_span_end(&span, s, err, attempts);
+  if (s == LMP_EIO)
+    bt->stop = bt->pause = 1; /* the server is not there: the mails behind this one wait */
+  if (s != 0)
+    return record_unsent(tx, bt, id, kind, s, attempts, err);
+  atomic_fetch_add(&n->mails_sent, 1);
+  lmp_info(id, "mail %s sent", kind);
+  bt->settled = 1;
+  json_int_t at = bt->db_ms + (mono_ms() - bt->mono0);
+  return json_array_append_new(bt->sent, json_pack("{s:s, s:s, s:I}", "onboarding_id", id, "kind", kind, "at", at))
+             ? LMP_ENOMEM
+             : 0;
 }
 
 /* A sender's call, in its own transaction: the mails due next are locked (SKIP LOCKED
  * lets the senders, and several notifiers, share the work), up to notifier.send_batch,
  * sent one after another over the sender's connection and recorded together: a burst
  * costs a transaction and two statements per batch, not per mail. A crash re-sends at
- * most the mails each sender had in hand (NOTIFIER_SENDERS per notifier), each with its
- * first copy's Message-ID. A mail that fails waits longer each time (up to retry_max_s) while the
- * others go out, and is given up after max_attempts, or at once when it can never go.
- * A server that cannot be reached ends the call: the mails after it wait for the next
- * one rather than each trying the same server. Returns 0 to be called again at once,
- * or how long to wait when nothing is due (mail owed later wakes the senders sooner). */
+ * most the mails each sender had in hand (NOTIFIER_SENDERS per notifier), each with
+ * its first copy's Message-ID. The batch ends early once BATCH_MS have passed, when the
+ * daemon drains, and when the server cannot be reached (the next call waits a second).
+ * A mail that fails waits longer each time (up to retry_max_s) while the others go
+ * out, and is given up after max_attempts, or at once when it can never go. Returns 0
+ * to be called again at once, or how long to wait when nothing is due (mail owed later
+ * wakes the senders sooner). */
 int notifier_send_next(struct lmp_tx *tx) {
   struct notifier *n = lmp_tx_ctx(tx);
   pthread_once(&curl_once, curl_key_make);
   void *curl = pthread_getspecific(curl_key);
-  PGresult *res;
-  char batch[16];
-  snprintf(batch, sizeof(batch), "%d", n->send_batch);
+  struct sending bt = {.mono0 = mono_ms()};
+  char limit[16];
+  snprintf(limit, sizeof(limit), "%d", n->send_batch);
+  const char *p[] = {limit};
   /* The Message-ID is the random one stored with the mail (migrations/004): the same
    * on every attempt, so a copy re-sent after a crash repeats the first copy's, and
    * nothing in it names the onboarding, whose id is the key to its status route. */
   int r = lmp_tx_query(tx, "SELECT onboarding_id, kind, recipient, subject, body, attempts, "
-                           "message_id || '@lmp-onboarding', traceparent FROM mails "
+                           "message_id || '@lmp-onboarding', traceparent, "
+                           "(extract(epoch FROM clock_timestamp()) * 1000)::bigint FROM mails "
                            "WHERE status = 'pending' AND next_attempt_at <= now() "
                            "ORDER BY next_attempt_at LIMIT $1::int FOR UPDATE SKIP LOCKED",
-                       1, (const char *[]){batch}, &res);
+                       1, p, &bt.res);
   if (r < 0)
     return r;
-  if (PQntuples(res) == 0) {
-    PQclear(res);
+  if (PQntuples(bt.res) == 0) {
+    PQclear(bt.res);
     return 1000; /* also when a mail waits for its next attempt */
   }
-  json_t *sent = json_array();
-  int settled = 0, s = 0;
-  r = sent ? 0 : LMP_ENOMEM;
-  for (int i = 0; r == 0 && s != LMP_EIO && i < PQntuples(res); i++)
-    r = send_one(tx, res, i, &curl, sent, &s, &settled);
-  PQclear(res);
-  /* Each sent mail's time is its own, not the transaction's. */
-  if (r == 0 && json_array_size(sent) > 0) {
-    char *rows = json_dumps(sent, JSON_COMPACT);
+  bt.db_ms = strtoll(PQgetvalue(bt.res, 0, 8), NULL, 10);
+  bt.sent = json_array();
+  r = bt.sent ? 0 : LMP_ENOMEM;
+  for (int i = 0; r == 0 && !bt.stop && i < PQntuples(bt.res); i++) {
+    r = send_one(tx, &bt, i, &curl);
+    if (mono_ms() - bt.mono0 >= BATCH_MS || lmp_tx_stopping(tx))
+      bt.stop = 1;
+  }
+  PQclear(bt.res);
+  if (r == 0 && json_array_size(bt.sent) > 0) {
+    char *rows = json_dumps(bt.sent, JSON_COMPACT);
     const char *q[] = {rows};
     r = rows ? lmp_tx_command(tx, "UPDATE mails m SET status = 'sent', "
                                   "sent_at = 'epoch'::timestamptz + s.at * interval '1 millisecond', "
@@ -207,10 +252,10 @@ int notifier_send_next(struct lmp_tx *tx) {
              : LMP_ENOMEM;
     free(rows);
   }
-  json_decref(sent);
-  if (r == 0 && settled)
+  json_decref(bt.sent);
+  if (r == 0 && bt.settled)
     lmp_tx_wake(tx); /* the tick announces them */
-  return r;
+  return r < 0 ? r : bt.pause ? 1000 : 0;
 }
 
 /* onboarding.confirmed of one onboarding: its facts, and whom each of its two mails
@@ -249,9 +294,9 @@ int notifier_confirm_new(struct lmp_tx *tx, const char *id, const char *customer
   return r;
 }
 
-/* onboarding.confirmed of every confirmation recorded and not confirmed yet, as an
- * upgrade leaves them (the previous version confirmed after recording), with its mails
- * as they stand, continuing the trace stored with it. */
+/* onboarding.confirmed of every confirmation recorded and not confirmed yet, as the
+ * versions before migration 006 left them (they confirmed once both mails were
+ * settled), with its mails as they stand, continuing the trace stored with it. */
 static int confirm_waiting(struct lmp_tx *tx) {
   PGresult *res;
   int r = lmp_tx_query(tx, "SELECT c.onboarding_id, c.customer_id, c.partner_id, c.account_name, c.shipments, "

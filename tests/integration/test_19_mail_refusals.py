@@ -4,12 +4,13 @@ at all" fails at once and the partner is told; an event whose text was built to
 smuggle a second message or a Bcc header is dead-lettered, never mailed; a server
 that refuses with 5xx fails the mail at once; a server that never answers fails it after
 notifier.max_attempts. Each is recorded, counted, and the onboarding confirmed with
-its mails' status."""
+its mails' status. A failure the database will not record sends no other mail twice."""
 import re
 import sys
 import uuid
 
-from harness import Namespace, SmtpGate, check, decode, example, headers, http_get, onboarding_id, run, wait_for
+from harness import (Namespace, SmtpGate, check, decode, example, headers, http_get, onboarding_id, pg_connect, run,
+                     wait_for)
 
 SMUGGLE = ("Evil Corp\r\n.\r\nMAIL FROM:<eve@evil.example>\r\nRCPT TO:<eve@evil.example>\r\nDATA\r\n"
            "Subject: smuggled\r\nBcc: eve@evil.example\r\n\r\nhi\r\n.\r\nQUIT\r\n")
@@ -107,6 +108,36 @@ def test_mail_refusals(ns):
             problems = other.close()
             gate.close()
         check(not problems, "; ".join(problems))
+
+    # A failure the database will not record (a trigger of the test's refuses it), in
+    # a sender's batch beside a mail that went out: the sent one is recorded all the
+    # same, so it goes once however often the refusal repeats; the other stays pending,
+    # its attempts untouched, and is given up once the database takes it.
+    other = Namespace("mail_unrecorded")
+    try:
+        p = other.start("notifier")
+        with pg_connect(other.dbname("notifier"), autocommit=True) as c:
+            c.execute("CREATE FUNCTION refuse_failed() RETURNS trigger LANGUAGE plpgsql AS "
+                      "$$ BEGIN RAISE EXCEPTION 'the test refuses to record a failure'; END $$")
+            c.execute("CREATE TRIGGER refuse_failed BEFORE UPDATE ON mails FOR EACH ROW "
+                      "WHEN (NEW.status = 'failed') EXECUTE FUNCTION refuse_failed()")
+        oid3, ev3 = shipping_completed("not an email at all", "Unrecorded Ltd")
+        other.publish("onboarding.shipping-completed", ev3, key=oid3)
+        wait_for("the refusal to record met three times", lambda: open(p.logfile).read().count(
+            "its failure could not be recorded") >= 3, timeout=60)
+        m = mails(other, oid3)
+        check(m["confirmation"][0] == "sent" and m["invitation"][:2] == ("pending", 0), m)
+        sent = [str(x["Message-ID"]) for x in other.mails(oid3)]
+        check(len(sent) == 1, f"the confirmation reached the server {len(sent)} times")
+        with pg_connect(other.dbname("notifier"), autocommit=True) as c:
+            c.execute("DROP TRIGGER refuse_failed ON mails")
+        wait_for("the invitation given up", lambda: mails(other, oid3)["invitation"][0] == "failed")
+        wait_for("the partner told", lambda: mails(other, oid3).get("undeliverable:invitation", ("",))[0] == "sent")
+        sent = sorted(other.mail_ids(oid3)[str(x["Message-ID"])][1] for x in other.mails(oid3))
+        check(sent == ["confirmation", "undeliverable:invitation"], f"the mails received: {sent}")
+    finally:
+        problems = other.close()
+    check(not problems, "; ".join(problems))
 
 
 if __name__ == "__main__":
