@@ -73,9 +73,12 @@ static int load(struct lmp_http_call *call) {
     char total[24];
     snprintf(total, sizeof(total), "%lld", (long long)json_integer_value(json_object_get(it, "total")));
     const char *p[] = {lmp_admin_str(it, "partner_id"), lmp_admin_str(it, "product"), total};
-    lmp_admin_exec(db, "WITH changed AS (UPDATE partners SET balance_version = balance_version + 1 "
-                       "WHERE partner_id = $1) INSERT INTO pools(partner_id, product, total) "
-                       "VALUES ($1, $2, $3::int) ON CONFLICT (partner_id, product) DO UPDATE SET total = EXCLUDED.total",
+    /* The partner's row first, in a statement of its own (a data-modifying WITH runs
+     * after the statement it is attached to): the order allocation takes them in. */
+    lmp_admin_exec(db, "UPDATE partners SET balance_version = balance_version + 1 WHERE partner_id = $1", 1, p, err,
+                   sizeof(err));
+    lmp_admin_exec(db, "INSERT INTO pools(partner_id, product, total) VALUES ($1, $2, $3::int) "
+                       "ON CONFLICT (partner_id, product) DO UPDATE SET total = EXCLUDED.total",
                    3, p, err, sizeof(err));
   }
   json_decref(j);

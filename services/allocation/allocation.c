@@ -14,7 +14,7 @@
 
 #define STAGE "allocation"
 
-/* In a fixed order, so two allocations lock pool rows in the same order. */
+/* The products in the order a license lists them (and its shortfalls are named in). */
 static const char *const products[] = {"MDR_CORE", "MDR_COMPLETE", "MDR_CLOUD", "BEAUCERON_SAT"};
 static const char *const product_names[] = {"MDR Core", "MDR Complete", "MDR Cloud", "Beauceron SAT"};
 
@@ -70,11 +70,11 @@ static void needs_arrays(const struct need *needs, size_t nn, char *products_a, 
 }
 
 /* Draws every need from the partner's pools or none, in one statement (the partner's
- * row is locked, PARTNER_FIRST): each shortfall a reason in rs (*nr of them, at most
- * 4) naming the product, what was requested and what is available, and then nothing is
- * drawn. A pool that changed between the statement's look and its update (only a
- * writer that skipped the partner's lock could) leaves part drawn: LMP_ERETRY rolls it
- * all back. */
+ * row is locked, PARTNER_FIRST, so the pools it sees are the pools it updates): each
+ * shortfall a reason in rs (*nr of them, at most 4) naming the product, what was
+ * requested and what is available, and then nothing is drawn. Should a pool change
+ * between the statement's look and its update all the same (a writer that did not
+ * lock the partner first), part would be drawn: LMP_ERETRY rolls it all back. */
 static int draw(struct lmp_tx *tx, const char *partner, const struct need *needs, size_t nn, struct lmp_reason *rs,
                 size_t *nr) {
   char products_a[96], users_a[96];
