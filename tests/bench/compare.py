@@ -47,7 +47,8 @@ def machine(path):
 
 
 def mean(runs, key):
-    """Position by position over the runs that have the figure with the same count of numbers."""
+    """Position by position over the runs that have the figure (with as many numbers
+    as the first run that has it: a value that lost a part is left out)."""
     got = [r[key][1] for r in runs if key in r]
     if not got:
         return None
@@ -58,7 +59,8 @@ def mean(runs, key):
 def show(nums):
     if nums is None:
         return "-"
-    return " / ".join(f"{n:,.0f}" if n >= 100 or n == int(n) else f"{n:.2f}" for n in nums)
+    return " / ".join(f"{n:,.0f}" if n >= 100 or n == int(n) else f"{n:.2f}" if n >= 0.01 else f"{n:.4f}"
+                      for n in nums)
 
 
 def ratio(head, base):
@@ -87,7 +89,8 @@ def main():
     for key in keys:
         b, h = mean(base, key), mean(head, key)
         unit = " " + (head[0].get(key) or base[0][key])[2]
-        rows.append(f"| {key} | {show(b)}{unit if b else ''} | {show(h)}{unit if h else ''} | {ratio(h, b)} |")
+        rows.append(f"| {key} | {show(b)}{unit if b is not None else ''} | {show(h)}{unit if h is not None else ''} | "
+                    f"{ratio(h, b)} |")
 
     def one(runs, key, i=0):
         m = mean(runs, key)
@@ -97,9 +100,9 @@ def main():
 
     def against_base(name, key, limit):
         b, h = one(base, key), one(head, key)
-        if b is None or h is None:
-            targets.append(f"| {name} <= {limit} of {b_}'s | {show([b] if b else None)} | "
-                           f"{show([h] if h else None)} | | **not measured** |")
+        if not b or h is None:
+            targets.append(f"| {name} <= {limit} of {b_}'s | {show(None if b is None else [b])} | "
+                           f"{show(None if h is None else [h])} | | **not measured** |")
             return
         r = h / b
         targets.append(f"| {name} <= {limit} of {b_}'s | {b:.2f} ms | {h:.2f} ms | {r:.2f} | "
@@ -108,7 +111,7 @@ def main():
     def absolute(name, key, i, limit, unit):
         b, h = one(base, key, i), one(head, key, i)
         if h is None:
-            targets.append(f"| {name} <= {limit} {unit} | {show([b] if b else None)} | - | | **not measured** |")
+            targets.append(f"| {name} <= {limit} {unit} | {show(None if b is None else [b])} | - | | **not measured** |")
             return
         targets.append(f"| {name} <= {limit} {unit} | {'-' if b is None else f'{b:.1f} {unit}'} | {h:.1f} {unit} | "
                        f"{h / limit:.2f} of the target | {'yes' if h <= limit else '**no**'} |")
