@@ -1,9 +1,10 @@
 /* The span exporter against a collector of the test's own (a socket that reads one
  * OTLP/HTTP request and answers it): what it sends is OTLP JSON with the ids, parent,
  * kind, times, attributes and status of each sampled span, and nothing of an
- * unsampled one; text that is not UTF-8 arrives mended; a collector that is away
- * costs dropped spans, counted, and a stop that does not wait; a slow one, a stop
- * bounded by tracing.timeout_ms. */
+ * unsampled one; text that is not UTF-8 arrives mended; spans a collector rejects in
+ * a 200 answer are counted dropped; a collector that is away costs dropped spans,
+ * counted, and a stop that does not wait; a slow one, a stop bounded by
+ * tracing.timeout_ms. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -32,6 +33,7 @@ struct collector {
   pthread_t thread;
   char *body; /* the first request's body */
   char path[128];
+  const char *answer; /* its answer's body; NULL: {} */
 };
 
 static void *serve(void *arg) {
@@ -55,7 +57,10 @@ static void *serve(void *arg) {
     while (have - head < want && (n = read(conn, buf + have, sizeof(buf) - 1 - have)) > 0)
       have += (size_t)n;
     c->body = strndup(end + 4, want);
-    const char *ok = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}";
+    const char *answer = c->answer ? c->answer : "{}";
+    char ok[512];
+    snprintf(ok, sizeof(ok), "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+             strlen(answer), answer);
     if (write(conn, ok, strlen(ok)) < 0)
       c->body[0] = '\0';
   }
@@ -154,6 +159,40 @@ static void exports_otlp_json(void **state) {
   close(c.fd);
 }
 
+/* A collector that answers 200 but rejects part of the batch (OTLP's partialSuccess):
+ * the rejected spans are counted as dropped, not exported. */
+static void partial_success(void **state) {
+  struct collector c;
+  struct lmp_config cfg;
+  char endpoint[64], err[256], own[64];
+  collector_start(&c, 0);
+  c.answer = "{\"partialSuccess\":{\"rejectedSpans\":\"2\",\"errorMessage\":\"spans too old\"}}";
+  assert_int_equal(listen(c.fd, 4), 0);
+  assert_int_equal(pthread_create(&c.thread, NULL, serve, &c), 0);
+  settings(&cfg, c.port, endpoint, sizeof(endpoint));
+  cfg.tracing_interval_ms = 60000; /* one batch, sent by the stop */
+  assert_int_equal(lmp_trace_start(&cfg, "lmp-test", err, sizeof(err)), 0);
+  for (int i = 0; i < 3; i++) {
+    struct lmp_span s;
+    lmp_traceparent(PARENT, own);
+    lmp_span_begin(&s, "send onboarding.accepted", LMP_SPAN_PRODUCER, own, PARENT);
+    lmp_span_end(&s);
+  }
+  lmp_trace_stop();
+  pthread_join(c.thread, NULL);
+  uint64_t exported, dropped;
+  lmp_trace_counts(&exported, &dropped, NULL);
+  json_t *doc = json_loads(c.body, 0, NULL);
+  assert_int_equal(json_array_size(json_object_get(json_array_get(json_object_get(json_array_get(
+                       json_object_get(doc, "resourceSpans"), 0), "scopeSpans"), 0), "spans")),
+                   3);
+  json_decref(doc);
+  free(c.body);
+  close(c.fd);
+  assert_int_equal(exported, 1);
+  assert_int_equal(dropped, 2);
+}
+
 static void collector_away(void **state) {
   struct collector c;
   struct lmp_config cfg;
@@ -249,6 +288,7 @@ static void slow_collector_bounds_the_stop(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(exports_otlp_json),
+      cmocka_unit_test(partial_success),
       cmocka_unit_test(collector_away),
       cmocka_unit_test(slow_collector_bounds_the_stop),
   };

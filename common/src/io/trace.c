@@ -187,14 +187,41 @@ static char *batch_json(const struct tracer *t, struct lmp_span **spans, size_t 
   return body;
 }
 
-static size_t discard(char *p, size_t size, size_t n, void *ctx) {
-  (void)p;
-  (void)ctx;
+/* The collector's answer, its first bytes: all an OTLP answer needs (the rest is
+ * read and dropped). */
+struct answer {
+  char text[4096];
+  size_t len;
+};
+
+static size_t keep(char *p, size_t size, size_t n, void *ctx) {
+  struct answer *a = ctx;
+  size_t k = size * n, room = sizeof(a->text) - 1 - a->len;
+  memcpy(a->text + a->len, p, k < room ? k : room);
+  a->len += k < room ? k : room;
+  a->text[a->len] = '\0';
   return size * n;
 }
 
-/* 0 when the collector took the batch, else the reason in err. */
-static int send_batch(struct tracer *t, const char *body, long timeout_ms, char *err, size_t errlen) {
+/* The spans an OTLP answer says the collector rejected though it answered 2xx
+ * (partialSuccess.rejectedSpans, a number or, as proto3's JSON writes an int64, a
+ * string), with its reason in err; 0 when it took them all. */
+static long rejected(const char *answer, char *err, size_t errlen) {
+  json_t *doc = json_loads(answer, 0, NULL);
+  json_t *ps = json_object_get(doc, "partialSuccess"), *n = json_object_get(ps, "rejectedSpans");
+  long k = json_is_integer(n)  ? (long)json_integer_value(n)
+           : json_is_string(n) ? strtol(json_string_value(n), NULL, 10)
+                               : 0;
+  const char *why = json_string_value(json_object_get(ps, "errorMessage"));
+  if (k > 0)
+    snprintf(err, errlen, "the collector rejected %ld of them: %s", k, why && *why ? why : "no reason given");
+  json_decref(doc);
+  return k > 0 ? k : 0;
+}
+
+/* The spans of the batch the collector took none of (LMP_ERETRY, the reason in err),
+ * or how many it rejected of a batch it answered (0: all taken). */
+static long send_batch(struct tracer *t, const char *body, long timeout_ms, char *err, size_t errlen) {
   CURL *c = curl_easy_init();
   if (c == NULL) {
     snprintf(err, errlen, "no HTTP client");
@@ -205,7 +232,9 @@ static int send_batch(struct tracer *t, const char *body, long timeout_ms, char 
   curl_easy_setopt(c, CURLOPT_URL, t->url);
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
   curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+  struct answer a = {.len = 0};
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, keep);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, &a);
   curl_easy_setopt(c, CURLOPT_ERRORBUFFER, cerr);
   curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
@@ -225,7 +254,7 @@ static int send_batch(struct tracer *t, const char *body, long timeout_ms, char 
     snprintf(err, errlen, "the collector answered HTTP %ld", status);
     return LMP_ERETRY;
   }
-  return 0;
+  return rejected(a.text, err, errlen);
 }
 
 /* Takes up to t->batch spans off the queue; called with the lock held. */
@@ -241,7 +270,7 @@ static size_t take(struct tracer *t, struct lmp_span **out) {
 static void export(struct tracer *t, struct lmp_span **spans, size_t k, long timeout_ms) {
   char err[CURL_ERROR_SIZE + 64] = "out of memory";
   char *body = batch_json(t, spans, k);
-  int r = body ? send_batch(t, body, timeout_ms, err, sizeof(err)) : LMP_ENOMEM;
+  long r = body ? send_batch(t, body, timeout_ms, err, sizeof(err)) : LMP_ENOMEM;
   free(body);
   for (size_t i = 0; i < k; i++)
     free(spans[i]);
@@ -252,7 +281,11 @@ static void export(struct tracer *t, struct lmp_span **spans, size_t k, long tim
     t->failing = 0;
     return;
   }
-  atomic_fetch_add(&t->dropped, k);
+  /* Rejected spans of a batch the collector answered are dropped and counted too. */
+  size_t lost = r < 0 || (size_t)r > k ? k : (size_t)r;
+  atomic_fetch_add(&t->exported, k - lost);
+  atomic_fetch_add(&t->dropped, lost);
+  k = lost;
   if (!t->failing)
     lmp_warn(NULL, "tracing: %zu spans dropped, %s did not take them: %s (dropped spans are counted in "
              "lmp_trace_spans_dropped_total)", k, t->url, err);
