@@ -216,7 +216,8 @@ static void all_or_nothing(void **state) {
   rows = feed(&a, "onboarding.accepted", id2, accepted("physical-complete.json", id2));
   json_t *reasons = json_object_get(emitted(rows, "onboarding.failed"), "reasons");
   assert_int_equal(json_array_size(reasons), 3);
-  const char *want[] = {"MDR Complete: 120 users requested, 100 available", "MDR Cloud: 25 users requested, 10 available",
+  const char *want[] = {"MDR Complete: 120 users requested, 100 available",
+                        "MDR Cloud: 25 users requested, 10 available",
                         "Beauceron SAT: 120 users requested, 0 available"};
   for (size_t i = 0; i < 3; i++)
     assert_non_null(strstr(json_string_value(json_object_get(json_array_get(reasons, i), "message")), want[i]));
@@ -229,7 +230,8 @@ static void all_or_nothing(void **state) {
   assert_int_equal(count(rows, "onboarding.users-allocated"), 1);
   json_decref(rows);
   assert_int_equal(txh_long(&a, "SELECT sum(allocated) FROM pools"), 120 + 25 + 120);
-  assert_int_equal(txh_long(&a, "SELECT sum(users) FROM allocations WHERE onboarding_id = '22222222-2222-4222-8222-222222222224'"),
+  assert_int_equal(txh_long(&a, "SELECT sum(users) FROM allocations "
+                                "WHERE onboarding_id = '22222222-2222-4222-8222-222222222224'"),
                    120 + 25 + 120);
   txh_close(&a);
 }
