@@ -2,10 +2,11 @@
  * OTLP/HTTP request and answers it): what it sends is OTLP JSON with the ids, parent,
  * kind, times, attributes and status of each sampled span, and nothing of an
  * unsampled one; text that is not UTF-8 arrives mended; spans a collector rejects in
- * a 200 answer are counted dropped; a collector that is away costs dropped spans,
- * counted, and a stop that does not wait; a slow one, a stop bounded by
- * tracing.timeout_ms. */
+ * a 200 answer are counted dropped; batches share one connection; a collector that is
+ * away costs dropped spans, counted, and a stop that does not wait; a slow one, a stop
+ * bounded by tracing.timeout_ms. */
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -228,6 +229,75 @@ static void collector_away(void **state) {
     fail_msg("the stop took %.1f s with the collector away", took);
 }
 
+/* A collector that keeps each connection open for the requests that follow (HTTP/1.1
+ * keep-alive), counting connections and requests. */
+struct keepalive {
+  int fd;
+  atomic_int accepts, requests;
+};
+
+static void *serve_kept(void *arg) {
+  struct keepalive *k = arg;
+  int conn;
+  while ((conn = accept(k->fd, NULL, NULL)) >= 0) {
+    atomic_fetch_add(&k->accepts, 1);
+    char buf[1 << 16];
+    size_t have = 0;
+    ssize_t n;
+    while ((n = read(conn, buf + have, sizeof(buf) - 1 - have)) > 0) {
+      have += (size_t)n;
+      buf[have] = '\0';
+      char *end = strstr(buf, "\r\n\r\n");
+      const char *cl = end ? strcasestr(buf, "content-length:") : NULL;
+      size_t want = cl ? strtoul(cl + 15, NULL, 10) : 0, head = end ? (size_t)(end + 4 - buf) : 0;
+      if (end == NULL || have - head < want)
+        continue; /* the rest of this request */
+      atomic_fetch_add(&k->requests, 1);
+      memmove(buf, buf + head + want, have - head - want);
+      have -= head + want;
+      const char *ok = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}";
+      if (write(conn, ok, strlen(ok)) < 0)
+        break;
+    }
+    close(conn);
+  }
+  return NULL;
+}
+
+static int wait_requests(struct keepalive *k, int n) {
+  for (int i = 0; i < 400 && atomic_load(&k->requests) < n; i++)
+    nanosleep(&(struct timespec){0, 5 * 1000000L}, NULL);
+  return atomic_load(&k->requests);
+}
+
+/* Batch after batch goes over one connection: no connection (and, to a collector
+ * behind TLS, no handshake) per batch. */
+static void one_connection(void **state) {
+  struct collector c;
+  struct lmp_config cfg;
+  char endpoint[64], err[256], own[64];
+  collector_start(&c, 0);
+  assert_int_equal(listen(c.fd, 4), 0);
+  struct keepalive k = {.fd = c.fd};
+  pthread_t th;
+  assert_int_equal(pthread_create(&th, NULL, serve_kept, &k), 0);
+  settings(&cfg, c.port, endpoint, sizeof(endpoint));
+  cfg.tracing_batch_spans = 1;
+  assert_int_equal(lmp_trace_start(&cfg, "lmp-test", err, sizeof(err)), 0);
+  for (int i = 1; i <= 3; i++) {
+    struct lmp_span s;
+    lmp_traceparent(PARENT, own);
+    lmp_span_begin(&s, "send onboarding.accepted", LMP_SPAN_PRODUCER, own, PARENT);
+    lmp_span_end(&s);
+    assert_int_equal(wait_requests(&k, i), i);
+  }
+  lmp_trace_stop();
+  shutdown(c.fd, SHUT_RDWR);
+  close(c.fd);
+  pthread_join(th, NULL);
+  assert_int_equal(atomic_load(&k.accepts), 1);
+}
+
 /* A collector that answers every request, slowly. */
 static void *serve_slowly(void *arg) {
   struct collector *c = arg;
@@ -289,6 +359,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(exports_otlp_json),
       cmocka_unit_test(partial_success),
+      cmocka_unit_test(one_connection),
       cmocka_unit_test(collector_away),
       cmocka_unit_test(slow_collector_bounds_the_stop),
   };

@@ -31,6 +31,8 @@ struct tracer {
   int64_t stop_by_ns;    /* the stop sends nothing after this (tracing.timeout_ms) */
   atomic_int stopped;    /* the exporter ended: spans are no longer taken */
   struct lmp_span **batchbuf; /* the thread's: the batch it sends */
+  CURL *curl;            /* the thread's: one handle, so one kept-alive connection (and TLS session) */
+  struct curl_slist *headers;
   pthread_t thread;
   atomic_uint_fast64_t exported, dropped;
   int failing;           /* the last send failed: logged once until one succeeds */
@@ -222,30 +224,31 @@ static long rejected(const char *answer, char *err, size_t errlen) {
 /* The spans of the batch the collector took none of (LMP_ERETRY, the reason in err),
  * or how many it rejected of a batch it answered (0: all taken). */
 static long send_batch(struct tracer *t, const char *body, long timeout_ms, char *err, size_t errlen) {
-  CURL *c = curl_easy_init();
-  if (c == NULL) {
-    snprintf(err, errlen, "no HTTP client");
-    return LMP_ENOMEM;
+  if (t->curl == NULL) { /* the first batch: the handle the thread keeps */
+    if ((t->curl = curl_easy_init()) == NULL ||
+        (t->headers = curl_slist_append(NULL, "Content-Type: application/json")) == NULL) {
+      snprintf(err, errlen, "no HTTP client");
+      return LMP_ENOMEM;
+    }
+    curl_easy_setopt(t->curl, CURLOPT_URL, t->url);
+    curl_easy_setopt(t->curl, CURLOPT_HTTPHEADER, t->headers);
+    curl_easy_setopt(t->curl, CURLOPT_WRITEFUNCTION, keep);
+    curl_easy_setopt(t->curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(t->curl, CURLOPT_PROTOCOLS_STR, "http,https");
+    if (t->ca_file)
+      curl_easy_setopt(t->curl, CURLOPT_CAINFO, t->ca_file);
   }
+  CURL *c = t->curl;
   char cerr[CURL_ERROR_SIZE] = "";
-  struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-  curl_easy_setopt(c, CURLOPT_URL, t->url);
-  curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-  curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
   struct answer a = {.len = 0};
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, keep);
+  curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, &a);
   curl_easy_setopt(c, CURLOPT_ERRORBUFFER, cerr);
   curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
-  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-  if (t->ca_file)
-    curl_easy_setopt(c, CURLOPT_CAINFO, t->ca_file);
   CURLcode cr = curl_easy_perform(c);
   long status = 0;
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-  curl_slist_free_all(h);
-  curl_easy_cleanup(c);
+  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, NULL); /* cerr ends with this call */
   if (cr != CURLE_OK) {
     snprintf(err, errlen, "%s", *cerr ? cerr : curl_easy_strerror(cr));
     return LMP_ERETRY;
@@ -327,6 +330,10 @@ static void *run(void *arg) {
     atomic_fetch_add(&t->dropped, 1);
   }
   pthread_mutex_unlock(&t->lock);
+  curl_easy_cleanup(t->curl);
+  curl_slist_free_all(t->headers);
+  t->curl = NULL;
+  t->headers = NULL;
   return NULL;
 }
 
