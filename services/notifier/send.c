@@ -59,16 +59,13 @@ static void public_reason(int s, const char *err, long attempts, char *out, size
     snprintf(out, len, "the mail could not be written");
 }
 
-/* A mail that will never go: recorded as failed with why (and why in public words),
- * counted, and, for the invitation, the partner told. */
+/* A mail that will never go: recorded as failed with why (and why in public words)
+ * and, for the invitation, the partner told. */
 static int give_up(struct lmp_tx *tx, const char *id, const char *kind, const char *why, const char *public_why) {
-  struct notifier *n = lmp_tx_ctx(tx);
   const char *q[] = {id, kind, why, public_why};
   int r = lmp_tx_command(tx, "UPDATE mails SET status = 'failed', attempts = attempts + 1, last_error = $3, "
                              "fail_reason = $4, settled_at = clock_timestamp() WHERE onboarding_id = $1 AND kind = $2",
                          4, q);
-  atomic_fetch_add(&n->mails_failed, 1);
-  lmp_error(id, "mail %s given up: %s", kind, why);
   if (r == 0 && strcmp(kind, "invitation") == 0)
     r = owe_undeliverable(tx, id, kind, why);
   return r;
@@ -132,40 +129,61 @@ struct sending {
   int pause;   /* wait a second before the next call: the server is away, or a failure went unrecorded */
 };
 
-/* Records a mail that was not sent (given up, or to be tried again) under a savepoint:
- * a statement that fails rolls back only that record and leaves the mail pending (tried
- * again after a pause), while the batch goes on and its sent mails are recorded
+/* Records a mail that was not sent (given up, or to be tried again) under a savepoint,
+ * counted and logged once recorded. A record that fails rolls back alone: the mail
+ * stays pending, its attempts untouched, and waits as a failed attempt would (so it
+ * does not head every batch), while the batch goes on and its sent mails are recorded
  * (rolling them back would send them again). */
 static int record_unsent(struct lmp_tx *tx, struct sending *bt, const char *id, const char *kind, int s, long attempts,
                          const char *err) {
   struct notifier *n = lmp_tx_ctx(tx);
+  int give = s == LMP_EREJECT || attempts >= n->max_attempts;
+  long wait = attempts < 20 ? (1L << attempts) : n->retry_max_s;
+  if (wait > n->retry_max_s)
+    wait = n->retry_max_s;
+  char w[24], why[600];
+  snprintf(w, sizeof(w), "%ld", wait);
+  snprintf(why, sizeof(why), "%s%s", s == LMP_EREJECT ? "" : "given up after the last attempt: ", err);
+  const char *q[] = {id, kind, err, w}, *later[] = {id, kind, w};
   int r = lmp_tx_command(tx, "SAVEPOINT unsent", 0, NULL);
   if (r < 0)
     return r;
-  if (s == LMP_EREJECT || attempts >= n->max_attempts) {
-    char why[600], public_why[120];
-    snprintf(why, sizeof(why), "%s%s", s == LMP_EREJECT ? "" : "given up after the last attempt: ", err);
+  if (give) {
+    char public_why[120];
     public_reason(s, err, attempts, public_why, sizeof(public_why));
     r = give_up(tx, id, kind, why, public_why);
-    bt->settled |= r == 0;
   } else {
-    long wait = attempts < 20 ? (1L << attempts) : n->retry_max_s;
-    if (wait > n->retry_max_s)
-      wait = n->retry_max_s;
-    char w[24];
-    snprintf(w, sizeof(w), "%ld", wait);
-    const char *q[] = {id, kind, err, w};
     r = lmp_tx_command(tx, "UPDATE mails SET attempts = attempts + 1, last_error = $3, "
                            "next_attempt_at = clock_timestamp() + $4::int * interval '1 second' "
                            "WHERE onboarding_id = $1 AND kind = $2", 4, q);
-    atomic_fetch_add(&n->attempts_failed, 1);
-    lmp_warn(id, "mail %s not sent (attempt %ld, next in %ld s): %s", kind, attempts, wait, err);
   }
-  if (r == 0)
-    return lmp_tx_command(tx, "RELEASE SAVEPOINT unsent", 0, NULL);
-  lmp_warn(id, "mail %s: its failure could not be recorded (%s); it stays pending", kind, lmp_tx_db_error(tx));
+  if (r == 0 && (r = lmp_tx_command(tx, "RELEASE SAVEPOINT unsent", 0, NULL)) == 0) {
+    if (give) {
+      atomic_fetch_add(&n->mails_failed, 1);
+      lmp_error(id, "mail %s given up: %s", kind, why);
+      bt->settled = 1;
+    } else {
+      atomic_fetch_add(&n->attempts_failed, 1);
+      lmp_warn(id, "mail %s not sent (attempt %ld, next in %ld s): %s", kind, attempts, wait, err);
+    }
+    return 0;
+  }
+  lmp_warn(id, "mail %s: its failure could not be recorded (%s%s%s); it stays pending, tried again in %ld s", kind,
+           lmp_strerror(r), r == LMP_EDB || r == LMP_ERETRY ? ": " : "",
+           r == LMP_EDB || r == LMP_ERETRY ? lmp_tx_db_error(tx) : "", wait);
   bt->pause = 1;
-  return lmp_tx_command(tx, "ROLLBACK TO SAVEPOINT unsent", 0, NULL);
+  if ((r = lmp_tx_command(tx, "ROLLBACK TO SAVEPOINT unsent", 0, NULL)) < 0 ||
+      (r = lmp_tx_command(tx, "RELEASE SAVEPOINT unsent", 0, NULL)) < 0)
+    return r;
+  /* Pushed back as a failed attempt would be, without counting one; if even that is
+   * refused, it stays as it was. */
+  if ((r = lmp_tx_command(tx, "SAVEPOINT unsent", 0, NULL)) < 0)
+    return r;
+  r = lmp_tx_command(tx, "UPDATE mails SET next_attempt_at = clock_timestamp() + $3::int * interval '1 second' "
+                         "WHERE onboarding_id = $1 AND kind = $2", 3, later);
+  if (r < 0 && (r = lmp_tx_command(tx, "ROLLBACK TO SAVEPOINT unsent", 0, NULL)) < 0)
+    return r;
+  return lmp_tx_command(tx, "RELEASE SAVEPOINT unsent", 0, NULL);
 }
 
 /* The batch's mail i sent over the sender's connection, and what came of it noted. */
