@@ -293,8 +293,8 @@ static void one_connection(void **state) {
   }
   lmp_trace_stop();
   shutdown(c.fd, SHUT_RDWR);
-  close(c.fd);
   pthread_join(th, NULL);
+  close(c.fd);
   assert_int_equal(atomic_load(&k.accepts), 1);
 }
 

@@ -36,6 +36,7 @@ struct tracer {
   pthread_t thread;
   atomic_uint_fast64_t exported, dropped;
   int failing;           /* the last send failed: logged once until one succeeds */
+  int rejecting;         /* the collector rejected spans: logged once until it takes a whole batch */
 };
 
 /* Set at start, before other threads run, and kept after the stop (stopped then): a
@@ -224,19 +225,23 @@ static long rejected(const char *answer, char *err, size_t errlen) {
 /* The spans of the batch the collector took none of (LMP_ERETRY, the reason in err),
  * or how many it rejected of a batch it answered (0: all taken). */
 static long send_batch(struct tracer *t, const char *body, long timeout_ms, char *err, size_t errlen) {
-  if (t->curl == NULL) { /* the first batch: the handle the thread keeps */
-    if ((t->curl = curl_easy_init()) == NULL ||
-        (t->headers = curl_slist_append(NULL, "Content-Type: application/json")) == NULL) {
+  if (t->curl == NULL) { /* the first batch: the handle the thread keeps, once whole */
+    CURL *c = curl_easy_init();
+    struct curl_slist *h = c ? curl_slist_append(NULL, "Content-Type: application/json") : NULL;
+    if (h == NULL) {
+      curl_easy_cleanup(c);
       snprintf(err, errlen, "no HTTP client");
       return LMP_ENOMEM;
     }
-    curl_easy_setopt(t->curl, CURLOPT_URL, t->url);
-    curl_easy_setopt(t->curl, CURLOPT_HTTPHEADER, t->headers);
-    curl_easy_setopt(t->curl, CURLOPT_WRITEFUNCTION, keep);
-    curl_easy_setopt(t->curl, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(t->curl, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(c, CURLOPT_URL, t->url);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, keep);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
     if (t->ca_file)
-      curl_easy_setopt(t->curl, CURLOPT_CAINFO, t->ca_file);
+      curl_easy_setopt(c, CURLOPT_CAINFO, t->ca_file);
+    t->curl = c;
+    t->headers = h;
   }
   CURL *c = t->curl;
   char cerr[CURL_ERROR_SIZE] = "";
@@ -248,7 +253,10 @@ static long send_batch(struct tracer *t, const char *body, long timeout_ms, char
   CURLcode cr = curl_easy_perform(c);
   long status = 0;
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, NULL); /* cerr ends with this call */
+  /* What they point at ends with this call. */
+  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, NULL);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, NULL);
+  curl_easy_setopt(c, CURLOPT_POSTFIELDS, NULL);
   if (cr != CURLE_OK) {
     snprintf(err, errlen, "%s", *cerr ? cerr : curl_easy_strerror(cr));
     return LMP_ERETRY;
@@ -277,22 +285,26 @@ static void export(struct tracer *t, struct lmp_span **spans, size_t k, long tim
   free(body);
   for (size_t i = 0; i < k; i++)
     free(spans[i]);
+  if (r >= 0 && t->failing)
+    lmp_info(NULL, "tracing: %s takes spans again", t->url);
   if (r == 0) {
     atomic_fetch_add(&t->exported, k);
-    if (t->failing)
-      lmp_info(NULL, "tracing: %s takes spans again", t->url);
-    t->failing = 0;
+    t->failing = t->rejecting = 0;
     return;
   }
-  /* Rejected spans of a batch the collector answered are dropped and counted too. */
+  /* Spans of a batch the collector answered but rejected are dropped and counted too;
+   * the collector is there, so the stop still sends to it (failing is for one that
+   * took nothing). */
   size_t lost = r < 0 || (size_t)r > k ? k : (size_t)r;
   atomic_fetch_add(&t->exported, k - lost);
   atomic_fetch_add(&t->dropped, lost);
-  k = lost;
-  if (!t->failing)
+  int *once = r < 0 ? &t->failing : &t->rejecting;
+  if (r > 0)
+    t->failing = 0;
+  if (!*once)
     lmp_warn(NULL, "tracing: %zu spans dropped, %s did not take them: %s (dropped spans are counted in "
-             "lmp_trace_spans_dropped_total)", k, t->url, err);
-  t->failing = 1;
+             "lmp_trace_spans_dropped_total)", lost, t->url, err);
+  *once = 1;
 }
 
 static void *run(void *arg) {
