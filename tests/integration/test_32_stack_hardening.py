@@ -299,23 +299,23 @@ def second_stack():
             check(out.returncode != 0 and "refusing" in out.stderr, f"{what}: {out.returncode} {out.stderr[-300:]}")
         log("a cluster folder open to others, or another user's, is refused")
 
-        # The cluster outlives the stack's folder: one older than the stack's secrets
-        # (here a new superuser password and the CA made newer, as a folder made again
-        # at this path would have them) is made anew, where it refused the new password.
+        # The cluster outlives the stack's folder: one an earlier stack at this path
+        # made (here: the stack's superuser password made new, as a folder made again
+        # would have it) is made anew, where it refused every password; the stack's own
+        # cluster is kept.
         made = os.stat(os.path.join(base, "data", "PG_VERSION")).st_mtime
         with open(os.path.join(st.dir, "secrets", "pg-lmp.password"), "w") as fh:
             fh.write(f"{random.getrandbits(128):032x}\n")
-        os.utime(os.path.join(st.dir, "secrets", "ca.crt"))
         out = st.run("pg-up")
         check("making it anew" in out.stdout and os.stat(os.path.join(base, "data", "PG_VERSION")).st_mtime > made,
-              f"a cluster older than the stack's secrets: {out.stdout[-300:]}")
-        out = st.run("pg-up")  # running: kept
-        check("already running" in out.stdout, out.stdout[-300:])
+              f"a cluster an earlier stack made: {out.stdout[-300:]}")
         st.run("pg-down")
-        out = st.run("pg-up")  # newer than the secrets: kept
-        check("making it anew" not in out.stdout, out.stdout[-300:])
+        made = os.stat(os.path.join(base, "data", "PG_VERSION")).st_mtime
+        out = st.run("pg-up")
+        check("making it anew" not in out.stdout and
+              os.stat(os.path.join(base, "data", "PG_VERSION")).st_mtime == made, out.stdout[-300:])
         st.run("pg-down")
-        log("a cluster older than the stack's secrets is made anew; a newer one is kept")
+        log("a cluster that refuses the stack's password is made anew; the stack's own is kept")
     finally:
         sampler.close()
         st.run("reset", ok=False)
