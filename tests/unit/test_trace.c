@@ -98,6 +98,17 @@ static json_t *attr(json_t *span, const char *key) {
   return NULL;
 }
 
+/* Ends n sampled spans of one trace, each a publish under PARENT. */
+static void end_spans(int n) {
+  char own[64];
+  for (int i = 0; i < n; i++) {
+    struct lmp_span s;
+    lmp_traceparent(PARENT, own);
+    lmp_span_begin(&s, "send onboarding.accepted", LMP_SPAN_PRODUCER, own, PARENT);
+    lmp_span_end(&s);
+  }
+}
+
 static void exports_otlp_json(void **state) {
   struct collector c;
   struct lmp_config cfg;
@@ -165,7 +176,7 @@ static void exports_otlp_json(void **state) {
 static void partial_success(void **state) {
   struct collector c;
   struct lmp_config cfg;
-  char endpoint[64], err[256], own[64];
+  char endpoint[64], err[256];
   collector_start(&c, 0);
   c.answer = "{\"partialSuccess\":{\"rejectedSpans\":\"2\",\"errorMessage\":\"spans too old\"}}";
   assert_int_equal(listen(c.fd, 4), 0);
@@ -173,12 +184,7 @@ static void partial_success(void **state) {
   settings(&cfg, c.port, endpoint, sizeof(endpoint));
   cfg.tracing_interval_ms = 60000; /* one batch, sent by the stop */
   assert_int_equal(lmp_trace_start(&cfg, "lmp-test", err, sizeof(err)), 0);
-  for (int i = 0; i < 3; i++) {
-    struct lmp_span s;
-    lmp_traceparent(PARENT, own);
-    lmp_span_begin(&s, "send onboarding.accepted", LMP_SPAN_PRODUCER, own, PARENT);
-    lmp_span_end(&s);
-  }
+  end_spans(3);
   lmp_trace_stop();
   pthread_join(c.thread, NULL);
   uint64_t exported, dropped;
@@ -202,12 +208,7 @@ static void collector_away(void **state) {
   settings(&cfg, c.port, endpoint, sizeof(endpoint));
   assert_int_equal(lmp_trace_start(&cfg, "lmp-test", err, sizeof(err)), 0);
   char own[64];
-  for (int i = 0; i < 100; i++) {
-    struct lmp_span s;
-    lmp_traceparent(PARENT, own);
-    lmp_span_begin(&s, "send onboarding.accepted", LMP_SPAN_PRODUCER, own, PARENT);
-    lmp_span_end(&s);
-  }
+  end_spans(100);
   struct timespec t0, t1;
   clock_gettime(CLOCK_MONOTONIC, &t0);
   uint64_t exported, dropped;
@@ -275,7 +276,7 @@ static int wait_requests(struct keepalive *k, int n) {
 static void one_connection(void **state) {
   struct collector c;
   struct lmp_config cfg;
-  char endpoint[64], err[256], own[64];
+  char endpoint[64], err[256];
   collector_start(&c, 0);
   assert_int_equal(listen(c.fd, 4), 0);
   struct keepalive k = {.fd = c.fd};
@@ -285,10 +286,7 @@ static void one_connection(void **state) {
   cfg.tracing_batch_spans = 1;
   assert_int_equal(lmp_trace_start(&cfg, "lmp-test", err, sizeof(err)), 0);
   for (int i = 1; i <= 3; i++) {
-    struct lmp_span s;
-    lmp_traceparent(PARENT, own);
-    lmp_span_begin(&s, "send onboarding.accepted", LMP_SPAN_PRODUCER, own, PARENT);
-    lmp_span_end(&s);
+    end_spans(1);
     assert_int_equal(wait_requests(&k, i), i);
   }
   lmp_trace_stop();
@@ -321,7 +319,7 @@ static void *serve_slowly(void *arg) {
 static void slow_collector_bounds_the_stop(void **state) {
   struct collector c;
   struct lmp_config cfg;
-  char endpoint[64], err[256], own[64];
+  char endpoint[64], err[256];
   collector_start(&c, 0);
   assert_int_equal(listen(c.fd, 64), 0);
   pthread_t th;
@@ -331,12 +329,7 @@ static void slow_collector_bounds_the_stop(void **state) {
   cfg.tracing_batch_spans = 1;
   cfg.tracing_timeout_ms = 1000;
   assert_int_equal(lmp_trace_start(&cfg, "lmp-test", err, sizeof(err)), 0);
-  for (int i = 0; i < 100; i++) {
-    struct lmp_span s;
-    lmp_traceparent(PARENT, own);
-    lmp_span_begin(&s, "send onboarding.accepted", LMP_SPAN_PRODUCER, own, PARENT);
-    lmp_span_end(&s);
-  }
+  end_spans(100);
   struct timespec t0, t1;
   clock_gettime(CLOCK_MONOTONIC, &t0);
   lmp_trace_stop();
