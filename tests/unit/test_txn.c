@@ -33,6 +33,8 @@ static int handle(struct lmp_tx *tx, const struct lmp_event *ev) {
     return lmp_tx_reject(tx, "the test says no to %s", id);
   if (strcmp(what, "dbfail") == 0)
     return lmp_tx_command(tx, "SELECT 1 / 0", 0, NULL);
+  if (strcmp(what, "sendfail") == 0) /* fails where the next statement reads it */
+    return lmp_tx_send(tx, "SELECT 1 / 0", 0, NULL);
   if (strcmp(what, "retry") == 0 || strcmp(what, "nomem") == 0)
     return strcmp(what, "retry") == 0 ? LMP_ERETRY : LMP_ENOMEM;
   avro_value_t out;
@@ -142,6 +144,81 @@ static void isolates_the_failing_message(void **state) {
   json_decref(rows);
   assert_int_equal(txh_long(&H, "SELECT count(*) FROM lmp_inbox WHERE event_id LIKE 'ev-b%'"), 5);
   txh_done(&H);
+}
+
+/* A failing write the handler sent ahead (lmp_tx_send) fails its own message: in the
+ * batch it surfaces at a later statement, so the batch runs one message at a time,
+ * where each handling is checked before the next; the others are applied. */
+static void a_failure_sent_ahead_is_its_messages(void **state) {
+  txh_batch(&H, 3);
+  event(0, "90", "ok");
+  event(1, "91", "sendfail");
+  event(2, "92", "ok");
+  assert_int_equal(txh_run(&H), 0);
+  assert_int_equal(H.b->isolate, 1);
+  assert_int_equal(H.b->applied, 2);
+  assert_int_equal(H.b->dead, 1);
+  assert_string_equal(txh_dead_codes(&H), "DATABASE_REFUSED");
+  assert_int_equal(effects("90") + effects("91") + effects("92"), 2); /* 91's insert went with its savepoint */
+  txh_done(&H);
+  /* Alone in its batch, the same: it fails at COMMIT, then alone again. */
+  txh_batch(&H, 1);
+  event(0, "93", "sendfail");
+  assert_int_equal(txh_run(&H), 0);
+  assert_int_equal(H.b->dead, 1);
+  assert_int_equal(effects("93"), 0);
+  txh_done(&H);
+}
+
+/* Statements sent ahead of their answers (libpq's pipeline mode) behave as if each
+ * had waited: seen by what follows, their failure the failure of the call that reads
+ * it (with their own message), nothing of them left after a rollback, a statement
+ * prepared behind a failure made again, and more than a flight's worth sent. */
+static void statements_sent_ahead(void **state) {
+  struct lmp_db *db = &H.rt.db;
+  const char *p1[] = {"ahead-1"}, *p2[] = {"ahead-2"}, *p3[] = {"ahead-3"};
+  PGresult *res = NULL;
+  assert_int_equal(lmp__db_send(db, "BEGIN", 0, NULL, NULL, NULL, 1), 0);
+  assert_int_equal(lmp__db_send(db, "INSERT INTO effects(id) SELECT $1", 1, p1, NULL, NULL, 1), 0);
+  assert_int_equal(db->nqueue, 3); /* BEGIN, and the insert's preparation and itself */
+  assert_int_equal(lmp__db_query(db, "SELECT count(*) FROM effects WHERE id = 'ahead-1'", 0, NULL, NULL, NULL, 0,
+                                 &res), 0);
+  assert_string_equal(PQgetvalue(res, 0, 0), "1");
+  PQclear(res);
+  assert_int_equal(lmp__db_query(db, "COMMIT", 0, NULL, NULL, NULL, 0, NULL), 0);
+  assert_int_equal(effects("ahead-1"), 1);
+
+  /* A failure first: the prepared insert behind it never ran, nor was prepared. */
+  int before = db->ncache;
+  assert_int_equal(lmp__db_send(db, "BEGIN", 0, NULL, NULL, NULL, 1), 0);
+  assert_int_equal(lmp__db_send(db, "SELECT 1 / 0", 0, NULL, NULL, NULL, 0), 0);
+  assert_int_equal(lmp__db_send(db, "INSERT INTO effects(id) SELECT $1 WHERE true", 1, p2, NULL, NULL, 1), 0);
+  assert_int_equal(lmp__db_query(db, "SELECT 1", 0, NULL, NULL, NULL, 0, NULL), LMP_EDB);
+  assert_non_null(strstr(db->err, "division by zero"));
+  assert_int_equal(db->ncache, before);
+  lmp__db_rollback(db);
+  assert_int_equal(lmp__db_query(db, "INSERT INTO effects(id) SELECT $1 WHERE true", 1, p2, NULL, NULL, 1, NULL), 0);
+  assert_int_equal(effects("ahead-2"), 1);
+
+  /* Rolled back before anything read their answers: gone. */
+  assert_int_equal(lmp__db_send(db, "BEGIN", 0, NULL, NULL, NULL, 1), 0);
+  assert_int_equal(lmp__db_send(db, "INSERT INTO effects(id) VALUES ($1)", 1, p3, NULL, NULL, 1), 0);
+  lmp__db_rollback(db);
+  assert_int_equal(db->nqueue, 0);
+  assert_int_equal(effects("ahead-3"), 0);
+
+  /* More than LMP_DB_QUEUE: the flight is read when full, nothing lost. */
+  assert_int_equal(lmp__db_send(db, "BEGIN", 0, NULL, NULL, NULL, 1), 0);
+  char ids[40][16];
+  for (int i = 0; i < 40; i++) {
+    snprintf(ids[i], sizeof(ids[i]), "many-%02d", i);
+    const char *p[] = {ids[i]};
+    assert_int_equal(lmp__db_send(db, "INSERT INTO effects(id) VALUES ($1)", 1, p, NULL, NULL, 1), 0);
+    assert_true(db->nqueue <= LMP_DB_QUEUE);
+  }
+  assert_int_equal(lmp__db_sync(db), 0);
+  assert_int_equal(lmp__db_query(db, "COMMIT", 0, NULL, NULL, NULL, 0, NULL), 0);
+  assert_int_equal(effects("many-"), 40);
 }
 
 /* The environment's faults roll everything back; a message that keeps failing alone
@@ -307,7 +384,8 @@ int main(void) {
       cmocka_unit_test(retries_then_gives_up_on_one), cmocka_unit_test(too_large_an_event),
       cmocka_unit_test(poison_once),           cmocka_unit_test(database_error_classes),
       cmocka_unit_test(hostile_ids_refused),     cmocka_unit_test(parked_events_go_after_review),
-      cmocka_unit_test(writer_bound_to_topic),
+      cmocka_unit_test(writer_bound_to_topic), cmocka_unit_test(a_failure_sent_ahead_is_its_messages),
+      cmocka_unit_test(statements_sent_ahead),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -70,6 +70,7 @@ void lmp__db_close(struct lmp_db *db) {
     PQfinish(db->conn);
   db->conn = NULL;
   db->ncache = 0;
+  db->nqueue = 0;
   if (db->conninfo) /* it holds the password */
     explicit_bzero(db->conninfo, strlen(db->conninfo));
   free(db->conninfo);
@@ -118,6 +119,7 @@ int lmp__db_ensure(struct lmp_db *db) {
   if (db->conn)
     PQfinish(db->conn);
   db->ncache = 0; /* prepared statements die with their connection */
+  db->nqueue = 0;
   db->conn = PQconnectdb(db->conninfo);
   if (db->conn == NULL) {
     set_err(db, "out of memory");
@@ -161,16 +163,23 @@ static unsigned long hash(const char *s) {
   return h;
 }
 
+static int cached(const struct lmp_db *db, const char *sql) {
+  unsigned long h = hash(sql);
+  for (int i = 0; i < db->ncache; i++)
+    if (db->cache[i].hash == h && strcmp(db->cache[i].sql, sql) == 0)
+      return i;
+  return -1;
+}
+
 /* The name of sql's prepared statement on this connection, preparing it the first
  * time; NULL when the cache is full (the statement then runs unnamed). */
 static int prepared(struct lmp_db *db, const char *sql, int n, char name[16], int *rc) {
-  unsigned long h = hash(sql);
   *rc = 0;
-  for (int i = 0; i < db->ncache; i++)
-    if (db->cache[i].hash == h && strcmp(db->cache[i].sql, sql) == 0) {
-      snprintf(name, 16, "lmp_%d", i);
-      return 1;
-    }
+  int i = cached(db, sql);
+  if (i >= 0) {
+    snprintf(name, 16, "lmp_%d", i);
+    return 1;
+  }
   if (db->ncache == LMP_DB_CACHE)
     return 0;
   snprintf(name, 16, "lmp_%d", db->ncache);
@@ -183,9 +192,115 @@ static int prepared(struct lmp_db *db, const char *sql, int n, char name[16], in
   }
   PQclear(res);
   db->cache[db->ncache].sql = sql;
-  db->cache[db->ncache].hash = h;
+  db->cache[db->ncache].hash = hash(sql);
   db->ncache++;
   return 1;
+}
+
+/* The connection answered out of turn, or went: it is dropped (the next transaction
+ * connects again), and what was sent on it is forgotten with it. */
+static int broken(struct lmp_db *db, int keep_err) {
+  if (!keep_err)
+    set_err(db, db->conn ? PQerrorMessage(db->conn) : "not connected");
+  if (db->conn)
+    PQfinish(db->conn);
+  db->conn = NULL;
+  db->ncache = 0;
+  db->nqueue = 0;
+  return LMP_ERETRY;
+}
+
+int lmp__db_send(struct lmp_db *db, const char *sql, int n, const char *const *params, const int *lengths,
+                 const int *formats, int prepare) {
+  if (db->conn == NULL) {
+    set_err(db, "not connected");
+    return LMP_ERETRY;
+  }
+  if (db->nqueue + 2 > LMP_DB_QUEUE) {
+    int r = lmp__db_sync(db);
+    if (r < 0)
+      return r;
+  }
+  if (PQpipelineStatus(db->conn) == PQ_PIPELINE_OFF && !PQenterPipelineMode(db->conn))
+    return broken(db, 0);
+  char name[16];
+  int idx = prepare ? cached(db, sql) : -1;
+  if (prepare && idx < 0 && db->ncache < LMP_DB_CACHE) {
+    /* Prepared in the same flight: a failure of it fails the statement after it too. */
+    idx = db->ncache;
+    snprintf(name, sizeof(name), "lmp_%d", idx);
+    if (!PQsendPrepare(db->conn, name, sql, n, NULL))
+      return broken(db, 0);
+    db->cache[idx].sql = sql;
+    db->cache[idx].hash = hash(sql);
+    db->ncache++;
+    db->queue[db->nqueue].prepare = 1;
+    db->queue[db->nqueue++].idx = idx;
+  }
+  int ok;
+  if (idx >= 0) {
+    snprintf(name, sizeof(name), "lmp_%d", idx);
+    ok = PQsendQueryPrepared(db->conn, name, n, params, lengths, formats, 0);
+  } else {
+    ok = PQsendQueryParams(db->conn, sql, n, NULL, params, lengths, formats, 0);
+  }
+  if (!ok)
+    return broken(db, 0);
+  db->queue[db->nqueue].prepare = 0;
+  db->queue[db->nqueue++].idx = idx;
+  return 0;
+}
+
+/* One sync for everything sent; each answer read in order. The first failure is the
+ * result; the server skipped what came after it (PGRES_PIPELINE_ABORTED), so the
+ * statements prepared from there on do not exist and leave the cache. *last, when
+ * asked, gets the last statement's result if nothing failed. */
+static int collect(struct lmp_db *db, PGresult **last) {
+  if (!PQpipelineSync(db->conn))
+    return broken(db, 0);
+  int rc = 0;
+  for (int i = 0; i < db->nqueue; i++) {
+    PGresult *res = PQgetResult(db->conn);
+    if (res == NULL)
+      return broken(db, rc < 0);
+    ExecStatusType st = PQresultStatus(res);
+    int ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+    if (!ok && rc == 0) {
+      set_result_err(db, res);
+      rc = lmp__db_classify(db->conn, res);
+    }
+    if (!ok && db->queue[i].prepare && db->queue[i].idx < db->ncache)
+      db->ncache = db->queue[i].idx;
+    if (ok && last && i == db->nqueue - 1)
+      *last = res;
+    else
+      PQclear(res);
+    if ((res = PQgetResult(db->conn)) != NULL) { /* each answer ends with a NULL */
+      PQclear(res);
+      return broken(db, rc < 0);
+    }
+  }
+  PGresult *sync = PQgetResult(db->conn);
+  int synced = sync && PQresultStatus(sync) == PGRES_PIPELINE_SYNC;
+  PQclear(sync);
+  if (!synced || !PQexitPipelineMode(db->conn))
+    return broken(db, rc < 0);
+  db->nqueue = 0;
+  return rc;
+}
+
+int lmp__db_sync(struct lmp_db *db) {
+  if (db->nqueue == 0)
+    return 0;
+  if (db->conn == NULL)
+    return broken(db, 0);
+  return collect(db, NULL);
+}
+
+void lmp__db_rollback(struct lmp_db *db) {
+  lmp__db_sync(db); /* its failure is the one being rolled back, or a connection gone */
+  if (db->conn && PQstatus(db->conn) == CONNECTION_OK)
+    PQclear(PQexec(db->conn, "ROLLBACK"));
 }
 
 int lmp__db_query(struct lmp_db *db, const char *sql, int n, const char *const *params,
@@ -195,6 +310,17 @@ int lmp__db_query(struct lmp_db *db, const char *sql, int n, const char *const *
   if (db->conn == NULL) {
     set_err(db, "not connected");
     return LMP_ERETRY;
+  }
+  if (db->nqueue) { /* sent with what waits for its answer, in one round trip */
+    PGresult *res = NULL;
+    int r = lmp__db_send(db, sql, n, params, lengths, formats, prepare);
+    if (r == 0)
+      r = collect(db, &res);
+    if (r == 0 && out)
+      *out = res;
+    else
+      PQclear(res);
+    return r;
   }
   char name[16];
   int rc = 0;

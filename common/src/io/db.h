@@ -9,6 +9,7 @@
 #include "lmp/base/embed.h"
 
 #define LMP_DB_CACHE 128 /* prepared statements kept per connection */
+#define LMP_DB_QUEUE 16  /* statements sent ahead of their answers (pipeline mode) */
 
 struct lmp_db {
   char *conninfo;              /* libpq keyword/value string, owned */
@@ -20,6 +21,11 @@ struct lmp_db {
     unsigned long hash;
   } cache[LMP_DB_CACHE];       /* prepared as lmp_<index> on this connection */
   int ncache;
+  struct {
+    int prepare;               /* the preparation of cache entry idx, else a statement */
+    int idx;
+  } queue[LMP_DB_QUEUE];       /* sent, their answers not read yet, in order */
+  int nqueue;
 };
 
 /* Builds the connection string from the settings; application_name names the daemon
@@ -38,6 +44,20 @@ int lmp__db_ensure(struct lmp_db *db);
  * LMP_EDB when the server refused the statement itself, LMP_ENOMEM. */
 int lmp__db_query(struct lmp_db *db, const char *sql, int n, const char *const *params,
                   const int *lengths, const int *formats, int prepare, PGresult **out);
+/* Sends a statement without waiting for its answer (libpq's pipeline mode): the next
+ * lmp__db_query, or lmp__db_sync, sends its own with it and reads every answer in
+ * order. A failure of a statement sent so surfaces there, with its own message, as
+ * the failure of the call that read it; the server skips what was sent after it. For
+ * statements whose answer nobody reads but whose failure fails the transaction
+ * (BEGIN, a delete, the outbox's insert before COMMIT). Returns 0, or LMP_ERETRY when
+ * the connection is gone. */
+int lmp__db_send(struct lmp_db *db, const char *sql, int n, const char *const *params, const int *lengths,
+                 const int *formats, int prepare);
+/* Reads the answers of what was sent: 0, or the first failure as lmp__db_query's. */
+int lmp__db_sync(struct lmp_db *db);
+/* Ends the transaction with ROLLBACK, whatever was sent before it; quiet, for the
+ * failure paths (a connection that is gone has nothing to roll back). */
+void lmp__db_rollback(struct lmp_db *db);
 /* The classification above for a failed result of any libpq call on conn. */
 int lmp__db_classify(PGconn *conn, const PGresult *res);
 /* Applies each migration of a table not yet applied, in order, under an advisory lock

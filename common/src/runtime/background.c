@@ -77,7 +77,7 @@ int lmp_tx_stopping(struct lmp_tx *tx) {
 static int work(struct lmp_background *g, struct lmp_db *db) {
   struct rt *rt = g->rt;
   struct lmp_tx tx = {.rt = rt, .db = db, .bg = g};
-  int r = lmp_tx_command(&tx, "BEGIN", 0, NULL);
+  int r = lmp__db_send(db, "BEGIN", 0, NULL, NULL, NULL, 1); /* goes with the first statement */
   int wait_ms = r < 0 ? r : rt->svc->background(&tx);
   if (wait_ms >= 0 && (r = lmp_tx_command(&tx, "COMMIT", 0, NULL)) < 0)
     wait_ms = r;
@@ -86,8 +86,7 @@ static int work(struct lmp_background *g, struct lmp_db *db) {
   if (wait_ms < 0) {
     lmp_warn(NULL, "background work failed (%s%s%s); trying again in a second", lmp_strerror(wait_ms),
              *tx.why ? ": " : "", *tx.why ? tx.why : db->err);
-    if (db->conn && PQstatus(db->conn) == CONNECTION_OK)
-      PQclear(PQexec(db->conn, "ROLLBACK"));
+    lmp__db_rollback(db);
     wait_ms = 1000;
   }
   return wait_ms;

@@ -305,8 +305,9 @@ static int header_arrays(const struct outrow *row, struct lmp_buf *names, struct
   return r;
 }
 
-/* Inserts the rows not yet in lmp_outbox, many per statement. */
-int lmp__outbox_flush(struct rt *rt, struct batch *b) {
+/* Inserts the rows not yet in lmp_outbox, many per statement; sent ahead of their
+ * answer (lmp__db_send) when ahead, as before a COMMIT. */
+int lmp__outbox_flush(struct rt *rt, struct batch *b, int ahead) {
   while (b->flushed < b->nrows) {
     size_t n = b->nrows - b->flushed;
     if (n > FLUSH_ROWS)
@@ -336,7 +337,8 @@ int lmp__outbox_flush(struct rt *rt, struct batch *b) {
       params[p + 5] = arrays[2 * i + 1].data;
     }
     if (r == 0)
-      r = lmp__db_query(&rt->db, sql.data, (int)(6 * n), params, lengths, formats, 0, NULL);
+      r = ahead ? lmp__db_send(&rt->db, sql.data, (int)(6 * n), params, lengths, formats, 0)
+                : lmp__db_query(&rt->db, sql.data, (int)(6 * n), params, lengths, formats, 0, NULL);
     for (size_t i = 0; arrays && i < 2 * n; i++)
       lmp_buf_free(&arrays[i]);
     free(arrays);
@@ -364,8 +366,8 @@ int lmp__outbox_delete(struct rt *rt, char **ids, size_t n) {
     r = lmp_buf_puts(&arr, "}");
   const char *params[] = {arr.data};
   if (r == 0)
-    r = lmp__db_query(&rt->db, "DELETE FROM lmp_outbox WHERE event_id = ANY($1::text[])", 1, params, NULL,
-                      NULL, 1, NULL);
+    r = lmp__db_send(&rt->db, "DELETE FROM lmp_outbox WHERE event_id = ANY($1::text[])", 1, params, NULL, NULL,
+                     1);
   lmp_buf_free(&arr);
   return r;
 }

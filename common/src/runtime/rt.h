@@ -318,7 +318,7 @@ int lmp__row_header(struct outrow *r, const char *name, const void *value, size_
 int lmp__row_emit(struct lmp_tx *tx, const char *event_type, const char *key, avro_value_t *value);
 int lmp__row_dead_letter(struct rt *rt, struct batch *b, const struct lmp_msg *x,
                          const char *code, const char *why, const char *corr);
-int lmp__outbox_flush(struct rt *rt, struct batch *b);
+int lmp__outbox_flush(struct rt *rt, struct batch *b, int ahead);
 int lmp__outbox_delete(struct rt *rt, char **ids, size_t n);
 int lmp__outbox_park(struct rt *rt, struct batch *b);
 int lmp__outbox_sweep(struct rt *rt, struct batch *b, int age_ms);

@@ -29,6 +29,10 @@ int lmp_tx_command(struct lmp_tx *tx, const char *sql, int nparams, const char *
   return lmp__db_query(tx->db, sql, nparams, params, NULL, NULL, 1, NULL);
 }
 
+int lmp_tx_send(struct lmp_tx *tx, const char *sql, int nparams, const char *const *params) {
+  return lmp__db_send(tx->db, sql, nparams, params, NULL, NULL, 1);
+}
+
 int lmp_tx_exists(struct lmp_tx *tx, const char *sql, int nparams, const char *const *params, int *found) {
   PGresult *res;
   int r = lmp_tx_query(tx, sql, nparams, params, &res);
@@ -131,10 +135,10 @@ void lmp_tx_wake(struct lmp_tx *tx) {
 int lmp_tx_checkpoint(struct lmp_tx *tx) {
   if (tx->b == NULL || tx->b->kind != BATCH_TICK)
     return LMP_EINVAL; /* a consumed batch commits once, with its inbox */
-  int r = lmp__outbox_flush(tx->rt, tx->b);
+  int r = lmp__outbox_flush(tx->rt, tx->b, 1);
   if (r == 0)
     r = lmp_tx_command(tx, "COMMIT", 0, NULL);
-  return r ? r : lmp_tx_command(tx, "BEGIN", 0, NULL);
+  return r ? r : lmp__db_send(tx->db, "BEGIN", 0, NULL, NULL, NULL, 1);
 }
 
 static void msgs_free(struct lmp_msg *xs, size_t n) {
@@ -346,7 +350,7 @@ static int apply_fast(struct lmp_tx *tx, struct lmp_msg *xs, size_t n) {
       return ISOLATE;
     }
   }
-  return r ? r : lmp__outbox_flush(rt, b);
+  return r;
 }
 
 /* One message at a time, each in a savepoint: a message that fails for its own
@@ -370,7 +374,9 @@ static int apply_isolated(struct lmp_tx *tx, struct lmp_msg *xs, size_t n) {
       span_dead(tx, x->code, x->why);
     } else {
       r = handle(tx, x);
-      if (r == 0 && (r = lmp__outbox_flush(rt, b)) == 0)
+      if (r == 0)
+        r = lmp__db_sync(&rt->db); /* what the handler sent ahead fails here, as its own */
+      if (r == 0 && (r = lmp__outbox_flush(rt, b, 0)) == 0)
         b->applied++;
       if (r < 0 && lmp_error_is_retry(r)) {
         /* The database away is no fault of the message; a deadlock or a timeout that
@@ -391,7 +397,7 @@ static int apply_isolated(struct lmp_tx *tx, struct lmp_msg *xs, size_t n) {
       }
     }
     if (r == 0)
-      r = lmp__outbox_flush(rt, b);
+      r = lmp__outbox_flush(rt, b, 0);
     if (r == 0)
       r = lmp_tx_command(tx, "RELEASE SAVEPOINT lmp_msg", 0, NULL);
   }
@@ -437,10 +443,13 @@ static int purge(struct lmp_tx *tx) {
   return r;
 }
 
+/* Round trips: BEGIN and the delete of published rows go ahead of the inbox's insert,
+ * the outbox's insert with COMMIT (libpq's pipeline mode, lmp__db_send); a failure
+ * of either fails the transaction as it did when each waited for its answer. */
 static int transaction(struct lmp_tx *tx) {
   struct rt *rt = tx->rt;
   struct batch *b = tx->b;
-  int r = lmp_tx_command(tx, "BEGIN", 0, NULL);
+  int r = lmp__db_send(&rt->db, "BEGIN", 0, NULL, NULL, NULL, 1);
   if (r == 0 && b->ndel)
     r = lmp__outbox_delete(rt, b->del_ids, b->ndel);
   if (r == 0 && b->npark)
@@ -449,12 +458,12 @@ static int transaction(struct lmp_tx *tx) {
     r = lmp__outbox_sweep(rt, b, b->sweep_age_ms);
   if (r == 0 && b->purge)
     r = purge(tx);
-  if (r == 0 && b->kind == BATCH_TICK && (r = rt->svc->tick(tx)) == 0)
-    r = lmp__outbox_flush(rt, b);
+  if (r == 0 && b->kind == BATCH_TICK)
+    r = rt->svc->tick(tx);
   if (r == 0 && b->kind == BATCH_MESSAGES)
     r = apply_messages(tx);
-  if (r == 0 && b->kind != BATCH_MESSAGES)
-    r = lmp__outbox_flush(rt, b); /* dead-letter copies of parked rows */
+  if (r == 0)
+    r = lmp__outbox_flush(rt, b, 1); /* what it emits, and dead-letter copies of parked rows */
   if (r == 0)
     r = lmp_tx_command(tx, "COMMIT", 0, NULL);
   return r;
@@ -498,7 +507,7 @@ void lmp__txn_run(struct rt *rt, struct batch *b) {
       /* A message failed for its own sake (or a statement of the batch did, which
        * isolation pins on its message): rolled back, and at once again message by
        * message. No backoff: the environment is fine. */
-      PQclear(PQexec(rt->db.conn, "ROLLBACK"));
+      lmp__db_rollback(&rt->db);
       b->isolate = 1;
       atomic_fetch_add(&rt->m.isolated_batches, 1);
       r = 0;
@@ -514,8 +523,7 @@ void lmp__txn_run(struct rt *rt, struct batch *b) {
       snprintf(b->err, sizeof(b->err), "database: %s", rt->db.err);
     else if (!*b->err)
       snprintf(b->err, sizeof(b->err), "%s", lmp_strerror(r));
-    if (connected(rt))
-      PQclear(PQexec(rt->db.conn, "ROLLBACK"));
+    lmp__db_rollback(&rt->db);
     lmp__rows_truncate(b, 0);
     /* A deadlock or timeout that keeps failing the whole batch, with the database
      * reachable: next time one message at a time, so the culprit can be found. */
