@@ -164,12 +164,12 @@ static int on_accepted(struct lmp_tx *tx, const struct lmp_event *ev) {
   char products_a[96], users_a[96];
   needs_arrays(needs, nn, products_a, users_a, sizeof(products_a));
   const char *p3[] = {id, partner, products_a, users_a};
-  if ((r = lmp_tx_command(tx, "WITH changed AS (UPDATE partners SET balance_version = balance_version + 1 "
-                              "WHERE partner_id = $2), kept AS (INSERT INTO allocations(onboarding_id, partner_id, "
-                              "product, users) SELECT $1, $2, a.product, a.users "
-                              "FROM unnest($3::text[], $4::int[]) AS a(product, users)) "
-                              "INSERT INTO onboardings(onboarding_id, partner_id, status) VALUES ($1, $2, 'allocated')",
-                          4, p3)) < 0)
+  if ((r = lmp_tx_send(tx, "WITH changed AS (UPDATE partners SET balance_version = balance_version + 1 "
+                           "WHERE partner_id = $2), kept AS (INSERT INTO allocations(onboarding_id, partner_id, "
+                           "product, users) SELECT $1, $2, a.product, a.users "
+                           "FROM unnest($3::text[], $4::int[]) AS a(product, users)) "
+                           "INSERT INTO onboardings(onboarding_id, partner_id, status) VALUES ($1, $2, 'allocated')",
+                       4, p3)) < 0)
     return r;
   lmp_tx_wake(tx);
 
@@ -257,8 +257,8 @@ static int on_completed(struct lmp_tx *tx, const struct lmp_event *ev) {
   if (id == NULL)
     return lmp_tx_reject(tx, "onboarding.shipping-completed without onboarding_id");
   const char *p[] = {id};
-  return lmp_tx_command(tx, "UPDATE onboardings SET status = 'completed', updated_at = now() "
-                            "WHERE onboarding_id = $1 AND status = 'allocated'", 1, p);
+  return lmp_tx_send(tx, "UPDATE onboardings SET status = 'completed', updated_at = now() "
+                         "WHERE onboarding_id = $1 AND status = 'allocated'", 1, p);
 }
 
 /* customer.users-accepted: more users for an existing customer, drawn all or nothing

@@ -17,8 +17,8 @@
 static int record(struct lmp_tx *tx, const char *id, const char *status, const struct lmp_reason *rs, size_t n) {
   char *reasons = lmp_reasons_json(rs, n);
   const char *p[] = {id, status, reasons};
-  int r = reasons ? lmp_tx_command(tx, "INSERT INTO onboardings(onboarding_id, status, reasons) "
-                                       "VALUES ($1, $2, $3::jsonb)", 3, p)
+  int r = reasons ? lmp_tx_send(tx, "INSERT INTO onboardings(onboarding_id, status, reasons) "
+                                    "VALUES ($1, $2, $3::jsonb)", 3, p)
                   : LMP_ENOMEM;
   free(reasons);
   return r;
@@ -228,8 +228,8 @@ static int on_completed(struct lmp_tx *tx, const struct lmp_event *ev) {
   if (id == NULL)
     return lmp_tx_reject(tx, "onboarding.shipping-completed without onboarding_id");
   const char *p[] = {id};
-  return lmp_tx_command(tx, "UPDATE onboardings SET status = 'completed', updated_at = now() "
-                            "WHERE onboarding_id = $1 AND status = 'provisioned'", 1, p);
+  return lmp_tx_send(tx, "UPDATE onboardings SET status = 'completed', updated_at = now() "
+                         "WHERE onboarding_id = $1 AND status = 'provisioned'", 1, p);
 }
 
 const struct lmp_route fulfilment_routes[] = {

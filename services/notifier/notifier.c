@@ -244,8 +244,8 @@ static int owe(struct lmp_tx *tx, const char *id, const char *kind, const char *
     return r;
   }
   const char *p[] = {id, kind, to, subject, body, lmp_tx_traceparent(tx)};
-  r = lmp_tx_command(tx, "INSERT INTO mails(onboarding_id, kind, recipient, subject, body, traceparent) "
-                         "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING", 6, p);
+  r = lmp_tx_send(tx, "INSERT INTO mails(onboarding_id, kind, recipient, subject, body, traceparent) "
+                      "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING", 6, p);
   lmp_tx_wake(tx); /* the senders, once this commits */
   free(subject);
   free(body);

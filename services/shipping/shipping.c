@@ -157,9 +157,9 @@ static int on_provisioned(struct lmp_tx *tx, const struct lmp_event *ev) {
     uuid_unparse_lower(uu, sid);
     char *addr = json_dumps(g[k].address, JSON_COMPACT);
     const char *p[] = {sid, id, g[k].key, addr, partner, email, customer, account};
-    r = lmp_tx_command(tx, "INSERT INTO shipments(shipment_id, onboarding_id, address_key, address, partner_id, "
-                           "partner_email, customer_id, account_name) VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8)",
-                       8, p);
+    r = lmp_tx_send(tx, "INSERT INTO shipments(shipment_id, onboarding_id, address_key, address, partner_id, "
+                        "partner_email, customer_id, account_name) VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8)",
+                    8, p);
     free(addr);
     avro_value_t sreq, items, shipment, sitems;
     if (r == 0 && (r = lmp_tx_value(tx, "shipment.requested", &sreq)) == 0) {
@@ -180,7 +180,7 @@ static int on_provisioned(struct lmp_tx *tx, const struct lmp_event *ev) {
         avro_value_get_by_index(&apps, g[k].units[u], &unit, NULL);
         const char *role = lmp_av_enum_name(&unit, "role");
         const char *pi[] = {sid, lmp_av_str(&unit, "serial"), lmp_av_str(&unit, "sku"), role ? role : ""};
-        r = lmp_tx_command(tx, "INSERT INTO shipment_items VALUES ($1, $2, $3, $4)", 4, pi);
+        r = lmp_tx_send(tx, "INSERT INTO shipment_items VALUES ($1, $2, $3, $4)", 4, pi);
         if (r == 0 && (avro_value_append(&items, &e1, NULL) || lmp_avro_copy(&e1, &unit) ||
                        avro_value_append(&sitems, &e2, NULL) || lmp_avro_copy(&e2, &unit)))
           r = LMP_EINVAL;
@@ -195,7 +195,7 @@ static int on_provisioned(struct lmp_tx *tx, const struct lmp_event *ev) {
     char count[24];
     snprintf(count, sizeof(count), "%zu", ng);
     const char *p[] = {id, count};
-    r = lmp_tx_command(tx, "INSERT INTO onboardings(onboarding_id, status, shipments) VALUES ($1, 'arranged', $2::int)", 2, p);
+    r = lmp_tx_send(tx, "INSERT INTO onboardings(onboarding_id, status, shipments) VALUES ($1, 'arranged', $2::int)", 2, p);
   }
   avro_value_t allocs;
   if (r == 0) r = lmp_av_set_str(&done, "onboarding_id", id);
