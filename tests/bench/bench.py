@@ -285,12 +285,22 @@ def latency_runs(sz):
             confirmed.wait([onboarding_id(r)], 30)
             if i >= 5:
                 alone.append(onboarding_id(r))
+        # What the machine spends with the stack and the daemons up and nothing to do:
+        # the floor under every open-loop rate's CPU.
+        time.sleep(2)
+        idle0 = machine_cpu()
+        time.sleep(sz["rate_seconds"] / 3)
+        idle1 = machine_cpu()
+        idle = (idle1[0] - idle0[0]) / max(0.001, idle1[1] - idle0[1])
+        names = {ns.dbname(s): s for s in SERVICES}
         rates = {}
         for rate in sz["rates"]:
             n = int(rate * sz["rate_seconds"])
             msgs = encoded(mixed(i) for i in range(n))
             say(f"open loop: {n} onboardings at {rate}/s")
-            busy0 = machine_cpu()
+            busy0, parts0 = machine_cpu(), parts_cpu(ns)
+            with pg_connect("postgres", autocommit=True) as c:
+                x0 = sum(pg_counts(c, names).values())
             t0 = time.monotonic()
             for i, (rid, oid, value) in enumerate(msgs):
                 requests[rid] = oid
@@ -299,14 +309,20 @@ def latency_runs(sz):
             ns.producer.flush(60)
             offered = n / (time.monotonic() - t0)
             confirmed.wait([oid for _, oid, _ in msgs], 120 + n / 10)
-            busy1 = machine_cpu()
+            busy1, parts1 = machine_cpu(), parts_cpu(ns)
+            with pg_connect("postgres", autocommit=True) as c:
+                x1 = sum(pg_counts(c, names).values())
             busy = (busy1[0] - busy0[0]) / max(0.001, busy1[1] - busy0[1])
-            rates[rate] = ([oid for _, oid, _ in msgs], offered, busy)
+            # Per onboarding: the machine's CPU, each part's, and the transactions.
+            cost = {k: 1000 * (parts1[k] - parts0[k]) / n for k in parts1}
+            cost["machine"] = 1000 * (busy1[0] - busy0[0]) / n
+            cost["transactions"] = (x1 - x0) / n
+            rates[rate] = ([oid for _, oid, _ in msgs], offered, busy, cost)
         confirmed.close()
         ts = stamps(ns, requests)
         hops = {t: spread([ts[i][t] - ts[i][p] for i in alone]) for p, t in zip(FLOW, FLOW[1:])}
-        return spread(e2e(ts, alone)), hops, {r: (spread(e2e(ts, ids)), offered, busy)
-                                              for r, (ids, offered, busy) in rates.items()}
+        return spread(e2e(ts, alone)), hops, {r: (spread(e2e(ts, ids)), offered, busy, cost)
+                                              for r, (ids, offered, busy, cost) in rates.items()}, idle
     finally:
         for problem in ns.close():
             say(f"warning: {problem}")
@@ -384,6 +400,13 @@ def stack_cpu():
                 got[part] += cpu_s(pid)
         except OSError:
             continue  # ended meanwhile
+    return got
+
+
+def parts_cpu(ns):
+    """CPU seconds so far of the daemons (all five together) and of each server of the stack."""
+    got = stack_cpu()
+    got["daemons"] = sum(cpu_s(p.pid) for p in ns.procs if p.poll() is None)
     return got
 
 
@@ -503,7 +526,7 @@ def machine():
             f"{time.strftime('%Y-%m-%d %H:%M:%S %Z')}")
 
 
-def table(lim, alone, hops, loop, sat, n):
+def table(lim, alone, hops, loop, idle, sat, n):
     """Markdown: each figure, its limit, value / limit, the target and whether it is met."""
     rows = []
 
@@ -529,11 +552,16 @@ def table(lim, alone, hops, loop, sat, n):
     for topic, s in hops.items():
         row(f"one at a time: {HOP[topic]} (to {topic.split('.')[1]}) p50 / p90 / p99 / max", ms(s),
             f"{hop:.1f} ms (relay p50 / 5)", s[50] / hop)
-    for rate, (s, offered, busy) in loop.items():
+    row("idle: the machine's CPU with the stack and the daemons up, nothing to do", f"{100 * idle:.0f}% busy")
+    for rate, (s, offered, busy, cost) in loop.items():
         row(f"open loop at {rate}/s (offered {offered:.1f}/s; the machine {100 * busy:.0f}% busy until all "
             f"confirmed): end to end p50 / p90 / p99 / max", ms(s))
         if rate == 100:
             row(f"open loop at {rate}/s: end to end p99", f"{s[99]} ms", target="<= 100 ms", met=s[99] <= 100)
+        parts = ", ".join(f"{k} {v:.1f}" for k, v in cost.items()
+                          if k not in ("machine", "transactions") and v > 0)
+        row(f"open loop at {rate}/s: CPU per onboarding until all confirmed (the machine's; by part)",
+            f"{cost['machine']:.1f} ms ({parts} ms); {cost['transactions']:.1f} transactions")
     row(f"saturation: {n:,} onboardings published by the client in", f"{sat['published']:.2f} s")
     pg, smtp = lim["pg"][(100, 1)], lim["smtp"] / 2
     for topic, (rate, done, waited) in sat["stages"].items():
@@ -665,13 +693,13 @@ def main():
         lim["pg"] = pgbench(sz["pg_seconds"])
         say("limits: SMTP")
         lim["smtp"] = smtp_rate(sz["mails"])
-        alone, hops, loop = latency_runs(sz)
+        alone, hops, loop, idle = latency_runs(sz)
         sat = saturation(n)
     except Failure as e:
         print(f"FAIL bench: {e}")
         return 1
     took = time.monotonic() - started
-    text = table(lim, alone, hops, loop, sat, n) + "\n\n" + top_statements(sat["pg_top"]) + "\n\n" + \
+    text = table(lim, alone, hops, loop, idle, sat, n) + "\n\n" + top_statements(sat["pg_top"]) + "\n\n" + \
         capacity(sat, n)
     print(text)
     command = "deploy/bench" + "".join(f" {a}" for a in sys.argv[1:])
