@@ -31,7 +31,9 @@ def test_health_config(ns):
             ("notifier", {"LMP_NOTIFIER_PAGE_URL": "https://a.example/ x"},
              "notifier.page_url: 'https://a.example/ x' is not an https:// or http:// address"),
             ("notifier", {"LMP_NOTIFIER_SEND_BATCH": "0"}, "notifier.send_batch: 0 is not in 1..100"),
-            ("notifier", {"LMP_NOTIFIER_SEND_BATCH": "8x"}, "notifier.send_batch: '8x'")]:
+            ("notifier", {"LMP_NOTIFIER_SEND_BATCH": "8x"}, "notifier.send_batch: '8x'"),
+            ("allocation", {"LMP_KAFKA_COMMIT_INTERVAL_MS": "-1"}, "kafka.commit_interval_ms: -1 is not in 0..60000"),
+            ("shipping", {"LMP_KAFKA_COMMIT_INTERVAL_MS": "1s"}, "kafka.commit_interval_ms: '1s'")]:
         out = subprocess.run([os.path.join(BUILD, "services", service, f"lmp-{service}"), "--check-config"],
                              env=ns.env(service, **env), capture_output=True, text=True)
         check(out.returncode == 2 and want in out.stderr, f"{service} {env}: {out.returncode} {out.stderr!r}")

@@ -34,6 +34,7 @@ const struct lmp_conf_entry lmp_config_entries[] = {
     {"http.tls_key_file", LMP_CONF_STR, C(http_tls_key_file), 0, 1024, "", "the private key (PEM) of http.tls_cert_file; readable by its owner (and group) only"},
     {"http.workers", LMP_CONF_INT, C(http_workers), 1, 64, "2", "threads (each with a database connection) that run the service's HTTP routes"},
     {"kafka.brokers", LMP_CONF_STR, C(kafka_brokers), 1, 1024, "127.0.0.1:19092", "bootstrap servers, host:port[,host:port]"},
+    {"kafka.commit_interval_ms", LMP_CONF_INT, C(commit_interval_ms), 0, 60000, "1000", "handled batches' offsets are committed at most this often (0: after each batch); a crash redelivers what came after the last commit, and the inbox absorbs it"},
     {"kafka.group_id", LMP_CONF_STR, C(group_id), 0, 255, "", "consumer group; empty means lmp-<service>"},
     {"kafka.max_poll_interval_ms", LMP_CONF_INT, C(max_poll_interval_ms), 10000, 3600000, "300000", "consumer leaves the group when a batch takes longer"},
     {"kafka.partitions", LMP_CONF_INT, C(partitions), 1, 1000, "6", "partitions per topic when lmpctl creates them"},

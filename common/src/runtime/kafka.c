@@ -249,10 +249,15 @@ static void probe_done(uv_work_t *w, int status) {
 
 int lmp__kafka_start(struct rt *rt, char *err, size_t errlen) {
   rt->reach[0] = rt->reach[1] = -1;
-  char poll_ms[32];
+  char poll_ms[32], commit_ms[32];
   snprintf(poll_ms, sizeof(poll_ms), "%d", rt->cfg.max_poll_interval_ms);
+  snprintf(commit_ms, sizeof(commit_ms), "%d", rt->cfg.commit_interval_ms);
   const struct kv consumer[] = {{"group.id", rt->group},
-                                {"enable.auto.commit", "false"},
+                                /* Offsets are stored once a batch's events are all on the
+                                 * broker (commit below); librdkafka commits what is stored
+                                 * every commit_interval_ms, on a rebalance and at close. */
+                                {"enable.auto.commit", rt->cfg.commit_interval_ms ? "true" : "false"},
+                                {"auto.commit.interval.ms", rt->cfg.commit_interval_ms ? commit_ms : "5000"},
                                 {"enable.auto.offset.store", "false"},
                                 {"auto.offset.reset", "earliest"},
                                 {"max.poll.interval.ms", poll_ms},
@@ -411,10 +416,13 @@ static void commit(struct rt *rt, struct batch *b) {
     if (m->offset + 1 > p->offset)
       p->offset = m->offset + 1;
   }
-  rd_kafka_resp_err_t err = rd_kafka_commit(rt->consumer, offs, 1 /* async */);
+  /* Stored, the offsets are committed with others a moment later: a commit per batch
+   * cost the broker a request and a write to its offsets topic per event at low rates. */
+  rd_kafka_resp_err_t err = rt->cfg.commit_interval_ms ? rd_kafka_offsets_store(rt->consumer, offs)
+                                                       : rd_kafka_commit(rt->consumer, offs, 1 /* async */);
   if (err)
-    lmp_warn(NULL, "offset commit not sent: %s (events will be redelivered and deduplicated)",
-             rd_kafka_err2str(err));
+    lmp_warn(NULL, "offsets not %s: %s (events will be redelivered and deduplicated)",
+             rt->cfg.commit_interval_ms ? "stored" : "committed", rd_kafka_err2str(err));
   rd_kafka_topic_partition_list_destroy(offs);
 }
 

@@ -113,6 +113,7 @@ struct lmp_config {
   int retry_isolate_after;   /* environment retries before isolating, and per message after */
   int retry_max_ms;          /* backoff ceiling */
   int max_poll_interval_ms;  /* Kafka consumer liveness bound */
+  int commit_interval_ms;    /* offsets committed at most this often; 0: after every batch */
   int shutdown_timeout_ms;   /* how long SIGTERM waits for the flush */
   int outbox_sweep_ms;       /* how often rows left by a crash are republished */
   char *log_level;
