@@ -221,6 +221,56 @@ static void statements_sent_ahead(void **state) {
   assert_int_equal(effects("many-"), 40);
 }
 
+/* A generic plan made while a table was small scans the grown table whole: every
+ * LMP_DB_REPLAN_MS the prepared statements go and are made again, planned for the
+ * table as it is. Here a join planned on a table of 40 rows (of a mail's size) is
+ * planned again after it grew to 20,000: a hash join over the whole table before,
+ * its index after. */
+/* How sql reads grows: "seq" or "index", from the scans it adds to the counts this
+ * connection has not yet reported (pg_stat_xact_user_tables). */
+static void scans(struct lmp_db *db, long *seq, long *idx) {
+  PGresult *res = NULL;
+  assert_int_equal(lmp__db_query(db, "SELECT seq_scan, idx_scan FROM pg_stat_xact_user_tables WHERE relname = 'grows'",
+                                 0, NULL, NULL, NULL, 0, &res), 0);
+  *seq = atol(PQgetvalue(res, 0, 0));
+  *idx = atol(PQgetvalue(res, 0, 1));
+  PQclear(res);
+}
+
+static const char *scan_of(struct lmp_db *db, const char *sql, const char *const *p) {
+  long seq0, idx0, seq1, idx1;
+  assert_int_equal(lmp__db_query(db, "BEGIN", 0, NULL, NULL, NULL, 0, NULL), 0);
+  scans(db, &seq0, &idx0);
+  assert_int_equal(lmp__db_query(db, sql, 1, p, NULL, NULL, 1, NULL), 0);
+  scans(db, &seq1, &idx1);
+  assert_int_equal(lmp__db_query(db, "ROLLBACK", 0, NULL, NULL, NULL, 0, NULL), 0);
+  return seq1 > seq0 ? "seq" : idx1 > idx0 ? "index" : "none";
+}
+
+static void statements_planned_again(void **state) {
+  struct lmp_db *db = &H.rt.db;
+  txh_exec(&H, "CREATE TABLE grows (id text, kind text, n int NOT NULL DEFAULT 0, body text, PRIMARY KEY (id, kind))");
+  txh_exec(&H, "INSERT INTO grows(id, kind, body) SELECT g::text, k, repeat('x', 800) "
+               "FROM generate_series(1, 20) g, unnest(ARRAY['a', 'b']) k");
+  static const char *const join = "UPDATE grows g SET n = g.n + 1 FROM jsonb_to_recordset($1::jsonb) AS "
+                                  "s(id text, kind text) WHERE g.id = s.id AND g.kind = s.kind";
+  const char *p[] = {"[{\"id\": \"5\", \"kind\": \"a\"}, {\"id\": \"6\", \"kind\": \"b\"}]"};
+  for (int i = 0; i < 8; i++) /* past the custom plans: the generic one is kept */
+    assert_int_equal(lmp__db_query(db, join, 1, p, NULL, NULL, 1, NULL), 0);
+  txh_exec(&H, "INSERT INTO grows(id, kind, body) SELECT g::text, k, repeat('x', 800) "
+               "FROM generate_series(100, 10000) g, unnest(ARRAY['a', 'b']) k");
+  assert_string_equal(scan_of(db, join, p), "seq"); /* the plan of 40 rows, over 20,000 */
+  /* The statements' time is up: the next flight makes them again. */
+  db->cache_ms -= LMP_DB_REPLAN_MS;
+  assert_int_equal(lmp__db_send(db, "BEGIN", 0, NULL, NULL, NULL, 1), 0);
+  assert_int_equal(db->nqueue, 3); /* DEALLOCATE ALL, then BEGIN prepared again and sent */
+  assert_int_equal(db->ncache, 1);
+  assert_int_equal(lmp__db_query(db, "COMMIT", 0, NULL, NULL, NULL, 0, NULL), 0);
+  for (int i = 0; i < 8; i++) /* the custom plans, then the generic one */
+    assert_string_equal(scan_of(db, join, p), "index");
+  txh_exec(&H, "DROP TABLE grows");
+}
+
 /* The environment's faults roll everything back; a message that keeps failing alone
  * with a retry code is dead-lettered after retry.isolate_after attempts. */
 static void retries_then_gives_up_on_one(void **state) {
@@ -385,7 +435,7 @@ int main(void) {
       cmocka_unit_test(poison_once),           cmocka_unit_test(database_error_classes),
       cmocka_unit_test(hostile_ids_refused),     cmocka_unit_test(parked_events_go_after_review),
       cmocka_unit_test(writer_bound_to_topic), cmocka_unit_test(a_failure_sent_ahead_is_its_messages),
-      cmocka_unit_test(statements_sent_ahead),
+      cmocka_unit_test(statements_sent_ahead), cmocka_unit_test(statements_planned_again),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "lmp/base/buf.h"
 #include "lmp/base/error.h"
@@ -98,6 +99,12 @@ static void set_result_err(struct lmp_db *db, const PGresult *res) {
   set_err(db, msg);
 }
 
+static long long mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* Library code does not print: server notices ("already exists, skipping") are dropped. */
 static void quiet_notices(void *arg, const char *message) {}
 
@@ -133,6 +140,7 @@ int lmp__db_ensure(struct lmp_db *db) {
     return LMP_ERETRY;
   }
   PQsetNoticeProcessor(db->conn, quiet_notices, NULL);
+  db->cache_ms = mono_ms();
   db->refused = 0;
   return 0;
 }
@@ -221,8 +229,22 @@ int lmp__db_send(struct lmp_db *db, const char *sql, int n, const char *const *p
     if (r < 0)
       return r;
   }
-  if (PQpipelineStatus(db->conn) == PQ_PIPELINE_OFF && !PQenterPipelineMode(db->conn))
-    return broken(db, 0);
+  if (PQpipelineStatus(db->conn) == PQ_PIPELINE_OFF) {
+    if (!PQenterPipelineMode(db->conn))
+      return broken(db, 0);
+    /* A flight starts (a transaction's BEGIN): at most every LMP_DB_REPLAN_MS the
+     * prepared statements go first, and each is prepared again, planned for the
+     * tables as they are now, in this flight or the next it is used in. */
+    long long now = mono_ms();
+    if (db->ncache && now - db->cache_ms >= LMP_DB_REPLAN_MS) {
+      if (!PQsendQueryParams(db->conn, "DEALLOCATE ALL", 0, NULL, NULL, NULL, NULL, 0))
+        return broken(db, 0);
+      db->queue[db->nqueue].prepare = 0;
+      db->queue[db->nqueue++].idx = -1;
+      db->ncache = 0;
+      db->cache_ms = now;
+    }
+  }
   char name[16];
   int idx = prepare ? cached(db, sql) : -1;
   if (prepare && idx < 0 && db->ncache < LMP_DB_CACHE) {

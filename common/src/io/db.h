@@ -10,6 +10,11 @@
 
 #define LMP_DB_CACHE 128 /* prepared statements kept per connection */
 #define LMP_DB_QUEUE 16  /* statements sent ahead of their answers (pipeline mode) */
+/* Prepared statements are made again this often. PostgreSQL keeps a statement's
+ * generic plan until an ANALYZE invalidates it, and one planned while a table was
+ * small scans it whole once it has grown (a fresh database under a burst: the
+ * notifier's update of the mails it sent took 10 ms a call at 40,000 rows). */
+#define LMP_DB_REPLAN_MS 30000
 
 struct lmp_db {
   char *conninfo;              /* libpq keyword/value string, owned */
@@ -21,6 +26,7 @@ struct lmp_db {
     unsigned long hash;
   } cache[LMP_DB_CACHE];       /* prepared as lmp_<index> on this connection */
   int ncache;
+  long long cache_ms;          /* when the cache was started (monotonic ms) */
   struct {
     int prepare;               /* the preparation of cache entry idx, else a statement */
     int idx;
