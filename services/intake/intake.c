@@ -242,11 +242,11 @@ static int on_request(struct lmp_tx *tx, const struct lmp_event *ev) {
   snprintf(place, sizeof(place), "%d", st->place);
   const char *p[] = {id, partner, license, account, st->status, reasons, warnings, json,
                      ok ? customer_id : NULL, rank, st->name, d, ev->event_id, place};
-  r = d ? lmp_tx_command(tx, "WITH onboarding AS (INSERT INTO onboardings(onboarding_id, partner_id, license, "
-                             "account_name, status, reasons, warnings, request, customer_id, status_rank) "
-                             "VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8::jsonb, $9::uuid, $10::int)) "
-                             "INSERT INTO onboarding_stages(onboarding_id, stage, detail, event_id, place) "
-                             "VALUES ($1, $11, $12::jsonb, $13, $14::int)", 14, p)
+  r = d ? lmp_tx_send(tx, "WITH onboarding AS (INSERT INTO onboardings(onboarding_id, partner_id, license, "
+                          "account_name, status, reasons, warnings, request, customer_id, status_rank) "
+                          "VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8::jsonb, $9::uuid, $10::int)) "
+                          "INSERT INTO onboarding_stages(onboarding_id, stage, detail, event_id, place) "
+                          "VALUES ($1, $11, $12::jsonb, $13, $14::int)", 14, p)
         : LMP_ENOMEM;
   free(d);
   if (r < 0)
