@@ -122,11 +122,20 @@ static int on_accepted(struct lmp_tx *tx, const struct lmp_event *ev) {
   const char *partner = lmp_av_str(&req, "partner_id");
   const char *sub = lmp_av_str(&cust, "sub_partner_id");
   int license = lmp_av_enum(&req, "license");
-  const char *p1[] = {id};
-  int found, r;
-  if ((r = lmp_tx_exists(tx, "SELECT 1 FROM onboardings WHERE onboarding_id = $1", 1, p1, &found)) < 0)
+  /* Whether it was handled before, and the partner locked first (PARTNER_FIRST), in
+   * one round trip: the lock taken for a redelivery as well costs nothing worth a
+   * second one. */
+  const char *p1[] = {id, partner};
+  PGresult *res;
+  int found, r = lmp_tx_query(tx, "SELECT EXISTS (SELECT 1 FROM onboardings WHERE onboarding_id = $1), "
+                                  "EXISTS (SELECT 1 FROM partners WHERE partner_id = $2 FOR NO KEY UPDATE)",
+                              2, p1, &res);
+  if (r < 0)
     return r;
-  if (found) {
+  int seen = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+  found = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
+  PQclear(res);
+  if (seen) {
     lmp_info(id, "already allocated or refused; nothing to do");
     return 0;
   }
@@ -134,8 +143,6 @@ static int on_accepted(struct lmp_tx *tx, const struct lmp_event *ev) {
   struct lmp_reason rs[4];
   size_t nr = 0;
   const char *p2[] = {partner, sub};
-  if ((r = lmp_tx_exists(tx, PARTNER_FIRST, 1, p2, &found)) < 0)
-    return r;
   if (!found) {
     lmp_reason_set(&rs[0], "UNKNOWN_PARTNER", "partner_id", "Partner '%s' holds no volume license.", LMP_Q(partner));
     return fail(tx, id, partner, rs, 1, acc);
