@@ -35,6 +35,10 @@ static int handle(struct lmp_tx *tx, const struct lmp_event *ev) {
     return lmp_tx_command(tx, "SELECT 1 / 0", 0, NULL);
   if (strcmp(what, "sendfail") == 0) /* fails where the next statement reads it */
     return lmp_tx_send(tx, "SELECT 1 / 0", 0, NULL);
+  if (strcmp(what, "sendreject") == 0) { /* a failing write sent, then refused */
+    lmp_tx_send(tx, "SELECT 1 / 0", 0, NULL);
+    return lmp_tx_reject(tx, "the test says no to %s after a write", id);
+  }
   if (strcmp(what, "retry") == 0 || strcmp(what, "nomem") == 0)
     return strcmp(what, "retry") == 0 ? LMP_ERETRY : LMP_ENOMEM;
   avro_value_t out;
@@ -160,6 +164,18 @@ static void a_failure_sent_ahead_is_its_messages(void **state) {
   assert_int_equal(H.b->dead, 1);
   assert_string_equal(txh_dead_codes(&H), "DATABASE_REFUSED");
   assert_int_equal(effects("90") + effects("91") + effects("92"), 2); /* 91's insert went with its savepoint */
+  txh_done(&H);
+  /* A handler that refuses its event with a failed write still in flight: the event
+   * is dead-lettered for the refusal, its write undone with it (the savepoint's
+   * rollback goes after the failed write has been read, not behind it). */
+  txh_batch(&H, 2);
+  event(0, "94", "sendreject");
+  event(1, "95", "ok");
+  assert_int_equal(txh_run(&H), 0);
+  assert_int_equal(H.b->applied, 1);
+  assert_int_equal(H.b->dead, 1);
+  assert_string_equal(txh_dead_codes(&H), "HANDLER_REJECTED");
+  assert_int_equal(effects("94") + effects("95"), 1);
   txh_done(&H);
   /* Alone in its batch, the same: it fails at COMMIT, then alone again. */
   txh_batch(&H, 1);

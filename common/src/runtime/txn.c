@@ -374,8 +374,12 @@ static int apply_isolated(struct lmp_tx *tx, struct lmp_msg *xs, size_t n) {
       span_dead(tx, x->code, x->why);
     } else {
       r = handle(tx, x);
-      if (r == 0)
-        r = lmp__db_sync(&rt->db); /* what the handler sent ahead fails here, as its own */
+      /* What the handler sent ahead is read now, whatever it returned: a failure there
+       * is the message's own, and the ROLLBACK TO SAVEPOINT below must not travel
+       * behind a failed statement (the server would skip it). */
+      int s = lmp__db_sync(&rt->db);
+      if (r == 0 || (s < 0 && !connected(rt)))
+        r = s;
       if (r == 0 && (r = lmp__outbox_flush(rt, b, 0)) == 0)
         b->applied++;
       if (r < 0 && lmp_error_is_retry(r)) {

@@ -19,7 +19,8 @@ int lmp_tx_command(struct lmp_tx *tx, const char *sql, int nparams, const char *
  * travels with the next statement, or with the outbox's insert and COMMIT, so it
  * costs no round trip of its own. Its failure fails the handling all the same, at
  * that next statement (a batch then runs one message at a time, each checked before
- * the next, so a failure is still the message's own). For a handler's last writes. */
+ * the next, so a failure is still the message's own). For a handler's last writes;
+ * sql is a string literal, as lmp_tx_query's. */
 int lmp_tx_send(struct lmp_tx *tx, const char *sql, int nparams, const char *const *params);
 /* Sets *found to whether the query returns a row. */
 int lmp_tx_exists(struct lmp_tx *tx, const char *sql, int nparams, const char *const *params,
