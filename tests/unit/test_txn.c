@@ -285,6 +285,17 @@ static void statements_planned_again(void **state) {
   for (int i = 0; i < 8; i++) /* the custom plans, then the generic one */
     assert_string_equal(scan_of(db, join, p), "index");
   txh_exec(&H, "DROP TABLE grows");
+  /* A DEALLOCATE ALL that fails (here in a transaction already failed) leaves the
+   * server's statements unknown to the cache: the connection goes, and the next one
+   * prepares from nothing. */
+  assert_int_equal(lmp__db_query(db, "BEGIN", 0, NULL, NULL, NULL, 1, NULL), 0);
+  assert_int_equal(lmp__db_query(db, "SELECT 1 / 0", 0, NULL, NULL, NULL, 0, NULL), LMP_EDB);
+  db->cache_ms -= LMP_DB_REPLAN_MS;
+  assert_int_equal(lmp__db_send(db, "SELECT 1", 0, NULL, NULL, NULL, 1), 0);
+  assert_true(lmp__db_sync(db) < 0);
+  assert_null(db->conn);
+  assert_int_equal(lmp__db_ensure(db), 0);
+  assert_int_equal(lmp__db_query(db, "SELECT 1", 0, NULL, NULL, NULL, 1, NULL), 0);
 }
 
 /* The environment's faults roll everything back; a message that keeps failing alone

@@ -205,6 +205,8 @@ static int prepared(struct lmp_db *db, const char *sql, int n, char name[16], in
   return 1;
 }
 
+#define DEALLOCATED (-2) /* the queue's mark of DEALLOCATE ALL */
+
 /* The connection answered out of turn, or went: it is dropped (the next transaction
  * connects again), and what was sent on it is forgotten with it. */
 static int broken(struct lmp_db *db, int keep_err) {
@@ -240,7 +242,7 @@ int lmp__db_send(struct lmp_db *db, const char *sql, int n, const char *const *p
       if (!PQsendQueryParams(db->conn, "DEALLOCATE ALL", 0, NULL, NULL, NULL, NULL, 0))
         return broken(db, 0);
       db->queue[db->nqueue].prepare = 0;
-      db->queue[db->nqueue++].idx = -1;
+      db->queue[db->nqueue++].idx = DEALLOCATED;
       db->ncache = 0;
       db->cache_ms = now;
     }
@@ -276,11 +278,13 @@ int lmp__db_send(struct lmp_db *db, const char *sql, int n, const char *const *p
 /* One sync for everything sent; each answer read in order. The first failure is the
  * result; the server skipped what came after it (PGRES_PIPELINE_ABORTED), so the
  * statements prepared from there on do not exist and leave the cache. *last, when
- * asked, gets the last statement's result if nothing failed. */
+ * asked, gets the last statement's result if nothing failed. A DEALLOCATE ALL that
+ * failed leaves the server's statements where the cache no longer knows them: the
+ * connection goes, and its successor starts with neither. */
 static int collect(struct lmp_db *db, PGresult **last) {
   if (!PQpipelineSync(db->conn))
     return broken(db, 0);
-  int rc = 0;
+  int rc = 0, stale = 0;
   for (int i = 0; i < db->nqueue; i++) {
     PGresult *res = PQgetResult(db->conn);
     if (res == NULL)
@@ -293,6 +297,7 @@ static int collect(struct lmp_db *db, PGresult **last) {
     }
     if (!ok && db->queue[i].prepare && db->queue[i].idx < db->ncache)
       db->ncache = db->queue[i].idx;
+    stale |= !ok && db->queue[i].idx == DEALLOCATED;
     if (ok && last && i == db->nqueue - 1)
       *last = res;
     else
@@ -305,7 +310,7 @@ static int collect(struct lmp_db *db, PGresult **last) {
   PGresult *sync = PQgetResult(db->conn);
   int synced = sync && PQresultStatus(sync) == PGRES_PIPELINE_SYNC;
   PQclear(sync);
-  if (!synced || !PQexitPipelineMode(db->conn))
+  if (!synced || !PQexitPipelineMode(db->conn) || stale)
     return broken(db, rc < 0);
   db->nqueue = 0;
   return rc;
