@@ -420,6 +420,8 @@ static void commit(struct rt *rt, struct batch *b) {
    * cost the broker a request and a write to its offsets topic per event at low rates. */
   rd_kafka_resp_err_t err = rt->cfg.commit_interval_ms ? rd_kafka_offsets_store(rt->consumer, offs)
                                                        : rd_kafka_commit(rt->consumer, offs, 1 /* async */);
+  for (int i = 0; err == 0 && rt->cfg.commit_interval_ms && i < offs->cnt; i++)
+    err = offs->elems[i].err; /* a partition revoked meanwhile is refused alone */
   if (err)
     lmp_warn(NULL, "offsets not %s: %s (events will be redelivered and deduplicated)",
              rt->cfg.commit_interval_ms ? "stored" : "committed", rd_kafka_err2str(err));
