@@ -93,6 +93,16 @@ static long effects(const char *like) {
   return txh_long(&H, sql);
 }
 
+/* Runs the batch; it commits, run one message at a time (isolated) or not, with this
+ * many applied and dead-lettered, the dead letters' codes in order. */
+static void run_expect(int isolated, size_t applied, size_t dead, const char *codes) {
+  assert_int_equal(txh_run(&H), 0);
+  assert_int_equal(H.b->isolate, isolated);
+  assert_int_equal(H.b->applied, applied);
+  assert_int_equal(H.b->dead, dead);
+  assert_string_equal(txh_dead_codes(&H), codes);
+}
+
 static void applies_a_batch_once(void **state) {
   txh_batch(&H, 5);
   for (size_t i = 0; i < 5; i++)
@@ -130,11 +140,7 @@ static void isolates_the_failing_message(void **state) {
   event(2, "b2", "ok");
   event(3, "b3", "dbfail");
   event(4, "b4", "ok");
-  assert_int_equal(txh_run(&H), 0);
-  assert_int_equal(H.b->isolate, 1);
-  assert_int_equal(H.b->applied, 3);
-  assert_int_equal(H.b->dead, 2);
-  assert_string_equal(txh_dead_codes(&H), "HANDLER_REJECTED DATABASE_REFUSED");
+  run_expect(1, 3, 2, "HANDLER_REJECTED DATABASE_REFUSED");
   assert_int_equal(effects("b"), 3); /* b1's and b3's inserts were rolled back */
   json_t *rows = txh_rows(&H);
   int found = 0;
@@ -158,11 +164,7 @@ static void a_failure_sent_ahead_is_its_messages(void **state) {
   event(0, "90", "ok");
   event(1, "91", "sendfail");
   event(2, "92", "ok");
-  assert_int_equal(txh_run(&H), 0);
-  assert_int_equal(H.b->isolate, 1);
-  assert_int_equal(H.b->applied, 2);
-  assert_int_equal(H.b->dead, 1);
-  assert_string_equal(txh_dead_codes(&H), "DATABASE_REFUSED");
+  run_expect(1, 2, 1, "DATABASE_REFUSED");
   assert_int_equal(effects("90") + effects("91") + effects("92"), 2); /* 91's insert went with its savepoint */
   txh_done(&H);
   /* A handler that refuses its event with a failed write still in flight: the event
@@ -171,10 +173,7 @@ static void a_failure_sent_ahead_is_its_messages(void **state) {
   txh_batch(&H, 2);
   event(0, "94", "sendreject");
   event(1, "95", "ok");
-  assert_int_equal(txh_run(&H), 0);
-  assert_int_equal(H.b->applied, 1);
-  assert_int_equal(H.b->dead, 1);
-  assert_string_equal(txh_dead_codes(&H), "HANDLER_REJECTED");
+  run_expect(1, 1, 1, "HANDLER_REJECTED");
   assert_int_equal(effects("94") + effects("95"), 1);
   txh_done(&H);
   /* Alone in its batch, the same: it fails at COMMIT, then alone again. */
