@@ -51,7 +51,7 @@ static int names_ok(char **list, const char *setting, char *err, size_t errlen) 
   for (char **e = list; e && *e; e++) {
     const char *eq = strchr(*e, '=');
     if (eq == NULL || eq == *e || eq[1] == '\0' || lmp_text_check(eq + 1, strlen(eq + 1), 0, NULL) != LMP_TEXT_OK) {
-      snprintf(err, errlen, "%s: '%.80s' is not code=name", setting, *e);
+      snprintf(err, errlen, "%s: '%s' is not code=name", setting, LMP_SHOWN(*e));
       return LMP_ECONFIG;
     }
   }

@@ -161,8 +161,8 @@ int notifier_configured(void *ctx, char *err, size_t errlen) {
               {"notifier.help_center_url", n->help_url}};
   for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++)
     if (urls[i].value && *urls[i].value && !link_ok(urls[i].value)) {
-      snprintf(err, errlen, "%s: '%.100s' is not an https:// or http:// address without spaces", urls[i].name,
-               urls[i].value);
+      snprintf(err, errlen, "%s: '%s' is not an https:// or http:// address without spaces", urls[i].name,
+               LMP_SHOWN(urls[i].value));
       return LMP_ECONFIG;
     }
   return check_smtp(n, err, errlen);

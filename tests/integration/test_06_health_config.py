@@ -23,7 +23,7 @@ def test_health_config(ns):
     for service, env, want in [
             ("intake", {"LMP_INTAKE_APPLIANCE_NAMES": "NS-100"}, "intake.appliance_names: 'NS-100' is not code=name"),
             ("intake", {"LMP_INTAKE_HOSTING_REGION_NAMES": "ca-central-1=Can\x1bada"},
-             "intake.hosting_region_names: 'ca-central-1=Can\x1bada' is not code=name"),
+             "intake.hosting_region_names: 'ca-central-1=Can?ada' is not code=name"),
             ("intake", {"LMP_INTAKE_INCIDENT_RESPONSE": "call\r\nBcc: x"},
              "intake.incident_response: must be UTF-8 text without control characters"),
             ("notifier", {"LMP_NOTIFIER_PORTAL_URL": "javascript:alert(1)"},
@@ -33,10 +33,19 @@ def test_health_config(ns):
             ("notifier", {"LMP_NOTIFIER_SEND_BATCH": "0"}, "notifier.send_batch: 0 is not in 1..100"),
             ("notifier", {"LMP_NOTIFIER_SEND_BATCH": "8x"}, "notifier.send_batch: '8x'"),
             ("allocation", {"LMP_KAFKA_COMMIT_INTERVAL_MS": "-1"}, "kafka.commit_interval_ms: -1 is not in 0..60000"),
-            ("shipping", {"LMP_KAFKA_COMMIT_INTERVAL_MS": "1s"}, "kafka.commit_interval_ms: '1s'")]:
+            ("shipping", {"LMP_KAFKA_COMMIT_INTERVAL_MS": "1s"}, "kafka.commit_interval_ms: '1s'"),
+            # Hostile bytes are refused and quoted harmless: a terminal's escape shown as
+            # '?', bytes that are not UTF-8 cut off, a flood cut at 40 characters.
+            ("shipping", {"LMP_KAFKA_COMMIT_INTERVAL_MS": "10\x1b[2J"},
+             "kafka.commit_interval_ms: '10?[2J' is not an integer"),
+            ("intake", {"LMP_KAFKA_COMMIT_INTERVAL_MS": "\udcff\udcfe"},
+             "kafka.commit_interval_ms: '...' is not an integer"),
+            ("notifier", {"LMP_KAFKA_COMMIT_INTERVAL_MS": "9" * 5000},
+             "kafka.commit_interval_ms: '" + "9" * 40 + "...' is not an integer")]:
         out = subprocess.run([os.path.join(BUILD, "services", service, f"lmp-{service}"), "--check-config"],
                              env=ns.env(service, **env), capture_output=True, text=True)
-        check(out.returncode == 2 and want in out.stderr, f"{service} {env}: {out.returncode} {out.stderr!r}")
+        check(out.returncode == 2 and want in out.stderr and "\x1b" not in out.stderr and len(out.stderr) < 1000,
+              f"{service} {env}: {out.returncode} {out.stderr[:2000]!r}")
     out = subprocess.run([exe, "-c", "/nonexistent.conf"], env=ns.env(), capture_output=True, text=True)
     check(out.returncode == 2 and "cannot open" in out.stderr, out.stderr)
     out = subprocess.run([exe, "--print-config"], capture_output=True, text=True)

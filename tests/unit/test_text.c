@@ -60,6 +60,21 @@ static void copy_by_characters(void **state) {
   assert_string_equal(LMP_Q(NULL), "");
 }
 
+/* A value from outside quoted in an error: no control character gets through (a
+ * terminal's escape, a line break into the log), not UTF-8 stops it, a flood is cut. */
+static void shown_harmless(void **state) {
+  assert_string_equal(LMP_SHOWN("10\x1b[2J\r\nBcc: x\x7f"), "10?[2J??Bcc: x?");
+  assert_string_equal(LMP_SHOWN("ok\xff\xfe"), "ok...");
+  char flood[5001];
+  memset(flood, '9', 5000);
+  flood[5000] = '\0';
+  const char *q = LMP_SHOWN(flood);
+  assert_int_equal(strlen(q), 43);
+  assert_string_equal(q + 40, "...");
+  assert_string_equal(LMP_SHOWN("Canada \xe6\x97\xa5"), "Canada \xe6\x97\xa5"); /* text stays as it is */
+  assert_string_equal(LMP_SHOWN(NULL), "");
+}
+
 static void not_utf8(void **state) {
   static const struct {
     const char *s;
@@ -180,7 +195,7 @@ static void log_lines_keep_their_text(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(cut_at_every_point),
-      cmocka_unit_test(copy_by_characters),
+      cmocka_unit_test(copy_by_characters), cmocka_unit_test(shown_harmless),
       cmocka_unit_test(not_utf8),
       cmocka_unit_test(reasons_stay_text),
       cmocka_unit_test(log_lines_keep_their_text),

@@ -9,6 +9,7 @@
 
 #include "lmp/base/buf.h"
 #include "lmp/base/error.h"
+#include "lmp/base/text.h"
 
 struct lmp_registry {
   char *url, *ca, *user, *password;
@@ -26,7 +27,7 @@ int lmp_registry_check_config(const struct lmp_config *cfg, char *err, size_t er
   if (url == NULL || *url == '\0' || strncmp(url, "https://", 8) == 0)
     return 0;
   if (strncmp(url, "http://", 7) != 0) {
-    snprintf(err, errlen, "schema_registry.url: '%s' is not an https:// address", url);
+    snprintf(err, errlen, "schema_registry.url: '%s' is not an https:// address", LMP_SHOWN(url));
     return LMP_ECONFIG;
   }
   if (!cfg->registry_allow_http) {

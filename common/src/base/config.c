@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "lmp/base/error.h"
+#include "lmp/base/text.h"
 
 #define C(field) offsetof(struct lmp_config, field)
 
@@ -94,6 +95,7 @@ const struct lmp_conf_entry lmp_config_entries[] = {
     {"tracing.timeout_ms", LMP_CONF_INT, C(tracing_timeout_ms), 100, 60000, "2000", "longest one request to the collector may take; a batch it does not take is dropped and counted"},
 };
 const size_t lmp_config_entries_n = sizeof(lmp_config_entries) / sizeof(lmp_config_entries[0]);
+
 
 static void *field_ptr(const struct lmp_conf_table *t, const struct lmp_conf_entry *e) {
   return (char *)t->base + e->offset;
@@ -252,7 +254,7 @@ static int set_entry(const struct lmp_conf_table *t, const struct lmp_conf_entry
     errno = 0;
     long long v = strtoll(value, &end, 10);
     if (errno || end == value || *end != '\0') {
-      snprintf(err, errlen, "%s: %s: '%s' is not an integer", source, e->name, value);
+      snprintf(err, errlen, "%s: %s: '%s' is not an integer", source, e->name, LMP_SHOWN(value));
       return LMP_ECONFIG;
     }
     if (v < e->min || v > e->max) {
@@ -268,7 +270,7 @@ static int set_entry(const struct lmp_conf_table *t, const struct lmp_conf_entry
       if (strcasecmp(value, yes[i]) == 0) { *(int *)p = 1; return 0; }
       if (strcasecmp(value, no[i]) == 0) { *(int *)p = 0; return 0; }
     }
-    snprintf(err, errlen, "%s: %s: '%s' is not true or false", source, e->name, value);
+    snprintf(err, errlen, "%s: %s: '%s' is not true or false", source, e->name, LMP_SHOWN(value));
     return LMP_ECONFIG;
   }
   case LMP_CONF_LIST: {
@@ -344,7 +346,7 @@ static int load_file(const struct lmp_conf_table *tables, const char *path, char
     const struct lmp_conf_table *t;
     const struct lmp_conf_entry *e;
     if (find(tables, name, &t, &e) < 0) {
-      snprintf(err, errlen, "%s: unknown setting '%s'", source, name);
+      snprintf(err, errlen, "%s: unknown setting '%s'", source, LMP_SHOWN(name));
       r = LMP_ECONFIG;
       break;
     }
@@ -398,7 +400,7 @@ static int check_tracing(const struct lmp_config *cfg, char *err, size_t errlen)
   double ratio = strtod(cfg->tracing_ratio, &end);
   if (lmp_sampler_parse(cfg->tracing_sampler) < 0) {
     snprintf(err, errlen, "tracing.sampler '%s' is none of always_on, always_off, traceidratio, "
-             "parentbased_always_on, parentbased_always_off, parentbased_traceidratio", cfg->tracing_sampler);
+             "parentbased_always_on, parentbased_always_off, parentbased_traceidratio", LMP_SHOWN(cfg->tracing_sampler));
     return LMP_ECONFIG;
   }
   if (end == cfg->tracing_ratio || *end || !(ratio >= 0 && ratio <= 1)) {

@@ -123,6 +123,14 @@ char *lmp_utf8_copy(char *out, size_t outlen, const char *s, size_t max_chars) {
   return out;
 }
 
+char *lmp_text_shown(char *out, const char *s) {
+  lmp_utf8_copy(out, 168, s ? s : "", 40);
+  for (unsigned char *c = (unsigned char *)out; *c; c++)
+    if (*c < 0x20 || *c == 0x7f)
+      *c = '?';
+  return out;
+}
+
 char *lmp_utf8_sanitize(const char *s, size_t n, size_t *outlen) {
   char *out = malloc(3 * n + 1); /* each byte becomes at most the 3 bytes of U+FFFD */
   if (out == NULL)

@@ -31,6 +31,11 @@ size_t lmp_utf8_cut(const char *s, size_t n, size_t max);
 char *lmp_utf8_copy(char *out, size_t outlen, const char *s, size_t max_chars);
 /* A value quoted in a message: at most 40 characters of s (NULL: ""), in buf. */
 #define LMP_Q(s) lmp_utf8_copy((char[168]){0}, 168, (s) ? (s) : "", 40)
+/* A value from outside (a setting, an address) as an error message quotes it: LMP_Q's
+ * cut, and each control character a '?', so it can neither flood nor steer the
+ * terminal or the log that shows the message. out holds 168 bytes. */
+char *lmp_text_shown(char *out, const char *s);
+#define LMP_SHOWN(s) lmp_text_shown((char[168]){0}, (s))
 
 /* A copy of s (n bytes) that is valid UTF-8 without NUL: every byte that starts no
  * character, and every NUL, becomes U+FFFD. malloc'd, NUL-terminated; *outlen (may
