@@ -179,6 +179,13 @@ static int cached(const struct lmp_db *db, const char *sql) {
   return -1;
 }
 
+/* sql, a literal, is prepared as lmp_<index> from now: its index. */
+static int cache_add(struct lmp_db *db, const char *sql) {
+  db->cache[db->ncache].sql = sql;
+  db->cache[db->ncache].hash = hash(sql);
+  return db->ncache++;
+}
+
 /* The name of sql's prepared statement on this connection, preparing it the first
  * time; NULL when the cache is full (the statement then runs unnamed). */
 static int prepared(struct lmp_db *db, const char *sql, int n, char name[16], int *rc) {
@@ -199,9 +206,7 @@ static int prepared(struct lmp_db *db, const char *sql, int n, char name[16], in
     return 0;
   }
   PQclear(res);
-  db->cache[db->ncache].sql = sql;
-  db->cache[db->ncache].hash = hash(sql);
-  db->ncache++;
+  cache_add(db, sql);
   return 1;
 }
 
@@ -255,9 +260,7 @@ int lmp__db_send(struct lmp_db *db, const char *sql, int n, const char *const *p
     snprintf(name, sizeof(name), "lmp_%d", idx);
     if (!PQsendPrepare(db->conn, name, sql, n, NULL))
       return broken(db, 0);
-    db->cache[idx].sql = sql;
-    db->cache[idx].hash = hash(sql);
-    db->ncache++;
+    cache_add(db, sql);
     db->queue[db->nqueue].prepare = 1;
     db->queue[db->nqueue++].idx = idx;
   }

@@ -496,19 +496,15 @@ void lmp__pipeline_free(struct rt *rt) {
   rt->ncarry = 0;
 }
 
-/* Once a second: the heartbeat; and when nothing was consumed for a third of
- * max.poll.interval.ms (a stuck transaction, a broker that does not acknowledge),
- * pause fetching and poll, so the group keeps this member. */
 /* A burst leaves its buffers freed in every thread's arena, and glibc keeps those
  * pages: the daemon's private memory would stay at the burst's peak for good. Once
  * nothing was consumed or published for two seconds (the notifier's senders publish
- * what they settle) and nothing is in flight, they go back to
- * the system, once per quiet spell (malloc_trim walks the arenas: well under a
- * millisecond at this size). */
+ * what they settle) and nothing is in flight, they go back to the system, once per
+ * quiet spell. */
 static void give_back_memory(struct rt *rt) {
-  uint64_t consumed = atomic_load(&rt->m.consumed) + atomic_load(&rt->m.produced), now = uv_hrtime();
-  if (consumed != rt->trim_consumed || rt->trim_quiet_ns == 0) {
-    rt->trim_consumed = consumed;
+  uint64_t moved = atomic_load(&rt->m.consumed) + atomic_load(&rt->m.produced), now = uv_hrtime();
+  if (moved != rt->trim_moved || rt->trim_quiet_ns == 0) {
+    rt->trim_moved = moved;
     rt->trim_quiet_ns = now;
   } else if (rt->trim_quiet_ns != UINT64_MAX && rt->head == NULL && now - rt->trim_quiet_ns >= 2000000000ull) {
     malloc_trim(0);
@@ -516,6 +512,9 @@ static void give_back_memory(struct rt *rt) {
   }
 }
 
+/* Once a second: the heartbeat, memory given back after a burst; and when nothing was
+ * consumed for a third of max.poll.interval.ms (a stuck transaction, a broker that
+ * does not acknowledge), pause fetching and poll, so the group keeps this member. */
 void lmp__pipeline_housekeeping(struct rt *rt) {
   atomic_store(&rt->m.heartbeat_ms, (int64_t)(uv_hrtime() / 1000000));
   if (rt->closing)

@@ -219,7 +219,7 @@ struct rt {
   uint64_t last_consume_ns;    /* the consumer's queue was last read (hrtime) */
   int sweep_wanted;            /* the sweep timer fired */
   uint64_t purged_ns;          /* the last purge (hrtime) */
-  uint64_t trim_consumed;      /* messages consumed and published when memory was last given back */
+  uint64_t trim_moved;         /* messages consumed and published when memory was last given back */
   uint64_t trim_quiet_ns;      /* since when that count stands (hrtime) */
   int tick_wanted;             /* the tick timer fired, or a transaction asked for it */
   int tick_now;                /* the timer fired, or the tick asked for itself: no gap */
