@@ -16,6 +16,30 @@
 #include "lmp/runtime/events.h"
 #include "txh.h"
 
+/* A set's statement (lmp_tx_add): every row an effect, and each run of it noted with
+ * the rows it wrote. */
+static const struct lmp_set effects_set = {
+    "WITH r AS (SELECT * FROM unnest($1::text[]) WITH ORDINALITY AS r(id, ord)), "
+    "ins AS (INSERT INTO effects(id) SELECT id FROM r ORDER BY ord RETURNING 1) "
+    "INSERT INTO set_runs(nrows) SELECT count(*) FROM ins",
+    1};
+
+/* "set": the effect added to the set; "setsee": that, once the previous event's
+ * effect (its key's last digit one less) is seen; "setreject": added, then refused. */
+static int set_handle(struct lmp_tx *tx, const char *id, const char *what) {
+  if (strcmp(what, "setsee") == 0) {
+    char prev[8];
+    snprintf(prev, sizeof(prev), "%c%c", id[0], id[1] - 1);
+    const char *p[] = {prev};
+    int seen, r = lmp_tx_exists(tx, "SELECT 1 FROM effects WHERE id = $1", 1, p, &seen);
+    if (r < 0 || !seen)
+      return r < 0 ? r : lmp_tx_reject(tx, "%s does not see %s", id, prev);
+  }
+  const char *row[] = {id};
+  int r = lmp_tx_add(tx, &effects_set, row);
+  return r == 0 && strcmp(what, "setreject") == 0 ? lmp_tx_reject(tx, "the test says no to %s", id) : r;
+}
+
 /* The test service: what it does with an onboarding.failed event is what its first
  * reason's code says; its effect is named by the event's key. */
 static int handle(struct lmp_tx *tx, const struct lmp_event *ev) {
@@ -26,8 +50,10 @@ static int handle(struct lmp_tx *tx, const struct lmp_event *ev) {
                          ? lmp_av_str(&first, "code")
                          : "";
   const char *p[] = {id};
-  int r = lmp_tx_command(tx, "INSERT INTO effects(id) VALUES ($1)", 1, p);
-  if (r < 0)
+  int r;
+  if (strncmp(what, "set", 3) == 0)
+    return set_handle(tx, id, what);
+  if ((r = lmp_tx_command(tx, "INSERT INTO effects(id) VALUES ($1)", 1, p)) < 0)
     return r;
   if (strcmp(what, "reject") == 0)
     return lmp_tx_reject(tx, "the test says no to %s", id);
@@ -61,7 +87,9 @@ static int handle(struct lmp_tx *tx, const struct lmp_event *ev) {
 
 static const struct lmp_route routes[] = {{"onboarding.failed", handle, NULL, 0}, {NULL, NULL, NULL, 0}};
 static const struct lmp_embedded migrations[] = {
-    {"001_effects.sql", "CREATE TABLE effects (id text PRIMARY KEY);"}, {NULL, NULL}};
+    {"001_effects.sql", "CREATE TABLE effects (id text PRIMARY KEY);"},
+    {"002_set_runs.sql", "CREATE TABLE set_runs (nrows int NOT NULL);"},
+    {NULL, NULL}};
 static const struct lmp_service svc = {.name = "txntest", .routes = routes, .migrations = migrations};
 
 static struct txh H;
@@ -234,6 +262,58 @@ static void statements_sent_ahead(void **state) {
   assert_int_equal(lmp__db_sync(db), 0);
   assert_int_equal(lmp__db_query(db, "COMMIT", 0, NULL, NULL, NULL, 0, NULL), 0);
   assert_int_equal(effects("many-"), 40);
+}
+
+/* Rows added to a set (lmp_tx_add) are one statement for the batch, seen by every
+ * statement after them; when it fails, the batch runs one message at a time and each
+ * row is its own event's statement, so only the failing one is dead-lettered; a row
+ * whose event is refused is never written. */
+static void rows_added_are_one_statement(void **state) {
+  long runs = txh_long(&H, "SELECT count(*) FROM set_runs"), rows = txh_long(&H, "SELECT count(*) FROM effects");
+  txh_batch(&H, 4);
+  event(0, "50", "set");
+  event(1, "51", "setsee");
+  event(2, "52", "setsee");
+  event(3, "53", "set");
+  run_expect(0, 4, 0, "");
+  assert_int_equal(effects("5"), 4);
+  /* 51's read took 50's row first, 52's 51's; 52's and 53's went with COMMIT, as one. */
+  assert_int_equal(txh_long(&H, "SELECT count(*) FROM set_runs") - runs, 3);
+  assert_int_equal(txh_long(&H, "SELECT max(nrows) FROM set_runs"), 2);
+  txh_done(&H);
+
+  runs = txh_long(&H, "SELECT count(*) FROM set_runs");
+  txh_batch(&H, 5);
+  for (size_t i = 0; i < 5; i++)
+    event(i, (const char *[]){"60", "61", "62", "63", "64"}[i], "set");
+  run_expect(0, 5, 0, "");
+  assert_int_equal(txh_long(&H, "SELECT count(*) FROM set_runs") - runs, 1);
+  assert_int_equal(txh_long(&H, "SELECT max(nrows) FROM set_runs"), 5);
+  txh_done(&H);
+
+  /* 61 is there already: the batch's one statement fails at COMMIT, then each row is
+   * its event's own. */
+  runs = txh_long(&H, "SELECT count(*) FROM set_runs");
+  txh_batch(&H, 3);
+  event(0, "70", "set");
+  txh_event(&H, 1, "onboarding.failed", "61", "ev-61-again",
+            "{\"onboarding_id\": \"00000000-0000-4000-8000-000000000061\", \"partner_id\": \"p\", \"stage\": "
+            "\"allocation\", \"reasons\": [{\"code\": \"set\", \"field\": \"\", \"message\": \"\"}], "
+            "\"onboarding\": null, \"failed_at\": 0}");
+  event(2, "72", "set");
+  run_expect(1, 2, 1, "DATABASE_REFUSED");
+  assert_int_equal(effects("7"), 2);
+  assert_int_equal(txh_long(&H, "SELECT count(*) FROM set_runs") - runs, 2);
+  txh_done(&H);
+
+  /* A row added by an event then refused is never written. */
+  txh_batch(&H, 2);
+  event(0, "80", "setreject");
+  event(1, "81", "set");
+  run_expect(1, 1, 1, "HANDLER_REJECTED");
+  assert_int_equal(effects("8"), 1);
+  assert_int_equal(txh_long(&H, "SELECT count(*) FROM effects") - rows, 4 + 5 + 2 + 1);
+  txh_done(&H);
 }
 
 /* A generic plan made while a table was small scans the grown table whole: every
@@ -462,6 +542,7 @@ int main(void) {
       cmocka_unit_test(hostile_ids_refused),     cmocka_unit_test(parked_events_go_after_review),
       cmocka_unit_test(writer_bound_to_topic), cmocka_unit_test(a_failure_sent_ahead_is_its_messages),
       cmocka_unit_test(statements_sent_ahead), cmocka_unit_test(statements_planned_again),
+      cmocka_unit_test(rows_added_are_one_statement),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

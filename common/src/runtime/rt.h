@@ -20,6 +20,7 @@
 #include "io/http.h"
 #include "io/kafka_conf.h"
 #include "io/metrics.h"
+#include "lmp/base/buf.h"
 #include "lmp/avro/registry.h"
 #include "lmp/io/trace.h"
 #include "lmp/runtime/service.h"
@@ -265,6 +266,11 @@ struct lmp_tx {
   char why[400];               /* a handler's reason for refusing (lmp_tx_reject) */
   int wake;                    /* background work asked for the tick (lmp_tx_wake) */
   struct lmp_background *bg;   /* background work's threads (lmp_tx_stopping); NULL elsewhere */
+  struct txset {               /* rows added for a set's one statement (lmp_tx_add) */
+    const struct lmp_set *set;
+    struct lmp_buf cols[LMP_SET_COLS]; /* each column's array literal, without its braces */
+    size_t n;
+  } sets[4];
 };
 
 /* daemon.c */

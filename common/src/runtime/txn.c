@@ -20,17 +20,21 @@
 
 /* ---- The handler's API ---------------------------------------------------------- */
 
+static int sets_send(struct lmp_tx *tx);
+
 int lmp_tx_query(struct lmp_tx *tx, const char *sql, int nparams, const char *const *params,
                  PGresult **res) {
-  return lmp__db_query(tx->db, sql, nparams, params, NULL, NULL, 1, res);
+  int r = sets_send(tx);
+  return r ? r : lmp__db_query(tx->db, sql, nparams, params, NULL, NULL, 1, res);
 }
 
 int lmp_tx_command(struct lmp_tx *tx, const char *sql, int nparams, const char *const *params) {
-  return lmp__db_query(tx->db, sql, nparams, params, NULL, NULL, 1, NULL);
+  return lmp_tx_query(tx, sql, nparams, params, NULL);
 }
 
 int lmp_tx_send(struct lmp_tx *tx, const char *sql, int nparams, const char *const *params) {
-  return lmp__db_send(tx->db, sql, nparams, params, NULL, NULL, 1);
+  int r = sets_send(tx);
+  return r ? r : lmp__db_send(tx->db, sql, nparams, params, NULL, NULL, 1);
 }
 
 int lmp_tx_exists(struct lmp_tx *tx, const char *sql, int nparams, const char *const *params, int *found) {
@@ -147,14 +151,83 @@ static void msgs_free(struct lmp_msg *xs, size_t n) {
   free(xs);
 }
 
-/* ---- The inbox --------------------------------------------------------------------- */
+/* ---- Sets: one statement for a batch's rows ----------------------------------------- */
 
+/* Item i of a PostgreSQL array literal (without its braces): quoted, or NULL. */
 static int put_array_item(struct lmp_buf *b, size_t i, const char *s) {
+  if (s == NULL)
+    return lmp_buf_puts(b, i ? ",NULL" : "NULL");
   int r = lmp_buf_puts(b, i ? ",\"" : "\"");
   for (; r == 0 && *s; s++)
     r = (*s == '"' || *s == '\\') ? lmp_buf_printf(b, "\\%c", *s) : lmp_buf_append(b, s, 1);
   return r ? r : lmp_buf_puts(b, "\"");
 }
+
+#define NSETS (sizeof(((struct lmp_tx *)0)->sets) / sizeof(((struct lmp_tx *)0)->sets[0]))
+
+/* The rows added are forgotten (the transaction is undone, or their event refused);
+ * release also gives their memory back. */
+static void sets_clear(struct lmp_tx *tx, int release) {
+  for (size_t k = 0; k < NSETS; k++) {
+    for (int c = 0; c < LMP_SET_COLS; c++)
+      release ? lmp_buf_free(&tx->sets[k].cols[c]) : lmp_buf_reset(&tx->sets[k].cols[c]);
+    tx->sets[k].n = 0;
+    tx->sets[k].set = NULL;
+  }
+}
+
+/* Each set's rows as its one statement, sent ahead (lmp__db_send), in the order of
+ * their first row (the slots fill in that order). */
+static int sets_send(struct lmp_tx *tx) {
+  int r = 0;
+  for (size_t k = 0; k < NSETS; k++) {
+    struct txset *s = &tx->sets[k];
+    if (s->n == 0)
+      continue;
+    char *lits[LMP_SET_COLS] = {0};
+    for (int c = 0; r == 0 && c < s->set->ncols; c++) {
+      struct lmp_buf lit = {0};
+      if ((r = lmp_buf_printf(&lit, "{%s}", s->cols[c].data ? s->cols[c].data : "")) == 0)
+        lits[c] = lmp_buf_steal(&lit);
+    }
+    if (r == 0)
+      r = lmp__db_send(tx->db, s->set->sql, s->set->ncols, (const char *const *)lits, NULL, NULL, 1);
+    for (int c = 0; c < s->set->ncols; c++) {
+      free(lits[c]);
+      lmp_buf_reset(&s->cols[c]);
+    }
+    s->n = 0;
+    s->set = NULL;
+  }
+  return r;
+}
+
+int lmp_tx_add(struct lmp_tx *tx, const struct lmp_set *set, const char *const *cols) {
+  if (set->ncols < 1 || set->ncols > LMP_SET_COLS)
+    return LMP_EINVAL;
+  size_t k = 0;
+  while (k < NSETS && tx->sets[k].n && tx->sets[k].set != set)
+    k++;
+  int r = k == NSETS ? sets_send(tx) : 0; /* more sets than slots: what is held goes first */
+  if (r < 0)
+    return r;
+  if (k == NSETS)
+    k = 0;
+  struct txset *s = &tx->sets[k];
+  s->set = set;
+  for (int c = 0; r == 0 && c < set->ncols; c++)
+    r = put_array_item(&s->cols[c], s->n, cols[c]);
+  if (r < 0)
+    return r; /* the transaction fails, and forgets the rows (sets_clear) */
+  s->n++;
+  if (tx->b == NULL) { /* background work: no batch to gather */
+    r = sets_send(tx);
+    sets_clear(tx, 1);
+  }
+  return r;
+}
+
+/* ---- The inbox --------------------------------------------------------------------- */
 
 /* One statement records every message of the batch; the ids it returns are the
  * messages never seen before (the first of two with one id in a batch). */
@@ -374,6 +447,10 @@ static int apply_isolated(struct lmp_tx *tx, struct lmp_msg *xs, size_t n) {
       span_dead(tx, x->code, x->why);
     } else {
       r = handle(tx, x);
+      if (r == 0)
+        r = sets_send(tx); /* its rows, as a statement of its own */
+      else
+        sets_clear(tx, 0); /* never sent: the ROLLBACK below must not carry them */
       /* What the handler sent ahead is read now, whatever it returned: a failure there
        * is the message's own, and the ROLLBACK TO SAVEPOINT below must not travel
        * behind a failed statement (the server would skip it). */
@@ -505,6 +582,7 @@ void lmp__txn_run(struct rt *rt, struct batch *b) {
     b->wake = 0;
     lmp__rows_truncate(b, 0);
     tx.nspans = 0; /* a transaction run again times its messages again */
+    sets_clear(&tx, 0);
     if (r == 0)
       r = transaction(&tx);
     if (b->kind == BATCH_MESSAGES && !b->isolate && (r == ISOLATE || (r < 0 && !lmp_error_is_retry(r)))) {
@@ -522,6 +600,7 @@ void lmp__txn_run(struct rt *rt, struct batch *b) {
   if (r == 0)
     spans_end(&tx);
   free(tx.spans);
+  sets_clear(&tx, 1);
   if (r < 0) {
     if (!*b->err && (r == LMP_ERETRY || r == LMP_EDB))
       snprintf(b->err, sizeof(b->err), "database: %s", rt->db.err);

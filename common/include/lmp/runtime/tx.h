@@ -22,6 +22,25 @@ int lmp_tx_command(struct lmp_tx *tx, const char *sql, int nparams, const char *
  * the next, so a failure is still the message's own). For a handler's last writes;
  * sql is a string literal, as lmp_tx_query's. */
 int lmp_tx_send(struct lmp_tx *tx, const char *sql, int nparams, const char *const *params);
+/* A write made once for a whole batch: each event's handler adds its row of values,
+ * and one statement writes them all, where a statement per event would cost the
+ * server a parse, a plan and an execution each. sql takes one text[] parameter per
+ * column ($1 the first column of every row, in the order they were added: unnest()
+ * WITH ORDINALITY gives it) and must do what running it once per row, in that order,
+ * would do. It is a string literal, as lmp_tx_query's. */
+#define LMP_SET_COLS 12
+struct lmp_set {
+  const char *sql;
+  int ncols; /* at most LMP_SET_COLS */
+};
+/* Adds a row (ncols values; NULL is SQL NULL). The rows are sent, without waiting for
+ * the answer (as lmp_tx_send), before any other statement of the transaction, so every
+ * statement sees the writes of the events before it; a batch's last rows go with its
+ * outbox insert and COMMIT. The sets held are sent in the order of their first row: a
+ * handler that adds to sets in one order (shipments, then their items) has them
+ * written in that order. Run one message at a time (a batch being isolated), each
+ * event's rows are its own statements. Outside a batch a row is sent at once. */
+int lmp_tx_add(struct lmp_tx *tx, const struct lmp_set *set, const char *const *cols);
 /* Sets *found to whether the query returns a row. */
 int lmp_tx_exists(struct lmp_tx *tx, const char *sql, int nparams, const char *const *params,
                   int *found);
