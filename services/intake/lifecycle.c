@@ -127,9 +127,29 @@ static int event_time(const struct lmp_event *ev, const struct intake_stage *st,
   return 0;
 }
 
+/* The batch's stages, one statement for all (lmp_tx_add): each recorded; the status
+ * moves only forward, so of an onboarding's stages in the batch the highest rank
+ * moves it, the first of equals as one statement per stage in order would (a stage
+ * heard late leaves it); the outcome that moved it settles the customer account. */
+static const struct lmp_set stages_set = {
+    "WITH r AS (SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::text[], $5::text[], $6::jsonb[], "
+    "  $7::int[], $8::bigint[], $9::int[], $10::text[]) WITH ORDINALITY "
+    "  AS r(id, stage, detail, event_id, status, reasons, place, at, rank, settle, ord)), "
+    "stage AS (INSERT INTO onboarding_stages(onboarding_id, stage, detail, event_id, place, happened_at) "
+    "  SELECT id, stage, detail, event_id, place, 'epoch'::timestamptz + at * interval '1 millisecond' "
+    "  FROM r ORDER BY ord), "
+    "best AS (SELECT DISTINCT ON (id) id, status, reasons, rank, settle FROM r WHERE status IS NOT NULL "
+    "  ORDER BY id, rank DESC, ord), "
+    "moved AS (UPDATE onboardings o SET status = b.status, status_rank = b.rank, updated_at = now(), "
+    "  reasons = COALESCE(b.reasons, o.reasons) FROM best b "
+    "  WHERE o.onboarding_id = b.id AND o.status_rank < b.rank RETURNING b.id, b.settle) "
+    "UPDATE customer_accounts a SET status = m.settle, updated_at = now() FROM moved m "
+    "WHERE a.onboarding_id = m.id AND a.status = 'reserved' AND m.settle IS NOT NULL",
+    10};
+
 /* Each later stage's event is recorded at its place in the flow with the time it
  * happened, and moves the status to a higher rank, never back: events on different
- * topics arrive in any order. One statement records the stage and moves the status. */
+ * topics arrive in any order. */
 int intake_on_lifecycle(struct lmp_tx *tx, const struct lmp_event *ev) {
   const struct intake_stage *st = ev->route->data;
   const char *id = lmp_av_str(ev->value, "onboarding_id");
@@ -167,25 +187,22 @@ int intake_on_lifecycle(struct lmp_tx *tx, const struct lmp_event *ev) {
   const char *settle = st == &intake_stages[INTAKE_CONFIRMED] ? "active"
                        : st == &intake_stages[INTAKE_FAILED]  ? "released"
                                                               : NULL;
-  const char *p[] = {id, st->name, d, ev->event_id, st->status, reasons, place, at, rank, settle};
-  /* Sent ahead (no round trip of its own): the status moves only forward, so a stage
-   * heard late leaves it; the log says which stage was heard. */
-  int r = lmp_tx_send(tx, "WITH stage AS (INSERT INTO onboarding_stages(onboarding_id, stage, detail, event_id, "
-                          "place, happened_at) VALUES ($1, $2, $3::jsonb, $4, $7::int, "
-                          "'epoch'::timestamptz + $8::bigint * interval '1 millisecond')), "
-                          "moved AS (UPDATE onboardings SET status = $5, status_rank = $9::int, updated_at = now(), "
-                          "reasons = COALESCE($6::jsonb, reasons) "
-                          "WHERE onboarding_id = $1 AND $5::text IS NOT NULL AND status_rank < $9::int RETURNING 1) "
-                          "UPDATE customer_accounts SET status = $10, updated_at = now() "
-                          "WHERE onboarding_id = $1 AND status = 'reserved' AND $10::text IS NOT NULL "
-                          "AND EXISTS (SELECT 1 FROM moved)",
-                      10, p);
+  const char *row[] = {id, st->name, d, ev->event_id, st->status, reasons, place, at, rank, settle};
+  int r = lmp_tx_add(tx, &stages_set, row);
   free(d);
   free(reasons);
   if (r == 0)
     lmp_info(id, "stage %s", st->name);
   return r;
 }
+
+/* The batch's mail fates, one statement for all: the first of each kept. */
+static const struct lmp_set fates_set = {
+    "INSERT INTO mail_fates(onboarding_id, kind, status, reason, settled_at) "
+    "SELECT id, kind, status, reason, to_timestamp(at) FROM unnest($1::text[], $2::text[], $3::text[], "
+    "  $4::text[], $5::double precision[]) WITH ORDINALITY AS f(id, kind, status, reason, at, ord) "
+    "ORDER BY ord ON CONFLICT DO NOTHING",
+    5};
 
 /* A mail the confirmation named is settled: its fate kept, once, for the status
  * answer, whichever of the two intake hears of first. Only the two mails a
@@ -206,10 +223,8 @@ int intake_on_mail_settled(struct lmp_tx *tx, const struct lmp_event *ev) {
     return lmp_tx_reject(tx, "onboarding.mail-settled without settled_at");
   char when[32];
   snprintf(when, sizeof(when), "%.3f", (double)ms / 1000.0);
-  const char *p[] = {id, kind, status, strcmp(status, "failed") == 0 ? reason : NULL, when};
-  int r = lmp_tx_send(tx, "INSERT INTO mail_fates(onboarding_id, kind, status, reason, settled_at) "
-                          "VALUES ($1, $2, $3, $4, to_timestamp($5::double precision)) ON CONFLICT DO NOTHING",
-                      5, p);
+  const char *row[] = {id, kind, status, strcmp(status, "failed") == 0 ? reason : NULL, when};
+  int r = lmp_tx_add(tx, &fates_set, row);
   if (r == 0)
     lmp_info(id, "mail %s %s", kind, status);
   return r;
