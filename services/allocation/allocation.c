@@ -257,6 +257,12 @@ static int on_failed(struct lmp_tx *tx, const struct lmp_event *ev) {
   return r;
 }
 
+/* The batch's completed onboardings, one statement for all (lmp_tx_add). */
+static const struct lmp_set completed_set = {
+    "UPDATE onboardings o SET status = 'completed', updated_at = now() FROM unnest($1::text[]) AS r(id) "
+    "WHERE o.onboarding_id = r.id AND o.status = 'allocated'",
+    1};
+
 /* Shipping completed: nothing can fail the onboarding any more, so its users are
  * allocated for good, and a failure that names it later is refused. */
 static int on_completed(struct lmp_tx *tx, const struct lmp_event *ev) {
@@ -264,8 +270,7 @@ static int on_completed(struct lmp_tx *tx, const struct lmp_event *ev) {
   if (id == NULL)
     return lmp_tx_reject(tx, "onboarding.shipping-completed without onboarding_id");
   const char *p[] = {id};
-  return lmp_tx_send(tx, "UPDATE onboardings SET status = 'completed', updated_at = now() "
-                         "WHERE onboarding_id = $1 AND status = 'allocated'", 1, p);
+  return lmp_tx_add(tx, &completed_set, p);
 }
 
 /* customer.users-accepted: more users for an existing customer, drawn all or nothing

@@ -221,6 +221,12 @@ static int on_failed(struct lmp_tx *tx, const struct lmp_event *ev) {
   return r;
 }
 
+/* The batch's completed onboardings, one statement for all (lmp_tx_add). */
+static const struct lmp_set completed_set = {
+    "UPDATE onboardings o SET status = 'completed', updated_at = now() FROM unnest($1::text[]) AS r(id) "
+    "WHERE o.onboarding_id = r.id AND o.status = 'provisioned'",
+    1};
+
 /* Shipping completed: the units are on their way and nothing can fail the onboarding
  * any more, so a failure that names it later is refused. */
 static int on_completed(struct lmp_tx *tx, const struct lmp_event *ev) {
@@ -228,8 +234,7 @@ static int on_completed(struct lmp_tx *tx, const struct lmp_event *ev) {
   if (id == NULL)
     return lmp_tx_reject(tx, "onboarding.shipping-completed without onboarding_id");
   const char *p[] = {id};
-  return lmp_tx_send(tx, "UPDATE onboardings SET status = 'completed', updated_at = now() "
-                         "WHERE onboarding_id = $1 AND status = 'provisioned'", 1, p);
+  return lmp_tx_add(tx, &completed_set, p);
 }
 
 const struct lmp_route fulfilment_routes[] = {

@@ -233,6 +233,15 @@ static int refuse_faulty(struct lmp_tx *tx, const struct lmp_event *ev) {
   return lmp_tx_reject(tx, "%s", why);
 }
 
+/* The batch's mails owed, one statement for all (lmp_tx_add), in the order owed; the
+ * first of an onboarding's kind kept. */
+static const struct lmp_set mails_set = {
+    "INSERT INTO mails(onboarding_id, kind, recipient, subject, body, traceparent) "
+    "SELECT id, kind, recipient, subject, body, traceparent FROM unnest($1::text[], $2::text[], $3::text[], "
+    "  $4::text[], $5::text[], $6::text[]) WITH ORDINALITY AS m(id, kind, recipient, subject, body, traceparent, ord) "
+    "ORDER BY ord ON CONFLICT DO NOTHING",
+    6};
+
 /* Owes one mail: rendered now, stored with the state change, sent by a sender. */
 static int owe(struct lmp_tx *tx, const char *id, const char *kind, const char *template,
                const char *to, json_t *vars) {
@@ -244,8 +253,7 @@ static int owe(struct lmp_tx *tx, const char *id, const char *kind, const char *
     return r;
   }
   const char *p[] = {id, kind, to, subject, body, lmp_tx_traceparent(tx)};
-  r = lmp_tx_send(tx, "INSERT INTO mails(onboarding_id, kind, recipient, subject, body, traceparent) "
-                      "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING", 6, p);
+  r = lmp_tx_add(tx, &mails_set, p);
   lmp_tx_wake(tx); /* the senders, once this commits */
   free(subject);
   free(body);

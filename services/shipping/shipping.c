@@ -62,6 +62,22 @@ static int set_address(avro_value_t *rec, const char *field, json_t *addr, const
   return r;
 }
 
+/* The batch's writes, a statement each for all its onboardings (lmp_tx_add): the
+ * shipments first, their items after them, then each onboarding's record. */
+static const struct lmp_set shipments_set = {
+    "INSERT INTO shipments(shipment_id, onboarding_id, address_key, address, partner_id, partner_email, "
+    "customer_id, account_name) SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::text[], "
+    "$6::text[], $7::text[], $8::text[])",
+    8};
+static const struct lmp_set items_set = {
+    "INSERT INTO shipment_items(shipment_id, serial, sku, role) "
+    "SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[])",
+    4};
+static const struct lmp_set arranged_set = {
+    "INSERT INTO onboardings(onboarding_id, status, shipments) "
+    "SELECT id, 'arranged', n FROM unnest($1::text[], $2::int[]) AS r(id, n)",
+    2};
+
 static int on_provisioned(struct lmp_tx *tx, const struct lmp_event *ev) {
   avro_value_t *in = ev->value, acc, req, cust, apps, dep, addrs;
   const char *id = lmp_av_str(in, "onboarding_id");
@@ -157,9 +173,7 @@ static int on_provisioned(struct lmp_tx *tx, const struct lmp_event *ev) {
     uuid_unparse_lower(uu, sid);
     char *addr = json_dumps(g[k].address, JSON_COMPACT);
     const char *p[] = {sid, id, g[k].key, addr, partner, email, customer, account};
-    r = lmp_tx_send(tx, "INSERT INTO shipments(shipment_id, onboarding_id, address_key, address, partner_id, "
-                        "partner_email, customer_id, account_name) VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8)",
-                    8, p);
+    r = lmp_tx_add(tx, &shipments_set, p);
     free(addr);
     avro_value_t sreq, items, shipment, sitems;
     if (r == 0 && (r = lmp_tx_value(tx, "shipment.requested", &sreq)) == 0) {
@@ -180,7 +194,7 @@ static int on_provisioned(struct lmp_tx *tx, const struct lmp_event *ev) {
         avro_value_get_by_index(&apps, g[k].units[u], &unit, NULL);
         const char *role = lmp_av_enum_name(&unit, "role");
         const char *pi[] = {sid, lmp_av_str(&unit, "serial"), lmp_av_str(&unit, "sku"), role ? role : ""};
-        r = lmp_tx_send(tx, "INSERT INTO shipment_items VALUES ($1, $2, $3, $4)", 4, pi);
+        r = lmp_tx_add(tx, &items_set, pi);
         if (r == 0 && (avro_value_append(&items, &e1, NULL) || lmp_avro_copy(&e1, &unit) ||
                        avro_value_append(&sitems, &e2, NULL) || lmp_avro_copy(&e2, &unit)))
           r = LMP_EINVAL;
@@ -195,7 +209,7 @@ static int on_provisioned(struct lmp_tx *tx, const struct lmp_event *ev) {
     char count[24];
     snprintf(count, sizeof(count), "%zu", ng);
     const char *p[] = {id, count};
-    r = lmp_tx_send(tx, "INSERT INTO onboardings(onboarding_id, status, shipments) VALUES ($1, 'arranged', $2::int)", 2, p);
+    r = lmp_tx_add(tx, &arranged_set, p);
   }
   avro_value_t allocs;
   if (r == 0) r = lmp_av_set_str(&done, "onboarding_id", id);
