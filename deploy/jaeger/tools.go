@@ -1,8 +1,9 @@
 //go:build tools
 
 // Package jaeger pins the Jaeger that deploy/setup builds for the local stack's
-// traces: the all-in-one binary (OTLP in, the UI and its query API out), from the
-// Go module proxy at the version go.mod and go.sum fix with every dependency.
+// traces: its all-in-one binary (the OTLP receiver, an in-memory store, the UI and
+// its query API in one process), from the Go module proxy at the version go.mod and
+// go.sum fix with every dependency.
 package jaeger
 
-import _ "github.com/jaegertracing/jaeger/cmd/jaeger"
+import _ "github.com/jaegertracing/jaeger/cmd/all-in-one"
