@@ -306,13 +306,29 @@ static void rows_added_are_one_statement(void **state) {
   assert_int_equal(txh_long(&H, "SELECT count(*) FROM set_runs") - runs, 2);
   txh_done(&H);
 
-  /* A row added by an event then refused is never written. */
-  txh_batch(&H, 2);
+  /* A row added by an event then refused is never written, not even tried: 62's
+   * would fail (62 is there), and the savepoint's rollback must not go behind it. */
+  txh_batch(&H, 3);
   event(0, "80", "setreject");
-  event(1, "81", "set");
-  run_expect(1, 1, 1, "HANDLER_REJECTED");
+  txh_event(&H, 1, "onboarding.failed", "62", "ev-62-again",
+            "{\"onboarding_id\": \"00000000-0000-4000-8000-000000000062\", \"partner_id\": \"p\", \"stage\": "
+            "\"allocation\", \"reasons\": [{\"code\": \"setreject\", \"field\": \"\", \"message\": \"\"}], "
+            "\"onboarding\": null, \"failed_at\": 0}");
+  event(2, "81", "set");
+  run_expect(1, 1, 2, "HANDLER_REJECTED HANDLER_REJECTED");
   assert_int_equal(effects("8"), 1);
-  assert_int_equal(txh_long(&H, "SELECT count(*) FROM effects") - rows, 4 + 5 + 2 + 1);
+  txh_done(&H);
+
+  /* Values travel as they are: quotes, a backslash, braces and commas in an array. */
+  const char *odd = "9\"\\{a,b} NULL";
+  txh_batch(&H, 1);
+  txh_event(&H, 0, "onboarding.failed", odd, "ev-odd",
+            "{\"onboarding_id\": \"00000000-0000-4000-8000-0000000000f9\", \"partner_id\": \"p\", \"stage\": "
+            "\"allocation\", \"reasons\": [{\"code\": \"set\", \"field\": \"\", \"message\": \"\"}], "
+            "\"onboarding\": null, \"failed_at\": 0}");
+  run_expect(0, 1, 0, "");
+  assert_int_equal(txh_long(&H, "SELECT count(*) FROM effects WHERE id = '9\"\\{a,b} NULL'"), 1);
+  assert_int_equal(txh_long(&H, "SELECT count(*) FROM effects") - rows, 4 + 5 + 2 + 1 + 1);
   txh_done(&H);
 }
 

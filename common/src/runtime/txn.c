@@ -217,14 +217,14 @@ int lmp_tx_add(struct lmp_tx *tx, const struct lmp_set *set, const char *const *
   s->set = set;
   for (int c = 0; r == 0 && c < set->ncols; c++)
     r = put_array_item(&s->cols[c], s->n, cols[c]);
-  if (r < 0)
-    return r; /* the transaction fails, and forgets the rows (sets_clear) */
-  s->n++;
+  if (r == 0)
+    s->n++;
   if (tx->b == NULL) { /* background work: no batch to gather */
-    r = sets_send(tx);
+    if (r == 0)
+      r = sets_send(tx);
     sets_clear(tx, 1);
   }
-  return r;
+  return r; /* failed, the transaction fails and forgets the rows (sets_clear) */
 }
 
 /* ---- The inbox --------------------------------------------------------------------- */
