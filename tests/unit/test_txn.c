@@ -104,15 +104,22 @@ static int teardown(void **state) {
   return 0;
 }
 
-/* An event keyed id (two hexadecimal digits), whose onboarding id ends in it. */
-static void event(size_t i, const char *id, const char *what) {
-  char json[300], evid[64];
+/* An event keyed key, of event id evid, whose onboarding id ends in oid (two
+ * hexadecimal digits). */
+static void event_as(size_t i, const char *key, const char *evid, const char *oid, const char *what) {
+  char json[300];
   snprintf(json, sizeof(json),
            "{\"onboarding_id\": \"00000000-0000-4000-8000-0000000000%.2s\", \"partner_id\": \"p\", \"stage\": "
            "\"allocation\", \"reasons\": [{\"code\": \"%s\", \"field\": \"\", \"message\": \"\"}], "
-           "\"onboarding\": null, \"failed_at\": 0}", id, what);
+           "\"onboarding\": null, \"failed_at\": 0}", oid, what);
+  txh_event(&H, i, "onboarding.failed", key, evid, json);
+}
+
+/* An event keyed id (two hexadecimal digits), whose onboarding id ends in it. */
+static void event(size_t i, const char *id, const char *what) {
+  char evid[64];
   snprintf(evid, sizeof(evid), "ev-%s", id);
-  txh_event(&H, i, "onboarding.failed", id, evid, json);
+  event_as(i, id, evid, id, what);
 }
 
 static long effects(const char *like) {
@@ -296,10 +303,7 @@ static void rows_added_are_one_statement(void **state) {
   runs = txh_long(&H, "SELECT count(*) FROM set_runs");
   txh_batch(&H, 3);
   event(0, "70", "set");
-  txh_event(&H, 1, "onboarding.failed", "61", "ev-61-again",
-            "{\"onboarding_id\": \"00000000-0000-4000-8000-000000000061\", \"partner_id\": \"p\", \"stage\": "
-            "\"allocation\", \"reasons\": [{\"code\": \"set\", \"field\": \"\", \"message\": \"\"}], "
-            "\"onboarding\": null, \"failed_at\": 0}");
+  event_as(1, "61", "ev-61-again", "61", "set");
   event(2, "72", "set");
   run_expect(1, 2, 1, "DATABASE_REFUSED");
   assert_int_equal(effects("7"), 2);
@@ -310,10 +314,7 @@ static void rows_added_are_one_statement(void **state) {
    * would fail (62 is there), and the savepoint's rollback must not go behind it. */
   txh_batch(&H, 3);
   event(0, "80", "setreject");
-  txh_event(&H, 1, "onboarding.failed", "62", "ev-62-again",
-            "{\"onboarding_id\": \"00000000-0000-4000-8000-000000000062\", \"partner_id\": \"p\", \"stage\": "
-            "\"allocation\", \"reasons\": [{\"code\": \"setreject\", \"field\": \"\", \"message\": \"\"}], "
-            "\"onboarding\": null, \"failed_at\": 0}");
+  event_as(1, "62", "ev-62-again", "62", "setreject");
   event(2, "81", "set");
   run_expect(1, 1, 2, "HANDLER_REJECTED HANDLER_REJECTED");
   assert_int_equal(effects("8"), 1);
@@ -322,10 +323,7 @@ static void rows_added_are_one_statement(void **state) {
   /* Values travel as they are: quotes, a backslash, braces and commas in an array. */
   const char *odd = "9\"\\{a,b} NULL";
   txh_batch(&H, 1);
-  txh_event(&H, 0, "onboarding.failed", odd, "ev-odd",
-            "{\"onboarding_id\": \"00000000-0000-4000-8000-0000000000f9\", \"partner_id\": \"p\", \"stage\": "
-            "\"allocation\", \"reasons\": [{\"code\": \"set\", \"field\": \"\", \"message\": \"\"}], "
-            "\"onboarding\": null, \"failed_at\": 0}");
+  event_as(0, odd, "ev-odd", "f9", "set");
   run_expect(0, 1, 0, "");
   assert_int_equal(txh_long(&H, "SELECT count(*) FROM effects WHERE id = '9\"\\{a,b} NULL'"), 1);
   assert_int_equal(txh_long(&H, "SELECT count(*) FROM effects") - rows, 4 + 5 + 2 + 1 + 1);
