@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+#include <uv.h>
 
 #include "lmp/base/buf.h"
 #include "lmp/base/error.h"
@@ -99,11 +99,7 @@ static void set_result_err(struct lmp_db *db, const PGresult *res) {
   set_err(db, msg);
 }
 
-static long long mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+static long long mono_ms(void) { return (long long)(uv_hrtime() / 1000000); } /* the runtime's clock */
 
 /* Library code does not print: server notices ("already exists, skipping") are dropped. */
 static void quiet_notices(void *arg, const char *message) {}
@@ -179,11 +175,11 @@ static int cached(const struct lmp_db *db, const char *sql) {
   return -1;
 }
 
-/* sql, a literal, is prepared as lmp_<index> from now: its index. */
-static int cache_add(struct lmp_db *db, const char *sql) {
+/* sql, a literal, is prepared as lmp_<ncache> from now. */
+static void cache_add(struct lmp_db *db, const char *sql) {
   db->cache[db->ncache].sql = sql;
   db->cache[db->ncache].hash = hash(sql);
-  return db->ncache++;
+  db->ncache++;
 }
 
 /* The name of sql's prepared statement on this connection, preparing it the first
