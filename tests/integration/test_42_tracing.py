@@ -7,18 +7,22 @@ reason, as has a message dead-lettered, whose dead letter adds no span; a daemon
 a collector that is away costs nothing but counted drops (the onboarding confirms as
 fast, /metrics counts the spans dropped) and spans flow again once it is back; one
 that takes the connection and never answers costs each request tracing.timeout_ms on
-the exporter's thread, drops counted, the log saying so once, and stops stay prompt."""
+the exporter's thread, drops counted, the log saying so once, and stops stay prompt.
+deploy/trace prints the trace by its id or the onboarding's, a line per span, the
+failed stage with its error, and refuses what is neither id."""
 import json
+import os
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
 import urllib.request
 import uuid
 
-from harness import (JAEGER_OTLP_PORT, JAEGER_URL, SECURED, TcpGate, check, example, log, onboarding_id, run, tls_context, token,
-                     wait_for)
+from harness import (JAEGER_OTLP_PORT, JAEGER_URL, ROOT, SECURED, TcpGate, check, example, log, onboarding_id, run, tls_context,
+                     token, wait_for)
 
 FLOW = ["lmp-intake", "lmp-allocation", "lmp-appliance-fulfilment", "lmp-shipping", "lmp-notifier"]
 
@@ -79,6 +83,12 @@ def whole(trace_id, mails=2):
         return spans if set(FLOW) <= services and len(sends) >= mails and parents else None
     return wait_for(f"trace {trace_id} whole", done, timeout=60,
                     show=lambda: sorted((s["service"], s["name"]) for s in trace(trace_id)))
+
+
+def view(ident):
+    """deploy/trace against the test stack's Jaeger."""
+    return subprocess.run([os.path.join(ROOT, "deploy", "trace"), ident], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "LMP_JAEGER_URL": JAEGER_URL})
 
 
 def check_causal(spans):
@@ -144,6 +154,21 @@ def test_tracing(ns):
     check(not any(s["tags"].get("error") for s in spans), "no span of a confirmed onboarding is an error")
     log(f"trace {tid}: {len(spans)} spans from {len({s['service'] for s in spans})} daemons")
 
+    # 1b. deploy/trace, the stack's way to read a trace (its Jaeger has no UI): a line
+    # per span, found by the trace id and by the onboarding id alike.
+    by_trace, by_onboarding = view(tid), view(onboarding_id(r))
+    for shown in (by_trace, by_onboarding):  # the mails' settling spans may still be arriving
+        lines = shown.stdout.splitlines()
+        count = int(lines[0].split()[2]) if shown.returncode == 0 and lines else 0
+        check(lines and lines[0].startswith(f"trace {tid}: {count} spans of ") and count >= len(spans)
+              and len(lines) == count + 1 and all(any(f" {d} " in l for l in lines[1:]) for d in FLOW)
+              and "ERROR" not in shown.stdout, f"deploy/trace: {shown}")
+    for bad in ["", "0" * 31, tid.upper(), f"{tid}; ls", "../" + tid]:
+        refused = view(bad)
+        check(refused.returncode == 2 and refused.stdout == "" and "deploy/trace" in refused.stderr, f"{bad!r}: {refused}")
+    absent = view("0" * 32)
+    check(absent.returncode == 1 and "holds no trace" in absent.stderr, f"an unknown trace: {absent}")
+
     # 2. A failing onboarding: the stage that failed is marked, with the reason.
     short = example("virtual-core.json", partner_id="partner-southwind")
     short["users"]["tier"] = 51
@@ -157,6 +182,9 @@ def test_tracing(ns):
     check(len(bad) == 1 and bad[0]["service"] == "lmp-allocation" and bad[0]["name"] == "process onboarding.accepted"
           and bad[0]["tags"].get("lmp.outcome") == "failed" and bad[0]["tags"].get("otel.status_code") == "ERROR"
           and "users requested" in bad[0]["tags"].get("otel.status_description", ""), f"marked: {bad}")
+    shown = view(tid).stdout
+    check(any(" lmp-allocation " in l and "process onboarding.accepted  ERROR " in l and "users requested" in l
+              for l in shown.splitlines()), f"deploy/trace shows the failed stage: {shown}")
 
     # 2b. A message no daemon can read: each consumer's span of it is an error, and a
     # dead letter adds no span of its own (it carries the original's traceparent).
