@@ -24,11 +24,19 @@ static int record(struct lmp_tx *tx, const char *id, const char *status, const s
   return r;
 }
 
-/* A refusal undoes what the onboarding took before it (saved: the savepoint taken
- * before its first unit) and records it refused. */
+/* A refusal puts back the units the onboarding took before it (taken: how many) and
+ * records it refused. Written back rather than rolled back to a savepoint: a savepoint
+ * per onboarding, for the rare one that lacks stock, made every batch a chain of
+ * subtransactions, each with an id of its own (past 64 in one transaction, snapshots
+ * taken meanwhile look them up in pg_subtrans). The units holding this onboarding's id
+ * are the ones reserved just now (an onboarding seen before takes nothing), and an
+ * available unit has no onboarding (the table's check) and no reservation time. */
 static int refuse(struct lmp_tx *tx, const char *id, const char *partner, struct lmp_reason *rs,
-                  size_t n, avro_value_t *onboarding, int saved) {
-  int r = saved ? lmp_tx_command(tx, "ROLLBACK TO SAVEPOINT provision", 0, NULL) : 0;
+                  size_t n, avro_value_t *onboarding, int taken) {
+  const char *p[] = {id};
+  int r = taken ? lmp_tx_command(tx, "UPDATE units SET status = 'available', onboarding_id = NULL, "
+                                     "reserved_at = NULL WHERE onboarding_id = $1", 1, p)
+                : 0;
   if (r == 0)
     r = record(tx, id, "refused", rs, n);
   lmp_info(id, "refused: %s", rs[0].message);
@@ -94,7 +102,7 @@ static int on_allocated(struct lmp_tx *tx, const struct lmp_event *ev) {
     goto out;
   struct lmp_reason rs[8];
   size_t nr = 0;
-  int saved = 0; /* the savepoint a refusal rolls back to, taken before the first unit */
+  int taken = 0; /* units reserved, which a refusal puts back */
   if (lmp_av_field(&req, "deployment", &dep) == 0) {
     int kind = lmp_av_enum(&dep, "kind");
     const char *region = lmp_av_str(&dep, "hosting_region");
@@ -112,7 +120,7 @@ static int on_allocated(struct lmp_tx *tx, const struct lmp_event *ev) {
       if (!known) {
         lmp_reason_set(&rs[0], "UNKNOWN_HOSTING_REGION", "deployment.hosting_region",
                        "Hosting region '%s' cannot host appliances.", LMP_Q(p[2]));
-        r = refuse(tx, id, partner, rs, 1, &acc, saved);
+        r = refuse(tx, id, partner, rs, 1, &acc, taken);
         goto out;
       }
       if ((r = append_unit(&units, 0, "VIRTUAL", NULL, vid, region, NULL)) < 0)
@@ -125,11 +133,9 @@ static int on_allocated(struct lmp_tx *tx, const struct lmp_event *ev) {
         avro_value_get_by_index(&apps, i, &a, NULL);
         const char *sku = lmp_av_str(&a, "sku");
         const char *p[] = {sku ? sku : ""};
-        if (!saved && (r = lmp_tx_command(tx, "SAVEPOINT provision", 0, NULL)) < 0)
-          goto out;
-        saved = 1;
         char serial[128];
         int got = take_unit(tx, id, p[0], serial, sizeof(serial)), known = 1;
+        taken += got > 0;
         /* None taken: out of stock, or not a model in the catalogue at all. */
         if (got == 0 && (r = lmp_tx_exists(tx, "SELECT 1 FROM skus WHERE sku = $1", 1, p, &known)) < 0)
           goto out;
@@ -156,7 +162,7 @@ static int on_allocated(struct lmp_tx *tx, const struct lmp_event *ev) {
     }
   }
   if (nr) {
-    r = refuse(tx, id, partner, rs, nr, &acc, saved);
+    r = refuse(tx, id, partner, rs, nr, &acc, taken);
     goto out;
   }
   size_t nunits = 0;

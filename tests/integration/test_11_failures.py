@@ -75,8 +75,10 @@ def test_failures(ns):
     check(pools(ns) == before, f"pools after: {pools(ns)}, before: {before}")
     check(ns.sql("SELECT count(*) FROM units WHERE status = 'reserved'", service="appliance-fulfilment")[0][0] == 0,
           "no unit stays reserved")
-    check(ns.sql("SELECT status FROM units WHERE serial = 'SCARCE-1'", service="appliance-fulfilment") == [("available",)],
-          "the one scarce unit reserved before the shortfall was rolled back")
+    scarce_unit = ns.sql("SELECT status, onboarding_id, reserved_at FROM units WHERE serial = 'SCARCE-1'",
+                         service="appliance-fulfilment")
+    check(scarce_unit == [("available", None, None)],
+          f"the one scarce unit, reserved before the shortfall, is back as it was: {scarce_unit}")
 
     # Each failed onboarding's partner is told, once, with the reasons.
     for r in (short, stock, unknown_sub, not_sharing):
