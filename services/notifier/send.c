@@ -261,7 +261,7 @@ int notifier_send_next(struct lmp_tx *tx) {
   if (r == 0 && json_array_size(bt.sent) > 0) {
     char *rows = json_dumps(bt.sent, JSON_COMPACT);
     const char *q[] = {rows};
-    r = rows ? lmp_tx_command(tx, "UPDATE mails m SET status = 'sent', "
+    r = rows ? lmp_tx_command_set(tx, "UPDATE mails m SET status = 'sent', "
                                   "sent_at = 'epoch'::timestamptz + s.at * interval '1 millisecond', "
                                   "settled_at = 'epoch'::timestamptz + s.at * interval '1 millisecond', "
                                   "attempts = m.attempts + 1, last_error = NULL "
@@ -383,7 +383,7 @@ static int announce_settled(struct lmp_tx *tx) {
   if (r == 0 && json_array_size(done) > 0) {
     char *rows = json_dumps(done, JSON_COMPACT);
     const char *q[] = {rows};
-    r = rows ? lmp_tx_command(tx, "UPDATE mails m SET announced_at = now() "
+    r = rows ? lmp_tx_command_set(tx, "UPDATE mails m SET announced_at = now() "
                                   "FROM jsonb_to_recordset($1::jsonb) AS s(onboarding_id text, kind text) "
                                   "WHERE m.onboarding_id = s.onboarding_id AND m.kind = s.kind", 1, q)
              : LMP_ENOMEM;

@@ -297,6 +297,15 @@ static void rows_added_are_one_statement(void **state) {
   assert_int_equal(txh_long(&H, "SELECT count(*) FROM set_runs") - runs, 1);
   assert_int_equal(txh_long(&H, "SELECT max(nrows) FROM set_runs"), 5);
   txh_done(&H);
+  /* Planned for its rows each time: never prepared on the runtime's connection, where
+   * the statements it runs otherwise are (statements_planned_again says why). */
+  PGresult *res = NULL;
+  const char *set_sql[] = {effects_set.sql};
+  assert_int_equal(lmp__db_query(&H.rt.db, "SELECT count(*) FILTER (WHERE statement = $1), count(*) "
+                                           "FROM pg_prepared_statements", 1, set_sql, NULL, NULL, 0, &res), 0);
+  assert_string_equal(PQgetvalue(res, 0, 0), "0");
+  assert_true(atol(PQgetvalue(res, 0, 1)) > 0);
+  PQclear(res);
 
   /* 61 is there already: the batch's one statement fails at COMMIT, then each row is
    * its event's own. */
@@ -334,7 +343,8 @@ static void rows_added_are_one_statement(void **state) {
  * LMP_DB_REPLAN_MS the prepared statements go and are made again, planned for the
  * table as it is. Here a join planned on a table of 40 rows (of a mail's size) is
  * planned again after it grew to 20,000: a hash join over the whole table before,
- * its index after. */
+ * its index after. The same join unprepared (lmp_tx_command_set, the sets) takes
+ * the index as soon as the table has grown. */
 /* How sql reads grows: "seq" or "index", from the scans it adds to the counts this
  * connection has not yet reported (pg_stat_xact_user_tables). */
 static void scans(struct lmp_db *db, long *seq, long *idx) {
@@ -346,11 +356,11 @@ static void scans(struct lmp_db *db, long *seq, long *idx) {
   PQclear(res);
 }
 
-static const char *scan_of(struct lmp_db *db, const char *sql, const char *const *p) {
+static const char *scan_of(struct lmp_db *db, const char *sql, const char *const *p, int prepare) {
   long seq0, idx0, seq1, idx1;
   assert_int_equal(lmp__db_query(db, "BEGIN", 0, NULL, NULL, NULL, 0, NULL), 0);
   scans(db, &seq0, &idx0);
-  assert_int_equal(lmp__db_query(db, sql, 1, p, NULL, NULL, 1, NULL), 0);
+  assert_int_equal(lmp__db_query(db, sql, 1, p, NULL, NULL, prepare, NULL), 0);
   scans(db, &seq1, &idx1);
   assert_int_equal(lmp__db_query(db, "ROLLBACK", 0, NULL, NULL, NULL, 0, NULL), 0);
   return seq1 > seq0 ? "seq" : idx1 > idx0 ? "index" : "none";
@@ -368,7 +378,10 @@ static void statements_planned_again(void **state) {
     assert_int_equal(lmp__db_query(db, join, 1, p, NULL, NULL, 1, NULL), 0);
   txh_exec(&H, "INSERT INTO grows(id, kind, body) SELECT g::text, k, repeat('x', 800) "
                "FROM generate_series(100, 10000) g, unnest(ARRAY['a', 'b']) k");
-  assert_string_equal(scan_of(db, join, p), "seq"); /* the plan of 40 rows, over 20,000 */
+  assert_string_equal(scan_of(db, join, p, 1), "seq"); /* the plan of 40 rows, over 20,000 */
+  /* Unprepared, as a set's statement and lmp_tx_command_set run, it is planned for the
+   * table as it is now, at once. */
+  assert_string_equal(scan_of(db, join, p, 0), "index");
   /* The statements' time is up: the next flight makes them again. */
   db->cache_ms -= LMP_DB_REPLAN_MS;
   assert_int_equal(lmp__db_send(db, "BEGIN", 0, NULL, NULL, NULL, 1), 0);
@@ -376,7 +389,7 @@ static void statements_planned_again(void **state) {
   assert_int_equal(db->ncache, 1);
   assert_int_equal(lmp__db_query(db, "COMMIT", 0, NULL, NULL, NULL, 0, NULL), 0);
   for (int i = 0; i < 8; i++) /* the custom plans, then the generic one */
-    assert_string_equal(scan_of(db, join, p), "index");
+    assert_string_equal(scan_of(db, join, p, 1), "index");
   txh_exec(&H, "DROP TABLE grows");
   /* A DEALLOCATE ALL that fails (here in a transaction already failed) leaves the
    * server's statements unknown to the cache: the connection goes, and the next one

@@ -32,6 +32,11 @@ int lmp_tx_command(struct lmp_tx *tx, const char *sql, int nparams, const char *
   return lmp_tx_query(tx, sql, nparams, params, NULL);
 }
 
+int lmp_tx_command_set(struct lmp_tx *tx, const char *sql, int nparams, const char *const *params) {
+  int r = sets_send(tx);
+  return r ? r : lmp__db_query(tx->db, sql, nparams, params, NULL, NULL, 0, NULL);
+}
+
 int lmp_tx_send(struct lmp_tx *tx, const char *sql, int nparams, const char *const *params) {
   int r = sets_send(tx);
   return r ? r : lmp__db_send(tx->db, sql, nparams, params, NULL, NULL, 1);
@@ -191,7 +196,7 @@ static int sets_send(struct lmp_tx *tx) {
         lits[c] = lmp_buf_steal(&lit);
     }
     if (r == 0)
-      r = lmp__db_send(tx->db, s->set->sql, s->set->ncols, (const char *const *)lits, NULL, NULL, 1);
+      r = lmp__db_send(tx->db, s->set->sql, s->set->ncols, (const char *const *)lits, NULL, NULL, 0);
     for (int c = 0; c < s->set->ncols; c++) {
       free(lits[c]);
       lmp_buf_reset(&s->cols[c]);

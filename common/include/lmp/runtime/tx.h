@@ -15,6 +15,12 @@ int lmp_tx_query(struct lmp_tx *tx, const char *sql, int nparams, const char *co
                  PGresult **res);
 /* The same, when the result is not needed. */
 int lmp_tx_command(struct lmp_tx *tx, const char *sql, int nparams, const char *const *params);
+/* lmp_tx_command for a statement that joins a table to a set of rows passed as one
+ * parameter (jsonb_to_recordset, unnest): planned for its parameters each time, never
+ * prepared. A prepared statement's plan is kept, and one made while the table was
+ * small (a new database, the first seconds of a burst) hashes the whole table on every
+ * call once it has grown, where looking each row up by its key costs a few buffers. */
+int lmp_tx_command_set(struct lmp_tx *tx, const char *sql, int nparams, const char *const *params);
 /* A write whose answer the handler does not read, sent without waiting for it: it
  * travels with the next statement, or with the outbox's insert and COMMIT, so it
  * costs no round trip of its own. Its failure fails the handling all the same, at
@@ -39,7 +45,8 @@ struct lmp_set {
  * outbox insert and COMMIT. The sets held are sent in the order of their first row: a
  * handler that adds to sets in one order (shipments, then their items) has them
  * written in that order. Run one message at a time (a batch being isolated), each
- * event's rows are its own statements. Outside a batch a row is sent at once. */
+ * event's rows are its own statements. Outside a batch a row is sent at once. Like
+ * lmp_tx_command_set, a set's statement is planned for its rows each time it is sent. */
 int lmp_tx_add(struct lmp_tx *tx, const struct lmp_set *set, const char *const *cols);
 /* Sets *found to whether the query returns a row. */
 int lmp_tx_exists(struct lmp_tx *tx, const char *sql, int nparams, const char *const *params,
