@@ -29,8 +29,10 @@ static int record(struct lmp_tx *tx, const char *id, const char *status, const s
  * per onboarding, for the rare one that lacks stock, made every batch a chain of
  * subtransactions, each with an id of its own (past 64 in one transaction, snapshots
  * taken meanwhile look them up in pg_subtrans). The units holding this onboarding's id
- * are the ones reserved just now (an onboarding seen before takes nothing), and an
- * available unit has no onboarding (the table's check) and no reservation time. */
+ * are the ones reserved just now (an onboarding seen before takes nothing); an
+ * available unit has no onboarding (the table's check) and no reservation time (every
+ * write that frees a unit clears it). Unlike the rollback, the units stay locked until
+ * the batch commits: another instance short of them meanwhile retries its batch. */
 static int refuse(struct lmp_tx *tx, const char *id, const char *partner, struct lmp_reason *rs,
                   size_t n, avro_value_t *onboarding, int taken) {
   const char *p[] = {id};

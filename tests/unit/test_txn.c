@@ -25,8 +25,16 @@ static const struct lmp_set effects_set = {
     1};
 
 /* "set": the effect added to the set; "setsee": that, once the previous event's
- * effect (its key's last digit one less) is seen; "setreject": added, then refused. */
+ * effect (its key's last digit one less) is seen; "setreject": added, then refused;
+ * "setcmd": written by lmp_tx_command_set, from an array of one. */
+static const char *const set_command = "INSERT INTO effects(id) SELECT id FROM unnest($1::text[]) AS r(id)";
 static int set_handle(struct lmp_tx *tx, const char *id, const char *what) {
+  if (strcmp(what, "setcmd") == 0) {
+    char ids[64];
+    snprintf(ids, sizeof(ids), "{%s}", id);
+    const char *p[] = {ids};
+    return lmp_tx_command_set(tx, set_command, 1, p);
+  }
   if (strcmp(what, "setsee") == 0) {
     char prev[8];
     snprintf(prev, sizeof(prev), "%c%c", id[0], id[1] - 1);
@@ -297,12 +305,18 @@ static void rows_added_are_one_statement(void **state) {
   assert_int_equal(txh_long(&H, "SELECT count(*) FROM set_runs") - runs, 1);
   assert_int_equal(txh_long(&H, "SELECT max(nrows) FROM set_runs"), 5);
   txh_done(&H);
-  /* Planned for its rows each time: never prepared on the runtime's connection, where
-   * the statements it runs otherwise are (statements_planned_again says why). */
+  /* Planned for their rows each time: a set's statement and lmp_tx_command_set's are
+   * never prepared on the runtime's connection, where the statements it runs otherwise
+   * are (statements_planned_again says why). */
+  txh_batch(&H, 1);
+  event(0, "65", "setcmd");
+  run_expect(0, 1, 0, "");
+  assert_int_equal(effects("65"), 1);
+  txh_done(&H);
   PGresult *res = NULL;
-  const char *set_sql[] = {effects_set.sql};
-  assert_int_equal(lmp__db_query(&H.rt.db, "SELECT count(*) FILTER (WHERE statement = $1), count(*) "
-                                           "FROM pg_prepared_statements", 1, set_sql, NULL, NULL, 0, &res), 0);
+  const char *set_sql[] = {effects_set.sql, set_command};
+  assert_int_equal(lmp__db_query(&H.rt.db, "SELECT count(*) FILTER (WHERE statement IN ($1, $2)), count(*) "
+                                           "FROM pg_prepared_statements", 2, set_sql, NULL, NULL, 0, &res), 0);
   assert_string_equal(PQgetvalue(res, 0, 0), "0");
   assert_true(atol(PQgetvalue(res, 0, 1)) > 0);
   PQclear(res);
@@ -335,7 +349,7 @@ static void rows_added_are_one_statement(void **state) {
   event_as(0, odd, "ev-odd", "f9", "set");
   run_expect(0, 1, 0, "");
   assert_int_equal(txh_long(&H, "SELECT count(*) FROM effects WHERE id = '9\"\\{a,b} NULL'"), 1);
-  assert_int_equal(txh_long(&H, "SELECT count(*) FROM effects") - rows, 4 + 5 + 2 + 1 + 1);
+  assert_int_equal(txh_long(&H, "SELECT count(*) FROM effects") - rows, 4 + 5 + 1 + 2 + 1 + 1);
   txh_done(&H);
 }
 
