@@ -88,6 +88,7 @@ def whole(trace_id, mails=2):
 def view(ident):
     """deploy/trace against the test stack's Jaeger."""
     return subprocess.run([os.path.join(ROOT, "deploy", "trace"), ident], capture_output=True, text=True, timeout=60,
+                          errors="replace",
                           env={**os.environ, "LMP_JAEGER_URL": JAEGER_URL})
 
 
@@ -163,9 +164,13 @@ def test_tracing(ns):
         check(lines and lines[0].startswith(f"trace {tid}: {count} spans of ") and count >= len(spans)
               and len(lines) == count + 1 and all(any(f" {d} " in l for l in lines[1:]) for d in FLOW)
               and "ERROR" not in shown.stdout, f"deploy/trace: {shown}")
-    for bad in ["", "0" * 31, tid.upper(), f"{tid}; ls", "../" + tid]:
+    # Hostile bytes too: not UTF-8, oversized, another kind of body, control characters;
+    # the refusal quotes at most 80 bytes of it, escaped, never a terminal's escape.
+    for bad in ["", "0" * 31, tid.upper(), f"{tid}; ls", "../" + tid, b"\xff\xfe" + tid.encode(), "a" * 100_000,
+                json.dumps({"onboarding_id": onboarding_id(r)}), f"\x1b[31m{tid}", f"{tid}\n", f"{tid}\r"]:
         refused = view(bad)
-        check(refused.returncode == 2 and refused.stdout == "" and "deploy/trace" in refused.stderr, f"{bad!r}: {refused}")
+        check(refused.returncode == 2 and refused.stdout == "" and "deploy/trace" in refused.stderr
+              and "\x1b" not in refused.stderr and len(refused.stderr) < 400, f"{bad!r:.120}: {refused!r:.400}")
     absent = view("0" * 32)
     check(absent.returncode == 1 and "holds no trace" in absent.stderr, f"an unknown trace: {absent}")
 
