@@ -69,7 +69,11 @@ def test_lists(ns):
     # Malformed queries, and no token.
     for path in ("/v1/onboardings?status=teleported", "/v1/onboardings?limit=0", "/v1/onboardings?limit=101",
                  "/v1/onboardings?limit=ten", "/v1/onboardings?cursor=abc", "/v1/customers?cursor=1_not-a-uuid",
-                 "/v1/onboardings?cursor=" + "9" * 19 + "_" + ids[0], "/v1/customers?status=confirmed"):
+                 "/v1/onboardings?cursor=" + "9" * 19 + "_" + ids[0], "/v1/customers?status=confirmed",
+                 # Encoded characters that would cut a value short or make an argument
+                 # of their own once decoded: never read as no cursor, or as a cursor.
+                 "/v1/onboardings?cursor=%00", "/v1/onboardings?cursor=%00%F1%8F%BB%AD",
+                 "/v1/onboardings?status=failed%26cursor%3D1_" + ids[0], "/v1/customers?cur%3Dsor=1"):
         code, body = get(ns, path)
         check(code == 400 and body.get("error"), f"{path}: {code} {body}")
     for path in ("/v1/onboardings", "/v1/customers"):

@@ -13,9 +13,24 @@
 #include "lmp/base/log.h"
 #include "lmp/base/text.h"
 
-static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
-  struct lmp_buf *b = cls;
-  lmp_buf_printf(b, "%s%s=%s", b->len ? "&" : "", key, value ? value : "");
+/* The query's arguments as libmicrohttpd decoded them, joined again as "a=1&b=2" for
+ * the routes. A decoded NUL would cut its value short (an empty cursor reads as none),
+ * and a decoded '&', or '=' in a name, would read as an argument of its own: a query
+ * holding one is refused, never passed on changed. */
+struct args {
+  struct lmp_buf b;
+  int forged;
+};
+
+static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size,
+                                   const char *value, size_t value_size) {
+  struct args *a = cls;
+  if (memchr(key, '\0', key_size) || memchr(key, '&', key_size) || memchr(key, '=', key_size) ||
+      (value && (memchr(value, '\0', value_size) || memchr(value, '&', value_size)))) {
+    a->forged = 1;
+    return MHD_NO;
+  }
+  lmp_buf_printf(&a->b, "%s%s=%s", a->b.len ? "&" : "", key, value ? value : "");
   return MHD_YES;
 }
 
@@ -50,13 +65,14 @@ static void begin(struct lmp_http *h, struct req *q, const char *url, const char
   if (n > MAX_PATH || lmp_text_check(url, n, 0, NULL) != LMP_TEXT_OK)
     return lmp__http_fail(q, 400, "the path must be UTF-8 text without control characters, at most 1024 bytes");
   q->path = strdup(url);
-  struct lmp_buf args = {0};
-  MHD_get_connection_values(q->c, MHD_GET_ARGUMENT_KIND, collect_arg, &args);
-  if (args.len && lmp_text_check(args.data, args.len, 0, NULL) != LMP_TEXT_OK) {
-    lmp_buf_free(&args);
-    return lmp__http_fail(q, 400, "the query must be UTF-8 text without control characters");
+  struct args args = {0};
+  MHD_get_connection_values_n(q->c, MHD_GET_ARGUMENT_KIND, collect_arg, &args);
+  if (args.forged || (args.b.len && lmp_text_check(args.b.data, args.b.len, 0, NULL) != LMP_TEXT_OK)) {
+    lmp_buf_free(&args.b);
+    return lmp__http_fail(q, 400, args.forged ? "a query argument holds an encoded NUL, '&' or, in its name, '='"
+                                              : "the query must be UTF-8 text without control characters");
   }
-  q->query = lmp_buf_steal(&args);
+  q->query = lmp_buf_steal(&args.b);
   if (q->path == NULL)
     return lmp__http_fail(q, 503, "out of memory");
   lmp__http_route(h, q);
