@@ -484,12 +484,20 @@ def saturation(n):
         while mails() - mails0 < 2 * n and time.monotonic() < deadline:
             time.sleep(0.2)
         got_mails = mails() - mails0
-        uss = {p.service: uss_mib(p.pid) for p in ns.procs}
+        busy_uss = {p.service: uss_mib(p.pid) for p in ns.procs}
         # Every settled mail announced, and on the broker.
         wait_for("the mails' fates announced", lambda: ns.sql(
             "SELECT count(*) FROM mails WHERE announced_at IS NULL AND status <> 'pending' "
             "AND kind IN ('confirmation', 'invitation')", service="notifier")[0][0] == 0, timeout=120)
         ns.wait_published(["notifier"])
+        # The private memory the daemons keep for good: once intake has recorded every
+        # mail's fate (until then it and the notifier are still at work) and each has
+        # had the two quiet seconds after which it gives freed memory back (checked
+        # once a second).
+        wait_for("intake's record of the mails' fates", lambda: ns.sql(
+            "SELECT count(*) FROM mail_fates", service="intake")[0][0] >= 2 * n, timeout=120)
+        time.sleep(4)
+        uss = {p.service: uss_mib(p.pid) for p in ns.procs}
         pg_per, pg_top = pg_work(ns, pg0, n)
         ts = stamps(ns, {rid: oid for rid, oid, _ in msgs})
         first = min(ts[oid][FLOW[0]] for _, oid, _ in msgs)
@@ -506,7 +514,8 @@ def saturation(n):
         mail_pace = (len(at) / max(0.001, (max(at) - min(at)) / 1000) if at else 0.0,
                      (max(at) - first) / 1000 if at else 0.0, pct(after, 99) if after else 0, len(at))
         return dict(mail_pace=mail_pace, ready=ready, published=published, stages=stages, cpu=cpu, rss=rss,
-                    mails=got_mails, busy=busy, servers=servers, pg=pg_per, pg_top=pg_top, uss=uss)
+                    mails=got_mails, busy=busy, servers=servers, pg=pg_per, pg_top=pg_top, uss=uss,
+                    busy_uss=busy_uss)
     finally:
         for problem in ns.close():
             say(f"warning: {problem}")
@@ -594,8 +603,11 @@ def table(lim, alone, hops, loop, idle, sat, n):
         row(f"saturation: {s} peak memory (VmHWM)", f"{sat['rss'][s]:.1f} MiB", target="<= 20 MiB",
             met=sat["rss"][s] <= 20)
     for s in SERVICES:
-        row(f"saturation: {s} private memory (USS) after {n:,} onboardings and their mails", f"{sat['uss'][s]:.1f} MiB",
-            target="<= 12 MiB", met=sat["uss"][s] <= 12)
+        row(f"saturation: {s} private memory (USS) as the last mail arrives (intake and the notifier still "
+            f"recording the mails' fates)", f"{sat['busy_uss'][s]:.1f} MiB")
+    for s in SERVICES:
+        row(f"saturation: {s} private memory (USS) after {n:,} onboardings and their mails, once idle",
+            f"{sat['uss'][s]:.1f} MiB", target="<= 12 MiB", met=sat["uss"][s] <= 12)
     for s in SERVICES:
         row(f"{s} ready after start (fresh database)", f"{sat['ready'][s]:.0f} ms", target="< 200 ms",
             met=sat["ready"][s] < 200)

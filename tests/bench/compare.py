@@ -125,7 +125,8 @@ def main():
     for key in head[0]:
         m = re.match(r"saturation: (.+) private memory \(USS\) after ([\d,]+) onboardings", head[0][key][0])
         if m:
-            absolute(f"{m.group(1)} private memory (USS) after {m.group(2)} onboardings", key, 0, 12, "MiB")
+            absolute(f"{m.group(1)} private memory (USS) after {m.group(2)} onboardings"
+                     f"{', once idle' if key.endswith('once idle') else ''}", key, 0, 12, "MiB")
     text = (f"{machine(args.head[0])}\n\n{b_}: {len(base)} run(s), {h_}: {len(head)} run(s), interleaved; each "
             f"figure is the mean over its runs.\n\n" + "\n".join(rows) + "\n\nTargets:\n\n" + "\n".join(targets))
     print(text)
