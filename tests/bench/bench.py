@@ -326,6 +326,7 @@ def latency_runs(sz):
     finally:
         for problem in ns.close():
             say(f"warning: {problem}")
+        ns.drop()
 
 
 def start_timed(ns, service):
@@ -519,6 +520,7 @@ def saturation(n):
     finally:
         for problem in ns.close():
             say(f"warning: {problem}")
+        ns.drop()
 
 
 # ---- the report -------------------------------------------------------------------------

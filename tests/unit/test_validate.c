@@ -400,6 +400,16 @@ static void syntax_helpers(void **state) {
     assert_true(intake_email_ok(emails_ok[i]));
   for (size_t i = 0; i < sizeof(emails_bad) / sizeof(*emails_bad); i++)
     assert_false(intake_email_ok(emails_bad[i]));
+  /* White space around a value is allowed, a line break inside it is not ('$' is the
+   * very end, as in JavaScript); a value far past any field's length is refused. */
+  assert_true(intake_id_ok(" partner-1\n"));
+  assert_false(intake_id_ok("partner-1\nx"));
+  assert_false(intake_email_ok("a@example.com\nb"));
+  static char huge[100020];
+  memset(huge, 'a', 100000), strcpy(huge + 100000, "@example.com");
+  assert_false(intake_email_ok(huge));
+  memset(huge, 'a', 100000), strcpy(huge + 100000, ".com");
+  assert_false(intake_web_site_ok(huge));
   char local[80], label[80];
   memset(local, 'a', 64), strcpy(local + 64, "@example.com");
   assert_true(intake_email_ok(local));
