@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "lmp/base/error.h"
+#include "lmp/base/log.h"
 #include "lmp/base/text.h"
 
 #define TEXT_MAX 200 /* characters, for every free-text field but the legal name */
@@ -114,6 +115,15 @@ static pthread_once_t compile_once = PTHREAD_ONCE_INIT;
  * value that hits it is refused, never matched at leisure. */
 #define MATCH_LIMIT 100000
 
+/* What PCRE2 said, when it was not "no match": a fault of this file or no memory,
+ * so the value is refused as before, but not silently. */
+static void engine_error(const char *what, int code, int f) {
+  PCRE2_UCHAR text[160];
+  if (pcre2_get_error_message(code, text, sizeof(text)) < 0)
+    snprintf((char *)text, sizeof(text), "error %d", code);
+  lmp_error(NULL, "field pattern %d: %s: %s", f, what, (const char *)text);
+}
+
 static void compile(void) {
   int code;
   PCRE2_SIZE at;
@@ -122,8 +132,10 @@ static void compile(void) {
   for (int f = 0; f < FORMATS; f++)
     for (int i = 0; i < 4 && patterns[f][i]; i++)
       if ((compiled[f][i] = pcre2_compile((PCRE2_SPTR)patterns[f][i], PCRE2_ZERO_TERMINATED,
-                                          PCRE2_DOLLAR_ENDONLY | PCRE2_NO_AUTO_CAPTURE, &code, &at, NULL)) == NULL)
-        compiled_ok = 0; /* a fault of this file: every value of the format is refused */
+                                          PCRE2_DOLLAR_ENDONLY | PCRE2_NO_AUTO_CAPTURE, &code, &at, NULL)) == NULL) {
+        engine_error("does not compile", code, f);
+        compiled_ok = 0; /* every value of the format is refused */
+      }
 }
 
 static int format_ok(enum format f, const char *s) {
@@ -134,8 +146,12 @@ static int format_ok(enum format f, const char *s) {
     return 0;
   pcre2_match_data *md = pcre2_match_data_create(1, NULL);
   int ok = md != NULL;
-  for (int i = 0; ok && i < 4 && patterns[f][i]; i++)
-    ok = pcre2_match(compiled[f][i], (PCRE2_SPTR)s, strlen(s), 0, 0, md, limits) >= 0;
+  for (int i = 0; ok && i < 4 && patterns[f][i]; i++) {
+    int r = pcre2_match(compiled[f][i], (PCRE2_SPTR)s, strlen(s), 0, 0, md, limits);
+    if (r < 0 && r != PCRE2_ERROR_NOMATCH)
+      engine_error("not matched", r, f);
+    ok = r >= 0;
+  }
   pcre2_match_data_free(md);
   return ok;
 }

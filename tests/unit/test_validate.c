@@ -400,8 +400,13 @@ static void syntax_helpers(void **state) {
     assert_true(intake_email_ok(emails_ok[i]));
   for (size_t i = 0; i < sizeof(emails_bad) / sizeof(*emails_bad); i++)
     assert_false(intake_email_ok(emails_bad[i]));
-  /* White space around a value is allowed, a line break inside it is not ('$' is the
-   * very end, as in JavaScript); a value far past any field's length is refused. */
+  /* Every character the local part's class holds is a literal in it, whichever
+   * engine reads the pattern; white space around a value is allowed, a line break
+   * inside it is not; a value far past any field's length is refused. */
+  assert_true(intake_email_ok("!#$%&'*+/=?^_`{|}~-@example.com"));
+  assert_true(intake_email_ok("a{b}|c@example.com"));
+  assert_false(intake_email_ok("a[b]@example.com"));
+  assert_false(intake_email_ok("a\\b@example.com"));
   assert_true(intake_id_ok(" partner-1\n"));
   assert_false(intake_id_ok("partner-1\nx"));
   assert_false(intake_email_ok("a@example.com\nb"));
