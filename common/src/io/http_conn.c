@@ -19,7 +19,7 @@
  * holding one is refused, never passed on changed. */
 struct args {
   struct lmp_buf b;
-  int forged;
+  int forged, oom;
 };
 
 static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size,
@@ -30,7 +30,10 @@ static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const cha
     a->forged = 1;
     return MHD_NO;
   }
-  lmp_buf_printf(&a->b, "%s%s=%s", a->b.len ? "&" : "", key, value ? value : "");
+  if (lmp_buf_printf(&a->b, "%s%s=%s", a->b.len ? "&" : "", key, value ? value : "") < 0) {
+    a->oom = 1;
+    return MHD_NO;
+  }
   return MHD_YES;
 }
 
@@ -67,6 +70,10 @@ static void begin(struct lmp_http *h, struct req *q, const char *url, const char
   q->path = strdup(url);
   struct args args = {0};
   MHD_get_connection_values_n(q->c, MHD_GET_ARGUMENT_KIND, collect_arg, &args);
+  if (args.oom) {
+    lmp_buf_free(&args.b);
+    return lmp__http_fail(q, 503, "out of memory");
+  }
   if (args.forged || (args.b.len && lmp_text_check(args.b.data, args.b.len, 0, NULL) != LMP_TEXT_OK)) {
     lmp_buf_free(&args.b);
     return lmp__http_fail(q, 400, args.forged ? "a query argument holds an encoded NUL, '&' or, in its name, '='"
