@@ -73,9 +73,18 @@ def test_lists(ns):
                  # Encoded characters that would cut a value short or make an argument
                  # of their own once decoded: never read as no cursor, or as a cursor.
                  "/v1/onboardings?cursor=%00", "/v1/onboardings?cursor=%00%F1%8F%BB%AD",
-                 "/v1/onboardings?status=failed%26cursor%3D1_" + ids[0], "/v1/customers?cur%3Dsor=1"):
+                 "/v1/onboardings?status=failed%26cursor%3D1_" + ids[0], "/v1/customers?cur%3Dsor=1",
+                 # Not UTF-8, control characters, oversized, another event's body.
+                 "/v1/onboardings?cursor=%FF%FE", "/v1/customers?status=%1B%5B31mreleased",
+                 "/v1/onboardings?status=received%0D%0AX-Injected:%201", "/v1/onboardings?cursor=" + "9" * 10000,
+                 "/v1/customers?status=" + "r" * 10000,
+                 "/v1/onboardings?cursor=" + urllib.parse.quote(json.dumps(example("virtual-core.json")))):
         code, body = get(ns, path)
-        check(code == 400 and body.get("error"), f"{path}: {code} {body}")
+        check(code == 400 and body.get("error"), f"{path[:80]}: {code} {body}")
+    # And the lists behind them answer as before.
+    code, again = get(ns, "/v1/onboardings?limit=2")
+    check(code == 200 and [o["onboarding_id"] for o in again["onboardings"]] ==
+          [o["onboarding_id"] for o in page1["onboardings"]], again)
     for path in ("/v1/onboardings", "/v1/customers"):
         code, _ = get(ns, path, who=None)
         check(code == 401, f"{path} without a token: {code}")
