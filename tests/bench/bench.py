@@ -271,7 +271,7 @@ def e2e(ts, ids):
 
 def latency_runs(sz):
     """One onboarding at a time, then the open loop; daemons of one namespace."""
-    ns = Namespace("benchlat")
+    ns, finished = Namespace("benchlat"), False
     try:
         ns.start_all(**DAEMON_ENV)
         stock(ns, sum(r * sz["rate_seconds"] for r in sz["rates"]))
@@ -321,18 +321,18 @@ def latency_runs(sz):
         confirmed.close()
         ts = stamps(ns, requests)
         hops = {t: spread([ts[i][t] - ts[i][p] for i in alone]) for p, t in zip(FLOW, FLOW[1:])}
+        finished = True
         return spread(e2e(ts, alone)), hops, {r: (spread(e2e(ts, ids)), offered, busy, cost)
                                               for r, (ids, offered, busy, cost) in rates.items()}, idle
     finally:
         for problem in ns.close():
             say(f"warning: {problem}")
-        drop(ns)
+        drop(ns, finished)
 
 
-def drop(ns):
-    """A finished run's databases and topics deleted; a failed run's stay to be read
-    (the exception on its way out is the run's failure, not this)."""
-    if sys.exc_info()[0] is not None:
+def drop(ns, finished):
+    """A finished run's databases and topics deleted; a failed run's stay to be read."""
+    if not finished:
         return
     try:
         ns.drop()
@@ -468,7 +468,7 @@ def mails():
 
 def saturation(n):
     """n onboardings of the mix published at once, on fresh daemons (timed to ready)."""
-    ns = Namespace("benchsat")
+    ns, finished = Namespace("benchsat"), False
     try:
         ready = {s: start_timed(ns, s) for s in SERVICES}
         ns.load_reference_data()
@@ -527,13 +527,14 @@ def saturation(n):
         after = [ts[oid][MAILS] - ts[oid][FLOW[-1]] for _, oid, _ in msgs if MAILS in ts[oid]]
         mail_pace = (len(at) / max(0.001, (max(at) - min(at)) / 1000) if at else 0.0,
                      (max(at) - first) / 1000 if at else 0.0, pct(after, 99) if after else 0, len(at))
+        finished = True
         return dict(mail_pace=mail_pace, ready=ready, published=published, stages=stages, cpu=cpu, rss=rss,
                     mails=got_mails, busy=busy, servers=servers, pg=pg_per, pg_top=pg_top, uss=uss,
                     busy_uss=busy_uss)
     finally:
         for problem in ns.close():
             say(f"warning: {problem}")
-        drop(ns)
+        drop(ns, finished)
 
 
 # ---- the report -------------------------------------------------------------------------

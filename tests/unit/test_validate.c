@@ -391,25 +391,22 @@ static void syntax_helpers(void **state) {
   assert_false(intake_email_ok(NULL));
   assert_false(intake_email_ok("@example.com"));
   assert_false(intake_email_ok("a@b@example.com"));
-  /* The patterns of fields.c, against the cases the hand-written checks took. */
-  static const char *const emails_ok[] = {"a@example.com", "o'neil+x@1st.example.co.uk", "A_B-c@x-y.example.org"};
+  /* The patterns of fields.c, against the cases the hand-written checks took, and
+   * every character the local part's class holds, a literal whichever engine reads
+   * the pattern; white space around a value is allowed, a line break inside it is not. */
+  static const char *const emails_ok[] = {"a@example.com", "o'neil+x@1st.example.co.uk", "A_B-c@x-y.example.org",
+                                          "!#$%&'*+/=?^_`{|}~-@example.com", "a{b}|c@example.com"};
   static const char *const emails_bad[] = {".a@example.com", "a.@example.com", "a..b@example.com", "a@example",
                                            "a@example.c0m", "a@-x.example.com", "a@x-.example.com",
-                                           "a b@example.com", "\xc3\xa9@example.com", "a@example..com", ""};
+                                           "a b@example.com", "\xc3\xa9@example.com", "a@example..com", "",
+                                           "a[b]@example.com", "a\\b@example.com", "a@example.com\nb"};
   for (size_t i = 0; i < sizeof(emails_ok) / sizeof(*emails_ok); i++)
     assert_true(intake_email_ok(emails_ok[i]));
   for (size_t i = 0; i < sizeof(emails_bad) / sizeof(*emails_bad); i++)
     assert_false(intake_email_ok(emails_bad[i]));
-  /* Every character the local part's class holds is a literal in it, whichever
-   * engine reads the pattern; white space around a value is allowed, a line break
-   * inside it is not; a value far past any field's length is refused. */
-  assert_true(intake_email_ok("!#$%&'*+/=?^_`{|}~-@example.com"));
-  assert_true(intake_email_ok("a{b}|c@example.com"));
-  assert_false(intake_email_ok("a[b]@example.com"));
-  assert_false(intake_email_ok("a\\b@example.com"));
   assert_true(intake_id_ok(" partner-1\n"));
   assert_false(intake_id_ok("partner-1\nx"));
-  assert_false(intake_email_ok("a@example.com\nb"));
+  /* A value far past any field's length is refused. */
   static char huge[100020];
   memset(huge, 'a', 100000), strcpy(huge + 100000, "@example.com");
   assert_false(intake_email_ok(huge));
